@@ -1,0 +1,8 @@
+"""Placeholder until written (connect/lifecycle)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Wire this part into the app."""

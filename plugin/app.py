@@ -1,0 +1,31 @@
+"""The app factory: defaults, config, then each subsystem wires itself."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from plugin.config import PROJECT_ROOT, Settings
+
+
+def create_app(config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+    """Build the Flask app; `config` overrides (tests), `settings` defaults to the environment."""
+    settings = settings or Settings.from_env()
+    app = Flask(
+        "inflow",
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "plugin" / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(settings.flask_config())
+    app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    import connect
+    import jobs
+    import plugin.web
+
+    connect.init_app(app)
+    jobs.init_app(app)
+    plugin.web.init_app(app)
+    return app

@@ -1,0 +1,58 @@
+"""Settings read once from the environment into a typed object."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'instance' / 'inflow.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Inflow reads from the environment."""
+
+    base_url: str = "http://localhost:8000"
+    port: int = 8000
+    database_url: str = field(default_factory=_default_database_url)
+    redis_url: str | None = None
+    install_keys_url: str = "https://connect-install-keys.atlassian.com"
+    app_key: str = "io.inflow.app"
+    app_name: str = "Inflow"
+    purge_after_days: int = 30
+    forge_jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+    forge_app_id: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Parse INFLOW_* and the conventional DATABASE_URL, REDIS_URL and PORT."""
+        env = dict(os.environ if env is None else env)
+        d = cls()
+        return cls(
+            base_url=env.get("INFLOW_BASE_URL", d.base_url).rstrip("/"),
+            port=int(env.get("PORT", d.port)),
+            database_url=env.get("DATABASE_URL") or d.database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            install_keys_url=env.get("INFLOW_INSTALL_KEYS_URL", d.install_keys_url).rstrip("/"),
+            app_key=env.get("INFLOW_APP_KEY", d.app_key),
+            purge_after_days=int(env.get("INFLOW_PURGE_AFTER_DAYS", d.purge_after_days)),
+            forge_jwks_url=env.get("INFLOW_FORGE_JWKS_URL", d.forge_jwks_url),
+            forge_app_id=env.get("INFLOW_FORGE_APP_ID") or None,
+        )
+
+    def flask_config(self) -> dict[str, object]:
+        """The Flask config keys the subsystems read."""
+        return {
+            "INFLOW_SETTINGS": self,
+            "INFLOW_BASE_URL": self.base_url,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "INFLOW_INSTALL_KEYS_URL": self.install_keys_url,
+            "INFLOW_APP_KEY": self.app_key,
+            "MAX_CONTENT_LENGTH": self.max_body_bytes,
+        }
