@@ -23,9 +23,12 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     import connect
     import jobs
+    import plugin.hooks
+    import plugin.models  # noqa: F401  (one metadata for every table)
     import plugin.web
 
     connect.init_app(app)
     jobs.init_app(app)
+    plugin.hooks.init_app(app)
     plugin.web.init_app(app)
     return app

@@ -20,6 +20,8 @@ from plugin.app import create_app
 from plugin.config import Settings
 from tests.jwt_helpers import host_token
 
+pytest_plugins = ["tests.fakehost.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 BASE_URL = "https://inflow.test"

@@ -1,0 +1,1 @@
+"""Storage models (being written)."""

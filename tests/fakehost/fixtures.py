@@ -1,0 +1,1 @@
+"""Fake Atlassian host fixtures (being written)."""
