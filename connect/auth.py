@@ -68,7 +68,11 @@ def require_jwt(context: bool = False) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verified = verify_current_request(allow_context_qsh=context)
+            if context and request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+                from connect.forge import verify_forge_request  # Forge Remote: same routes, FIT
+                verified = verify_forge_request()
+            else:
+                verified = verify_current_request(allow_context_qsh=context)
             g.tenant = verified.tenant
             g.jwt_claims = verified.claims
             g.account_id = verified.account_id

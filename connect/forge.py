@@ -1,0 +1,258 @@
+"""Forge Remote: Forge Invocation Token (FIT) verification, the JWKS cache, tenant resolution.
+
+Forge signs every call it makes to our remote (UI `invokeRemote`, product events, lifecycle
+events) with an RS256 FIT in `Authorization: Bearer …`. The app/installation identity in a
+verified FIT is the tenant; `principal` is the Atlassian account of the user, if any.
+Product REST calls go to `app.apiBaseUrl` with the `x-forge-oauth-system` (app) or
+`x-forge-oauth-user` (current user) bearer tokens Forge sends alongside.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt as pyjwt
+import requests
+from flask import Flask, current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
+from connect.models import Tenant
+
+log = logging.getLogger(__name__)
+
+FORGE_ISSUER = "forge/invocation-token"
+APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
+SYSTEM_TOKEN_HEADER = "x-forge-oauth-system"
+USER_TOKEN_HEADER = "x-forge-oauth-user"
+# Why a floor between refetches: an attacker can mint tokens with random kids; without it
+# every such request would make us fetch Atlassian's JWKS.
+DEFAULT_REFETCH_INTERVAL = 30.0
+# Why a max age: a key Atlassian removed (rotated out) stops being trusted within a day.
+DEFAULT_MAX_AGE = 24 * 3600.0
+_API_BASE = re.compile(r"/ex/(jira|confluence)/([^/]+)")
+
+
+class JWKSCache:
+    """Atlassian's Forge signing keys by `kid`; refetched on an unknown kid, at most every N s."""
+
+    def __init__(self, url: str, refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
+                 max_age: float = DEFAULT_MAX_AGE, timeout: float = 5.0) -> None:
+        self.url = url
+        self.refetch_interval = refetch_interval
+        self.max_age = max_age
+        self.timeout = timeout
+        self.fetches = 0
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def key_for(self, kid: str) -> Any:
+        """The public key for `kid`, fetching the key set when it is unknown or stale."""
+        with self._lock:
+            now = time.monotonic()
+            stale = self._fetched_at is None or now - self._fetched_at > self.max_age
+            if kid not in self._keys or stale:
+                may_fetch = self._fetched_at is None or now - self._fetched_at >= self.refetch_interval
+                if may_fetch or stale:
+                    self._fetch(now)
+            key = self._keys.get(kid)
+        if key is None:
+            raise JWTRejected("Unknown Forge signing key")
+        return key
+
+    def _fetch(self, now: float) -> None:
+        self._fetched_at = now  # counted even on failure, so failures are rate limited too
+        self.fetches += 1
+        try:
+            response = requests.get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            keys = pyjwt.PyJWKSet.from_dict(response.json()).keys
+        except (requests.RequestException, ValueError, pyjwt.PyJWTError) as exc:
+            log.warning("Could not fetch Forge JWKS from %s: %s", self.url, exc)
+            return
+        self._keys = {k.key_id: k.key for k in keys if k.key_id and k.key_type == "RSA"}
+
+
+@dataclass(frozen=True)
+class ForgeInvocation:
+    """What a verified FIT says about the call, plus the product tokens sent with it."""
+
+    claims: dict[str, Any]
+    app_id: str
+    installation_id: str
+    cloud_id: str | None
+    api_base_url: str | None
+    product: str | None
+    site_url: str | None
+    principal: str | None
+    system_token: str | None = None
+    user_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ForgeVerified(Verified):
+    """A `Verified` for a FIT: the account is the FIT's `principal`, not `sub`."""
+
+    principal: str | None = None
+
+    @property
+    def account_id(self) -> str | None:
+        return self.principal
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def verify_fit(token: str, jwks: JWKSCache, app_id: str | None) -> dict[str, Any]:
+    """Check signature (RS256, by kid), issuer, audience (our app ARI) and expiry; return claims."""
+    if not app_id:
+        raise JWTRejected("Forge app id is not configured")
+    header = unverified_header(token)
+    kid = header.get("kid")
+    if header.get("alg") != "RS256" or not isinstance(kid, str) or not kid:
+        raise JWTRejected("Forge tokens must be signed with RS256 and a kid")
+    key = jwks.key_for(kid)
+    try:
+        claims = pyjwt.decode(token, key, algorithms=["RS256"], audience=app_id,
+                              issuer=FORGE_ISSUER, leeway=LEEWAY_SECONDS,
+                              options={"require": ["iss", "aud", "exp"]})
+    except pyjwt.ExpiredSignatureError as exc:
+        raise JWTRejected("Forge token expired") from exc
+    except pyjwt.PyJWTError as exc:
+        raise JWTRejected("Forge token signature or claims invalid") from exc
+    app_claim = claims.get("app")
+    if not isinstance(app_claim, dict) or not _text(app_claim.get("installationId")):
+        raise JWTRejected("Forge token has no installation")
+    if app_claim.get("id") not in (None, app_id):
+        raise JWTRejected("Forge token app does not match its audience")
+    return claims
+
+
+def invocation_from_claims(claims: dict[str, Any], system_token: str | None = None,
+                           user_token: str | None = None) -> ForgeInvocation:
+    """Read the tenant and user identity out of verified FIT claims."""
+    app_claim = claims["app"]
+    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    api_base_url = _text(app_claim.get("apiBaseUrl"))
+    match = _API_BASE.search(api_base_url or "")
+    cloud_id = _text(context.get("cloudId")) or (match.group(2) if match else None)
+    return ForgeInvocation(
+        claims=claims, app_id=str(claims["aud"] if isinstance(claims["aud"], str) else app_claim.get("id")),
+        installation_id=app_claim["installationId"], cloud_id=cloud_id,
+        api_base_url=api_base_url.rstrip("/") if api_base_url else None,
+        product=match.group(1) if match else None, site_url=_text(context.get("siteUrl")),
+        principal=_text(claims.get("principal")),
+        system_token=system_token, user_token=user_token,
+    )
+
+
+# ---------- tenants ----------
+
+def find_forge_tenant(session: Session, installation_id: str) -> Tenant | None:
+    """The tenant of a Forge installation, if known."""
+    return session.scalar(select(Tenant).where(Tenant.forge_installation_id == installation_id))
+
+
+def _connect_tenant_for(session: Session, cloud_id: str | None, product: str) -> Tenant | None:
+    """A Connect installation on the same site and product (it becomes the Forge one)."""
+    if not cloud_id:
+        return None
+    return session.scalar(select(Tenant).where(
+        Tenant.cloud_id == cloud_id, Tenant.product_type == product,
+        Tenant.forge_installation_id.is_(None)).order_by(Tenant.id))
+
+
+def resolve_tenant(session: Session, inv: ForgeInvocation, product_hint: str | None = None) -> Tenant:
+    """The tenant for a verified invocation: known, adopted from Connect, or created."""
+    tenant = find_forge_tenant(session, inv.installation_id)
+    product = inv.product or product_hint or (tenant.product_type if tenant else "jira")
+    if tenant is None:
+        tenant = _connect_tenant_for(session, inv.cloud_id, product)
+    if tenant is None:
+        base = inv.site_url or inv.api_base_url or ""
+        # The shared secret is random and never disclosed: no Connect JWT can claim this tenant.
+        tenant = Tenant(client_key=f"forge:{inv.installation_id}", shared_secret=secrets.token_hex(32),
+                        base_url=base, display_url=inv.site_url, product_type=product)
+        session.add(tenant)
+    if not tenant.enabled:
+        raise JWTRejected("This installation is disabled")
+    refresh_tenant(tenant, inv)
+    session.flush()
+    return tenant
+
+
+def refresh_tenant(tenant: Tenant, inv: ForgeInvocation) -> None:
+    """Record the Forge identity on the tenant (installation id, cloud id, site URL)."""
+    tenant.host = "forge"
+    tenant.forge_installation_id = inv.installation_id
+    tenant.cloud_id = inv.cloud_id or tenant.cloud_id
+    if inv.site_url:
+        tenant.display_url = inv.site_url
+        if not tenant.base_url or tenant.base_url.startswith("https://api.atlassian.com"):
+            tenant.base_url = inv.site_url
+    if not tenant.installed:
+        tenant.installed = True
+        tenant.uninstalled_at = None
+
+
+# ---------- Flask glue ----------
+
+def forge_settings(app: Flask) -> tuple[str, str | None]:
+    """(JWKS URL, app ARI) from config overrides or the Settings."""
+    settings = app.config.get("INFLOW_SETTINGS")
+    jwks_url = app.config.get("INFLOW_FORGE_JWKS_URL") or getattr(settings, "forge_jwks_url", None)
+    app_id = app.config.get("INFLOW_FORGE_APP_ID") or getattr(settings, "forge_app_id", None)
+    return str(jwks_url), app_id
+
+
+def jwks_for(app: Flask) -> JWKSCache:
+    """The app's JWKS cache (one per process and URL)."""
+    url, _ = forge_settings(app)
+    cache = app.extensions.get("inflow.forge_jwks")
+    if cache is None or cache.url != url:
+        interval = float(app.config.get("INFLOW_FORGE_JWKS_REFETCH_SECONDS", DEFAULT_REFETCH_INTERVAL))
+        cache = JWKSCache(url, refetch_interval=interval)
+        app.extensions["inflow.forge_jwks"] = cache
+    return cache
+
+
+def bearer_token() -> str | None:
+    """The token from `Authorization: Bearer …`, if that is the scheme used."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def _strip_bearer(value: str | None) -> str | None:
+    if value and value[:7].lower() == "bearer ":
+        value = value[7:]
+    return value.strip() or None if value else None
+
+
+def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
+    """Verify the current request's FIT, resolve its tenant; sets g.forge. Raises JWTRejected."""
+    token = bearer_token()
+    if not token:
+        raise JWTRejected("Missing Forge Invocation Token")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    claims = verify_fit(token, jwks_for(app), forge_settings(app)[1])
+    inv = invocation_from_claims(claims, _strip_bearer(request.headers.get(SYSTEM_TOKEN_HEADER)),
+                                 _strip_bearer(request.headers.get(USER_TOKEN_HEADER)))
+    with app.extensions["inflow.db"].session() as session:
+        tenant = resolve_tenant(session, inv, product_hint)
+    g.forge = inv
+    return ForgeVerified(claims=claims, tenant=tenant, context_qsh=True, principal=inv.principal)
+
+
+def current_invocation() -> ForgeInvocation | None:
+    """The verified Forge invocation of this request, if it came through Forge."""
+    return g.get("forge")
