@@ -87,7 +87,8 @@ def require_jwt(context: bool = False) -> Callable[[F], F]:
 
 def wants_json() -> bool:
     """True when the client asked for JSON or called the JSON API."""
-    if request.path.startswith(("/api/", "/forge/", "/webhooks/")) or request.is_json:
+    lifecycle = request.path in ("/installed", "/uninstalled", "/enabled", "/disabled")
+    if request.path.startswith(("/api/", "/forge/", "/webhooks/")) or lifecycle or request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json"

@@ -1,8 +1,122 @@
-"""Placeholder until written (connect/headers)."""
+"""HTTP hygiene for every response: security headers, JSON errors and JSON request bodies."""
 from __future__ import annotations
 
-from flask import Flask
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+ALL_JS_ORIGIN = "https://connect-cdn.atl-paas.net"
+# Unauthenticated pages may still be framed by any Atlassian Cloud site (e.g. an error page).
+DEFAULT_FRAME_ANCESTORS = ("'self'", "https://*.atlassian.net", "https://*.jira.com")
+# The rest of the policy: our own assets plus Atlassian's all.js; no plugins, no foreign forms.
+BASE_POLICY = (
+    "default-src 'self'",
+    f"script-src 'self' {ALL_JS_ORIGIN}",
+    "style-src 'self' 'unsafe-inline'",  # all.js sizes the iframe with inline styles
+    "img-src 'self' data: https:",  # avatars come from the sites and Atlassian's avatar CDN
+    "font-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+)
+JSON_ERROR_CODES = frozenset({400, 404, 405, 413, 415, 422})
+JSON_PATH_PREFIXES = ("/api/", "/webhooks/", "/forge/")
+LIFECYCLE_PATHS = frozenset({"/installed", "/uninstalled", "/enabled", "/disabled"})
+_ORIGIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+def site_origin(url: str | None) -> str | None:
+    """scheme://host[:port] of a stored site URL, or None if it is not a plain http(s) URL."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    # A stored URL is host-controlled text: only a clean origin may enter a header.
+    if parts.scheme not in ("http", "https") or not _ORIGIN_HOST.match(parts.netloc or ""):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def frame_ancestors() -> list[str]:
+    """Who may frame this response: the verified tenant's sites, else any Atlassian Cloud site."""
+    tenant = g.get("tenant")
+    if tenant is None:
+        return list(DEFAULT_FRAME_ANCESTORS)
+    origins = ["'self'"]
+    for url in (tenant.base_url, tenant.display_url):
+        origin = site_origin(url)
+        if origin and origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+def content_security_policy() -> str:
+    """The CSP for the current request."""
+    return "; ".join((*BASE_POLICY, "frame-ancestors " + " ".join(frame_ancestors())))
+
+
+def add_security_headers(response: Response) -> Response:
+    """CSP, referrer, nosniff and no-store headers; never X-Frame-Options (we live in iframes)."""
+    response.headers["Content-Security-Policy"] = content_security_policy()
+    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.pop("X-Frame-Options", None)
+    if g.get("tenant") is not None or response.mimetype == "application/json":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def wants_json_errors() -> bool:
+    """True for the JSON endpoints: the API, webhooks, Forge and lifecycle callbacks."""
+    return request.path.startswith(JSON_PATH_PREFIXES) or request.path in LIFECYCLE_PATHS
+
+
+def json_error(status: int, error: str, message: str) -> Response:
+    """A short JSON error response."""
+    response = jsonify({"error": error, "message": message})
+    response.status_code = status
+    return response
+
+
+def render_http_error(exc: HTTPException) -> Any:
+    """JSON 4xx for JSON endpoints; everything else keeps its normal (HTML) rendering."""
+    if exc.code in JSON_ERROR_CODES and wants_json_errors():
+        error = (exc.name or "error").lower().replace(" ", "_")
+        response = json_error(exc.code or 400, error, exc.description or exc.name)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        return response
+    return exc
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """503 with Retry-After so the host retries; the request stored nothing."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
+    response = json_error(503, "unavailable", "Storage is unavailable; retry later")
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request body as a JSON object: 413 when too large, 400 when not a JSON object."""
+    raw = request.get_data(cache=True)  # raises 413 over MAX_CONTENT_LENGTH
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        abort(400, description="Request body is not valid JSON")
+    if not isinstance(body, dict):
+        abort(400, description="Request body must be a JSON object")
+    return body
 
 
 def init_app(app: Flask) -> None:
-    """Wire this part into the app."""
+    """Security headers on every response and JSON errors for the JSON endpoints."""
+    app.after_request(add_security_headers)
+    app.register_error_handler(HTTPException, render_http_error)

@@ -1,8 +1,160 @@
-"""Placeholder until written (connect/webhooks)."""
+"""Webhook intake: verify, store the raw event once, answer fast, hand the id to the product."""
 from __future__ import annotations
 
-from flask import Flask
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from connect.auth import get_db, verify_current_request
+from connect.headers import database_unavailable, read_json_object
+from connect.jwt import JWTRejected
+from connect.models import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__)
+
+EventHandler = Callable[[int, int], None]
+HANDLER_KEY = "inflow.event_handler"
+PRODUCTS = ("jira", "confluence")
+EVENT_SLUG = re.compile(r"^[a-z0-9_:.-]{1,100}$")
+IDENTIFIER_HEADER = "X-Atlassian-Webhook-Identifier"
+# Jira names issue events `jira:issue_*`; the URL slug drops the prefix (colons in paths confuse).
+JIRA_PREFIXED = frozenset({"issue_created", "issue_updated", "issue_deleted"})
+
+
+def set_event_handler(app: Flask, fn: EventHandler | None) -> None:
+    """Register `fn(tenant_id, event_id)`, called after each new event row commits."""
+    app.extensions[HANDLER_KEY] = fn
+
+
+def event_key(product: str, slug: str, raw_body: bytes) -> str:
+    """The host's delivery id when sent (stable across retries), else a content hash."""
+    identifier = request.headers.get(IDENTIFIER_HEADER, "").strip()
+    if identifier and len(identifier) <= 200:
+        return f"id:{identifier}"
+    digest = hashlib.sha256(f"{product}/{slug}\n".encode() + raw_body).hexdigest()
+    return f"sha256:{digest}"
+
+
+def event_type(product: str, slug: str, body: dict[str, Any]) -> str:
+    """The host's event name: the body's `webhookEvent`, else the one the URL was declared for."""
+    name = body.get("webhookEvent")
+    if isinstance(name, str) and name and len(name) <= 128:
+        return name
+    if product == "jira" and slug in JIRA_PREFIXED:
+        return f"jira:{slug}"
+    return slug
+
+
+def _ident(value: Any) -> str | None:
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+        return str(value)[:200]
+    return None
+
+
+def jira_item_ref(body: dict[str, Any]) -> str | None:
+    """`jira:<KEY>` for issue and comment events, `jira:issue:<id>` when only the id is known."""
+    issue = body.get("issue") if isinstance(body.get("issue"), dict) else {}
+    if key := _ident(issue.get("key")):
+        return f"jira:{key}"
+    if issue_id := _ident(issue.get("id")):
+        return f"jira:issue:{issue_id}"
+    link = body.get("issueLink") if isinstance(body.get("issueLink"), dict) else {}
+    if source_id := _ident(link.get("sourceIssueId")):
+        return f"jira:issue:{source_id}"
+    return None
+
+
+def confluence_item_ref(body: dict[str, Any]) -> str | None:
+    """`confluence:<id>` of the page or blog post the event is about."""
+    for field in ("page", "blog"):
+        content = body.get(field)
+        if isinstance(content, dict) and (content_id := _ident(content.get("id"))):
+            return f"confluence:{content_id}"
+    for field, inner in (("comment", "parent"), ("labeled", None), ("content", None)):
+        content = body.get(field)
+        if isinstance(content, dict) and inner:
+            content = content.get(inner)
+        if isinstance(content, dict) and (content_id := _ident(content.get("id"))):
+            return f"confluence:{content_id}"
+    return None
+
+
+def event_timestamp(body: dict[str, Any]) -> int:
+    """The host's `timestamp` (ms) when it is a sane number, else the receipt time."""
+    value = body.get("timestamp")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
+        return int(value)
+    return int(time.time() * 1000)
+
+
+def _verified_tenant(product: str) -> Any:
+    verified = verify_current_request(allow_context_qsh=False)
+    if verified.tenant.product_type != product:
+        raise JWTRejected(f"This tenant does not send {product} webhooks", status=403)
+    g.tenant = verified.tenant
+    return verified.tenant
+
+
+def store_event(tenant_id: int, product: str, slug: str, raw: bytes,
+                body: dict[str, Any]) -> int | None:
+    """Insert the event row; None when this delivery was already stored."""
+    key = event_key(product, slug, raw)
+    ref = jira_item_ref(body) if product == "jira" else confluence_item_ref(body)
+    row = WebhookEvent(tenant_id=tenant_id, event_key=key, event_type=event_type(product, slug, body),
+                       product=product, item_ref=ref, event_ts=event_timestamp(body), payload=body)
+    db = get_db()
+    try:
+        with db.session() as session:
+            if session.scalar(select(WebhookEvent.id).where(
+                    WebhookEvent.tenant_id == tenant_id, WebhookEvent.event_key == key)):
+                return None
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        return None  # a concurrent delivery of the same event won the race
+
+
+def _hand_over(tenant_id: int, event_id: int) -> None:
+    handler = current_app.extensions.get(HANDLER_KEY)
+    if handler is None:
+        return
+    try:
+        handler(tenant_id, event_id)
+    except Exception:  # the stored row is the truth: the outbox relay enqueues it later
+        log.exception("event handler failed for event %s of tenant %s", event_id, tenant_id)
+
+
+@bp.post("/webhooks/<product>/<slug>")
+def receive(product: str, slug: str) -> Any:
+    """Store one webhook delivery; duplicates are acknowledged and not stored again."""
+    if product not in PRODUCTS or not EVENT_SLUG.match(slug):
+        abort(404)
+    tenant = _verified_tenant(product)
+    body = read_json_object()
+    raw = request.get_data(cache=True)
+    event_id = store_event(tenant.id, product, slug, raw, body)
+    if event_id is None:
+        return jsonify({"duplicate": True}), 200
+    _hand_over(tenant.id, event_id)
+    return jsonify({"stored": True, "event_id": event_id}), 202
+
+
+for _error in (OperationalError, InterfaceError, PoolTimeoutError):
+    bp.register_error_handler(_error, database_unavailable)
 
 
 def init_app(app: Flask) -> None:
-    """Wire this part into the app."""
+    """Register the webhook route."""
+    app.extensions.setdefault(HANDLER_KEY, None)
+    app.register_blueprint(bp)
