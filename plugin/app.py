@@ -23,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     import connect
     import jobs
+    import plugin.health
     import plugin.hooks
     import plugin.models  # noqa: F401  (one metadata for every table)
     import plugin.web
@@ -31,4 +32,5 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     jobs.init_app(app)
     plugin.hooks.init_app(app)
     plugin.web.init_app(app)
+    plugin.health.init_app(app)
     return app

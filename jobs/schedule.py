@@ -1,0 +1,16 @@
+"""The periodic jobs, declared as data; `jobs.scheduling` keeps rq's scheduler in step with this list."""
+from __future__ import annotations
+
+from jobs.scheduling import PeriodicJob
+
+PERIODIC_JOBS: list[PeriodicJob] = [
+    # Outbox relay: enqueues stored webhook events that never reached the queue.
+    PeriodicJob("relay", "jobs.pipeline.relay_pending_events", 30),
+    # Fans out one deterministic job per tenant that re-syncs recently changed content.
+    PeriodicJob("reconcile", "jobs.pipeline.reconcile_all_tenants", 900),
+    PeriodicJob("followups", "jobs.pipeline.run_question_followups", 300),
+    # Hourly; the job itself decides whether this week's digest is due.
+    PeriodicJob("digests", "jobs.pipeline.send_weekly_digests", 3600),
+    PeriodicJob("privacy", "jobs.pipeline.run_privacy_reporting", 86400, timeout_seconds=3600),
+    PeriodicJob("purge", "jobs.pipeline.purge_uninstalled_tenants", 86400, timeout_seconds=3600),
+]

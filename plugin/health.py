@@ -1,0 +1,58 @@
+"""`GET /healthz`: database, Redis and queue depth as JSON; 200 when healthy, else 503."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from jobs.core import QUEUES, get_queue, redis_connection
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+def check_database() -> dict[str, Any]:
+    """Whether the database answers a trivial query."""
+    try:
+        with current_app.extensions["inflow.db"].engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("health: database unavailable: %s", exc)
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True}
+
+
+def check_redis(redis_url: str | None) -> dict[str, Any]:
+    """Whether Redis answers, with the depth of each queue.
+
+    Without REDIS_URL the web app still works (events wait in the outbox), so that is healthy.
+    """
+    if not redis_url:
+        return {"ok": True, "configured": False}
+    try:
+        connection = redis_connection(redis_url)
+        connection.ping()
+        depths = {name: len(get_queue(connection, name)) for name in QUEUES}
+    except RedisError as exc:
+        log.warning("health: Redis unavailable: %s", exc)
+        return {"ok": False, "configured": True, "error": type(exc).__name__}
+    return {"ok": True, "configured": True, "queues": depths}
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """The health report; load balancers only need the status code."""
+    checks = {"database": check_database(), "redis": check_redis(current_app.config.get("REDIS_URL"))}
+    healthy = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", **checks}
+    return jsonify(body), 200 if healthy else 503
+
+
+def init_app(app: Flask) -> None:
+    """Register the health endpoint."""
+    app.register_blueprint(bp)

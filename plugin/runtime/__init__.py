@@ -1,0 +1,1 @@
+"""Process supervision for `inflow serve` and the embedded Valkey it can start."""

@@ -1,0 +1,173 @@
+"""`inflow serve | web | worker | migrate | status`: running Inflow's processes."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from plugin.config import PROJECT_ROOT, Settings
+from plugin.runtime.supervisor import Child, Supervisor
+
+log = logging.getLogger("inflow.serve")
+
+GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+STOP_TIMEOUT = 25.0  # seconds a child gets to stop gracefully before it is killed
+
+
+def valkey_dir() -> Path:
+    """Where the embedded Valkey keeps its data (INFLOW_VALKEY_DIR, default instance/valkey)."""
+    return Path(os.environ.get("INFLOW_VALKEY_DIR") or PROJECT_ROOT / "instance" / "valkey")
+
+
+def _embedded_url_file() -> Path:
+    # `inflow serve` writes its embedded Valkey's URL here so `inflow status` can find it.
+    return valkey_dir() / "serve.url"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the runtime subcommands."""
+    serve = subparsers.add_parser("serve", help="all in one: migrate, Valkey if needed, web and worker")
+    serve.set_defaults(func=cmd_serve)
+    web = subparsers.add_parser("web", help="the gunicorn web server on 0.0.0.0:$PORT")
+    web.set_defaults(func=cmd_web)
+    worker = subparsers.add_parser("worker", help="an rq worker with rq's scheduler (needs REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.add_argument("--name", help="worker name (default: inflow.<host>.<pid>)")
+    worker.add_argument("--schedule", default="jobs.schedule:PERIODIC_JOBS",
+                        help="periodic jobs as module:attribute, or 'none'")
+    worker.set_defaults(func=cmd_worker)
+    migrate = subparsers.add_parser("migrate", help="alembic upgrade (default: head)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+    status = subparsers.add_parser("status", help="queues, workers, scheduled and failed jobs")
+    status.set_defaults(func=cmd_status)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("INFLOW_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database schema."""
+    from plugin import migrations
+
+    _setup_logging()
+    settings = Settings.from_env()
+    if not migrations.has_revisions():
+        log.warning("no migrations in %s yet: run `make migration`", migrations.MIGRATIONS_DIR)
+    migrations.upgrade(settings.database_url, args.revision)
+    return 0
+
+
+def cmd_web(_args: argparse.Namespace) -> int:
+    """Replace this process with gunicorn serving plugin.wsgi:app."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the rq worker (with the scheduler) until SIGINT/SIGTERM."""
+    from jobs.worker import load_schedule, run_worker
+
+    _setup_logging()
+    redis_url = Settings.from_env().redis_url
+    if not redis_url:
+        print("inflow worker: REDIS_URL is not set (inflow serve starts an embedded Valkey)",
+              file=sys.stderr)
+        return 2
+    return run_worker(redis_url, load_schedule(args.schedule), burst=args.burst, name=args.name)
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    """Print queues, workers, scheduled and failed jobs."""
+    from plugin.runtime.status import print_status
+
+    redis_url = Settings.from_env().redis_url
+    url_file = _embedded_url_file()
+    if not redis_url and url_file.exists():
+        redis_url = url_file.read_text().strip()
+    if not redis_url:
+        print("inflow status: REDIS_URL is not set and no `inflow serve` is running",
+              file=sys.stderr)
+        return 2
+    return print_status(redis_url)
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    """Migrate, then run Valkey (when REDIS_URL is unset), gunicorn and the worker together."""
+    from plugin import migrations
+
+    _setup_logging()
+    settings = Settings.from_env()
+    supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
+    supervisor.install_signal_handlers()
+    migrations.upgrade(settings.database_url)
+    env = dict(os.environ)
+    try:
+        if not settings.redis_url:
+            env["REDIS_URL"] = _start_valkey(supervisor, env)
+        if not supervisor.signals:
+            _start_app(supervisor, env)
+            return supervisor.run()
+        supervisor.stop_all()
+        return 0
+    except BaseException:
+        supervisor.stop_all()
+        raise
+    finally:
+        _embedded_url_file().unlink(missing_ok=True)
+
+
+def _start_app(supervisor: Supervisor, env: dict[str, str]) -> None:
+    web = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
+    supervisor.spawn("web", web, env, tier=1)
+    supervisor.spawn("worker", [sys.executable, "-m", "plugin.runtime_cli", "worker"], env, tier=1)
+    log.info("Inflow on http://0.0.0.0:%s (REDIS_URL %s)", env.get("PORT", "8000"), env["REDIS_URL"])
+
+
+def _start_valkey(supervisor: Supervisor, env: dict[str, str]) -> str:
+    """Start the embedded Valkey (stopped last) and return its URL."""
+    data_dir = valkey_dir()
+    argv = [sys.executable, "-m", "plugin.runtime.valkey", "--dir", str(data_dir)]
+    if os.environ.get("INFLOW_VALKEY_PORT"):
+        argv += ["--port", os.environ["INFLOW_VALKEY_PORT"]]
+    child = supervisor.spawn("valkey", argv, env, tier=0, stdout=subprocess.PIPE)
+    url = _await_ready(child, timeout=30.0)
+    _embedded_url_file().write_text(url + "\n")
+    log.info("embedded Valkey at %s, data in %s", url, data_dir)
+    return url
+
+
+def _await_ready(child: Child, timeout: float) -> str:
+    """The URL from the child's `ready <url>` line; raises if it exits or times out first."""
+    assert child.proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                line = child.proc.stdout.readline().decode().strip()
+                if line.startswith("ready "):
+                    return line.split(" ", 1)[1]
+                if not line and child.proc.poll() is not None:
+                    break
+    raise RuntimeError(f"embedded Valkey did not start (exit status {child.proc.poll()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m plugin.runtime_cli`: these commands alone (serve uses it to start the worker)."""
+    parser = argparse.ArgumentParser(prog="inflow")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
