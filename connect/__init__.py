@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from connect import auth, db, descriptor, headers, lifecycle, webhooks
+from connect import auth, db, descriptor, forge_routes, headers, lifecycle, webhooks
 
 
 def init_app(app: Flask) -> None:
@@ -14,3 +14,4 @@ def init_app(app: Flask) -> None:
     descriptor.init_app(app)
     lifecycle.init_app(app)
     webhooks.init_app(app)
+    forge_routes.init_app(app)

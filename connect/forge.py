@@ -18,10 +18,12 @@ from typing import Any
 
 import jwt as pyjwt
 import requests
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
+from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
 from connect.models import Tenant
 
@@ -256,3 +258,55 @@ def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
 def current_invocation() -> ForgeInvocation | None:
     """The verified Forge invocation of this request, if it came through Forge."""
     return g.get("forge")
+
+
+# ---------- product REST calls with Forge's tokens ----------
+
+@dataclass(frozen=True)
+class ForgeSite:
+    """What HostClient needs of a tenant, for calls through `app.apiBaseUrl`."""
+
+    base_url: str
+    client_key: str
+    oauth_client_id: str | None = None
+
+
+class ForgeHostClient(HostClient):
+    """HostClient surface (.request/.jira()/.confluence()/.as_user()) with Forge bearer tokens."""
+
+    invocation: ForgeInvocation
+
+    @classmethod
+    def for_invocation(cls, inv: ForgeInvocation, app_key: str, as_user: bool = False,
+                       timeout: Any = TIMEOUT) -> ForgeHostClient:
+        """As the app (`x-forge-oauth-system`) or as the calling user (`x-forge-oauth-user`)."""
+        token = inv.user_token if as_user else inv.system_token
+        if not token or not inv.api_base_url:
+            which = "user" if as_user else "system"
+            raise HostError(0, f"No Forge {which} token or apiBaseUrl on this invocation")
+        site = ForgeSite(base_url=inv.api_base_url, client_key=f"forge:{inv.installation_id}")
+        session = HostSession(auth=BearerAuth(lambda: token), timeout=timeout)
+        client = cls(site, app_key, session, account_id=inv.principal if as_user else None)
+        client.invocation = inv
+        return client
+
+    def as_user(self, account_id: str) -> HostClient:
+        """The calling user's client: Forge sends a user token for the invocation's principal only."""
+        if account_id != self.invocation.principal:
+            raise HostError(0, "Forge user tokens act only as the user who made the call")
+        return ForgeHostClient.for_invocation(self.invocation, self.app_key, as_user=True,
+                                              timeout=self.session.timeout)
+
+    def _confluence_url(self) -> str:
+        # apiBaseUrl is https://api.atlassian.com/ex/confluence/<cloudId>; REST lives under /wiki.
+        return self.base_url + "/wiki"
+
+
+def client_for_tenant(tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> HostClient | None:
+    """During a Forge call for this tenant, a client with that call's tokens; else None."""
+    if not has_request_context():
+        return None
+    inv = g.get("forge")
+    if inv is None or inv.installation_id != getattr(tenant, "forge_installation_id", None):
+        return None
+    return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)

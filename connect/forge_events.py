@@ -1,0 +1,162 @@
+"""Forge product events as their Connect webhook equivalents, so the pipeline needs no Forge knowledge.
+
+A Forge event (`avi:jira:updated:issue` with an `issue` object) becomes the webhook Jira would
+have sent a Connect app (`jira:issue_updated` with `issue`, `user`, `changelog`, `timestamp`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connect.webhooks import confluence_item_ref, jira_item_ref
+
+# Forge event type -> (Connect webhook event, product)
+JIRA_EVENTS = {
+    "avi:jira:created:issue": "jira:issue_created",
+    "avi:jira:updated:issue": "jira:issue_updated",
+    "avi:jira:deleted:issue": "jira:issue_deleted",
+    "avi:jira:created:comment": "comment_created",
+    "avi:jira:updated:comment": "comment_updated",
+    "avi:jira:deleted:comment": "comment_deleted",
+}
+CONFLUENCE_EVENTS = {
+    "avi:confluence:created:page": "page_created",
+    "avi:confluence:updated:page": "page_updated",
+    "avi:confluence:trashed:page": "page_trashed",
+    "avi:confluence:restored:page": "page_restored",
+    "avi:confluence:deleted:page": "page_removed",
+    "avi:confluence:created:blogpost": "blog_created",
+    "avi:confluence:updated:blogpost": "blog_updated",
+    "avi:confluence:trashed:blogpost": "blog_trashed",
+    "avi:confluence:deleted:blogpost": "blog_removed",
+    "avi:confluence:created:comment": "comment_created",
+    "avi:confluence:updated:comment": "comment_updated",
+    "avi:confluence:deleted:comment": "comment_removed",
+}
+LIFECYCLE_EVENTS = ("avi:forge:installed:app", "avi:forge:upgraded:app")
+
+
+class UnsupportedEvent(ValueError):
+    """An event body we cannot map (unknown type or missing its object): a 4xx, not a 5xx."""
+
+
+@dataclass(frozen=True)
+class ConnectEvent:
+    """A Forge event translated: what a Connect webhook of the same change would have been."""
+
+    event_type: str
+    product: str
+    item_ref: str | None
+    event_ts: int
+    payload: dict[str, Any]
+    event_key: str
+
+
+def event_key(body: dict[str, Any]) -> str:
+    """A stable key for an event body: Forge retries deliver the same body, so they dedupe."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "forge:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48]
+
+
+def _timestamp_ms(*candidates: Any) -> int:
+    """The first usable time among ISO strings / epoch ms, else now."""
+    for value in candidates:
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+        if isinstance(value, str) and value:
+            try:
+                return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            except ValueError:
+                continue
+    return int(time.time() * 1000)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def map_event(body: dict[str, Any]) -> ConnectEvent:
+    """The Connect equivalent of a Forge product event body; raises UnsupportedEvent."""
+    forge_type = body.get("eventType")
+    if forge_type in JIRA_EVENTS:
+        return _jira_event(body, JIRA_EVENTS[forge_type])
+    if forge_type in CONFLUENCE_EVENTS:
+        return _confluence_event(body, CONFLUENCE_EVENTS[forge_type])
+    raise UnsupportedEvent(f"Unsupported Forge event type: {forge_type!r}")
+
+
+def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
+    issue = _dict(body.get("issue"))
+    if not issue.get("key") and not issue.get("id"):
+        raise UnsupportedEvent("Jira event without an issue")
+    fields = _dict(issue.get("fields"))
+    comment = _dict(body.get("comment"))
+    ts = _timestamp_ms(body.get("timestamp"), comment.get("updated"), fields.get("updated"),
+                       fields.get("created"))
+    payload: dict[str, Any] = {"timestamp": ts, "webhookEvent": connect_type, "issue": issue}
+    if body.get("atlassianId"):
+        payload["user"] = {"accountId": body["atlassianId"]}
+    if connect_type.startswith("jira:"):
+        payload["issue_event_type_name"] = connect_type.split(":", 1)[1]
+        if body.get("changelog"):
+            payload["changelog"] = body["changelog"]
+    else:
+        if not comment:
+            raise UnsupportedEvent("Comment event without a comment")
+        payload["comment"] = comment
+    return ConnectEvent(connect_type, "jira", jira_item_ref(payload), ts, payload, event_key(body))
+
+
+def _page_shape(content: dict[str, Any]) -> dict[str, Any]:
+    """Confluence REST content as the flat object Connect webhooks carry."""
+    history = _dict(content.get("history"))
+    version = _dict(content.get("version"))
+    created = history.get("createdDate")
+    modified = version.get("when") or created
+    page = {
+        "id": content.get("id"),
+        "title": content.get("title"),
+        "contentType": content.get("type"),
+        "spaceKey": _dict(content.get("space")).get("key"),
+        "creatorAccountId": _dict(history.get("createdBy")).get("accountId"),
+        "lastModifierAccountId": _dict(version.get("by")).get("accountId"),
+        "creationDate": _timestamp_ms(created) if created else None,
+        "modificationDate": _timestamp_ms(modified) if modified else None,
+        "version": version.get("number"),
+        "self": _dict(content.get("_links")).get("self"),
+    }
+    return {k: v for k, v in page.items() if v is not None}
+
+
+def _comment_parent(content: dict[str, Any]) -> dict[str, Any] | None:
+    """The page or blog post a Confluence comment is on."""
+    container = _dict(content.get("container"))
+    if container.get("id"):
+        return _page_shape(container)
+    ancestors = [a for a in content.get("ancestors") or [] if isinstance(a, dict)]
+    return _page_shape(ancestors[-1]) if ancestors else None
+
+
+def _confluence_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
+    content = _dict(body.get("content"))
+    if not content.get("id"):
+        raise UnsupportedEvent("Confluence event without content")
+    shaped = _page_shape(content)
+    ts = _timestamp_ms(body.get("timestamp"), shaped.get("modificationDate"))
+    # Confluence webhooks carry no `webhookEvent`: the event name is the one subscribed to.
+    payload: dict[str, Any] = {"timestamp": ts}
+    if body.get("atlassianId"):
+        payload["userAccountId"] = body["atlassianId"]
+    if connect_type.startswith("comment_"):
+        parent = _comment_parent(content)
+        if parent:
+            shaped["parent"] = parent
+        payload["comment"] = shaped
+    else:
+        payload["blog" if connect_type.startswith("blog_") else "page"] = shaped
+    return ConnectEvent(connect_type, "confluence", confluence_item_ref(payload), ts, payload,
+                        event_key(body))

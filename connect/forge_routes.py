@@ -1,0 +1,172 @@
+"""Forge Remote routes: the generated manifest, product events and app lifecycle events.
+
+Product events are stored in the same WebhookEvent table, in their Connect shape, and handed to
+the same event handler as Connect webhooks; lifecycle events create or refresh the Forge tenant.
+UI calls need no route here: `require_jwt(context=True)` accepts a FIT on the /api routes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from connect import lifecycle, webhooks
+from connect.forge import forge_settings, verify_forge_request
+from connect.forge_events import (CONFLUENCE_EVENTS, JIRA_EVENTS, LIFECYCLE_EVENTS, ConnectEvent,
+                                  UnsupportedEvent, map_event)
+from connect.headers import database_unavailable, read_json_object
+from connect.jwt import JWTRejected
+from connect.models import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("forge", __name__)
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "forge" / "manifest.template.yml"
+# `forge register` replaces this with the real app id; the backend then needs INFLOW_FORGE_APP_ID.
+PLACEHOLDER_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-0000-0000-000000000000"
+APP_ID = re.compile(r"^ari:cloud:ecosystem::app/[0-9a-fA-F-]{36}$")
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+# ---------- manifest ----------
+
+def render_manifest(base_url: str, app_id: str | None = None) -> str:
+    """The Forge manifest with our remote's base URL and app id filled in."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"INFLOW_BASE_URL must be an absolute http(s) URL, not {base_url!r}")
+    app_id = app_id or PLACEHOLDER_APP_ID
+    if not APP_ID.match(app_id):
+        raise ValueError(f"INFLOW_FORGE_APP_ID must look like {PLACEHOLDER_APP_ID}")
+    values = {"app_id": app_id, "base_url": base_url.rstrip("/")}
+    # JSON strings are valid YAML scalars: no value can break out of its field.
+    return _PLACEHOLDER.sub(lambda m: json.dumps(values[m.group(1)]),
+                            TEMPLATE.read_text(encoding="utf-8"))
+
+
+@bp.get("/forge/manifest.yml")
+def manifest() -> Response:
+    """The manifest for this deployment, ready for `forge deploy` (save as forge/manifest.yml)."""
+    _, app_id = forge_settings(current_app)
+    text = render_manifest(current_app.config["INFLOW_BASE_URL"], app_id)
+    return Response(text, mimetype="text/yaml")
+
+
+# ---------- events ----------
+
+def _product_of(forge_type: Any) -> str | None:
+    if forge_type in JIRA_EVENTS:
+        return "jira"
+    if forge_type in CONFLUENCE_EVENTS:
+        return "confluence"
+    return None
+
+
+def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
+    """Insert the translated event; None when this delivery was already stored."""
+    row = WebhookEvent(tenant_id=tenant_id, event_key=event.event_key, event_type=event.event_type,
+                       product=event.product, item_ref=event.item_ref, event_ts=event.event_ts,
+                       payload=event.payload)
+    try:
+        with current_app.extensions["inflow.db"].session() as session:
+            if session.scalar(select(WebhookEvent.id).where(
+                    WebhookEvent.tenant_id == tenant_id, WebhookEvent.event_key == event.event_key)):
+                return None
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        return None  # a concurrent retry of the same event won the race
+
+
+def _hand_over(tenant_id: int, event_id: int) -> None:
+    handler = current_app.extensions.get(webhooks.HANDLER_KEY)
+    if handler is None:
+        return
+    try:
+        handler(tenant_id, event_id)
+    except Exception:  # the stored row is the truth: the outbox relay enqueues it later
+        log.exception("event handler failed for Forge event %s of tenant %s", event_id, tenant_id)
+
+
+@bp.post("/forge/events")
+def events() -> Any:
+    """A product event from a Forge trigger: stored once as its Connect equivalent."""
+    verified = verify_forge_request()
+    body = read_json_object()
+    product = _product_of(body.get("eventType"))
+    try:
+        event = map_event(body)
+    except UnsupportedEvent as exc:
+        abort(400, description=str(exc))
+    if verified.tenant.product_type != product:
+        raise JWTRejected(f"This installation does not send {product} events", status=403)
+    g.tenant = verified.tenant
+    event_id = store_forge_event(verified.tenant.id, event)
+    if event_id is None:
+        return jsonify({"duplicate": True}), 200
+    _hand_over(verified.tenant.id, event_id)
+    return jsonify({"stored": True, "event_id": event_id}), 202
+
+
+@bp.post("/forge/lifecycle")
+def app_lifecycle() -> Any:
+    """`avi:forge:installed:app` / `upgraded:app`: the verified call has created/refreshed the tenant."""
+    verified = verify_forge_request()
+    body = read_json_object()
+    forge_type = body.get("eventType")
+    if forge_type not in LIFECYCLE_EVENTS:
+        abort(400, description=f"Unsupported Forge lifecycle event: {forge_type!r}")
+    g.tenant = verified.tenant
+    if forge_type == "avi:forge:installed:app":
+        _notify_installed(verified.tenant.id)
+    return jsonify({"tenant": verified.tenant.id, "event": forge_type}), 200
+
+
+def _notify_installed(tenant_id: int) -> None:
+    handler = current_app.extensions.get(lifecycle.HANDLER_KEY)
+    if handler is None:
+        return
+    try:
+        handler("installed", tenant_id)
+    except Exception:  # the install is stored; a failed hook must not fail the delivery
+        log.exception("lifecycle handler failed for Forge install of tenant %s", tenant_id)
+
+
+for _error in (OperationalError, InterfaceError, PoolTimeoutError):
+    bp.register_error_handler(_error, database_unavailable)
+
+
+def init_app(app: Flask) -> None:
+    """Register the Forge routes."""
+    app.register_blueprint(bp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m connect.forge_routes OUT`: write the manifest from INFLOW_BASE_URL/_FORGE_APP_ID."""
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else TEMPLATE.with_name("manifest.yml")
+    base_url = os.environ.get("INFLOW_BASE_URL", "http://localhost:8000")
+    try:
+        text = render_manifest(base_url, os.environ.get("INFLOW_FORGE_APP_ID") or None)
+    except ValueError as exc:
+        print(f"forge manifest: {exc}", file=sys.stderr)
+        return 2
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} (remote {base_url})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
