@@ -1,0 +1,265 @@
+"""Pipeline jobs: thin, idempotent wrappers taking ids; failures raise into rq's failed registry."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Retry, get_current_job
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from connect.db import Database, utcnow
+from connect.host_client import HostClient
+from connect.models import Tenant, WebhookEvent
+from jobs.core import QUEUE_BULK, QUEUES, database, get_queue, redis_connection
+from plugin.config import Settings
+from plugin.models.pipeline import BackfillState
+from plugin.pipeline import backfill, events, relay
+
+log = logging.getLogger(__name__)
+
+# A webhook event is retried soon (a transient host or database error) and then backs off.
+EVENT_RETRY = Retry(max=6, interval=[2, 15, 60, 300, 900, 1800])
+LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _db() -> Database:
+    return database()
+
+
+def client_for(tenant: Tenant) -> HostClient:
+    """The app's signed REST client for a tenant."""
+    return HostClient.for_tenant(tenant, _settings().app_key)
+
+
+def _connection() -> Redis | None:
+    """The current job's Redis connection (a worker), else REDIS_URL's, else None."""
+    job = get_current_job()
+    if job is not None:
+        return job.connection
+    url = _settings().redis_url
+    return redis_connection(url) if url else None
+
+
+def job_id_for(prefix: str, *parts: Any) -> str:
+    """A deterministic rq job id (rq allows only [A-Za-z0-9_-]); free-form parts are hashed."""
+    digest = hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"
+
+
+def is_live(connection: Redis, job_id: str) -> bool:
+    """True when a job with this id is waiting or running."""
+    if not connection.exists(f"rq:job:{job_id}"):
+        return False
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
+        return False
+    return job.get_status(refresh=True) in LIVE_STATUSES
+
+
+def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
+                   queue: str = "inflow", retry: Retry | None = None, timeout: int = 600) -> bool:
+    """Enqueue unless a job with that id is waiting or running; False when Redis is down."""
+    try:
+        if is_live(connection, job_id):
+            return True
+        get_queue(connection, queue).enqueue(
+            func, *args, job_id=job_id, retry=retry or Retry(max=3, interval=[30, 300, 1800]),
+            job_timeout=timeout, failure_ttl=7 * 24 * 3600, result_ttl=3600)
+        return True
+    except RedisError as exc:
+        log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
+        return False
+
+
+# ---------- webhook events ----------
+
+def process_event(event_id: int) -> bool:
+    """Apply one stored webhook event (idempotent: a processed event is skipped)."""
+    db = _db()
+    with db.session() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event.processed_at is not None:
+            return False
+        event.attempts = (event.attempts or 0) + 1
+    try:
+        with db.session() as session:
+            return events.process_event(session, event_id, client_for)
+    except Exception as exc:
+        with db.session() as session:
+            event = session.get(WebhookEvent, event_id)
+            if event is not None:
+                event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+
+
+def enqueue_event(connection: Redis, event_id: int) -> bool:
+    """Enqueue the event's job under its deterministic id."""
+    return enqueue_unique(connection, "jobs.pipeline.process_event", event_id,
+                          job_id=relay.event_job_id(event_id), retry=EVENT_RETRY)
+
+
+def requeue_abandoned(connection: Redis, timestamp: float | None = None) -> None:
+    """Let rq retry (or fail) jobs whose worker died: their heartbeat expired before `timestamp`."""
+    for name in QUEUES:
+        queue = get_queue(connection, name)
+        StartedJobRegistry(queue=queue).cleanup(timestamp=timestamp)
+
+
+def relay_pending_events() -> int:
+    """The outbox relay: enqueue stored events (and requested backfills) that have no live job."""
+    connection = _connection()
+    if connection is None:
+        return 0
+    requeue_abandoned(connection)
+    with _db().session() as session:
+        count = relay.relay(session, lambda job_id: is_live(connection, job_id),
+                            lambda event_id: enqueue_event(connection, event_id))
+        waiting = session.scalars(select(BackfillState.tenant_id).where(
+            BackfillState.status.in_(("queued", "running")))).all()
+    for tenant_id in waiting:
+        enqueue_backfill(connection, tenant_id)
+    return count
+
+
+# ---------- backfill ----------
+
+def enqueue_backfill(connection: Redis, tenant_id: int) -> bool:
+    """Enqueue the tenant's backfill under its one deterministic id, on the bulk queue."""
+    return enqueue_unique(connection, "jobs.pipeline.run_backfill", tenant_id,
+                          job_id=f"backfill-{tenant_id}", queue=QUEUE_BULK, timeout=6 * 3600)
+
+
+def run_backfill(tenant_id: int) -> bool:
+    """Run or resume the tenant's backfill (a no-op while another run holds the lease)."""
+    return backfill.run_backfill(_db(), tenant_id, client_for)
+
+
+# ---------- reconciliation ----------
+
+def _installed_tenants() -> list[int]:
+    with _db().session() as session:
+        return list(session.scalars(select(Tenant.id).where(Tenant.installed.is_(True),
+                                                            Tenant.enabled.is_(True))))
+
+
+def _fan_out(func: str, prefix: str, tenant_ids: list[int], run: Any) -> int:
+    """One job per tenant under a deterministic id; inline when there is no Redis."""
+    connection = _connection()
+    for tenant_id in tenant_ids:
+        if connection is None:
+            run(tenant_id)
+        else:
+            enqueue_unique(connection, func, tenant_id, job_id=f"{prefix}-{tenant_id}",
+                           queue=QUEUE_BULK, timeout=3600)
+    return len(tenant_ids)
+
+
+def reconcile_all_tenants() -> int:
+    """Enqueue one reconciliation per installed tenant."""
+    return _fan_out("jobs.pipeline.reconcile_tenant", "reconcile", _installed_tenants(),
+                    reconcile_tenant)
+
+
+def reconcile_tenant(tenant_id: int) -> dict[str, int]:
+    """Catch up one tenant with the host since its watermark."""
+    from plugin.pipeline import reconcile
+
+    return reconcile.reconcile_tenant(_db(), tenant_id, client_for)
+
+
+# ---------- questions and recognition ----------
+
+def run_question_followups() -> dict[str, int]:
+    """Remind experts whose follow-up time passed, then pass questions on (each once per period)."""
+    from plugin.services import questions
+
+    db, outcome = _db(), {}
+    with db.session() as session:
+        due = questions.due_followups(session, utcnow())
+    for question_id in due:
+        # One transaction per question: the comment is posted and the reminder recorded together,
+        # and `follow_up` itself re-checks the follow-up time so a repeat run does nothing.
+        with db.session() as session:
+            result = questions.follow_up(session, question_id, client_for, utcnow())
+        outcome[result] = outcome.get(result, 0) + 1
+    return outcome
+
+
+def send_weekly_digests() -> dict[str, int]:
+    """Send last week's digest to every subscriber who has not had it (idempotent per week)."""
+    from plugin.pipeline import digests
+
+    db, week, outcome = _db(), digests.last_week(utcnow()), {}
+    with db.session() as session:
+        due = digests.due(session, week)
+        tenants = {t.id: t for t in session.scalars(select(Tenant).where(
+            Tenant.id.in_({t for t, _ in due})))}
+    for tenant_id, account_id in due:
+        result = digests.send_digest(db, tenant_id, account_id, week, client_for(tenants[tenant_id]))
+        outcome[result] = outcome.get(result, 0) + 1
+    return outcome
+
+
+# ---------- privacy and purge ----------
+
+def run_privacy_reporting() -> int:
+    """Enqueue the personal-data report of every tenant whose cycle is due."""
+    from plugin.pipeline import privacy_cycle
+
+    with _db().session() as session:
+        due = privacy_cycle.due_tenants(session, utcnow())
+    return _fan_out("jobs.pipeline.report_personal_data", "privacy", due, report_personal_data)
+
+
+def report_personal_data(tenant_id: int) -> dict[str, int]:
+    """Report one tenant's accounts; erase the closed ones, refresh the updated ones."""
+    from plugin.pipeline import privacy_cycle
+
+    db = _db()
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+    if tenant is None or not tenant.installed:
+        return {}
+    try:
+        return privacy_cycle.report_tenant(db, tenant_id, client_for(tenant))
+    except Exception as exc:
+        privacy_cycle.record_failure(db, tenant_id, exc)
+        raise
+
+
+def erase_person(tenant_id: int, account_id: str) -> None:
+    """Erase one person's data everywhere in a tenant (a request from their personal page)."""
+    from plugin.services import privacy
+
+    with _db().session() as session:
+        privacy.erase_person(session, tenant_id, account_id)
+
+
+def enqueue_erasure(connection: Redis, tenant_id: int, account_id: str) -> bool:
+    """Enqueue an erasure under an id derived from tenant and account (repeats collapse)."""
+    return enqueue_unique(connection, "jobs.pipeline.erase_person", tenant_id, account_id,
+                          job_id=job_id_for("erase", tenant_id, account_id))
+
+
+def purge_uninstalled_tenants() -> list[int]:
+    """Delete all data of tenants uninstalled longer than Settings.purge_after_days."""
+    from plugin.pipeline import purge
+
+    db, days = _db(), _settings().purge_after_days
+    with db.session() as session:
+        due = purge.due_for_purge(session, days)
+    for tenant_id in due:
+        with db.session() as session:
+            purge.purge_tenant(session, tenant_id)
+    return due

@@ -1,0 +1,1 @@
+"""The background pipeline: webhook events, backfill, reconciliation, privacy and purge."""

@@ -1,0 +1,235 @@
+"""Backfill: every issue, page and blog post of a site, page by page, resumable and one at a time.
+
+Each REST page is written in one transaction together with the checkpoint that follows it, so a
+killed run resumes exactly after the last committed page and nothing is stored twice. A lease on
+the tenant's `BackfillState` row (plus the job's deterministic id) keeps one backfill per tenant.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import Database, utcnow
+from connect.models import Tenant
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin.models.pipeline import BackfillState
+from plugin.pipeline import fetch, versions
+
+JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
+JIRA_PAGE = 100
+CONFLUENCE_PAGE = 250
+LEASE = timedelta(minutes=10)
+MAX_ERRORS = 20
+
+Progress = Callable[[int, int | None], None]
+
+
+class LeaseLost(RuntimeError):
+    """Another run holds this tenant's backfill lease."""
+
+
+def new_owner() -> str:
+    """A lease owner id naming this host and process (so a dead holder can be recognised)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_dead(owner: str | None) -> bool:
+    """True when the lease holder was a process on this host that no longer exists."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _state(session: Session, tenant_id: int, lock: bool = False) -> BackfillState | None:
+    query = select(BackfillState).where(BackfillState.tenant_id == tenant_id)
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def request_backfill(session: Session, tenant_id: int, restart: bool = False) -> BackfillState:
+    """Ask for a backfill; a finished one starts over, a queued or running one is left as it is."""
+    state = _state(session, tenant_id, lock=True)
+    if state is None:
+        state = BackfillState(tenant_id=tenant_id, status="queued", checkpoint={}, errors=[],
+                              items_done=0, runs=0, resumed_from_checkpoint=0)
+        session.add(state)
+    elif restart or state.status == "done":
+        state.status, state.checkpoint, state.items_done, state.items_total = "queued", {}, 0, None
+        state.started_at = state.finished_at = None
+    elif state.status == "failed":
+        state.status = "queued"  # resumes from its checkpoint
+    state.requested_at = utcnow()
+    session.flush()
+    return state
+
+
+def backfill_status(session: Session, tenant_id: int) -> dict[str, Any]:
+    """What the admin page shows: status, progress, the last errors and when it ran."""
+    state = _state(session, tenant_id)
+    if state is None:
+        return {"status": "never", "items_done": 0, "items_total": None, "errors": [],
+                "phase": None, "started_at": None, "finished_at": None}
+    iso = (lambda d: d.isoformat() if d else None)
+    return {"status": state.status, "items_done": state.items_done,
+            "items_total": state.items_total, "errors": list(state.errors or [])[-5:],
+            "phase": (state.checkpoint or {}).get("phase"), "runs": state.runs,
+            "requested_at": iso(state.requested_at), "started_at": iso(state.started_at),
+            "finished_at": iso(state.finished_at)}
+
+
+def acquire(db: Database, tenant_id: int, owner: str, now: datetime | None = None) -> bool:
+    """Take the tenant's backfill lease (free, expired, or held by a dead local process)."""
+    now = now or utcnow()
+    with db.session() as session:
+        state = _state(session, tenant_id, lock=True) or request_backfill(session, tenant_id)
+        held = state.lease_owner and state.lease_until and state.lease_until > now
+        if held and state.lease_owner != owner and not _holder_dead(state.lease_owner):
+            return False
+        if state.status == "done" and not state.checkpoint:
+            return False  # nothing asked for since the last complete run
+        state.lease_owner, state.lease_until = owner, now + LEASE
+        state.runs = (state.runs or 0) + 1
+        if state.checkpoint:
+            state.resumed_from_checkpoint = (state.resumed_from_checkpoint or 0) + 1
+        state.status, state.started_at = "running", state.started_at or now
+        return True
+
+
+def _save_page(session: Session, tenant_id: int, owner: str, docs: list[Any],
+               checkpoint: dict[str, Any], total: int | None = None) -> int:
+    """Write one page of documents with the checkpoint after it; returns items done so far."""
+    state = _state(session, tenant_id, lock=True)
+    if state is None or state.lease_owner != owner:
+        raise LeaseLost(f"backfill lease of tenant {tenant_id} lost")
+    versions.apply_docs(session, tenant_id, docs)
+    state.checkpoint = checkpoint
+    state.items_done = (state.items_done or 0) + len(docs)
+    state.items_total = total if total is not None else state.items_total
+    state.lease_until = utcnow() + LEASE
+    return state.items_done
+
+
+def finish(db: Database, tenant_id: int, owner: str, error: BaseException | None = None) -> None:
+    """Release the lease, recording success (checkpoint cleared) or the error (checkpoint kept)."""
+    with db.session() as session:
+        state = _state(session, tenant_id, lock=True)
+        if state is None or state.lease_owner != owner:
+            return
+        state.lease_owner, state.lease_until = None, None
+        if error is None:
+            state.status, state.checkpoint, state.finished_at = "done", {}, utcnow()
+            return
+        entry = {"at": utcnow().isoformat(), "error": f"{type(error).__name__}: {error}"[:500]}
+        state.errors = (list(state.errors or []) + [entry])[-MAX_ERRORS:]
+        state.status = "failed"
+
+
+def _checkpoint(db: Database, tenant_id: int) -> dict[str, Any]:
+    with db.session() as session:
+        state = _state(session, tenant_id)
+        return dict(state.checkpoint or {}) if state else {}
+
+
+def _jira_total(client: Any) -> int | None:
+    """The approximate number of issues (the enhanced search returns no total)."""
+    try:
+        response = client.request("POST", "/rest/api/3/search/approximate-count", json={"jql": JQL})
+        return int(response.json().get("count"))
+    except Exception:  # noqa: BLE001  (a progress total is a nicety; the backfill goes on)
+        return None
+
+
+def _backfill_jira(db: Database, tenant: Tenant, client: Any, owner: str,
+                   progress: Progress | None) -> None:
+    checkpoint = _checkpoint(db, tenant.id)
+    if checkpoint.get("phase") == "done":
+        return
+    token, total = checkpoint.get("next"), _jira_total(client)
+    site = tenant.display_url or tenant.base_url
+    while True:
+        page = client.jira().enhanced_jql(JQL, fields=fetch.JIRA_FIELDS, nextPageToken=token,
+                                          limit=JIRA_PAGE)
+        docs = [jira_issue_to_doc(issue, site) for issue in page.get("issues") or []]
+        token = page.get("nextPageToken")
+        last = bool(page.get("isLast", not token)) or not token
+        with db.session() as session:
+            done = _save_page(session, tenant.id, owner, docs,
+                              {"phase": "done" if last else "jira", "next": token}, total)
+        if progress:
+            progress(done, total)
+        if last:
+            return
+
+
+def _spaces(client: Any) -> dict[str, str]:
+    """Every space id mapped to its key (pages carry only the id)."""
+    spaces: dict[str, str] = {}
+    path: str | None = "/wiki/api/v2/spaces"
+    params: dict[str, Any] | None = {"limit": 250}
+    while path:
+        data = client.request("GET", path, params=params).json()
+        spaces.update({str(s["id"]): str(s.get("key") or s["id"]) for s in data.get("results") or []})
+        path, params = fetch._next_path(data), None
+    return spaces
+
+
+CONFLUENCE_PHASES = ("page", "blogpost", "done")
+
+
+def _backfill_confluence(db: Database, tenant: Tenant, client: Any, owner: str,
+                         progress: Progress | None) -> None:
+    checkpoint = _checkpoint(db, tenant.id)
+    phase, path = checkpoint.get("phase") or "page", checkpoint.get("next")
+    spaces, site = _spaces(client), tenant.display_url or tenant.base_url
+    while phase != "done":
+        collection = fetch.CONFLUENCE_COLLECTIONS[phase]
+        params = None if path else {"body-format": "storage", "limit": CONFLUENCE_PAGE}
+        data = client.request("GET", path or f"/wiki/api/v2/{collection}", params=params).json()
+        docs = [confluence_page_to_doc(c, site, kind=phase, space_key=spaces.get(str(c.get("spaceId"))))
+                for c in data.get("results") or [] if c.get("status", "current") == "current"]
+        path = fetch._next_path(data)
+        if path is None:
+            phase = CONFLUENCE_PHASES[CONFLUENCE_PHASES.index(phase) + 1]
+        with db.session() as session:
+            done = _save_page(session, tenant.id, owner, docs, {"phase": phase, "next": path})
+        if progress:
+            progress(done, None)
+
+
+def run_backfill(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any],
+                 owner: str | None = None, progress: Progress | None = None) -> bool:
+    """Run (or resume) the tenant's backfill to the end; False when another run holds the lease."""
+    owner = owner or new_owner()
+    if not acquire(db, tenant_id, owner):
+        return False
+    try:
+        with db.session() as session:
+            tenant = session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.installed:
+            raise LookupError(f"tenant {tenant_id} is not installed")
+        client = client_for(tenant)
+        if tenant.product_type == "confluence":
+            _backfill_confluence(db, tenant, client, owner, progress)
+        else:
+            _backfill_jira(db, tenant, client, owner, progress)
+    except BaseException as exc:
+        finish(db, tenant_id, owner, exc)
+        raise
+    finish(db, tenant_id, owner)
+    return True

@@ -1,0 +1,152 @@
+"""One stored webhook event turned into item changes that converge whatever the delivery order.
+
+Design (why duplicates and reordering give the in-order result):
+- A Jira issue event whose payload holds the whole issue (with its comments) is applied as is,
+  versioned by the issue's own `updated` time; an older snapshot arriving later is ignored.
+- Every other change (comments, links, Confluence events, which carry no body) re-reads the item
+  over REST. What comes back is the item *now*, never older than the event, so it is versioned
+  max(event time, item `updated`) and any stale snapshot loses against it. Applying the embedded
+  comment instead would need per-comment bookkeeping for edits and deletions; re-reading the issue
+  makes comment created/updated/deleted one idempotent operation.
+- Deletions (issue deleted, page removed or trashed) are tombstones at the event's time: later
+  stale updates are ignored, and only a newer version (a restore) brings the item back.
+- An item the host no longer returns (404) is left to its own deletion event: a re-read cannot
+  tell when it was deleted, so it must not outrank a restore.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from connect.models import Tenant, WebhookEvent
+from plugin.content.normalize import jira_issue_to_doc, parse_time
+from plugin.pipeline import fetch, versions
+from plugin.services import questions
+
+ClientFactory = Callable[[Tenant], fetch.Requester]
+
+CONFLUENCE_DELETES = ("_removed", "_trashed")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One item an event changes, and how: apply the embedded issue, re-read, or delete."""
+
+    source: str
+    kind: str  # issue | page | blogpost
+    ref: str  # issue key or id, page or blog post id
+    action: str  # embedded | fetch | delete
+
+
+def _jira_targets(event_type: str, payload: dict[str, Any]) -> list[Target]:
+    issue = payload.get("issue") or {}
+    ref = str(issue.get("key") or issue.get("id") or "")
+    if event_type in ("jira:issue_created", "jira:issue_updated"):
+        full = "comment" in (issue.get("fields") or {})
+        return [Target("jira", "issue", ref, "embedded" if full else "fetch")] if ref else []
+    if event_type == "jira:issue_deleted":
+        return [Target("jira", "issue", ref, "delete")] if ref else []
+    if event_type.startswith("comment_"):
+        return [Target("jira", "issue", ref, "fetch")] if ref else []
+    if event_type.startswith("issuelink_"):
+        link = payload.get("issueLink") or {}
+        ids = [link.get("sourceIssueId"), link.get("destinationIssueId")]
+        return [Target("jira", "issue", str(i), "fetch") for i in ids if i]
+    return []
+
+
+def _content_kind(obj: dict[str, Any], default: str = "page") -> str:
+    kind = str(obj.get("contentType") or obj.get("type") or default).lower()
+    return "blogpost" if kind in ("blogpost", "blog") else "page" if kind == "page" else kind
+
+
+def _confluence_targets(event_type: str, payload: dict[str, Any]) -> list[Target]:
+    if event_type.startswith(("page_", "blog_")):
+        kind = "page" if event_type.startswith("page_") else "blogpost"
+        content = payload.get("page") or payload.get("blog") or payload.get("blogpost") or {}
+        action = "delete" if event_type.endswith(CONFLUENCE_DELETES) else "fetch"
+        return [Target("confluence", kind, str(content["id"]), action)] if content.get("id") else []
+    if event_type.startswith("comment_"):
+        parent = (payload.get("comment") or {}).get("parent") or {}
+        kind = _content_kind(parent)
+        ok = parent.get("id") and kind in ("page", "blogpost")
+        return [Target("confluence", kind, str(parent["id"]), "fetch")] if ok else []
+    if event_type.startswith("label_"):
+        labeled = payload.get("labeled") or payload.get("content") or {}
+        kind = _content_kind(labeled)
+        ok = labeled.get("id") and kind in ("page", "blogpost")
+        return [Target("confluence", kind, str(labeled["id"]), "fetch")] if ok else []
+    return []
+
+
+def targets(product: str, event_type: str, payload: dict[str, Any]) -> list[Target]:
+    """The items an event changes; unknown event types change nothing."""
+    if product == "jira":
+        return _jira_targets(event_type, payload)
+    return _confluence_targets(event_type, payload)
+
+
+def event_time_ms(event: WebhookEvent) -> int:
+    """The host's time of the event (ms), from the row or its payload."""
+    return int(event.event_ts or (event.payload or {}).get("timestamp") or 0)
+
+
+def _apply(session: Session, tenant: Tenant, client: fetch.Requester | None, target: Target,
+           event_ms: int, payload: dict[str, Any]) -> None:
+    site = tenant.display_url or tenant.base_url
+    if target.action == "delete":
+        versions.apply_delete(session, tenant.id, target.source, target.ref, event_ms)
+        return
+    if target.action == "embedded":
+        doc = jira_issue_to_doc(payload["issue"], site)
+        versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
+        return
+    assert client is not None
+    doc = (fetch.jira_issue(client, target.ref, site) if target.source == "jira"
+           else fetch.confluence_item(client, target.kind, target.ref, site))
+    if doc is not None:
+        versions.apply_doc(session, tenant.id, doc, max(event_ms, versions.to_ms(doc.updated)))
+
+
+def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, Any]:
+    comment = payload.get("comment") or {}
+    if product == "jira":
+        author = (comment.get("author") or {}).get("accountId")
+        return author, comment.get("created") or payload.get("timestamp")
+    author = comment.get("creatorAccountId") or payload.get("userAccountId")
+    return author, comment.get("creationDate") or payload.get("timestamp")
+
+
+def _answer_questions(session: Session, tenant_id: int, event: WebhookEvent,
+                      found: list[Target]) -> None:
+    """A new comment by the asked expert answers their open question on that item."""
+    if event.event_type != "comment_created" or not found:
+        return
+    author, at = _comment_author(event.product, event.payload or {})
+    if not author:
+        return
+    key = found[0].ref
+    if event.product == "jira":
+        key = str(((event.payload or {}).get("issue") or {}).get("key") or key)
+    questions.on_comment(session, tenant_id, found[0].source, key, author, parse_time(at))
+
+
+def process_event(session: Session, event_id: int, client_for: ClientFactory) -> bool:
+    """Apply one stored event; returns False when it was already processed (or is gone)."""
+    event = session.get(WebhookEvent, event_id)
+    if event is None or event.processed_at is not None:
+        return False
+    tenant = session.get(Tenant, event.tenant_id)
+    found = targets(event.product, event.event_type, event.payload or {})
+    if tenant is not None and tenant.installed:
+        needs_client = any(t.action == "fetch" for t in found)
+        client = client_for(tenant) if needs_client else None
+        for target in found:
+            _apply(session, tenant, client, target, event_time_ms(event), event.payload or {})
+        _answer_questions(session, tenant.id, event, found)
+    event.processed_at, event.error = utcnow(), None
+    return True

@@ -1,0 +1,82 @@
+"""Reading current content from the host over REST, normalised into `ItemDoc`s."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import requests
+
+from connect.host_client import HostError
+from plugin.content.model import ItemDoc
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+
+JIRA_FIELDS = ("summary,description,comment,status,resolution,resolutiondate,created,updated,"
+               "project,labels,components,issuelinks,reporter,creator,assignee,issuetype")
+CONFLUENCE_COLLECTIONS = {"page": "pages", "blogpost": "blogposts"}
+MAX_COMMENT_PAGES = 5
+
+
+class Requester(Protocol):
+    """What the pipeline needs of `HostClient`: signed requests to the tenant's site."""
+
+    def request(self, method: str, path: str, params: Any = None,
+                json: Any = None) -> requests.Response: ...
+
+
+def _get_or_none(client: Requester, path: str, params: dict[str, Any] | None = None) -> Any:
+    """The JSON at `path`, or None when the host says it does not exist (or is not visible)."""
+    try:
+        return client.request("GET", path, params=params).json()
+    except HostError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+
+
+def jira_issue(client: Requester, key_or_id: str, site_url: str) -> ItemDoc | None:
+    """The issue as it is now (with its comments), or None when it no longer exists."""
+    issue = _get_or_none(client, f"/rest/api/3/issue/{key_or_id}", {"fields": JIRA_FIELDS})
+    return jira_issue_to_doc(issue, site_url) if issue else None
+
+
+def space_key(client: Requester, space_id: str | None, cache: dict[str, str]) -> str | None:
+    """The key of a Confluence space id (cached: keys never change for an id)."""
+    if not space_id:
+        return None
+    if space_id not in cache:
+        space = _get_or_none(client, f"/wiki/api/v2/spaces/{space_id}")
+        cache[space_id] = str(space.get("key") or space_id) if space else str(space_id)
+    return cache[space_id]
+
+
+def footer_comments(client: Requester, kind: str, content_id: str) -> list[dict[str, Any]]:
+    """The footer comments of a page or blog post (storage bodies), a bounded number of pages."""
+    path: str | None = f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}/footer-comments"
+    params: dict[str, Any] | None = {"body-format": "storage", "limit": 100}
+    comments: list[dict[str, Any]] = []
+    for _ in range(MAX_COMMENT_PAGES):
+        data = _get_or_none(client, path, params) if path else None
+        if not data:
+            break
+        comments.extend(data.get("results") or [])
+        path, params = _next_path(data), None
+    return comments
+
+
+def _next_path(data: dict[str, Any]) -> str | None:
+    """The relative `_links.next` of a v2 cursor page ('/wiki/api/v2/...'), or None at the end."""
+    nxt = (data.get("_links") or {}).get("next")
+    if not nxt:
+        return None
+    return nxt if nxt.startswith("/wiki/") else f"/wiki{nxt}" if nxt.startswith("/api/") else nxt
+
+
+def confluence_item(client: Requester, kind: str, content_id: str, site_url: str,
+                    spaces: dict[str, str] | None = None) -> ItemDoc | None:
+    """The page or blog post as it is now, or None when deleted, trashed or not current."""
+    params = {"body-format": "storage", "include-labels": "true"}
+    content = _get_or_none(client, f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}", params)
+    if not content or content.get("status", "current") != "current":
+        return None
+    key = space_key(client, content.get("spaceId"), spaces if spaces is not None else {})
+    comments = footer_comments(client, kind, content_id)
+    return confluence_page_to_doc(content, site_url, kind=kind, space_key=key, comments=comments)

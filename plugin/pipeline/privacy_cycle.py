@@ -1,0 +1,121 @@
+"""The personal data reporting cycle: tell the host whose data we hold, act on what it answers.
+
+Atlassian's reporting API takes at most 90 accounts per call, each with the time we last
+retrieved that person's data; it answers `closed` (erase everything about them) or `updated`
+(refresh what we store) per account, and its `Cycle-Period` header (seconds) says when to report
+again.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connect.db import Database, utcnow
+from connect.host_client import HostError
+from connect.models import Tenant
+from plugin.models.content import Contribution, Item, Person
+from plugin.models.pipeline import PrivacyCycle
+from plugin.services import privacy
+
+BATCH = 90
+DEFAULT_PERIOD = 7 * 24 * 3600
+REPORT_PATH = "/app/report-accounts/"
+
+
+def _iso(moment: datetime) -> str:
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def accounts_held(session: Session, tenant_id: int, default: datetime) -> list[tuple[str, datetime]]:
+    """(account id, when we last stored data about them): the items they appear on, else `default`."""
+    latest = dict(session.execute(
+        select(Contribution.account_id, func.max(Item.indexed_at))
+        .join(Item, Item.id == Contribution.item_id)
+        .where(Contribution.tenant_id == tenant_id).group_by(Contribution.account_id)).all())
+    people = session.scalars(select(Person.account_id).where(Person.tenant_id == tenant_id))
+    accounts = set(people) | set(latest)
+    return sorted((a, latest.get(a) or default) for a in accounts)
+
+
+def due_tenants(session: Session, now: datetime) -> list[int]:
+    """Installed tenants whose next report is due (never reported counts as due)."""
+    scheduled = dict(session.execute(select(PrivacyCycle.tenant_id, PrivacyCycle.next_run_at)).all())
+    installed = session.scalars(select(Tenant.id).where(Tenant.installed.is_(True))).all()
+    return [t for t in installed if t not in scheduled or scheduled[t] <= now]
+
+
+def _cycle(session: Session, tenant_id: int) -> PrivacyCycle:
+    cycle = session.scalar(select(PrivacyCycle).where(PrivacyCycle.tenant_id == tenant_id))
+    if cycle is None:
+        cycle = PrivacyCycle(tenant_id=tenant_id, period_seconds=DEFAULT_PERIOD)
+        session.add(cycle)
+    return cycle
+
+
+def _post_batch(client: Any, batch: list[tuple[str, datetime]]) -> tuple[list[dict[str, Any]], int | None]:
+    """Report one batch; returns the host's per-account answers and its Cycle-Period, if any."""
+    body = {"accounts": [{"accountId": a, "updatedAt": _iso(at)} for a, at in batch]}
+    response = client.request("POST", REPORT_PATH, json=body)
+    period = response.headers.get("Cycle-Period")
+    answers = response.json().get("accounts", []) if response.status_code == 200 and response.content else []
+    return answers, int(period) if period and period.strip().isdigit() else None
+
+
+def _refresh_person(session: Session, tenant_id: int, client: Any, account_id: str) -> None:
+    """Re-read a person's public profile (`updated`), or forget the name if it is gone."""
+    person = session.scalar(select(Person).where(Person.tenant_id == tenant_id,
+                                                 Person.account_id == account_id))
+    if person is None:
+        return
+    try:
+        profile = client.request("GET", "/rest/api/3/user", params={"accountId": account_id}).json()
+    except HostError as exc:
+        if exc.status not in (403, 404):
+            raise
+        profile = {}
+    person.display_name = profile.get("displayName") or None
+    avatars = profile.get("avatarUrls") or {}
+    person.avatar_url = avatars.get("48x48") or person.avatar_url
+
+
+def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | None = None) -> dict[str, int]:
+    """Run one tenant's reporting cycle; each batch's erasures commit with that batch."""
+    now = now or utcnow()
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        held = accounts_held(session, tenant_id, tenant.created_at if tenant else now)
+    closed = updated = 0
+    period: int | None = None
+    for start in range(0, len(held), BATCH):
+        answers, asked = _post_batch(client, held[start:start + BATCH])
+        period = asked or period
+        with db.session() as session:
+            for answer in answers:
+                account = str(answer.get("accountId") or "")
+                if answer.get("status") == "closed" and account:
+                    privacy.erase_person(session, tenant_id, account)
+                    closed += 1
+                elif answer.get("status") == "updated" and account:
+                    _refresh_person(session, tenant_id, client, account)
+                    updated += 1
+    _schedule(db, tenant_id, now, period, len(held), closed)
+    return {"reported": len(held), "closed": closed, "updated": updated}
+
+
+def _schedule(db: Database, tenant_id: int, now: datetime, period: int | None, reported: int,
+              closed: int) -> None:
+    with db.session() as session:
+        cycle = _cycle(session, tenant_id)
+        cycle.period_seconds = period or cycle.period_seconds or DEFAULT_PERIOD
+        cycle.last_run_at, cycle.next_run_at = now, now + timedelta(seconds=cycle.period_seconds)
+        cycle.accounts_reported, cycle.accounts_closed, cycle.last_error = reported, closed, None
+
+
+def record_failure(db: Database, tenant_id: int, error: BaseException) -> None:
+    """Keep the error on the cycle row (the next run is not postponed)."""
+    with db.session() as session:
+        _cycle(session, tenant_id).last_error = f"{type(error).__name__}: {error}"[:2000]

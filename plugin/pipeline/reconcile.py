@@ -1,0 +1,148 @@
+"""Reconciliation: catch what webhooks missed, from searches since the watermark and failed deliveries.
+
+The watermark is the start time of the last run that completed; it advances only when every step
+succeeded, so a failed run is simply repeated (re-applying items is idempotent). Searches use
+relative dates ("-90m"): JQL and CQL read absolute dates in the app user's time zone, which the
+app does not know, while a relative offset means the same instant everywhere.
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import Database, utcnow
+from connect.models import Tenant, WebhookEvent
+from connect.webhooks import jira_item_ref
+from plugin.content.normalize import jira_issue_to_doc
+from plugin.models.pipeline import Watermark
+from plugin.pipeline import events, fetch, versions
+
+SKEW = timedelta(minutes=5)
+FIRST_LOOKBACK = timedelta(days=1)
+PAGE = 100
+
+
+def _watermark(session: Session, tenant_id: int, source: str) -> Watermark | None:
+    return session.scalar(select(Watermark).where(Watermark.tenant_id == tenant_id,
+                                                  Watermark.source == source))
+
+
+def since_minutes(mark: datetime | None, now: datetime) -> int:
+    """Minutes to look back: to the watermark minus the clock skew allowance."""
+    start = (mark or now - FIRST_LOOKBACK) - SKEW
+    return max(1, math.ceil((now - start).total_seconds() / 60))
+
+
+def _jira_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> int:
+    jql = f'updated >= "-{minutes}m" ORDER BY updated ASC'
+    site, token, count = tenant.display_url or tenant.base_url, None, 0
+    while True:
+        page = client.jira().enhanced_jql(jql, fields=fetch.JIRA_FIELDS, nextPageToken=token,
+                                          limit=PAGE)
+        with db.session() as session:
+            for issue in page.get("issues") or []:
+                doc = jira_issue_to_doc(issue, site)
+                count += versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated)) is not None
+        token = page.get("nextPageToken")
+        if not token or page.get("isLast"):
+            return count
+
+
+def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> int:
+    cql = f'type in (page, blogpost) and lastmodified >= now("-{minutes}m")'
+    path: str | None = "/wiki/rest/api/content/search"
+    params: dict[str, Any] | None = {"cql": cql, "limit": PAGE}
+    site, spaces, count = tenant.display_url or tenant.base_url, {}, 0
+    while path:
+        data = client.request("GET", path, params=params).json()
+        for hit in data.get("results") or []:
+            kind = "blogpost" if hit.get("type") == "blogpost" else "page"
+            doc = fetch.confluence_item(client, kind, str(hit["id"]), site, spaces)
+            if doc is not None:
+                with db.session() as session:
+                    count += versions.apply_doc(session, tenant.id, doc,
+                                                versions.to_ms(doc.updated)) is not None
+        path, params = fetch._next_path(data), None
+    return count
+
+
+def _store_failed(session: Session, tenant_id: int, failed: dict[str, Any]) -> int | None:
+    """Store one failed delivery as an event row (once: same key as the webhook would have had)."""
+    body = failed.get("body")
+    payload = json.loads(body) if isinstance(body, str) else body
+    if not isinstance(payload, dict):
+        return None
+    key = f"id:{failed.get('id')}"
+    existing = session.scalar(select(WebhookEvent).where(WebhookEvent.tenant_id == tenant_id,
+                                                         WebhookEvent.event_key == key))
+    if existing is not None:
+        return None if existing.processed_at else existing.id
+    row = WebhookEvent(tenant_id=tenant_id, event_key=key, product="jira",
+                       event_type=str(payload.get("webhookEvent") or "unknown")[:128],
+                       item_ref=jira_item_ref(payload), payload=payload,
+                       event_ts=int(payload.get("timestamp") or failed.get("failureTime") or 0))
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _failed_webhooks(db: Database, tenant: Tenant, client: Any,
+                     client_for: events.ClientFactory) -> int:
+    """Fetch Jira's failed deliveries for this app, store and process each."""
+    path: str | None = "/rest/api/3/webhook/failed"
+    params: dict[str, Any] | None = {"maxResults": PAGE}
+    count = 0
+    while path:
+        data = client.request("GET", path, params=params).json()
+        for failed in data.get("values") or []:
+            with db.session() as session:
+                event_id = _store_failed(session, tenant.id, failed)
+                if event_id is not None:
+                    count += events.process_event(session, event_id, client_for)
+        path, params = data.get("next"), None
+    return count
+
+
+def reconcile_tenant(db: Database, tenant_id: int, client_for: events.ClientFactory,
+                     now: datetime | None = None) -> dict[str, int]:
+    """One reconciliation run for a tenant; the watermark moves only if all of it succeeds."""
+    now = now or utcnow()
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+        mark = _watermark(session, tenant_id, tenant.product_type) if tenant else None
+    if tenant is None or not tenant.installed:
+        return {}
+    client, minutes = client_for(tenant), since_minutes(mark.value if mark else None, now)
+    try:
+        result = _run(db, tenant, client, client_for, minutes)
+    except Exception as exc:
+        _record(db, tenant, None, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    _record(db, tenant, now, None)
+    return result
+
+
+def _run(db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory,
+         minutes: int) -> dict[str, int]:
+    if tenant.product_type == "confluence":
+        return {"changed": _confluence_changed(db, tenant, client, minutes)}
+    return {"changed": _jira_changed(db, tenant, client, minutes),
+            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for)}
+
+
+def _record(db: Database, tenant: Tenant, success_at: datetime | None, error: str | None) -> None:
+    with db.session() as session:
+        mark = _watermark(session, tenant.id, tenant.product_type)
+        if mark is None:
+            if success_at is None:
+                return  # no watermark yet: the next run looks back the default period again
+            mark = Watermark(tenant_id=tenant.id, source=tenant.product_type, value=success_at)
+            session.add(mark)
+        if success_at is not None:
+            mark.value, mark.last_success_at = success_at, success_at
+        mark.last_error = error
