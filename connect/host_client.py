@@ -1,0 +1,200 @@
+"""Outbound REST calls from the app to a Jira or Confluence site, signed per request.
+
+Every request carries a fresh app JWT whose qsh covers the exact method, path and query as sent
+(path relative to the site's base URL), or, via `.as_user()`, a user access token from the
+OAuth 2.0 JWT bearer grant. 429 and 503 are retried honouring Retry-After; any other non-2xx
+raises HostError.
+
+Why our own retry loop rather than atlassian-python-api's `backoff_and_retry`: with urllib3 2 that
+option mounts a urllib3 `Retry` adapter which re-sends the *same* prepared request (the same JWT,
+whose exp may pass during a long wait), does not cap a server's Retry-After, and ends in
+`requests.RetryError` instead of the response; its `retry_with_header` path retries 429 only
+once. Retrying in the session re-signs every attempt and gives one error type.
+"""
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from atlassian import Confluence, Jira
+from requests.auth import AuthBase
+
+from connect.impersonation import TOKENS, BearerAuth, auth_server_url, request_token
+from connect.jwt import app_token
+
+TIMEOUT = (5.0, 30.0)  # (connect, read) seconds; every call gets one
+RETRY_STATUSES = frozenset({429, 503})
+MAX_ATTEMPTS = 4
+MAX_RETRY_WAIT = 30.0  # never sleep longer than this for one retry
+TOKEN_TTL = 180  # app JWT lifetime; Atlassian recommends a few minutes at most
+
+
+class HostError(requests.HTTPError):
+    """The host answered with a non-2xx status (after any retries)."""
+
+    def __init__(self, status: int, body: str, response: requests.Response | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"Host answered {status}: {body[:300]}", response=response)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+class AppJWTAuth(AuthBase):
+    """Signs a prepared request with an app JWT whose qsh covers exactly that request."""
+
+    def __init__(self, app_key: str, shared_secret: str, base_url: str) -> None:
+        self.app_key = app_key
+        self.shared_secret = shared_secret
+        self.base_url = base_url
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        # r.url is the final, encoded URL, including every param a library appended.
+        token = app_token(self.app_key, self.shared_secret, request.method or "GET",
+                          request.url or "", self.base_url, ttl=TOKEN_TTL)
+        request.headers["Authorization"] = f"JWT {token}"
+        return request
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class HostSession(requests.Session):
+    """A session with a default timeout, bounded 429/503 retries, and HostError for non-2xx."""
+
+    def __init__(self, auth: AuthBase | None = None, timeout: Any = TIMEOUT,
+                 max_attempts: int = MAX_ATTEMPTS, max_wait: float = MAX_RETRY_WAIT) -> None:
+        super().__init__()
+        self.auth = auth
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+                **kwargs: Any) -> requests.Response:
+        """Send, re-signing and retrying on 429/503; raise HostError for any final non-2xx."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        for attempt in range(1, self.max_attempts + 1):
+            response = super().request(method, url, *args, **kwargs)
+            if response.status_code not in RETRY_STATUSES:
+                break
+            delay = self._delay(response, attempt)
+            if delay is None:
+                break
+            response.close()
+            time.sleep(delay)
+        if not 200 <= response.status_code < 300:
+            raise HostError(response.status_code, response.text, response,
+                            retry_after_seconds(response))
+        return response
+
+    def _delay(self, response: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if attempt >= self.max_attempts:
+            return None
+        asked = retry_after_seconds(response)
+        if asked is None:
+            return min(self.max_wait, 0.5 * 2 ** (attempt - 1))
+        # Why give up rather than wait less: retrying before Retry-After only earns another 429;
+        # the caller (an rq job) can reschedule itself using HostError.retry_after.
+        return asked if asked <= self.max_wait else None
+
+
+def _site_url(base_url: str, path: str) -> str:
+    """Absolute URL for a path given either from the site root (/wiki/api/v2/...) or the base URL."""
+    if path.startswith(("http://", "https://")):
+        return path
+    base = base_url.rstrip("/")
+    base_path = urlsplit(base).path
+    if not path.startswith("/"):
+        path = "/" + path
+    if base_path and (path == base_path or path.startswith(base_path + "/")):
+        return base[: len(base) - len(base_path)] + path
+    return base + path
+
+
+class HostClient:
+    """REST access to one installed site, as the app or (via as_user) as one of its users."""
+
+    def __init__(self, tenant: Any, app_key: str, session: HostSession,
+                 account_id: str | None = None) -> None:
+        self.tenant = tenant
+        self.app_key = app_key
+        self.base_url: str = tenant.base_url.rstrip("/")
+        self.session = session
+        self.account_id = account_id
+
+    @classmethod
+    def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> HostClient:
+        """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...)."""
+        if getattr(tenant, "host", None) == "forge":  # inside a Forge call: its bearer tokens
+            from connect.forge import client_for_tenant
+            if (forge_client := client_for_tenant(tenant, app_key, timeout)) is not None:
+                return forge_client
+        auth = AppJWTAuth(app_key, tenant.shared_secret, tenant.base_url.rstrip("/"))
+        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout))
+
+    def as_user(self, account_id: str) -> HostClient:
+        """A client whose calls run as that user (OAuth 2.0 JWT bearer grant, ACT_AS_USER)."""
+        if not getattr(self.tenant, "oauth_client_id", None):
+            raise HostError(0, "Tenant has no oauthClientId: user impersonation unavailable")
+        auth_server = auth_server_url()
+        token_session = HostSession(timeout=self.session.timeout)
+        key = (f"{self.tenant.client_key}|{auth_server}", account_id)
+
+        def token() -> str:
+            return TOKENS.get(key, lambda: request_token(token_session, self.tenant, account_id,
+                                                         auth_server))
+
+        session = HostSession(auth=BearerAuth(token), timeout=self.session.timeout)
+        return HostClient(self.tenant, self.app_key, session, account_id=account_id)
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a REST path on this site."""
+        return _site_url(self.base_url, path)
+
+    def request(self, method: str, path: str, params: Any = None,
+                json: Any = None) -> requests.Response:
+        """A raw call through the signing session (endpoints the library lacks); 2xx or HostError."""
+        return self.session.request(method.upper(), self.url(path), params=params, json=json)
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        """GET a path and decode its JSON body."""
+        return self.request("GET", path, params=params).json()
+
+    def jira(self) -> Jira:
+        """atlassian-python-api's Jira on this site (REST v3), through the signing session."""
+        return Jira(url=self.base_url, session=self.session, cloud=True, api_version="3",
+                    timeout=int(self._read_timeout()))
+
+    def confluence(self) -> Confluence:
+        """atlassian-python-api's Confluence on this site, through the signing session."""
+        return Confluence(url=self._confluence_url(), session=self.session, cloud=True, api_version=2,
+                          timeout=int(self._read_timeout()))
+
+    def _confluence_url(self) -> str:
+        """Confluence Cloud lives under /wiki; a Confluence tenant's base URL already says so."""
+        return self.base_url if urlsplit(self.base_url).path else self.base_url + "/wiki"
+
+    def _read_timeout(self) -> float:
+        timeout = self.session.timeout
+        return float(timeout[1] if isinstance(timeout, tuple) else timeout)

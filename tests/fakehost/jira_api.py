@@ -1,0 +1,349 @@
+"""Jira Cloud REST v3 endpoints of the fake site (paths exactly as Atlassian's)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from tests.fakehost import data, query
+from tests.fakehost.server import FakeHost, error
+
+LINK_TYPES = {"duplicate": "Duplicate", "relates": "Relates", "blocks": "Blocks",
+              "cloners": "Cloners"}
+PERMISSION_IDS = {"BROWSE_PROJECTS": "10", "ADD_COMMENTS": "15", "ADMINISTER_PROJECTS": "23",
+                  "LINK_ISSUES": "21", "EDIT_ISSUES": "12", "CREATE_ISSUES": "11"}
+_DATE_FIELDS = ("updated", "created", "resolutiondate", "resolved")
+
+
+def _date_of(host: FakeHost, issue: dict[str, Any], name: str) -> datetime | None:
+    if name == "updated":
+        return data.parse_jira_time(host.issue_updated(issue["key"]))
+    field = "resolutiondate" if name == "resolved" else name
+    return data.parse_jira_time(issue["fields"].get(field))
+
+
+def _getters(host: FakeHost) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """How each supported JQL field reads a (v2 source) issue."""
+    def named(field: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda i: (i["fields"].get(field) or {}).get("name")
+
+    return {
+        "project": lambda i: host.project_key_of(i["key"]),
+        "key": lambda i: i["key"], "issuekey": lambda i: i["key"], "id": lambda i: str(i["id"]),
+        "status": named("status"), "resolution": named("resolution"),
+        "priority": named("priority"),
+        "summary": lambda i: i["fields"].get("summary") or "",
+        "text": lambda i: i["fields"].get("summary") or "",
+        "assignee": lambda i: (data.user_v3(i["fields"].get("assignee")) or {}).get("accountId"),
+    }
+
+
+def _jql_test(host: FakeHost) -> Callable[[query.Clause], Callable[[dict[str, Any]], bool]]:
+    getters = _getters(host)
+
+    def resolve(clause: query.Clause) -> Callable[[dict[str, Any]], bool]:
+        name, op, values = clause.field, clause.op, clause.values
+        if name in _DATE_FIELDS:
+            bound = [query.parse_date(values[0])]
+            return lambda issue: query.compare(_date_of(host, issue, name), op, bound)
+        if name not in getters:
+            raise query.QueryError(f"Field '{name}' does not exist or you do not have permission "
+                                   "to view it.")
+        getter = getters[name]
+        if name == "project":  # a project can be named by key or id
+            values = [_project_key_of(host, v) for v in values]
+        return lambda issue: query.compare(getter(issue), op, values)
+
+    return resolve
+
+
+def _project_key_of(host: FakeHost, value: str) -> str:
+    return next((p["key"] for p in host.store.projects.values()
+                 if p["id"] == value or p["key"].lower() == value.lower()), value)
+
+
+def _sort_key(host: FakeHost, name: str) -> Callable[[dict[str, Any]], Any]:
+    if name in _DATE_FIELDS:
+        low = datetime.min.replace(tzinfo=timezone.utc)
+        return lambda i: _date_of(host, i, name) or low
+    if name in ("key", "issuekey", "id"):
+        return lambda i: (host.project_key_of(i["key"]), int(i["id"]))
+    raise query.QueryError(f"Not able to sort using field '{name}'.")
+
+
+def run_jql(host: FakeHost, jql: str, account_id: str | None) -> list[dict[str, Any]]:
+    """Source issues matching the JQL that the acting account may see, in the requested order."""
+    parsed = query.parse(jql)
+    if not parsed.clauses:
+        raise query.QueryError("Unbounded JQL queries are not allowed here. Please add a search "
+                               "restriction to your query.")
+    keep = query.matcher(parsed, _jql_test(host))
+    with host.lock:
+        issues = list(host.store.issues.values())
+    found = [i for i in issues if keep(i)
+             and host.can_see(account_id, i["key"], host.project_key_of(i["key"]))]
+    for name, descending in reversed(parsed.order or [("key", True)]):  # stable: last key first
+        found.sort(key=_sort_key(host, name), reverse=descending)
+    return found
+
+
+def select_fields(issue: dict[str, Any], fields: list[str], base: str) -> dict[str, Any]:
+    """The issue with only the requested fields (Jira returns only the id without any)."""
+    shaped: dict[str, Any] = {"id": issue["id"], "self": f"{base}/rest/api/3/issue/{issue['id']}"}
+    if not fields:
+        return shaped
+    shaped["key"] = issue["key"]
+    everything = any(f in ("*all", "*navigable") for f in fields)
+    wanted = {f for f in fields if not f.startswith("-")}
+    dropped = {f[1:] for f in fields if f.startswith("-")}
+    shaped["fields"] = {name: value for name, value in issue["fields"].items()
+                        if (everything or name in wanted) and name not in dropped}
+    return shaped
+
+
+def _page_token(jql: str, offset: int) -> str:
+    digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
+    return base64.urlsafe_b64encode(f"{offset}:{digest}".encode()).decode()
+
+
+def _offset_of(jql: str, token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset, digest = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise query.QueryError("The nextPageToken is invalid.") from exc
+    if digest != hashlib.sha256(jql.encode()).hexdigest()[:12]:
+        raise query.QueryError("The nextPageToken does not belong to this query.")
+    return int(offset)
+
+
+def _split_list(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def register(app: Flask, host: FakeHost) -> None:
+    """Add the Jira endpoints to the fake site's app."""
+
+    @app.get("/rest/api/3/search/jql")
+    def search_jql() -> Response:
+        jql = request.args.get("jql", "")
+        fields = _split_list(request.args.getlist("fields"))
+        try:
+            found = run_jql(host, jql, g.account_id)
+            offset = _offset_of(jql, request.args.get("nextPageToken"))
+        except query.QueryError as exc:
+            return error(400, str(exc))
+        limit_cap = 5000 if set(fields) <= {"id", "key"} else 100
+        limit = max(1, min(int(request.args.get("maxResults", 50)), limit_cap))
+        page = [host.issue_view(i["key"]) for i in found[offset:offset + limit]]
+        body: dict[str, Any] = {"issues": [select_fields(i, fields, host.url) for i in page if i],
+                                "isLast": offset + limit >= len(found)}
+        if not body["isLast"]:
+            body["nextPageToken"] = _page_token(jql, offset + limit)
+        return jsonify(body)
+
+    @app.get("/rest/api/3/issue/<key>")
+    def get_issue(key: str) -> Response:
+        issue = _visible_issue(host, key)
+        if issue is None:
+            return error(404, "Issue does not exist or you do not have permission to see it.")
+        fields = _split_list(request.args.getlist("fields")) or ["*all"]
+        return jsonify(select_fields(issue, fields, host.url))
+
+    @app.get("/rest/api/3/issue/<key>/comment")
+    def get_comments(key: str) -> Response:
+        issue = _visible_issue(host, key)
+        if issue is None:
+            return error(404, "Issue does not exist or you do not have permission to see it.")
+        comments = issue["fields"]["comment"]["comments"]
+        start = int(request.args.get("startAt", 0))
+        limit = min(int(request.args.get("maxResults", 100)), 100)
+        return jsonify({"startAt": start, "maxResults": limit, "total": len(comments),
+                        "comments": comments[start:start + limit]})
+
+    @app.post("/rest/api/3/issue/<key>/comment")
+    def add_comment(key: str) -> Response:
+        return _add_comment(host, key, request.get_json(silent=True))
+
+    @app.post("/rest/api/3/issueLink")
+    def add_link() -> Response:
+        return _add_link(host, request.get_json(silent=True) or {})
+
+    @app.post("/rest/api/3/issue/<key>/notify")
+    def notify(key: str) -> Response:
+        body = request.get_json(silent=True)
+        if _visible_issue(host, key) is None:
+            return error(404, "Issue does not exist or you do not have permission to see it.")
+        if not isinstance(body, dict) or not (body.get("textBody") or body.get("htmlBody")):
+            return error(400, "The notification must have a textBody or htmlBody.")
+        with host.lock:
+            host.store.notifications.append({"issue": key, "account_id": g.account_id, **body})
+        return Response(status=204)
+
+    register_people(app, host)
+
+
+def _visible_issue(host: FakeHost, key: str) -> dict[str, Any] | None:
+    key = host.store.issue_ids.get(key, key)
+    issue = host.issue_view(key)
+    if issue is None or not host.can_see(g.account_id, key, issue["fields"]["project"]["key"]):
+        return None
+    return issue
+
+
+def _add_comment(host: FakeHost, key: str, body: Any) -> Response:
+    issue = _visible_issue(host, key)
+    if issue is None:
+        return error(404, "Issue does not exist or you do not have permission to see it.")
+    adf = body.get("body") if isinstance(body, dict) else None
+    if not isinstance(adf, dict) or adf.get("type") != "doc" or not adf.get("content"):
+        # v3 accepts only an ADF document here; a plain string is a 400 on a real site too.
+        return Response('{"errorMessages":[],"errors":{"comment":"Comment body is not valid!"}}',
+                        status=400, mimetype="application/json")
+    author = host.store.users.get(g.account_id or host.app_account_id) or data.user_v3(
+        {"accountId": g.account_id, "displayName": g.account_id})
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    with host.lock:
+        comment_id = str(900000 + sum(map(len, host.store.posted_comments.values())))
+        comment = {"id": comment_id, "self": f"{host.url}/rest/api/3/issue/{issue['id']}/comment/"
+                   f"{comment_id}", "author": author, "updateAuthor": author, "body": adf,
+                   "created": now, "updated": now, "jsdPublic": True}
+        host.store.posted_comments[issue["key"]].append(comment)
+    response = jsonify(comment)
+    response.status_code = 201
+    return response
+
+
+def _add_link(host: FakeHost, body: dict[str, Any]) -> Response:
+    name = str((body.get("type") or {}).get("name") or "")
+    link_type = LINK_TYPES.get(name.lower())
+    if link_type is None:
+        return error(404, f"No issue link type with name '{name}' found.")
+    ends = {}
+    for end in ("inwardIssue", "outwardIssue"):
+        ref = body.get(end) or {}
+        key = ref.get("key") or host.store.issue_ids.get(str(ref.get("id")))
+        if not key or _visible_issue(host, key) is None:
+            return error(404, "Issue does not exist or you do not have permission to see it.")
+        ends[end] = key
+    with host.lock:
+        host.store.links.append({"type": link_type, "inward": ends["inwardIssue"],
+                                 "outward": ends["outwardIssue"], "account_id": g.account_id,
+                                 "comment": body.get("comment")})
+    return Response(status=201)
+
+
+def register_people(app: Flask, host: FakeHost) -> None:
+    """Users, permissions, projects and webhooks."""
+
+    @app.get("/rest/api/3/user")
+    def get_user() -> Response:
+        user = host.store.users.get(request.args.get("accountId", ""))
+        if user is None:
+            return error(404, "Specified user does not exist or you do not have required "
+                              "permissions")
+        return jsonify(user)
+
+    @app.get("/rest/api/3/user/bulk")
+    def bulk_users() -> Response:
+        ids = request.args.getlist("accountId")
+        if not ids:
+            return error(400, "At least one accountId must be given.")
+        found = [host.store.users[i] for i in ids if i in host.store.users]
+        start = int(request.args.get("startAt", 0))
+        limit = int(request.args.get("maxResults", 10))
+        return jsonify({"startAt": start, "maxResults": limit, "total": len(found),
+                        "isLast": start + limit >= len(found),
+                        "values": found[start:start + limit]})
+
+    @app.post("/rest/api/3/permissions/check")
+    def permissions_check() -> Response:
+        return jsonify(_bulk_permissions(host, request.get_json(silent=True) or {}))
+
+    @app.get("/rest/api/3/mypermissions")
+    def my_permissions() -> Response:
+        wanted = _split_list(request.args.getlist("permissions"))
+        if not wanted:
+            return error(400, "The permissions query parameter is required.")
+        project = _scope_project(host)
+        if project is False:
+            return error(404, "Issue or project does not exist.")
+        result = {}
+        for key in wanted:
+            allowed = project is None or (
+                host.has_project_permission(g.account_id, key, project[0])
+                and host.can_see(g.account_id, *project))
+            result[key] = {"id": PERMISSION_IDS.get(key, "0"), "key": key,
+                           "name": key.replace("_", " ").title(), "type": "PROJECT",
+                           "description": "", "havePermission": bool(allowed)}
+        return jsonify({"permissions": result})
+
+    @app.get("/rest/api/3/project/search")
+    def project_search() -> Response:
+        projects = sorted(host.store.projects.values(), key=lambda p: p["key"])
+        keys = set(_split_list(request.args.getlist("keys")))
+        projects = [p for p in projects if not keys or p["key"] in keys]
+        start = int(request.args.get("startAt", 0))
+        limit = int(request.args.get("maxResults", 50))
+        values = [{**p, "self": f"{host.url}/rest/api/3/project/{p['id']}",
+                   "projectTypeKey": "software", "simplified": False, "style": "classic"}
+                  for p in projects[start:start + limit]]
+        return jsonify({"startAt": start, "maxResults": limit, "total": len(projects),
+                        "isLast": start + limit >= len(projects), "values": values})
+
+    @app.get("/rest/api/3/webhook/failed")
+    def failed_webhooks() -> Response:
+        after = int(request.args.get("after", 0))
+        limit = int(request.args.get("maxResults", 100))
+        with host.lock:
+            found = [w for w in host.store.failed_webhooks if w["failureTime"] > after]
+        body: dict[str, Any] = {"values": found[:limit], "maxResults": limit}
+        if len(found) > limit:
+            body["next"] = (f"{host.url}/rest/api/3/webhook/failed?after="
+                            f"{found[limit - 1]['failureTime']}&maxResults={limit}")
+        return jsonify(body)
+
+
+def _scope_project(host: FakeHost) -> tuple[str, ...] | None | bool:
+    """(project key, issue key?) named by the mypermissions query; None for global; False if unknown."""
+    issue_ref = request.args.get("issueKey") or request.args.get("issueId")
+    if issue_ref:
+        key = host.store.issue_ids.get(issue_ref, issue_ref)
+        return (host.project_key_of(key), key) if key in host.store.issues else False
+    project_ref = request.args.get("projectKey") or request.args.get("projectId")
+    if project_ref:
+        key = _project_key_of(host, project_ref)
+        return (key,) if key in host.store.projects else False
+    return None
+
+
+def _bulk_permissions(host: FakeHost, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /rest/api/3/permissions/check: per permission, the issue and project ids allowed."""
+    account_id = body.get("accountId") or g.account_id
+    projects_by_id = {p["id"]: p["key"] for p in host.store.projects.values()}
+    result = []
+    for entry in body.get("projectPermissions") or []:
+        issue_ids = [str(i) for i in entry.get("issues") or [] if i is not None]
+        project_ids = [str(p) for p in entry.get("projects") or [] if p is not None]
+        for permission in entry.get("permissions") or []:
+            if not permission:
+                continue
+            issues = [int(i) for i in issue_ids if _issue_allowed(host, account_id, permission, i)]
+            projects = [int(p) for p in project_ids if p in projects_by_id
+                        and host.has_project_permission(account_id, permission, projects_by_id[p])]
+            result.append({"permission": permission, "issues": issues, "projects": projects})
+    return {"projectPermissions": result, "globalPermissions": []}
+
+
+def _issue_allowed(host: FakeHost, account_id: str | None, permission: str, issue_id: str) -> bool:
+    key = host.store.issue_ids.get(issue_id)
+    if key is None:
+        return False  # invalid ids are ignored, as documented
+    project = host.project_key_of(key)
+    return (host.can_see(account_id, key, project)
+            and host.has_project_permission(account_id, permission, project))

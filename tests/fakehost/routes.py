@@ -1,0 +1,40 @@
+"""The fake site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, request
+
+from tests.fakehost import confluence_api, jira_api
+from tests.fakehost.server import FakeHost, build_flask, error
+
+MAX_REPORTED_ACCOUNTS = 90
+
+
+def build_app(host: FakeHost) -> Flask:
+    """The complete fake Jira + Confluence site."""
+    app = build_flask(host)
+    jira_api.register(app, host)
+    confluence_api.register(app, host)
+
+    @app.post("/app/report-accounts/")
+    @app.post("/wiki/app/report-accounts/")
+    def report_accounts() -> Response:
+        return _report_accounts(host)
+
+    return app
+
+
+def _report_accounts(host: FakeHost) -> Response:
+    """Personal data reporting: 204 when nothing changed, else 200 with closed/updated accounts."""
+    body = request.get_json(silent=True)
+    accounts = body.get("accounts") if isinstance(body, dict) else None
+    if not isinstance(accounts, list) or not accounts or len(accounts) > MAX_REPORTED_ACCOUNTS:
+        return error(400, f"Report between 1 and {MAX_REPORTED_ACCOUNTS} accounts.")
+    if any(not isinstance(a, dict) or not a.get("accountId") or not a.get("updatedAt")
+           for a in accounts):
+        return error(400, "Each account needs accountId and updatedAt.")
+    with host.lock:
+        changed = [{"accountId": a["accountId"], "status": host.store.account_status[a["accountId"]]}
+                   for a in accounts if a["accountId"] in host.store.account_status]
+    response = jsonify({"accounts": changed}) if changed else Response(status=204)
+    response.headers["Cycle-Period"] = str(host.cycle_period_hours)
+    return response
