@@ -1,0 +1,1 @@
+"""The JSON API the panels (and Forge) call with context JWTs."""

@@ -1,0 +1,130 @@
+"""State-changing panel actions: ask, accept, feedback, link, thank, click events."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+
+from connect.auth import get_db, require_jwt
+from plugin.api.common import load, register_errors
+from plugin.matching.store import get_item
+from plugin.schemas.actions import (FeedbackSchema, KudosSchema, LinkSchema, PanelEventSchema,
+                                    QuestionSchema)
+from plugin.services import adoption, feedback, questions, recognition
+from plugin.services.errors import Refused
+from plugin.services import panels
+from plugin.services.panels import names_of
+from plugin.views.common import as_viewer, eligible, fetcher, project_of, visible
+
+bp = Blueprint("api_actions", __name__, url_prefix="/api")
+register_errors(bp)
+
+LINK_TYPES = {"duplicate": "Duplicate", "relates": "Relates"}
+
+
+def _viewer() -> str:
+    if not g.account_id:
+        raise Refused(403, "Sign in to do this.")
+    return g.account_id
+
+
+def _next_experts(session: Any, tenant_id: int, source: str, key: str, project: str | None,
+                  expert: str) -> list[str]:
+    """Who to pass the question to if the expert does not answer: the other suggestions."""
+    data = panels.experts(session, tenant_id, source, key, project, g.account_id, visible(),
+                          eligible(session, project), fetcher(source, key), record=False)
+    return [p["account_id"] for p in data["experts"] if p["account_id"] != expert]
+
+
+@bp.post("/questions")
+@require_jwt(context=True)
+def ask_question() -> Any:
+    """Post the question as the viewer's comment mentioning the expert, and track it."""
+    body = load(QuestionSchema())
+    asker = _viewer()
+    project = project_of(body["source"], body["key"])
+    with get_db().session() as session:
+        tenant_id = g.tenant.id
+        if not eligible(session, project)(body["expert_account_id"]):
+            raise Refused(422, "This person cannot be asked here.", "expert_account_id")
+        name = names_of(session, tenant_id, {body["expert_account_id"]})[body["expert_account_id"]]
+        question = questions.ask(
+            session, tenant_id, source=body["source"], key=body["key"], project=project,
+            asker_account_id=asker, expert_account_id=body["expert_account_id"], expert_name=name,
+            text=body["text"], client=as_viewer(),
+            next_experts=_next_experts(session, tenant_id, body["source"], body["key"], project,
+                                       body["expert_account_id"]))
+        adoption.record(session, tenant_id, "experts", "used", body["source"], body["key"],
+                        project, asker, target=body["expert_account_id"])
+        return jsonify({"id": question.id, "state": question.state,
+                        "expert": {"account_id": question.expert_account_id, "name": name},
+                        "comment_id": question.comment_id}), 201
+
+
+@bp.post("/questions/<int:question_id>/accept")
+@require_jwt(context=True)
+def accept_answer(question_id: int) -> Any:
+    """The asker marks the answer accepted."""
+    viewer = _viewer()
+    with get_db().session() as session:
+        question = questions.accept(session, g.tenant.id, question_id, viewer)
+        return jsonify({"id": question.id, "state": question.state})
+
+
+@bp.post("/feedback")
+@require_jwt(context=True)
+def give_feedback() -> Any:
+    """Helped / Not relevant on a suggestion."""
+    body = load(FeedbackSchema())
+    viewer = _viewer()
+    with get_db().session() as session:
+        row = feedback.give(session, g.tenant.id, source=body["source"], key=body["key"],
+                            project=project_of(body["source"], body["key"]),
+                            target_item_id=body["target_item_id"], verdict=body["verdict"],
+                            account_id=viewer)
+        return jsonify({"target_item_id": row.target_item_id, "verdict": row.verdict})
+
+
+@bp.post("/links")
+@require_jwt(context=True)
+def link_issues() -> Any:
+    """Create a real Jira issue link, as the viewer: this issue duplicates / relates to target."""
+    body = load(LinkSchema())
+    viewer = _viewer()
+    if body["key"] == body["target_key"]:
+        raise Refused(422, "An issue cannot be linked to itself.", "target_key")
+    as_viewer().request("POST", "/rest/api/3/issueLink", json={
+        "type": {"name": LINK_TYPES[body["link_type"]]},
+        "outwardIssue": {"key": body["key"]}, "inwardIssue": {"key": body["target_key"]}})
+    with get_db().session() as session:
+        adoption.record(session, g.tenant.id, "reuse", "used", "jira", body["key"],
+                        project_of("jira", body["key"]), viewer, target=body["target_key"])
+    return jsonify({"key": body["key"], "target_key": body["target_key"],
+                    "link_type": body["link_type"]}), 201
+
+
+@bp.post("/kudos")
+@require_jwt(context=True)
+def give_kudos() -> Any:
+    """Thank a contributor (no self-thanks; daily limits)."""
+    body = load(KudosSchema())
+    giver = _viewer()
+    with get_db().session() as session:
+        item = get_item(session, g.tenant.id, body["source"], body["key"])
+        space = item.space if item is not None else body["space"]
+        kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=body["key"],
+                                  space=space, giver=giver, receiver=body["to_account_id"],
+                                  message=body["message"])
+        return jsonify({"id": kudos.id, "to_account_id": kudos.to_account_id}), 201
+
+
+@bp.post("/events")
+@require_jwt(context=True)
+def panel_event() -> Any:
+    """Record a click on a suggestion (adoption metrics)."""
+    body = load(PanelEventSchema())
+    with get_db().session() as session:
+        adoption.record(session, g.tenant.id, body["panel"], body["kind"], body["source"],
+                        body["key"], project_of(body["source"], body["key"]), g.account_id,
+                        target=body["target"])
+    return "", 204

@@ -1,0 +1,56 @@
+"""Project admin API: settings and the adoption dashboard, for project admins only."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+
+from connect.auth import get_db, require_jwt
+from plugin.api.common import load, register_errors
+from plugin.schemas.settings import PROJECT_KEY, ProjectSettingsSchema
+from plugin.services import adoption, permissions
+from plugin.services.errors import Refused
+from plugin.services.settings import project_settings, save_project_settings
+from plugin.views.common import host
+
+bp = Blueprint("api_admin", __name__, url_prefix="/api/admin/projects")
+register_errors(bp)
+
+
+def require_project_admin(project_key: str) -> None:
+    """Ask the host (as the app) whether the viewer administers the project; refuse otherwise."""
+    try:
+        PROJECT_KEY(project_key)
+    except Exception as exc:
+        raise Refused(404, "No such project.") from exc
+    if not permissions.is_project_admin(host(), g.account_id, project_key):
+        raise Refused(403, "Only project administrators can view or change these settings.")
+
+
+@bp.get("/<project_key>/settings")
+@require_jwt(context=True)
+def get_settings(project_key: str) -> Any:
+    """The project's settings (defaults filled in)."""
+    require_project_admin(project_key)
+    with get_db().session() as session:
+        return jsonify(project_settings(session, g.tenant.id, project_key))
+
+
+@bp.post("/<project_key>/settings")
+@require_jwt(context=True)
+def post_settings(project_key: str) -> Any:
+    """Replace the project's settings with a validated body."""
+    require_project_admin(project_key)
+    data = load(ProjectSettingsSchema())
+    with get_db().session() as session:
+        return jsonify(save_project_settings(session, g.tenant.id, project_key, data,
+                                             g.account_id))
+
+
+@bp.get("/<project_key>/dashboard")
+@require_jwt(context=True)
+def get_dashboard(project_key: str) -> Any:
+    """Twelve weeks of adoption for the project."""
+    require_project_admin(project_key)
+    with get_db().session() as session:
+        return jsonify(adoption.dashboard(session, g.tenant.id, project_key))

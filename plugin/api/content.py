@@ -1,0 +1,38 @@
+"""GET the data each panel renders, for the iframe's refreshes and for Forge."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, g, jsonify, request
+
+from connect.auth import get_db, require_jwt
+from plugin.api.common import register_errors
+from plugin.services import panels
+from plugin.views.common import eligible, fetcher, project_of, visible
+
+bp = Blueprint("api_content", __name__, url_prefix="/api/content")
+register_errors(bp)
+
+
+def panel_data(session: Any, panel: str, source: str, key: str, project: str | None,
+               topic: str | None = None) -> dict[str, Any]:
+    """One panel's data for the verified viewer."""
+    tenant_id, viewer = g.tenant.id, g.account_id
+    if panel == "experts":
+        return panels.experts(session, tenant_id, source, key, project, viewer, visible(),
+                              eligible(session, project), fetcher(source, key), topic=topic)
+    if panel == "reuse":
+        return panels.reuse(session, tenant_id, source, key, project, viewer, visible(),
+                            fetcher(source, key))
+    return panels.contributors(session, tenant_id, source, key, project, viewer)
+
+
+@bp.get("/<source>/<key>/<panel>")
+@require_jwt(context=True)
+def content_panel(source: str, key: str, panel: str) -> Any:
+    """experts | reuse | contributors for an issue or page."""
+    if source not in ("jira", "confluence") or panel not in ("experts", "reuse", "contributors"):
+        abort(404)
+    project = project_of(source, key, request.args.get("project"))
+    with get_db().session() as session:
+        return jsonify(panel_data(session, panel, source, key, project))

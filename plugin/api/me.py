@@ -1,0 +1,80 @@
+"""The viewer's own data: what Inflow knows, preferences, export and erasure."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+
+from connect.auth import get_db, require_jwt
+from connect.db import utcnow
+from plugin.api.common import load, register_errors
+from plugin.schemas.settings import EraseSchema, PreferencesSchema
+from plugin.services import privacy, recognition
+from plugin.services.errors import Refused
+from plugin.services.settings import preference, set_preference
+
+bp = Blueprint("api_me", __name__, url_prefix="/api/me")
+register_errors(bp)
+
+
+def _viewer() -> str:
+    if not g.account_id:
+        raise Refused(403, "Sign in to see your data.")
+    return g.account_id
+
+
+def about(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]:
+    """The personal page's data: topics, evidence, impact and preferences."""
+    pref = preference(session, tenant_id, account_id)
+    now = utcnow()
+    paused = pref.paused_until if pref and pref.paused_until and pref.paused_until > now else None
+    return {"account_id": account_id,
+            "topics": privacy.topics(session, tenant_id, account_id),
+            "evidence": privacy.contributions(session, tenant_id, account_id, limit=10),
+            "impact": recognition.impact(session, tenant_id, account_id, now - timedelta(days=30)),
+            "preferences": {"opted_out": bool(pref and pref.opted_out),
+                            "paused_until": paused.isoformat() if paused else None}}
+
+
+@bp.get("")
+@require_jwt(context=True)
+def get_me() -> Any:
+    """What Inflow knows about the viewer."""
+    viewer = _viewer()
+    with get_db().session() as session:
+        return jsonify(about(session, g.tenant.id, viewer))
+
+
+@bp.post("/preferences")
+@require_jwt(context=True)
+def post_preferences() -> Any:
+    """Opt out of being suggested, or pause for some days (0 ends a pause)."""
+    body = load(PreferencesSchema())
+    viewer = _viewer()
+    until = utcnow() + timedelta(days=body["pause_days"]) if body["pause_days"] else None
+    with get_db().session() as session:
+        set_preference(session, g.tenant.id, viewer, body["opted_out"], until)
+        return jsonify(about(session, g.tenant.id, viewer)["preferences"])
+
+
+@bp.get("/export")
+@require_jwt(context=True)
+def export() -> Any:
+    """Everything Inflow stores about the viewer, as a JSON download."""
+    viewer = _viewer()
+    with get_db().session() as session:
+        response = jsonify(privacy.export_person(session, g.tenant.id, viewer))
+    response.headers["Content-Disposition"] = 'attachment; filename="inflow-my-data.json"'
+    return response
+
+
+@bp.post("/erase")
+@require_jwt(context=True)
+def erase() -> Any:
+    """Erase the viewer's data everywhere in Inflow (needs {"confirm": "ERASE"})."""
+    load(EraseSchema())
+    viewer = _viewer()
+    with get_db().session() as session:
+        privacy.erase_person(session, g.tenant.id, viewer)
+    return jsonify({"erased": True})

@@ -1,0 +1,61 @@
+"""Request bodies of the panel actions: ask, accept, feedback, link, kudos, events."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+SOURCES = ("jira", "confluence")
+KEY = validate.Length(min=1, max=255)
+ACCOUNT = validate.Length(min=1, max=128)
+
+
+class ItemRefSchema(Schema):
+    """Which item the panel shows."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = fields.String(required=True, validate=validate.OneOf(SOURCES))
+    key = fields.String(required=True, validate=KEY)
+
+
+class QuestionSchema(ItemRefSchema):
+    """Ask an expert about an item."""
+
+    expert_account_id = fields.String(required=True, validate=ACCOUNT)
+    text = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+
+
+class FeedbackSchema(ItemRefSchema):
+    """Helped / Not relevant on one suggestion."""
+
+    target_item_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    verdict = fields.String(required=True, validate=validate.OneOf(("helped", "not_relevant")))
+
+
+class LinkSchema(Schema):
+    """Link the current issue to a suggested one."""
+
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(required=True, validate=KEY)
+    target_key = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z][A-Z0-9_]*-\d+$", error="Not an issue key."))
+    link_type = fields.String(required=True, validate=validate.OneOf(("duplicate", "relates")))
+
+
+class KudosSchema(ItemRefSchema):
+    """Thank a contributor, optionally with a message."""
+
+    to_account_id = fields.String(required=True, validate=ACCOUNT)
+    message = fields.String(load_default="", validate=validate.Length(max=500))
+    space = fields.String(load_default=None, allow_none=True, validate=KEY)
+
+
+class PanelEventSchema(ItemRefSchema):
+    """An adoption event the browser reports (a click on a suggestion)."""
+
+    panel = fields.String(required=True, validate=validate.OneOf(("experts", "reuse",
+                                                                  "contributors")))
+    kind = fields.String(required=True, validate=validate.OneOf(("clicked",)))
+    target = fields.String(load_default=None, allow_none=True, validate=KEY)

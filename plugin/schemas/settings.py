@@ -1,0 +1,72 @@
+"""Project settings and personal preferences as admins and people send them."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+PROJECT_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,49}$", error="Not a project key.")
+
+
+def _names(**kw: object) -> fields.List:
+    return fields.List(fields.String(validate=validate.Length(min=1, max=255)),
+                       validate=validate.Length(max=200), load_default=list, **kw)
+
+
+class PanelsSchema(Schema):
+    """Which panels are on."""
+
+    class Meta:
+        unknown = RAISE
+
+    experts = fields.Boolean(load_default=True)
+    reuse = fields.Boolean(load_default=True)
+    contributors = fields.Boolean(load_default=True)
+
+
+class PrivacySchema(Schema):
+    """Privacy defaults for a project."""
+
+    class Meta:
+        unknown = RAISE
+
+    show_evidence = fields.Boolean(load_default=True)
+    public_kudos_messages = fields.Boolean(load_default=True)
+
+
+class ProjectSettingsSchema(Schema):
+    """Everything a project admin can set."""
+
+    class Meta:
+        unknown = RAISE
+
+    purpose = fields.String(load_default="", validate=validate.Length(max=500))
+    panels = fields.Nested(PanelsSchema, load_default=dict)
+    include_groups = _names()
+    exclude_groups = _names()
+    include_people = _names()
+    exclude_people = _names()
+    follow_up_hours = fields.Integer(load_default=48, strict=True,
+                                     validate=validate.Range(min=1, max=24 * 30))
+    learn_projects = fields.List(fields.String(validate=PROJECT_KEY), load_default=list,
+                                 validate=validate.Length(max=200))
+    learn_spaces = _names()
+    privacy = fields.Nested(PrivacySchema, load_default=dict)
+
+
+class PreferencesSchema(Schema):
+    """A person's own choices."""
+
+    class Meta:
+        unknown = RAISE
+
+    opted_out = fields.Boolean(required=True)
+    pause_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=365))
+
+
+class EraseSchema(Schema):
+    """Erasure needs an explicit confirmation."""
+
+    class Meta:
+        unknown = RAISE
+
+    confirm = fields.String(required=True, validate=validate.Equal("ERASE",
+                                                                   error="Type ERASE to confirm."))

@@ -1,0 +1,1 @@
+"""Domain services of the product: each takes a Session and a tenant id, never Flask globals."""

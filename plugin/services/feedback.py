@@ -1,0 +1,84 @@
+"""Helped / Not relevant verdicts on suggestions: stored, fed to ranking, credited to authors."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.matching.store import record_feedback
+from plugin.models.content import Contribution, Item
+from plugin.models.social import Feedback, Kudos
+from plugin.services import adoption
+from plugin.services.errors import Refused
+
+# Roles whose work made an item useful; reporters and commenters asked, they did not answer.
+AUTHOR_ROLES = ("assignee", "resolver", "creator", "editor", "answerer")
+VERDICTS = ("helped", "not_relevant")
+
+
+def authors_of(session: Session, tenant_id: int, item_id: int) -> list[str]:
+    """Accounts who authored or resolved an item, most recent contribution first."""
+    rows = session.execute(select(Contribution.account_id, Contribution.at).where(
+        Contribution.tenant_id == tenant_id, Contribution.item_id == item_id,
+        Contribution.role.in_(AUTHOR_ROLES)).order_by(Contribution.at.desc())).all()
+    return list(dict.fromkeys(account for account, _ in rows))
+
+
+def _credit(session: Session, tenant_id: int, target: Item, source: str, key: str,
+            giver: str, now: datetime) -> None:
+    for author in authors_of(session, tenant_id, target.id):
+        if author != giver:
+            session.add(Kudos(tenant_id=tenant_id, source=target.source, item_key=target.key,
+                              space=target.space, from_account_id=giver, to_account_id=author,
+                              kind="helped", message=f"Helped on {key}", created_at=now))
+
+
+def _uncredit(session: Session, tenant_id: int, target: Item, key: str, giver: str) -> None:
+    session.execute(delete(Kudos).where(
+        Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
+        Kudos.source == target.source, Kudos.item_key == target.key,
+        Kudos.message == f"Helped on {key}"))
+
+
+def give(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,
+         target_item_id: int, verdict: str, account_id: str,
+         now: datetime | None = None) -> Feedback:
+    """Store (or change) a viewer's verdict; ranking counts and author credit follow it."""
+    now = now or utcnow()
+    target = session.get(Item, target_item_id)
+    if target is None or target.tenant_id != tenant_id:
+        raise Refused(422, "Unknown suggestion.", "target_item_id")
+    row = session.scalar(select(Feedback).where(
+        Feedback.tenant_id == tenant_id, Feedback.source == source, Feedback.item_key == key,
+        Feedback.target_item_id == target_item_id, Feedback.account_id == account_id))
+    if row is not None and row.verdict == verdict:
+        return row
+    if row is not None:
+        record_feedback(session, tenant_id, target_item_id, row.verdict == "helped", delta=-1)
+        if row.verdict == "helped":
+            _uncredit(session, tenant_id, target, key, account_id)
+        row.verdict = verdict
+    else:
+        row = Feedback(tenant_id=tenant_id, source=source, item_key=key, account_id=account_id,
+                       target_item_id=target_item_id, verdict=verdict, created_at=now)
+        session.add(row)
+    record_feedback(session, tenant_id, target_item_id, verdict == "helped", delta=1)
+    if verdict == "helped":
+        _credit(session, tenant_id, target, source, key, account_id, now)
+        adoption.record(session, tenant_id, "reuse", "used", source, key, project, account_id,
+                        target=target.key, at=now)
+    session.flush()
+    return row
+
+
+def verdicts_by(session: Session, tenant_id: int, source: str, key: str,
+                account_id: str | None) -> dict[int, str]:
+    """This viewer's verdicts on the suggestions for an item, by target item id."""
+    if not account_id:
+        return {}
+    rows = session.execute(select(Feedback.target_item_id, Feedback.verdict).where(
+        Feedback.tenant_id == tenant_id, Feedback.source == source, Feedback.item_key == key,
+        Feedback.account_id == account_id)).all()
+    return dict(rows)

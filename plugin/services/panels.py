@@ -1,0 +1,188 @@
+"""What each panel shows, as plain data: the same dict feeds the iframe page and the JSON API."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.content.model import ItemDoc
+from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.matching.store import get_item
+from plugin.models.content import Contribution, Item, Person
+from plugin.models.social import Kudos, Question
+from plugin.services import adoption, feedback, questions, recognition
+from plugin.services.settings import project_settings
+
+Visible = Callable[[list[Item]], list[Item]]
+Eligible = Callable[[str], bool]
+Fetch = Callable[[], ItemDoc | None]
+LIMIT = 5
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return asdict(value) if is_dataclass(value) else dict(value)
+
+
+def _target(session: Session, tenant_id: int, source: str, key: str,
+            fetch: Fetch | None) -> Item | ItemDoc | None:
+    item = get_item(session, tenant_id, source, key)
+    if item is None and fetch is not None:
+        return fetch()
+    return item
+
+
+def _item_summary(target: Item | ItemDoc | None) -> dict[str, Any] | None:
+    if target is None:
+        return None
+    return {"source": target.source, "key": target.key, "title": target.title,
+            "project": target.project, "space": target.space,
+            "stored": isinstance(target, Item)}
+
+
+def _record_view(session: Session, tenant_id: int, panel: str, source: str, key: str,
+                 project: str | None, viewer: str | None, shown: int) -> None:
+    adoption.record(session, tenant_id, panel, "viewed", source, key, project, viewer)
+    if shown:
+        adoption.record(session, tenant_id, panel, "shown", source, key, project, viewer)
+
+
+def experts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
+            viewer: str | None, visible: Visible, eligible: Eligible, fetch: Fetch | None = None,
+            topic: str | None = None, record: bool = True) -> dict[str, Any]:
+    """Up to five people to ask, with reasons and evidence, and the questions asked here."""
+    settings = project_settings(session, tenant_id, project)
+    target = _target(session, tenant_id, source, key, fetch)
+    query: Item | ItemDoc | str | None = f"{topic} {target.title if target else ''}".strip() \
+        if topic else target
+    found = suggest_experts(session, tenant_id, query, limit=LIMIT, asker=viewer, visible=visible,
+                            eligible=eligible) if query else []
+    people = [_plain(e) for e in found]
+    if not settings["privacy"]["show_evidence"]:
+        for person in people:
+            person["evidence"] = []
+    if record:
+        _record_view(session, tenant_id, "experts", source, key, project, viewer, len(people))
+    return {"panel": "experts", "item": _item_summary(target), "purpose": settings["purpose"],
+            "enabled": settings["panels"]["experts"], "experts": people,
+            "questions": question_list(session, tenant_id, source, key),
+            "empty_reason": None if people else _experts_empty_reason(target)}
+
+
+def _experts_empty_reason(target: Item | ItemDoc | None) -> str:
+    if target is None:
+        return ("Inflow has not learned this item yet, so it cannot tell who knows about it. "
+                "Suggestions appear shortly after it is indexed.")
+    return ("No one you can see has worked on similar items yet, or the people who have "
+            "chose not to be suggested. As the team resolves more work, experts will appear.")
+
+
+def question_list(session: Session, tenant_id: int, source: str, key: str) -> list[dict]:
+    """The questions on an item with the names of who asked whom."""
+    rows = questions.questions_on(session, tenant_id, source, key)
+    names = names_of(session, tenant_id, {q.asker_account_id for q in rows}
+                     | {q.expert_account_id for q in rows})
+    return [{"id": q.id, "state": q.state, "text": q.text, "asked_at": q.asked_at.isoformat(),
+             "asker": {"account_id": q.asker_account_id, "name": names.get(q.asker_account_id)},
+             "expert": {"account_id": q.expert_account_id, "name": names.get(q.expert_account_id)}}
+            for q in rows]
+
+
+def names_of(session: Session, tenant_id: int, accounts: set[str]) -> dict[str, str]:
+    """Display names by account id (falls back to the id for unknown people)."""
+    found: dict[str, str] = {}
+    if accounts:
+        found = {a: n for a, n in session.execute(select(Person.account_id, Person.display_name)
+                 .where(Person.tenant_id == tenant_id, Person.account_id.in_(accounts))) if n}
+    return {a: found.get(a, a) for a in accounts}
+
+
+def reuse(session: Session, tenant_id: int, source: str, key: str, project: str | None,
+          viewer: str | None, visible: Visible, fetch: Fetch | None = None) -> dict[str, Any]:
+    """Up to five similar earlier items with why they matched and this viewer's verdicts."""
+    settings = project_settings(session, tenant_id, project)
+    target = _target(session, tenant_id, source, key, fetch)
+    found = suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible) \
+        if target is not None else []
+    verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
+    items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
+    _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
+    return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
+            "enabled": settings["panels"]["reuse"], "suggestions": items,
+            "empty_reason": None if items else _reuse_empty_reason(target)}
+
+
+def _reuse_empty_reason(target: Item | ItemDoc | None) -> str:
+    if target is None:
+        return "Inflow has not learned this item yet; similar work appears once it is indexed."
+    return ("Nothing similar that you can see has been done before. When related issues or "
+            "pages exist, they will be listed here.")
+
+
+def _contributors(session: Session, tenant_id: int, item: Item) -> list[dict[str, Any]]:
+    rows = session.execute(select(Contribution.account_id, Contribution.role, Contribution.at)
+                           .where(Contribution.tenant_id == tenant_id,
+                                  Contribution.item_id == item.id)
+                           .order_by(Contribution.at)).all()
+    roles: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for account, role, _ in rows:
+        roles[account][role] += 1
+    people = {p.account_id: p for p in session.scalars(select(Person).where(
+        Person.tenant_id == tenant_id, Person.account_id.in_(list(roles))))}
+    kudos = dict(session.execute(select(Kudos.to_account_id, func.count(Kudos.id)).where(
+        Kudos.tenant_id == tenant_id, Kudos.source == item.source, Kudos.item_key == item.key)
+        .group_by(Kudos.to_account_id)).all())
+    return [{"account_id": account,
+             "display_name": getattr(people.get(account), "display_name", None) or account,
+             "avatar_url": getattr(people.get(account), "avatar_url", None),
+             "roles": dict(counts), "kudos": int(kudos.get(account, 0))}
+            for account, counts in roles.items()]
+
+
+def contributors(session: Session, tenant_id: int, source: str, key: str, project: str | None,
+                 viewer: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """Who contributed and how, the thanks given here, and the viewer's own impact."""
+    now = now or utcnow()
+    settings = project_settings(session, tenant_id, project)
+    item = get_item(session, tenant_id, source, key)
+    people = _contributors(session, tenant_id, item) if item is not None else []
+    thanks = recognition.kudos_on(session, tenant_id, source, key)
+    names = names_of(session, tenant_id, {k.from_account_id for k in thanks}
+                     | {k.to_account_id for k in thanks})
+    public = settings["privacy"]["public_kudos_messages"]
+    _record_view(session, tenant_id, "contributors", source, key, project, viewer, len(people))
+    return {"panel": "contributors", "item": _item_summary(item), "purpose": settings["purpose"],
+            "enabled": settings["panels"]["contributors"], "contributors": people,
+            "thanks": [{"from": names[k.from_account_id], "to": names[k.to_account_id],
+                        "message": k.message if public or viewer in (k.to_account_id,
+                                                                     k.from_account_id) else "",
+                        "at": k.created_at.isoformat()} for k in thanks[:10]],
+            "impact": recognition.impact(session, tenant_id, viewer, now - timedelta(days=30),
+                                         now) if viewer else None,
+            "viewer": viewer,
+            "empty_reason": None if people else
+            "Inflow has not recorded anyone's work on this item yet."}
+
+
+def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str | None,
+           visible: Visible, eligible: Eligible) -> dict[str, int]:
+    """How many experts and related items a page has (the byline's title)."""
+    target = get_item(session, tenant_id, source, key)
+    if target is None:
+        return {"experts": 0, "related": 0}
+    found = suggest_experts(session, tenant_id, target, limit=LIMIT, asker=viewer,
+                            visible=visible, eligible=eligible)
+    related = suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
+    return {"experts": len(found), "related": len(related)}
+
+
+def open_questions_count(session: Session, tenant_id: int, source: str, key: str) -> int:
+    """Open questions on an item."""
+    return int(session.scalar(select(func.count(Question.id)).where(
+        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
+        Question.state == "asked")) or 0)

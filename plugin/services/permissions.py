@@ -1,0 +1,149 @@
+"""What a viewer may see and administer, asked of the host as the app and cached briefly."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import requests
+
+TTL_SECONDS = 60.0
+
+
+class Requester(Protocol):
+    """The part of HostClient used here."""
+
+    def request(self, method: str, path: str, params: Any = None,
+                json: Any = None) -> requests.Response: ...
+
+
+class TTLCache:
+    """A small thread-safe in-process cache whose entries expire after `ttl` seconds."""
+
+    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._data: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The cached value, or None when missing or expired."""
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                return None
+            return hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        """Store a value; a full cache is cleared rather than grown without bound."""
+        with self._lock:
+            if len(self._data) >= self.max_entries:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+CACHE = TTLCache()
+
+
+def _jira_browsable(client: Requester, account_id: str, issue_ids: list[str]) -> set[str]:
+    numeric = [int(i) for i in issue_ids if str(i).isdigit()]
+    if not numeric:
+        return set()
+    body = {"accountId": account_id,
+            "projectPermissions": [{"permissions": ["BROWSE_PROJECTS"], "issues": numeric}]}
+    data = client.request("POST", "/rest/api/3/permissions/check", json=body).json()
+    allowed: set[str] = set()
+    for entry in data.get("projectPermissions", []):
+        if entry.get("permission") == "BROWSE_PROJECTS":
+            allowed.update(str(i) for i in entry.get("issues", []))
+    return allowed
+
+
+def _confluence_readable(client: Requester, account_id: str, page_id: str) -> bool:
+    body = {"subject": {"type": "user", "identifier": account_id}, "operation": "read"}
+    response = client.request("POST", f"/wiki/rest/api/content/{page_id}/permission/check", json=body)
+    return bool(response.json().get("hasPermission"))
+
+
+def _item_ref(item: Any) -> tuple[str, str]:
+    # Jira checks take numeric issue ids; without one we fall back to the key, which fails closed.
+    if item.source == "jira":
+        return "jira", str(getattr(item, "external_id", None) or item.key)
+    return "confluence", str(getattr(item, "external_id", None) or item.key)
+
+
+def _check_uncached(client: Requester, account_id: str, refs: set[tuple[str, str]]) -> dict:
+    results: dict[tuple[str, str], bool] = {}
+    jira_ids = [ref for source, ref in refs if source == "jira"]
+    allowed = _jira_browsable(client, account_id, jira_ids) if jira_ids else set()
+    for ref in jira_ids:
+        results[("jira", ref)] = ref in allowed
+    for source, ref in refs:
+        if source == "confluence":
+            results[(source, ref)] = _confluence_readable(client, account_id, ref)
+    return results
+
+
+def visible_to(client: Requester, tenant_id: int, account_id: str | None,
+               cache: TTLCache = CACHE) -> Callable[[list[Any]], list[Any]]:
+    """A `visible` filter for matching: keeps only items this viewer may see (fails closed)."""
+
+    def visible(items: list[Any]) -> list[Any]:
+        if not account_id or not items:
+            return []
+        known: dict[tuple[str, str], bool] = {}
+        missing: set[tuple[str, str]] = set()
+        for ref in {_item_ref(item) for item in items}:
+            hit = cache.get((tenant_id, account_id, ref))
+            (missing.add(ref) if hit is None else known.__setitem__(ref, hit))
+        for ref, ok in _check_uncached(client, account_id, missing).items():
+            cache.put((tenant_id, account_id, ref), ok)
+            known[ref] = ok
+        return [item for item in items if known.get(_item_ref(item))]
+
+    return visible
+
+
+def _project_id(client: Requester, project_key: str) -> int | None:
+    response = client.request("GET", f"/rest/api/3/project/{project_key}")
+    project_id = response.json().get("id")
+    return int(project_id) if str(project_id).isdigit() else None
+
+
+def is_project_admin(client: Requester, account_id: str | None, project_key: str) -> bool:
+    """Whether the host says this account may administer the project (or Jira as a whole)."""
+    if not account_id:
+        return False
+    project_id = _project_id(client, project_key)
+    body: dict[str, Any] = {"accountId": account_id, "globalPermissions": ["ADMINISTER"],
+                            "projectPermissions": [{"permissions": ["ADMINISTER_PROJECTS"],
+                                                    "projects": [project_id] if project_id else []}]}
+    data = client.request("POST", "/rest/api/3/permissions/check", json=body).json()
+    if "ADMINISTER" in data.get("globalPermissions", []):
+        return True
+    return any(entry.get("permission") == "ADMINISTER_PROJECTS" and project_id in
+               [int(p) for p in entry.get("projects", []) if str(p).isdigit()]
+               for entry in data.get("projectPermissions", []))
+
+
+def groups_lookup(client: Requester, tenant_id: int,
+                  cache: TTLCache = CACHE) -> Callable[[str], set[str]]:
+    """Group names of an account, from the host, cached like permissions."""
+
+    def groups_of(account_id: str) -> set[str]:
+        key = (tenant_id, "groups", account_id)
+        hit = cache.get(key)
+        if hit is None:
+            rows = client.request("GET", "/rest/api/3/user/groups",
+                                  params={"accountId": account_id}).json()
+            hit = {row.get("name", "") for row in rows if isinstance(row, dict)}
+            cache.put(key, hit)
+        return hit
+
+    return groups_of
+

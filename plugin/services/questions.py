@@ -1,0 +1,158 @@
+"""Questions to experts: asked as a host comment that @mentions them, followed up, passed on."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from connect.models import Tenant
+from plugin.models.social import Kudos, Question, QuestionEvent
+from plugin.services.errors import Refused
+from plugin.services.settings import is_eligible, project_settings
+
+OPEN_STATES = ("asked",)
+
+
+def _adf_comment(account_id: str, name: str | None, text: str) -> dict[str, Any]:
+    mention = {"type": "mention", "attrs": {"id": account_id, "text": f"@{name or account_id}",
+                                            "accessLevel": ""}}
+    return {"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [mention, {"type": "text", "text": " " + text}]}]}
+
+
+def post_comment(client: Any, source: str, key: str, account_id: str, name: str | None,
+                 text: str) -> str | None:
+    """Post a comment mentioning `account_id` on an issue or page; returns the comment id."""
+    if source == "jira":
+        body = {"body": _adf_comment(account_id, name, text)}
+        response = client.request("POST", f"/rest/api/3/issue/{key}/comment", json=body)
+    else:
+        value = (f'<p><ac:link><ri:user ri:account-id="{escape(account_id)}" /></ac:link> '
+                 f"{escape(text)}</p>")
+        body = {"pageId": key, "body": {"representation": "storage", "value": value}}
+        response = client.request("POST", "/wiki/api/v2/footer-comments", json=body)
+    comment_id = (response.json() or {}).get("id") if response.content else None
+    return str(comment_id) if comment_id is not None else None
+
+
+def _event(session: Session, question: Question, kind: str, account_id: str | None,
+           at: datetime) -> None:
+    session.add(QuestionEvent(tenant_id=question.tenant_id, question_id=question.id, kind=kind,
+                              account_id=account_id, at=at))
+
+
+def ask(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,
+        asker_account_id: str, expert_account_id: str, expert_name: str | None, text: str,
+        client: Any, next_experts: list[str], now: datetime | None = None) -> Question:
+    """Post the question as the asker (client acts as them) and track it until answered."""
+    if expert_account_id == asker_account_id:
+        raise Refused(422, "You cannot ask yourself.", "expert_account_id")
+    now = now or utcnow()
+    hours = project_settings(session, tenant_id, project)["follow_up_hours"]
+    comment_id = post_comment(client, source, key, expert_account_id, expert_name, text)
+    question = Question(tenant_id=tenant_id, source=source, item_key=key, project=project,
+                        asker_account_id=asker_account_id, expert_account_id=expert_account_id,
+                        next_experts=[a for a in next_experts
+                                      if a not in (expert_account_id, asker_account_id)],
+                        text=text, state="asked", comment_id=comment_id, asked_at=now,
+                        follow_up_at=now + timedelta(hours=hours))
+    session.add(question)
+    session.flush()
+    _event(session, question, "asked", asker_account_id, now)
+    return question
+
+
+def questions_on(session: Session, tenant_id: int, source: str, key: str,
+                 limit: int = 10) -> list[Question]:
+    """The latest questions asked on an item, newest first."""
+    return list(session.scalars(select(Question).where(
+        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
+    ).order_by(Question.asked_at.desc(), Question.id.desc()).limit(limit)))
+
+
+def on_comment(session: Session, tenant_id: int, source: str, key: str,
+               author_account_id: str, at: datetime) -> list[int]:
+    """A comment by the expert answers their open questions on that item; returns their ids."""
+    questions = session.scalars(select(Question).where(
+        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
+        Question.expert_account_id == author_account_id, Question.state.in_(OPEN_STATES),
+        Question.asked_at <= at)).all()
+    for question in questions:
+        question.state, question.answered_at, question.follow_up_at = "answered", at, None
+        _event(session, question, "answered", author_account_id, at)
+    session.flush()
+    return [q.id for q in questions]
+
+
+def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
+           now: datetime | None = None) -> Question:
+    """The asker accepts the answer: the question closes and the expert gets credit."""
+    question = session.get(Question, question_id)
+    if question is None or question.tenant_id != tenant_id:
+        raise Refused(404, "No such question.")
+    if question.asker_account_id != account_id:
+        raise Refused(403, "Only the person who asked can accept the answer.")
+    if question.state == "accepted":
+        return question
+    now = now or utcnow()
+    question.state, question.accepted_at, question.follow_up_at = "accepted", now, None
+    question.answered_at = question.answered_at or now
+    session.add(Kudos(tenant_id=tenant_id, source=question.source, item_key=question.item_key,
+                      from_account_id=account_id, to_account_id=question.expert_account_id,
+                      kind="answer", message="", created_at=now))
+    _event(session, question, "accepted", account_id, now)
+    session.flush()
+    return question
+
+
+def due_followups(session: Session, now: datetime) -> list[int]:
+    """Ids of open questions (any tenant) whose follow-up time has come."""
+    return list(session.scalars(select(Question.id).where(
+        Question.state.in_(OPEN_STATES), Question.follow_up_at.is_not(None),
+        Question.follow_up_at <= now).order_by(Question.id)))
+
+
+def _next_expert(session: Session, question: Question, now: datetime) -> str | None:
+    while question.next_experts:
+        candidate, question.next_experts = question.next_experts[0], question.next_experts[1:]
+        if is_eligible(session, question.tenant_id, candidate, question.project, now):
+            return candidate
+    return None
+
+
+def follow_up(session: Session, question_id: int, client_factory: Callable[[Tenant], Any],
+              now: datetime | None = None) -> str:
+    """Remind the expert once, then pass the question on; idempotent. Returns what it did."""
+    now = now or utcnow()
+    question = session.get(Question, question_id)
+    if question is None or question.state not in OPEN_STATES or question.follow_up_at is None \
+            or question.follow_up_at > now:
+        return "nothing"
+    hours = project_settings(session, question.tenant_id, question.project)["follow_up_hours"]
+    client = client_factory(session.get(Tenant, question.tenant_id))
+    if question.reminded_at is None:
+        post_comment(client, question.source, question.item_key, question.expert_account_id,
+                     None, f"a gentle reminder of the question above: {question.text}")
+        question.reminded_at, question.follow_up_at = now, now + timedelta(hours=hours)
+        _event(session, question, "reminded", question.expert_account_id, now)
+        return "reminded"
+    return _pass_on(session, question, client, now, hours)
+
+
+def _pass_on(session: Session, question: Question, client: Any, now: datetime, hours: int) -> str:
+    expert = _next_expert(session, question, now)
+    if expert is None:
+        question.state, question.follow_up_at = "unanswered", None
+        _event(session, question, "unanswered", None, now)
+        return "unanswered"
+    post_comment(client, question.source, question.item_key, expert, None,
+                 f"could you help with this question? {question.text}")
+    question.expert_account_id, question.reminded_at = expert, None
+    question.follow_up_at = now + timedelta(hours=hours)
+    _event(session, question, "passed", expert, now)
+    return "passed"

@@ -1,0 +1,123 @@
+"""Kudos with their fairness rules, personal impact, weekly digests and the recognition board."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.models.content import Contribution, Person
+from plugin.models.social import Feedback, Kudos, Question
+from plugin.services.errors import Refused
+from plugin.services.feedback import AUTHOR_ROLES
+
+PER_PAIR_PER_ITEM_PER_DAY = 1
+PER_GIVER_PER_DAY = 20
+
+
+def _count_given(session: Session, tenant_id: int, giver: str, since: datetime,
+                 **match: str) -> int:
+    query = select(func.count(Kudos.id)).where(
+        Kudos.tenant_id == tenant_id, Kudos.from_account_id == giver, Kudos.kind == "thanks",
+        Kudos.created_at > since)
+    for column, value in match.items():
+        query = query.where(getattr(Kudos, column) == value)
+    return int(session.scalar(query) or 0)
+
+
+def thank(session: Session, tenant_id: int, *, source: str, key: str, space: str | None,
+          giver: str, receiver: str, message: str, now: datetime | None = None) -> Kudos:
+    """Store a thank-you; refuses self-thanks (422) and thanks past the daily limits (429)."""
+    if giver == receiver:
+        raise Refused(422, "You cannot thank yourself.", "to_account_id")
+    now = now or utcnow()
+    day_ago = now - timedelta(days=1)
+    if _count_given(session, tenant_id, giver, day_ago, to_account_id=receiver, source=source,
+                    item_key=key) >= PER_PAIR_PER_ITEM_PER_DAY:
+        raise Refused(429, "You already thanked this person for this item today.")
+    if _count_given(session, tenant_id, giver, day_ago) >= PER_GIVER_PER_DAY:
+        raise Refused(429, f"You can give {PER_GIVER_PER_DAY} thanks a day; try again tomorrow.")
+    kudos = Kudos(tenant_id=tenant_id, source=source, item_key=key, space=space,
+                  from_account_id=giver, to_account_id=receiver, kind="thanks",
+                  message=message, created_at=now)
+    session.add(kudos)
+    session.flush()
+    return kudos
+
+
+def kudos_on(session: Session, tenant_id: int, source: str, key: str) -> list[Kudos]:
+    """Thank-yous given on an item, newest first."""
+    return list(session.scalars(select(Kudos).where(
+        Kudos.tenant_id == tenant_id, Kudos.source == source, Kudos.item_key == key,
+        Kudos.kind == "thanks").order_by(Kudos.created_at.desc()).limit(50)))
+
+
+def impact(session: Session, tenant_id: int, account_id: str, since: datetime,
+           until: datetime | None = None) -> dict[str, int]:
+    """What a person's work did for others between `since` and `until` (default now)."""
+    until = until or utcnow()
+    helped = session.scalar(select(func.count(distinct(Feedback.source + ":" + Feedback.item_key)))
+                            .join(Contribution, Contribution.item_id == Feedback.target_item_id)
+                            .where(Feedback.tenant_id == tenant_id, Feedback.verdict == "helped",
+                                   Contribution.tenant_id == tenant_id,
+                                   Contribution.account_id == account_id,
+                                   Contribution.role.in_(AUTHOR_ROLES),
+                                   Feedback.account_id != account_id,
+                                   Feedback.updated_at >= since, Feedback.updated_at < until))
+    answered = session.scalar(select(func.count(Question.id)).where(
+        Question.tenant_id == tenant_id, Question.expert_account_id == account_id,
+        Question.answered_at >= since, Question.answered_at < until))
+    kudos = session.scalar(select(func.count(Kudos.id)).where(
+        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
+        Kudos.created_at >= since, Kudos.created_at < until))
+    return {"items_helped": int(helped or 0), "questions_answered": int(answered or 0),
+            "kudos_received": int(kudos or 0)}
+
+
+def _display_names(session: Session, tenant_id: int, accounts: set[str]) -> dict[str, str]:
+    if not accounts:
+        return {}
+    rows = session.execute(select(Person.account_id, Person.display_name).where(
+        Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).all()
+    return {account: name for account, name in rows if name}
+
+
+def weekly_digest(session: Session, tenant_id: int, account_id: str,
+                  week_start: date | datetime) -> dict[str, Any]:
+    """A person's week: thanks received (with who and why) and the impact of their work."""
+    day = week_start.date() if isinstance(week_start, datetime) else week_start
+    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    end = start + timedelta(days=7)
+    received = session.scalars(select(Kudos).where(
+        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
+        Kudos.created_at >= start, Kudos.created_at < end).order_by(Kudos.created_at)).all()
+    names = _display_names(session, tenant_id, {k.from_account_id for k in received})
+    week = impact(session, tenant_id, account_id, start, end)
+    return {"account_id": account_id, "week_start": start.date().isoformat(),
+            "week_end": end.date().isoformat(), "impact": week,
+            "kudos": [{"from": names.get(k.from_account_id, k.from_account_id), "kind": k.kind,
+                       "source": k.source, "key": k.item_key, "message": k.message}
+                      for k in received],
+            "summary": (f"Your work helped {week['items_helped']} items, you answered "
+                        f"{week['questions_answered']} questions and received "
+                        f"{week['kudos_received']} kudos this week.")}
+
+
+def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,
+          limit: int = 10) -> list[dict[str, Any]]:
+    """People most thanked and credited since a date, optionally within one space."""
+    query = select(Kudos.to_account_id, func.count(Kudos.id).label("n")).where(
+        Kudos.tenant_id == tenant_id, Kudos.created_at >= since)
+    if space:
+        query = query.where(Kudos.space == space)
+    rows = session.execute(query.group_by(Kudos.to_account_id)
+                           .order_by(func.count(Kudos.id).desc(), Kudos.to_account_id)
+                           .limit(limit)).all()
+    people = {p.account_id: p for p in session.scalars(select(Person).where(
+        Person.tenant_id == tenant_id, Person.account_id.in_([r[0] for r in rows])))}
+    return [{"account_id": account, "kudos": int(n),
+             "display_name": getattr(people.get(account), "display_name", None) or account,
+             "avatar_url": getattr(people.get(account), "avatar_url", None)}
+            for account, n in rows]

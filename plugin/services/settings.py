@@ -1,0 +1,116 @@
+"""Per-project settings with defaults, and who may be suggested as an expert."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.models.social import PersonPreference, ProjectSettings
+
+PANELS = ("experts", "reuse", "contributors")
+
+DEFAULTS: dict[str, Any] = {
+    "purpose": "",
+    "panels": {"experts": True, "reuse": True, "contributors": True},
+    "include_groups": [],
+    "exclude_groups": [],
+    "include_people": [],
+    "exclude_people": [],
+    "follow_up_hours": 48,
+    "learn_projects": [],
+    "learn_spaces": [],
+    "privacy": {"show_evidence": True, "public_kudos_messages": True},
+}
+
+GroupsOf = Callable[[str], set[str]]
+
+
+def _merged(data: dict[str, Any] | None) -> dict[str, Any]:
+    merged = copy.deepcopy(DEFAULTS)
+    for key, value in (data or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        elif key in merged:
+            merged[key] = value
+    return merged
+
+
+def project_settings(session: Session, tenant_id: int, project_key: str | None) -> dict[str, Any]:
+    """The project's settings, defaults filled in (defaults alone for no project)."""
+    if not project_key:
+        return _merged(None)
+    row = session.scalar(select(ProjectSettings).where(
+        ProjectSettings.tenant_id == tenant_id, ProjectSettings.project_key == project_key))
+    return _merged(row.data if row else None)
+
+
+def save_project_settings(session: Session, tenant_id: int, project_key: str,
+                          data: dict[str, Any], account_id: str | None) -> dict[str, Any]:
+    """Store validated settings for a project (replacing what was there); returns them merged."""
+    row = session.scalar(select(ProjectSettings).where(
+        ProjectSettings.tenant_id == tenant_id, ProjectSettings.project_key == project_key))
+    if row is None:
+        row = ProjectSettings(tenant_id=tenant_id, project_key=project_key)
+        session.add(row)
+    row.data = _merged(data)
+    row.updated_by = account_id
+    session.flush()
+    return row.data
+
+
+def preference(session: Session, tenant_id: int, account_id: str) -> PersonPreference | None:
+    """A person's stored preference row, if any."""
+    return session.scalar(select(PersonPreference).where(
+        PersonPreference.tenant_id == tenant_id, PersonPreference.account_id == account_id))
+
+
+def set_preference(session: Session, tenant_id: int, account_id: str, opted_out: bool,
+                   paused_until: datetime | None) -> PersonPreference:
+    """Record whether a person may be suggested (opt out, or a pause until a date)."""
+    row = preference(session, tenant_id, account_id)
+    if row is None:
+        row = PersonPreference(tenant_id=tenant_id, account_id=account_id)
+        session.add(row)
+    row.opted_out = opted_out
+    row.paused_until = paused_until
+    session.flush()
+    return row
+
+
+def _unavailable(session: Session, tenant_id: int, now: datetime) -> set[str]:
+    rows = session.execute(select(
+        PersonPreference.account_id, PersonPreference.opted_out, PersonPreference.paused_until,
+    ).where(PersonPreference.tenant_id == tenant_id)).all()
+    return {acc for acc, out, until in rows if out or (until is not None and until > now)}
+
+
+def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsOf | None) -> bool:
+    if account_id in rules["exclude_people"]:
+        return False
+    needs_groups = bool(rules["include_groups"] or rules["exclude_groups"])
+    groups = groups_of(account_id) if (needs_groups and groups_of) else set()
+    if groups & set(rules["exclude_groups"]):
+        return False
+    if not (rules["include_people"] or rules["include_groups"]):
+        return True
+    return account_id in rules["include_people"] or bool(groups & set(rules["include_groups"]))
+
+
+def eligibility(session: Session, tenant_id: int, project_key: str | None,
+                now: datetime | None = None, groups_of: GroupsOf | None = None) -> Callable[[str], bool]:
+    """A fast predicate for many accounts: preferences and project rules loaded once."""
+    rules = project_settings(session, tenant_id, project_key)
+    unavailable = _unavailable(session, tenant_id, now or utcnow())
+    return lambda account_id: (account_id not in unavailable
+                               and _allowed_by_rules(account_id, rules, groups_of))
+
+
+def is_eligible(session: Session, tenant_id: int, account_id: str, project_key: str | None = None,
+                now: datetime | None = None, groups_of: GroupsOf | None = None) -> bool:
+    """Whether this person may be suggested in this project now (preferences and admin rules)."""
+    return eligibility(session, tenant_id, project_key, now, groups_of)(account_id)

@@ -1,0 +1,145 @@
+/* Inflow iframe enhancements: actions post JSON with a context JWT from all.js. */
+(function () {
+  "use strict";
+  var AP = window.AP;
+  if (AP && AP.theming && AP.theming.initializeTheming) { AP.theming.initializeTheming(); }
+
+  function resize() { if (AP && AP.resize) { AP.resize(); } }
+  function announce(text) { var el = document.getElementById("announce"); if (el) { el.textContent = text; } }
+
+  function token() {
+    return new Promise(function (resolve, reject) {
+      if (!AP || !AP.context || !AP.context.getToken) { reject(new Error("Open this page inside Jira or Confluence.")); return; }
+      AP.context.getToken(function (t) { t ? resolve(t) : reject(new Error("Your session expired; reload the page.")); });
+    });
+  }
+
+  function api(method, path, body) {
+    return token().then(function (t) {
+      var init = { method: method, headers: { "Authorization": "JWT " + t, "Accept": "application/json" } };
+      if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+      return fetch(path, init);
+    }).then(function (r) {
+      if (r.status === 204) { return {}; }
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) { var e = new Error(messageOf(data)); e.data = data; throw e; }
+        return data;
+      });
+    });
+  }
+
+  function messageOf(data) {
+    var parts = [data.message || "Something went wrong."];
+    var errs = data.errors || {};
+    Object.keys(errs).forEach(function (k) { parts.push(k + ": " + [].concat(flat(errs[k])).join(" ")); });
+    return parts.join(" ");
+  }
+  function flat(v) { return (v && typeof v === "object" && !Array.isArray(v)) ? Object.keys(v).map(function (k) { return flat(v[k]); }) : v; }
+
+  function setStatus(box, text, bad) {
+    var el = box && box.querySelector(".status");
+    if (el) { el.textContent = text; el.classList.toggle("bad", !!bad); }
+    announce(text); resize();
+  }
+
+  function setPath(obj, path, value) {
+    var keys = path.split("."), last = keys.pop();
+    keys.forEach(function (k) { obj = obj[k] = obj[k] || {}; });
+    obj[last] = value;
+  }
+
+  function formBody(form) {
+    var body = {};
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name) { return; }
+      var type = el.getAttribute("data-type"), v;
+      if (el.type === "checkbox") { v = el.checked; }
+      else if (type === "int") { v = parseInt(el.value, 10); if (isNaN(v)) { v = el.value; } }
+      else if (type === "list") { v = el.value.split(/[,\n]/).map(function (s) { return s.trim(); }).filter(Boolean); }
+      else { v = el.value; }
+      setPath(body, el.name, v);
+    });
+    return body;
+  }
+
+  var done = {
+    asked: function (form, data) {
+      var list = document.getElementById("questions"), none = document.getElementById("no-questions");
+      if (none) { none.remove(); }
+      if (list) {
+        var li = document.createElement("li"); li.className = "row small";
+        li.textContent = "You asked " + (data.expert && data.expert.name || "the expert") + " · waiting for an answer";
+        list.insertBefore(li, list.firstChild);
+      }
+      form.hidden = true;
+      return "Question posted as your comment.";
+    },
+    thanked: function (form) { form.querySelector("textarea").value = ""; form.hidden = true; return "Thanks sent."; },
+    accepted: function (btn) { btn.disabled = true; return "Answer accepted."; },
+    saved: function () { return "Settings saved."; },
+    prefs: function () { return "Preferences saved."; },
+    erased: function (form) { form.querySelector("button").disabled = true; return "Your data was erased."; }
+  };
+
+  function onSubmit(ev) {
+    var form = ev.target;
+    if (form.hasAttribute("data-download")) { ev.preventDefault(); return download(form); }
+    if (!form.hasAttribute("data-api")) { return; }
+    ev.preventDefault();
+    var submit = form.querySelector("[type=submit]"); if (submit) { submit.disabled = true; }
+    setStatus(form, "Saving…");
+    api("POST", form.getAttribute("data-api"), formBody(form)).then(function (data) {
+      var text = (done[form.getAttribute("data-done")] || function () { return "Done."; })(form, data);
+      var holder = form.hidden ? form.parentNode : form;
+      setStatus(holder, text);
+    }).catch(function (e) { setStatus(form, e.message, true); })
+      .then(function () { if (submit && form.getAttribute("data-done") !== "erased") { submit.disabled = false; } });
+  }
+
+  function download(form) {
+    setStatus(form, "Preparing your data…");
+    api("GET", form.getAttribute("data-download")).then(function (data) {
+      var blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
+      var a = document.createElement("a");
+      a.href = URL.createObjectURL(blob); a.download = "inflow-my-data.json";
+      document.body.appendChild(a); a.click(); a.remove();
+      setStatus(form, "Downloaded inflow-my-data.json.");
+    }).catch(function (e) { setStatus(form, e.message, true); });
+  }
+
+  function onClick(ev) {
+    var el = ev.target.closest("[data-toggle],[data-post],[data-track]");
+    if (!el) { return; }
+    if (el.hasAttribute("data-toggle")) {
+      var target = document.getElementById(el.getAttribute("data-toggle"));
+      target.hidden = !target.hidden;
+      document.querySelectorAll('[aria-controls="' + target.id + '"]').forEach(function (b) { b.setAttribute("aria-expanded", String(!target.hidden)); });
+      if (!target.hidden) { var f = target.querySelector("textarea,input[type=text]"); if (f) { f.focus(); } }
+      resize();
+    } else if (el.hasAttribute("data-post")) {
+      post(el);
+    } else {
+      var b = document.body.dataset;
+      api("POST", "/api/events", { source: b.source, key: b.key, panel: "reuse", kind: "clicked", target: el.getAttribute("data-track") }).catch(function () {});
+    }
+  }
+
+  function post(btn) {
+    var row = btn.closest(".grow") || btn.parentNode;
+    btn.disabled = true;
+    api("POST", btn.getAttribute("data-post"), JSON.parse(btn.getAttribute("data-body") || "{}")).then(function (data) {
+      var group = btn.getAttribute("data-group");
+      if (group) {
+        document.querySelectorAll('[data-group="' + group + '"]').forEach(function (b) { b.setAttribute("aria-pressed", String(b === btn)); });
+      }
+      var doneName = btn.getAttribute("data-done");
+      var text = doneName ? done[doneName](btn, data) : (data.link_type ? "Linked " + data.key + " to " + data.target_key + "." : "Thanks for the feedback.");
+      setStatus(row, text);
+    }).catch(function (e) { setStatus(row, e.message, true); })
+      .then(function () { if (!btn.getAttribute("data-done")) { btn.disabled = false; } });
+  }
+
+  document.addEventListener("submit", onSubmit);
+  document.addEventListener("click", onClick);
+  document.addEventListener("DOMContentLoaded", resize);
+})();

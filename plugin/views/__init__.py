@@ -1,0 +1,1 @@
+"""Iframe pages the hosts load: Jira panels, admin tab, personal pages, Confluence macros, byline."""

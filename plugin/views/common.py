@@ -1,0 +1,73 @@
+"""Request helpers shared by the iframe pages and the JSON API (the only Flask-aware glue)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import current_app, g
+from sqlalchemy.orm import Session
+
+from connect.host_client import HostClient, HostError
+from plugin.content.model import ItemDoc
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin.models.content import Item
+from plugin.services import permissions
+from plugin.services.settings import eligibility
+
+log = logging.getLogger(__name__)
+
+JIRA_FIELDS = ("summary,description,comment,project,status,resolution,labels,components,"
+               "created,updated,assignee,reporter,creator,issuetype,resolutiondate")
+
+
+def host() -> HostClient:
+    """A client for the verified tenant's site acting as the app (one per request)."""
+    if "inflow_host" not in g:
+        g.inflow_host = HostClient.for_tenant(g.tenant, current_app.config["INFLOW_APP_KEY"])
+    return g.inflow_host
+
+
+def as_viewer() -> HostClient:
+    """A client acting as the signed-in user, for writes the user is the author of."""
+    return host().as_user(g.account_id)
+
+
+def visible() -> Callable[[list[Item]], list[Item]]:
+    """The viewer's permission filter (host checks, cached 60 s)."""
+    return permissions.visible_to(host(), g.tenant.id, g.account_id)
+
+
+def eligible(session: Session, project: str | None) -> Callable[[str], bool]:
+    """Who may be suggested here: preferences, project rules, groups from the host when needed."""
+    groups = permissions.groups_lookup(host(), g.tenant.id)
+    return eligibility(session, g.tenant.id, project, groups_of=groups)
+
+
+def site_url() -> str:
+    """The site URL people see (display URL when set)."""
+    return (g.tenant.display_url or g.tenant.base_url).rstrip("/")
+
+
+def fetcher(source: str, key: str) -> Callable[[], ItemDoc | None]:
+    """Fetch an item Inflow has not indexed yet from the host, so panels work on new issues."""
+
+    def fetch() -> ItemDoc | None:
+        try:
+            if source == "jira":
+                issue = host().get_json(f"/rest/api/3/issue/{key}", params={"fields": JIRA_FIELDS})
+                return jira_issue_to_doc(issue, site_url())
+            page = host().get_json(f"/wiki/api/v2/pages/{key}", params={"body-format": "storage"})
+            return confluence_page_to_doc(page, site_url())
+        except HostError as exc:
+            # A missing or unreadable item is an empty panel, not a broken one.
+            log.info("could not fetch %s %s from host: %s", source, key, exc)
+            return None
+
+    return fetch
+
+
+def project_of(source: str, key: str, given: str | None = None) -> str | None:
+    """The Jira project of an issue key (the key's prefix is authoritative)."""
+    if source == "jira" and "-" in key:
+        return key.rsplit("-", 1)[0]
+    return given or None

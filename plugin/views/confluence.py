@@ -1,0 +1,113 @@
+"""Confluence iframe pages: the four macros, their export rendering, the byline and personal page."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from connect.auth import get_db, require_jwt
+from connect.db import utcnow
+from connect.host_client import HostError
+from plugin.api.content import panel_data
+from plugin.api.me import about
+from plugin.services import panels, recognition
+from plugin.views.common import eligible, visible
+from plugin.views.pages import HEADINGS, error_page, render
+
+bp = Blueprint("confluence_pages", __name__, url_prefix="/confluence")
+
+MACROS = {"experts": "experts", "related": "reuse", "contributors": "contributors",
+          "recognition": None, "board": None}
+INTERACTIVE_OUTPUTS = ("", "display", "preview", "desktop", "mobile")
+PERIODS = {"week": 7, "month": 30, "quarter": 91, "year": 365, "all": 36500}
+UNREACHABLE = "Inflow could not reach Confluence just now. Reload the page to try again."
+
+
+def _page_id() -> str:
+    return request.args.get("pageId", "").strip()[:255]
+
+
+def _board(session: Any, scope: str, space: str | None, period: str) -> dict[str, Any]:
+    days = PERIODS.get(period, 30)
+    in_space = scope != "site" and bool(space)
+    return {"board": recognition.board(session, g.tenant.id, utcnow() - timedelta(days=days),
+                                       space=space if in_space else None),
+            "board_scope": f"Space {space}" if in_space else "Whole site",
+            "period_label": "All time" if period == "all" else f"Last {days} days"}
+
+
+@bp.get("/macros/<macro>")
+@require_jwt()
+def macro(macro: str) -> Any:
+    """A macro in view mode; exports (PDF, Word, email) get a clear static message instead."""
+    if macro not in MACROS:
+        return error_page("No such macro.", 404)
+    heading = HEADINGS[macro]
+    if request.args.get("outputType", "display").lower() not in INTERACTIVE_OUTPUTS:
+        return render("confluence/export.html", heading=heading, what=heading.lower())
+    page_id, space = _page_id(), request.args.get("spaceKey") or None
+    context: dict[str, Any] = {}
+    try:
+        with get_db().session() as session:
+            if MACROS[macro] is None:
+                context = _board(session, request.args.get("scope", "space"), space,
+                                 request.args.get("period", "month"))
+            elif page_id:
+                context["data"] = panel_data(session, MACROS[macro], "confluence", page_id,
+                                             space, topic=request.args.get("topic") or None)
+    except HostError:
+        return error_page(UNREACHABLE, 502, heading)
+    if MACROS[macro] is not None and not page_id:
+        return error_page("This macro needs a page.", 400, heading)
+    return render("confluence/macro.html", macro=macro, heading=heading, source="confluence",
+                  key=page_id, project=space, **context)
+
+
+@bp.get("/macros/export")
+@require_jwt()
+def macro_export() -> Any:
+    """Static storage-format XHTML Confluence embeds in exports of a macro."""
+    heading = HEADINGS.get(request.args.get("macro", ""), "Inflow")
+    return render("confluence/export.html", heading=heading, what=heading.lower())
+
+
+@bp.get("/byline")
+@require_jwt()
+def byline() -> Any:
+    """The combined view for a page: experts, related work, contributors."""
+    page_id = _page_id()
+    if not page_id:
+        return error_page("This view needs a page.", 400)
+    try:
+        with get_db().session() as session:
+            data = {name: panel_data(session, name, "confluence", page_id, None)
+                    for name in ("experts", "reuse", "contributors")}
+    except HostError:
+        return error_page(UNREACHABLE, 502)
+    return render("confluence/byline.html", experts=data["experts"], reuse=data["reuse"],
+                  contributors=data["contributors"], source="confluence", key=page_id)
+
+
+@bp.get("/byline/context")
+@require_jwt()
+def byline_context() -> Any:
+    """The byline item's title for a page ("3 experts · 5 related"), as a context provider."""
+    page_id = _page_id()
+    with get_db().session() as session:
+        n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id, visible(),
+                          eligible(session, None)) if page_id else {"experts": 0, "related": 0}
+    title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
+    return jsonify({"title": {"value": title}, "tooltip": {"value": "Inflow: people and work "
+                                                                      "related to this page"}})
+
+
+@bp.get("/me")
+@require_jwt()
+def personal_page() -> Any:
+    """What Inflow knows about the viewer (Confluence entry point)."""
+    if not g.account_id:
+        return error_page("Sign in to see what Inflow knows about you.", 403)
+    with get_db().session() as session:
+        me = about(session, g.tenant.id, g.account_id)
+    return render("me.html", me=me, source="confluence", key="")

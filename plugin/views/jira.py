@@ -1,0 +1,78 @@
+"""Jira iframe pages: the three issue panels, the project admin tab and the personal page."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, request
+
+from connect.auth import get_db, require_jwt
+from connect.host_client import HostError
+from plugin.api.content import panel_data
+from plugin.api.me import about
+from plugin.schemas.settings import PROJECT_KEY
+from plugin.services import adoption, permissions
+from plugin.services.settings import project_settings
+from plugin.views.common import host, project_of
+from plugin.views.pages import HEADINGS, error_page, render
+
+bp = Blueprint("jira_pages", __name__, url_prefix="/jira")
+
+UNREACHABLE = "Inflow could not reach Jira just now. Reload the page to try again."
+
+
+@bp.get("/panels/<panel>")
+@require_jwt()
+def issue_panel(panel: str) -> Any:
+    """An issue panel, rendered complete on the server."""
+    if panel not in ("experts", "reuse", "contributors"):
+        return error_page("No such panel.", 404)
+    key = request.args.get("issueKey", "").strip()
+    if not key or len(key) > 255:
+        return error_page("This panel needs an issue.", 400, HEADINGS[panel])
+    project = project_of("jira", key, request.args.get("projectKey"))
+    try:
+        with get_db().session() as session:
+            data = panel_data(session, panel, "jira", key, project)
+    except HostError:
+        return error_page(UNREACHABLE, 502, HEADINGS[panel])
+    return render("jira/panel.html", panel=panel, heading=HEADINGS[panel], data=data,
+                  source="jira", key=key, project=project)
+
+
+def _valid_project(key: str) -> bool:
+    try:
+        PROJECT_KEY(key)
+    except Exception:
+        return False
+    return True
+
+
+@bp.get("/admin")
+@require_jwt()
+def project_admin() -> Any:
+    """Project settings and the adoption dashboard, for that project's admins only."""
+    project = request.args.get("projectKey", "")
+    if not _valid_project(project):
+        return error_page("This page needs a project.", 400)
+    try:
+        allowed = permissions.is_project_admin(host(), g.account_id, project)
+    except HostError:
+        return error_page(UNREACHABLE, 502)
+    if not allowed:
+        return error_page("Only administrators of this project can see Inflow's settings.", 403)
+    with get_db().session() as session:
+        settings = project_settings(session, g.tenant.id, project)
+        dashboard = adoption.dashboard(session, g.tenant.id, project)
+    return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
+                  source="jira", key="")
+
+
+@bp.get("/me")
+@require_jwt()
+def personal_page() -> Any:
+    """What Inflow knows about the viewer, with their choices and data rights."""
+    if not g.account_id:
+        return error_page("Sign in to see what Inflow knows about you.", 403)
+    with get_db().session() as session:
+        me = about(session, g.tenant.id, g.account_id)
+    return render("me.html", me=me, source="jira", key="")

@@ -1,0 +1,20 @@
+"""Rendering helpers for the iframe pages: one place for the error page and panel headings."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, render_template
+
+HEADINGS = {"experts": "Ask an expert", "reuse": "Reuse suggestions",
+            "related": "Related work", "contributors": "Contributors & kudos",
+            "recognition": "Recognition board", "board": "Recognition board"}
+
+
+def error_page(message: str, status: int, heading: str = "Inflow") -> tuple[str, int]:
+    """A short, styled error page inside the iframe."""
+    return render_template("error.html", message=message, heading=heading), status
+
+
+def render(template: str, **context: Any) -> str:
+    """Render with the viewer's account id available to every template."""
+    return render_template(template, viewer=g.get("account_id"), **context)
