@@ -1,0 +1,1 @@
+"""Content model: Jira issues and Confluence pages normalised into one item shape."""

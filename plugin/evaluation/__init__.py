@@ -1,0 +1,1 @@
+"""Offline evaluation: replay real Jira history through the app's own ingestion and ranking."""

@@ -1,0 +1,1 @@
+"""Matching: the per-tenant index, reuse suggestions and expert finding."""

@@ -1,0 +1,252 @@
+"""In-memory BM25F index per tenant: a process-local cache synced from the database.
+
+The database is the truth (items carry their term vectors and a per-tenant change sequence);
+each process keeps one `TenantIndex` per tenant and, before every query, applies the changes
+committed since the sequence it last saw, deletions included. So a worker's update is visible
+to every web process on its next query, and no process holds state another one needs.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from plugin.matching.vectors import FIELDS
+from plugin.models.content import IndexState, IndexTombstone, Item
+
+K1 = 1.2
+FIELD_WEIGHTS = np.array([2.5, 1.0, 0.4, 1.5], dtype=np.float32)  # title, body, comments, meta
+FIELD_B = np.array([0.3, 0.75, 0.75, 0.3], dtype=np.float32)
+_NF = len(FIELDS)
+
+
+class _Postings:
+    """Slots holding a term and the term's frequency in each field, in growable arrays."""
+
+    __slots__ = ("slots", "tf", "n")
+
+    def __init__(self) -> None:
+        self.slots = np.empty(4, dtype=np.int32)
+        self.tf = np.empty((4, _NF), dtype=np.float32)
+        self.n = 0
+
+    def add(self, slot: int, tf: tuple[float, ...]) -> None:
+        if self.n == len(self.slots):
+            self.slots = np.resize(self.slots, self.n * 2)
+            self.tf = np.resize(self.tf, (self.n * 2, _NF))
+        self.slots[self.n] = slot
+        self.tf[self.n] = tf
+        self.n += 1
+
+    def keep(self, alive: np.ndarray, remap: np.ndarray) -> None:
+        mask = alive[self.slots[: self.n]]
+        self.slots = remap[self.slots[: self.n][mask]].astype(np.int32)
+        self.tf = self.tf[: self.n][mask].copy()
+        self.n = len(self.slots)
+
+
+@dataclass
+class DocInfo:
+    """What ranking needs about a slot besides its terms."""
+
+    item_id: int
+    resolved: bool
+    helpful: int
+    not_relevant: int
+    created: float
+
+
+class TenantIndex:
+    """One tenant's inverted index; `sync` brings it up to the database's change sequence."""
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        self.lock = threading.RLock()
+        self.seq = -1
+        self._clear()
+
+    def _clear(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.postings: list[_Postings] = []
+        self.df: list[int] = []
+        self.slot_of: dict[int, int] = {}
+        self.slot_terms: list[np.ndarray] = []
+        self.docs: list[DocInfo | None] = []
+        self.lens = np.zeros((16, _NF), dtype=np.float32)
+        self.alive = np.zeros(16, dtype=bool)
+        self.len_sum = np.zeros(_NF, dtype=np.float64)
+        self.count = 0
+
+    # ---------- sync ----------
+
+    def sync(self, session: Session) -> None:
+        """Apply every change committed since the last sync (a full load the first time)."""
+        with self.lock:
+            seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == self.tenant_id)) or 0
+            if seq == self.seq:
+                return
+            if seq < self.seq:  # the database was reset under us: start over
+                self._clear()
+                self.seq = -1
+            self._apply_tombstones(session)
+            self._apply_items(session)
+            self.seq = seq
+            if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
+                self._compact()
+
+    def _apply_tombstones(self, session: Session) -> None:
+        if self.seq < 0:
+            return
+        rows = session.scalars(select(IndexTombstone.item_id).where(
+            IndexTombstone.tenant_id == self.tenant_id, IndexTombstone.seq > self.seq))
+        for item_id in rows:
+            self.remove(item_id)
+
+    def _apply_items(self, session: Session) -> None:
+        query = select(Item.id, Item.terms, Item.resolution, Item.status, Item.helpful_count,
+                       Item.not_relevant_count, Item.created).where(
+            Item.tenant_id == self.tenant_id, Item.index_seq > self.seq).order_by(Item.id)
+        for row in session.execute(query.execution_options(yield_per=2000)):
+            info = DocInfo(row.id, is_resolved(row.resolution, row.status), row.helpful_count or 0,
+                           row.not_relevant_count or 0, row.created.timestamp())
+            self.put(info, row.terms or {})
+
+    # ---------- changes ----------
+
+    def put(self, info: DocInfo, terms: dict[str, dict[str, int]]) -> None:
+        """Add or replace an item's vector."""
+        self.remove(info.item_id)
+        slot = len(self.docs)
+        self._grow(slot + 1)
+        merged: dict[str, list[float]] = {}
+        for f, field in enumerate(FIELDS):
+            counts = terms.get(field) or {}
+            self.lens[slot, f] = sum(counts.values())
+            for term, tf in counts.items():
+                merged.setdefault(term, [0.0] * _NF)[f] = float(tf)
+        ids = np.empty(len(merged), dtype=np.int32)
+        for i, (term, tfs) in enumerate(merged.items()):
+            tid = self.vocab.get(term)
+            if tid is None:
+                tid = self.vocab[term] = len(self.postings)
+                self.postings.append(_Postings())
+                self.df.append(0)
+            self.postings[tid].add(slot, tuple(tfs))
+            self.df[tid] += 1
+            ids[i] = tid
+        self.slot_terms.append(ids)
+        self.docs.append(info)
+        self.slot_of[info.item_id] = slot
+        self.alive[slot] = True
+        self.len_sum += self.lens[slot]
+        self.count += 1
+
+    def remove(self, item_id: int) -> None:
+        """Forget an item (its postings stay until compaction, masked as dead)."""
+        slot = self.slot_of.pop(item_id, None)
+        if slot is None:
+            return
+        for tid in self.slot_terms[slot]:
+            self.df[tid] -= 1
+        self.slot_terms[slot] = np.empty(0, dtype=np.int32)
+        self.alive[slot] = False
+        self.docs[slot] = None
+        self.len_sum -= self.lens[slot]
+        self.count -= 1
+
+    def update_info(self, item_id: int, **changes: Any) -> None:
+        """Change ranking facts of an item (feedback counts) without touching its terms."""
+        slot = self.slot_of.get(item_id)
+        if slot is not None and self.docs[slot] is not None:
+            for name, value in changes.items():
+                setattr(self.docs[slot], name, value)
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self.alive):
+            return
+        capacity = max(size, len(self.alive) * 2)
+        self.lens = np.resize(self.lens, (capacity, _NF))
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: len(self.alive)] = self.alive
+        self.alive = alive
+
+    def _compact(self) -> None:
+        """Drop dead slots from every posting list and renumber the live ones."""
+        n = len(self.docs)
+        alive = self.alive[:n]
+        remap = np.cumsum(alive) - 1
+        for postings in self.postings:
+            postings.keep(alive, remap)
+        keep = np.flatnonzero(alive)
+        self.docs = [self.docs[i] for i in keep]
+        self.slot_terms = [self.slot_terms[i] for i in keep]
+        self.lens = self.lens[:n][alive].copy()
+        self.alive = np.ones(len(keep), dtype=bool)
+        self.slot_of = {doc.item_id: i for i, doc in enumerate(self.docs) if doc is not None}
+
+    # ---------- queries ----------
+
+    def idf(self, term: str) -> float:
+        """BM25 inverse document frequency of a term (0 for unknown terms)."""
+        tid = self.vocab.get(term)
+        if tid is None or self.df[tid] <= 0:
+            return 0.0
+        df = self.df[tid]
+        return math.log(1.0 + (self.count - df + 0.5) / (df + 0.5))
+
+    def score(self, query: dict[str, float]) -> np.ndarray:
+        """BM25F score of every slot for weighted query terms (dead slots score 0)."""
+        n = len(self.docs)
+        scores = np.zeros(n, dtype=np.float32)
+        if not self.count or not query:
+            return scores
+        avg = np.maximum(self.len_sum / self.count, 1.0).astype(np.float32)
+        norms = (1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg
+        for term, weight in query.items():
+            tid = self.vocab.get(term)
+            if tid is None:
+                continue
+            postings = self.postings[tid]
+            slots = postings.slots[: postings.n]
+            tf = (postings.tf[: postings.n] / norms[slots]) @ FIELD_WEIGHTS
+            scores[slots] += (self.idf(term) * weight) * tf / (K1 + tf)
+        scores[~self.alive[:n]] = 0.0
+        return scores
+
+    def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k best (slot, score) pairs with a positive score, best first."""
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > k:
+            part = np.argpartition(-scores[positive], k)[:k]
+            positive = positive[part]
+        order = sorted(positive.tolist(), key=lambda s: (-float(scores[s]), s))
+        return [(s, float(scores[s])) for s in order]
+
+
+def is_resolved(resolution: str | None, status: str | None) -> bool:
+    """Whether an item counts as answered: a real resolution, or a done-like status."""
+    if resolution:
+        return resolution.strip().lower() not in ("unresolved", "")
+    return (status or "").strip().lower() in ("done", "resolved", "closed", "answered")
+
+
+_caches: weakref.WeakKeyDictionary[Engine, dict[int, TenantIndex]] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def tenant_index(session: Session, tenant_id: int) -> TenantIndex:
+    """This process's index for the tenant, synced with what the database has committed."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    with _caches_lock:
+        index = _caches.setdefault(engine, {}).get(tenant_id)
+        if index is None:
+            index = _caches[engine][tenant_id] = TenantIndex(tenant_id)
+    index.sync(session)
+    return index

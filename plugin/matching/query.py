@@ -1,0 +1,68 @@
+"""What a query is: weighted terms from a target, and the items a target must never be matched to."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin.content.model import ItemDoc
+from plugin.matching.index import TenantIndex
+from plugin.matching.text import tokens
+from plugin.models.content import Item
+
+QUERY_FIELD_WEIGHTS = {"t": 2.0, "d": 1.0, "c": 0.3, "m": 1.0}
+K3 = 2.0  # query-term saturation: a stack trace repeating a word is not that word's weight x50
+MAX_QUERY_TERMS = 64
+
+
+@dataclass
+class Target:
+    """The thing suggestions are for, reduced to fields, its own id and what it already links to."""
+
+    title: str
+    text: str
+    comments: str = ""
+    meta: list[str] = field(default_factory=list)
+    source: str | None = None
+    item_id: int | None = None
+    key: str | None = None
+    links: list[str] = field(default_factory=list)
+    project: str | None = None
+
+
+def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) -> Target:
+    """A `Target` from a stored item, a normalised doc, or free text (a question typed by a user)."""
+    if isinstance(target, str):
+        return Target(title=target, text="")
+    if isinstance(target, Item):
+        return Target(target.title, target.text, target.comments_text or "",
+                      list(target.components or []) + list(target.labels or []), target.source,
+                      target.id, target.key, list(target.links or []), target.project)
+    stored_id = session.scalar(select(Item.id).where(
+        Item.tenant_id == tenant_id, Item.source == target.source, Item.key == target.key))
+    return Target(target.title, target.text, "\n".join(target.comments),
+                  list(target.components) + list(target.labels), target.source, stored_id,
+                  target.key, list(target.links), target.project)
+
+
+def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
+    """The target's most informative terms, weighted by field and saturated by frequency."""
+    raw: dict[str, float] = {}
+    texts = {"t": target.title, "d": target.text, "c": target.comments, "m": " ".join(target.meta)}
+    for name, text in texts.items():
+        for term in tokens(text[:20_000]):
+            raw[term] = raw.get(term, 0.0) + QUERY_FIELD_WEIGHTS[name]
+    weighted = {t: w * (K3 + 1) / (K3 + w) for t, w in raw.items()}
+    ranked = sorted(weighted, key=lambda t: (-index.idf(t) * weighted[t], t))[:MAX_QUERY_TERMS]
+    return {t: weighted[t] for t in ranked if index.idf(t) > 0}
+
+
+def excluded_ids(session: Session, tenant_id: int, target: Target) -> set[int]:
+    """The target itself and the items it already links to."""
+    ids = {target.item_id} if target.item_id else set()
+    if target.links:
+        source = target.source or "jira"
+        ids.update(session.scalars(select(Item.id).where(
+            Item.tenant_id == tenant_id, Item.source == source, Item.key.in_(target.links[:500]))))
+    return ids

@@ -1,0 +1,74 @@
+"""Reuse ranking: similar earlier items, answered and helpful ones first."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from plugin.matching.index import DocInfo, TenantIndex
+from plugin.models.content import Item
+
+RESOLVED_BOOST = 0.15  # an answered item is more reusable than an open one that looks the same
+HELPFUL_BOOST = 0.3
+NOT_RELEVANT_PENALTY = 0.3
+
+
+@dataclass
+class ReuseSuggestion:
+    """An earlier item worth reusing, with why it was suggested."""
+
+    item_id: int
+    source: str
+    key: str
+    title: str
+    url: str | None
+    status: str | None
+    resolution: str | None
+    snippet: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def prior(doc: DocInfo) -> float:
+    """Multiplier for answered and feedback-rated items."""
+    boost = 1.0 + (RESOLVED_BOOST if doc.resolved else 0.0)
+    boost *= 1.0 + HELPFUL_BOOST * math.log1p(doc.helpful)
+    return boost / (1.0 + NOT_RELEVANT_PENALTY * math.log1p(doc.not_relevant))
+
+
+def rank(index: TenantIndex, query: dict[str, float], exclude: set[int], k: int) -> list[tuple[int, float]]:
+    """The k best (item id, score) pairs, priors applied, excluded items left out."""
+    scores = index.score(query)
+    out: list[tuple[int, float]] = []
+    for slot, score in index.top(scores, k * 3 + len(exclude)):
+        doc = index.docs[slot]
+        if doc is not None and doc.item_id not in exclude:
+            out.append((doc.item_id, score * prior(doc)))
+    out.sort(key=lambda pair: (-pair[1], pair[0]))
+    return out[:k]
+
+
+def snippet(text: str, terms: set[str], stem: Callable[[str], list[str]], size: int = 240) -> str:
+    """The sentence of the text sharing most terms with the query, cut to size."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text[:20_000]) if s.strip()]
+    if not sentences:
+        return ""
+    best = max(sentences[:60], key=lambda s: len(terms.intersection(stem(s))))
+    return best[:size] + ("…" if len(best) > size else "")
+
+
+def reasons(item: Item, query: dict[str, float], meta: list[str], stem: Callable[[str], list[str]]) -> list[str]:
+    """Human-readable reasons an item was suggested."""
+    out: list[str] = []
+    shared = [t for t in stem(item.title) if t in query]
+    if shared:
+        out.append("similar title")
+    common = sorted(set(item.components or []).intersection(meta))
+    if common:
+        out.append("same component: " + ", ".join(common[:3]))
+    if item.resolution:
+        out.append(f"resolved ({item.resolution})")
+    if item.helpful_count:
+        out.append(f"helped {item.helpful_count} time(s) before")
+    return out or ["similar text"]

@@ -1,0 +1,124 @@
+"""Suggestions for a target item: earlier items to reuse and people to ask."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.content.model import ItemDoc
+from plugin.matching import experts, reuse
+from plugin.matching.experts import Evidence, ExpertSuggestion
+from plugin.matching.index import tenant_index
+from plugin.matching.query import as_target, excluded_ids, query_terms
+from plugin.matching.reuse import ReuseSuggestion
+from plugin.matching.text import tokens
+from plugin.models.content import Contribution, Item, Person
+
+__all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
+           "CONFIDENCE_FLOOR"]
+
+CONFIDENCE_FLOOR = 0.08  # below this share of the evidence we say nothing rather than guess
+Visible = Callable[[list[Item]], list[Item]]
+
+
+def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.id.in_(ids)))
+    return {item.id: item for item in rows}
+
+
+def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
+    if visible is None or not items:
+        return items
+    allowed = {item.id for item in visible(items)}
+    return [item for item in items if item.id in allowed]
+
+
+def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
+                  visible: Visible | None = None) -> list[ReuseSuggestion]:
+    """Earlier items like the target, answered and helpful first, that the viewer may see."""
+    index = tenant_index(session, tenant_id)
+    goal = as_target(session, tenant_id, target)
+    with index.lock:
+        query = query_terms(index, goal)
+        ranked = reuse.rank(index, query, excluded_ids(session, tenant_id, goal), max(limit * 4, 20))
+    items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
+    shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
+    scores = dict(ranked)
+    terms = set(query)
+    return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
+                            item.resolution, reuse.snippet(item.text or item.comments_text, terms, tokens),
+                            round(scores[item.id], 4), reuse.reasons(item, query, goal.meta, tokens))
+            for item in shown]
+
+
+def _contributions(session: Session, tenant_id: int, ids: list[int]) -> dict[int, list]:
+    by_item: dict[int, list] = defaultdict(list)
+    if ids:
+        rows = session.execute(select(Contribution.item_id, Contribution.account_id, Contribution.role,
+                                      Contribution.at).where(Contribution.tenant_id == tenant_id,
+                                                             Contribution.item_id.in_(ids)))
+        for item_id, account, role, at in rows:
+            by_item[item_id].append((account, role, at))
+    return by_item
+
+
+def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str,
+                visible: Visible | None) -> tuple[list[tuple[int, float]], dict[int, Item]]:
+    index = tenant_index(session, tenant_id)
+    goal = as_target(session, tenant_id, target)
+    with index.lock:
+        query = query_terms(index, goal)
+        ranked = reuse.rank(index, query, excluded_ids(session, tenant_id, goal), experts.NEIGHBOURS)
+    items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
+    # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
+    seen = {item.id for item in _visible(list(items.values()), visible)}
+    return [(i, s) for i, s in ranked if i in seen], items
+
+
+def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
+                    asker: str | None = None, visible: Visible | None = None,
+                    eligible: Callable[[str], bool] | None = None,
+                    load: Callable[[str], int] | None = None, now: datetime | None = None,
+                    min_confidence: float = CONFIDENCE_FLOOR) -> list[ExpertSuggestion]:
+    """People who worked on the most similar items, with evidence, above a confidence floor."""
+    neighbours, items = _neighbours(session, tenant_id, target, visible)
+    contributions = _contributions(session, tenant_id, [i for i, _ in neighbours])
+    scores, votes, available = experts.tally(neighbours, contributions, now or utcnow())
+    picked: list[tuple[str, float]] = []
+    for account, score in experts.order(scores, load):
+        if account == asker or scores[account] / available < min_confidence:
+            continue
+        if eligible is not None and not eligible(account):
+            continue
+        picked.append((account, score))
+        if len(picked) >= limit:
+            break
+    people = _people(session, tenant_id, [a for a, _ in picked])
+    return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account))
+            for account, score in picked]
+
+
+def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, Person]:
+    if not accounts:
+        return {}
+    rows = session.scalars(select(Person).where(Person.tenant_id == tenant_id,
+                                                Person.account_id.in_(accounts)))
+    return {person.account_id: person for person in rows}
+
+
+def _expert(account: str, score: float, confidence: float, votes: list[experts.Vote],
+            items: dict[int, Item], person: Person | None) -> ExpertSuggestion:
+    best = sorted(votes, key=lambda v: (-v.weight, v.item_id))[:3]
+    evidence = [Evidence(v.item_id, items[v.item_id].source, items[v.item_id].key,
+                         items[v.item_id].title, items[v.item_id].url, v.role) for v in best]
+    roles = sorted({v.role for v in votes})
+    reason = (f"{len(votes)} similar item(s) as {', '.join(roles)}; "
+              f"confidence {round(100 * min(confidence, 1.0))}%")
+    return ExpertSuggestion(account, person.display_name if person else None,
+                            person.avatar_url if person else None, round(score, 4), reason, evidence)

@@ -1,0 +1,173 @@
+"""Storing items: fields, contributions, people and the index bookkeeping, in one transaction."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from plugin.content.markup import MAX_TEXT, clip
+from plugin.content.model import ContributionDoc, ItemDoc
+from plugin.matching.vectors import term_vector
+from plugin.models.content import (
+    Contribution,
+    IndexState,
+    IndexTombstone,
+    Item,
+    Person,
+    StoredSuggestion,
+)
+
+# Roles an item's own data states; others (answerer, kudos) are recorded by other services and kept.
+DERIVED_ROLES = ("assignee", "resolver", "reporter", "commenter", "creator", "editor")
+
+
+def _insert(session: Session, table: type) -> object:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def next_seq(session: Session, tenant_id: int) -> int:
+    """Bump the tenant's change sequence; the row lock orders concurrent writers by commit."""
+    bump = (update(IndexState).where(IndexState.tenant_id == tenant_id)
+            .values(seq=IndexState.seq + 1).returning(IndexState.seq))
+    seq = session.scalar(bump)
+    if seq is None:
+        session.execute(_insert(session, IndexState).values(tenant_id=tenant_id, seq=0)
+                        .on_conflict_do_nothing(index_elements=["tenant_id"]))
+        seq = session.scalar(bump)
+    return int(seq)
+
+
+def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
+    """The stored item for a source and key, or None."""
+    return session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.source == source,
+                                             Item.key == key))
+
+
+def _copy_fields(item: Item, doc: ItemDoc) -> None:
+    item.kind = doc.kind
+    item.title = clip(doc.title, 1000)
+    item.text = clip(doc.text, MAX_TEXT)
+    item.comments_text = clip("\n\n".join(doc.comments), MAX_TEXT)
+    item.project, item.space = doc.project, doc.space
+    item.labels, item.components = list(doc.labels)[:100], list(doc.components)[:100]
+    item.links = list(dict.fromkeys(doc.links))[:500]
+    item.status, item.resolution = doc.status, doc.resolution
+    item.url, item.external_id = doc.url, doc.external_id
+    item.created, item.updated = doc.created, doc.updated
+    item.terms = term_vector(item.title, item.text, item.comments_text, item.components + item.labels)
+
+
+def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[Item, ItemDoc]]) -> None:
+    ids = [item.id for item, _ in items]
+    session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
+                                               Contribution.role.in_(DERIVED_ROLES)))
+    rows = [{"tenant_id": tenant_id, "item_id": item.id, "account_id": c.account_id[:255],
+             "role": c.role, "at": c.at}
+            for item, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
+    if rows:
+        session.execute(_insert(session, Contribution), rows)
+
+
+def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str, str | None]]) -> None:
+    """Insert unknown people and refresh display names the host showed."""
+    named: dict[str, str | None] = {}
+    for account, name in people:
+        if account:
+            named[account] = name or named.get(account)
+    if not named:
+        return
+    known = dict(session.execute(select(Person.account_id, Person.display_name).where(
+        Person.tenant_id == tenant_id, Person.account_id.in_(list(named)))).all())
+    for account, name in named.items():
+        if account not in known or (name and known[account] != name):
+            stmt = _insert(session, Person).values(tenant_id=tenant_id, account_id=account,
+                                                   display_name=name)
+            fresh = {"display_name": stmt.excluded.display_name} if name else {}
+            stmt = (stmt.on_conflict_do_update(index_elements=["tenant_id", "account_id"], set_=fresh)
+                    if fresh else stmt.on_conflict_do_nothing(index_elements=["tenant_id", "account_id"]))
+            session.execute(stmt)
+
+
+def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:
+    """Create or update many items in one go (backfills, replays); one change-sequence bump."""
+    docs = list({(d.source, d.key): d for d in docs}.values())
+    if not docs:
+        return []
+    existing = {(i.source, i.key): i for i in session.scalars(select(Item).where(
+        Item.tenant_id == tenant_id, Item.key.in_([d.key for d in docs])))}
+    seq = next_seq(session, tenant_id)
+    pairs: list[tuple[Item, ItemDoc]] = []
+    for doc in docs:
+        item = existing.get((doc.source, doc.key))
+        if item is None:
+            item = Item(tenant_id=tenant_id, source=doc.source, key=doc.key, helpful_count=0,
+                        not_relevant_count=0)
+            session.add(item)
+        _copy_fields(item, doc)
+        item.index_seq = seq
+        pairs.append((item, doc))
+    session.flush()
+    _replace_contributions(session, tenant_id, pairs)
+    remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
+                                         for c in d.contributions))
+    for item, _ in pairs:
+        session.expire(item, ["contributions"])
+    return [item for item, _ in pairs]
+
+
+def upsert_item(session: Session, tenant_id: int, doc: ItemDoc) -> Item:
+    """Create or update an item with its contributions and people; index caches pick it up."""
+    return upsert_items(session, tenant_id, [doc])[0]
+
+
+def add_contribution(session: Session, tenant_id: int, item_id: int, account_id: str, role: str,
+                     at: datetime, display_name: str | None = None) -> None:
+    """Record a contribution no item payload carries (answerer, kudos received)."""
+    session.add(Contribution(tenant_id=tenant_id, item_id=item_id, account_id=account_id, role=role,
+                             at=at))
+    remember_people(session, tenant_id, [(account_id, display_name)])
+
+
+def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool:
+    """Delete an item and everything hanging off it; caches drop it on their next sync."""
+    item = get_item(session, tenant_id, source, key)
+    if item is None:
+        return False
+    session.add(IndexTombstone(tenant_id=tenant_id, item_id=item.id, seq=next_seq(session, tenant_id)))
+    session.execute(delete(Contribution).where(Contribution.item_id == item.id))
+    session.execute(delete(StoredSuggestion).where(StoredSuggestion.item_id == item.id))
+    session.delete(item)
+    session.flush()
+    return True
+
+
+def record_feedback(session: Session, tenant_id: int, item_id: int, helpful: bool,
+                    delta: int = 1) -> None:
+    """Count a 'helped' or 'not relevant' verdict on an item; ranking uses the counts."""
+    item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
+    if item is None:
+        return
+    if helpful:
+        item.helpful_count = max(0, (item.helpful_count or 0) + delta)
+    else:
+        item.not_relevant_count = max(0, (item.not_relevant_count or 0) + delta)
+    item.index_seq = next_seq(session, tenant_id)
+    session.flush()
+
+
+def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
+    """Remove someone's contributions, their Person row and stored suggestions naming them."""
+    session.execute(delete(Contribution).where(Contribution.tenant_id == tenant_id,
+                                               Contribution.account_id == account_id))
+    session.execute(delete(Person).where(Person.tenant_id == tenant_id,
+                                         Person.account_id == account_id))
+    stored = session.scalars(select(StoredSuggestion).where(StoredSuggestion.tenant_id == tenant_id,
+                                                            StoredSuggestion.kind == "experts"))
+    for row in stored:
+        if any(entry.get("account_id") == account_id for entry in row.payload or []):
+            session.delete(row)
+    session.flush()

@@ -1,0 +1,81 @@
+"""Text analysis shared by indexing and querying: tokens, stop words, stems."""
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from functools import lru_cache
+
+import Stemmer
+
+# The Glasgow IR group's English stop-word list (as used by scikit-learn).
+STOP_WORDS = frozenset("""
+a about above across after afterwards again against all almost alone along already also although
+always am among amongst amoungst amount an and another any anyhow anyone anything anyway anywhere
+are around as at back be became because become becomes becoming been before beforehand behind
+being below beside besides between beyond bill both bottom but by call can cannot cant co con could
+couldnt cry de describe detail do done down due during each eg eight either eleven else elsewhere
+empty enough etc even ever every everyone everything everywhere except few fifteen fifty fill find
+fire first five for former formerly forty found four from front full further get give go had has
+hasnt have he hence her here hereafter hereby herein hereupon hers herself him himself his how
+however hundred i ie if in inc indeed interest into is it its itself keep last latter latterly
+least less ltd made many may me meanwhile might mill mine more moreover most mostly move much must
+my myself name namely neither never nevertheless next nine no nobody none noone nor not nothing now
+nowhere of off often on once one only onto or other others otherwise our ours ourselves out over
+own part per perhaps please put rather re same see seem seemed seeming seems serious several she
+should show side since sincere six sixty so some somehow someone something sometime sometimes
+somewhere still such system take ten than that the their them themselves then thence there
+thereafter thereby therefore therein thereupon these they thick thin third this those though three
+through throughout thru thus to together too top toward towards twelve twenty two un under until up
+upon us very via was we well were what whatever when whence whenever where whereafter whereas
+whereby wherein whereupon wherever whether which while whither who whoever whole whom whose why
+will with within without would yet you your yours yourself yourselves
+""".split())
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    # PyStemmer objects are not thread-safe: one per thread.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def _keep(word: str) -> bool:
+    if len(word) < 2 or len(word) > 40 or word in STOP_WORDS:
+        return False
+    return not (word.isdigit() and len(word) > 6)  # long numbers are ids and timestamps
+
+
+def _parts(raw: str) -> list[str]:
+    """A word lower-cased, and a camelCase identifier's parts as well."""
+    lower = raw.lower()
+    if raw == lower or raw.isupper():
+        return [lower]
+    parts = _CAMEL.findall(raw)
+    return [lower] + [p.lower() for p in parts] if len(parts) > 1 else [lower]
+
+
+@lru_cache(maxsize=200_000)
+def _analyse(raw: str) -> tuple[str, ...]:
+    kept = [w for w in _parts(raw) if _keep(w)]
+    return tuple(_stemmer().stemWords(kept)) if kept else ()
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words, with camelCase identifiers also split into their parts."""
+    return [w for raw in _WORD.findall(text) for w in _parts(raw) if _keep(w)]
+
+
+def tokens(text: str) -> list[str]:
+    """Index terms of a text: words, stop words removed, stemmed (cached per distinct word)."""
+    return [term for raw in _WORD.findall(text) for term in _analyse(raw)]
+
+
+def term_counts(text: str) -> dict[str, int]:
+    """Term frequencies of a text."""
+    return dict(Counter(tokens(text)))

@@ -1,0 +1,28 @@
+"""Per-item term vectors by field: what the store persists and every index cache rebuilds from."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from plugin.matching.text import tokens
+
+# Fields of a term vector: title, description/body, comments, meta (components and labels).
+FIELDS = ("t", "d", "c", "m")
+MAX_TERMS_PER_FIELD = 4_000  # the most frequent terms of a field are kept; the tail adds no signal
+
+
+def _top(counter: Counter[str]) -> dict[str, int]:
+    if len(counter) <= MAX_TERMS_PER_FIELD:
+        return dict(counter)
+    return dict(counter.most_common(MAX_TERMS_PER_FIELD))
+
+
+def term_vector(title: str, text: str, comments: list[str] | str, meta: list[str]) -> dict[str, Any]:
+    """{"t"|"d"|"c"|"m": {term: tf}} for an item's fields."""
+    comment_text = comments if isinstance(comments, str) else "\n".join(comments)
+    return {
+        "t": _top(Counter(tokens(title))),
+        "d": _top(Counter(tokens(text))),
+        "c": _top(Counter(tokens(comment_text))),
+        "m": _top(Counter(tokens(" ".join(meta)))),
+    }
