@@ -1,7 +1,7 @@
 """Periodic jobs declared as data, run by rq's scheduler under deterministic ids.
 
 Time is cut into slots of `interval_seconds` (aligned to the Unix epoch). The run of job `relay`
-for slot N has the id `periodic:relay:N` and is scheduled for the start of that slot. Each run
+for slot N has the id `periodic-relay-N` (rq allows only letters, digits, `_` and `-`) and is scheduled for the start of that slot. Each run
 first schedules the next slot's run, then does its work, so a failing run never breaks the
 chain; the deterministic ids make scheduling idempotent, so any number of workers reconciling
 at start (or runs racing) still leave exactly one run per slot.
@@ -50,12 +50,12 @@ def slot_at(interval_seconds: int, at: float | None = None) -> int:
 
 def run_id(job_id: str, slot: int) -> str:
     """The deterministic rq job id of one run of a periodic job."""
-    return f"{PREFIX}:{job_id}:{slot}"
+    return f"{PREFIX}-{job_id}-{slot}"
 
 
 def tenant_job_id(name: str, tenant_id: int, interval_seconds: int, at: float | None = None) -> str:
     """A deterministic id for the per-tenant job a periodic fan-out enqueues in this slot."""
-    return f"{name}:{slot_at(interval_seconds, at)}:tenant:{tenant_id}"
+    return f"{name}-{slot_at(interval_seconds, at)}-tenant-{tenant_id}"
 
 
 def resolve(func_path: str) -> Callable[[], Any]:
@@ -83,7 +83,7 @@ def run_periodic(spec: dict[str, Any]) -> None:
     periodic = PeriodicJob(**spec)
     current = get_current_job()
     if current is not None:
-        own_slot = int(current.id.rsplit(":", 1)[1])
+        own_slot = int(current.id.rsplit("-", 1)[1])
         # A late run (worker was down or busy) skips the missed slots instead of replaying them.
         next_slot = max(own_slot, slot_at(periodic.interval_seconds)) + 1
         schedule_run(current.connection, periodic, next_slot)
@@ -94,7 +94,7 @@ def _scheduled_periodic_jobs(connection: Redis) -> Iterable[tuple[ScheduledJobRe
     for name in QUEUES:
         registry = ScheduledJobRegistry(queue=get_queue(connection, name))
         for job_id in registry.get_job_ids():
-            if not job_id.startswith(PREFIX + ":"):
+            if not job_id.startswith(PREFIX + "-"):
                 continue
             try:
                 yield registry, Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
@@ -106,7 +106,7 @@ def _drop_stale(connection: Redis, wanted: dict[str, PeriodicJob]) -> None:
     """Remove scheduled runs of jobs no longer declared, or declared differently."""
     for registry, job in _scheduled_periodic_jobs(connection):
         spec = job.args[0] if job.args else None
-        name = job.id.split(":")[1]
+        name = job.id[len(PREFIX) + 1:].rsplit("-", 1)[0]
         if name not in wanted or spec != asdict(wanted[name]):
             log.info("unscheduling stale periodic run %s", job.id)
             registry.remove(job, delete_job=True)

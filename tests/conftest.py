@@ -55,13 +55,13 @@ def _pg_admin_url() -> str:
 
 def make_postgres_database() -> tuple[str, Any]:
     """Create a throwaway database; returns (url, drop callback)."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
 
     name = f"inflow_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _pg_admin_url().replace("/postgres", f"/{name}", 1)
+    url = make_url(_pg_admin_url()).set(database=name).render_as_string(hide_password=False)
 
     def drop() -> None:
         with admin.connect() as conn:

@@ -39,6 +39,13 @@ def _fetch(connection: Redis, job_id: str) -> Job | None:
     return jobs[0] if jobs else None
 
 
+def func_label(job: Job) -> str:
+    """The function a job runs; for a periodic run, the periodic function rather than the wrapper."""
+    if job.func_name == "jobs.scheduling.run_periodic" and job.args:
+        return f"{job.args[0].get('func_path')} (periodic)"
+    return job.func_name
+
+
 def queues_table(connection: Redis) -> str:
     rows = []
     for name in QUEUES:
@@ -76,7 +83,7 @@ def failed_table(connection: Redis) -> str:
             if job is None:
                 continue
             result = job.latest_result()
-            rows.append((job_id, job.func_name, exception_line(result.exc_string if result else None)))
+            rows.append((job_id, func_label(job), exception_line(result.exc_string if result else None)))
     return table("Failed jobs", ("id", "func", "exception"), rows)
 
 

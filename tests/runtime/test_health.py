@@ -1,0 +1,51 @@
+"""`GET /healthz`: database, Redis and queue depth; 200 when healthy, 503 when not."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from jobs.core import enqueue
+from plugin.app import create_app
+from plugin.config import Settings
+from tests.conftest import build_app, free_port
+
+
+def client_for(database_url: str, redis_url: str | None) -> FlaskClient:
+    app = build_app(database_url, REDIS_URL=redis_url)
+    return app.test_client()
+
+
+def test_healthy_with_database_and_redis_reports_queue_depth(tmp_path: Path, redis_url: str) -> None:
+    enqueue(redis_url, "tests.runtime.periodic_funcs.tick", job_id="health-probe")
+    response = client_for(f"sqlite:///{tmp_path / 'h.db'}", redis_url).get("/healthz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True}
+    assert body["redis"]["ok"] is True
+    assert body["redis"]["queues"] == {"inflow": 1, "inflow-bulk": 0}
+
+
+def test_unreachable_redis_is_503(tmp_path: Path) -> None:
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    response = client_for(f"sqlite:///{tmp_path / 'h.db'}", unreachable).get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["database"]["ok"] is True
+    assert body["redis"]["ok"] is False and body["redis"]["error"]
+
+
+def test_without_redis_configured_the_web_app_is_still_healthy(tmp_path: Path) -> None:
+    response = client_for(f"sqlite:///{tmp_path / 'h.db'}", None).get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["redis"] == {"ok": True, "configured": False}
+
+
+def test_unreachable_database_is_503() -> None:
+    settings = Settings.from_env({"DATABASE_URL": f"postgresql://inflow@127.0.0.1:{free_port()}/x"})
+    app = create_app({"TESTING": True}, settings=settings)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["database"]["ok"] is False

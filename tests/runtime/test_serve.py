@@ -1,0 +1,94 @@
+"""`inflow serve` as a real process: serves the app, and takes every child down with it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+from tests.runtime.helpers import (INFLOW, ROOT, alive, base_env, descendants, parent,
+                                   wait_for)
+
+# wrapper + valkey-server, gunicorn master + 2 workers, rq worker + its scheduler process
+EXPECTED_PROCESSES = 7
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """`inflow serve` on a free port, a fresh SQLite file and its own embedded Valkey."""
+    port = free_port()
+    env = base_env(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'inflow.db'}",
+                   INFLOW_VALKEY_DIR=str(tmp_path / "valkey"), WEB_CONCURRENCY="2",
+                   INFLOW_BASE_URL=f"http://127.0.0.1:{port}")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*INFLOW, "serve"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    served = Served(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for(lambda: _healthy(served.url) or proc.poll() is not None, 60, "inflow serve")
+        assert proc.poll() is None, served.output()
+        wait_for(lambda: len(descendants(proc.pid)) >= EXPECTED_PROCESSES, 30,
+                 "every child process of serve")
+        yield served
+    finally:
+        for pid in descendants(proc.pid) | {proc.pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=10)
+
+
+def test_serve_answers_health_and_both_descriptors(served: Served) -> None:
+    health = requests.get(f"{served.url}/healthz", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["database"]["ok"] and health.json()["redis"]["ok"]
+    assert health.json()["redis"]["queues"] == {"inflow": 0, "inflow-bulk": 0}
+    for product in ("jira", "confluence"):
+        response = requests.get(f"{served.url}/{product}/atlassian-connect.json", timeout=5)
+        assert response.status_code == 200, f"{product}: {response.status_code}"
+        assert response.json()["baseUrl"] == served.url
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_serve_and_every_child_within_bounded_time(served: Served, signum: int) -> None:
+    children = descendants(served.proc.pid)
+    assert len(children) >= EXPECTED_PROCESSES
+    served.proc.send_signal(signum)
+    assert served.proc.wait(timeout=30) == 0, served.output()
+    wait_for(lambda: not any(alive(pid) for pid in children), 5, "children to be gone")
+    assert [pid for pid in children if alive(pid)] == []
+
+
+def test_a_dying_child_stops_the_rest_and_serve_exits_nonzero(served: Served) -> None:
+    children = descendants(served.proc.pid)
+    web_master = next(pid for pid in children if parent(pid) == served.proc.pid
+                      and b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(web_master, signal.SIGKILL)
+    assert served.proc.wait(timeout=30) != 0
+    wait_for(lambda: not any(alive(pid) for pid in children), 5, "children to be gone")
+    assert "web exited" in served.output()
