@@ -4,9 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ONLY ?=
+MSG ?= schema change
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+# pytest exits 5 when it collected no test (e.g. a -k filter matched nothing): not a failure.
+PYTEST := $(BIN)/pytest $(PYTEST_ARGS); status=$$?; [ $$status -ne 5 ] || status=0; exit $$status
 
-.PHONY: install run test test-fast browser node bench soak clean
+.PHONY: install run test browser postgres node forge migration bench soak clean
 
+# The shared first step: the virtualenv with the project (editable) and its test extras.
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -15,13 +20,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Web + worker + embedded Valkey on SQLite (instance/), on http://localhost:$${PORT:-8000}.
 run: install
 	$(BIN)/inflow serve
 
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here).
 browser:
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } || true
+	  (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null); } || true
+
+# PostgreSQL 15 for pg_virtualenv, which gives the test run a throwaway cluster.
+postgres:
+	@test -x /usr/lib/postgresql/15/bin/postgres && command -v pg_virtualenv >/dev/null || \
+	  { command -v apt-get >/dev/null && \
+	    (apt-get update -qq && $(APT_INSTALL) postgresql-15 postgresql-common >/dev/null); } || true
 
 # npm packages the tests use: Atlassian's atlassian-jwt (cross-check) and axe-core.
 node: tests/node/node_modules/.installed
@@ -30,14 +42,27 @@ tests/node/node_modules/.installed: tests/node/package.json
 	cd tests/node && npm install --no-audit --no-fund --silent
 	touch $@
 
+# Forge: the Custom UI bundles (forge/static/*/build) and forge/manifest.yml for INFLOW_BASE_URL.
+forge: install
+	cd forge && npm install --no-audit --no-fund --silent && npm run build --silent
+	$(BIN)/python -m connect.forge_routes
+
 # The whole suite; PostgreSQL tests run inside a throwaway cluster from pg_virtualenv.
-test: install browser node
+test: install browser postgres node
 	@if command -v pg_virtualenv >/dev/null; then \
-	  pg_virtualenv -v 15 -- $(BIN)/pytest $(PYTEST_ARGS); \
+	  pg_virtualenv -v 15 -- sh -c '$(PYTEST)'; \
 	else \
 	  echo "WARNING: pg_virtualenv not found, PostgreSQL tests will be SKIPPED"; \
-	  $(BIN)/pytest $(PYTEST_ARGS); \
+	  sh -c '$(PYTEST)'; \
 	fi
+
+# A new Alembic revision from the models, diffed against a scratch database at head:
+#   make migration MSG="add question reminders"
+migration: install
+	@scratch=$$(mktemp -d) && export DATABASE_URL=sqlite:///$$scratch/migration.db && \
+	  $(BIN)/alembic -c plugin/migrations/alembic.ini upgrade head && \
+	  $(BIN)/alembic -c plugin/migrations/alembic.ini revision --autogenerate -m "$(MSG)"; \
+	  status=$$?; rm -rf $$scratch; exit $$status
 
 bench: install
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)
@@ -46,4 +71,4 @@ soak: install
 	@pg_virtualenv -v 15 -- $(BIN)/python -m tests.soak
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules instance/*.db
+	rm -rf $(VENV) tests/node/node_modules instance/*.db instance/valkey
