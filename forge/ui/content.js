@@ -1,0 +1,154 @@
+// Experts, similar work and contributors for one issue or page: the Connect panels' behaviour.
+import { call } from './api.js';
+import { h, link, status, withButton } from './dom.js';
+
+const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
+
+function section(title, data, body) {
+  if (data && data.enabled === false) return null;
+  return h('section', { class: 'inflow-section', 'aria-label': title }, h('h2', { text: title }), body);
+}
+
+function empty(data) {
+  return h('p', { class: 'inflow-empty', text: data.empty_reason || 'Nothing to show yet.' });
+}
+
+function askForm(ctx, expert, onAsked) {
+  const text = h('textarea', { rows: 3, maxlength: 2000, 'aria-label': `Question for ${expert.display_name}`,
+    placeholder: 'What would you like to ask?' });
+  const note = h('p');
+  const send = h('button', { type: 'submit', class: 'inflow-primary', text: 'Send question' });
+  const form = h('form', { class: 'inflow-ask' }, text, send, note);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    withButton(send, async () => {
+      try {
+        const body = { source: ctx.source, key: ctx.key, expert_account_id: expert.account_id, text: text.value };
+        await call('POST', '/api/questions', body);
+        status(note, `Asked ${expert.display_name}. They were mentioned in a comment.`);
+        text.value = '';
+        onAsked();
+      } catch (error) {
+        status(note, error.message, 'error');
+      }
+    });
+  });
+  return form;
+}
+
+function expertRow(ctx, expert, reload) {
+  const slot = h('div');
+  const ask = h('button', { type: 'button', text: 'Ask', 'aria-expanded': 'false',
+    onclick: () => {
+      const open = ask.getAttribute('aria-expanded') === 'true';
+      ask.setAttribute('aria-expanded', String(!open));
+      slot.replaceChildren(open ? '' : askForm(ctx, expert, reload));
+    } });
+  const evidence = (expert.evidence || []).map((e) => h('li', {}, link(e.url, `${e.key} ${e.title || ''}`), ` (${e.role})`));
+  return h('li', { class: 'inflow-person' },
+    h('strong', { text: expert.display_name || expert.account_id }), ' ',
+    h('span', { class: 'inflow-reason', text: expert.reason || '' }), ' ', ask,
+    evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
+}
+
+function questionRow(question, reload) {
+  const note = h('span');
+  const accept = question.state === 'answered' ? h('button', { type: 'button', text: 'Accept answer',
+    onclick: (event) => withButton(event.target, async () => {
+      try { await call('POST', `/api/questions/${question.id}/accept`); reload(); } catch (error) { status(note, error.message, 'error'); }
+    }) }) : null;
+  return h('li', {}, `${question.asker.name} asked ${question.expert.name}: `,
+    h('q', { text: question.text }), ` — ${question.state} `, accept, note);
+}
+
+function experts(ctx, data, reload) {
+  const people = data.experts || [];
+  return h('div', {},
+    people.length ? h('ul', { class: 'inflow-list' }, people.map((p) => expertRow(ctx, p, reload))) : empty(data),
+    (data.questions || []).length ? h('div', {}, h('h3', { text: 'Questions asked here' }),
+      h('ul', { class: 'inflow-list' }, data.questions.map((q) => questionRow(q, reload)))) : null);
+}
+
+function verdictButtons(ctx, item) {
+  const note = h('span');
+  const buttons = [['helped', 'Helped'], ['not_relevant', 'Not relevant']].map(([verdict, label]) =>
+    h('button', { type: 'button', text: label, 'aria-pressed': String(item.verdict === verdict),
+      onclick: (event) => withButton(event.target, async () => {
+        try {
+          await call('POST', '/api/feedback', { source: ctx.source, key: ctx.key, target_item_id: item.item_id, verdict });
+          buttons.forEach((b) => b.setAttribute('aria-pressed', String(b === event.target)));
+          status(note, 'Thanks for the feedback.');
+        } catch (error) { status(note, error.message, 'error'); }
+      }) }));
+  if (ctx.source === 'jira' && item.source === 'jira') {
+    for (const [type, label] of [['duplicate', 'Link as duplicate'], ['relates', 'Link as related']]) {
+      buttons.push(h('button', { type: 'button', text: label, onclick: (event) => withButton(event.target, async () => {
+        try {
+          await call('POST', '/api/links', { key: ctx.key, target_key: item.key, link_type: type });
+          status(note, `Linked ${ctx.key} to ${item.key}.`);
+        } catch (error) { status(note, error.message, 'error'); }
+      }) }));
+    }
+  }
+  return h('div', { class: 'inflow-actions' }, buttons, note);
+}
+
+function reuse(ctx, data) {
+  const items = data.suggestions || [];
+  if (!items.length) return empty(data);
+  return h('ul', { class: 'inflow-list' }, items.map((item) => h('li', { class: 'inflow-suggestion' },
+    link(item.url, `${item.key} ${item.title || ''}`), ' ',
+    h('span', { class: 'inflow-meta', text: [item.status, item.resolution].filter(Boolean).join(' · ') }),
+    item.snippet ? h('p', { class: 'inflow-snippet', text: item.snippet }) : null,
+    (item.reasons || []).length ? h('p', { class: 'inflow-reason', text: item.reasons.join('; ') }) : null,
+    verdictButtons(ctx, item))));
+}
+
+function thankForm(ctx, person, reload) {
+  const message = h('input', { type: 'text', maxlength: 500, 'aria-label': `Message for ${person.display_name}` });
+  const note = h('span');
+  const send = h('button', { type: 'submit', text: 'Send thanks' });
+  const form = h('form', { class: 'inflow-thank' }, message, send, note);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    withButton(send, async () => {
+      try {
+        await call('POST', '/api/kudos', { source: ctx.source, key: ctx.key, to_account_id: person.account_id, message: message.value });
+        reload();
+      } catch (error) { status(note, error.message, 'error'); }
+    });
+  });
+  return form;
+}
+
+function contributors(ctx, data, reload) {
+  const people = data.contributors || [];
+  const rows = people.map((p) => {
+    const roles = Object.entries(p.roles || {}).map(([role, n]) => (n > 1 ? `${role} ×${n}` : role)).join(', ');
+    const slot = h('div');
+    const thank = p.account_id === data.viewer ? null : h('button', { type: 'button', text: 'Thank',
+      onclick: () => slot.replaceChildren(thankForm(ctx, p, reload)) });
+    return h('li', { class: 'inflow-person' }, h('strong', { text: p.display_name }), ` ${roles}`,
+      p.kudos ? ` · ${p.kudos} thanks` : '', ' ', thank, slot);
+  });
+  const thanks = (data.thanks || []).map((t) => h('li', {}, `${t.from} thanked ${t.to}`, t.message ? `: “${t.message}”` : ''));
+  return h('div', {}, rows.length ? h('ul', { class: 'inflow-list' }, rows) : empty(data),
+    thanks.length ? h('div', {}, h('h3', { text: 'Thanks' }), h('ul', { class: 'inflow-list' }, thanks)) : null);
+}
+
+export async function mountContent(root, source, key) {
+  const ctx = { source, key };
+  const note = h('p');
+  root.replaceChildren(h('p', { class: 'inflow-loading', text: 'Loading…' }));
+  const reload = () => mountContent(root, source, key);
+  try {
+    const [e, r, c] = await Promise.all(['experts', 'reuse', 'contributors'].map((p) => call('GET', `${base(source, key)}/${p}`)));
+    root.replaceChildren(
+      section('People who can help', e, experts(ctx, e, reload)),
+      section('Similar earlier work', r, reuse(ctx, r)),
+      section('Contributors', c, contributors(ctx, c, reload)), note);
+  } catch (error) {
+    root.replaceChildren(note);
+    status(note, error.message, 'error');
+  }
+}
