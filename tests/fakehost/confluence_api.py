@@ -196,6 +196,30 @@ def register(app: Flask, host: FakeHost) -> None:
                  if (not keys or s["key"] in keys) and (not ids or s["id"] in ids)]
         return jsonify({"results": found, "_links": {"base": host.base_url("confluence")}})
 
+    @app.post("/wiki/api/v2/footer-comments")
+    def create_footer_comment() -> Response:
+        body = request.get_json(silent=True) or {}
+        page_id = str(body.get("pageId") or body.get("blogPostId") or "")
+        storage = body.get("body") or {}
+        page = host.store.pages.get(page_id)
+        if page is None or not _visible(host, page):
+            return v2_error(404, "Page not found")
+        if storage.get("representation") != "storage" or not storage.get("value"):
+            return v2_error(400, "body must be {representation: storage, value}")
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        comment = host.add_footer_comment(page_id, g.account_id or host.app_account_id,
+                                          storage["value"], created_at=now)
+        with host.lock:
+            host.store.posted_footer_comments[page_id].append(comment)
+        return jsonify(comment)
+
+    @app.get("/wiki/api/v2/spaces/<space_id>")
+    def get_space(space_id: str) -> Response:
+        space = host.store.spaces.get(space_id)
+        if space is None or not host.can_see(g.account_id, space["key"]):
+            return v2_error(404, "Space not found")
+        return jsonify(space)
+
     @app.get("/wiki/rest/api/search")
     def search() -> Response:
         return _search(host, _search_result, "/rest/api/search")

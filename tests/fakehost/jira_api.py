@@ -147,6 +147,15 @@ def register(app: Flask, host: FakeHost) -> None:
             body["nextPageToken"] = _page_token(jql, offset + limit)
         return jsonify(body)
 
+    @app.post("/rest/api/3/search/approximate-count")
+    def approximate_count() -> Response:
+        try:
+            found = run_jql(host, str((request.get_json(silent=True) or {}).get("jql", "")),
+                            g.account_id)
+        except query.QueryError as exc:
+            return error(400, str(exc))
+        return jsonify({"count": len(found)})
+
     @app.get("/rest/api/3/issue/<key>")
     def get_issue(key: str) -> Response:
         issue = _visible_issue(host, key)
@@ -249,6 +258,15 @@ def register_people(app: Flask, host: FakeHost) -> None:
                               "permissions")
         return jsonify(user)
 
+    @app.get("/rest/api/3/user/groups")
+    def user_groups() -> Response:
+        account_id = request.args.get("accountId", "")
+        if account_id not in host.store.users:
+            return error(404, "Specified user does not exist or you do not have required "
+                              "permissions")
+        return jsonify([{"name": name, "groupId": f"group-{name}"}
+                        for name in sorted(host.store.groups.get(account_id, set()))])
+
     @app.get("/rest/api/3/user/bulk")
     def bulk_users() -> Response:
         ids = request.args.getlist("accountId")
@@ -295,6 +313,15 @@ def register_people(app: Flask, host: FakeHost) -> None:
                   for p in projects[start:start + limit]]
         return jsonify({"startAt": start, "maxResults": limit, "total": len(projects),
                         "isLast": start + limit >= len(projects), "values": values})
+
+    @app.get("/rest/api/3/project/<ref>")
+    def get_project(ref: str) -> Response:
+        key = _project_key_of(host, ref)
+        project = host.store.projects.get(key)
+        if project is None or not host.can_see(g.account_id, key):
+            return error(404, f"No project could be found with key '{ref}'.")
+        return jsonify({**project, "self": f"{host.url}/rest/api/3/project/{project['id']}",
+                        "projectTypeKey": "software", "simplified": False, "style": "classic"})
 
     @app.get("/rest/api/3/webhook/failed")
     def failed_webhooks() -> Response:

@@ -86,6 +86,9 @@ class Store:
     spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     footer_comments: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     posted_comments: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    posted_footer_comments: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list))
+    groups: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     links: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     denied: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -132,8 +135,9 @@ class FakeHost:
         self._server = make_server("127.0.0.1", 0, build_app(self), threaded=True,
                                    request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                         name="fakehost")
+        # A short poll interval keeps stop() (and so each test's teardown) quick.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True, name="fakehost")
         self._thread.start()
         return self
 
@@ -250,7 +254,9 @@ class FakeHost:
     def add_footer_comment(self, page_id: str, account_id: str, storage: str,
                            created_at: str = "2024-10-04T00:00:00.000Z") -> dict[str, Any]:
         """A footer comment on a page, as someone wrote it in the UI."""
-        comment = {"id": str(100000 + sum(map(len, self.store.footer_comments.values()))),
+        with self.lock:
+            number = 100000 + sum(map(len, self.store.footer_comments.values()))
+        comment = {"id": str(number),
                    "status": "current", "title": "Re: comment", "pageId": str(page_id),
                    "version": {"number": 1, "authorId": account_id, "createdAt": created_at,
                                "message": "", "minorEdit": False},
@@ -301,10 +307,16 @@ class FakeHost:
 
     # ---------- mutations visible to tests ----------
 
-    def comments(self, issue_key: str) -> list[dict[str, Any]]:
-        """Comments posted through the REST API on this issue (with 'author' as a user)."""
+    def comments(self, key: str) -> list[dict[str, Any]]:
+        """Comments posted through the REST API on this issue (v3, 'author' a user) or page (v2)."""
         with self.lock:
-            return list(self.store.posted_comments.get(issue_key, []))
+            return (list(self.store.posted_comments.get(key, []))
+                    + list(self.store.posted_footer_comments.get(key, [])))
+
+    def add_to_group(self, account_id: str, group: str) -> None:
+        """The account is a member of the group (served by /rest/api/3/user/groups)."""
+        with self.lock:
+            self.store.groups[account_id].add(group)
 
     @property
     def links(self) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Tests of the outbound host client against the fake Atlassian site."""
