@@ -19,7 +19,8 @@ DEFAULT_FRAME_ANCESTORS = ("'self'", "https://*.atlassian.net", "https://*.jira.
 BASE_POLICY = (
     "default-src 'self'",
     f"script-src 'self' {ALL_JS_ORIGIN}",
-    "style-src 'self' 'unsafe-inline'",  # all.js sizes the iframe with inline styles
+    # Inline styles only (all.js and panels set them); no inline script is ever allowed.
+    "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: https:",  # avatars come from the sites and Atlassian's avatar CDN
     "font-src 'self' data:",
     "connect-src 'self'",
@@ -104,12 +105,16 @@ def database_unavailable(exc: Exception) -> Response:
     return response
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def read_json_object() -> dict[str, Any]:
     """The request body as a JSON object: 413 when too large, 400 when not a JSON object."""
     raw = request.get_data(cache=True)  # raises 413 over MAX_CONTENT_LENGTH
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # includes UnicodeDecodeError; NaN cannot be stored
         abort(400, description="Request body is not valid JSON")
     if not isinstance(body, dict):
         abort(400, description="Request body must be a JSON object")

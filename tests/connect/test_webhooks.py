@@ -119,7 +119,8 @@ def test_unknown_event_type_is_stored_and_acknowledged(
 
 def test_malformed_json_is_400_and_nothing_stored(
         client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
-    for body in ("{not json", "[1, 2, 3]", b"\xff\xfe"):
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in ("{not json", "[1, 2, 3]", b"\xff\xfe", '{"n": NaN}', '{"n": Infinity}', deep):
         response = deliver(client, tenant, "/webhooks/jira/issue_created", body)
         assert response.status_code == 400
         assert response.get_json()["error"] == "bad_request"
