@@ -182,7 +182,8 @@ def resolve_tenant(session: Session, inv: ForgeInvocation, product_hint: str | N
         base = inv.site_url or inv.api_base_url or ""
         # The shared secret is random and never disclosed: no Connect JWT can claim this tenant.
         tenant = Tenant(client_key=f"forge:{inv.installation_id}", shared_secret=secrets.token_hex(32),
-                        base_url=base, display_url=inv.site_url, product_type=product)
+                        base_url=base, display_url=inv.site_url, product_type=product,
+                        host="forge", enabled=True, installed=True)
         session.add(tenant)
     if not tenant.enabled:
         raise JWTRejected("This installation is disabled")
