@@ -187,7 +187,11 @@ class HostClient:
                     timeout=int(self._read_timeout()))
 
     def confluence(self) -> Confluence:
-        """atlassian-python-api's Confluence on this site, through the signing session."""
+        """atlassian-python-api's Confluence Cloud v2 client on this site, through the signing session.
+
+        Why v2: in atlassian-python-api 5.0 the legacy Cloud class builds paths without `rest/api`.
+        CQL search is v1-only on Atlassian's side: use .request("GET", "/wiki/rest/api/search").
+        """
         return Confluence(url=self._confluence_url(), session=self.session, cloud=True, api_version=2,
                           timeout=int(self._read_timeout()))
 
