@@ -1,0 +1,148 @@
+"""Forge product and lifecycle events land in the same event store, shaped like Connect webhooks."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from connect import lifecycle, webhooks
+from connect.models import Tenant, WebhookEvent
+from tests.conftest import BASE_URL, install_tenant
+from tests.forge.conftest import ForgeInstall
+
+ISSUE = {"id": "10042", "key": "INF-7", "fields": {
+    "summary": "Login fails after password reset", "project": {"key": "INF", "id": "10000"},
+    "issuetype": {"name": "Bug"}, "created": "2024-03-01T10:00:00.000+0000",
+    "updated": "2024-03-02T09:30:00.000+0000"}}
+CHANGELOG = {"id": "555", "items": [{"field": "summary", "fromString": "Login fails",
+                                     "toString": "Login fails after password reset"}]}
+
+
+def forge_issue_event(kind: str = "updated") -> dict[str, Any]:
+    return {"eventType": f"avi:jira:{kind}:issue", "atlassianId": "acc-1", "issue": copy.deepcopy(ISSUE),
+            "changelog": CHANGELOG, "associatedUsers": [{"accountId": "acc-1"}]}
+
+
+def stored(app: Flask) -> list[WebhookEvent]:
+    with app.extensions["inflow.db"].session() as session:
+        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def test_a_forge_issue_event_is_stored_as_its_connect_webhook(forge_app: Flask,
+                                                             forge_install: ForgeInstall) -> None:
+    handed: list[tuple[int, int]] = []
+    webhooks.set_event_handler(forge_app, lambda t, e: handed.append((t, e)))
+    response = forge_app.test_client().post("/forge/events", json=forge_issue_event(),
+                                             headers=forge_install.headers(principal=None, ui=False))
+    assert response.status_code == 202, response.get_json()
+    [event] = stored(forge_app)
+    assert (event.event_type, event.product, event.item_ref) == ("jira:issue_updated", "jira", "jira:INF-7")
+    assert event.payload["webhookEvent"] == "jira:issue_updated"
+    assert event.payload["issue"] == ISSUE and event.payload["changelog"] == CHANGELOG
+    assert event.payload["user"] == {"accountId": "acc-1"}
+    assert handed == [(event.tenant_id, event.id)]
+
+
+def test_a_retried_forge_event_is_stored_once(forge_app: Flask, forge_install: ForgeInstall) -> None:
+    client = forge_app.test_client()
+    first = client.post("/forge/events", json=forge_issue_event(), headers=forge_install.headers(ui=False))
+    again = client.post("/forge/events", json=forge_issue_event(), headers=forge_install.headers(ui=False))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.get_json() == {"duplicate": True} and len(stored(forge_app)) == 1
+
+
+def test_forge_and_connect_deliveries_of_one_change_store_the_same_event(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    connect = install_tenant(forge_app.extensions["inflow.db"], "jira")
+    url = f"{BASE_URL}/webhooks/jira/issue_updated"
+    connect_body = {"timestamp": 1709371800000, "webhookEvent": "jira:issue_updated",
+                    "issue_event_type_name": "issue_updated", "user": {"accountId": "acc-1"},
+                    "issue": ISSUE, "changelog": CHANGELOG}
+    client = forge_app.test_client()
+    assert client.post("/webhooks/jira/issue_updated", json=connect_body,
+                       headers=connect.headers("POST", url)).status_code == 202
+    assert client.post("/forge/events", json=forge_issue_event(),
+                       headers=forge_install.headers(ui=False)).status_code == 202
+    via_connect, via_forge = stored(forge_app)
+    for field in ("event_type", "product", "item_ref", "event_ts"):
+        assert getattr(via_forge, field) == getattr(via_connect, field), field
+    assert via_forge.payload == via_connect.payload
+
+
+def test_jira_comment_events_become_comment_webhooks(forge_app: Flask,
+                                                     forge_install: ForgeInstall) -> None:
+    comment = {"id": "20001", "author": {"accountId": "acc-2"}, "body": "Clear the cache first.",
+               "created": "2024-03-03T08:00:00.000+0000", "updated": "2024-03-03T08:00:00.000+0000"}
+    body = {"eventType": "avi:jira:created:comment", "atlassianId": "acc-2", "issue": ISSUE,
+            "comment": comment}
+    assert forge_app.test_client().post("/forge/events", json=body,
+                                        headers=forge_install.headers(ui=False)).status_code == 202
+    [event] = stored(forge_app)
+    assert (event.event_type, event.item_ref) == ("comment_created", "jira:INF-7")
+    assert event.payload["comment"] == comment and event.payload["webhookEvent"] == "comment_created"
+
+
+def test_confluence_page_and_comment_events_become_connect_webhooks(
+        forge_app: Flask, forge_confluence: ForgeInstall) -> None:
+    page = {"id": "98765", "type": "page", "status": "current", "title": "Runbook: resets",
+            "space": {"key": "OPS", "id": 12}, "history": {"createdBy": {"accountId": "acc-3"},
+                                                            "createdDate": "2024-03-01T10:00:00.000Z"},
+            "version": {"number": 4, "by": {"accountId": "acc-4"}, "when": "2024-03-05T10:00:00.000Z"}}
+    comment = {"id": "555", "type": "comment", "title": "Re: Runbook", "container": page,
+               "history": {"createdBy": {"accountId": "acc-5"}, "createdDate": "2024-03-06T10:00:00.000Z"}}
+    client = forge_app.test_client()
+    headers = forge_confluence.headers(ui=False)
+    assert client.post("/forge/events", headers=headers, json={
+        "eventType": "avi:confluence:updated:page", "atlassianId": "acc-4", "content": page}).status_code == 202
+    assert client.post("/forge/events", headers=headers, json={
+        "eventType": "avi:confluence:created:comment", "atlassianId": "acc-5", "content": comment}).status_code == 202
+    updated, commented = stored(forge_app)
+    assert (updated.event_type, updated.product, updated.item_ref) == ("page_updated", "confluence", "confluence:98765")
+    assert updated.payload["page"]["spaceKey"] == "OPS" and updated.payload["page"]["version"] == 4
+    assert updated.payload["userAccountId"] == "acc-4" and "webhookEvent" not in updated.payload
+    assert (commented.event_type, commented.item_ref) == ("comment_created", "confluence:98765")
+    assert commented.payload["comment"]["parent"]["id"] == "98765"
+
+
+def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask,
+                                                                forge_install: ForgeInstall) -> None:
+    client = forge_app.test_client()
+    headers = forge_install.headers(ui=False)
+    for body in ({"eventType": "avi:jira:created:worklog"}, {"eventType": "avi:jira:updated:issue"},
+                 {"issue": ISSUE}, ["not", "an", "object"]):
+        response = client.post("/forge/events", json=body, headers=headers)
+        assert response.status_code == 400 and response.is_json, body
+    assert client.post("/forge/events", data=b"{nope", headers={**headers, "Content-Type": "application/json"}
+                       ).status_code == 400
+    assert stored(forge_app) == []
+
+
+def test_a_jira_event_from_a_confluence_installation_is_refused(
+        forge_app: Flask, forge_confluence: ForgeInstall) -> None:
+    response = forge_app.test_client().post("/forge/events", json=forge_issue_event(),
+                                            headers=forge_confluence.headers(ui=False))
+    assert response.status_code == 403 and stored(forge_app) == []
+
+
+def test_install_and_upgrade_create_then_refresh_the_forge_tenant(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    notified: list[tuple[str, int]] = []
+    lifecycle.set_lifecycle_handler(forge_app, lambda event, tenant: notified.append((event, tenant)))
+    client = forge_app.test_client()
+    installed = client.post("/forge/lifecycle", headers=forge_install.headers(ui=False, principal="admin-1"),
+                            json={"eventType": "avi:forge:installed:app", "installerAccountId": "admin-1",
+                                  "app": {"id": "x", "version": "1"}})
+    assert installed.status_code == 200, installed.get_json()
+    upgraded = client.post("/forge/lifecycle", headers=forge_install.headers(),
+                           json={"eventType": "avi:forge:upgraded:app"})
+    assert upgraded.status_code == 200
+    with forge_app.extensions["inflow.db"].session() as session:
+        [tenant] = session.scalars(select(Tenant)).all()
+        assert tenant.forge_installation_id == forge_install.installation_id
+        assert tenant.display_url.endswith(".atlassian.net")  # learnt from the UI call (upgrade)
+    assert notified == [("installed", tenant.id)]
+    assert client.post("/forge/lifecycle", headers=forge_install.headers(),
+                       json={"eventType": "avi:forge:deleted:app"}).status_code == 400
+    assert stored(forge_app) == []
