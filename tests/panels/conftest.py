@@ -1,0 +1,125 @@
+"""Fixtures for the panel tests: an app on SQLite, the fake host installed, real issues ingested."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from sqlalchemy import select
+
+from connect.db import Database, utcnow
+from connect.models import Tenant
+from plugin.content.model import ItemDoc
+from plugin.content.normalize import jira_issue_to_doc
+from plugin.matching.store import upsert_item
+from plugin.services.permissions import CACHE
+from tests.conftest import TenantAuth, build_app, install_tenant
+from tests.fakehost import data
+from tests.fakehost.server import FakeHost
+
+DATASET = "apache-activemq"
+SLICE = 300
+SEED_SITE = "https://seed.atlassian.net"
+VIEWER = "aco"
+
+
+def _shifted(doc: ItemDoc, offset: timedelta) -> ItemDoc:
+    doc.created, doc.updated = doc.created + offset, doc.updated + offset
+    for contribution in doc.contributions:
+        contribution.at = contribution.at + offset
+    return doc
+
+
+def seed_issues(db: Database, tenant_id: int, site_url: str,
+                issues: list[dict[str, Any]]) -> list[str]:
+    """Ingest issues through the matching engine, as the pipeline would; returns their keys.
+
+    The 2006 issues are moved forward in time so the newest was filed a week ago: expertise decays
+    with age, and the panels should see a live site, not an archive.
+    """
+    docs = [jira_issue_to_doc(issue, site_url) for issue in issues]
+    offset = utcnow() - timedelta(days=7) - max(doc.created for doc in docs)
+    with db.session() as session:
+        for doc in docs:
+            upsert_item(session, tenant_id, _shifted(doc, offset))
+    return [doc.key for doc in docs]
+
+
+@dataclass
+class Site:
+    """The app, its client and database, and the fake Jira site installed as a tenant."""
+
+    app: Flask
+    client: FlaskClient
+    db: Database
+    host: FakeHost
+    tenant: TenantAuth
+    keys: list[str]
+
+    def context(self, sub: str | None = VIEWER) -> dict[str, str]:
+        """Headers as the iframe sends them (context JWT from AP.context.getToken)."""
+        return self.tenant.context_headers(sub=sub)
+
+    def post(self, path: str, body: Any, sub: str | None = VIEWER) -> Any:
+        return self.client.post(path, json=body, headers=self.context(sub))
+
+    def get(self, path: str, sub: str | None = VIEWER) -> Any:
+        return self.client.get(path, headers=self.context(sub))
+
+    def page(self, path: str, sub: str | None = VIEWER) -> Any:
+        """GET an iframe page with a qsh JWT, as the host loads it."""
+        return self.client.get(path, headers=self.tenant.headers("GET", path, sub=sub))
+
+
+@pytest.fixture(scope="session")
+def activemq_issues() -> list[dict[str, Any]]:
+    return data.jira_dataset(DATASET)[:SLICE]
+
+
+@pytest.fixture(scope="session")
+def seeded_database(tmp_path_factory: pytest.TempPathFactory,
+                    activemq_issues: list[dict[str, Any]]) -> tuple[Path, list[str]]:
+    """A SQLite file with one Jira tenant that has learned the issues (built once, then copied)."""
+    path = tmp_path_factory.mktemp("seed") / "seed.db"
+    app = build_app(f"sqlite:///{path}")
+    db: Database = app.extensions["inflow.db"]
+    tenant = install_tenant(db, "jira", base_url=SEED_SITE)
+    keys = seed_issues(db, tenant.tenant_id, SEED_SITE, activemq_issues)
+    db.dispose()
+    return path, keys
+
+
+def adopt_fake_host(db: Database, host: FakeHost, product: str = "jira") -> TenantAuth:
+    """Point the seeded tenant at this fake host's install (keys and URLs), as a reinstall would."""
+    install = host.installs[product]
+    with db.session() as session:
+        tenant = session.scalars(select(Tenant).where(Tenant.product_type == product)).one()
+        tenant.client_key, tenant.shared_secret = install.client_key, install.secret
+        tenant.base_url = tenant.display_url = host.base_url(product)
+        tenant.oauth_client_id = install.oauth_client_id
+        tenant_id = tenant.id
+    return TenantAuth(tenant_id, install.client_key, install.secret, host.base_url(product),
+                      product)
+
+
+@pytest.fixture
+def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, Any]],
+         seeded_database: tuple[Path, list[str]]) -> Iterator[Site]:
+    """A Jira tenant backed by the fake host serving (and Inflow knowing) 300 ActiveMQ issues."""
+    CACHE.clear()
+    seed, keys = seeded_database
+    shutil.copy(seed, tmp_path / "inflow.db")
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    db: Database = app.extensions["inflow.db"]
+    fake_host.load_jira_issues(activemq_issues)
+    tenant = adopt_fake_host(db, fake_host)
+    yield Site(app, app.test_client(), db, fake_host, tenant, keys)
+    db.dispose()
+    CACHE.clear()

@@ -1,0 +1,223 @@
+"""Every state-changing JSON API call: effect in the database and on the fake host, and 4xx."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from connect.db import utcnow
+from plugin.matching.store import get_item
+from plugin.models.content import Item
+from plugin.models.social import Feedback, Kudos, PanelEvent, Question
+from plugin.services import recognition
+from tests.panels.conftest import Site
+
+ASKER = "aco"
+EXPERT = "jstrachan"
+
+
+def _experts(site: Site, key: str, sub: str = ASKER) -> list[dict]:
+    response = site.get(f"/api/content/jira/{key}/experts", sub=sub)
+    assert response.status_code == 200
+    return response.get_json()["experts"]
+
+
+def test_ask_posts_a_comment_as_the_asker_that_mentions_the_expert(site: Site) -> None:
+    key = site.keys[-1]
+    assert EXPERT in [e["account_id"] for e in _experts(site, key)]
+    response = site.post("/api/questions", {"source": "jira", "key": key,
+                                            "expert_account_id": EXPERT,
+                                            "text": "How do reconnects work here?"}, sub=ASKER)
+    assert response.status_code == 201, response.get_json()
+    [comment] = site.host.comments(key)
+    assert comment["author"]["accountId"] == ASKER  # written as the user, not the app
+    paragraph = comment["body"]["content"][0]["content"]
+    assert paragraph[0] == {"type": "mention", "attrs": {"id": EXPERT, "text": "@james strachan",
+                                                         "accessLevel": ""}}
+    assert "How do reconnects work here?" in paragraph[1]["text"]
+    with site.db.session() as session:
+        question = session.get(Question, response.get_json()["id"])
+        assert (question.state, question.asker_account_id, question.expert_account_id) == \
+            ("asked", ASKER, EXPERT)
+        assert question.comment_id == comment["id"]
+        assert EXPERT not in question.next_experts and question.next_experts
+    panel = site.get(f"/api/content/jira/{key}/experts", sub=ASKER).get_json()
+    assert [q["state"] for q in panel["questions"]] == ["asked"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT}, "text"),
+    ({"source": "bitbucket", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "help me"},
+     "source"),
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": "", "text": "help me"},
+     "expert_account_id"),
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "x" * 2001}, "text"),
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "hi there",
+      "admin": True}, "admin"),
+])
+def test_ask_with_an_invalid_body_is_422_with_field_messages(site: Site, body: dict,
+                                                              field: str) -> None:
+    response = site.post("/api/questions", body)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    assert site.host.comments("AMQ-1") == []
+
+
+def test_a_body_that_is_not_a_json_object_is_400(site: Site) -> None:
+    for raw in (b"not json", b"[1, 2]"):
+        response = site.client.post("/api/questions", data=raw, headers={
+            **site.context(), "Content-Type": "application/json"})
+        assert response.status_code == 400
+        assert response.get_json()["error"]
+
+
+def test_asking_yourself_is_refused(site: Site) -> None:
+    response = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
+                                            "expert_account_id": ASKER, "text": "me again?"})
+    assert response.status_code == 422
+    assert "expert_account_id" in response.get_json()["errors"]
+
+
+def test_only_the_asker_can_accept_an_answer(site: Site) -> None:
+    key = site.keys[-1]
+    created = site.post("/api/questions", {"source": "jira", "key": key,
+                                           "expert_account_id": EXPERT, "text": "Any idea?"})
+    question_id = created.get_json()["id"]
+    assert site.post(f"/api/questions/{question_id}/accept", {}, sub="chirino").status_code == 403
+    response = site.post(f"/api/questions/{question_id}/accept", {}, sub=ASKER)
+    assert response.get_json()["state"] == "accepted"
+    with site.db.session() as session:
+        kudos = session.scalars(select(Kudos).where(Kudos.kind == "answer")).all()
+        assert [(k.from_account_id, k.to_account_id) for k in kudos] == [(ASKER, EXPERT)]
+    assert site.post("/api/questions/999999/accept", {}).status_code == 404
+
+
+def _first_reuse(site: Site, key: str, sub: str = ASKER) -> dict:
+    suggestions = site.get(f"/api/content/jira/{key}/reuse", sub=sub).get_json()["suggestions"]
+    assert suggestions
+    return suggestions[0]
+
+
+def test_helped_feedback_feeds_ranking_and_credits_the_authors(site: Site) -> None:
+    key = site.keys[-1]
+    target = _first_reuse(site, key)
+    body = {"source": "jira", "key": key, "target_item_id": target["item_id"], "verdict": "helped"}
+    assert site.post("/api/feedback", body).status_code == 200
+    assert site.post("/api/feedback", body).status_code == 200  # the same verdict counts once
+    with site.db.session() as session:
+        item = session.get(Item, target["item_id"])
+        assert (item.helpful_count, item.not_relevant_count) == (1, 0)
+        credited = session.scalars(select(Kudos.to_account_id).where(Kudos.kind == "helped")).all()
+        assert credited and ASKER not in credited
+        assert session.scalar(select(func.count()).select_from(PanelEvent).where(
+            PanelEvent.kind == "used")) == 1
+    changed = site.post("/api/feedback", {**body, "verdict": "not_relevant"})
+    assert changed.get_json()["verdict"] == "not_relevant"
+    with site.db.session() as session:
+        item = session.get(Item, target["item_id"])
+        assert (item.helpful_count, item.not_relevant_count) == (0, 1)
+        assert session.scalar(select(func.count()).select_from(Kudos)) == 0
+        assert session.scalar(select(Feedback.verdict)) == "not_relevant"
+    panel = _first_reuse(site, key)
+    assert panel["item_id"] != target["item_id"] or panel["verdict"] == "not_relevant"
+
+
+def test_feedback_on_an_unknown_suggestion_is_422(site: Site) -> None:
+    response = site.post("/api/feedback", {"source": "jira", "key": site.keys[-1],
+                                           "target_item_id": 10**6, "verdict": "helped"})
+    assert response.status_code == 422
+    assert "target_item_id" in response.get_json()["errors"]
+    bad = site.post("/api/feedback", {"source": "jira", "key": site.keys[-1],
+                                      "target_item_id": "1", "verdict": "meh"})
+    assert bad.status_code == 422
+    assert set(bad.get_json()["errors"]) == {"target_item_id", "verdict"}
+
+
+def test_link_as_duplicate_creates_a_real_issue_link_as_the_user(site: Site) -> None:
+    key = site.keys[-1]
+    target = _first_reuse(site, key)
+    response = site.post("/api/links", {"key": key, "target_key": target["key"],
+                                        "link_type": "duplicate"})
+    assert response.status_code == 201
+    assert site.host.links == [{"type": "Duplicate", "inward": target["key"], "outward": key,
+                                "account_id": ASKER, "comment": None}]
+    invalid = site.post("/api/links", {"key": key, "target_key": "not a key",
+                                       "link_type": "clones"})
+    assert invalid.status_code == 422
+    assert set(invalid.get_json()["errors"]) == {"target_key", "link_type"}
+    assert len(site.host.links) == 1
+
+
+def test_linking_an_issue_the_user_cannot_see_is_refused_by_the_host(site: Site) -> None:
+    key, hidden = site.keys[-1], site.keys[0]
+    site.host.deny(ASKER, hidden)
+    response = site.post("/api/links", {"key": key, "target_key": hidden, "link_type": "relates"})
+    assert response.status_code == 403
+    assert site.host.links == []
+
+
+def test_thanks_are_stored_and_self_thanks_are_422(site: Site) -> None:
+    key = site.keys[-1]
+    response = site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": EXPERT,
+                                        "message": "Thanks for the fix!"})
+    assert response.status_code == 201
+    with site.db.session() as session:
+        kudos = session.scalars(select(Kudos)).one()
+        assert (kudos.from_account_id, kudos.to_account_id, kudos.message, kudos.item_key) == \
+            (ASKER, EXPERT, "Thanks for the fix!", key)
+    itself = site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": ASKER})
+    assert itself.status_code == 422
+    assert "to_account_id" in itself.get_json()["errors"]
+
+
+def test_thanks_are_rate_limited_per_pair_per_item_and_per_giver(site: Site) -> None:
+    key = site.keys[-1]
+    body = {"source": "jira", "key": key, "to_account_id": EXPERT, "message": ""}
+    assert site.post("/api/kudos", body).status_code == 201
+    again = site.post("/api/kudos", body)
+    assert again.status_code == 429 and "today" in again.get_json()["message"]
+    for n in range(recognition.PER_GIVER_PER_DAY - 1):
+        assert site.post("/api/kudos", {**body, "key": site.keys[n]}).status_code == 201
+    over = site.post("/api/kudos", {**body, "key": site.keys[-2]})
+    assert over.status_code == 429
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Kudos)) == \
+            recognition.PER_GIVER_PER_DAY
+        # A day later the giver may thank again.
+        for kudos in session.scalars(select(Kudos)):
+            kudos.created_at = utcnow() - timedelta(days=1, minutes=1)
+    assert site.post("/api/kudos", body).status_code == 201
+
+
+def test_click_events_are_recorded_for_adoption(site: Site) -> None:
+    key = site.keys[-1]
+    response = site.post("/api/events", {"source": "jira", "key": key, "panel": "reuse",
+                                         "kind": "clicked", "target": site.keys[0]})
+    assert response.status_code == 204
+    with site.db.session() as session:
+        event = session.scalars(select(PanelEvent).where(PanelEvent.kind == "clicked")).one()
+        assert (event.project, event.target) == ("AMQ", site.keys[0])
+    assert site.post("/api/events", {"source": "jira", "key": key, "panel": "x",
+                                     "kind": "shown"}).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/questions", "/api/questions/1/accept", "/api/feedback",
+                                  "/api/links", "/api/kudos", "/api/events", "/api/me/preferences",
+                                  "/api/me/erase", "/api/admin/projects/AMQ/settings"])
+def test_every_post_needs_a_context_jwt(site: Site, path: str) -> None:
+    assert site.client.post(path, json={}).status_code == 401
+    qsh_token = site.tenant.headers("GET", "/jira/panels/experts")  # an iframe token, wrong qsh
+    assert site.client.post(path, json={}, headers=qsh_token).status_code == 401
+
+
+def test_a_viewer_never_sees_suggestions_they_may_not_browse(site: Site) -> None:
+    key = site.keys[-1]
+    first = _first_reuse(site, key, sub="chirino")
+    site.host.deny("rajdavies", first["key"])
+    hidden_from = site.get(f"/api/content/jira/{key}/reuse", sub="rajdavies").get_json()
+    assert first["key"] not in [s["key"] for s in hidden_from["suggestions"]]
+    for expert in _experts(site, key, sub="rajdavies"):
+        assert first["key"] not in [e["key"] for e in expert["evidence"]]
+    with site.db.session() as session:
+        assert get_item(session, site.tenant.tenant_id, "jira", first["key"]) is not None
