@@ -1,0 +1,133 @@
+"""Project admin API (host-checked admins only), tenant isolation, and the personal data API."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from plugin.models.content import Contribution, Person
+from plugin.models.social import Kudos, PersonPreference, ProjectSettings, Question
+from tests.conftest import install_tenant
+from tests.panels.conftest import Site
+
+ADMIN = "chirino"
+SETTINGS = "/api/admin/projects/AMQ/settings"
+
+
+def _valid_settings() -> dict:
+    return {"purpose": "Help the broker team find answers fast.",
+            "panels": {"experts": True, "reuse": True, "contributors": False},
+            "include_groups": [], "exclude_groups": ["contractors"],
+            "include_people": [], "exclude_people": ["rajdavies"], "follow_up_hours": 24,
+            "learn_projects": ["AMQ"], "learn_spaces": [],
+            "privacy": {"show_evidence": True, "public_kudos_messages": False}}
+
+
+def test_non_admins_cannot_read_or_change_project_settings(site: Site) -> None:
+    assert site.get(SETTINGS, sub="aco").status_code == 403
+    assert site.post(SETTINGS, _valid_settings(), sub="aco").status_code == 403
+    assert site.get("/api/admin/projects/AMQ/dashboard", sub="aco").status_code == 403
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ProjectSettings)) == 0
+    # The host was asked, as the app, about this viewer and this project.
+    checks = site.host.calls_to("/rest/api/3/permissions/check", "POST")
+    assert checks and all(call.json["accountId"] == "aco" and call.auth == "jwt"
+                          for call in checks)
+
+
+def test_a_project_admin_saves_settings_and_panels_follow_them(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    response = site.post(SETTINGS, _valid_settings(), sub=ADMIN)
+    assert response.status_code == 200, response.get_json()
+    assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
+    key = site.keys[-1]
+    experts = site.get(f"/api/content/jira/{key}/experts", sub="aco").get_json()
+    assert experts["purpose"] == "Help the broker team find answers fast."
+    assert "rajdavies" not in [e["account_id"] for e in experts["experts"]]
+    assert site.get(f"/api/content/jira/{key}/contributors").get_json()["enabled"] is False
+    page = site.page(f"/jira/panels/contributors?issueKey={key}&projectKey=AMQ")
+    assert "turned this panel off" in page.get_data(as_text=True)
+
+
+def test_invalid_settings_are_422_with_field_messages_and_keep_what_was_stored(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
+    bad = {**_valid_settings(), "follow_up_hours": 0, "learn_projects": ["not a key"],
+           "panels": {"experts": "maybe"}, "colour": "red"}
+    response = site.post(SETTINGS, bad, sub=ADMIN)
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"follow_up_hours", "learn_projects", "panels", "colour"}
+    assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
+
+
+def test_the_dashboard_counts_twelve_weeks_of_adoption(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    key = site.keys[-1]
+    site.get(f"/api/content/jira/{key}/reuse")
+    site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "jstrachan",
+                                 "text": "Could you take a look?"})
+    site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": "jstrachan"})
+    weeks = site.get("/api/admin/projects/AMQ/dashboard", sub=ADMIN).get_json()["weeks"]
+    assert len(weeks) == 12
+    assert weeks[-1]["shown_share"] == 1.0
+    assert (weeks[-1]["questions_asked"], weeks[-1]["kudos"]) == (1, 1)
+    html = site.page("/jira/admin?projectKey=AMQ", sub=ADMIN).get_data(as_text=True)
+    assert html.count("<svg") == 5 and "Save settings" in html
+    assert site.page("/jira/admin?projectKey=AMQ", sub="aco").status_code == 403
+
+
+def test_another_tenants_token_cannot_touch_this_tenants_data(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
+    asked = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
+                                         "expert_account_id": "jstrachan", "text": "Any idea?"})
+    question_id = asked.get_json()["id"]
+    other = install_tenant(site.db, "jira", base_url=site.host.base_url("jira"))
+    as_other = other.context_headers(sub="aco")
+    # Same account id, other tenant: no question of ours can be accepted from there...
+    response = site.client.post(f"/api/questions/{question_id}/accept", json={}, headers=as_other)
+    assert response.status_code in (403, 404)
+    # ...and its panels show none of our data.
+    panel = site.client.get(f"/api/content/jira/{site.keys[-1]}/experts", headers=as_other)
+    assert panel.status_code == 200
+    assert panel.get_json()["questions"] == [] and panel.get_json()["experts"] == []
+    assert panel.get_json()["purpose"] == ""
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "asked"
+        assert session.scalar(select(func.count()).select_from(ProjectSettings)) == 1
+
+
+def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> None:
+    me = site.get("/api/me", sub="jstrachan").get_json()
+    assert "AMQ" in me["topics"] and me["evidence"]
+    key = site.keys[-1]
+    assert "jstrachan" in [e["account_id"] for e in
+                           site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]]
+    response = site.post("/api/me/preferences", {"opted_out": True}, sub="jstrachan")
+    assert response.get_json() == {"opted_out": True, "paused_until": None}
+    assert "jstrachan" not in [e["account_id"] for e in
+                               site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]]
+    paused = site.post("/api/me/preferences", {"opted_out": False, "pause_days": 7},
+                       sub="jstrachan").get_json()
+    assert paused["paused_until"] and not paused["opted_out"]
+    bad = site.post("/api/me/preferences", {"opted_out": "sometimes", "pause_days": -1})
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
+
+
+def test_export_then_erase_removes_the_person_everywhere(site: Site) -> None:
+    key = site.keys[-1]
+    site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": "jstrachan",
+                             "message": "thanks"}, sub="aco")
+    exported = site.get("/api/me/export", sub="jstrachan")
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["Content-Disposition"]
+    body = exported.get_json()
+    assert body["contributions"] and body["kudos"][0]["message"] == "thanks"
+    assert site.post("/api/me/erase", {"confirm": "yes"}, sub="jstrachan").status_code == 422
+    assert site.post("/api/me/erase", {"confirm": "ERASE"}, sub="jstrachan").status_code == 200
+    with site.db.session() as session:
+        for model, column in ((Contribution, Contribution.account_id), (Person, Person.account_id),
+                              (Kudos, Kudos.to_account_id)):
+            assert session.scalar(select(func.count()).select_from(model).where(
+                column == "jstrachan")) == 0
+        assert session.scalar(select(func.count()).select_from(PersonPreference)) == 0
+    assert site.get("/api/me/export", sub="jstrachan").get_json()["contributions"] == []
