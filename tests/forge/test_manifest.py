@@ -1,0 +1,74 @@
+"""The Forge manifest: rendered from config, and valid by Atlassian's own validator."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from connect.forge_routes import PLACEHOLDER_APP_ID, render_manifest
+from tests.conftest import BASE_URL, ROOT
+from tests.forge.build import RESOURCES, build_ui, node_or_skip
+from tests.forge.fit import APP_ID
+
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+def validate(manifests: dict[str, str], tmp_path: Path) -> dict[str, dict]:
+    """Atlassian's @forge/manifest results for each manifest, each beside the built resources."""
+    node = node_or_skip()
+    if not (NODE_MODULES / "@forge" / "manifest").exists():
+        pytest.fail("@forge/manifest is not installed: run `make node`")
+    built = build_ui(tmp_path / "built")
+    files = {}
+    for label, text in manifests.items():
+        for name in RESOURCES:
+            # Copied, not linked: the validator wants real directories.
+            shutil.copytree(built / name, tmp_path / label / "static" / name / "build")
+        files[label] = tmp_path / label / "manifest.yml"
+        files[label].write_text(text)
+    run = subprocess.run([node, str(Path(__file__).with_name("validate_manifest.js")),
+                          *map(str, files.values())], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "NODE_PATH": str(NODE_MODULES)})
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)
+    return {label: results[str(path)] for label, path in files.items()}
+
+
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Ours, and one with an endpoint pointing at an undeclared remote (one node run: it is slow)."""
+    ours = render_manifest("https://inflow.example.com", APP_ID)
+    broken = ours.replace("remote: inflow", "remote: nowhere")
+    return validate({"ours": ours, "broken": broken}, tmp_path_factory.mktemp("forge-manifest"))
+
+
+def test_the_served_manifest_points_the_remote_at_our_base_url(forge_app: Flask) -> None:
+    response = forge_app.test_client().get("/forge/manifest.yml")
+    assert response.status_code == 200 and response.mimetype == "text/yaml"
+    text = response.get_data(as_text=True)
+    assert f'baseUrl: "{BASE_URL}"' in text and f'id: "{APP_ID}"' in text
+    for needle in ("jira:issuePanel", "jira:projectSettingsPage", "jira:personalSettingsPage",
+                   "macro:", "confluence:contentBylineItem", "avi:jira:updated:issue",
+                   "avi:confluence:created:page", "avi:forge:installed:app", "- compute", "- storage"):
+        assert needle in text, needle
+
+
+def test_the_manifest_passes_atlassians_validation(validated: dict[str, dict]) -> None:
+    assert all(r["success"] for r in validated["ours"].values()), validated["ours"]
+
+
+def test_the_validator_catches_a_broken_manifest(validated: dict[str, dict]) -> None:
+    assert not validated["broken"]["full"]["success"]
+
+
+def test_unregistered_apps_get_a_placeholder_id_and_bad_config_is_refused() -> None:
+    assert f'id: "{PLACEHOLDER_APP_ID}"' in render_manifest("https://inflow.example.com")
+    with pytest.raises(ValueError):
+        render_manifest("inflow.example.com", APP_ID)
+    with pytest.raises(ValueError):
+        render_manifest("https://inflow.example.com", 'x"\nmodules: {}')
