@@ -69,27 +69,29 @@ def adf_to_text(doc: Any) -> str:
     return clip("".join(out))
 
 
-_WIKI_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\{(?:code|noformat|quote|panel)(?::[^}]*)?\}"), "\n"),
-    (re.compile(r"\{color(?::[^}]*)?\}"), ""),
-    (re.compile(r"\[~(?:accountid:)?([^\]]+)\]"), r"@\1"),
-    (re.compile(r"\[([^|\]\n]*)\|([^\]\n]*)\]"), r"\1 \2"),
-    (re.compile(r"\[((?:https?|ftp|mailto):[^\]\s]*)\]"), r"\1"),
-    (re.compile(r"(?m)^h[1-6]\.\s*"), ""),
-    (re.compile(r"(?m)^\s*(?:[*#-]+|\|\|?)\s"), ""),
-    (re.compile(r"!([^!\s|]+)(?:\|[^!]*)?!"), r" \1 "),
-    (re.compile(r"\{\{(.*?)\}\}"), r"\1"),
-    (re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])"), r"\1"),
-    (re.compile(r"\|\|?"), " "),
+# (trigger, pattern, replacement): a rule runs only when its trigger character occurs at all.
+_WIKI_RULES: list[tuple[str, re.Pattern[str], str]] = [
+    ("{", re.compile(r"\{(?:code|noformat|quote|panel)(?::[^}]*)?\}"), "\n"),
+    ("{", re.compile(r"\{color(?::[^}]*)?\}"), ""),
+    ("[", re.compile(r"\[~(?:accountid:)?([^\]]+)\]"), r"@\1"),
+    ("[", re.compile(r"\[([^|\]\n]*)\|([^\]\n]*)\]"), r"\1 \2"),
+    ("[", re.compile(r"\[((?:https?|ftp|mailto):[^\]\s]*)\]"), r"\1"),
+    ("h", re.compile(r"(?m)^h[1-6]\.[ \t]*"), ""),
+    ("", re.compile(r"(?m)^[ \t]*(?:[*#-]+|\|\|?)[ \t]"), ""),
+    ("!", re.compile(r"!([^!\s|]+)(?:\|[^!\n]*)?!"), r" \1 "),
+    ("{", re.compile(r"\{\{(.*?)\}\}"), r"\1"),
+    ("*", re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])"), r"\1"),
+    ("_", re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])"), r"\1"),
+    ("|", re.compile(r"\|\|?"), " "),
 ]
 
 
 def wiki_to_text(markup: str | None) -> str:
     """Plain text of Jira wiki markup (REST v2 bodies)."""
     text = (markup or "")[:MAX_INPUT]
-    for pattern, replacement in _WIKI_RULES:
-        text = pattern.sub(replacement, text)
+    for trigger, pattern, replacement in _WIKI_RULES:
+        if trigger in text:
+            text = pattern.sub(replacement, text)
     return clip(text)
 
 

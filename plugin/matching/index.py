@@ -23,32 +23,39 @@ from plugin.models.content import IndexState, IndexTombstone, Item
 K1 = 1.2
 FIELD_WEIGHTS = np.array([2.5, 1.0, 0.4, 1.5], dtype=np.float32)  # title, body, comments, meta
 FIELD_B = np.array([0.3, 0.75, 0.75, 0.3], dtype=np.float32)
+# The cosine view of an item is its statement: title twice, body and meta; discussion is left out.
+COSINE_WEIGHTS = np.array([2.0, 1.0, 0.0, 1.0], dtype=np.float32)
 _NF = len(FIELDS)
 
 
 class _Postings:
-    """Slots holding a term and the term's frequency in each field, in growable arrays."""
+    """Slots holding a term and its frequency per field; appends wait in lists until a query."""
 
-    __slots__ = ("slots", "tf", "n")
+    __slots__ = ("slots", "tf", "new_slots", "new_tf")
 
     def __init__(self) -> None:
-        self.slots = np.empty(4, dtype=np.int32)
-        self.tf = np.empty((4, _NF), dtype=np.float32)
-        self.n = 0
+        self.slots = np.empty(0, dtype=np.int32)
+        self.tf = np.empty((0, _NF), dtype=np.float32)
+        self.new_slots: list[int] = []
+        self.new_tf: list[list[float]] = []
 
-    def add(self, slot: int, tf: tuple[float, ...]) -> None:
-        if self.n == len(self.slots):
-            self.slots = np.resize(self.slots, self.n * 2)
-            self.tf = np.resize(self.tf, (self.n * 2, _NF))
-        self.slots[self.n] = slot
-        self.tf[self.n] = tf
-        self.n += 1
+    def add(self, slot: int, tf: list[float]) -> None:
+        self.new_slots.append(slot)
+        self.new_tf.append(tf)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, tf per field), pending appends merged in."""
+        if self.new_slots:
+            self.slots = np.concatenate([self.slots, np.array(self.new_slots, dtype=np.int32)])
+            self.tf = np.concatenate([self.tf, np.array(self.new_tf, dtype=np.float32)])
+            self.new_slots, self.new_tf = [], []
+        return self.slots, self.tf
 
     def keep(self, alive: np.ndarray, remap: np.ndarray) -> None:
-        mask = alive[self.slots[: self.n]]
-        self.slots = remap[self.slots[: self.n][mask]].astype(np.int32)
-        self.tf = self.tf[: self.n][mask].copy()
-        self.n = len(self.slots)
+        slots, tf = self.arrays()
+        mask = alive[slots]
+        self.slots = remap[slots[mask]].astype(np.int32)
+        self.tf = tf[mask]
 
 
 @dataclass
@@ -81,6 +88,8 @@ class TenantIndex:
         self.lens = np.zeros((16, _NF), dtype=np.float32)
         self.alive = np.zeros(16, dtype=bool)
         self.len_sum = np.zeros(_NF, dtype=np.float64)
+        self.norms = np.ones(16, dtype=np.float32)
+        self.norm_basis = 0
         self.count = 0
 
     # ---------- sync ----------
@@ -99,6 +108,8 @@ class TenantIndex:
             self.seq = seq
             if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
                 self._compact()
+            if self.count > 2 * self.norm_basis + 50:
+                self._renorm()
 
     def _apply_tombstones(self, session: Session) -> None:
         if self.seq < 0:
@@ -137,15 +148,36 @@ class TenantIndex:
                 tid = self.vocab[term] = len(self.postings)
                 self.postings.append(_Postings())
                 self.df.append(0)
-            self.postings[tid].add(slot, tuple(tfs))
+            self.postings[tid].add(slot, tfs)
             self.df[tid] += 1
             ids[i] = tid
         self.slot_terms.append(ids)
+        self.norms[slot] = self._norm(merged)
         self.docs.append(info)
         self.slot_of[info.item_id] = slot
         self.alive[slot] = True
         self.len_sum += self.lens[slot]
         self.count += 1
+
+    def _norm(self, merged: dict[str, list[float]]) -> float:
+        total = 0.0
+        for term, tfs in merged.items():
+            weighted = sum(w * tf for w, tf in zip(COSINE_WEIGHTS, tfs))
+            if weighted > 0:
+                total += ((1.0 + math.log(weighted)) * self.cosine_idf(term)) ** 2
+        return math.sqrt(total) or 1.0
+
+    def _renorm(self) -> None:
+        """Recompute every cosine norm with today's idf (they drift as the corpus grows)."""
+        n = len(self.docs)
+        total = np.zeros(n, dtype=np.float64)
+        for term, tid in self.vocab.items():
+            slots, tfs = self.postings[tid].arrays()
+            weighted = tfs @ COSINE_WEIGHTS
+            mask = weighted > 0
+            total[slots[mask]] += ((1.0 + np.log(weighted[mask])) * self.cosine_idf(term)) ** 2
+        self.norms[:n] = np.maximum(np.sqrt(total), 1e-6)
+        self.norm_basis = self.count
 
     def remove(self, item_id: int) -> None:
         """Forget an item (its postings stay until compaction, masked as dead)."""
@@ -175,6 +207,7 @@ class TenantIndex:
         alive = np.zeros(capacity, dtype=bool)
         alive[: len(self.alive)] = self.alive
         self.alive = alive
+        self.norms = np.resize(self.norms, capacity)
 
     def _compact(self) -> None:
         """Drop dead slots from every posting list and renumber the live ones."""
@@ -187,6 +220,7 @@ class TenantIndex:
         self.docs = [self.docs[i] for i in keep]
         self.slot_terms = [self.slot_terms[i] for i in keep]
         self.lens = self.lens[:n][alive].copy()
+        self.norms = self.norms[:n][alive].copy()
         self.alive = np.ones(len(keep), dtype=bool)
         self.slot_of = {doc.item_id: i for i, doc in enumerate(self.docs) if doc is not None}
 
@@ -200,24 +234,43 @@ class TenantIndex:
         df = self.df[tid]
         return math.log(1.0 + (self.count - df + 0.5) / (df + 0.5))
 
-    def score(self, query: dict[str, float]) -> np.ndarray:
-        """BM25F score of every slot for weighted query terms (dead slots score 0)."""
+    def cosine_idf(self, term: str) -> float:
+        """Smoothed tf-idf inverse document frequency (0 for unknown terms)."""
+        tid = self.vocab.get(term)
+        if tid is None or self.df[tid] <= 0:
+            return 0.0
+        return math.log((1.0 + self.count) / (1.0 + self.df[tid])) + 1.0
+
+    def score(self, query: dict[str, float], cosine_query: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25F, cosine) scores of every slot; dead slots score 0.
+
+        BM25F rewards items that say much about the query's terms; the cosine of the items'
+        statements rewards saying the same thing, which is what a duplicate does.
+        """
         n = len(self.docs)
-        scores = np.zeros(n, dtype=np.float32)
+        bm25 = np.zeros(n, dtype=np.float32)
+        cosine = np.zeros(n, dtype=np.float32)
         if not self.count or not query:
-            return scores
+            return bm25, cosine
         avg = np.maximum(self.len_sum / self.count, 1.0).astype(np.float32)
         norms = (1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg
-        for term, weight in query.items():
+        for term in set(query) | set(cosine_query):
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            postings = self.postings[tid]
-            slots = postings.slots[: postings.n]
-            tf = (postings.tf[: postings.n] / norms[slots]) @ FIELD_WEIGHTS
-            scores[slots] += (self.idf(term) * weight) * tf / (K1 + tf)
-        scores[~self.alive[:n]] = 0.0
-        return scores
+            slots, tfs = self.postings[tid].arrays()
+            if term in query:
+                tf = (tfs / norms[slots]) @ FIELD_WEIGHTS
+                bm25[slots] += (self.idf(term) * query[term]) * tf / (K1 + tf)
+            if term in cosine_query:
+                weighted = tfs @ COSINE_WEIGHTS
+                mask = weighted > 0
+                cosine[slots[mask]] += cosine_query[term] * (1.0 + np.log(weighted[mask])) * self.cosine_idf(term)
+        dead = ~self.alive[:n]
+        bm25[dead] = 0.0
+        cosine /= self.norms[:n]
+        cosine[dead] = 0.0
+        return bm25, cosine
 
     def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k best (slot, score) pairs with a positive score, best first."""

@@ -1,6 +1,7 @@
 """What a query is: weighted terms from a target, and the items a target must never be matched to."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -29,6 +30,9 @@ class Target:
     key: str | None = None
     links: list[str] = field(default_factory=list)
     project: str | None = None
+    at: float | None = None  # when the target was created (epoch seconds), if it is an item
+
+
 
 
 def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) -> Target:
@@ -38,12 +42,13 @@ def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) ->
     if isinstance(target, Item):
         return Target(target.title, target.text, target.comments_text or "",
                       list(target.components or []) + list(target.labels or []), target.source,
-                      target.id, target.key, list(target.links or []), target.project)
+                      target.id, target.key, list(target.links or []), target.project,
+                      target.created.timestamp() if target.created else None)
     stored_id = session.scalar(select(Item.id).where(
         Item.tenant_id == tenant_id, Item.source == target.source, Item.key == target.key))
     return Target(target.title, target.text, "\n".join(target.comments),
                   list(target.components) + list(target.labels), target.source, stored_id,
-                  target.key, list(target.links), target.project)
+                  target.key, list(target.links), target.project, target.created.timestamp())
 
 
 def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
@@ -56,6 +61,17 @@ def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
     weighted = {t: w * (K3 + 1) / (K3 + w) for t, w in raw.items()}
     ranked = sorted(weighted, key=lambda t: (-index.idf(t) * weighted[t], t))[:MAX_QUERY_TERMS]
     return {t: weighted[t] for t in ranked if index.idf(t) > 0}
+
+
+def cosine_terms(index: TenantIndex, target: Target) -> dict[str, float]:
+    """The target's statement (title twice, body, meta) as a unit-length sublinear tf-idf vector."""
+    counts: dict[str, float] = {}
+    for text, weight in ((target.title, 2.0), (target.text[:20_000], 1.0), (" ".join(target.meta), 1.0)):
+        for term in tokens(text):
+            counts[term] = counts.get(term, 0.0) + weight
+    vector = {t: (1.0 + math.log(c)) * index.cosine_idf(t) for t, c in counts.items()}
+    norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
+    return {t: v / norm for t, v in vector.items() if v > 0}
 
 
 def excluded_ids(session: Session, tenant_id: int, target: Target) -> set[int]:

@@ -6,12 +6,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from plugin.matching.index import DocInfo, TenantIndex
 from plugin.models.content import Item
 
-RESOLVED_BOOST = 0.15  # an answered item is more reusable than an open one that looks the same
+RESOLVED_BOOST = 0.05  # answered items win near-ties; more than that buries the open duplicate
 HELPFUL_BOOST = 0.3
 NOT_RELEVANT_PENALTY = 0.3
+COSINE_SHARE = 0.8
+# Duplicates and reusable answers cluster in time (the same release, the same outage), so
+# among similar items the ones near the target's date are a little likelier to be the match.
+TIME_SHARE = 0.5
+TIME_HALF_LIFE_DAYS = 365.0
 
 
 @dataclass
@@ -30,21 +37,31 @@ class ReuseSuggestion:
     reasons: list[str] = field(default_factory=list)
 
 
-def prior(doc: DocInfo) -> float:
-    """Multiplier for answered and feedback-rated items."""
+def prior(doc: DocInfo, at: float | None = None) -> float:
+    """Multiplier for answered, feedback-rated and (when the target's time is known) nearby items."""
     boost = 1.0 + (RESOLVED_BOOST if doc.resolved else 0.0)
+    if at is not None:
+        days = abs(at - doc.created) / 86400.0
+        boost *= (1.0 - TIME_SHARE) + TIME_SHARE * 0.5 ** (days / TIME_HALF_LIFE_DAYS)
     boost *= 1.0 + HELPFUL_BOOST * math.log1p(doc.helpful)
     return boost / (1.0 + NOT_RELEVANT_PENALTY * math.log1p(doc.not_relevant))
 
 
-def rank(index: TenantIndex, query: dict[str, float], exclude: set[int], k: int) -> list[tuple[int, float]]:
+def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+    """Cosine plus BM25 scaled to the best match: both views agree on a good candidate."""
+    top = float(bm25.max()) if len(bm25) else 0.0
+    return COSINE_SHARE * cosine + (1.0 - COSINE_SHARE) * (bm25 / top if top > 0 else bm25)
+
+
+def rank(index: TenantIndex, query: dict[str, float], cosine_query: dict[str, float], exclude: set[int],
+         k: int, at: float | None = None) -> list[tuple[int, float]]:
     """The k best (item id, score) pairs, priors applied, excluded items left out."""
-    scores = index.score(query)
+    scores = fuse(*index.score(query, cosine_query))
     out: list[tuple[int, float]] = []
     for slot, score in index.top(scores, k * 3 + len(exclude)):
         doc = index.docs[slot]
         if doc is not None and doc.item_id not in exclude:
-            out.append((doc.item_id, score * prior(doc)))
+            out.append((doc.item_id, score * prior(doc, at)))
     out.sort(key=lambda pair: (-pair[1], pair[0]))
     return out[:k]
 

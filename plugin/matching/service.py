@@ -13,7 +13,7 @@ from plugin.content.model import ItemDoc
 from plugin.matching import experts, reuse
 from plugin.matching.experts import Evidence, ExpertSuggestion
 from plugin.matching.index import tenant_index
-from plugin.matching.query import as_target, excluded_ids, query_terms
+from plugin.matching.query import as_target, cosine_terms, excluded_ids, query_terms
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Contribution, Item, Person
@@ -46,7 +46,8 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     goal = as_target(session, tenant_id, target)
     with index.lock:
         query = query_terms(index, goal)
-        ranked = reuse.rank(index, query, excluded_ids(session, tenant_id, goal), max(limit * 4, 20))
+        ranked = reuse.rank(index, query, cosine_terms(index, goal),
+                            excluded_ids(session, tenant_id, goal), max(limit * 4, 20), goal.at)
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
@@ -74,7 +75,8 @@ def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str,
     goal = as_target(session, tenant_id, target)
     with index.lock:
         query = query_terms(index, goal)
-        ranked = reuse.rank(index, query, excluded_ids(session, tenant_id, goal), experts.NEIGHBOURS)
+        ranked = reuse.rank(index, query, cosine_terms(index, goal),
+                            excluded_ids(session, tenant_id, goal), experts.NEIGHBOURS, goal.at)
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}

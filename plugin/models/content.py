@@ -40,7 +40,7 @@ class Item(Base):
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
     not_relevant_count: Mapped[int] = mapped_column(Integer, default=0)
     # Compact term vector {"field": {"term": tf}} so every process can rebuild its index cache.
-    terms: Mapped[dict] = mapped_column(JSON, default=dict)
+    terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
     # The tenant's change sequence at this item's last change; caches sync on it.
     index_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
