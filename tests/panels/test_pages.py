@@ -1,0 +1,130 @@
+"""Iframe pages: complete on first response, escaped, and Confluence macros degrade in exports."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from plugin.content.normalize import jira_issue_to_doc
+from plugin.matching.store import upsert_item
+from tests.panels.conftest import Site, adopt_fake_host
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _hostile_issue(template: dict[str, Any], number: int) -> dict[str, Any]:
+    issue = copy.deepcopy(template)
+    issue["id"], issue["key"] = str(99000 + number), f"AMQ-{9000 + number}"
+    fields = issue["fields"]
+    fields["summary"] = f"{HOSTILE} kahadb journal corruption after restart"
+    fields["description"] = (f"{HOSTILE} the kahadb journal is corrupt after a broker restart; "
+                             "javascript:alert(2) <b>bold</b> & kahadb journal")
+    fields["reporter"] = {"accountId": "mallory", "displayName": '<svg onload=alert(3)>Mallory'}
+    fields["assignee"] = fields["reporter"]
+    fields["comment"] = {"comments": []}
+    return issue
+
+
+@pytest.fixture
+def hostile(site: Site, activemq_issues: list[dict[str, Any]]) -> list[str]:
+    issues = [_hostile_issue(activemq_issues[0], n) for n in (1, 2)]
+    site.host.load_jira_issues(issues)
+    with site.db.session() as session:
+        for issue in issues:
+            upsert_item(session, site.tenant.tenant_id, jira_issue_to_doc(issue, site.tenant.base_url))
+    return [issue["key"] for issue in issues]
+
+
+@pytest.mark.parametrize("panel", ["experts", "reuse", "contributors"])
+def test_hostile_issue_text_is_rendered_escaped(site: Site, hostile: list[str], panel: str) -> None:
+    response = site.page(f"/jira/panels/{panel}?issueKey={hostile[1]}&projectKey=AMQ",
+                         sub="chirino")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<script>alert" not in html and "<img src=x" not in html and "<svg onload" not in html
+    if panel == "reuse":
+        assert "&lt;script&gt;alert(" in html and hostile[0] in html
+    if panel == "contributors":
+        assert "&lt;svg onload=alert(3)&gt;Mallory" in html
+
+
+def test_panels_are_complete_in_the_first_response(site: Site) -> None:
+    key = site.keys[-1]
+    experts = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert "james strachan" in experts and "Ask</button>" in experts
+    assert 'src="https://connect-cdn.atl-paas.net/all.js"' in experts
+    reuse = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert reuse.count(">Helped</button>") == 5 and "Link as duplicate" in reuse
+    contributors = site.page(f"/jira/panels/contributors?issueKey={key}").get_data(True)
+    assert "Thank</button>" in contributors and "Your work helped" in contributors
+    for html in (experts, reuse, contributors):
+        assert len(html.encode()) < 100_000
+
+
+def test_an_unknown_issue_explains_why_nothing_is_shown(site: Site) -> None:
+    html = site.page("/jira/panels/experts?issueKey=AMQ-424242&projectKey=AMQ").get_data(True)
+    assert "has not learned this item yet" in html
+
+
+def test_a_panel_url_without_a_valid_jwt_is_refused(site: Site) -> None:
+    key = site.keys[-1]
+    assert site.client.get(f"/jira/panels/experts?issueKey={key}").status_code == 401
+    wrong_qsh = site.tenant.headers("GET", "/jira/panels/reuse?issueKey=AMQ-1")
+    assert site.client.get(f"/jira/panels/experts?issueKey={key}",
+                           headers=wrong_qsh).status_code == 401
+
+
+@pytest.fixture
+def wiki(site: Site) -> Site:
+    """The same fake host installed as a Confluence tenant, with a few pages learned."""
+    from plugin.content.normalize import confluence_page_to_doc
+    from tests.conftest import install_tenant
+    from tests.fakehost import data
+
+    pages = data.confluence_pages()[:60]
+    site.host.load_confluence_pages(pages)
+    install_tenant(site.db, "confluence", base_url="https://seed.atlassian.net/wiki")
+    tenant = adopt_fake_host(site.db, site.host, "confluence")
+    spaces = {s["id"]: s["key"] for s in data.confluence_spaces()}
+    with site.db.session() as session:
+        for page in pages:
+            upsert_item(session, tenant.tenant_id, confluence_page_to_doc(
+                page, tenant.base_url, space_key=spaces.get(page.get("spaceId"))))
+    site.tenant = tenant
+    site.keys = [str(p["id"]) for p in pages]
+    return site
+
+
+def test_confluence_macros_render_in_view_mode_and_degrade_in_exports(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    for macro in ("experts", "related", "contributors", "recognition"):
+        url = f"/confluence/macros/{macro}?pageId={page}&spaceKey=TSC&outputType=display"
+        response = wiki.page(url)
+        assert response.status_code == 200, macro
+        assert "interactive" not in response.get_data(True)
+        pdf = wiki.page(url.replace("display", "pdf")).get_data(True)
+        assert "this part of the page is interactive" in pdf and "<button" not in pdf
+    export = wiki.page(f"/confluence/macros/export?macro=related&pageId={page}&spaceKey=TSC")
+    assert export.status_code == 200 and "Open the page in Confluence" in export.get_data(True)
+
+
+def test_byline_shows_counts_and_opens_the_combined_view(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    title = wiki.page(f"/confluence/byline/context?pageId={page}").get_json()["title"]["value"]
+    assert "related" in title and "expert" in title
+    html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)
+    for heading in ("Ask an expert", "Related work", "Contributors &amp; kudos"):
+        assert heading in html
+
+
+def test_thanks_on_a_confluence_page_count_on_the_space_board(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    contributors = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()
+    person = contributors["contributors"][0]["account_id"]
+    assert wiki.post("/api/kudos", {"source": "confluence", "key": page,
+                                    "to_account_id": person, "message": "great page"},
+                     sub="someone-else").status_code == 201
+    html = wiki.page(f"/confluence/macros/recognition?pageId={page}&scope=site&period=week"
+                     "&outputType=display").get_data(True)
+    assert "1 kudos" in html and "Whole site" in html
