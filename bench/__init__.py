@@ -1,0 +1,1 @@
+"""Inflow benchmarks: `make bench` (see bench/README.md)."""

@@ -1,0 +1,171 @@
+"""Realistic items at any size, made by resampling the real texts in ../shared/data.
+
+Each generated Jira issue takes its summary, description, comments, components and people from
+different real issues (and sometimes splices two summaries), so 100,000 items have the length,
+vocabulary and people distribution of real trackers without being 100,000 copies of 9,000.
+A slice of the items are Confluence pages resampled the same way from the Hyperledger wiki.
+Everything is seeded, so a run can regenerate the same item by index.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bench.common import SHARED
+
+JIRA_SETS = ("apache-activemq", "apache-zookeeper", "gitbugs-hadoop")
+PROJECTS = ("AMQ", "ZOOKEEPER", "HADOOP", "KAFKA", "SPARK", "CORE", "OPS", "WEB")
+SITE = "https://bench.atlassian.net"
+PAGE_SHARE = 7  # one item in seven is a Confluence page
+EPOCH = datetime(2012, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The real material items are resampled from."""
+
+    summaries: list[str]
+    descriptions: list[str]
+    comments: list[tuple[dict[str, str], str]]
+    people: list[dict[str, str]]
+    components: list[str]
+    labels: list[str]
+    statuses: list[tuple[str, str | None]]
+    page_titles: list[str]
+    page_bodies: list[str]
+    page_people: list[str]
+    spaces: list[str]
+
+
+def _load_json(path: str) -> Any:
+    with open(SHARED / "data" / path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@functools.lru_cache(maxsize=1)
+def pools() -> Pools:
+    """Read the shared sets once per process."""
+    summaries, descriptions, comments, people, components, labels, statuses = [], [], [], [], [], [], []
+    seen_people: set[str] = set()
+    for name in JIRA_SETS:
+        for issue in _load_json(f"{name}/issues.json")["issues"]:
+            fields = issue["fields"]
+            summaries.append(fields.get("summary") or "")
+            if fields.get("description"):
+                descriptions.append(fields["description"])
+            for comment in (fields.get("comment") or {}).get("comments", []):
+                if comment.get("author") and comment.get("body"):
+                    comments.append((comment["author"], comment["body"]))
+            for role in ("reporter", "assignee", "creator"):
+                person = fields.get(role)
+                if person and person["accountId"] not in seen_people:
+                    seen_people.add(person["accountId"])
+                    people.append(person)
+            components += [c["name"] for c in fields.get("components") or []]
+            labels += fields.get("labels") or []
+            status = (fields.get("status") or {}).get("name", "Open")
+            resolution = (fields.get("resolution") or {}).get("name")
+            statuses.append((status, resolution))
+    pages = _load_json("confluence-hyperledger/pages.json")["results"]
+    spaces = [s["key"] for s in _load_json("confluence-hyperledger/spaces.json")["results"]]
+    return Pools(summaries, descriptions, comments, people, components or ["core"], labels or ["bug"],
+                 statuses, [p["title"] for p in pages],
+                 [p["body"]["storage"]["value"] for p in pages],
+                 [p["version"]["authorId"] for p in pages] + [p["authorId"] for p in pages], spaces)
+
+
+def _when(rng: random.Random) -> datetime:
+    return EPOCH + timedelta(seconds=rng.randrange(0, 12 * 365 * 86400))
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _summary(rng: random.Random, p: Pools) -> str:
+    first = rng.choice(p.summaries)
+    if rng.random() < 0.5:
+        return first
+    # Splice the start of one real summary onto the end of another.
+    a, b = first.split(), rng.choice(p.summaries).split()
+    return " ".join(a[: max(1, len(a) // 2)] + b[len(b) // 2:])
+
+
+def jira_issue(index: int, seed: int = 1, project: str | None = None) -> dict[str, Any]:
+    """The index-th generated issue, shaped as Jira REST v2 returns it."""
+    rng = random.Random(f"{seed}:{index}")
+    p = pools()
+    project = project or PROJECTS[index % len(PROJECTS)]
+    created = _when(rng)
+    updated = created + timedelta(hours=rng.randrange(1, 24 * 90))
+    status, resolution = rng.choice(p.statuses)
+    reporter, assignee = rng.choice(p.people), rng.choice(p.people)
+    comments = []
+    for n in range(rng.choice((0, 0, 1, 1, 2, 3, 4, 6))):
+        author, body = rng.choice(p.comments)
+        comments.append({"id": f"{index}{n}", "author": author, "body": body,
+                         "created": _stamp(created + timedelta(hours=n + 1))})
+    fields = {
+        "project": {"key": project, "name": project.title()},
+        "issuetype": {"name": rng.choice(("Bug", "Bug", "Improvement", "Task"))},
+        "summary": _summary(rng, p),
+        "description": rng.choice(p.descriptions) if rng.random() < 0.9 else None,
+        "status": {"name": status},
+        "resolution": {"name": resolution} if resolution else None,
+        "created": _stamp(created), "updated": _stamp(updated),
+        "resolutiondate": _stamp(updated) if resolution else None,
+        "components": [{"name": rng.choice(p.components)} for _ in range(rng.choice((0, 1, 1, 2)))],
+        "labels": [rng.choice(p.labels) for _ in range(rng.choice((0, 0, 1)))],
+        "reporter": reporter, "creator": reporter,
+        "assignee": assignee if rng.random() < 0.8 else None,
+        "comment": {"comments": comments, "total": len(comments), "maxResults": len(comments),
+                    "startAt": 0},
+    }
+    return {"id": str(100000 + index), "key": f"{project}-{index + 1}", "fields": fields}
+
+
+def confluence_page(index: int, seed: int = 1) -> dict[str, Any]:
+    """The index-th generated page, shaped as Confluence REST v2 returns it."""
+    rng = random.Random(f"page:{seed}:{index}")
+    p = pools()
+    at = _when(rng)
+    body = rng.choice(p.page_bodies)
+    if rng.random() < 0.4:
+        body += "\n" + rng.choice(p.page_bodies)
+    return {
+        "id": str(900000000 + index), "status": "current", "title": rng.choice(p.page_titles),
+        "spaceId": rng.choice(p.spaces), "parentId": None, "parentType": None,
+        "authorId": rng.choice(p.page_people), "ownerId": None, "createdAt": None,
+        "version": {"number": 1, "createdAt": at.isoformat().replace("+00:00", "Z"),
+                    "message": "", "minorEdit": False, "authorId": rng.choice(p.page_people)},
+        "body": {"storage": {"representation": "storage", "value": body}},
+        "_links": {"webui": f"/spaces/x/pages/{900000000 + index}"},
+    }
+
+
+def item_doc(index: int, seed: int = 1, project: str | None = None) -> Any:
+    """The index-th item as an ItemDoc, through the product's own normalisers."""
+    from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+
+    if project is None and index % PAGE_SHARE == PAGE_SHARE - 1:
+        page = confluence_page(index, seed)
+        return confluence_page_to_doc(page, SITE + "/wiki", kind="page", space_key=page["spaceId"])
+    return jira_issue_to_doc(jira_issue(index, seed, project), SITE)
+
+
+def item_docs(count: int, seed: int = 1, start: int = 0, project: str | None = None) -> Iterator[Any]:
+    """`count` ItemDocs from index `start` on."""
+    for index in range(start, start + count):
+        yield item_doc(index, seed, project)
+
+
+def query_text(index: int, seed: int = 99) -> str:
+    """A fresh question as a user would type it: a real summary and the start of a description."""
+    rng = random.Random(f"q:{seed}:{index}")
+    p = pools()
+    return f"{_summary(rng, p)}\n{rng.choice(p.descriptions)[:600]}"

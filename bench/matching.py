@@ -1,0 +1,115 @@
+"""Matching: index N realistic items, reuse + experts query latency, incremental update, memory."""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import corpus
+from bench.common import Row, Size, latency_rows, log, throughput_row
+from bench.probe import run_probe, sample_items, suggest_for
+from bench.seed import (
+    fresh_dir,
+    install_tenant,
+    open_database,
+    progress_logger,
+    seed_items,
+    store_in_cache,
+)
+
+NAME = "matching"
+
+
+@contextmanager
+def database_url(backend: str, name: str) -> Iterator[str]:
+    """A fresh, empty database of the given backend for one benchmark."""
+    if backend == "sqlite":
+        yield f"sqlite:///{fresh_dir(name) / 'inflow.db'}"
+        return
+    from bench.servers import postgres
+
+    with postgres() as url:
+        yield url
+
+
+def run(size: Size, backends: tuple[str, ...] = ("sqlite",), **_: object) -> list[Row]:
+    """Every matching figure on each backend."""
+    rows: list[Row] = []
+    for backend in backends:
+        with database_url(backend, f"matching-{backend}") as url:
+            rows += run_on(url, backend, size)
+    return rows
+
+
+def run_on(url: str, backend: str, size: Size) -> list[Row]:
+    """Index, query, update and memory figures on one database."""
+    label = f"[{backend}]"
+    db = open_database(url)
+    tenant = install_tenant(db)
+    log(f"matching {label}: indexing {size.items:,} items")
+    store_s = seed_items(db, tenant.id, size.items, progress=progress_logger(f"index {label}", size.items))
+    build_s = _first_sync(db, tenant.id)
+    total = store_s + build_s
+    n = f"{size.items:,}"
+    rows = [
+        Row(NAME, f"{label} index {n} items (store + build)", round(total, 2), "s",
+            target="< 60 s", passed=total < 60,
+            note=f"upsert_items x{size.items // 500 or 1} batches {store_s:.1f} s + index build {build_s:.1f} s",
+            extra={"store_s": store_s, "build_s": build_s}),
+        throughput_row(NAME, f"{label} index throughput", size.items, total),
+    ]
+    pairs = sample_items(db, [tenant.id], size.queries + 3)
+    for tenant_id, item_id in pairs[:3]:  # warm-up: compiled queries, numpy, page cache
+        suggest_for(db, tenant_id, item_id)
+    samples = []
+    for tenant_id, item_id in pairs[3:]:
+        t0 = time.perf_counter()
+        suggest_for(db, tenant_id, item_id)
+        samples.append(time.perf_counter() - t0)
+    rows += latency_rows(NAME, f"{label} reuse + experts query at {n}", samples, target_ms=30,
+                         note="suggest_reuse + suggest_experts for a stored item, warm index")
+    rows += latency_rows(NAME, f"{label} incremental update of one item", _updates(db, tenant.id, size),
+                         target_ms=20, note="upsert_item + commit + index sync of the change")
+    probe = run_probe(url, [tenant.id], min(size.queries, 50))
+    rows.append(Row(NAME, f"{label} resident memory, serving process at {n}", round(probe["rss_mb"], 1),
+                    "MiB", note=f"fresh process: index load {probe['load_s']:.1f} s + "
+                                f"{len(probe['samples'])} queries (baseline {probe['base_rss_mb']:.0f} MiB)",
+                    extra=probe["pct_ms"]))
+    rows.append(Row(NAME, f"{label} cold index load at {n}", round(probe["load_s"], 2), "s",
+                    note="first query of a fresh process builds the tenant's index from the database"))
+    db.dispose()
+    if backend == "sqlite" and not size.tiny:
+        store_in_cache(Path(url[len("sqlite:///"):]), tenant, size.items)
+    return rows
+
+
+def _first_sync(db, tenant_id: int) -> float:
+    """Seconds for this process to build the tenant's in-memory index from the database."""
+    from plugin.matching.index import tenant_index
+
+    t0 = time.perf_counter()
+    with db.session() as session:
+        tenant_index(session, tenant_id)
+    return time.perf_counter() - t0
+
+
+def _updates(db, tenant_id: int, size: Size) -> list[float]:
+    """Time updating single existing items (new comment text) until the index has the change."""
+    from plugin.matching.index import tenant_index
+    from plugin.matching.store import upsert_item
+
+    rng = random.Random(11)
+    samples = []
+    for k in range(size.updates):
+        doc = corpus.item_doc(rng.randrange(size.items))
+        doc.comments = [*doc.comments, corpus.query_text(k, seed=5)]
+        doc.text = doc.text + "\n" + corpus.query_text(k, seed=6)[:200]
+        t0 = time.perf_counter()
+        with db.session() as session:
+            upsert_item(session, tenant_id, doc)
+        with db.session() as session:
+            tenant_index(session, tenant_id)
+        samples.append(time.perf_counter() - t0)
+    return samples

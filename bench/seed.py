@@ -1,0 +1,159 @@
+"""Databases with an installed tenant and N items, stored through the product's own code."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import corpus
+from bench.common import ROOT, WORK, log, stopwatch
+
+BATCH = 500  # items per upsert_items call and commit, as a backfill page stores them
+# Files whose change makes a cached seeded database stale.
+SCHEMA_SOURCES = ("plugin/models", "plugin/matching", "plugin/content", "connect/models.py",
+                  "connect/db.py", "bench/corpus.py", "bench/seed.py")
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """An installed tenant and the secret its host signs with."""
+
+    id: int
+    client_key: str
+    secret: str
+    base_url: str
+    product: str = "jira"
+
+
+def open_database(url: str, create: bool = True):  # -> connect.db.Database
+    """The product's Database on `url`, every table created (as the test suite does)."""
+    import plugin.models  # noqa: F401  (one metadata for every table)
+    from connect.db import Database
+
+    db = Database(url)
+    if create:
+        db.create_all()
+    return db
+
+
+def install_tenant(db, client_key: str = "bench-client", base_url: str = corpus.SITE,
+                   product: str = "jira") -> TenantInfo:
+    """Store an installed tenant as the lifecycle hook would."""
+    from connect.models import Tenant
+
+    secret = secrets.token_hex(32)
+    with db.session() as session:
+        tenant = Tenant(client_key=client_key, shared_secret=secret, base_url=base_url,
+                        display_url=base_url, product_type=product)
+        session.add(tenant)
+        session.flush()
+        return TenantInfo(tenant.id, client_key, secret, base_url, product)
+
+
+def seed_items(db, tenant_id: int, count: int, seed: int = 1, start: int = 0,
+               project: str | None = None, batch: int = BATCH,
+               progress: Callable[[int], None] | None = None) -> float:
+    """Store `count` generated items with upsert_items; returns seconds spent storing only."""
+    from plugin.matching.store import upsert_items
+
+    spent = 0.0
+    for offset in range(0, count, batch):
+        n = min(batch, count - offset)
+        docs = list(corpus.item_docs(n, seed=seed, start=start + offset, project=project))
+        with stopwatch() as elapsed:
+            with db.session() as session:
+                upsert_items(session, tenant_id, docs)
+        spent += elapsed()
+        if progress is not None:
+            progress(offset + n)
+    return spent
+
+
+def progress_logger(label: str, total: int, every: int = 10_000) -> Callable[[int], None]:
+    """A progress callback that logs every `every` items."""
+    def report(done: int) -> None:
+        if done % every < BATCH or done == total:
+            log(f"{label}: {done:,}/{total:,} items")
+    return report
+
+
+def code_fingerprint() -> str:
+    """A hash of the sources that shape the stored rows (cache key for seeded databases)."""
+    digest = hashlib.sha256()
+    for name in SCHEMA_SOURCES:
+        path = ROOT / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            if file.exists():
+                digest.update(file.name.encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_path(count: int, seed: int = 1) -> Path:
+    return WORK / "cache" / f"items-{count}-s{seed}-{code_fingerprint()}.db"
+
+
+def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1) -> None:
+    """Keep a seeded SQLite file so later benchmarks in the run need not seed it again."""
+    target = cache_path(count, seed)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for old in target.parent.glob(f"items-{count}-s{seed}-*.db*"):
+        old.unlink()
+    _copy_sqlite(db_file, target)
+    target.with_suffix(".json").write_text(json.dumps(asdict(tenant)))
+
+
+def seeded_sqlite(dest: Path, count: int, seed: int = 1) -> TenantInfo:
+    """A SQLite file at `dest` with one tenant and `count` items (from the cache when fresh)."""
+    cached = cache_path(count, seed)
+    if cached.exists() and cached.with_suffix(".json").exists():
+        _copy_sqlite(cached, dest)
+        log(f"seeded database from cache {cached.name}")
+        return TenantInfo(**json.loads(cached.with_suffix(".json").read_text()))
+    db = open_database(f"sqlite:///{dest}")
+    tenant = install_tenant(db)
+    seconds = seed_items(db, tenant.id, count, seed, progress=progress_logger("seeding", count))
+    log(f"seeded {count:,} items in {seconds:.1f} s")
+    db.dispose()
+    store_in_cache(dest, tenant, count, seed)
+    return tenant
+
+
+def seeded_database(url: str, count: int, seed: int = 1) -> TenantInfo:
+    """Any database URL with one tenant and `count` items (SQLite files come from the cache)."""
+    if url.startswith("sqlite:///"):
+        return seeded_sqlite(Path(url[len("sqlite:///"):]), count, seed)
+    db = open_database(url)
+    tenant = install_tenant(db)
+    seed_items(db, tenant.id, count, seed, progress=progress_logger("seeding", count))
+    db.dispose()
+    return tenant
+
+
+def _copy_sqlite(source: Path, dest: Path) -> None:
+    """Copy a SQLite database consistently (WAL included) via the backup API."""
+    import sqlite3
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(dest) + suffix).unlink(missing_ok=True)
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def fresh_dir(name: str) -> Path:
+    """An empty folder under the bench work folder."""
+    path = WORK / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
