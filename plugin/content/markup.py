@@ -71,6 +71,7 @@ def adf_to_text(doc: Any) -> str:
 
 # (trigger, pattern, replacement): a rule runs only when its trigger character occurs at all.
 _WIKI_RULES: list[tuple[str, re.Pattern[str], str]] = [
+    ("{", re.compile(r"\{\{(.*?)\}\}"), r"\1"),
     ("{", re.compile(r"\{(?:code|noformat|quote|panel)(?::[^}]*)?\}"), "\n"),
     ("{", re.compile(r"\{color(?::[^}]*)?\}"), ""),
     ("[", re.compile(r"\[~(?:accountid:)?([^\]]+)\]"), r"@\1"),
@@ -79,7 +80,6 @@ _WIKI_RULES: list[tuple[str, re.Pattern[str], str]] = [
     ("h", re.compile(r"(?m)^h[1-6]\.[ \t]*"), ""),
     ("", re.compile(r"(?m)^[ \t]*(?:[*#-]+|\|\|?)[ \t]"), ""),
     ("!", re.compile(r"!([^!\s|]+)(?:\|[^!\n]*)?!"), r" \1 "),
-    ("{", re.compile(r"\{\{(.*?)\}\}"), r"\1"),
     ("*", re.compile(r"(?<![\w*])\*(\S(?:[^*\n]*\S)?)\*(?![\w*])"), r"\1"),
     ("_", re.compile(r"(?<![\w_])_(\S(?:[^_\n]*\S)?)_(?![\w_])"), r"\1"),
     ("|", re.compile(r"\|\|?"), " "),

@@ -108,7 +108,7 @@ class TenantIndex:
             self.seq = seq
             if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
                 self._compact()
-            if self.count > 2 * self.norm_basis + 50:
+            if self.count > 2 * self.norm_basis:
                 self._renorm()
 
     def _apply_tombstones(self, session: Session) -> None:

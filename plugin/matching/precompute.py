@@ -1,0 +1,64 @@
+"""Stored suggestions: computed by a worker after an item changes, served to panels without a query.
+
+Panels still apply `visible` and `eligible` when they read, since permissions and opt-outs can
+change after the suggestions were computed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connect.db import utcnow
+from plugin.matching.experts import Evidence, ExpertSuggestion
+from plugin.matching.reuse import ReuseSuggestion
+from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.models.content import IndexState, Item, StoredSuggestion
+
+STORED = 10  # more than a panel shows, so read-time filtering still leaves enough
+
+
+def _store(session: Session, tenant_id: int, item_id: int, kind: str, payload: list[dict[str, Any]],
+           seq: int) -> None:
+    row = session.scalar(select(StoredSuggestion).where(
+        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id,
+        StoredSuggestion.kind == kind))
+    if row is None:
+        row = StoredSuggestion(tenant_id=tenant_id, item_id=item_id, kind=kind)
+        session.add(row)
+    row.payload, row.index_seq, row.computed_at = payload, seq, utcnow()
+
+
+def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> None:
+    """Compute and store the top reuse and expert candidates for an item (idempotent)."""
+    item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
+    if item is None:
+        return
+    seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
+    reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
+    experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
+    _store(session, tenant_id, item_id, "reuse", [asdict(s) for s in reuse], seq)
+    _store(session, tenant_id, item_id, "experts", [asdict(s) for s in experts], seq)
+    session.flush()
+
+
+def _expert(entry: dict[str, Any]) -> ExpertSuggestion:
+    evidence = [Evidence(**e) for e in entry.get("evidence", [])]
+    return ExpertSuggestion(**{**entry, "evidence": evidence})
+
+
+def stored_suggestions(session: Session, tenant_id: int, item_id: int) -> dict[str, list[Any]] | None:
+    """{"reuse": [ReuseSuggestion], "experts": [ExpertSuggestion]} as last stored, or None."""
+    rows = session.scalars(select(StoredSuggestion).where(
+        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id)).all()
+    if not rows:
+        return None
+    found: dict[str, list[Any]] = {"reuse": [], "experts": []}
+    for row in rows:
+        if row.kind == "reuse":
+            found["reuse"] = [ReuseSuggestion(**entry) for entry in row.payload or []]
+        elif row.kind == "experts":
+            found["experts"] = [_expert(entry) for entry in row.payload or []]
+    return found

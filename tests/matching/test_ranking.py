@@ -1,0 +1,84 @@
+"""Ranking properties: exclusions, permissions, opt-outs, the asker, the confidence floor, load."""
+from __future__ import annotations
+
+import pytest
+
+from connect.db import Database
+from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.matching.store import get_item, upsert_item
+from tests.matching.helpers import database, doc
+
+
+@pytest.fixture
+def corpus(sqlite_url: str) -> tuple[Database, int]:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Session timeout logs users out", "idle sessions expire",
+                                   days=1, people={"ann": "assignee", "carl": "commenter"},
+                                   resolution="Fixed"))
+        upsert_item(s, tenant, doc("APP-2", "Session timeout too short", "users logged out when idle",
+                                   days=2, people={"bob": "assignee", "ann": "commenter"}))
+        upsert_item(s, tenant, doc("APP-3", "Session timeout setting ignored", "timeout config", days=3,
+                                   people={"dan": "assignee"}, resolution="Fixed"))
+        upsert_item(s, tenant, doc("APP-4", "Session timeout logs users out", "idle session expires",
+                                   days=4, links=["APP-3"], people={"ann": "reporter"}))
+        upsert_item(s, tenant, doc("APP-9", "Coffee machine broken", "no espresso", days=5,
+                                   people={"zed": "assignee"}))
+    return db, tenant
+
+
+def test_reuse_excludes_the_item_itself_and_its_linked_items(corpus: tuple[Database, int]) -> None:
+    db, tenant = corpus
+    with db.session() as s:
+        keys = [r.key for r in suggest_reuse(s, tenant, get_item(s, tenant, "jira", "APP-4"), limit=10)]
+    assert "APP-4" not in keys and "APP-3" not in keys
+    assert keys[0] == "APP-1" and "APP-9" not in keys
+
+
+def test_reuse_prefers_the_resolved_twin_and_explains_why(corpus: tuple[Database, int]) -> None:
+    db, tenant = corpus
+    with db.session() as s:
+        best = suggest_reuse(s, tenant, "session timeout logs users out when idle")[0]
+    assert best.key == "APP-1" and any("resolved" in r for r in best.reasons)
+    assert best.url == "https://site.test/browse/APP-1" and best.snippet
+
+
+def test_experts_never_include_the_asker_or_ineligible_people(corpus: tuple[Database, int]) -> None:
+    db, tenant = corpus
+    with db.session() as s:
+        everyone = [e.account_id for e in suggest_experts(s, tenant, "session timeout", min_confidence=0)]
+        asked = [e.account_id for e in suggest_experts(s, tenant, "session timeout", asker="ann",
+                                                       eligible=lambda a: a != "bob", min_confidence=0)]
+    assert "ann" in everyone and "bob" in everyone
+    assert "ann" not in asked and "bob" not in asked and asked
+
+
+def test_evidence_only_shows_items_the_viewer_may_see(corpus: tuple[Database, int]) -> None:
+    db, tenant = corpus
+    with db.session() as s:
+        hidden = lambda items: [i for i in items if i.key != "APP-1"]  # noqa: E731
+        found = suggest_experts(s, tenant, "session timeout logs users out", visible=hidden, min_confidence=0)
+    shown = {ev.key for e in found for ev in e.evidence}
+    assert shown and "APP-1" not in shown
+    assert all(e.evidence for e in found)
+
+
+def test_confidence_floor_hides_weak_experts(corpus: tuple[Database, int]) -> None:
+    db, tenant = corpus
+    with db.session() as s:
+        weak = suggest_experts(s, tenant, "espresso session", min_confidence=0)
+        strict = suggest_experts(s, tenant, "espresso session", min_confidence=0.9)
+        unrelated = suggest_experts(s, tenant, "kubernetes helm chart")
+    assert weak and not strict and unrelated == []
+
+
+def test_open_questions_spread_load_between_near_equal_experts(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Backup job fails", "nightly backup", people={"amy": "assignee"}))
+        upsert_item(s, tenant, doc("APP-2", "Backup job fails", "nightly backup", people={"ben": "assignee"}))
+        free = [e.account_id for e in suggest_experts(s, tenant, "backup job fails")]
+        busy_first = free[0]
+        loaded = [e.account_id for e in suggest_experts(
+            s, tenant, "backup job fails", load=lambda a: 3 if a == busy_first else 0)]
+    assert set(free) == {"amy", "ben"} and loaded[0] != busy_first

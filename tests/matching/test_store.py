@@ -1,0 +1,82 @@
+"""The store and index cache on both backends: incremental changes seen by every process's cache."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from plugin.matching.precompute import refresh_suggestions, stored_suggestions
+from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.matching.store import delete_item, erase_person, get_item, record_feedback, upsert_item
+from plugin.models.content import Contribution, Person
+from tests.matching.helpers import database, doc
+
+
+def test_upsert_updates_item_contributions_and_people(database_url: str) -> None:
+    db, tenant = database(database_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Login fails", "after upgrade", people={"ann": "reporter"}))
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Login fails on SSO", "after upgrade",
+                                   people={"ann": "reporter", "bob": "assignee"}))
+    with db.session() as s:
+        item = get_item(s, tenant, "jira", "APP-1")
+        assert item is not None and item.title == "Login fails on SSO"
+        roles = set(s.execute(select(Contribution.account_id, Contribution.role)
+                              .where(Contribution.item_id == item.id)).all())
+        assert roles == {("ann", "reporter"), ("bob", "assignee")}
+        assert set(s.scalars(select(Person.account_id).where(Person.tenant_id == tenant))) == {"ann", "bob"}
+    db.dispose()
+
+
+def test_update_and_delete_by_one_process_are_seen_by_another_cache(database_url: str) -> None:
+    writer, tenant = database(database_url)
+    from connect.db import Database
+    reader = Database(database_url)
+    with writer.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Kafka consumer lag grows", "rebalance storm"))
+        upsert_item(s, tenant, doc("APP-2", "Printer offline", "toner"))
+    with reader.session() as s:  # the reader's cache is now warm
+        assert [r.key for r in suggest_reuse(s, tenant, "kafka consumer lag")] == ["APP-1"]
+    with writer.session() as s:
+        upsert_item(s, tenant, doc("APP-3", "Kafka consumer lag after deploy", "rebalance"))
+        upsert_item(s, tenant, doc("APP-2", "Printer offline and kafka lag", "toner"))
+    with reader.session() as s:
+        assert {r.key for r in suggest_reuse(s, tenant, "kafka consumer lag")} == {"APP-1", "APP-2", "APP-3"}
+    with writer.session() as s:
+        assert delete_item(s, tenant, "jira", "APP-1") is True
+        assert delete_item(s, tenant, "jira", "APP-1") is False
+    with reader.session() as s:
+        assert "APP-1" not in {r.key for r in suggest_reuse(s, tenant, "kafka consumer lag")}
+    reader.dispose()
+    writer.dispose()
+
+
+def test_helpful_feedback_raises_an_item(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        first = upsert_item(s, tenant, doc("APP-1", "Disk full on build agent", "clean workspace"))
+        upsert_item(s, tenant, doc("APP-2", "Disk full on build agent", "clean workspace"))
+        first_id = first.id
+    with db.session() as s:
+        before = [r.key for r in suggest_reuse(s, tenant, "disk full build agent")]
+        loser = get_item(s, tenant, "jira", before[1])
+        record_feedback(s, tenant, loser.id, helpful=True, delta=3)
+    with db.session() as s:
+        assert suggest_reuse(s, tenant, "disk full build agent")[0].key == before[1]
+    assert first_id
+
+
+def test_erase_person_removes_contributions_person_and_stored_suggestions(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Cache eviction bug", people={"eve": "assignee"}))
+        target = upsert_item(s, tenant, doc("APP-2", "Cache eviction bug again"))
+        refresh_suggestions(s, tenant, target.id)
+        stored = stored_suggestions(s, tenant, target.id)
+        assert stored and [e.account_id for e in stored["experts"]] == ["eve"]
+        assert stored["reuse"][0].key == "APP-1"
+        erase_person(s, tenant, "eve")
+    with db.session() as s:
+        assert s.scalars(select(Contribution).where(Contribution.account_id == "eve")).all() == []
+        assert s.scalars(select(Person).where(Person.account_id == "eve")).all() == []
+        assert suggest_experts(s, tenant, "cache eviction bug") == []
+        assert not (stored_suggestions(s, tenant, target.id) or {}).get("experts")
