@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -116,7 +117,7 @@ def requeue_abandoned(connection: Redis, timestamp: float | None = None) -> None
         StartedJobRegistry(queue=queue).cleanup(timestamp=timestamp)
 
 
-def relay_pending_events() -> int:
+def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) -> int:
     """The outbox relay: enqueue stored events (and requested backfills) that have no live job."""
     connection = _connection()
     if connection is None:
@@ -124,7 +125,8 @@ def relay_pending_events() -> int:
     requeue_abandoned(connection)
     with _db().session() as session:
         count = relay.relay(session, lambda job_id: is_live(connection, job_id),
-                            lambda event_id: enqueue_event(connection, event_id))
+                            lambda event_id: enqueue_event(connection, event_id),
+                            grace=timedelta(seconds=grace_seconds))
         waiting = session.scalars(select(BackfillState.tenant_id).where(
             BackfillState.status.in_(("queued", "running")))).all()
     for tenant_id in waiting:

@@ -1,8 +1,32 @@
-"""Product hooks registered with connect/ at start-up (being written)."""
+"""Product hooks registered with connect/: stored webhook events and installs start jobs."""
 from __future__ import annotations
 
 from flask import Flask
 
+from connect.lifecycle import set_lifecycle_handler
+from connect.webhooks import set_event_handler
+from jobs.core import redis_connection
+from jobs.pipeline import enqueue_backfill, enqueue_event
+from plugin.pipeline.backfill import request_backfill
+
 
 def init_app(app: Flask) -> None:
-    """Register the webhook event handler with connect/."""
+    """Register the webhook event handler and the lifecycle handler with connect/."""
+
+    def on_event(tenant_id: int, event_id: int) -> None:
+        # Best effort: when Redis is down the stored row waits for the outbox relay.
+        url = app.extensions.get("inflow.redis_url")
+        if url:
+            enqueue_event(redis_connection(url), event_id)
+
+    def on_lifecycle(event: str, tenant_id: int) -> None:
+        if event != "installed":
+            return
+        with app.extensions["inflow.db"].session() as session:
+            request_backfill(session, tenant_id)
+        url = app.extensions.get("inflow.redis_url")
+        if url:  # without Redis the relay enqueues the requested backfill later
+            enqueue_backfill(redis_connection(url), tenant_id)
+
+    set_event_handler(app, on_event)
+    set_lifecycle_handler(app, on_lifecycle)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,21 +161,26 @@ def _backfill_jira(db: Database, tenant: Tenant, client: Any, owner: str,
     checkpoint = _checkpoint(db, tenant.id)
     if checkpoint.get("phase") == "done":
         return
-    token, total = checkpoint.get("next"), _jira_total(client)
-    site = tenant.display_url or tenant.base_url
-    while True:
-        page = client.jira().enhanced_jql(JQL, fields=fetch.JIRA_FIELDS, nextPageToken=token,
-                                          limit=JIRA_PAGE)
-        docs = [jira_issue_to_doc(issue, site) for issue in page.get("issues") or []]
-        token = page.get("nextPageToken")
-        last = bool(page.get("isLast", not token)) or not token
-        with db.session() as session:
-            done = _save_page(session, tenant.id, owner, docs,
-                              {"phase": "done" if last else "jira", "next": token}, total)
-        if progress:
-            progress(done, total)
-        if last:
-            return
+    total, site = _jira_total(client), tenant.display_url or tenant.base_url
+    jira = client.jira()
+
+    def search(token: str | None) -> dict[str, Any]:
+        return jira.enhanced_jql(JQL, fields=fetch.JIRA_FIELDS, nextPageToken=token, limit=JIRA_PAGE)
+
+    # One page is fetched while the previous one is written: two requests in flight at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
+        pending = pool.submit(search, checkpoint.get("next"))
+        while pending is not None:
+            page = pending.result()
+            token = page.get("nextPageToken")
+            last = bool(page.get("isLast")) or not token
+            pending = None if last else pool.submit(search, token)
+            docs = [jira_issue_to_doc(issue, site) for issue in page.get("issues") or []]
+            with db.session() as session:
+                done = _save_page(session, tenant.id, owner, docs,
+                                  {"phase": "done" if last else "jira", "next": token}, total)
+            if progress:
+                progress(done, total)
 
 
 def _spaces(client: Any) -> dict[str, str]:
@@ -185,7 +191,7 @@ def _spaces(client: Any) -> dict[str, str]:
     while path:
         data = client.request("GET", path, params=params).json()
         spaces.update({str(s["id"]): str(s.get("key") or s["id"]) for s in data.get("results") or []})
-        path, params = fetch._next_path(data), None
+        path, params = fetch.next_path(data), None
     return spaces
 
 
@@ -203,7 +209,7 @@ def _backfill_confluence(db: Database, tenant: Tenant, client: Any, owner: str,
         data = client.request("GET", path or f"/wiki/api/v2/{collection}", params=params).json()
         docs = [confluence_page_to_doc(c, site, kind=phase, space_key=spaces.get(str(c.get("spaceId"))))
                 for c in data.get("results") or [] if c.get("status", "current") == "current"]
-        path = fetch._next_path(data)
+        path = fetch.next_path(data)
         if path is None:
             phase = CONFLUENCE_PHASES[CONFLUENCE_PHASES.index(phase) + 1]
         with db.session() as session:

@@ -58,16 +58,13 @@ def footer_comments(client: Requester, kind: str, content_id: str) -> list[dict[
         if not data:
             break
         comments.extend(data.get("results") or [])
-        path, params = _next_path(data), None
+        path, params = next_path(data), None
     return comments
 
 
-def _next_path(data: dict[str, Any]) -> str | None:
-    """The relative `_links.next` of a v2 cursor page ('/wiki/api/v2/...'), or None at the end."""
-    nxt = (data.get("_links") or {}).get("next")
-    if not nxt:
-        return None
-    return nxt if nxt.startswith("/wiki/") else f"/wiki{nxt}" if nxt.startswith("/api/") else nxt
+def next_path(data: dict[str, Any]) -> str | None:
+    """The `_links.next` of a cursor page (relative to the site's base URL), or None at the end."""
+    return (data.get("_links") or {}).get("next") or None
 
 
 def confluence_item(client: Requester, kind: str, content_id: str, site_url: str,

@@ -3,7 +3,7 @@
 Atlassian's reporting API takes at most 90 accounts per call, each with the time we last
 retrieved that person's data; it answers `closed` (erase everything about them) or `updated`
 (refresh what we store) per account, and its `Cycle-Period` header (seconds) says when to report
-again.
+again, in hours.
 """
 from __future__ import annotations
 
@@ -57,12 +57,13 @@ def _cycle(session: Session, tenant_id: int) -> PrivacyCycle:
 
 
 def _post_batch(client: Any, batch: list[tuple[str, datetime]]) -> tuple[list[dict[str, Any]], int | None]:
-    """Report one batch; returns the host's per-account answers and its Cycle-Period, if any."""
+    """Report one batch; returns the host's per-account answers and its Cycle-Period in seconds."""
     body = {"accounts": [{"accountId": a, "updatedAt": _iso(at)} for a, at in batch]}
     response = client.request("POST", REPORT_PATH, json=body)
     period = response.headers.get("Cycle-Period")
     answers = response.json().get("accounts", []) if response.status_code == 200 and response.content else []
-    return answers, int(period) if period and period.strip().isdigit() else None
+    hours = int(period) if period and period.strip().isdigit() else None
+    return answers, hours * 3600 if hours else None
 
 
 def _refresh_person(session: Session, tenant_id: int, client: Any, account_id: str) -> None:

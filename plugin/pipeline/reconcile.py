@@ -1,9 +1,10 @@
 """Reconciliation: catch what webhooks missed, from searches since the watermark and failed deliveries.
 
 The watermark is the start time of the last run that completed; it advances only when every step
-succeeded, so a failed run is simply repeated (re-applying items is idempotent). Searches use
-relative dates ("-90m"): JQL and CQL read absolute dates in the app user's time zone, which the
-app does not know, while a relative offset means the same instant everywhere.
+succeeded, so a failed run is simply repeated (re-applying items is idempotent). JQL and CQL read
+absolute dates in the app user's time zone, which the app does not know: JQL gets a relative
+offset ("-90m", the same instant everywhere); CQL gets an absolute UTC time moved back by the
+widest time-zone offset (14 h), so a few items are re-read rather than any missed.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from plugin.pipeline import events, fetch, versions
 
 SKEW = timedelta(minutes=5)
 FIRST_LOOKBACK = timedelta(days=1)
+TZ_MARGIN = timedelta(hours=14)
 PAGE = 100
 
 
@@ -54,7 +56,8 @@ def _jira_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> in
 
 
 def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> int:
-    cql = f'type in (page, blogpost) and lastmodified >= now("-{minutes}m")'
+    since = utcnow() - timedelta(minutes=minutes) - TZ_MARGIN
+    cql = f'type in (page, blogpost) and lastmodified >= "{since:%Y/%m/%d %H:%M}"'
     path: str | None = "/wiki/rest/api/content/search"
     params: dict[str, Any] | None = {"cql": cql, "limit": PAGE}
     site, spaces, count = tenant.display_url or tenant.base_url, {}, 0
@@ -67,7 +70,7 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
                 with db.session() as session:
                     count += versions.apply_doc(session, tenant.id, doc,
                                                 versions.to_ms(doc.updated)) is not None
-        path, params = fetch._next_path(data), None
+        path, params = fetch.next_path(data), None
     return count
 
 

@@ -95,16 +95,15 @@ def apply_docs(session: Session, tenant_id: int, docs: list[ItemDoc]) -> int:
         select(ItemVersion).where(ItemVersion.tenant_id == tenant_id,
                                   ItemVersion.key.in_([k for _, k in by_key]))
         .with_for_update())}
-    applied = 0
+    fresh: list[ItemDoc] = []
     for ref, doc in by_key.items():
         row = rows.get(ref)
         if row is None:
             row = ItemVersion(tenant_id=tenant_id, source=doc.source, key=doc.key, version_ms=-1)
             session.add(row)
         version = to_ms(doc.updated)
-        if version < row.version_ms:
-            continue
-        row.version_ms, row.deleted = version, False
-        store.upsert_item(session, tenant_id, doc)
-        applied += 1
-    return applied
+        if version >= row.version_ms:
+            row.version_ms, row.deleted = version, False
+            fresh.append(doc)
+    store.upsert_items(session, tenant_id, fresh)
+    return len(fresh)
