@@ -61,8 +61,8 @@ class JWKSCache:
             now = time.monotonic()
             stale = self._fetched_at is None or now - self._fetched_at > self.max_age
             if kid not in self._keys or stale:
-                may_fetch = self._fetched_at is None or now - self._fetched_at >= self.refetch_interval
-                if may_fetch or stale:
+                since = now - (self._fetched_at or 0.0)
+                if self._fetched_at is None or since >= self.refetch_interval or stale:
                     self._fetch(now)
             key = self._keys.get(kid)
         if key is None:
@@ -147,7 +147,7 @@ def invocation_from_claims(claims: dict[str, Any], system_token: str | None = No
     match = _API_BASE.search(api_base_url or "")
     cloud_id = _text(context.get("cloudId")) or (match.group(2) if match else None)
     return ForgeInvocation(
-        claims=claims, app_id=str(claims["aud"] if isinstance(claims["aud"], str) else app_claim.get("id")),
+        claims=claims, app_id=str(app_claim.get("id") or claims["aud"]),
         installation_id=app_claim["installationId"], cloud_id=cloud_id,
         api_base_url=api_base_url.rstrip("/") if api_base_url else None,
         product=match.group(1) if match else None, site_url=_text(context.get("siteUrl")),
@@ -172,7 +172,8 @@ def _connect_tenant_for(session: Session, cloud_id: str | None, product: str) ->
         Tenant.forge_installation_id.is_(None)).order_by(Tenant.id))
 
 
-def resolve_tenant(session: Session, inv: ForgeInvocation, product_hint: str | None = None) -> Tenant:
+def resolve_tenant(session: Session, inv: ForgeInvocation,
+                   product_hint: str | None = None) -> Tenant:
     """The tenant for a verified invocation: known, adopted from Connect, or created."""
     tenant = find_forge_tenant(session, inv.installation_id)
     product = inv.product or product_hint or (tenant.product_type if tenant else "jira")
@@ -181,8 +182,9 @@ def resolve_tenant(session: Session, inv: ForgeInvocation, product_hint: str | N
     if tenant is None:
         base = inv.site_url or inv.api_base_url or ""
         # The shared secret is random and never disclosed: no Connect JWT can claim this tenant.
-        tenant = Tenant(client_key=f"forge:{inv.installation_id}", shared_secret=secrets.token_hex(32),
-                        base_url=base, display_url=inv.site_url, product_type=product,
+        tenant = Tenant(client_key=f"forge:{inv.installation_id}",
+                        shared_secret=secrets.token_hex(32), base_url=base,
+                        display_url=inv.site_url, product_type=product,
                         host="forge", enabled=True, installed=True)
         session.add(tenant)
     if not tenant.enabled:
@@ -221,7 +223,8 @@ def jwks_for(app: Flask) -> JWKSCache:
     url, _ = forge_settings(app)
     cache = app.extensions.get("inflow.forge_jwks")
     if cache is None or cache.url != url:
-        interval = float(app.config.get("INFLOW_FORGE_JWKS_REFETCH_SECONDS", DEFAULT_REFETCH_INTERVAL))
+        interval = float(app.config.get("INFLOW_FORGE_JWKS_REFETCH_SECONDS",
+                                        DEFAULT_REFETCH_INTERVAL))
         cache = JWKSCache(url, refetch_interval=interval)
         app.extensions["inflow.forge_jwks"] = cache
     return cache
@@ -292,7 +295,7 @@ class ForgeHostClient(HostClient):
         return client
 
     def as_user(self, account_id: str) -> HostClient:
-        """The calling user's client: Forge sends a user token for the invocation's principal only."""
+        """The calling user's client (Forge sends a user token for the caller only)."""
         if account_id != self.invocation.principal:
             raise HostError(0, "Forge user tokens act only as the user who made the call")
         return ForgeHostClient.for_invocation(self.invocation, self.app_key, as_user=True,

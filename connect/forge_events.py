@@ -1,4 +1,4 @@
-"""Forge product events as their Connect webhook equivalents, so the pipeline needs no Forge knowledge.
+"""Forge product events as their Connect webhook equivalents: the pipeline needs no Forge knowledge.
 
 A Forge event (`avi:jira:updated:issue` with an `issue` object) becomes the webhook Jira would
 have sent a Connect app (`jira:issue_updated` with `issue`, `user`, `changelog`, `timestamp`).

@@ -80,8 +80,9 @@ def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
                        payload=event.payload)
     try:
         with current_app.extensions["inflow.db"].session() as session:
-            if session.scalar(select(WebhookEvent.id).where(
-                    WebhookEvent.tenant_id == tenant_id, WebhookEvent.event_key == event.event_key)):
+            seen = select(WebhookEvent.id).where(WebhookEvent.tenant_id == tenant_id,
+                                                 WebhookEvent.event_key == event.event_key)
+            if session.scalar(seen):
                 return None
             session.add(row)
             session.flush()
@@ -122,7 +123,7 @@ def events() -> Any:
 
 @bp.post("/forge/lifecycle")
 def app_lifecycle() -> Any:
-    """`avi:forge:installed:app` / `upgraded:app`: the verified call has created/refreshed the tenant."""
+    """`avi:forge:installed:app` / `upgraded:app`: the verified call made/refreshed the tenant."""
     verified = verify_forge_request()
     body = read_json_object()
     forge_type = body.get("eventType")
@@ -154,7 +155,7 @@ def init_app(app: Flask) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m connect.forge_routes OUT`: write the manifest from INFLOW_BASE_URL/_FORGE_APP_ID."""
+    """`python -m connect.forge_routes [OUT]`: write the manifest from the environment."""
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else TEMPLATE.with_name("manifest.yml")
     base_url = os.environ.get("INFLOW_BASE_URL", "http://localhost:8000")
