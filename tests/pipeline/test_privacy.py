@@ -1,0 +1,66 @@
+"""Personal data reporting: batches of 90, erasure on `closed`, the host's Cycle-Period honoured."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from connect.db import utcnow
+from jobs import pipeline as jobs
+from plugin.models.content import Contribution, Person
+from plugin.models.pipeline import PrivacyCycle
+from plugin.models.social import Kudos, Question
+from plugin.pipeline import backfill
+from tests.pipeline.conftest import Site
+
+ERASED = "chirino"  # an ActiveMQ committer, present on many issues
+
+
+def traces(site: Site, account_id: str) -> int:
+    with site.db.session() as session:
+        return sum(session.scalar(select(func.count()).select_from(model).where(condition)) for
+                   model, condition in [
+                       (Contribution, Contribution.account_id == account_id),
+                       (Person, Person.account_id == account_id),
+                       (Kudos, or_(Kudos.from_account_id == account_id,
+                                   Kudos.to_account_id == account_id)),
+                       (Question, Question.expert_account_id == account_id)])
+
+
+def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the_cycle_period(
+        sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-activemq", limit=400)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:
+        session.add(Kudos(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
+                          from_account_id="someone", to_account_id=ERASED, kind="thanks"))
+        session.add(Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
+                             asker_account_id="someone", expert_account_id=ERASED, text="?"))
+        people = session.scalar(select(func.count(Person.id)).where(Person.tenant_id == site.tenant_id))
+    assert people > 90 and traces(site, ERASED) > 2
+    site.host.set_account_status(ERASED, "closed")
+
+    before = utcnow()
+    assert jobs.run_privacy_reporting() == 1  # no Redis: the tenant's report runs inline
+    assert traces(site, ERASED) == 0
+    reports = site.host.calls_to("/app/report-accounts/", "POST")
+    assert all(len(call.json["accounts"]) <= 90 for call in reports)
+    assert sum(len(call.json["accounts"]) for call in reports) == people
+    with site.db.session() as session:
+        cycle = session.scalar(select(PrivacyCycle).where(PrivacyCycle.tenant_id == site.tenant_id))
+    assert cycle.next_run_at >= before + timedelta(hours=site.host.cycle_period_hours)
+    assert cycle.accounts_closed == 1
+
+    assert jobs.run_privacy_reporting() == 0  # not due again before the Cycle-Period
+    assert len(site.host.calls_to("/app/report-accounts/", "POST")) == len(reports)
+
+
+def test_an_erasure_request_removes_the_person(sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-activemq", limit=100)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert traces(site, ERASED) > 0
+    jobs.erase_person(site.tenant_id, ERASED)
+    assert traces(site, ERASED) == 0
