@@ -146,3 +146,19 @@ def test_install_and_upgrade_create_then_refresh_the_forge_tenant(
     assert client.post("/forge/lifecycle", headers=forge_install.headers(),
                        json={"eventType": "avi:forge:deleted:app"}).status_code == 400
     assert stored(forge_app) == []
+
+
+def test_forge_tenants_and_events_store_on_each_database(database_url: str, jwks: Any,
+                                                         forge_install: ForgeInstall) -> None:
+    from tests.forge.conftest import connect_only_app
+    from tests.forge.fit import APP_ID
+
+    app = connect_only_app(database_url, INFLOW_FORGE_JWKS_URL=jwks.url, INFLOW_FORGE_APP_ID=APP_ID)
+    try:
+        client = app.test_client()
+        for _ in range(2):
+            client.post("/forge/events", json=forge_issue_event(), headers=forge_install.headers(ui=False))
+        [event] = stored(app)
+        assert (event.event_type, event.item_ref) == ("jira:issue_updated", "jira:INF-7")
+    finally:
+        app.extensions["inflow.db"].dispose()
