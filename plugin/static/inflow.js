@@ -5,7 +5,6 @@
   if (AP && AP.theming && AP.theming.initializeTheming) { AP.theming.initializeTheming(); }
 
   function resize() { if (AP && AP.resize) { AP.resize(); } }
-  function announce(text) { var el = document.getElementById("announce"); if (el) { el.textContent = text; } }
 
   function token() {
     return new Promise(function (resolve, reject) {
@@ -36,10 +35,11 @@
   }
   function flat(v) { return (v && typeof v === "object" && !Array.isArray(v)) ? Object.keys(v).map(function (k) { return flat(v[k]); }) : v; }
 
+  // Each row and form has its own role=status region; the nearest visible one speaks.
   function setStatus(box, text, bad) {
-    var el = box && box.querySelector(".status");
+    var el = box && (box.querySelector(":scope > .status") || box.querySelector(".status"));
     if (el) { el.textContent = text; el.classList.toggle("bad", !!bad); }
-    announce(text); resize();
+    resize();
   }
 
   function setPath(obj, path, value) {

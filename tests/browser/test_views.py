@@ -1,0 +1,139 @@
+"""Each view in a real browser inside a host page: actions work, effects land, axe is clean."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from plugin.models.social import Feedback, Kudos, ProjectSettings, Question
+from tests.browser.conftest import Stack, run_axe, shoot
+
+pytestmark = pytest.mark.browser
+
+ADMIN = "chirino"
+
+
+def _panel(stack: Stack, panel: str) -> str:
+    return f"/jira/panels/{panel}?issueKey={stack.keys[-1]}&projectKey=AMQ"
+
+
+def test_asking_an_expert_posts_a_comment_and_tracks_the_question(host_page: Any,
+                                                                   stack: Stack) -> None:
+    frame = host_page.open_view(_panel(stack, "experts"))
+    frame.get_by_role("button", name="Ask").first.click()
+    box = frame.get_by_label("Your question to", exact=False).first
+    assert stack.keys[-1] in box.input_value()  # prefilled with the issue's context
+    box.fill("Hi James, how do durable subscribers reconnect after a TCP drop?")
+    frame.get_by_role("button", name="Send question").first.click()
+    frame.locator(".status", has_text="Question posted as your comment.").first.wait_for()
+    shoot(host_page, "jira-experts-after-ask")
+    with stack.db.session() as session:
+        question = session.scalars(select(Question)).one()
+        assert (question.asker_account_id, question.state) == ("aco", "asked")
+    comment = stack.host.comments(stack.keys[-1])[-1]
+    assert comment["author"]["accountId"] == "aco"
+    assert comment["body"]["content"][0]["content"][0]["attrs"]["id"] == question.expert_account_id
+
+
+def test_feedback_and_linking_from_the_reuse_panel(host_page: Any, stack: Stack) -> None:
+    frame = host_page.open_view(_panel(stack, "reuse"))
+    helped = frame.get_by_role("button", name="Helped").first
+    helped.click()
+    frame.locator('button[aria-pressed="true"]').first.wait_for()
+    frame.get_by_role("button", name="Link as duplicate").first.click()
+    frame.get_by_text("Linked ", exact=False).first.wait_for()
+    shoot(host_page, "jira-reuse-after-feedback")
+    with stack.db.session() as session:
+        feedback = session.scalars(select(Feedback)).one()
+        assert (feedback.account_id, feedback.verdict) == ("aco", "helped")
+    [link] = stack.host.links
+    assert (link["type"], link["outward"], link["account_id"]) == \
+        ("Duplicate", stack.keys[-1], "aco")
+
+
+def test_thanking_a_contributor(host_page: Any, stack: Stack) -> None:
+    frame = host_page.open_view(_panel(stack, "contributors"))
+    frame.get_by_role("button", name="Thank").first.click()
+    frame.get_by_label("Message to", exact=False).first.fill("Your fix saved my day")
+    frame.get_by_role("button", name="Send thanks").first.click()
+    frame.locator(".status", has_text="Thanks sent.").first.wait_for()
+    shoot(host_page, "jira-contributors-after-thanks")
+    with stack.db.session() as session:
+        kudos = session.scalars(select(Kudos).where(Kudos.kind == "thanks")).one()
+        assert (kudos.from_account_id, kudos.message) == ("aco", "Your fix saved my day")
+
+
+def test_a_project_admin_changes_settings(host_page: Any, stack: Stack) -> None:
+    stack.host.set_project_admin(ADMIN, "AMQ")
+    stack.viewer = ADMIN
+    try:
+        frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
+        frame.get_by_label("Shown at the top of every panel").fill("Broker team: ask early.")
+        frame.get_by_label("Contributors", exact=True).uncheck()
+        frame.get_by_label("Hours before an unanswered question", exact=False).fill("12")
+        frame.get_by_label("Never these people", exact=False).fill("rajdavies, hadrian")
+        frame.get_by_role("button", name="Save settings").click()
+        frame.locator(".status", has_text="Settings saved.").first.wait_for()
+        shoot(host_page, "jira-admin")
+    finally:
+        stack.viewer = "aco"
+    with stack.db.session() as session:
+        data = session.scalars(select(ProjectSettings)).one().data
+    assert data["purpose"] == "Broker team: ask early."
+    assert data["panels"]["contributors"] is False and data["follow_up_hours"] == 12
+    assert data["exclude_people"] == ["rajdavies", "hadrian"]
+
+
+def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) -> None:
+    stack.host.set_project_admin(ADMIN, "AMQ")
+    stack.viewer = ADMIN
+    try:
+        frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
+        frame.get_by_label("Learn from these projects", exact=False).fill("not a key")
+        frame.get_by_role("button", name="Save settings").click()
+        frame.get_by_text("learn_projects", exact=False).wait_for()
+    finally:
+        stack.viewer = "aco"
+
+
+def test_downloading_my_data(host_page: Any, stack: Stack) -> None:
+    stack.viewer = "jstrachan"
+    try:
+        frame = host_page.open_view("/jira/me", width=1040, height=900)
+        with host_page.expect_download() as info:
+            frame.get_by_role("button", name="Download my data").click()
+        exported = json.loads(open(info.value.path(), encoding="utf-8").read())
+        frame.locator(".status", has_text="Downloaded inflow-my-data.json.").first.wait_for()
+        shoot(host_page, "jira-me")
+    finally:
+        stack.viewer = "aco"
+    assert exported["account_id"] == "jstrachan"
+    assert {c["key"] for c in exported["contributions"]} >= {stack.keys[-1]}
+
+
+VIEWS = {
+    "experts": "/jira/panels/experts?issueKey={key}&projectKey=AMQ",
+    "reuse": "/jira/panels/reuse?issueKey={key}&projectKey=AMQ",
+    "contributors": "/jira/panels/contributors?issueKey={key}&projectKey=AMQ",
+    "admin": "/jira/admin?projectKey=AMQ",
+    "me": "/jira/me",
+    "empty": "/jira/panels/experts?issueKey=AMQ-999999&projectKey=AMQ",
+}
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_every_view_has_no_serious_accessibility_violations(audit_page: Any, stack: Stack,
+                                                            mode: str) -> None:
+    stack.host.set_project_admin("aco", "AMQ")
+    stack.mode = mode
+    try:
+        for name, path in VIEWS.items():
+            wide = name in ("admin", "me")
+            audit_page.open_view(path.format(key=stack.keys[-1]), width=1040 if wide else 360,
+                                 height=1500 if name == "admin" else 800)
+            assert run_axe(audit_page) == [], name
+            shoot(audit_page, f"{mode}-{name}")
+    finally:
+        stack.mode = "light"
