@@ -3,7 +3,7 @@
 Each generated Jira issue takes its summary, description, comments, components and people from
 different real issues (and sometimes splices two summaries), so 100,000 items have the length,
 vocabulary and people distribution of real trackers without being 100,000 copies of 9,000.
-A slice of the items are Confluence pages resampled the same way from the Hyperledger wiki.
+Items are Jira issues: the benchmark tenant is a Jira site, whose permission checks only know issues.
 Everything is seeded, so a run can regenerate the same item by index.
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ from bench.common import SHARED
 JIRA_SETS = ("apache-activemq", "apache-zookeeper", "gitbugs-hadoop")
 PROJECTS = ("AMQ", "ZOOKEEPER", "HADOOP", "KAFKA", "SPARK", "CORE", "OPS", "WEB")
 SITE = "https://bench.atlassian.net"
-PAGE_SHARE = 7  # one item in seven is a Confluence page
 EPOCH = datetime(2012, 1, 1, tzinfo=timezone.utc)
 
 
@@ -36,10 +35,6 @@ class Pools:
     components: list[str]
     labels: list[str]
     statuses: list[tuple[str, str | None]]
-    page_titles: list[str]
-    page_bodies: list[str]
-    page_people: list[str]
-    spaces: list[str]
 
 
 def _load_json(path: str) -> Any:
@@ -71,12 +66,8 @@ def pools() -> Pools:
             status = (fields.get("status") or {}).get("name", "Open")
             resolution = (fields.get("resolution") or {}).get("name")
             statuses.append((status, resolution))
-    pages = _load_json("confluence-hyperledger/pages.json")["results"]
-    spaces = [s["key"] for s in _load_json("confluence-hyperledger/spaces.json")["results"]]
     return Pools(summaries, descriptions, comments, people, components or ["core"], labels or ["bug"],
-                 statuses, [p["title"] for p in pages],
-                 [p["body"]["storage"]["value"] for p in pages],
-                 [p["version"]["authorId"] for p in pages] + [p["authorId"] for p in pages], spaces)
+                 statuses)
 
 
 def _when(rng: random.Random) -> datetime:
@@ -129,32 +120,10 @@ def jira_issue(index: int, seed: int = 1, project: str | None = None) -> dict[st
     return {"id": str(100000 + index), "key": f"{project}-{index + 1}", "fields": fields}
 
 
-def confluence_page(index: int, seed: int = 1) -> dict[str, Any]:
-    """The index-th generated page, shaped as Confluence REST v2 returns it."""
-    rng = random.Random(f"page:{seed}:{index}")
-    p = pools()
-    at = _when(rng)
-    body = rng.choice(p.page_bodies)
-    if rng.random() < 0.4:
-        body += "\n" + rng.choice(p.page_bodies)
-    return {
-        "id": str(900000000 + index), "status": "current", "title": rng.choice(p.page_titles),
-        "spaceId": rng.choice(p.spaces), "parentId": None, "parentType": None,
-        "authorId": rng.choice(p.page_people), "ownerId": None, "createdAt": None,
-        "version": {"number": 1, "createdAt": at.isoformat().replace("+00:00", "Z"),
-                    "message": "", "minorEdit": False, "authorId": rng.choice(p.page_people)},
-        "body": {"storage": {"representation": "storage", "value": body}},
-        "_links": {"webui": f"/spaces/x/pages/{900000000 + index}"},
-    }
-
-
 def item_doc(index: int, seed: int = 1, project: str | None = None) -> Any:
-    """The index-th item as an ItemDoc, through the product's own normalisers."""
-    from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+    """The index-th item as an ItemDoc, through the product's own normaliser."""
+    from plugin.content.normalize import jira_issue_to_doc
 
-    if project is None and index % PAGE_SHARE == PAGE_SHARE - 1:
-        page = confluence_page(index, seed)
-        return confluence_page_to_doc(page, SITE + "/wiki", kind="page", space_key=page["spaceId"])
     return jira_issue_to_doc(jira_issue(index, seed, project), SITE)
 
 

@@ -112,7 +112,7 @@ def pin(command: Sequence[str], cores: str | None) -> list[str]:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 1,
+def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 4,
              cores: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """Inflow under gunicorn on loopback (the production config file when it exists)."""
     port = free_port()
@@ -122,8 +122,9 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 1,
         command += ["-c", str(conf)]
     # Command-line settings win over the config file: the benchmark chooses port and workers.
     command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                "--threads", str(threads), "--access-logfile", "", "--log-level", "warning",
-                "plugin.app:create_app()"]
+                "--threads", str(threads), "--log-level", "warning"]
+    wsgi = ROOT / "plugin" / "wsgi.py"
+    command.append("plugin.wsgi:app" if wsgi.exists() else "plugin.app:create_app()")
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     logfile = open(_work() / f"gunicorn-{port}.log", "wb")
     proc = subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
