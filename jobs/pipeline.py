@@ -20,7 +20,8 @@ from connect.models import Tenant, WebhookEvent
 from jobs.core import QUEUE_BULK, QUEUES, database, get_queue, redis_connection
 from plugin.config import Settings
 from plugin.models.pipeline import BackfillState
-from plugin.pipeline import backfill, events, relay
+from plugin.pipeline import backfill, digests, events, privacy_cycle, purge, reconcile, relay
+from plugin.services import privacy, questions
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,18 @@ def enqueue_backfill(connection: Redis, tenant_id: int) -> bool:
 
 
 def run_backfill(tenant_id: int) -> bool:
-    """Run or resume the tenant's backfill (a no-op while another run holds the lease)."""
-    return backfill.run_backfill(_db(), tenant_id, client_for)
+    """Run or resume the tenant's backfill, then queue the suggestions it leaves to compute."""
+    ran = backfill.run_backfill(_db(), tenant_id, client_for)
+    connection = _connection()
+    if ran and connection is not None:
+        enqueue_unique(connection, "jobs.pipeline.fill_suggestions", tenant_id,
+                       job_id=f"suggestions-{tenant_id}", queue=QUEUE_BULK, timeout=6 * 3600)
+    return ran
+
+
+def fill_suggestions(tenant_id: int) -> int:
+    """Store suggestions for every item of the tenant that has none yet."""
+    return backfill.fill_suggestions(_db(), tenant_id)
 
 
 # ---------- reconciliation ----------
@@ -175,8 +186,6 @@ def reconcile_all_tenants() -> int:
 
 def reconcile_tenant(tenant_id: int) -> dict[str, int]:
     """Catch up one tenant with the host since its watermark."""
-    from plugin.pipeline import reconcile
-
     return reconcile.reconcile_tenant(_db(), tenant_id, client_for)
 
 
@@ -184,8 +193,6 @@ def reconcile_tenant(tenant_id: int) -> dict[str, int]:
 
 def run_question_followups() -> dict[str, int]:
     """Remind experts whose follow-up time passed, then pass questions on (each once per period)."""
-    from plugin.services import questions
-
     db, outcome = _db(), {}
     with db.session() as session:
         due = questions.due_followups(session, utcnow())
@@ -200,8 +207,6 @@ def run_question_followups() -> dict[str, int]:
 
 def send_weekly_digests() -> dict[str, int]:
     """Send last week's digest to every subscriber who has not had it (idempotent per week)."""
-    from plugin.pipeline import digests
-
     db, week, outcome = _db(), digests.last_week(utcnow()), {}
     with db.session() as session:
         due = digests.due(session, week)
@@ -217,8 +222,6 @@ def send_weekly_digests() -> dict[str, int]:
 
 def run_privacy_reporting() -> int:
     """Enqueue the personal-data report of every tenant whose cycle is due."""
-    from plugin.pipeline import privacy_cycle
-
     with _db().session() as session:
         due = privacy_cycle.due_tenants(session, utcnow())
     return _fan_out("jobs.pipeline.report_personal_data", "privacy", due, report_personal_data)
@@ -226,8 +229,6 @@ def run_privacy_reporting() -> int:
 
 def report_personal_data(tenant_id: int) -> dict[str, int]:
     """Report one tenant's accounts; erase the closed ones, refresh the updated ones."""
-    from plugin.pipeline import privacy_cycle
-
     db = _db()
     with db.session() as session:
         tenant = session.get(Tenant, tenant_id)
@@ -242,8 +243,6 @@ def report_personal_data(tenant_id: int) -> dict[str, int]:
 
 def erase_person(tenant_id: int, account_id: str) -> None:
     """Erase one person's data everywhere in a tenant (a request from their personal page)."""
-    from plugin.services import privacy
-
     with _db().session() as session:
         privacy.erase_person(session, tenant_id, account_id)
 
@@ -256,8 +255,6 @@ def enqueue_erasure(connection: Redis, tenant_id: int, account_id: str) -> bool:
 
 def purge_uninstalled_tenants() -> list[int]:
     """Delete all data of tenants uninstalled longer than Settings.purge_after_days."""
-    from plugin.pipeline import purge
-
     db, days = _db(), _settings().purge_after_days
     with db.session() as session:
         due = purge.due_for_purge(session, days)

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from connect.db import Database, utcnow
 from connect.models import Tenant
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin.matching import precompute
+from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
 
@@ -239,3 +241,27 @@ def run_backfill(db: Database, tenant_id: int, client_for: Callable[[Tenant], An
         raise
     finish(db, tenant_id, owner)
     return True
+
+
+def items_without_suggestions(session: Session, tenant_id: int, limit: int) -> list[int]:
+    """Ids of the tenant's items that have no stored suggestions yet (oldest first)."""
+    stored = select(StoredSuggestion.id).where(StoredSuggestion.item_id == Item.id)
+    return list(session.scalars(select(Item.id).where(Item.tenant_id == tenant_id, ~stored.exists())
+                                .order_by(Item.id).limit(limit)))
+
+
+def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
+    """Store suggestions for every item that has none (after a backfill); resumable, idempotent.
+
+    Kept out of the backfill itself: ranking costs far more per item than storing it, and panels
+    rank on demand until an item's suggestions are stored.
+    """
+    count = 0
+    while True:
+        with db.session() as session:
+            ids = items_without_suggestions(session, tenant_id, batch)
+            for item_id in ids:
+                precompute.refresh_suggestions(session, tenant_id, item_id)
+        count += len(ids)
+        if len(ids) < batch:
+            return count

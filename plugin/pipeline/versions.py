@@ -19,8 +19,9 @@ from plugin.models.content import Item
 from plugin.models.pipeline import ItemVersion
 
 # Items whose stored suggestions are refreshed after one item changes: its nearest neighbours,
-# whose top lists it most likely enters or leaves. Bounded so one edit never rescans a site.
-FANOUT = 8
+# whose top lists it most likely enters or leaves (similarity is symmetric). Bounded: each refresh
+# costs a ranking query, and one edit must never rescan a site.
+FANOUT = 5
 
 
 def to_ms(moment: datetime) -> int:
@@ -69,18 +70,20 @@ def apply_delete(session: Session, tenant_id: int, source: str, key: str, versio
     return True
 
 
-def _neighbours(session: Session, tenant_id: int, item: object) -> list[int]:
-    suggestions = service.suggest_reuse(session, tenant_id, item, limit=FANOUT)
-    return [s.item_id for s in suggestions]
+def _neighbours(session: Session, tenant_id: int, item: Item) -> list[int]:
+    """The item's nearest items: its stored reuse suggestions, else a fresh ranking."""
+    stored = precompute.stored_suggestions(session, tenant_id, item.id)
+    found = stored["reuse"] if stored else service.suggest_reuse(session, tenant_id, item,
+                                                                 limit=FANOUT)
+    return [s.item_id for s in found if s.item_id != item.id][:FANOUT]
 
 
 def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
-    """Refresh the item's stored suggestions and those of its nearest neighbours (bounded)."""
+    """Refresh the item's stored suggestions, then those of its nearest neighbours (bounded)."""
     precompute.refresh_suggestions(session, tenant_id, item_id)
     item = session.get(Item, item_id)
-    for neighbour_id in _neighbours(session, tenant_id, item):
-        if neighbour_id != item_id:
-            precompute.refresh_suggestions(session, tenant_id, neighbour_id)
+    for neighbour_id in _neighbours(session, tenant_id, item) if item is not None else []:
+        precompute.refresh_suggestions(session, tenant_id, neighbour_id)
 
 
 def apply_docs(session: Session, tenant_id: int, docs: list[ItemDoc]) -> int:

@@ -135,10 +135,10 @@ def test_confluence_backfill_stores_pages_with_their_space_keys(sqlite_url: str,
     assert {space for _, space in rows} <= {"TSC", "BESU", "fabric", "iroha"}
 
 
-def test_install_requests_a_backfill_that_the_worker_runs(sqlite_url: str, make_site: Any,
-                                                         redis_url: str) -> None:
+def test_install_requests_a_backfill_that_the_worker_runs_then_stores_suggestions(
+        sqlite_url: str, make_site: Any, redis_url: str) -> None:
     site = make_site(sqlite_url, redis_url=redis_url)
-    keys = site.host.load_jira_dataset("apache-zookeeper", limit=120)
+    keys = site.host.load_jira_dataset("apache-zookeeper", limit=40)
     with site.app.app_context():
         site.app.extensions["inflow.lifecycle_handler"]("installed", site.tenant_id)
     with site.db.session() as session:
@@ -151,3 +151,5 @@ def test_install_requests_a_backfill_that_the_worker_runs(sqlite_url: str, make_
         status = backfill.backfill_status(session, site.tenant_id)
         count = session.scalar(select(func.count(Item.id)).where(Item.tenant_id == site.tenant_id))
     assert status["status"] == "done" and status["items_done"] == count == len(keys)
+    with site.db.session() as session:
+        assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
