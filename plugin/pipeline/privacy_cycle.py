@@ -66,14 +66,15 @@ def _post_batch(client: Any, batch: list[tuple[str, datetime]]) -> tuple[list[di
     return answers, hours * 3600 if hours else None
 
 
-def _refresh_person(session: Session, tenant_id: int, client: Any, account_id: str) -> None:
+def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: str) -> None:
     """Re-read a person's public profile (`updated`), or forget the name if it is gone."""
-    person = session.scalar(select(Person).where(Person.tenant_id == tenant_id,
+    person = session.scalar(select(Person).where(Person.tenant_id == tenant.id,
                                                  Person.account_id == account_id))
     if person is None:
         return
+    path = "/wiki/rest/api/user" if tenant.product_type == "confluence" else "/rest/api/3/user"
     try:
-        profile = client.request("GET", "/rest/api/3/user", params={"accountId": account_id}).json()
+        profile = client.request("GET", path, params={"accountId": account_id}).json()
     except HostError as exc:
         if exc.status not in (403, 404):
             raise
@@ -88,7 +89,9 @@ def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | Non
     now = now or utcnow()
     with db.session() as session:
         tenant = session.get(Tenant, tenant_id)
-        held = accounts_held(session, tenant_id, tenant.created_at if tenant else now)
+        if tenant is None:
+            return {}
+        held = accounts_held(session, tenant_id, tenant.created_at)
     closed = updated = 0
     period: int | None = None
     for start in range(0, len(held), BATCH):
@@ -101,7 +104,7 @@ def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | Non
                     privacy.erase_person(session, tenant_id, account)
                     closed += 1
                 elif answer.get("status") == "updated" and account:
-                    _refresh_person(session, tenant_id, client, account)
+                    _refresh_person(session, tenant, client, account)
                     updated += 1
     _schedule(db, tenant_id, now, period, len(held), closed)
     return {"reported": len(held), "closed": closed, "updated": updated}

@@ -95,10 +95,11 @@ def _store_failed(session: Session, tenant_id: int, failed: dict[str, Any]) -> i
 
 
 def _failed_webhooks(db: Database, tenant: Tenant, client: Any,
-                     client_for: events.ClientFactory) -> int:
-    """Fetch Jira's failed deliveries for this app, store and process each."""
+                     client_for: events.ClientFactory, minutes: int) -> int:
+    """Fetch Jira's failed deliveries for this app since the watermark, store and process each."""
+    after = int((utcnow() - timedelta(minutes=minutes)).timestamp() * 1000)
     path: str | None = "/rest/api/3/webhook/failed"
-    params: dict[str, Any] | None = {"maxResults": PAGE}
+    params: dict[str, Any] | None = {"maxResults": PAGE, "after": after}
     count = 0
     while path:
         data = client.request("GET", path, params=params).json()
@@ -135,7 +136,7 @@ def _run(db: Database, tenant: Tenant, client: Any, client_for: events.ClientFac
     if tenant.product_type == "confluence":
         return {"changed": _confluence_changed(db, tenant, client, minutes)}
     return {"changed": _jira_changed(db, tenant, client, minutes),
-            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for)}
+            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes)}
 
 
 def _record(db: Database, tenant: Tenant, success_at: datetime | None, error: str | None) -> None:

@@ -39,8 +39,11 @@ def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the
         session.add(Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
                              asker_account_id="someone", expert_account_id=ERASED, text="?"))
         people = session.scalar(select(func.count(Person.id)).where(Person.tenant_id == site.tenant_id))
+        renamed = session.scalar(select(Person).where(Person.account_id != ERASED).limit(1))
+        renamed_id, real_name, renamed.display_name = renamed.account_id, renamed.display_name, "Old"
     assert people > 90 and traces(site, ERASED) > 2
     site.host.set_account_status(ERASED, "closed")
+    site.host.set_account_status(renamed_id, "updated")
 
     before = utcnow()
     assert jobs.run_privacy_reporting() == 1  # no Redis: the tenant's report runs inline
@@ -52,6 +55,9 @@ def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the
         cycle = session.scalar(select(PrivacyCycle).where(PrivacyCycle.tenant_id == site.tenant_id))
     assert cycle.next_run_at >= before + timedelta(hours=site.host.cycle_period_hours)
     assert cycle.accounts_closed == 1
+    with site.db.session() as session:  # `updated`: the profile was read again
+        assert session.scalar(select(Person.display_name).where(
+            Person.account_id == renamed_id)) == real_name
 
     assert jobs.run_privacy_reporting() == 0  # not due again before the Cycle-Period
     assert len(site.host.calls_to("/app/report-accounts/", "POST")) == len(reports)
