@@ -31,10 +31,20 @@ def about(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]:
     paused = pref.paused_until if pref and pref.paused_until and pref.paused_until > now else None
     return {"account_id": account_id,
             "topics": privacy.topics(session, tenant_id, account_id),
-            "evidence": privacy.contributions(session, tenant_id, account_id, limit=10),
+            "evidence": _by_item(privacy.contributions(session, tenant_id, account_id, limit=60)),
             "impact": recognition.impact(session, tenant_id, account_id, now - timedelta(days=30)),
             "preferences": {"opted_out": bool(pref and pref.opted_out),
                             "paused_until": paused.isoformat() if paused else None}}
+
+
+def _by_item(rows: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
+    """One entry per item, with every role the person had on it (newest items first)."""
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = items.setdefault((row["source"], row["key"]), {**row, "roles": []})
+        if row["role"] not in entry["roles"]:
+            entry["roles"].append(row["role"])
+    return list(items.values())[:limit]
 
 
 @bp.get("")

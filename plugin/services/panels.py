@@ -1,7 +1,8 @@
 """What each panel shows, as plain data: the same dict feeds the iframe page and the JSON API."""
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
-from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.matching.precompute import stored_suggestions
+from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
 from plugin.matching.store import get_item
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.social import Kudos, Question
@@ -58,11 +60,8 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     settings = project_settings(session, tenant_id, project)
     target = _target(session, tenant_id, source, key, fetch)
-    query: Item | ItemDoc | str | None = f"{topic} {target.title if target else ''}".strip() \
-        if topic else target
-    found = suggest_experts(session, tenant_id, query, limit=LIMIT, asker=viewer, visible=visible,
-                            eligible=eligible) if query else []
-    people = [_plain(e) for e in found]
+    found = _expert_candidates(session, tenant_id, target, topic, viewer, visible, eligible)
+    people = [{**_plain(e), "summary": _summary(e, source)} for e in found]
     if not settings["privacy"]["show_evidence"]:
         for person in people:
             person["evidence"] = []
@@ -72,6 +71,66 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
             "enabled": settings["panels"]["experts"], "experts": people,
             "questions": question_list(session, tenant_id, source, key),
             "empty_reason": None if people else _experts_empty_reason(target)}
+
+
+def _expert_candidates(session: Session, tenant_id: int, target: Item | ItemDoc | None,
+                       topic: str | None, viewer: str | None, visible: Visible,
+                       eligible: Eligible) -> list[Any]:
+    stored = stored_suggestions(session, tenant_id, target.id) \
+        if isinstance(target, Item) and not topic else None
+    if stored is not None:
+        return _filter_stored_experts(session, tenant_id, stored["experts"], viewer, visible,
+                                      eligible)
+    query = f"{topic} {target.title if target else ''}".strip() if topic else target
+    if not query:
+        return []
+    return suggest_experts(session, tenant_id, query, limit=LIMIT, asker=viewer, visible=visible,
+                           eligible=eligible)
+
+
+def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible) -> set[int]:
+    if not ids:
+        return set()
+    items = session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.id.in_(ids))).all()
+    return {item.id for item in visible(list(items))}
+
+
+def _confidence(reason: str) -> float | None:
+    match = re.search(r"confidence (\d+)%", reason or "")
+    return int(match.group(1)) / 100 if match else None
+
+
+def _filter_stored_experts(session: Session, tenant_id: int, stored: list[Any],
+                           viewer: str | None, visible: Visible, eligible: Eligible) -> list[Any]:
+    """Precomputed experts, re-checked now: eligibility, confidence and the viewer's permissions."""
+    candidates = [e for e in stored if e.account_id != viewer and eligible(e.account_id)
+                  and (_confidence(e.reason) or 1.0) >= CONFIDENCE_FLOOR]
+    seen = _visible_ids(session, tenant_id, {ev.item_id for e in candidates for ev in e.evidence},
+                        visible)
+    kept = []
+    for expert in candidates:
+        expert.evidence = [ev for ev in expert.evidence if ev.item_id in seen]
+        # Someone known only from work this viewer cannot see stays hidden from them.
+        if expert.evidence:
+            kept.append(expert)
+    return kept[:LIMIT]
+
+
+VERBS = {"resolver": "Resolved", "assignee": "Was assigned", "creator": "Wrote",
+         "editor": "Edited", "answerer": "Answered questions on", "commenter": "Commented on",
+         "reporter": "Reported"}
+
+
+def _summary(expert: Any, source: str) -> str:
+    """A one-line reason people read at a glance: "Resolved 4 similar issues"."""
+    match = re.match(r"(\d+) similar", expert.reason or "")
+    count = int(match.group(1)) if match else len(expert.evidence)
+    roles = {ev.role for ev in expert.evidence}
+    # Name the role only when it holds for all the work counted; otherwise say "worked on".
+    verb = VERBS.get(roles.pop(), "Worked on") if len(roles) == 1 and \
+        count == len(expert.evidence) else "Worked on"
+    noun = "issue" if source == "jira" else "page"
+    return f"{verb} {count} similar {noun}{'s' if count != 1 else ''}"
 
 
 def _experts_empty_reason(target: Item | ItemDoc | None) -> str:
@@ -107,14 +166,25 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
     target = _target(session, tenant_id, source, key, fetch)
-    found = suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible) \
-        if target is not None else []
+    found = _reuse_candidates(session, tenant_id, target, visible)
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
     return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["reuse"], "suggestions": items,
             "empty_reason": None if items else _reuse_empty_reason(target)}
+
+
+def _reuse_candidates(session: Session, tenant_id: int, target: Item | ItemDoc | None,
+                      visible: Visible) -> list[Any]:
+    if target is None:
+        return []
+    stored = stored_suggestions(session, tenant_id, target.id) if isinstance(target, Item) \
+        else None
+    if stored is None:
+        return suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
+    seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible)
+    return [s for s in stored["reuse"] if s.item_id in seen][:LIMIT]
 
 
 def _reuse_empty_reason(target: Item | ItemDoc | None) -> str:
@@ -175,10 +245,9 @@ def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str 
     target = get_item(session, tenant_id, source, key)
     if target is None:
         return {"experts": 0, "related": 0}
-    found = suggest_experts(session, tenant_id, target, limit=LIMIT, asker=viewer,
-                            visible=visible, eligible=eligible)
-    related = suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
-    return {"experts": len(found), "related": len(related)}
+    found = _expert_candidates(session, tenant_id, target, None, viewer, visible, eligible)
+    return {"experts": len(found), "related": len(_reuse_candidates(session, tenant_id, target,
+                                                                    visible))}
 
 
 def open_questions_count(session: Session, tenant_id: int, source: str, key: str) -> int:

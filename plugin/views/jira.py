@@ -63,8 +63,10 @@ def project_admin() -> Any:
     with get_db().session() as session:
         settings = project_settings(session, g.tenant.id, project)
         dashboard = adoption.dashboard(session, g.tenant.id, project)
+    percent_weeks = [{**week, "shown_pct": round(100 * week["shown_share"]),
+                      "used_pct": round(100 * week["used_share"])} for week in dashboard["weeks"]]
     return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
-                  source="jira", key="")
+                  percent_weeks=percent_weeks, source="jira", key="")
 
 
 @bp.get("/me")
