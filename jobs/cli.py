@@ -1,4 +1,5 @@
 """`inflow backfill --tenant CLIENT_KEY`: run a tenant's backfill in the foreground."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ class ProgressBar:
         rate = done / max(time.monotonic() - self.started, 1e-6)
         if total:
             filled = min(self.width, int(self.width * done / total))
-            text = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} items, {rate:.0f}/s"
+            text = (
+                f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} items, {rate:.0f}/s"
+            )
         else:
             text = f"{done} items, {rate:.0f}/s"
         if self.tty:
@@ -45,9 +48,12 @@ class ProgressBar:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `backfill` subcommand."""
     parser = subparsers.add_parser("backfill", help="backfill a tenant's content in the foreground")
-    parser.add_argument("--tenant", required=True, metavar="CLIENT_KEY", help="the tenant's clientKey")
-    parser.add_argument("--restart", action="store_true",
-                        help="start over instead of resuming from the checkpoint")
+    parser.add_argument(
+        "--tenant", required=True, metavar="CLIENT_KEY", help="the tenant's clientKey"
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="start over instead of resuming from the checkpoint"
+    )
     parser.set_defaults(func=cmd_backfill)
 
 

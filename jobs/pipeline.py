@@ -1,4 +1,5 @@
 """Pipeline jobs: thin, idempotent wrappers taking ids; failures raise into rq's failed registry."""
+
 from __future__ import annotations
 
 import hashlib
@@ -69,15 +70,28 @@ def is_live(connection: Redis, job_id: str) -> bool:
     return job.get_status(refresh=True) in LIVE_STATUSES
 
 
-def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
-                   queue: str = "inflow", retry: Retry | None = None, timeout: int = 600) -> bool:
+def enqueue_unique(
+    connection: Redis,
+    func: str,
+    *args: Any,
+    job_id: str,
+    queue: str = "inflow",
+    retry: Retry | None = None,
+    timeout: int = 600,
+) -> bool:
     """Enqueue unless a job with that id is waiting or running; False when Redis is down."""
     try:
         if is_live(connection, job_id):
             return True
         get_queue(connection, queue).enqueue(
-            func, *args, job_id=job_id, retry=retry or Retry(max=3, interval=[30, 300, 1800]),
-            job_timeout=timeout, failure_ttl=7 * 24 * 3600, result_ttl=3600)
+            func,
+            *args,
+            job_id=job_id,
+            retry=retry or Retry(max=3, interval=[30, 300, 1800]),
+            job_timeout=timeout,
+            failure_ttl=7 * 24 * 3600,
+            result_ttl=3600,
+        )
         return True
     except RedisError as exc:
         log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
@@ -85,6 +99,7 @@ def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
 
 
 # ---------- webhook events ----------
+
 
 def process_event(event_id: int) -> bool:
     """Apply one stored webhook event (idempotent: a processed event is skipped)."""
@@ -107,8 +122,13 @@ def process_event(event_id: int) -> bool:
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:
     """Enqueue the event's job under its deterministic id."""
-    return enqueue_unique(connection, "jobs.pipeline.process_event", event_id,
-                          job_id=relay.event_job_id(event_id), retry=EVENT_RETRY)
+    return enqueue_unique(
+        connection,
+        "jobs.pipeline.process_event",
+        event_id,
+        job_id=relay.event_job_id(event_id),
+        retry=EVENT_RETRY,
+    )
 
 
 def requeue_abandoned(connection: Redis, timestamp: float | None = None) -> None:
@@ -125,11 +145,15 @@ def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) 
         return 0
     requeue_abandoned(connection)
     with _db().session() as session:
-        count = relay.relay(session, lambda job_id: is_live(connection, job_id),
-                            lambda event_id: enqueue_event(connection, event_id),
-                            grace=timedelta(seconds=grace_seconds))
-        waiting = session.scalars(select(BackfillState.tenant_id).where(
-            BackfillState.status.in_(("queued", "running")))).all()
+        count = relay.relay(
+            session,
+            lambda job_id: is_live(connection, job_id),
+            lambda event_id: enqueue_event(connection, event_id),
+            grace=timedelta(seconds=grace_seconds),
+        )
+        waiting = session.scalars(
+            select(BackfillState.tenant_id).where(BackfillState.status.in_(("queued", "running")))
+        ).all()
     for tenant_id in waiting:
         enqueue_backfill(connection, tenant_id)
     return count
@@ -137,10 +161,17 @@ def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) 
 
 # ---------- backfill ----------
 
+
 def enqueue_backfill(connection: Redis, tenant_id: int) -> bool:
     """Enqueue the tenant's backfill under its one deterministic id, on the bulk queue."""
-    return enqueue_unique(connection, "jobs.pipeline.run_backfill", tenant_id,
-                          job_id=f"backfill-{tenant_id}", queue=QUEUE_BULK, timeout=6 * 3600)
+    return enqueue_unique(
+        connection,
+        "jobs.pipeline.run_backfill",
+        tenant_id,
+        job_id=f"backfill-{tenant_id}",
+        queue=QUEUE_BULK,
+        timeout=6 * 3600,
+    )
 
 
 def run_backfill(tenant_id: int) -> bool:
@@ -148,8 +179,14 @@ def run_backfill(tenant_id: int) -> bool:
     ran = backfill.run_backfill(_db(), tenant_id, client_for)
     connection = _connection()
     if ran and connection is not None:
-        enqueue_unique(connection, "jobs.pipeline.fill_suggestions", tenant_id,
-                       job_id=f"suggestions-{tenant_id}", queue=QUEUE_BULK, timeout=6 * 3600)
+        enqueue_unique(
+            connection,
+            "jobs.pipeline.fill_suggestions",
+            tenant_id,
+            job_id=f"suggestions-{tenant_id}",
+            queue=QUEUE_BULK,
+            timeout=6 * 3600,
+        )
     return ran
 
 
@@ -160,10 +197,14 @@ def fill_suggestions(tenant_id: int) -> int:
 
 # ---------- reconciliation ----------
 
+
 def _installed_tenants() -> list[int]:
     with _db().session() as session:
-        return list(session.scalars(select(Tenant.id).where(Tenant.installed.is_(True),
-                                                            Tenant.enabled.is_(True))))
+        return list(
+            session.scalars(
+                select(Tenant.id).where(Tenant.installed.is_(True), Tenant.enabled.is_(True))
+            )
+        )
 
 
 def _fan_out(func: str, prefix: str, tenant_ids: list[int], run: Any) -> int:
@@ -173,15 +214,22 @@ def _fan_out(func: str, prefix: str, tenant_ids: list[int], run: Any) -> int:
         if connection is None:
             run(tenant_id)
         else:
-            enqueue_unique(connection, func, tenant_id, job_id=f"{prefix}-{tenant_id}",
-                           queue=QUEUE_BULK, timeout=3600)
+            enqueue_unique(
+                connection,
+                func,
+                tenant_id,
+                job_id=f"{prefix}-{tenant_id}",
+                queue=QUEUE_BULK,
+                timeout=3600,
+            )
     return len(tenant_ids)
 
 
 def reconcile_all_tenants() -> int:
     """Enqueue one reconciliation per installed tenant."""
-    return _fan_out("jobs.pipeline.reconcile_tenant", "reconcile", _installed_tenants(),
-                    reconcile_tenant)
+    return _fan_out(
+        "jobs.pipeline.reconcile_tenant", "reconcile", _installed_tenants(), reconcile_tenant
+    )
 
 
 def reconcile_tenant(tenant_id: int) -> dict[str, int]:
@@ -190,6 +238,7 @@ def reconcile_tenant(tenant_id: int) -> dict[str, int]:
 
 
 # ---------- questions and recognition ----------
+
 
 def run_question_followups() -> dict[str, int]:
     """Remind experts whose follow-up time passed, then pass questions on (each once per period)."""
@@ -210,15 +259,20 @@ def send_weekly_digests() -> dict[str, int]:
     db, week, outcome = _db(), digests.last_week(utcnow()), {}
     with db.session() as session:
         due = digests.due(session, week)
-        tenants = {t.id: t for t in session.scalars(select(Tenant).where(
-            Tenant.id.in_({t for t, _ in due})))}
+        tenants = {
+            t.id: t
+            for t in session.scalars(select(Tenant).where(Tenant.id.in_({t for t, _ in due})))
+        }
     for tenant_id, account_id in due:
-        result = digests.send_digest(db, tenant_id, account_id, week, client_for(tenants[tenant_id]))
+        result = digests.send_digest(
+            db, tenant_id, account_id, week, client_for(tenants[tenant_id])
+        )
         outcome[result] = outcome.get(result, 0) + 1
     return outcome
 
 
 # ---------- privacy and purge ----------
+
 
 def run_privacy_reporting() -> int:
     """Enqueue the personal-data report of every tenant whose cycle is due."""
@@ -249,8 +303,13 @@ def erase_person(tenant_id: int, account_id: str) -> None:
 
 def enqueue_erasure(connection: Redis, tenant_id: int, account_id: str) -> bool:
     """Enqueue an erasure under an id derived from tenant and account (repeats collapse)."""
-    return enqueue_unique(connection, "jobs.pipeline.erase_person", tenant_id, account_id,
-                          job_id=job_id_for("erase", tenant_id, account_id))
+    return enqueue_unique(
+        connection,
+        "jobs.pipeline.erase_person",
+        tenant_id,
+        account_id,
+        job_id=job_id_for("erase", tenant_id, account_id),
+    )
 
 
 def purge_uninstalled_tenants() -> list[int]:

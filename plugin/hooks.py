@@ -1,4 +1,5 @@
 """Product hooks registered with connect/: stored webhook events and installs start jobs."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -1,10 +1,20 @@
-"""Pipeline bookkeeping: item versions, backfill checkpoints, watermarks, privacy cycles, digests."""
+"""Pipeline bookkeeping: item versions, backfill checkpoints, watermarks, privacy, digests."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connect.db import Base, UTCDateTime, utcnow
@@ -32,7 +42,9 @@ class BackfillState(Base):
     __tablename__ = "backfill_states"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), unique=True
+    )
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
     checkpoint: Mapped[dict] = mapped_column(JSON, default=dict)
     items_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -48,7 +60,7 @@ class BackfillState(Base):
 
 
 class Watermark(Base):
-    """Up to when reconciliation has caught up with one tenant's product; advances only on success."""
+    """How far reconciliation has caught up with a tenant's product; advances only on success."""
 
     __tablename__ = "watermarks"
     __table_args__ = (UniqueConstraint("tenant_id", "source", name="uq_watermark"),)
@@ -67,7 +79,9 @@ class PrivacyCycle(Base):
     __tablename__ = "privacy_cycles"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), unique=True
+    )
     next_run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     period_seconds: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)

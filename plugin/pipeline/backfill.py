@@ -4,13 +4,14 @@ Each REST page is written in one transaction together with the checkpoint that f
 killed run resumes exactly after the last committed page and nothing is stored twice. A lease on
 the tenant's `BackfillState` row (plus the job's deterministic id) keeps one backfill per tenant.
 """
+
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,8 +70,15 @@ def request_backfill(session: Session, tenant_id: int, restart: bool = False) ->
     """Ask for a backfill; a finished one starts over, a queued or running one is left as it is."""
     state = _state(session, tenant_id, lock=True)
     if state is None:
-        state = BackfillState(tenant_id=tenant_id, status="queued", checkpoint={}, errors=[],
-                              items_done=0, runs=0, resumed_from_checkpoint=0)
+        state = BackfillState(
+            tenant_id=tenant_id,
+            status="queued",
+            checkpoint={},
+            errors=[],
+            items_done=0,
+            runs=0,
+            resumed_from_checkpoint=0,
+        )
         session.add(state)
     elif restart or state.status == "done":
         state.status, state.checkpoint, state.items_done, state.items_total = "queued", {}, 0, None
@@ -82,18 +90,34 @@ def request_backfill(session: Session, tenant_id: int, restart: bool = False) ->
     return state
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def backfill_status(session: Session, tenant_id: int) -> dict[str, Any]:
     """What the admin page shows: status, progress, the last errors and when it ran."""
     state = _state(session, tenant_id)
     if state is None:
-        return {"status": "never", "items_done": 0, "items_total": None, "errors": [],
-                "phase": None, "started_at": None, "finished_at": None}
-    iso = (lambda d: d.isoformat() if d else None)
-    return {"status": state.status, "items_done": state.items_done,
-            "items_total": state.items_total, "errors": list(state.errors or [])[-5:],
-            "phase": (state.checkpoint or {}).get("phase"), "runs": state.runs,
-            "requested_at": iso(state.requested_at), "started_at": iso(state.started_at),
-            "finished_at": iso(state.finished_at)}
+        return {
+            "status": "never",
+            "items_done": 0,
+            "items_total": None,
+            "errors": [],
+            "phase": None,
+            "started_at": None,
+            "finished_at": None,
+        }
+    return {
+        "status": state.status,
+        "items_done": state.items_done,
+        "items_total": state.items_total,
+        "errors": list(state.errors or [])[-5:],
+        "phase": (state.checkpoint or {}).get("phase"),
+        "runs": state.runs,
+        "requested_at": _iso(state.requested_at),
+        "started_at": _iso(state.started_at),
+        "finished_at": _iso(state.finished_at),
+    }
 
 
 def acquire(db: Database, tenant_id: int, owner: str, now: datetime | None = None) -> bool:
@@ -114,8 +138,14 @@ def acquire(db: Database, tenant_id: int, owner: str, now: datetime | None = Non
         return True
 
 
-def _save_page(session: Session, tenant_id: int, owner: str, docs: list[Any],
-               checkpoint: dict[str, Any], total: int | None = None) -> int:
+def _save_page(
+    session: Session,
+    tenant_id: int,
+    owner: str,
+    docs: list[Any],
+    checkpoint: dict[str, Any],
+    total: int | None = None,
+) -> int:
     """Write one page of documents with the checkpoint after it; returns items done so far."""
     state = _state(session, tenant_id, lock=True)
     if state is None or state.lease_owner != owner:
@@ -158,8 +188,9 @@ def _jira_total(client: Any) -> int | None:
         return None
 
 
-def _backfill_jira(db: Database, tenant: Tenant, client: Any, owner: str,
-                   progress: Progress | None) -> None:
+def _backfill_jira(
+    db: Database, tenant: Tenant, client: Any, owner: str, progress: Progress | None
+) -> None:
     checkpoint = _checkpoint(db, tenant.id)
     if checkpoint.get("phase") == "done":
         return
@@ -167,7 +198,9 @@ def _backfill_jira(db: Database, tenant: Tenant, client: Any, owner: str,
     jira = client.jira()
 
     def search(token: str | None) -> dict[str, Any]:
-        return jira.enhanced_jql(JQL, fields=fetch.JIRA_FIELDS, nextPageToken=token, limit=JIRA_PAGE)
+        return jira.enhanced_jql(
+            JQL, fields=fetch.JIRA_FIELDS, nextPageToken=token, limit=JIRA_PAGE
+        )
 
     # One page is fetched while the previous one is written: two requests in flight at most.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
@@ -179,8 +212,14 @@ def _backfill_jira(db: Database, tenant: Tenant, client: Any, owner: str,
             pending = None if last else pool.submit(search, token)
             docs = [jira_issue_to_doc(issue, site) for issue in page.get("issues") or []]
             with db.session() as session:
-                done = _save_page(session, tenant.id, owner, docs,
-                                  {"phase": "done" if last else "jira", "next": token}, total)
+                done = _save_page(
+                    session,
+                    tenant.id,
+                    owner,
+                    docs,
+                    {"phase": "done" if last else "jira", "next": token},
+                    total,
+                )
             if progress:
                 progress(done, total)
 
@@ -192,7 +231,9 @@ def _spaces(client: Any) -> dict[str, str]:
     params: dict[str, Any] | None = {"limit": 250}
     while path:
         data = client.request("GET", path, params=params).json()
-        spaces.update({str(s["id"]): str(s.get("key") or s["id"]) for s in data.get("results") or []})
+        spaces.update(
+            {str(s["id"]): str(s.get("key") or s["id"]) for s in data.get("results") or []}
+        )
         path, params = fetch.next_path(data), None
     return spaces
 
@@ -200,8 +241,9 @@ def _spaces(client: Any) -> dict[str, str]:
 CONFLUENCE_PHASES = ("page", "blogpost", "done")
 
 
-def _backfill_confluence(db: Database, tenant: Tenant, client: Any, owner: str,
-                         progress: Progress | None) -> None:
+def _backfill_confluence(
+    db: Database, tenant: Tenant, client: Any, owner: str, progress: Progress | None
+) -> None:
     checkpoint = _checkpoint(db, tenant.id)
     phase, path = checkpoint.get("phase") or "page", checkpoint.get("next")
     spaces, site = _spaces(client), tenant.display_url or tenant.base_url
@@ -209,8 +251,11 @@ def _backfill_confluence(db: Database, tenant: Tenant, client: Any, owner: str,
         collection = fetch.CONFLUENCE_COLLECTIONS[phase]
         params = None if path else {"body-format": "storage", "limit": CONFLUENCE_PAGE}
         data = client.request("GET", path or f"/wiki/api/v2/{collection}", params=params).json()
-        docs = [confluence_page_to_doc(c, site, kind=phase, space_key=spaces.get(str(c.get("spaceId"))))
-                for c in data.get("results") or [] if c.get("status", "current") == "current"]
+        docs = [
+            confluence_page_to_doc(c, site, kind=phase, space_key=spaces.get(str(c.get("spaceId"))))
+            for c in data.get("results") or []
+            if c.get("status", "current") == "current"
+        ]
         path = fetch.next_path(data)
         if path is None:
             phase = CONFLUENCE_PHASES[CONFLUENCE_PHASES.index(phase) + 1]
@@ -220,8 +265,13 @@ def _backfill_confluence(db: Database, tenant: Tenant, client: Any, owner: str,
             progress(done, None)
 
 
-def run_backfill(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any],
-                 owner: str | None = None, progress: Progress | None = None) -> bool:
+def run_backfill(
+    db: Database,
+    tenant_id: int,
+    client_for: Callable[[Tenant], Any],
+    owner: str | None = None,
+    progress: Progress | None = None,
+) -> bool:
     """Run (or resume) the tenant's backfill to the end; False when another run holds the lease."""
     owner = owner or new_owner()
     if not acquire(db, tenant_id, owner):
@@ -246,8 +296,14 @@ def run_backfill(db: Database, tenant_id: int, client_for: Callable[[Tenant], An
 def items_without_suggestions(session: Session, tenant_id: int, limit: int) -> list[int]:
     """Ids of the tenant's items that have no stored suggestions yet (oldest first)."""
     stored = select(StoredSuggestion.id).where(StoredSuggestion.item_id == Item.id)
-    return list(session.scalars(select(Item.id).where(Item.tenant_id == tenant_id, ~stored.exists())
-                                .order_by(Item.id).limit(limit)))
+    return list(
+        session.scalars(
+            select(Item.id)
+            .where(Item.tenant_id == tenant_id, ~stored.exists())
+            .order_by(Item.id)
+            .limit(limit)
+        )
+    )
 
 
 def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:

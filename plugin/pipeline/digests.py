@@ -5,6 +5,7 @@ recent issue the person contributed to. A `DigestDelivery` row is claimed (commi
 call, which makes delivery at most once per person per week even if jobs overlap or repeat; a
 failed call removes the claim so a retry can send it.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -24,8 +25,11 @@ from plugin.services import recognition
 
 def set_subscription(session: Session, tenant_id: int, account_id: str, subscribed: bool) -> None:
     """Opt a person in to (or out of) the weekly digest."""
-    session.execute(delete(DigestSubscription).where(DigestSubscription.tenant_id == tenant_id,
-                                                     DigestSubscription.account_id == account_id))
+    session.execute(
+        delete(DigestSubscription).where(
+            DigestSubscription.tenant_id == tenant_id, DigestSubscription.account_id == account_id
+        )
+    )
     if subscribed:
         session.add(DigestSubscription(tenant_id=tenant_id, account_id=account_id))
     session.flush()
@@ -33,9 +37,15 @@ def set_subscription(session: Session, tenant_id: int, account_id: str, subscrib
 
 def is_subscribed(session: Session, tenant_id: int, account_id: str) -> bool:
     """Whether the person opted in to the weekly digest."""
-    return session.scalar(select(DigestSubscription.id).where(
-        DigestSubscription.tenant_id == tenant_id,
-        DigestSubscription.account_id == account_id)) is not None
+    return (
+        session.scalar(
+            select(DigestSubscription.id).where(
+                DigestSubscription.tenant_id == tenant_id,
+                DigestSubscription.account_id == account_id,
+            )
+        )
+        is not None
+    )
 
 
 def last_week(now: datetime) -> date:
@@ -45,29 +55,43 @@ def last_week(now: datetime) -> date:
 
 def due(session: Session, week: date) -> list[tuple[int, str]]:
     """(tenant id, account id) of subscribers on installed Jira sites without this week's digest."""
-    sent = select(DigestDelivery.id).where(DigestDelivery.tenant_id == DigestSubscription.tenant_id,
-                                           DigestDelivery.account_id == DigestSubscription.account_id,
-                                           DigestDelivery.week_start == week)
+    sent = select(DigestDelivery.id).where(
+        DigestDelivery.tenant_id == DigestSubscription.tenant_id,
+        DigestDelivery.account_id == DigestSubscription.account_id,
+        DigestDelivery.week_start == week,
+    )
     rows = session.execute(
         select(DigestSubscription.tenant_id, DigestSubscription.account_id)
         .join(Tenant, Tenant.id == DigestSubscription.tenant_id)
         .where(Tenant.installed.is_(True), Tenant.product_type == "jira", ~sent.exists())
-        .order_by(DigestSubscription.tenant_id, DigestSubscription.account_id)).all()
+        .order_by(DigestSubscription.tenant_id, DigestSubscription.account_id)
+    ).all()
     return [(t, a) for t, a in rows]
 
 
 def latest_issue(session: Session, tenant_id: int, account_id: str) -> str | None:
     """The key of the Jira issue the person most recently contributed to."""
-    return session.scalar(select(Item.key).join(Contribution, Contribution.item_id == Item.id).where(
-        Contribution.tenant_id == tenant_id, Contribution.account_id == account_id,
-        Item.source == "jira").order_by(Contribution.at.desc(), Item.id.desc()).limit(1))
+    return session.scalar(
+        select(Item.key)
+        .join(Contribution, Contribution.item_id == Item.id)
+        .where(
+            Contribution.tenant_id == tenant_id,
+            Contribution.account_id == account_id,
+            Item.source == "jira",
+        )
+        .order_by(Contribution.at.desc(), Item.id.desc())
+        .limit(1)
+    )
 
 
 def _claim(db: Database, tenant_id: int, account_id: str, week: date) -> bool:
     try:
         with db.session() as session:
-            session.add(DigestDelivery(tenant_id=tenant_id, account_id=account_id, week_start=week,
-                                       status="sending"))
+            session.add(
+                DigestDelivery(
+                    tenant_id=tenant_id, account_id=account_id, week_start=week, status="sending"
+                )
+            )
         return True
     except IntegrityError:
         return False  # already sent (or being sent) this week
@@ -76,15 +100,21 @@ def _claim(db: Database, tenant_id: int, account_id: str, week: date) -> bool:
 def _message(digest: dict[str, Any]) -> dict[str, str]:
     lines = [digest["summary"]] + [
         f"{k['from']} thanked you on {k['key']}" + (f": {k['message']}" if k["message"] else "")
-        for k in digest["kudos"]]
+        for k in digest["kudos"]
+    ]
     html = "".join(f"<p>{escape(line)}</p>" for line in lines)
-    return {"subject": f"Your week in Inflow ({digest['week_start']})",
-            "textBody": "\n".join(lines), "htmlBody": html}
+    return {
+        "subject": f"Your week in Inflow ({digest['week_start']})",
+        "textBody": "\n".join(lines),
+        "htmlBody": html,
+    }
 
 
 def _worth_sending(digest: dict[str, Any]) -> bool:
     impact = digest.get("impact") or {}
-    return bool(digest.get("kudos")) or any(v for v in impact.values() if isinstance(v, (int, float)))
+    return bool(digest.get("kudos")) or any(
+        v for v in impact.values() if isinstance(v, (int, float))
+    )
 
 
 def send_digest(db: Database, tenant_id: int, account_id: str, week: date, client: Any) -> str:
@@ -97,9 +127,16 @@ def send_digest(db: Database, tenant_id: int, account_id: str, week: date, clien
             issue = latest_issue(session, tenant_id, account_id)
         status = "sent" if issue and _worth_sending(digest) else "skipped"
         if status == "sent":
-            body = {**_message(digest), "to": {"users": [{"accountId": account_id}],
-                                               "reporter": False, "assignee": False,
-                                               "watchers": False, "voters": False}}
+            body = {
+                **_message(digest),
+                "to": {
+                    "users": [{"accountId": account_id}],
+                    "reporter": False,
+                    "assignee": False,
+                    "watchers": False,
+                    "voters": False,
+                },
+            }
             client.request("POST", f"/rest/api/3/issue/{issue}/notify", json=body)
     except Exception:
         _release(db, tenant_id, account_id, week)
@@ -109,9 +146,11 @@ def send_digest(db: Database, tenant_id: int, account_id: str, week: date, clien
 
 
 def _delivery(session: Session, tenant_id: int, account_id: str, week: date) -> Any:
-    return select(DigestDelivery).where(DigestDelivery.tenant_id == tenant_id,
-                                        DigestDelivery.account_id == account_id,
-                                        DigestDelivery.week_start == week)
+    return select(DigestDelivery).where(
+        DigestDelivery.tenant_id == tenant_id,
+        DigestDelivery.account_id == account_id,
+        DigestDelivery.week_start == week,
+    )
 
 
 def _release(db: Database, tenant_id: int, account_id: str, week: date) -> None:
@@ -120,8 +159,9 @@ def _release(db: Database, tenant_id: int, account_id: str, week: date) -> None:
             session.delete(row)
 
 
-def _mark(db: Database, tenant_id: int, account_id: str, week: date, status: str,
-          issue: str | None) -> None:
+def _mark(
+    db: Database, tenant_id: int, account_id: str, week: date, status: str, issue: str | None
+) -> None:
     with db.session() as session:
         row = session.scalars(_delivery(session, tenant_id, account_id, week)).one()
         row.status, row.issue_key, row.sent_at = status, issue, utcnow()

@@ -13,6 +13,7 @@ Design (why duplicates and reordering give the in-order result):
 - An item the host no longer returns (404) is left to its own deletion event: a re-read cannot
   tell when it was deleted, so it must not outrank a restore.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -95,8 +96,14 @@ def event_time_ms(event: WebhookEvent) -> int:
     return int(event.event_ts or (event.payload or {}).get("timestamp") or 0)
 
 
-def _apply(session: Session, tenant: Tenant, client: fetch.Requester | None, target: Target,
-           event_ms: int, payload: dict[str, Any]) -> None:
+def _apply(
+    session: Session,
+    tenant: Tenant,
+    client: fetch.Requester | None,
+    target: Target,
+    event_ms: int,
+    payload: dict[str, Any],
+) -> None:
     site = tenant.display_url or tenant.base_url
     if target.action == "delete":
         versions.apply_delete(session, tenant.id, target.source, target.ref, event_ms)
@@ -106,8 +113,11 @@ def _apply(session: Session, tenant: Tenant, client: fetch.Requester | None, tar
         versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
         return
     assert client is not None
-    doc = (fetch.jira_issue(client, target.ref, site) if target.source == "jira"
-           else fetch.confluence_item(client, target.kind, target.ref, site))
+    doc = (
+        fetch.jira_issue(client, target.ref, site)
+        if target.source == "jira"
+        else fetch.confluence_item(client, target.kind, target.ref, site)
+    )
     if doc is not None:
         versions.apply_doc(session, tenant.id, doc, max(event_ms, versions.to_ms(doc.updated)))
 
@@ -121,8 +131,9 @@ def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, 
     return author, comment.get("creationDate") or payload.get("timestamp")
 
 
-def _answer_questions(session: Session, tenant_id: int, event: WebhookEvent,
-                      found: list[Target]) -> None:
+def _answer_questions(
+    session: Session, tenant_id: int, event: WebhookEvent, found: list[Target]
+) -> None:
     """A new comment by the asked expert answers their open question on that item."""
     if event.event_type != "comment_created" or not found:
         return

@@ -1,4 +1,5 @@
 """Reading current content from the host over REST, normalised into `ItemDoc`s."""
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -9,8 +10,10 @@ from connect.host_client import HostError
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 
-JIRA_FIELDS = ("summary,description,comment,status,resolution,resolutiondate,created,updated,"
-               "project,labels,components,issuelinks,reporter,creator,assignee,issuetype")
+JIRA_FIELDS = (
+    "summary,description,comment,status,resolution,resolutiondate,created,updated,"
+    "project,labels,components,issuelinks,reporter,creator,assignee,issuetype"
+)
 CONFLUENCE_COLLECTIONS = {"page": "pages", "blogpost": "blogposts"}
 MAX_COMMENT_PAGES = 5
 
@@ -18,8 +21,9 @@ MAX_COMMENT_PAGES = 5
 class Requester(Protocol):
     """What the pipeline needs of `HostClient`: signed requests to the tenant's site."""
 
-    def request(self, method: str, path: str, params: Any = None,
-                json: Any = None) -> requests.Response: ...
+    def request(
+        self, method: str, path: str, params: Any = None, json: Any = None
+    ) -> requests.Response: ...
 
 
 def _get_or_none(client: Requester, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -67,11 +71,18 @@ def next_path(data: dict[str, Any]) -> str | None:
     return (data.get("_links") or {}).get("next") or None
 
 
-def confluence_item(client: Requester, kind: str, content_id: str, site_url: str,
-                    spaces: dict[str, str] | None = None) -> ItemDoc | None:
+def confluence_item(
+    client: Requester,
+    kind: str,
+    content_id: str,
+    site_url: str,
+    spaces: dict[str, str] | None = None,
+) -> ItemDoc | None:
     """The page or blog post as it is now, or None when deleted, trashed or not current."""
     params = {"body-format": "storage", "include-labels": "true"}
-    content = _get_or_none(client, f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}", params)
+    content = _get_or_none(
+        client, f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}", params
+    )
     if not content or content.get("status", "current") != "current":
         return None
     key = space_key(client, content.get("spaceId"), spaces if spaces is not None else {})

@@ -5,6 +5,7 @@ retrieved that person's data; it answers `closed` (erase everything about them) 
 (refresh what we store) per account, and its `Cycle-Period` header (seconds) says when to report
 again, in hours.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -30,12 +31,18 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def accounts_held(session: Session, tenant_id: int, default: datetime) -> list[tuple[str, datetime]]:
-    """(account id, when we last stored data about them): the items they appear on, else `default`."""
-    latest = dict(session.execute(
-        select(Contribution.account_id, func.max(Item.indexed_at))
-        .join(Item, Item.id == Contribution.item_id)
-        .where(Contribution.tenant_id == tenant_id).group_by(Contribution.account_id)).all())
+def accounts_held(
+    session: Session, tenant_id: int, default: datetime
+) -> list[tuple[str, datetime]]:
+    """(account id, when we last stored data about them): from their items, else `default`."""
+    latest = dict(
+        session.execute(
+            select(Contribution.account_id, func.max(Item.indexed_at))
+            .join(Item, Item.id == Contribution.item_id)
+            .where(Contribution.tenant_id == tenant_id)
+            .group_by(Contribution.account_id)
+        ).all()
+    )
     people = session.scalars(select(Person.account_id).where(Person.tenant_id == tenant_id))
     accounts = set(people) | set(latest)
     return sorted((a, latest.get(a) or default) for a in accounts)
@@ -43,7 +50,9 @@ def accounts_held(session: Session, tenant_id: int, default: datetime) -> list[t
 
 def due_tenants(session: Session, now: datetime) -> list[int]:
     """Installed tenants whose next report is due (never reported counts as due)."""
-    scheduled = dict(session.execute(select(PrivacyCycle.tenant_id, PrivacyCycle.next_run_at)).all())
+    scheduled = dict(
+        session.execute(select(PrivacyCycle.tenant_id, PrivacyCycle.next_run_at)).all()
+    )
     installed = session.scalars(select(Tenant.id).where(Tenant.installed.is_(True))).all()
     return [t for t in installed if t not in scheduled or scheduled[t] <= now]
 
@@ -56,20 +65,27 @@ def _cycle(session: Session, tenant_id: int) -> PrivacyCycle:
     return cycle
 
 
-def _post_batch(client: Any, batch: list[tuple[str, datetime]]) -> tuple[list[dict[str, Any]], int | None]:
+def _post_batch(
+    client: Any, batch: list[tuple[str, datetime]]
+) -> tuple[list[dict[str, Any]], int | None]:
     """Report one batch; returns the host's per-account answers and its Cycle-Period in seconds."""
     body = {"accounts": [{"accountId": a, "updatedAt": _iso(at)} for a, at in batch]}
     response = client.request("POST", REPORT_PATH, json=body)
     period = response.headers.get("Cycle-Period")
-    answers = response.json().get("accounts", []) if response.status_code == 200 and response.content else []
+    answers = (
+        response.json().get("accounts", [])
+        if response.status_code == 200 and response.content
+        else []
+    )
     hours = int(period) if period and period.strip().isdigit() else None
     return answers, hours * 3600 if hours else None
 
 
 def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: str) -> None:
     """Re-read a person's public profile (`updated`), or forget the name if it is gone."""
-    person = session.scalar(select(Person).where(Person.tenant_id == tenant.id,
-                                                 Person.account_id == account_id))
+    person = session.scalar(
+        select(Person).where(Person.tenant_id == tenant.id, Person.account_id == account_id)
+    )
     if person is None:
         return
     path = "/wiki/rest/api/user" if tenant.product_type == "confluence" else "/rest/api/3/user"
@@ -84,7 +100,9 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
     person.avatar_url = avatars.get("48x48") or person.avatar_url
 
 
-def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | None = None) -> dict[str, int]:
+def report_tenant(
+    db: Database, tenant_id: int, client: Any, now: datetime | None = None
+) -> dict[str, int]:
     """Run one tenant's reporting cycle; each batch's erasures commit with that batch."""
     now = now or utcnow()
     with db.session() as session:
@@ -95,7 +113,7 @@ def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | Non
     closed = updated = 0
     period: int | None = None
     for start in range(0, len(held), BATCH):
-        answers, asked = _post_batch(client, held[start:start + BATCH])
+        answers, asked = _post_batch(client, held[start : start + BATCH])
         period = asked or period
         with db.session() as session:
             for answer in answers:
@@ -110,8 +128,9 @@ def report_tenant(db: Database, tenant_id: int, client: Any, now: datetime | Non
     return {"reported": len(held), "closed": closed, "updated": updated}
 
 
-def _schedule(db: Database, tenant_id: int, now: datetime, period: int | None, reported: int,
-              closed: int) -> None:
+def _schedule(
+    db: Database, tenant_id: int, now: datetime, period: int | None, reported: int, closed: int
+) -> None:
     with db.session() as session:
         cycle = _cycle(session, tenant_id)
         cycle.period_seconds = period or cycle.period_seconds or DEFAULT_PERIOD

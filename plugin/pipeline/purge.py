@@ -3,6 +3,7 @@
 A re-install within that time clears `uninstalled_at` (connect's tenant store), so the data is
 kept; the purge looks only at tenants still uninstalled when it runs.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -14,12 +15,20 @@ from connect.db import Base, utcnow
 from connect.models import Tenant
 
 
-def due_for_purge(session: Session, purge_after_days: int, now: datetime | None = None) -> list[int]:
+def due_for_purge(
+    session: Session, purge_after_days: int, now: datetime | None = None
+) -> list[int]:
     """Ids of tenants uninstalled longer ago than the configured period."""
     cutoff = (now or utcnow()) - timedelta(days=purge_after_days)
-    return list(session.scalars(select(Tenant.id).where(
-        Tenant.installed.is_(False), Tenant.uninstalled_at.is_not(None),
-        Tenant.uninstalled_at <= cutoff)))
+    return list(
+        session.scalars(
+            select(Tenant.id).where(
+                Tenant.installed.is_(False),
+                Tenant.uninstalled_at.is_not(None),
+                Tenant.uninstalled_at <= cutoff,
+            )
+        )
+    )
 
 
 def purge_tenant(session: Session, tenant_id: int) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Reconciliation: catch what webhooks missed, from searches since the watermark and failed deliveries.
+"""Reconciliation: catch what webhooks missed (searches since the watermark, failed deliveries).
 
 The watermark is the start time of the last run that completed; it advances only when every step
 succeeded, so a failed run is simply repeated (re-applying items is idempotent). JQL and CQL read
@@ -6,6 +6,7 @@ absolute dates in the app user's time zone, which the app does not know: JQL get
 offset ("-90m", the same instant everywhere); CQL gets an absolute UTC time moved back by the
 widest time-zone offset (14 h), so a few items are re-read rather than any missed.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ PAGE = 100
 
 
 def _watermark(session: Session, tenant_id: int, source: str) -> Watermark | None:
-    return session.scalar(select(Watermark).where(Watermark.tenant_id == tenant_id,
-                                                  Watermark.source == source))
+    return session.scalar(
+        select(Watermark).where(Watermark.tenant_id == tenant_id, Watermark.source == source)
+    )
 
 
 def since_minutes(mark: datetime | None, now: datetime) -> int:
@@ -44,12 +46,16 @@ def _jira_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> in
     jql = f'updated >= "-{minutes}m" ORDER BY updated ASC'
     site, token, count = tenant.display_url or tenant.base_url, None, 0
     while True:
-        page = client.jira().enhanced_jql(jql, fields=fetch.JIRA_FIELDS, nextPageToken=token,
-                                          limit=PAGE)
+        page = client.jira().enhanced_jql(
+            jql, fields=fetch.JIRA_FIELDS, nextPageToken=token, limit=PAGE
+        )
         with db.session() as session:
             for issue in page.get("issues") or []:
                 doc = jira_issue_to_doc(issue, site)
-                count += versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated)) is not None
+                count += (
+                    versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
+                    is not None
+                )
         token = page.get("nextPageToken")
         if not token or page.get("isLast"):
             return count
@@ -68,8 +74,10 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
             doc = fetch.confluence_item(client, kind, str(hit["id"]), site, spaces)
             if doc is not None:
                 with db.session() as session:
-                    count += versions.apply_doc(session, tenant.id, doc,
-                                                versions.to_ms(doc.updated)) is not None
+                    count += (
+                        versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
+                        is not None
+                    )
         path, params = fetch.next_path(data), None
     return count
 
@@ -81,21 +89,30 @@ def _store_failed(session: Session, tenant_id: int, failed: dict[str, Any]) -> i
     if not isinstance(payload, dict):
         return None
     key = f"id:{failed.get('id')}"
-    existing = session.scalar(select(WebhookEvent).where(WebhookEvent.tenant_id == tenant_id,
-                                                         WebhookEvent.event_key == key))
+    existing = session.scalar(
+        select(WebhookEvent).where(
+            WebhookEvent.tenant_id == tenant_id, WebhookEvent.event_key == key
+        )
+    )
     if existing is not None:
         return None if existing.processed_at else existing.id
-    row = WebhookEvent(tenant_id=tenant_id, event_key=key, product="jira",
-                       event_type=str(payload.get("webhookEvent") or "unknown")[:128],
-                       item_ref=jira_item_ref(payload), payload=payload,
-                       event_ts=int(payload.get("timestamp") or failed.get("failureTime") or 0))
+    row = WebhookEvent(
+        tenant_id=tenant_id,
+        event_key=key,
+        product="jira",
+        event_type=str(payload.get("webhookEvent") or "unknown")[:128],
+        item_ref=jira_item_ref(payload),
+        payload=payload,
+        event_ts=int(payload.get("timestamp") or failed.get("failureTime") or 0),
+    )
     session.add(row)
     session.flush()
     return row.id
 
 
-def _failed_webhooks(db: Database, tenant: Tenant, client: Any,
-                     client_for: events.ClientFactory, minutes: int) -> int:
+def _failed_webhooks(
+    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int
+) -> int:
     """Fetch Jira's failed deliveries for this app since the watermark, store and process each."""
     after = int((utcnow() - timedelta(minutes=minutes)).timestamp() * 1000)
     path: str | None = "/rest/api/3/webhook/failed"
@@ -112,8 +129,9 @@ def _failed_webhooks(db: Database, tenant: Tenant, client: Any,
     return count
 
 
-def reconcile_tenant(db: Database, tenant_id: int, client_for: events.ClientFactory,
-                     now: datetime | None = None) -> dict[str, int]:
+def reconcile_tenant(
+    db: Database, tenant_id: int, client_for: events.ClientFactory, now: datetime | None = None
+) -> dict[str, int]:
     """One reconciliation run for a tenant; the watermark moves only if all of it succeeds."""
     now = now or utcnow()
     with db.session() as session:
@@ -131,12 +149,15 @@ def reconcile_tenant(db: Database, tenant_id: int, client_for: events.ClientFact
     return result
 
 
-def _run(db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory,
-         minutes: int) -> dict[str, int]:
+def _run(
+    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int
+) -> dict[str, int]:
     if tenant.product_type == "confluence":
         return {"changed": _confluence_changed(db, tenant, client, minutes)}
-    return {"changed": _jira_changed(db, tenant, client, minutes),
-            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes)}
+    return {
+        "changed": _jira_changed(db, tenant, client, minutes),
+        "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes),
+    }
 
 
 def _record(db: Database, tenant: Tenant, success_at: datetime | None, error: str | None) -> None:

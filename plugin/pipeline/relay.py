@@ -5,6 +5,7 @@ was down, the worker died, or the job failed for good, the event stays unprocess
 enqueues it again (up to MAX_ATTEMPTS runs, after which it waits for an operator in rq's
 failed-job registry and in `webhook_events.error`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,19 +28,31 @@ def event_job_id(event_id: int) -> str:
     return f"event-{event_id}"
 
 
-def pending_events(session: Session, now: datetime | None = None,
-                   grace: timedelta = GRACE) -> list[tuple[int, int]]:
+def pending_events(
+    session: Session, now: datetime | None = None, grace: timedelta = GRACE
+) -> list[tuple[int, int]]:
     """(event id, tenant id) of unprocessed events older than `grace`, oldest host time first."""
     cutoff = (now or utcnow()) - grace
-    query = (select(WebhookEvent.id, WebhookEvent.tenant_id)
-             .where(WebhookEvent.processed_at.is_(None), WebhookEvent.attempts < MAX_ATTEMPTS,
-                    WebhookEvent.received_at <= cutoff)
-             .order_by(WebhookEvent.event_ts, WebhookEvent.id).limit(BATCH))
+    query = (
+        select(WebhookEvent.id, WebhookEvent.tenant_id)
+        .where(
+            WebhookEvent.processed_at.is_(None),
+            WebhookEvent.attempts < MAX_ATTEMPTS,
+            WebhookEvent.received_at <= cutoff,
+        )
+        .order_by(WebhookEvent.event_ts, WebhookEvent.id)
+        .limit(BATCH)
+    )
     return [(row[0], row[1]) for row in session.execute(query)]
 
 
-def relay(session: Session, is_live: Callable[[str], bool], enqueue: Callable[[int], bool],
-          now: datetime | None = None, grace: timedelta = GRACE) -> int:
+def relay(
+    session: Session,
+    is_live: Callable[[str], bool],
+    enqueue: Callable[[int], bool],
+    now: datetime | None = None,
+    grace: timedelta = GRACE,
+) -> int:
     """Enqueue every pending event without a live job; returns how many were enqueued."""
     count = 0
     for event_id, _tenant_id in pending_events(session, now, grace):

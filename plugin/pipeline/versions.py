@@ -1,10 +1,11 @@
-"""Last-writer-wins bookkeeping: apply a change to an item only if it is not older than the last one.
+"""Last-writer-wins: apply a change to an item only if it is not older than the last one applied.
 
 Every change carries a version in ms: a document's own `updated` time (or, for a document
 fetched over REST, at least the time of the event that asked for it), and a deletion the time of
 its event. The item's `ItemVersion` row is locked while the change is applied, so two workers on
 the same item serialise and the newer version wins whatever order they run in.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -30,8 +31,9 @@ def to_ms(moment: datetime) -> int:
 
 
 def _locked_version(session: Session, tenant_id: int, source: str, key: str) -> ItemVersion:
-    query = select(ItemVersion).where(ItemVersion.tenant_id == tenant_id,
-                                      ItemVersion.source == source, ItemVersion.key == key)
+    query = select(ItemVersion).where(
+        ItemVersion.tenant_id == tenant_id, ItemVersion.source == source, ItemVersion.key == key
+    )
     row = session.scalars(query.with_for_update()).first()
     if row is not None:
         return row
@@ -43,8 +45,9 @@ def _locked_version(session: Session, tenant_id: int, source: str, key: str) -> 
     return session.scalars(query.with_for_update()).one()
 
 
-def apply_doc(session: Session, tenant_id: int, doc: ItemDoc, version_ms: int,
-              refresh: bool = True) -> int | None:
+def apply_doc(
+    session: Session, tenant_id: int, doc: ItemDoc, version_ms: int, refresh: bool = True
+) -> int | None:
     """Store the document if its version is not older than the item's last; returns the item id."""
     row = _locked_version(session, tenant_id, doc.source, doc.key)
     if version_ms < row.version_ms:
@@ -73,8 +76,9 @@ def apply_delete(session: Session, tenant_id: int, source: str, key: str, versio
 def _neighbours(session: Session, tenant_id: int, item: Item) -> list[int]:
     """The item's nearest items: its stored reuse suggestions, else a fresh ranking."""
     stored = precompute.stored_suggestions(session, tenant_id, item.id)
-    found = stored["reuse"] if stored else service.suggest_reuse(session, tenant_id, item,
-                                                                 limit=FANOUT)
+    found = (
+        stored["reuse"] if stored else service.suggest_reuse(session, tenant_id, item, limit=FANOUT)
+    )
     return [s.item_id for s in found if s.item_id != item.id][:FANOUT]
 
 
@@ -87,17 +91,21 @@ def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
 
 
 def apply_docs(session: Session, tenant_id: int, docs: list[ItemDoc]) -> int:
-    """Store a page of documents (backfill, reconcile) under the same rule, without suggestion refresh.
+    """Store a page of documents (backfill) under the same rule, without refreshing suggestions.
 
     Versions are read and created for the whole page at once; returns how many were applied.
     """
     by_key: dict[tuple[str, str], ItemDoc] = {(d.source, d.key): d for d in docs}
     if not by_key:
         return 0
-    rows = {(r.source, r.key): r for r in session.scalars(
-        select(ItemVersion).where(ItemVersion.tenant_id == tenant_id,
-                                  ItemVersion.key.in_([k for _, k in by_key]))
-        .with_for_update())}
+    rows = {
+        (r.source, r.key): r
+        for r in session.scalars(
+            select(ItemVersion)
+            .where(ItemVersion.tenant_id == tenant_id, ItemVersion.key.in_([k for _, k in by_key]))
+            .with_for_update()
+        )
+    }
     fresh: list[ItemDoc] = []
     for ref, doc in by_key.items():
         row = rows.get(ref)

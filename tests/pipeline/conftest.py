@@ -1,4 +1,5 @@
 """Pipeline test helpers: an app on a database with the fake site installed, env set for jobs."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -39,8 +40,9 @@ class Site:
 
 
 @pytest.fixture
-def make_site(fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[Callable[..., Site]]:
+def make_site(
+    fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Site]]:
     """Build a Site on a database URL (and optionally Redis), product 'jira' or 'confluence'."""
     apps: list[Flask] = []
 
@@ -64,12 +66,24 @@ def make_site(fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch
 
 def v2_issue(key: str, issue_id: int, summary: str, updated: str, **fields: Any) -> dict[str, Any]:
     """A small v2-shaped issue as the fake site loads them."""
-    return {"id": str(issue_id), "key": key, "fields": {
-        "project": {"key": key.split("-")[0], "name": key.split("-")[0]},
-        "issuetype": {"name": "Bug"}, "summary": summary, "description": f"About {summary}",
-        "status": {"name": "Open"}, "resolution": None, "created": "2024-01-01T00:00:00.000+0000",
-        "updated": updated, "labels": [], "components": [],
-        "reporter": {"accountId": "alice", "displayName": "Alice"},
-        "creator": {"accountId": "alice", "displayName": "Alice"},
-        "assignee": {"accountId": "bob", "displayName": "Bob"},
-        "comment": {"comments": [], "total": 0}, **fields}}
+    return {
+        "id": str(issue_id),
+        "key": key,
+        "fields": {
+            "project": {"key": key.split("-")[0], "name": key.split("-")[0]},
+            "issuetype": {"name": "Bug"},
+            "summary": summary,
+            "description": f"About {summary}",
+            "status": {"name": "Open"},
+            "resolution": None,
+            "created": "2024-01-01T00:00:00.000+0000",
+            "updated": updated,
+            "labels": [],
+            "components": [],
+            "reporter": {"accountId": "alice", "displayName": "Alice"},
+            "creator": {"accountId": "alice", "displayName": "Alice"},
+            "assignee": {"accountId": "bob", "displayName": "Bob"},
+            "comment": {"comments": [], "total": 0},
+            **fields,
+        },
+    }

@@ -1,4 +1,5 @@
 """Backfill: complete, resumable after a kill, one per tenant, honouring 429/503."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ ACTIVEMQ_ISSUES = 4649
 
 def state(site: Site) -> BackfillState:
     with site.db.session() as session:
-        return session.scalar(select(BackfillState).where(BackfillState.tenant_id == site.tenant_id))
+        return session.scalar(
+            select(BackfillState).where(BackfillState.tenant_id == site.tenant_id)
+        )
 
 
 def stored_keys(site: Site) -> list[str]:
@@ -38,9 +41,14 @@ def stored_keys(site: Site) -> list[str]:
 
 def start_cli_backfill(site: Site) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": site.database_url, "INFLOW_APP_KEY": site.host.app_key}
-    return subprocess.Popen([sys.executable, "-m", "plugin.cli", "backfill", "--tenant",
-                             site.auth.client_key], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "plugin.cli", "backfill", "--tenant", site.auth.client_key],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for_progress(site: Site, at_least: int, timeout: float = 60) -> int:
@@ -54,7 +62,8 @@ def wait_for_progress(site: Site, at_least: int, timeout: float = 60) -> int:
 
 
 def test_activemq_backfill_killed_midway_resumes_from_its_checkpoint_and_stores_every_issue_once(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     keys = site.host.load_jira_dataset("apache-activemq")
     assert len(keys) == ACTIVEMQ_ISSUES
@@ -98,7 +107,8 @@ def test_backfill_waits_out_429_retry_after_and_completes(sqlite_url: str, make_
 
 
 def test_a_retry_after_too_long_to_wait_fails_the_run_visibly_and_the_next_run_resumes(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     keys = site.host.load_jira_dataset("apache-zookeeper", limit=250)
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
@@ -124,27 +134,34 @@ def test_only_one_backfill_runs_per_tenant(sqlite_url: str, make_site: Any) -> N
     assert stored_keys(site) == []
 
 
-def test_confluence_backfill_stores_pages_with_their_space_keys(sqlite_url: str,
-                                                                make_site: Any) -> None:
+def test_confluence_backfill_stores_pages_with_their_space_keys(
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url, "confluence")
     ids = site.host.load_confluence_dataset(limit=300)
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
     with site.db.session() as session:
-        rows = session.execute(select(Item.key, Item.space).where(Item.tenant_id == site.tenant_id)).all()
+        rows = session.execute(
+            select(Item.key, Item.space).where(Item.tenant_id == site.tenant_id)
+        ).all()
     assert sorted(k for k, _ in rows) == sorted(ids)
     assert {space for _, space in rows} <= {"TSC", "BESU", "fabric", "iroha"}
 
 
 def test_install_requests_a_backfill_that_the_worker_runs_then_stores_suggestions(
-        sqlite_url: str, make_site: Any, redis_url: str) -> None:
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
     site = make_site(sqlite_url, redis_url=redis_url)
     keys = site.host.load_jira_dataset("apache-zookeeper", limit=40)
     with site.app.app_context():
         site.app.extensions["inflow.lifecycle_handler"]("installed", site.tenant_id)
     with site.db.session() as session:
         assert backfill.backfill_status(session, site.tenant_id)["status"] == "queued"
-    job = Job.fetch(f"backfill-{site.tenant_id}", connection=Redis.from_url(redis_url),
-                    serializer=JSONSerializer)
+    job = Job.fetch(
+        f"backfill-{site.tenant_id}",
+        connection=Redis.from_url(redis_url),
+        serializer=JSONSerializer,
+    )
     assert job.get_status() == "queued"
     run_worker(redis_url)
     with site.db.session() as session:

@@ -1,4 +1,5 @@
 """Weekly digests go once per person per week, on their latest issue, only if they opted in."""
+
 from __future__ import annotations
 
 from datetime import datetime, time, timezone
@@ -12,20 +13,38 @@ from tests.pipeline.conftest import v2_issue
 
 
 def test_weekly_digest_is_sent_once_to_subscribers_on_their_latest_issue(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
-    site.host.load_jira_issues([
-        v2_issue("AMQ-1", 1001, "Old issue", "2024-01-02T00:00:00.000+0000"),
-        v2_issue("AMQ-2", 1002, "Newer issue", "2024-02-02T00:00:00.000+0000",
-                 created="2024-02-01T00:00:00.000+0000")])
+    site.host.load_jira_issues(
+        [
+            v2_issue("AMQ-1", 1001, "Old issue", "2024-01-02T00:00:00.000+0000"),
+            v2_issue(
+                "AMQ-2",
+                1002,
+                "Newer issue",
+                "2024-02-02T00:00:00.000+0000",
+                created="2024-02-01T00:00:00.000+0000",
+            ),
+        ]
+    )
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
     week = digests.last_week(utcnow())
     thanked_at = datetime.combine(week, time(12), tzinfo=timezone.utc)
     with site.db.session() as session:
         for receiver in ("bob", "alice"):
-            session.add(Kudos(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
-                              from_account_id="dan", to_account_id=receiver, kind="thanks",
-                              message="Saved my release", created_at=thanked_at))
+            session.add(
+                Kudos(
+                    tenant_id=site.tenant_id,
+                    source="jira",
+                    item_key="AMQ-1",
+                    from_account_id="dan",
+                    to_account_id=receiver,
+                    kind="thanks",
+                    message="Saved my release",
+                    created_at=thanked_at,
+                )
+            )
         digests.set_subscription(session, site.tenant_id, "bob", True)  # alice did not opt in
 
     assert jobs.send_weekly_digests() == {"sent": 1}

@@ -1,4 +1,5 @@
 """Webhook events converge: duplicated and reordered deliveries give the in-order final state."""
+
 from __future__ import annotations
 
 import copy
@@ -30,17 +31,24 @@ def add_tenant(site: Site, n: int) -> int:
     """Another tenant on the same fake site (the host accepts the same install secret)."""
     install = site.host.installs[site.auth.product]
     with site.db.session() as session:
-        tenant = Tenant(client_key=f"{install.client_key}-{n}", shared_secret=install.secret,
-                        base_url=site.host.base_url(site.auth.product), display_url=site.host.base_url(site.auth.product),
-                        product_type=site.auth.product)
+        tenant = Tenant(
+            client_key=f"{install.client_key}-{n}",
+            shared_secret=install.secret,
+            base_url=site.host.base_url(site.auth.product),
+            display_url=site.host.base_url(site.auth.product),
+            product_type=site.auth.product,
+        )
         session.add(tenant)
         session.flush()
         return tenant.id
 
 
 def host_view(site: Site, key: str) -> dict[str, Any]:
-    return site.client().request("GET", f"/rest/api/3/issue/{key}",
-                                 params={"fields": fetch.JIRA_FIELDS}).json()
+    return (
+        site.client()
+        .request("GET", f"/rest/api/3/issue/{key}", params={"fields": fetch.JIRA_FIELDS})
+        .json()
+    )
 
 
 def snapshot(issue: dict[str, Any], summary: str, updated: datetime) -> dict[str, Any]:
@@ -51,38 +59,78 @@ def snapshot(issue: dict[str, Any], summary: str, updated: datetime) -> dict[str
 
 def jira_script(site: Site) -> list[tuple[str, dict[str, Any], int]]:
     """Issue A edited and commented, B created then deleted, A linked to C."""
-    comment = {"id": "5", "author": {"accountId": "carol", "displayName": "Carol"},
-               "body": "Seen this too", "created": jira_time(T_A - timedelta(days=1))}
-    site.host.load_jira_issues([
-        v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(T_A),
-                 comment={"comments": [comment], "total": 1}),
-        v2_issue("AMQ-2", 1002, "Typo in docs", jira_time(T_B)),
-        v2_issue("AMQ-3", 1003, "Broker loses messages on restart", jira_time(T_A))])
+    comment = {
+        "id": "5",
+        "author": {"accountId": "carol", "displayName": "Carol"},
+        "body": "Seen this too",
+        "created": jira_time(T_A - timedelta(days=1)),
+    }
+    site.host.load_jira_issues(
+        [
+            v2_issue(
+                "AMQ-1",
+                1001,
+                "Broker drops messages",
+                jira_time(T_A),
+                comment={"comments": [comment], "total": 1},
+            ),
+            v2_issue("AMQ-2", 1002, "Typo in docs", jira_time(T_B)),
+            v2_issue("AMQ-3", 1003, "Broker loses messages on restart", jira_time(T_A)),
+        ]
+    )
     a, b = host_view(site, "AMQ-1"), host_view(site, "AMQ-2")
     first, second = T_A - timedelta(days=3), T_A - timedelta(days=2)
     return [
         ("jira:issue_created", {"issue": snapshot(a, "Messages vanish", first)}, ms(first)),
-        ("jira:issue_updated", {"issue": snapshot(a, "Messages vanish sometimes", second)}, ms(second)),
-        ("comment_created", {"comment": comment, "issue": {"id": "1001", "key": "AMQ-1"}},
-         ms(T_A - timedelta(days=1))),
+        (
+            "jira:issue_updated",
+            {"issue": snapshot(a, "Messages vanish sometimes", second)},
+            ms(second),
+        ),
+        (
+            "comment_created",
+            {"comment": comment, "issue": {"id": "1001", "key": "AMQ-1"}},
+            ms(T_A - timedelta(days=1)),
+        ),
         ("jira:issue_updated", {"issue": a}, ms(T_A)),
         ("jira:issue_created", {"issue": b}, ms(T_B)),
-        ("jira:issue_deleted", {"issue": {"id": "1002", "key": "AMQ-2"}}, ms(T_B + timedelta(days=1))),
-        ("issuelink_created", {"issueLink": {"id": 9, "sourceIssueId": 1001, "destinationIssueId": 1003,
-                                             "issueLinkType": {"name": "Relates"}}},
-         ms(T_A + timedelta(hours=1))),
+        (
+            "jira:issue_deleted",
+            {"issue": {"id": "1002", "key": "AMQ-2"}},
+            ms(T_B + timedelta(days=1)),
+        ),
+        (
+            "issuelink_created",
+            {
+                "issueLink": {
+                    "id": 9,
+                    "sourceIssueId": 1001,
+                    "destinationIssueId": 1003,
+                    "issueLinkType": {"name": "Relates"},
+                }
+            },
+            ms(T_A + timedelta(hours=1)),
+        ),
     ]
 
 
-def store_events(site: Site, tenant_id: int, product: str,
-                 script: list[tuple[str, dict[str, Any], int]]) -> list[int]:
+def store_events(
+    site: Site, tenant_id: int, product: str, script: list[tuple[str, dict[str, Any], int]]
+) -> list[int]:
     ids = []
     with site.db.session() as session:
         for n, (event_type, payload, ts) in enumerate(script):
             body = {**payload, "webhookEvent": event_type, "timestamp": ts}
             ref = jira_item_ref(body) if product == "jira" else confluence_item_ref(body)
-            row = WebhookEvent(tenant_id=tenant_id, event_key=f"k{n}", event_type=event_type,
-                               product=product, item_ref=ref, event_ts=ts, payload=body)
+            row = WebhookEvent(
+                tenant_id=tenant_id,
+                event_key=f"k{n}",
+                event_type=event_type,
+                product=product,
+                item_ref=ref,
+                event_ts=ts,
+                payload=body,
+            )
             session.add(row)
             session.flush()
             ids.append(row.id)
@@ -101,10 +149,18 @@ def final_state(site: Site, tenant_id: int) -> dict[str, Any]:
         items = session.scalars(select(Item).where(Item.tenant_id == tenant_id)).all()
         state = {}
         for item in items:
-            people = session.execute(select(Contribution.account_id, Contribution.role, Contribution.at)
-                                     .where(Contribution.item_id == item.id)).all()
-            state[item.key] = (item.title, item.text, item.comments_text, item.status,
-                               sorted((a, r, at.isoformat()) for a, r, at in people))
+            people = session.execute(
+                select(Contribution.account_id, Contribution.role, Contribution.at).where(
+                    Contribution.item_id == item.id
+                )
+            ).all()
+            state[item.key] = (
+                item.title,
+                item.text,
+                item.comments_text,
+                item.status,
+                sorted((a, r, at.isoformat()) for a, r, at in people),
+            )
         return state
 
 
@@ -118,7 +174,8 @@ def replay_shuffled(site: Site, product: str, script: list, seed: int) -> dict[s
 
 
 def test_jira_events_out_of_order_and_duplicated_converge_to_in_order_state(
-        database_url: str, make_site: Any) -> None:
+    database_url: str, make_site: Any
+) -> None:
     site = make_site(database_url)
     script = jira_script(site)
     process_all(site, store_events(site, site.tenant_id, "jira", script))
@@ -132,10 +189,16 @@ def test_jira_events_out_of_order_and_duplicated_converge_to_in_order_state(
 
 def confluence_script(site: Site) -> list[tuple[str, dict[str, Any], int]]:
     """A page created, edited, commented, trashed and restored."""
-    page = {"id": "777", "status": "current", "title": "Runbook", "spaceId": "1",
-            "authorId": "erin", "createdAt": "2024-01-01T00:00:00.000Z",
-            "version": {"number": 3, "authorId": "frank", "createdAt": "2024-03-01T00:00:00.000Z"},
-            "body": {"storage": {"representation": "storage", "value": "<p>Restart the broker</p>"}}}
+    page = {
+        "id": "777",
+        "status": "current",
+        "title": "Runbook",
+        "spaceId": "1",
+        "authorId": "erin",
+        "createdAt": "2024-01-01T00:00:00.000Z",
+        "version": {"number": 3, "authorId": "frank", "createdAt": "2024-03-01T00:00:00.000Z"},
+        "body": {"storage": {"representation": "storage", "value": "<p>Restart the broker</p>"}},
+    }
     site.host.load_confluence_pages([page])
     site.host.add_footer_comment("777", "dave", "<p>Worked for me</p>", "2024-03-02T00:00:00.000Z")
     ref = {"id": 777, "spaceKey": "TSC", "contentType": "page"}
@@ -143,15 +206,19 @@ def confluence_script(site: Site) -> list[tuple[str, dict[str, Any], int]]:
     return [
         ("page_created", {"page": ref}, base - 3000),
         ("page_updated", {"page": ref}, base),
-        ("comment_created", {"comment": {"id": 5, "creatorAccountId": "dave", "parent": ref}},
-         base + 1000),
+        (
+            "comment_created",
+            {"comment": {"id": 5, "creatorAccountId": "dave", "parent": ref}},
+            base + 1000,
+        ),
         ("page_trashed", {"page": ref}, base + 2000),
         ("page_restored", {"page": ref}, base + 3000),
     ]
 
 
 def test_confluence_events_out_of_order_and_duplicated_converge_to_in_order_state(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url, "confluence")
     script = confluence_script(site)
     process_all(site, store_events(site, site.tenant_id, "confluence", script))
@@ -172,13 +239,12 @@ def test_a_processed_event_is_not_applied_again(sqlite_url: str, make_site: Any)
         assert not events.process_event(session, ids[0], lambda tenant: client)
 
 
-def test_unknown_event_types_are_marked_processed_without_changes(sqlite_url: str,
-                                                                   make_site: Any) -> None:
+def test_unknown_event_types_are_marked_processed_without_changes(
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     ids = store_events(site, site.tenant_id, "jira", [("sprint_started", {"sprint": {"id": 1}}, 5)])
     process_all(site, ids)
     with site.db.session() as session:
         assert session.get(WebhookEvent, ids[0]).processed_at is not None
     assert final_state(site, site.tenant_id) == {}
-
-

