@@ -170,3 +170,26 @@ def test_install_requests_a_backfill_that_the_worker_runs_then_stores_suggestion
     assert status["status"] == "done" and status["items_done"] == count == len(keys)
     with site.db.session() as session:
         assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
+
+
+def test_cli_backfill_shows_progress_on_stderr_and_rejects_unknown_tenants(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-zookeeper", limit=150)
+    env = {**os.environ, "DATABASE_URL": site.database_url, "INFLOW_APP_KEY": site.host.app_key}
+    command = [sys.executable, "-m", "plugin.cli", "backfill", "--tenant"]
+    done = subprocess.run(
+        [*command, site.auth.client_key],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "150/150 items" in done.stderr and "backfill done: 150 items" in done.stderr
+    unknown = subprocess.run(
+        [*command, "no-such-site"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert unknown.returncode == 2 and "no tenant" in unknown.stderr
