@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
 from connect.lifecycle import set_lifecycle_handler
 from connect.webhooks import set_event_handler
 from jobs.core import redis_connection
 from jobs.pipeline import enqueue_backfill, enqueue_event
-from plugin.pipeline.backfill import request_backfill
+from plugin.pipeline.backfill import backfill_status, request_backfill
+
+
+def start_backfill(app: Flask, tenant_id: int, restart: bool = False) -> dict[str, Any]:
+    """Record a backfill request (install, admin page) and enqueue it; returns its status.
+
+    A queued or running backfill is left as it is; a failed one resumes from its checkpoint.
+    Without Redis the request stays recorded and the outbox relay enqueues it later.
+    """
+    with app.extensions["inflow.db"].session() as session:
+        request_backfill(session, tenant_id, restart=restart)
+        status = backfill_status(session, tenant_id)
+    url = app.extensions.get("inflow.redis_url")
+    if url:
+        enqueue_backfill(redis_connection(url), tenant_id)
+    return status
 
 
 def init_app(app: Flask) -> None:
@@ -21,13 +38,8 @@ def init_app(app: Flask) -> None:
             enqueue_event(redis_connection(url), event_id)
 
     def on_lifecycle(event: str, tenant_id: int) -> None:
-        if event != "installed":
-            return
-        with app.extensions["inflow.db"].session() as session:
-            request_backfill(session, tenant_id)
-        url = app.extensions.get("inflow.redis_url")
-        if url:  # without Redis the relay enqueues the requested backfill later
-            enqueue_backfill(redis_connection(url), tenant_id)
+        if event == "installed":
+            start_backfill(app, tenant_id)
 
     set_event_handler(app, on_event)
     set_lifecycle_handler(app, on_lifecycle)
