@@ -46,6 +46,7 @@ class Size:
     backfill_issues: int = 5_000
     ace_seconds: int = 15
     ace_rate: int = 200
+    ace_urls: int = 200
     scaling_steps: tuple[int, ...] = (10_000, 100_000)
     scaling_full_step: int = 1_000_000
     tenants: int = 1_000
@@ -55,7 +56,7 @@ class Size:
 
 DEFAULT = Size()
 TINY = Size(items=60, queries=5, updates=5, panel_requests=10, pipeline_events=20,
-            latency_samples=3, backfill_issues=40, ace_seconds=1, ace_rate=20,
+            latency_samples=3, backfill_issues=40, ace_seconds=1, ace_rate=20, ace_urls=6,
             scaling_steps=(20, 40), scaling_full_step=80, tenants=3, tenant_items=15, tiny=True)
 
 

@@ -1,0 +1,116 @@
+"""A small open-loop HTTP load generator: requests leave on a fixed schedule whatever the server does.
+
+wrk (closed loop) waits for each response before sending the next request on a connection, so a
+slow server is sent less and its queueing never shows in the latencies ("coordinated omission").
+Here request i is due at start + i/rate, and its latency is measured from that due time, so
+queueing behind a slow response counts. Keep-alive connections are pooled; a new one is opened
+when every pooled one is busy.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class OpenLoopResult:
+    """Latencies (s) of completed requests, plus what went wrong."""
+
+    latencies: list[float] = field(default_factory=list)
+    non_2xx: int = 0
+    errors: int = 0
+    sent: int = 0
+    seconds: float = 0.0
+    max_connections: int = 0
+
+
+class _Pool:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle:
+            return self.idle.pop()
+        self.opened += 1
+        return await asyncio.open_connection(self.host, self.port)
+
+    def give(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+        self.idle.append(conn)
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+async def _exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes) -> int:
+    """Send one request and read the whole response (Content-Length bodies); returns the status."""
+    reader, writer = conn
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == "transfer-encoding":
+            raise ValueError("chunked responses are not supported by this generator")
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds: float,
+               timeout: float) -> OpenLoopResult:
+    result = OpenLoopResult()
+    pool = _Pool(host, port)
+    total = int(rate * seconds)
+    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in paths]
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        conn = None
+        try:
+            conn = await pool.take()
+            status = await asyncio.wait_for(_exchange(conn, requests[i % len(requests)]), timeout)
+            result.latencies.append(loop.time() - due)
+            result.non_2xx += not 200 <= status < 300
+            pool.give(conn)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+            result.errors += 1
+            if conn is not None:
+                conn[1].close()
+
+    tasks = []
+    for i in range(total):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+        result.sent += 1
+    await asyncio.gather(*tasks)
+    result.seconds = loop.time() - start
+    result.max_connections = pool.opened
+    pool.close()
+    return result
+
+
+def open_loop(base_url: str, paths: Sequence[str], rate: float, seconds: float,
+              timeout: float = 10.0) -> OpenLoopResult:
+    """GET `paths` round-robin at `rate` requests/s for `seconds`, open loop."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    t0 = time.perf_counter()
+    result = asyncio.run(_run(parts.hostname or "127.0.0.1", parts.port or 80, paths, rate, seconds, timeout))
+    result.seconds = time.perf_counter() - t0
+    return result
