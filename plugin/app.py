@@ -33,4 +33,5 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     plugin.hooks.init_app(app)
     plugin.web.init_app(app)
     plugin.health.init_app(app)
+    import plugin.openapi; plugin.openapi.init_app(app)  # noqa: E702  (GET /api/openapi.json)
     return app
