@@ -45,7 +45,7 @@ def macro(macro: str) -> Any:
         return error_page("No such macro.", 404)
     heading = HEADINGS[macro]
     if request.args.get("outputType", "display").lower() not in INTERACTIVE_OUTPUTS:
-        return render("confluence/export.html", heading=heading, what=heading.lower())
+        return render("confluence/unavailable.html", heading=heading, what=heading.lower())
     page_id, space = _page_id(), request.args.get("spaceKey") or None
     context: dict[str, Any] = {}
     try:
@@ -69,7 +69,7 @@ def macro(macro: str) -> Any:
 def macro_export() -> Any:
     """Static storage-format XHTML Confluence embeds in exports of a macro."""
     heading = HEADINGS.get(request.args.get("macro", ""), "Inflow")
-    return render("confluence/export.html", heading=heading, what=heading.lower())
+    return "<p>" + render("confluence/export.html", heading=heading, what=heading.lower()) + "</p>"
 
 
 @bp.get("/byline")

@@ -15,7 +15,10 @@ from werkzeug.serving import make_server
 from connect.db import Database
 from connect.impersonation import TOKENS
 from plugin.services.permissions import CACHE
-from tests.conftest import ROOT, TenantAuth, build_app
+from plugin.content.normalize import confluence_page_to_doc
+from plugin.matching.store import remember_people, upsert_item
+from tests.conftest import ROOT, TenantAuth, build_app, install_tenant
+from tests.fakehost import data
 from tests.fakehost.server import FakeHost
 from tests.jwt_helpers import host_token, signed_url
 from tests.panels.conftest import activemq_issues, adopt_fake_host, seeded_database  # noqa: F401
@@ -46,11 +49,17 @@ class Stack:
     url: str
     db: Database
     host: FakeHost
-    tenant: TenantAuth
+    tenants: dict[str, TenantAuth]
     keys: list[str]
+    page_ids: list[str] = field(default_factory=list)
+    product: str = "jira"
     viewer: str = "aco"
     mode: str = "light"
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant(self) -> TenantAuth:
+        """The installation the host page is currently acting for (Jira or Confluence)."""
+        return self.tenants[self.product]
 
     def ap_stub(self) -> str:
         """all.js as the test serves it: a fresh context JWT for the current viewer."""
@@ -62,6 +71,26 @@ class Stack:
         """The iframe URL as the host signs it for the viewer."""
         return signed_url(self.tenant.client_key, self.tenant.secret, "GET", self.url + path,
                           sub=self.viewer)
+
+
+PAGES = 200
+
+
+def _wiki(db: Database, host: FakeHost) -> TenantAuth:
+    """The fake site's Confluence installed too, with some Hyperledger pages learned."""
+    pages = data.confluence_pages()[:PAGES]
+    host.load_confluence_pages(pages)
+    install_tenant(db, "confluence", base_url="https://seed.atlassian.net/wiki")
+    tenant = adopt_fake_host(db, host, "confluence")
+    spaces = {space["id"]: space["key"] for space in data.confluence_spaces()}
+    with db.session() as session:
+        for page in pages:
+            upsert_item(session, tenant.tenant_id, confluence_page_to_doc(
+                page, tenant.base_url, space_key=spaces.get(page.get("spaceId"))))
+        # Pages carry only account ids; names come from the site's users, as the pipeline's do.
+        remember_people(session, tenant.tenant_id,
+                        [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
+    return tenant
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +108,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     app = build_app(f"sqlite:///{path}", INFLOW_APP_KEY=host.app_key)
     db: Database = app.extensions["inflow.db"]
     host.load_jira_issues(activemq_issues)
-    tenant = adopt_fake_host(db, host)
+    tenants = {"jira": adopt_fake_host(db, host), "confluence": _wiki(db, host)}
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Stack(f"http://127.0.0.1:{server.server_port}", db, host, tenant,
-                    seeded_database[1])
+        yield Stack(f"http://127.0.0.1:{server.server_port}", db, host, tenants,
+                    seeded_database[1], [str(p["id"]) for p in data.confluence_pages()[:PAGES]])
     finally:
         server.shutdown()
         thread.join(5)

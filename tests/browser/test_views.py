@@ -137,3 +137,36 @@ def test_every_view_has_no_serious_accessibility_violations(audit_page: Any, sta
             shoot(audit_page, f"{mode}-{name}")
     finally:
         stack.mode = "light"
+
+
+CONFLUENCE_VIEWS = {
+    "macro-experts": "/confluence/macros/experts?pageId={page}&spaceKey=TSC&outputType=display",
+    "macro-related": "/confluence/macros/related?pageId={page}&spaceKey=TSC&outputType=display",
+    "macro-contributors": "/confluence/macros/contributors?pageId={page}&spaceKey=TSC"
+                          "&outputType=display",
+    "macro-recognition": "/confluence/macros/recognition?pageId={page}&spaceKey=TSC&scope=site"
+                         "&period=month&outputType=display",
+    "macro-pdf": "/confluence/macros/related?pageId={page}&spaceKey=TSC&outputType=pdf",
+    "byline": "/confluence/byline?pageId={page}",
+    "me": "/confluence/me",
+}
+
+
+def test_confluence_views_work_and_pass_axe(audit_page: Any, stack: Stack) -> None:
+    stack.product = "confluence"
+    try:
+        page = stack.page_ids[-1]
+        frame = audit_page.open_view(CONFLUENCE_VIEWS["macro-contributors"].format(page=page),
+                                     width=700)
+        frame.get_by_role("button", name="Thank").first.click()
+        frame.get_by_role("button", name="Send thanks").first.click()
+        frame.locator(".status", has_text="Thanks sent.").first.wait_for()
+        for name, path in CONFLUENCE_VIEWS.items():
+            audit_page.open_view(path.format(page=page), width=700, height=900)
+            assert run_axe(audit_page) == [], name
+            shoot(audit_page, f"confluence-{name}")
+    finally:
+        stack.product = "jira"
+    with stack.db.session() as session:
+        kudos = session.scalars(select(Kudos).where(Kudos.source == "confluence")).one()
+        assert kudos.item_key == page and kudos.space

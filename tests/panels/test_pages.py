@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from plugin.content.normalize import jira_issue_to_doc
-from plugin.matching.store import upsert_item
+from plugin.matching.store import remember_people, upsert_item
 from tests.panels.conftest import Site, adopt_fake_host
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -91,6 +91,8 @@ def wiki(site: Site) -> Site:
         for page in pages:
             upsert_item(session, tenant.tenant_id, confluence_page_to_doc(
                 page, tenant.base_url, space_key=spaces.get(page.get("spaceId"))))
+        remember_people(session, tenant.tenant_id,
+                        [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
     site.tenant = tenant
     site.keys = [str(p["id"]) for p in pages]
     return site

@@ -1,0 +1,33 @@
+"""Panels read precomputed suggestions and still filter them for the viewer at read time."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from plugin.matching.precompute import refresh_suggestions, stored_suggestions
+from plugin.matching.store import get_item
+from plugin.models.content import StoredSuggestion
+from plugin.services.permissions import CACHE
+from tests.panels.conftest import Site
+
+
+def test_panels_serve_stored_suggestions_rechecked_for_the_viewer(site: Site) -> None:
+    key = site.keys[-1]
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        refresh_suggestions(session, site.tenant.tenant_id, item.id)
+        stored = stored_suggestions(session, site.tenant.tenant_id, item.id)
+        # Keep three stored reuse entries: the panel must show exactly these, not a fresh query.
+        row = session.scalars(select(StoredSuggestion).where(
+            StoredSuggestion.item_id == item.id, StoredSuggestion.kind == "reuse")).one()
+        row.payload = row.payload[:3]
+    kept = [s.key for s in stored["reuse"][:3]]
+    shown = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
+    assert [s["key"] for s in shown] == kept
+    site.host.deny("aco", kept[0])
+    CACHE.clear()
+    shown = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
+    assert [s["key"] for s in shown] == kept[1:]
+    experts = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+    assert experts
+    assert all(kept[0] != ev["key"] for e in experts for ev in e["evidence"])
+    assert "aco" not in [e["account_id"] for e in experts]  # never suggested to themselves
