@@ -16,5 +16,7 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("INFLOW_LOG_LEVEL", "info").lower()
 proc_name = "inflow-web"
+# gunicorn's control socket has one default path per user, which several instances would share.
+control_socket_disable = True
 # Trust X-Forwarded-* only from the local tunnel or proxy unless told otherwise.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-INFLOW = [sys.executable, "-m", "plugin.runtime_cli"]  # the installed console script
+INFLOW = [str(Path(sys.executable).parent / "inflow")]  # the installed console script
 
 
 def base_env(**extra: str) -> dict[str, str]:
