@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import requests
 
+from connect.host_client import HostError
+
 TTL_SECONDS = 60.0
 
 
@@ -110,7 +112,12 @@ def visible_to(client: Requester, tenant_id: int, account_id: str | None,
 
 
 def _project_id(client: Requester, project_key: str) -> int | None:
-    response = client.request("GET", f"/rest/api/3/project/{project_key}")
+    try:
+        response = client.request("GET", f"/rest/api/3/project/{project_key}")
+    except HostError as exc:
+        if exc.status == 404:  # no such project: nobody administers it
+            return None
+        raise
     project_id = response.json().get("id")
     return int(project_id) if str(project_id).isdigit() else None
 
@@ -120,9 +127,11 @@ def is_project_admin(client: Requester, account_id: str | None, project_key: str
     if not account_id:
         return False
     project_id = _project_id(client, project_key)
+    if project_id is None:
+        return False
     body: dict[str, Any] = {"accountId": account_id, "globalPermissions": ["ADMINISTER"],
                             "projectPermissions": [{"permissions": ["ADMINISTER_PROJECTS"],
-                                                    "projects": [project_id] if project_id else []}]}
+                                                    "projects": [project_id]}]}
     data = client.request("POST", "/rest/api/3/permissions/check", json=body).json()
     if "ADMINISTER" in data.get("globalPermissions", []):
         return True

@@ -130,3 +130,25 @@ def test_thanks_on_a_confluence_page_count_on_the_space_board(wiki: Site) -> Non
     html = wiki.page(f"/confluence/macros/recognition?pageId={page}&scope=site&period=week"
                      "&outputType=display").get_data(True)
     assert "1 kudos" in html and "Whole site" in html
+
+
+def test_asking_on_a_confluence_page_posts_a_footer_comment_as_the_user(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    author = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()[
+        "contributors"][0]["account_id"]
+    response = wiki.post("/api/questions", {"source": "confluence", "key": page,
+                                            "expert_account_id": author,
+                                            "text": "Is this page still current?"}, sub="aco")
+    assert response.status_code == 201, response.get_json()
+    [comment] = wiki.host.comments(page)
+    assert comment["version"]["authorId"] == "aco"
+    storage = comment["body"]["storage"]["value"]
+    assert f'<ri:user ri:account-id="{author}" />' in storage
+    assert "Is this page still current?" in storage
+
+
+def test_the_admin_tab_for_an_unknown_project_is_refused(site: Site) -> None:
+    site.host.set_project_admin("chirino", "AMQ")
+    response = site.page("/jira/admin?projectKey=NOPE", sub="chirino")
+    assert response.status_code == 403
+    assert site.get("/api/admin/projects/NOPE/settings", sub="chirino").status_code == 403
