@@ -1,4 +1,4 @@
-"""gunicorn settings for `inflow web` and `inflow serve`; every value can be set from the environment."""
+"""gunicorn settings for `inflow web` and `inflow serve`, overridable from the environment."""
 from __future__ import annotations
 
 import os

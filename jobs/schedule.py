@@ -1,4 +1,4 @@
-"""The periodic jobs, declared as data; `jobs.scheduling` keeps rq's scheduler in step with this list."""
+"""The periodic jobs, declared as data; `jobs.scheduling` keeps rq's scheduler in step with it."""
 from __future__ import annotations
 
 from jobs.scheduling import PeriodicJob

@@ -1,10 +1,11 @@
 """Periodic jobs declared as data, run by rq's scheduler under deterministic ids.
 
 Time is cut into slots of `interval_seconds` (aligned to the Unix epoch). The run of job `relay`
-for slot N has the id `periodic-relay-N` (rq allows only letters, digits, `_` and `-`) and is scheduled for the start of that slot. Each run
-first schedules the next slot's run, then does its work, so a failing run never breaks the
-chain; the deterministic ids make scheduling idempotent, so any number of workers reconciling
-at start (or runs racing) still leave exactly one run per slot.
+for slot N has the id `periodic-relay-N` (rq allows only letters, digits, `_` and `-` in ids)
+and is scheduled for the start of that slot. Each run first schedules the next slot's run, then
+does its work, so a failing run never breaks the chain; the deterministic ids make scheduling
+idempotent, so any number of workers reconciling at start (or runs racing) still leave exactly
+one run per slot.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -67,7 +68,7 @@ def resolve(func_path: str) -> Callable[[], Any]:
 def schedule_run(connection: Redis, periodic: PeriodicJob, slot: int) -> bool:
     """Schedule the run of `slot` at the slot's start; False if that run already exists."""
     queue = get_queue(connection, periodic.queue)
-    when = datetime.fromtimestamp(slot * periodic.interval_seconds, timezone.utc)
+    when = datetime.fromtimestamp(slot * periodic.interval_seconds, UTC)
     try:
         queue.enqueue_at(when, run_periodic, asdict(periodic), job_id=run_id(periodic.id, slot),
                          unique=True, job_timeout=periodic.timeout_seconds,

@@ -47,7 +47,8 @@ def check_redis(redis_url: str | None) -> dict[str, Any]:
 @bp.get("/healthz")
 def healthz() -> Any:
     """The health report; load balancers only need the status code."""
-    checks = {"database": check_database(), "redis": check_redis(current_app.config.get("REDIS_URL"))}
+    redis_url = current_app.config.get("REDIS_URL")
+    checks = {"database": check_database(), "redis": check_redis(redis_url)}
     healthy = all(check["ok"] for check in checks.values())
     body = {"status": "ok" if healthy else "unavailable", **checks}
     return jsonify(body), 200 if healthy else 503

@@ -31,11 +31,13 @@ def _embedded_url_file() -> Path:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the runtime subcommands."""
-    serve = subparsers.add_parser("serve", help="all in one: migrate, Valkey if needed, web and worker")
+    serve = subparsers.add_parser(
+        "serve", help="all in one: migrate, Valkey if needed, web and worker")
     serve.set_defaults(func=cmd_serve)
     web = subparsers.add_parser("web", help="the gunicorn web server on 0.0.0.0:$PORT")
     web.set_defaults(func=cmd_web)
-    worker = subparsers.add_parser("worker", help="an rq worker with rq's scheduler (needs REDIS_URL)")
+    worker = subparsers.add_parser(
+        "worker", help="an rq worker with rq's scheduler (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     worker.add_argument("--name", help="worker name (default: inflow.<host>.<pid>)")
     worker.add_argument("--schedule", default="jobs.schedule:PERIODIC_JOBS",
@@ -55,14 +57,17 @@ def _setup_logging() -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database schema."""
+    _setup_logging()
+    _migrate(Settings.from_env().database_url, args.revision)
+    return 0
+
+
+def _migrate(database_url: str, revision: str = "head") -> None:
     from plugin import migrations
 
-    _setup_logging()
-    settings = Settings.from_env()
     if not migrations.has_revisions():
         log.warning("no migrations in %s yet: run `make migration`", migrations.MIGRATIONS_DIR)
-    migrations.upgrade(settings.database_url, args.revision)
-    return 0
+    migrations.upgrade(database_url, revision)
 
 
 def cmd_web(_args: argparse.Namespace) -> int:
@@ -102,34 +107,34 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_serve(_args: argparse.Namespace) -> int:
     """Migrate, then run Valkey (when REDIS_URL is unset), gunicorn and the worker together."""
-    from plugin import migrations
-
     _setup_logging()
     settings = Settings.from_env()
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
-    migrations.upgrade(settings.database_url)
+    _migrate(settings.database_url)
     env = dict(os.environ)
     try:
         if not settings.redis_url:
             env["REDIS_URL"] = _start_valkey(supervisor, env)
-        if not supervisor.signals:
-            _start_app(supervisor, env)
-            return supervisor.run()
-        supervisor.stop_all()
-        return 0
+        if supervisor.signals:  # Ctrl-C while starting
+            supervisor.stop_all()
+            return 0
+        _start_app(supervisor, env)
+        return supervisor.run()
     except BaseException:
         supervisor.stop_all()
         raise
     finally:
-        _embedded_url_file().unlink(missing_ok=True)
+        if not settings.redis_url:
+            _embedded_url_file().unlink(missing_ok=True)
 
 
 def _start_app(supervisor: Supervisor, env: dict[str, str]) -> None:
     web = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
     supervisor.spawn("web", web, env, tier=1)
     supervisor.spawn("worker", [sys.executable, "-m", "plugin.runtime_cli", "worker"], env, tier=1)
-    log.info("Inflow on http://0.0.0.0:%s (REDIS_URL %s)", env.get("PORT", "8000"), env["REDIS_URL"])
+    log.info("Inflow on http://0.0.0.0:%s (REDIS_URL %s)",
+             env.get("PORT", "8000"), env["REDIS_URL"])
 
 
 def _start_valkey(supervisor: Supervisor, env: dict[str, str]) -> str:

@@ -19,8 +19,10 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     cells = [[str(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    lines = [title, "  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    def line(values: Sequence[str]) -> str:
+        return "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    lines = [title, line(headers), *(line(row) for row in cells)]
     if not cells:
         lines.append("  (none)")
     return "\n".join(lines)
@@ -40,10 +42,10 @@ def _fetch(connection: Redis, job_id: str) -> Job | None:
 
 
 def func_label(job: Job) -> str:
-    """The function a job runs; for a periodic run, the periodic function rather than the wrapper."""
+    """The function a job runs; for a periodic run, the periodic function, not the wrapper."""
     if job.func_name == "jobs.scheduling.run_periodic" and job.args:
         return f"{job.args[0].get('func_path')} (periodic)"
-    return job.func_name
+    return job.func_name or "?"
 
 
 def queues_table(connection: Redis) -> str:
@@ -83,7 +85,8 @@ def failed_table(connection: Redis) -> str:
             if job is None:
                 continue
             result = job.latest_result()
-            rows.append((job_id, func_label(job), exception_line(result.exc_string if result else None)))
+            exc_string = result.exc_string if result else None
+            rows.append((job_id, func_label(job), exception_line(exc_string)))
     return table("Failed jobs", ("id", "func", "exception"), rows)
 
 

@@ -1,4 +1,4 @@
-"""The embedded Valkey of `inflow serve`, run as its own process (`python -m plugin.runtime.valkey`).
+"""The embedded Valkey of `inflow serve`, as its own process: `python -m plugin.runtime.valkey`.
 
 It runs apart from serve so that a Ctrl-C at the terminal (which signals serve's whole process
 group) does not stop Valkey before the web server and the worker have shut down; serve stops it

@@ -57,7 +57,8 @@ def descendants(pid: int) -> set[int]:
     return {p for p in found if alive(p)}
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, poll: float = 0.2) -> object:
+def wait_for(predicate: Callable[[], object], timeout: float, what: str,
+             poll: float = 0.2) -> object:
     """Poll until `predicate()` is truthy; fail the test with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

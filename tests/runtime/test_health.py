@@ -16,7 +16,8 @@ def client_for(database_url: str, redis_url: str | None) -> FlaskClient:
     return app.test_client()
 
 
-def test_healthy_with_database_and_redis_reports_queue_depth(tmp_path: Path, redis_url: str) -> None:
+def test_healthy_with_database_and_redis_reports_queue_depth(tmp_path: Path,
+                                                              redis_url: str) -> None:
     enqueue(redis_url, "tests.runtime.periodic_funcs.tick", job_id="health-probe")
     response = client_for(f"sqlite:///{tmp_path / 'h.db'}", redis_url).get("/healthz")
     assert response.status_code == 200

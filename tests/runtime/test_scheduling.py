@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from datetime import timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -144,7 +144,8 @@ def test_a_failing_periodic_job_keeps_its_schedule(running_worker: RunningWorker
     assert any(i.startswith("periodic-boom-") for i in scheduled_ids(conn))
 
 
-def test_status_shows_queues_workers_scheduled_and_failed_jobs(running_worker: RunningWorker) -> None:
+def test_status_shows_queues_workers_scheduled_and_failed_jobs(
+        running_worker: RunningWorker) -> None:
     conn = redis.Redis.from_url(running_worker.redis_url)
     wait_for(lambda: get_queue(conn).failed_job_registry.count >= 1, 20, "a failed run")
     get_queue(conn).enqueue_in(timedelta(hours=1), periodic_funcs.tick, job_id="status-probe")

@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.runtime.helpers import (INFLOW, ROOT, alive, base_env, descendants, parent,
-                                   wait_for)
+from tests.runtime.helpers import INFLOW, ROOT, alive, base_env, descendants, parent, wait_for
 
 # wrapper + valkey-server, gunicorn master + 2 workers, rq worker + its scheduler process
 EXPECTED_PROCESSES = 7
@@ -75,7 +74,8 @@ def test_serve_answers_health_and_both_descriptors(served: Served) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_serve_and_every_child_within_bounded_time(served: Served, signum: int) -> None:
+def test_signal_stops_serve_and_every_child_within_bounded_time(served: Served,
+                                                                signum: int) -> None:
     children = descendants(served.proc.pid)
     assert len(children) >= EXPECTED_PROCESSES
     served.proc.send_signal(signum)
