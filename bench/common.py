@@ -13,7 +13,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("INFLOW_SHARED", ROOT.parent / "shared"))
-WORK = Path(os.environ.get("INFLOW_BENCH_WORK", ROOT / "instance" / "bench"))
+
+
+def work_dir() -> Path:
+    """Where benchmarks keep databases, logs and the seeded-database cache (INFLOW_BENCH_WORK)."""
+    path = Path(os.environ.get("INFLOW_BENCH_WORK") or ROOT / "instance" / "bench")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @dataclass
@@ -55,9 +61,10 @@ class Size:
 
 
 DEFAULT = Size()
-TINY = Size(items=60, queries=5, updates=5, panel_requests=10, pipeline_events=20,
-            latency_samples=3, backfill_issues=40, ace_seconds=1, ace_rate=20, ace_urls=6,
-            scaling_steps=(20, 40), scaling_full_step=80, tenants=3, tenant_items=15, tiny=True)
+# Small enough for the smoke test: every code path runs, no figure means anything.
+TINY = Size(items=40, queries=3, updates=3, panel_requests=3, pipeline_events=2,
+            latency_samples=1, backfill_issues=20, ace_seconds=1, ace_rate=10, ace_urls=3,
+            scaling_steps=(20,), scaling_full_step=40, tenants=2, tenant_items=10, tiny=True)
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float]:

@@ -72,7 +72,7 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
                          note="suggest_reuse + suggest_experts for a stored item, warm index")
     rows += latency_rows(NAME, f"{label} incremental update of one item", _updates(db, tenant.id, size),
                          target_ms=20, note="upsert_item + commit + index sync of the change")
-    probe = run_probe(url, [tenant.id], min(size.queries, 50))
+    probe = run_probe(url, [tenant.id], min(size.queries, 50), fresh=not size.tiny)
     rows.append(Row(NAME, f"{label} resident memory, serving process at {n}", round(probe["rss_mb"], 1),
                     "MiB", note=f"fresh process: index load {probe['load_s']:.1f} s + "
                                 f"{len(probe['samples'])} queries (baseline {probe['base_rss_mb']:.0f} MiB)",

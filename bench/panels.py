@@ -44,7 +44,7 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
         with valkey() as redis_url:
             env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "INFLOW_BASE_URL": "https://inflow.bench",
                    "INFLOW_AUTH_SERVER_URL": site.url, "INFLOW_LOG_LEVEL": "warning"}
-            with gunicorn(env, workers=2) as (base, proc):
+            with gunicorn(env, workers=1 if size.tiny else 2) as (base, proc):
                 return _measure(base, proc, tenant, size, label)
     finally:
         site.stop()
@@ -61,7 +61,7 @@ def _measure(base: str, proc, tenant, size: Size, label: str) -> list[Row]:
     client = Client(base)
     n = f"{size.items:,}"
     cold = _timed_get(client, _panel_path(tenant, "reuse", 0, 0))
-    for i in range(12):  # every gunicorn worker builds its index once; not what a view costs
+    for i in range(2 if size.tiny else 12):  # each gunicorn worker builds its index once: not a view's cost
         _timed_get(client, _panel_path(tenant, PANELS[i % 3], rng.randrange(size.items), i % VIEWERS))
         client.close()
     rows = [Row(NAME, f"{label} first panel of a cold web worker", round(cold * 1000, 1), "ms",

@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import corpus
-from bench.common import ROOT, WORK, log, stopwatch
+from bench.common import ROOT, log, stopwatch, work_dir
 
 BATCH = 500  # items per upsert_items call and commit, as a backfill page stores them
 # Files whose change makes a cached seeded database stale.
 SCHEMA_SOURCES = ("plugin/models", "plugin/matching", "plugin/content", "connect/models.py",
-                  "connect/db.py", "bench/corpus.py", "bench/seed.py")
+                  "connect/db.py", "bench/corpus.py")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def code_fingerprint() -> str:
 
 
 def cache_path(count: int, seed: int = 1) -> Path:
-    return WORK / "cache" / f"items-{count}-s{seed}-{code_fingerprint()}.db"
+    return work_dir() / "cache" / f"items-{count}-s{seed}-{code_fingerprint()}.db"
 
 
 def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1) -> None:
@@ -153,7 +153,7 @@ def _copy_sqlite(source: Path, dest: Path) -> None:
 
 def fresh_dir(name: str) -> Path:
     """An empty folder under the bench work folder."""
-    path = WORK / name
+    path = work_dir() / name
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path

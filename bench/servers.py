@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ROOT, WORK, log
+from bench.common import ROOT, log, work_dir
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -188,5 +188,4 @@ def start_worker(env: dict[str, str], cores: str | None = None, burst: bool = Fa
 
 
 def _work() -> Path:
-    WORK.mkdir(parents=True, exist_ok=True)
-    return WORK
+    return work_dir()
