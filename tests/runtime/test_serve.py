@@ -14,8 +14,8 @@ import requests
 from tests.conftest import free_port
 from tests.runtime.helpers import INFLOW, ROOT, alive, base_env, descendants, parent, wait_for
 
-# wrapper + valkey-server, gunicorn master + 2 workers, rq worker + its scheduler process
-EXPECTED_PROCESSES = 7
+# wrapper + valkey-server, gunicorn master + its worker, rq worker + its scheduler process
+EXPECTED_PROCESSES = 6
 
 
 @dataclass
@@ -40,7 +40,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     """`inflow serve` on a free port, a fresh SQLite file and its own embedded Valkey."""
     port = free_port()
     env = base_env(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'inflow.db'}",
-                   INFLOW_VALKEY_DIR=str(tmp_path / "valkey"), WEB_CONCURRENCY="2",
+                   INFLOW_VALKEY_DIR=str(tmp_path / "valkey"), WEB_CONCURRENCY="1",
                    INFLOW_BASE_URL=f"http://127.0.0.1:{port}")
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
