@@ -133,6 +133,7 @@
         document.querySelectorAll('[data-group="' + group + '"]').forEach(function (b) { b.setAttribute("aria-pressed", String(b === btn)); });
       }
       var doneName = btn.getAttribute("data-done");
+      if (data.link_type) { btn.textContent = data.link_type === "duplicate" ? "Linked as duplicate" : "Linked as related"; btn.setAttribute("data-done", "linked"); }
       var text = doneName ? done[doneName](btn, data) : (data.link_type ? "Linked " + data.key + " to " + data.target_key + "." : "Thanks for the feedback.");
       setStatus(row, text);
     }).catch(function (e) { setStatus(row, e.message, true); })
