@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 PREFIX = "periodic"
 RESULT_TTL = 600          # finished runs are only interesting briefly
-FAILURE_TTL = 7 * 24 * 3600  # failed runs stay visible in `inflow status` for a week
+# Failed runs stay visible in `inflow status` for a day; a job failing every 30 s for a week
+# would otherwise pile up thousands of tracebacks in Redis.
+FAILURE_TTL = 24 * 3600
 
 
 @dataclass(frozen=True)
