@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     jobs.init_app(app)
     plugin.hooks.init_app(app)
     plugin.web.init_app(app)
+    import plugin.metrics; plugin.metrics.init_app(app)  # noqa: E702  (GET /metrics, request timing)
     plugin.health.init_app(app)
     import plugin.openapi; plugin.openapi.init_app(app)  # noqa: E702  (GET /api/openapi.json)
     return app
