@@ -24,7 +24,7 @@ def panel_data(session: Any, panel: str, source: str, key: str, project: str | N
     if panel == "reuse":
         return panels.reuse(session, tenant_id, source, key, project, viewer, visible(),
                             fetcher(source, key))
-    return panels.contributors(session, tenant_id, source, key, project, viewer)
+    return panels.contributors(session, tenant_id, source, key, project, viewer, visible())
 
 
 @bp.get("/<source>/<key>/<panel>")

@@ -31,12 +31,14 @@ def _plain(value: Any) -> dict[str, Any]:
     return asdict(value) if is_dataclass(value) else dict(value)
 
 
-def _target(session: Session, tenant_id: int, source: str, key: str,
-            fetch: Fetch | None) -> Item | ItemDoc | None:
-    item = get_item(session, tenant_id, source, key)
+def _target(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
+            visible: Visible) -> Item | ItemDoc | None:
+    """The item a panel is about, or None when unknown or hidden from this viewer."""
+    item: Item | ItemDoc | None = get_item(session, tenant_id, source, key)
     if item is None and fetch is not None:
-        return fetch()
-    return item
+        item = fetch()
+    # The API takes any key: nothing about an item the viewer may not see may come back.
+    return item if item is not None and visible([item]) else None
 
 
 def _item_summary(target: Item | ItemDoc | None) -> dict[str, Any] | None:
@@ -59,7 +61,7 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
             topic: str | None = None, record: bool = True) -> dict[str, Any]:
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     settings = project_settings(session, tenant_id, project)
-    target = _target(session, tenant_id, source, key, fetch)
+    target = _target(session, tenant_id, source, key, fetch, visible)
     found = _expert_candidates(session, tenant_id, target, topic, viewer, visible, eligible)
     people = [{**_plain(e), "summary": _summary(e, source)} for e in found]
     if not settings["privacy"]["show_evidence"]:
@@ -69,7 +71,7 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
         _record_view(session, tenant_id, "experts", source, key, project, viewer, len(people))
     return {"panel": "experts", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["experts"], "experts": people,
-            "questions": question_list(session, tenant_id, source, key),
+            "questions": question_list(session, tenant_id, source, key) if target else [],
             "empty_reason": None if people else _experts_empty_reason(target)}
 
 
@@ -165,7 +167,7 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
           viewer: str | None, visible: Visible, fetch: Fetch | None = None) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
-    target = _target(session, tenant_id, source, key, fetch)
+    target = _target(session, tenant_id, source, key, fetch, visible)
     found = _reuse_candidates(session, tenant_id, target, visible)
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
@@ -215,13 +217,14 @@ def _contributors(session: Session, tenant_id: int, item: Item) -> list[dict[str
 
 
 def contributors(session: Session, tenant_id: int, source: str, key: str, project: str | None,
-                 viewer: str | None, now: datetime | None = None) -> dict[str, Any]:
+                 viewer: str | None, visible: Visible,
+                 now: datetime | None = None) -> dict[str, Any]:
     """Who contributed and how, the thanks given here, and the viewer's own impact."""
     now = now or utcnow()
     settings = project_settings(session, tenant_id, project)
-    item = get_item(session, tenant_id, source, key)
-    people = _contributors(session, tenant_id, item) if item is not None else []
-    thanks = recognition.kudos_on(session, tenant_id, source, key)
+    item = _target(session, tenant_id, source, key, None, visible)
+    people = _contributors(session, tenant_id, item) if isinstance(item, Item) else []
+    thanks = recognition.kudos_on(session, tenant_id, source, key) if item is not None else []
     names = names_of(session, tenant_id, {k.from_account_id for k in thanks}
                      | {k.to_account_id for k in thanks})
     public = settings["privacy"]["public_kudos_messages"]
@@ -242,7 +245,7 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
 def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str | None,
            visible: Visible, eligible: Eligible) -> dict[str, int]:
     """How many experts and related items a page has (the byline's title)."""
-    target = get_item(session, tenant_id, source, key)
+    target = _target(session, tenant_id, source, key, None, visible)
     if target is None:
         return {"experts": 0, "related": 0}
     found = _expert_candidates(session, tenant_id, target, None, viewer, visible, eligible)

@@ -221,3 +221,17 @@ def test_a_viewer_never_sees_suggestions_they_may_not_browse(site: Site) -> None
         assert first["key"] not in [e["key"] for e in expert["evidence"]]
     with site.db.session() as session:
         assert get_item(session, site.tenant.tenant_id, "jira", first["key"]) is not None
+
+
+def test_nothing_about_an_issue_comes_back_to_a_viewer_who_may_not_see_it(site: Site) -> None:
+    key = site.keys[-1]
+    site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": EXPERT,
+                                 "text": "Secret question?"})
+    site.host.deny("mallory", key)
+    for panel in ("experts", "reuse", "contributors"):
+        data = site.get(f"/api/content/jira/{key}/{panel}", sub="mallory").get_json()
+        assert data["item"] is None, panel
+        assert not data.get("experts") and not data.get("suggestions")
+        assert not data.get("contributors") and not data.get("questions")
+    html = site.page(f"/jira/panels/contributors?issueKey={key}", sub="mallory").get_data(True)
+    assert "james strachan" not in html
