@@ -68,7 +68,7 @@ bench: install
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)
 
 soak: install
-	@pg_virtualenv -v 15 -- $(BIN)/python -m tests.soak
+	@pg_virtualenv -t -v 15 -- $(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules instance/*.db instance/valkey
