@@ -1,0 +1,1 @@
+"""Cross-cutting security tests: attack suite, fuzzing, hostile content, tenant isolation."""
