@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads suit this app: requests mostly wait on the database and on Atlassian's REST API.
@@ -20,3 +21,19 @@ proc_name = "inflow-web"
 control_socket_disable = True
 # Trust X-Forwarded-* only from the local tunnel or proxy unless told otherwise.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def on_starting(_server: object) -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR: an earlier run's worker samples must not be summed in."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(_server: object, worker: object) -> None:
+    """Tell prometheus_client a web worker is gone (its live gauges stop counting)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
