@@ -45,6 +45,7 @@ class TTLCache:
             self._data[key] = (time.monotonic() + self.ttl, value)
 
     def clear(self) -> None:
+        """Forget everything (tests; a tenant reinstall)."""
         with self._lock:
             self._data.clear()
 
