@@ -1,0 +1,94 @@
+"""Fuzz smoke: schemathesis drives every operation of /api/openapi.json against the real app.
+
+Valid and invalid requests (bounded, derandomised) with a valid context JWT for a viewer who
+administers the project, on a tenant backed by the fake site serving real ActiveMQ issues.
+No response may be a 5xx, and every documented response must match its schema.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from connect.db import Database
+from plugin.services.permissions import CACHE
+from tests.conftest import TenantAuth, build_app
+from tests.fakehost import data
+from tests.fakehost.server import FakeHost
+from tests.panels.conftest import seed_issues
+
+VIEWER = "aco"
+EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
+CHECKS = [not_a_server_error, response_schema_conformance]
+# 5xx found by this test in files its author does not own, reported to the lead for routing.
+# Findings on these operations are reported as XFAIL; anything else fails the test.
+KNOWN = {
+    "POST /api/questions": "source 'confluence' on a Jira tenant: the viewer's comment goes to "
+                           "the wrong product, the host answers 401, the API answers 502",
+}
+
+
+@pytest.fixture
+def fuzz_site(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, TenantAuth]]:
+    CACHE.clear()
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    db: Database = app.extensions["inflow.db"]
+    issues = data.jira_dataset("apache-activemq")[:40]
+    fake_host.load_jira_issues(issues)
+    auth = fake_host.install_into(db, "jira")
+    seed_issues(db, auth.tenant_id, fake_host.base_url(), issues)
+    fake_host.set_project_admin(VIEWER, "AMQ")
+    yield app, auth
+    db.dispose()
+    CACHE.clear()
+
+
+def test_the_spec_documents_every_api_route(fuzz_site: tuple[Any, TenantAuth]) -> None:
+    app, _ = fuzz_site
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    from plugin.openapi import openapi_path
+
+    routes = {(openapi_path(r.rule), m.lower()) for r in app.url_map.iter_rules()
+              if r.rule.startswith("/api/") and r.rule != "/api/openapi.json"
+              for m in (r.methods or set()) - {"HEAD", "OPTIONS"}}
+    assert routes == documented
+    assert all(op["summary"] != "Undocumented" for ops in spec["paths"].values()
+               for op in ops.values())
+
+
+def test_fuzzed_api_calls_never_get_a_5xx_or_an_undocumented_shape(
+        fuzz_site: tuple[Any, TenantAuth]) -> None:
+    app, auth = fuzz_site
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode, count in EXAMPLES.items():
+            @settings(max_examples=count, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                try:
+                    case.call_and_validate(headers=auth.context_headers(sub=VIEWER),
+                                           checks=CHECKS)
+                except Exception as exc:  # collect every operation's failure, then report
+                    failures.append(f"{case.method} {operation.path} {mode.value}: {exc}")
+                    raise
+
+            try:
+                run()
+            except Exception:  # noqa: BLE001  (already recorded, with hypothesis' minimal case)
+                pass
+    unknown = [f for f in failures if " ".join(f.split()[:2]) not in KNOWN]
+    assert not unknown, "\n\n".join(unknown)
+    if failures:
+        pytest.xfail("known 5xx, reported: " + "; ".join(f"{op}: {why}" for op, why in KNOWN.items()
+                                                       if any(f.startswith(op) for f in failures)))
