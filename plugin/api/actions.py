@@ -28,6 +28,12 @@ def _viewer() -> str:
     return g.account_id
 
 
+def _same_product(source: str) -> None:
+    """Content of the other product is not on this site: refuse it before any host call."""
+    if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
+        raise Refused(422, f"This is a {g.tenant.product_type} site.", "source")
+
+
 def _next_experts(session: Any, tenant_id: int, source: str, key: str, project: str | None,
                   expert: str) -> list[str]:
     """Who to pass the question to if the expert does not answer: the other suggestions."""
@@ -42,6 +48,7 @@ def ask_question() -> Any:
     """Post the question as the viewer's comment mentioning the expert, and track it."""
     body = load(QuestionSchema())
     asker = _viewer()
+    _same_product(body["source"])
     project = project_of(body["source"], body["key"])
     with get_db().session() as session:
         tenant_id = g.tenant.id
@@ -91,6 +98,7 @@ def link_issues() -> Any:
     """Create a real Jira issue link, as the viewer: this issue duplicates / relates to target."""
     body = load(LinkSchema())
     viewer = _viewer()
+    _same_product("jira")
     if body["key"] == body["target_key"]:
         raise Refused(422, "An issue cannot be linked to itself.", "target_key")
     as_viewer().request("POST", "/rest/api/3/issueLink", json={

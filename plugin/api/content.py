@@ -33,6 +33,8 @@ def content_panel(source: str, key: str, panel: str) -> Any:
     """experts | reuse | contributors for an issue or page."""
     if source not in ("jira", "confluence") or panel not in ("experts", "reuse", "contributors"):
         abort(404)
+    if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
+        abort(404)  # the other product's content is not on this site
     project = project_of(source, key, request.args.get("project"))
     with get_db().session() as session:
         return jsonify(panel_data(session, panel, source, key, project))

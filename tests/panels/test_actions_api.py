@@ -235,3 +235,12 @@ def test_nothing_about_an_issue_comes_back_to_a_viewer_who_may_not_see_it(site: 
         assert not data.get("contributors") and not data.get("questions")
     html = site.page(f"/jira/panels/contributors?issueKey={key}", sub="mallory").get_data(True)
     assert "james strachan" not in html
+
+
+def test_content_of_the_other_product_is_refused_before_calling_the_host(site: Site) -> None:
+    calls = len(site.host.calls)
+    response = site.post("/api/questions", {"source": "confluence", "key": "123",
+                                            "expert_account_id": EXPERT, "text": "Hello?"})
+    assert response.status_code == 422 and "source" in response.get_json()["errors"]
+    assert site.get("/api/content/confluence/123/experts").status_code == 404
+    assert len(site.host.calls) == calls
