@@ -25,13 +25,15 @@ from tests.fakehost.server import FakeHost
 from tests.panels.conftest import seed_issues
 
 VIEWER = "aco"
-EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
+EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 6}
 CHECKS = [not_a_server_error, response_schema_conformance]
 # 5xx found by this test in files its author does not own, reported to the lead for routing.
 # Findings on these operations are reported as XFAIL; anything else fails the test.
 KNOWN = {
     "POST /api/questions": "source 'confluence' on a Jira tenant: the viewer's comment goes to "
                            "the wrong product, the host answers 401, the API answers 502",
+    "POST /api/questions/{question_id}/accept": "a question id beyond the database's integer "
+                                                "range (e.g. 2**63) raises OverflowError: 500",
 }
 
 
