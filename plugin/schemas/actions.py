@@ -6,6 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 SOURCES = ("jira", "confluence")
 KEY = validate.Length(min=1, max=255)
 ACCOUNT = validate.Length(min=1, max=128)
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every backend
 
 
 class ItemRefSchema(Schema):
@@ -28,7 +29,8 @@ class QuestionSchema(ItemRefSchema):
 class FeedbackSchema(ItemRefSchema):
     """Helped / Not relevant on one suggestion."""
 
-    target_item_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    target_item_id = fields.Integer(required=True, strict=True,
+                                    validate=validate.Range(min=1, max=MAX_ID))
     verdict = fields.String(required=True, validate=validate.OneOf(("helped", "not_relevant")))
 
 

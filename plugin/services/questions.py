@@ -92,7 +92,7 @@ def on_comment(session: Session, tenant_id: int, source: str, key: str,
 def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
            now: datetime | None = None) -> Question:
     """The asker accepts the answer: the question closes and the expert gets credit."""
-    question = session.get(Question, question_id)
+    question = session.get(Question, question_id) if 0 < question_id < 2**31 else None
     if question is None or question.tenant_id != tenant_id:
         raise Refused(404, "No such question.")
     if question.asker_account_id != account_id:
