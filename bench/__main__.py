@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true",
                         help="also run the long steps (scaling to 1,000,000 items in one tenant)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the harness, not speed")
-    parser.add_argument("--backends", default="sqlite,postgresql",
-                        help="databases for matching and panels (default: sqlite,postgresql)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated databases (sqlite, postgresql) for every benchmark; default: "
+                             "each benchmark's own (see bench/README.md)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -58,7 +59,8 @@ def run_child(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"rows": [], "error": None}
     started = time.perf_counter()
     try:
-        rows = module.run(size, backends=tuple(args.backends.split(",")), full=args.full)
+        backends = tuple(args.backends.split(",")) if args.backends else module.DEFAULT_BACKENDS
+        rows = module.run(size, backends=backends, full=args.full)
         rows.append(Row(args.child, "peak resident memory (benchmark process)",
                         round(self_peak_rss_mb(), 1), "MiB",
                         note="the driver process; servers' memory is reported in their own rows"))
@@ -75,8 +77,8 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     """Run a benchmark in a child process; a failure becomes a failed row."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
-    command = [sys.executable, "-m", "bench", "--child", name, "--child-out", str(out),
-               "--backends", args.backends]
+    command = [sys.executable, "-m", "bench", "--child", name, "--child-out", str(out)]
+    command += ["--backends", args.backends] if args.backends else []
     command += ["--tiny"] if args.tiny else []
     command += ["--full"] if args.full else []
     started = time.perf_counter()

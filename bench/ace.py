@@ -29,16 +29,19 @@ from bench.seed import TenantInfo, fresh_dir, open_database, seeded_database
 from bench.servers import bench_env, free_port, gunicorn, pin, stop_process, wait_for_port
 
 NAME = "ace"
+DEFAULT_BACKENDS = ("sqlite",)
 PEER = ROOT / "bench" / "peers" / "ace"
 CONNECTIONS = 16
 INFLOW_PANELS = ("reuse", "contributors")
 
 
-def run(size: Size, **_: object) -> list[Row]:
+def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -> list[Row]:
     """Both servers under the same load; rows for each and the ratio."""
     ensure_wrk()
     ensure_peer_modules()
     server_core, load_core = _cores()
+    if backends[0] != "sqlite":
+        raise ValueError("the side-by-side runs on the embedded default (sqlite) only")
     url = f"sqlite:///{fresh_dir('ace-sqlite') / 'inflow.db'}"
     tenant = seeded_database(url, size.items)
     site = start_fake_site(size.items)
@@ -135,7 +138,7 @@ def _measure_ace(size: Size, server_core: str | None, load_core: str | None) -> 
 
 def _warm(base: str, paths: list[str]) -> None:
     """Every URL once (index build, JIT, permission cache), and a check that each answers 200."""
-    client = Client(base)
+    client = Client(base, timeout=1800)  # Inflow's first panel builds the tenant's index
     for path in paths:
         status, body, _ = client.get(path)
         if status != 200:

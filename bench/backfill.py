@@ -18,6 +18,7 @@ from bench.seed import fresh_dir, install_tenant, open_database
 from bench.servers import bench_env, postgres
 
 NAME = "backfill"
+DEFAULT_BACKENDS = ("sqlite", "postgresql")
 MIN_ISSUES_PER_S = 200
 
 

@@ -150,6 +150,23 @@ def stopwatch() -> Iterator[Callable[[], float]]:
     yield lambda: time.perf_counter() - start
 
 
+def timed_loop(count: int, body: Callable[[int], float | None], budget_s: float,
+               minimum: int = 20) -> tuple[list[float], str]:
+    """Run body(i) up to `count` times, stopping once `budget_s` is spent (after `minimum` runs).
+
+    Returns the samples and a note saying how many ran, so a slow build still finishes the suite.
+    """
+    samples: list[float] = []
+    start = time.monotonic()
+    for i in range(count):
+        if i >= minimum and time.monotonic() - start > budget_s:
+            return samples, f"{len(samples)} of {count} samples (time budget {budget_s:.0f} s reached)"
+        value = body(i)
+        if value is not None:
+            samples.append(value)
+    return samples, f"{len(samples)} samples"
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
     """Poll until predicate() is true; False on timeout."""
     deadline = time.monotonic() + timeout

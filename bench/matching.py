@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import corpus
-from bench.common import Row, Size, latency_rows, log, throughput_row
+from bench.common import Row, Size, latency_rows, log, throughput_row, timed_loop
 from bench.probe import run_probe, sample_items, suggest_for
 from bench.seed import (
+    code_fingerprint,
     fresh_dir,
     install_tenant,
     open_database,
@@ -20,6 +21,9 @@ from bench.seed import (
 )
 
 NAME = "matching"
+DEFAULT_BACKENDS = ("sqlite", "postgresql")
+QUERY_BUDGET_S = 180.0
+UPDATE_BUDGET_S = 120.0
 
 
 @contextmanager
@@ -48,9 +52,11 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     label = f"[{backend}]"
     db = open_database(url)
     tenant = install_tenant(db)
+    fingerprint = code_fingerprint()  # of the code that seeds, in case it changes during the run
     log(f"matching {label}: indexing {size.items:,} items")
     store_s = seed_items(db, tenant.id, size.items, progress=progress_logger(f"index {label}", size.items))
     build_s = _first_sync(db, tenant.id)
+    log(f"matching {label}: index built in {build_s:.1f} s; querying")
     total = store_s + build_s
     n = f"{size.items:,}"
     rows = [
@@ -63,15 +69,20 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     pairs = sample_items(db, [tenant.id], size.queries + 3)
     for tenant_id, item_id in pairs[:3]:  # warm-up: compiled queries, numpy, page cache
         suggest_for(db, tenant_id, item_id)
-    samples = []
-    for tenant_id, item_id in pairs[3:]:
+
+    def query(i: int) -> float:
         t0 = time.perf_counter()
-        suggest_for(db, tenant_id, item_id)
-        samples.append(time.perf_counter() - t0)
+        suggest_for(db, *pairs[3 + i])
+        return time.perf_counter() - t0
+
+    samples, counted = timed_loop(len(pairs) - 3, query, QUERY_BUDGET_S)
     rows += latency_rows(NAME, f"{label} reuse + experts query at {n}", samples, target_ms=30,
-                         note="suggest_reuse + suggest_experts for a stored item, warm index")
-    rows += latency_rows(NAME, f"{label} incremental update of one item", _updates(db, tenant.id, size),
-                         target_ms=20, note="upsert_item + commit + index sync of the change")
+                         note=f"suggest_reuse + suggest_experts for a stored item, warm index; {counted}")
+    log(f"matching {label}: updating")
+    samples, counted = _updates(db, tenant.id, size)
+    rows += latency_rows(NAME, f"{label} incremental update of one item", samples, target_ms=20,
+                         note=f"upsert_item + commit + index sync of the change; {counted}")
+    log(f"matching {label}: memory probe in a fresh process")
     probe = run_probe(url, [tenant.id], min(size.queries, 50), fresh=not size.tiny)
     rows.append(Row(NAME, f"{label} resident memory, serving process at {n}", round(probe["rss_mb"], 1),
                     "MiB", note=f"fresh process: index load {probe['load_s']:.1f} s + "
@@ -81,7 +92,7 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
                     note="first query of a fresh process builds the tenant's index from the database"))
     db.dispose()
     if backend == "sqlite" and not size.tiny:
-        store_in_cache(Path(url[len("sqlite:///"):]), tenant, size.items)
+        store_in_cache(Path(url[len("sqlite:///"):]), tenant, size.items, fingerprint=fingerprint)
     return rows
 
 
@@ -95,14 +106,14 @@ def _first_sync(db, tenant_id: int) -> float:
     return time.perf_counter() - t0
 
 
-def _updates(db, tenant_id: int, size: Size) -> list[float]:
+def _updates(db, tenant_id: int, size: Size) -> tuple[list[float], str]:
     """Time updating single existing items (new comment text) until the index has the change."""
     from plugin.matching.index import tenant_index
     from plugin.matching.store import upsert_item
 
     rng = random.Random(11)
-    samples = []
-    for k in range(size.updates):
+
+    def update(k: int) -> float:
         doc = corpus.item_doc(rng.randrange(size.items))
         doc.comments = [*doc.comments, corpus.query_text(k, seed=5)]
         doc.text = doc.text + "\n" + corpus.query_text(k, seed=6)[:200]
@@ -111,5 +122,6 @@ def _updates(db, tenant_id: int, size: Size) -> list[float]:
             upsert_item(session, tenant_id, doc)
         with db.session() as session:
             tenant_index(session, tenant_id)
-        samples.append(time.perf_counter() - t0)
-    return samples
+        return time.perf_counter() - t0
+
+    return timed_loop(size.updates, update, UPDATE_BUDGET_S)

@@ -13,11 +13,15 @@ from bench.probe import run_probe
 from bench.seed import fresh_dir, install_tenant, open_database, seeded_database, seed_items
 
 NAME = "scaling"
+DEFAULT_BACKENDS = ("sqlite",)
 DEFAULT_TENANTS = 100
 
 
-def run(size: Size, full: bool = False, **_: object) -> list[Row]:
-    """One tenant at each size, then many small tenants."""
+def run(size: Size, full: bool = False, backends: tuple[str, ...] = DEFAULT_BACKENDS,
+        **_: object) -> list[Row]:
+    """One tenant at each size, then many small tenants (SQLite: the embedded default)."""
+    if backends[0] != "sqlite":
+        raise ValueError("the scaling curve runs on SQLite only")
     steps = list(size.scaling_steps) + ([size.scaling_full_step] if full else [])
     rows: list[Row] = []
     for items in steps:

@@ -94,15 +94,19 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_path(count: int, seed: int = 1) -> Path:
-    return work_dir() / "cache" / f"items-{count}-s{seed}-{code_fingerprint()}.db"
+def cache_path(count: int, seed: int = 1, fingerprint: str | None = None) -> Path:
+    return work_dir() / "cache" / f"items-{count}-s{seed}-{fingerprint or code_fingerprint()}.db"
 
 
-def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1) -> None:
-    """Keep a seeded SQLite file so later benchmarks in the run need not seed it again."""
-    target = cache_path(count, seed)
+def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1,
+                   fingerprint: str | None = None) -> None:
+    """Keep a seeded SQLite file so later benchmarks need not seed it again.
+
+    `fingerprint` is the code's as it was when seeding began (the code may change meanwhile).
+    """
+    target = cache_path(count, seed, fingerprint)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for old in target.parent.glob(f"items-{count}-s{seed}-*.db*"):
+    for old in target.parent.glob(f"items-{count}-s{seed}-*"):
         old.unlink()
     _copy_sqlite(db_file, target)
     target.with_suffix(".json").write_text(json.dumps(asdict(tenant)))
@@ -110,7 +114,8 @@ def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1)
 
 def seeded_sqlite(dest: Path, count: int, seed: int = 1) -> TenantInfo:
     """A SQLite file at `dest` with one tenant and `count` items (from the cache when fresh)."""
-    cached = cache_path(count, seed)
+    fingerprint = code_fingerprint()
+    cached = cache_path(count, seed, fingerprint)
     if cached.exists() and cached.with_suffix(".json").exists():
         _copy_sqlite(cached, dest)
         log(f"seeded database from cache {cached.name}")
@@ -120,7 +125,7 @@ def seeded_sqlite(dest: Path, count: int, seed: int = 1) -> TenantInfo:
     seconds = seed_items(db, tenant.id, count, seed, progress=progress_logger("seeding", count))
     log(f"seeded {count:,} items in {seconds:.1f} s")
     db.dispose()
-    store_in_cache(dest, tenant, count, seed)
+    store_in_cache(dest, tenant, count, seed, fingerprint)
     return tenant
 
 
