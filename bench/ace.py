@@ -123,7 +123,7 @@ def _measure_ace(size: Size, server_core: str | None, load_core: str | None) -> 
            "NODE_ENV": "production"}
     logfile = open(fresh_dir("ace-peer") / "node.log", "wb")
     proc = subprocess.Popen(pin(["node", "app.js"], server_core), cwd=PEER, env=env, stdout=logfile,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, timeout=60, proc=proc)
         base = f"http://127.0.0.1:{port}"

@@ -41,15 +41,22 @@ def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | Non
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM the process we started, then SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
+    """SIGTERM the process we started, then SIGKILL what is left of its process group.
+
+    Servers and workers are started in their own session (`start_new_session=True`), so the group
+    holds only them and their children (gunicorn's workers, rq's job forks) and none outlives us.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def bench_env(**overrides: str) -> dict[str, str]:
@@ -128,7 +135,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 4,
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     logfile = open(_work() / f"gunicorn-{port}.log", "wb")
     proc = subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
-                            stdout=logfile, stderr=subprocess.STDOUT)
+                            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, timeout=60, proc=proc)
         base = f"http://127.0.0.1:{port}"
@@ -164,27 +171,24 @@ def workers(env: dict[str, str], count: int = 1, cores: str | None = None,
             stop_process(proc, timeout=20)
 
 
-def worker_command(redis_url: str, burst: bool = False) -> list[str]:
-    """The command that runs one worker process the way production does."""
-    if (ROOT / "plugin" / "runtime_cli.py").exists():
-        command = [sys.executable, "-m", "plugin.cli", "worker"]
-        return command + (["--burst"] if burst else [])
-    from jobs.core import QUEUES
+def worker_command(burst: bool = False) -> list[str]:
+    """`inflow worker`, as production runs it, without the periodic jobs.
 
-    command = [sys.executable, "-m", "rq.cli", "worker", "--url", redis_url,
-               "--serializer", "rq.serializers.JSONSerializer",
-               "--worker-class", "rq.worker.SimpleWorker", *QUEUES]
+    The periodic jobs (the outbox relay among them) would re-enqueue the backlog a benchmark
+    drops between phases and add work no phase asked for.
+    """
+    command = [sys.executable, "-m", "plugin.cli", "worker", "--schedule", "none"]
     return command + (["--burst"] if burst else [])
 
 
 def start_worker(env: dict[str, str], cores: str | None = None, burst: bool = False,
                  index: int = 0) -> subprocess.Popen:
     """Start one worker process with its log under the bench work folder."""
-    command = worker_command(env["REDIS_URL"], burst=burst)
+    command = worker_command(burst=burst)
     logfile = open(_work() / f"worker-{os.getpid()}-{index}-{time.time_ns()}.log", "wb")
     log(f"worker: {' '.join(command[1:])}")
     return subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
-                            stdout=logfile, stderr=subprocess.STDOUT)
+                            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _work() -> Path:
