@@ -17,8 +17,9 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from plugin.matching.people import SlotPeople
 from plugin.matching.vectors import FIELDS
-from plugin.models.content import IndexState, IndexTombstone, Item
+from plugin.models.content import Contribution, IndexState, IndexTombstone, Item
 
 K1 = 1.2
 FIELD_WEIGHTS = np.array([2.5, 1.0, 0.4, 1.5], dtype=np.float32)  # title, body, comments, meta
@@ -91,6 +92,7 @@ class TenantIndex:
         self.norms = np.ones(16, dtype=np.float32)
         self.norm_basis = 0
         self.count = 0
+        self.people = SlotPeople()
 
     # ---------- sync ----------
 
@@ -120,18 +122,25 @@ class TenantIndex:
             self.remove(item_id)
 
     def _apply_items(self, session: Session) -> None:
+        changed = (Item.tenant_id == self.tenant_id, Item.index_seq > self.seq)
+        people: dict[int, list[tuple[str, str, Any]]] = {}
+        rows = session.execute(select(Contribution.item_id, Contribution.account_id, Contribution.role,
+                                      Contribution.at).join(Item, Item.id == Contribution.item_id)
+                               .where(*changed).execution_options(yield_per=5000))
+        for item_id, account, role, at in rows:
+            people.setdefault(item_id, []).append((account, role, at))
         query = select(Item.id, Item.terms, Item.resolution, Item.status, Item.helpful_count,
-                       Item.not_relevant_count, Item.created).where(
-            Item.tenant_id == self.tenant_id, Item.index_seq > self.seq).order_by(Item.id)
+                       Item.not_relevant_count, Item.created).where(*changed).order_by(Item.id)
         for row in session.execute(query.execution_options(yield_per=2000)):
             info = DocInfo(row.id, is_resolved(row.resolution, row.status), row.helpful_count or 0,
                            row.not_relevant_count or 0, row.created.timestamp())
-            self.put(info, row.terms or {})
+            self.put(info, row.terms or {}, people.get(row.id, ()))
 
     # ---------- changes ----------
 
-    def put(self, info: DocInfo, terms: dict[str, dict[str, int]]) -> None:
-        """Add or replace an item's vector."""
+    def put(self, info: DocInfo, terms: dict[str, dict[str, int]],
+            people: Any = ()) -> None:
+        """Add or replace an item's vector and who worked on it ((account, role, at) rows)."""
         self.remove(info.item_id)
         slot = len(self.docs)
         self._grow(slot + 1)
@@ -158,6 +167,7 @@ class TenantIndex:
         self.alive[slot] = True
         self.len_sum += self.lens[slot]
         self.count += 1
+        self.people.put(slot, people)
 
     def _norm(self, merged: dict[str, list[float]]) -> float:
         total = 0.0
@@ -187,6 +197,7 @@ class TenantIndex:
         for tid in self.slot_terms[slot]:
             self.df[tid] -= 1
         self.slot_terms[slot] = np.empty(0, dtype=np.int32)
+        self.people.remove(slot)
         self.alive[slot] = False
         self.docs[slot] = None
         self.len_sum -= self.lens[slot]
@@ -208,6 +219,7 @@ class TenantIndex:
         alive[: len(self.alive)] = self.alive
         self.alive = alive
         self.norms = np.resize(self.norms, capacity)
+        self.people.grow(capacity)
 
     def _compact(self) -> None:
         """Drop dead slots from every posting list and renumber the live ones."""
@@ -217,6 +229,7 @@ class TenantIndex:
         for postings in self.postings:
             postings.keep(alive, remap)
         keep = np.flatnonzero(alive)
+        self.people.compact(keep)
         self.docs = [self.docs[i] for i in keep]
         self.slot_terms = [self.slot_terms[i] for i in keep]
         self.lens = self.lens[:n][alive].copy()

@@ -1,7 +1,6 @@
 """Suggestions for a target item: earlier items to reuse and people to ask."""
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,7 +15,7 @@ from plugin.matching.index import tenant_index
 from plugin.matching.query import as_target, cosine_terms, excluded_ids, query_terms
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
-from plugin.models.content import Contribution, Item, Person
+from plugin.models.content import Item, Person
 
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
@@ -58,19 +57,8 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
             for item in shown]
 
 
-def _contributions(session: Session, tenant_id: int, ids: list[int]) -> dict[int, list]:
-    by_item: dict[int, list] = defaultdict(list)
-    if ids:
-        rows = session.execute(select(Contribution.item_id, Contribution.account_id, Contribution.role,
-                                      Contribution.at).where(Contribution.tenant_id == tenant_id,
-                                                             Contribution.item_id.in_(ids)))
-        for item_id, account, role, at in rows:
-            by_item[item_id].append((account, role, at))
-    return by_item
-
-
-def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str,
-                visible: Visible | None) -> tuple[list[tuple[int, float]], dict[int, Item]]:
+def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
+                now: datetime) -> tuple[list[tuple[int, float]], dict[int, Item], experts.Tally]:
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
     with index.lock:
@@ -80,7 +68,11 @@ def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str,
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}
-    return [(i, s) for i, s in ranked if i in seen], items
+    neighbours = [(i, s) for i, s in ranked if i in seen]
+    with index.lock:
+        votes = experts.tally(index, neighbours, now)
+        prior = experts.ownership_prior(index, list(votes[0]))
+    return neighbours, items, (*votes, prior)
 
 
 def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
@@ -89,11 +81,11 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
                     load: Callable[[str], int] | None = None, now: datetime | None = None,
                     min_confidence: float = CONFIDENCE_FLOOR) -> list[ExpertSuggestion]:
     """People who worked on the most similar items, with evidence, above a confidence floor."""
-    neighbours, items = _neighbours(session, tenant_id, target, visible)
-    contributions = _contributions(session, tenant_id, [i for i, _ in neighbours])
-    scores, votes, available = experts.tally(neighbours, contributions, now or utcnow())
+    _, items, (scores, votes, available, prior) = _neighbours(session, tenant_id, target, visible,
+                                                              now or utcnow())
+    ranked = {account: score * prior[account] for account, score in scores.items()}
     picked: list[tuple[str, float]] = []
-    for account, score in experts.order(scores, load):
+    for account, score in experts.order(ranked, load):
         if account == asker or scores[account] / available < min_confidence:
             continue
         if eligible is not None and not eligible(account):

@@ -82,14 +82,20 @@ def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str
         return
     known = dict(session.execute(select(Person.account_id, Person.display_name).where(
         Person.tenant_id == tenant_id, Person.account_id.in_(list(named)))).all())
-    for account, name in named.items():
-        if account not in known or (name and known[account] != name):
-            stmt = _insert(session, Person).values(tenant_id=tenant_id, account_id=account,
-                                                   display_name=name)
-            fresh = {"display_name": stmt.excluded.display_name} if name else {}
-            stmt = (stmt.on_conflict_do_update(index_elements=["tenant_id", "account_id"], set_=fresh)
-                    if fresh else stmt.on_conflict_do_nothing(index_elements=["tenant_id", "account_id"]))
-            session.execute(stmt)
+    changed = [{"tenant_id": tenant_id, "account_id": account, "display_name": name}
+               for account, name in named.items()
+               if account not in known or (name and known[account] != name)]
+    # One statement per kind of change, many rows each: per-person statements dominated backfills.
+    renamed = [row for row in changed if row["display_name"]]
+    unnamed = [row for row in changed if not row["display_name"]]
+    if renamed:
+        stmt = _insert(session, Person)
+        session.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "account_id"],
+                                                   set_={"display_name": stmt.excluded.display_name}),
+                        renamed)
+    if unnamed:
+        session.execute(_insert(session, Person).on_conflict_do_nothing(
+            index_elements=["tenant_id", "account_id"]), unnamed)
 
 
 def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:
@@ -130,6 +136,9 @@ def add_contribution(session: Session, tenant_id: int, item_id: int, account_id:
     session.add(Contribution(tenant_id=tenant_id, item_id=item_id, account_id=account_id, role=role,
                              at=at))
     remember_people(session, tenant_id, [(account_id, display_name)])
+    # Index caches hold who worked on each item: re-announce the item so they reload it.
+    session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
+                    .values(index_seq=next_seq(session, tenant_id)))
 
 
 def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool:
@@ -161,6 +170,11 @@ def record_feedback(session: Session, tenant_id: int, item_id: int, helpful: boo
 
 def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
     """Remove someone's contributions, their Person row and stored suggestions naming them."""
+    touched = select(Contribution.item_id).where(Contribution.tenant_id == tenant_id,
+                                                 Contribution.account_id == account_id)
+    # Re-announce their items so every process's index cache forgets them as a contributor.
+    session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id.in_(touched))
+                    .values(index_seq=next_seq(session, tenant_id)), execution_options={"synchronize_session": False})
     session.execute(delete(Contribution).where(Contribution.tenant_id == tenant_id,
                                                Contribution.account_id == account_id))
     session.execute(delete(Person).where(Person.tenant_id == tenant_id,

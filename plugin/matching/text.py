@@ -76,6 +76,10 @@ def tokens(text: str) -> list[str]:
     return [term for raw in _WORD.findall(text) for term in _analyse(raw)]
 
 
-def term_counts(text: str) -> dict[str, int]:
-    """Term frequencies of a text."""
-    return dict(Counter(tokens(text)))
+def term_counts(text: str) -> Counter[str]:
+    """Term frequencies of a text (each distinct word analysed once: long texts repeat a lot)."""
+    counts: Counter[str] = Counter()
+    for raw, n in Counter(_WORD.findall(text)).items():
+        for term in _analyse(raw):
+            counts[term] += n
+    return counts

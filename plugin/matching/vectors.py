@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from plugin.matching.text import tokens
+from plugin.matching.text import term_counts
 
 # Fields of a term vector: title, description/body, comments, meta (components and labels).
 FIELDS = ("t", "d", "c", "m")
@@ -21,8 +21,8 @@ def term_vector(title: str, text: str, comments: list[str] | str, meta: list[str
     """{"t"|"d"|"c"|"m": {term: tf}} for an item's fields."""
     comment_text = comments if isinstance(comments, str) else "\n".join(comments)
     return {
-        "t": _top(Counter(tokens(title))),
-        "d": _top(Counter(tokens(text))),
-        "c": _top(Counter(tokens(comment_text))),
-        "m": _top(Counter(tokens(" ".join(meta)))),
+        "t": _top(term_counts(title)),
+        "d": _top(term_counts(text)),
+        "c": _top(term_counts(comment_text)),
+        "m": _top(term_counts(" ".join(meta))),
     }

@@ -82,3 +82,37 @@ def test_open_questions_spread_load_between_near_equal_experts(sqlite_url: str) 
         loaded = [e.account_id for e in suggest_experts(
             s, tenant, "backup job fails", load=lambda a: 3 if a == busy_first else 0)]
     assert set(free) == {"amy", "ben"} and loaded[0] != busy_first
+
+
+def test_accounts_that_only_comment_rank_below_people_who_do_the_work(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        for n in range(30):  # a CI bot comments on everything; developers take the work
+            topic = "Replication lag grows under load" if n < 4 else f"Unrelated chore {n}"
+            owner = "ann" if n in (0, 4) else f"dev{n % 3}"
+            upsert_item(s, tenant, doc(f"APP-{n}", topic, "followers fall behind" if n < 4 else "misc",
+                                       days=n, people={owner: "assignee", "ci-bot": "commenter"}))
+        ranked = [e.account_id for e in suggest_experts(s, tenant, "replication lag under load",
+                                                        limit=10, min_confidence=0)]
+    assert ranked.index("ann") < ranked.index("ci-bot")
+
+
+def test_slots_keep_their_people_through_removal_and_compaction() -> None:
+    from datetime import datetime, timezone
+
+    from plugin.matching.index import DocInfo, TenantIndex
+    from plugin.matching.experts import contributors
+
+    at = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    index = TenantIndex(1)
+    for n in range(6):
+        rows = [(f"p{n}", "assignee", at), ("bot", "commenter", at), ("bot", "commenter", at)]
+        index.put(DocInfo(n, False, 0, 0, at.timestamp()), {"t": {f"w{n}": 1}}, rows)
+    for n in (1, 3):
+        index.remove(n)
+    index._compact()
+    assert [a for a, *_ in contributors(index, 4)] == ["p4", "bot"]
+    assert contributors(index, 4)[1][1:] == ("commenter", at.timestamp(), 2)
+    assert contributors(index, 3) == []
+    bot = index.people.pid_of["bot"]
+    assert index.people.touched[bot] == 4 and index.people.owned[bot] == 0

@@ -80,3 +80,25 @@ def test_erase_person_removes_contributions_person_and_stored_suggestions(sqlite
         assert s.scalars(select(Person).where(Person.account_id == "eve")).all() == []
         assert suggest_experts(s, tenant, "cache eviction bug") == []
         assert not (stored_suggestions(s, tenant, target.id) or {}).get("experts")
+
+
+def test_erasure_and_new_contributions_reach_another_process_cache(database_url: str) -> None:
+    from datetime import datetime, timezone
+
+    from connect.db import Database
+    from plugin.matching.store import add_contribution
+
+    writer, tenant = database(database_url)
+    reader = Database(database_url)
+    with writer.session() as s:
+        item = upsert_item(s, tenant, doc("APP-1", "Cache eviction bug", people={"eve": "assignee"}))
+        item_id = item.id
+    with reader.session() as s:  # warm the reader's cache
+        assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["eve"]
+    with writer.session() as s:
+        erase_person(s, tenant, "eve")
+        add_contribution(s, tenant, item_id, "sam", "answerer", datetime.now(timezone.utc), "Sam")
+    with reader.session() as s:
+        assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["sam"]
+    reader.dispose()
+    writer.dispose()

@@ -1,0 +1,118 @@
+"""Who worked on each indexed item, kept beside the term index so expert finding needs no query.
+
+Each slot of the index owns a run of entries, one per person: their best role on the item, when
+they last worked on it and how often. Per person it also counts the items they appear on and
+the items they did the work on (the ownership prior of expert ranking).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+
+ROLES = ("assignee", "resolver", "answerer", "creator", "editor", "kudos", "commenter", "reporter")
+# How strongly a role ties a person to an item.
+ROLE_WEIGHTS = {"assignee": 1.0, "resolver": 1.0, "answerer": 0.9, "creator": 0.6, "editor": 0.5,
+                "kudos": 0.6, "commenter": 0.45, "reporter": 0.3}
+# Roles that mean someone did the work, rather than talked about it or asked for it.
+OWNING = frozenset({"assignee", "resolver", "answerer", "creator", "editor", "kudos"})
+_ROLE_ID = {role: n for n, role in enumerate(ROLES)}
+_WEIGHT = np.array([ROLE_WEIGHTS[r] for r in ROLES], dtype=np.float32)
+_OWNS = np.array([r in OWNING for r in ROLES], dtype=np.float32)
+MAX_TIMES = 1000  # contributions per person and item counted (the ranking uses three)
+
+
+def role_weight(role: str) -> float:
+    """Association strength of a role (unknown roles count like a report)."""
+    return ROLE_WEIGHTS.get(role, ROLE_WEIGHTS["reporter"])
+
+
+class SlotPeople:
+    """Per-slot contributor entries in flat arrays (appends buffered until read)."""
+
+    def __init__(self) -> None:
+        self.accounts: list[str] = []
+        self.pid_of: dict[str, int] = {}
+        self.start = np.zeros(16, dtype=np.int64)
+        self.count = np.zeros(16, dtype=np.int32)
+        self.pid = np.empty(0, dtype=np.int32)
+        self.role = np.empty(0, dtype=np.int8)
+        self.at = np.empty(0, dtype=np.float64)
+        self.times = np.empty(0, dtype=np.int16)
+        self._pending: list[tuple[int, int, float, int]] = []
+        self.size = 0  # flat entries, pending included
+        self.owned = np.zeros(16, dtype=np.float32)  # items a person did the work on
+        self.touched = np.zeros(16, dtype=np.float32)  # items a person appears on at all
+
+    def _person(self, account: str) -> int:
+        pid = self.pid_of.get(account)
+        if pid is None:
+            pid = self.pid_of[account] = len(self.accounts)
+            self.accounts.append(account)
+            if pid >= len(self.owned):
+                old = len(self.owned)
+                self.owned, self.touched = np.resize(self.owned, 2 * old), np.resize(self.touched, 2 * old)
+                self.owned[old:] = self.touched[old:] = 0
+        return pid
+
+    def grow(self, capacity: int) -> None:
+        """Make room for `capacity` slots."""
+        if capacity > len(self.start):
+            old = len(self.start)
+            self.start, self.count = np.resize(self.start, capacity), np.resize(self.count, capacity)
+            self.count[old:] = 0
+
+    def put(self, slot: int, rows: Iterable[tuple[str, str, datetime | float]]) -> None:
+        """Record who worked on a (new) slot: one entry per person, with their best role."""
+        best: dict[int, tuple[int, float, int]] = {}
+        for account, role, at in rows:
+            pid = self._person(account)
+            rid = _ROLE_ID.get(role, _ROLE_ID["reporter"])
+            when = at if isinstance(at, float) else at.timestamp()
+            old = best.get(pid)
+            if old is None:
+                best[pid] = (rid, when, 1)
+            else:
+                keep = rid if _WEIGHT[rid] > _WEIGHT[old[0]] else old[0]
+                best[pid] = (keep, max(when, old[1]), old[2] + 1)
+        self.start[slot], self.count[slot] = self.size, len(best)
+        for pid, (rid, when, times) in best.items():
+            self._pending.append((pid, rid, when, min(times, MAX_TIMES)))
+            self.owned[pid] += _OWNS[rid]
+            self.touched[pid] += 1
+        self.size += len(best)
+
+    def remove(self, slot: int) -> None:
+        """Take a dead slot's entries out of the per-person counts."""
+        pids, roles, _, _ = self.entries(slot)
+        np.subtract.at(self.owned, pids, _OWNS[roles])
+        np.subtract.at(self.touched, pids, 1.0)
+        self.count[slot] = 0
+
+    def _flush(self) -> None:
+        if self._pending:
+            pid, role, at, times = zip(*self._pending)
+            self.pid = np.concatenate([self.pid, np.array(pid, dtype=np.int32)])
+            self.role = np.concatenate([self.role, np.array(role, dtype=np.int8)])
+            self.at = np.concatenate([self.at, np.array(at, dtype=np.float64)])
+            self.times = np.concatenate([self.times, np.array(times, dtype=np.int16)])
+            self._pending = []
+
+    def entries(self, slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(person ids, role ids, last times, contribution counts) of one slot."""
+        self._flush()
+        a, n = int(self.start[slot]), int(self.count[slot])
+        return self.pid[a:a + n], self.role[a:a + n], self.at[a:a + n], self.times[a:a + n]
+
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep only the given slots' entries (in order), the slots renumbered from 0."""
+        self._flush()
+        counts = self.count[keep].astype(np.int64)
+        total = int(counts.sum())
+        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        flat = np.repeat(self.start[keep], counts) + offsets
+        self.count = counts.astype(np.int32)
+        self.start = np.cumsum(counts) - counts
+        self.pid, self.role, self.at, self.times = (a[flat] for a in (self.pid, self.role, self.at, self.times))
+        self.size = total
