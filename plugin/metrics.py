@@ -86,7 +86,8 @@ class StateCollector(Collector):
         from connect.models import WebhookEvent
         from plugin.models.social import PanelEvent
 
-        pending = GaugeMetricFamily("inflow_webhook_events_pending", "Stored webhook events not yet processed")
+        pending = GaugeMetricFamily("inflow_webhook_events_pending",
+                                    "Stored webhook events not yet processed")
         served = GaugeMetricFamily("inflow_suggestions_served", "Panel views that showed suggestions "
                                    "(adoption records kept in the database)", labels=["panel"])
         used = GaugeMetricFamily("inflow_suggestions_used", "Suggestions acted on: helped, asked, linked "

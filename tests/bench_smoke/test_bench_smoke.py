@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ pytestmark = pytest.mark.slow
 def test_benchmark_runs_at_tiny_size_and_reports_figures(name: str, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     if name == "ace" and not peer_ready():
-        pytest.skip("ACE peer NOT TESTED: wrk or bench/peers/ace/node_modules missing (make bench installs them)")
+        pytest.skip("ACE peer NOT TESTED: wrk or bench/peers/ace/node_modules missing "
+                    "(make bench installs them)")
     monkeypatch.setenv("INFLOW_BENCH_WORK", str(tmp_path))
     module = importlib.import_module(f"bench.{name}")
 
