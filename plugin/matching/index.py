@@ -7,6 +7,7 @@ to every web process on its next query, and no process holds state another one n
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import weakref
@@ -15,18 +16,24 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from plugin.matching.people import SlotPeople
 from plugin.matching.vectors import FIELDS
 from plugin.models.content import Contribution, IndexState, IndexTombstone, Item
 
+log = logging.getLogger(__name__)
 K1 = 1.2
 FIELD_WEIGHTS = np.array([2.5, 1.0, 0.4, 1.5], dtype=np.float32)  # title, body, comments, meta
 FIELD_B = np.array([0.3, 0.75, 0.75, 0.3], dtype=np.float32)
 # The cosine view of an item is its statement: title twice, body and meta; discussion is left out.
 COSINE_WEIGHTS = np.array([2.0, 1.0, 0.0, 1.0], dtype=np.float32)
 _NF = len(FIELDS)
+# A process that has applied this many changes since the last snapshot (and at least this share
+# of the index) writes a new one, so fresh processes replay a short tail, not the whole tenant.
+SNAPSHOT_AFTER = 20_000
+SNAPSHOT_SHARE = 0.25
 
 
 class _Postings:
@@ -34,9 +41,9 @@ class _Postings:
 
     __slots__ = ("slots", "tf", "new_slots", "new_tf")
 
-    def __init__(self) -> None:
-        self.slots = np.empty(0, dtype=np.int32)
-        self.tf = np.empty((0, _NF), dtype=np.float32)
+    def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
+        self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
+        self.tf = np.empty((0, _NF), dtype=np.float32) if tf is None else tf
         self.new_slots: list[int] = []
         self.new_tf: list[list[float]] = []
 
@@ -77,6 +84,7 @@ class TenantIndex:
         self.tenant_id = tenant_id
         self.lock = threading.RLock()
         self.seq = -1
+        self.unsaved = 0  # changes applied since the last snapshot this process knows of
         self._clear()
 
     def _clear(self) -> None:
@@ -120,6 +128,7 @@ class TenantIndex:
             IndexTombstone.tenant_id == self.tenant_id, IndexTombstone.seq > self.seq))
         for item_id in rows:
             self.remove(item_id)
+            self.unsaved += 1
 
     def _apply_items(self, session: Session) -> None:
         changed = (Item.tenant_id == self.tenant_id, Item.index_seq > self.seq)
@@ -131,15 +140,17 @@ class TenantIndex:
             people.setdefault(item_id, []).append((account, role, at))
         query = select(Item.id, Item.terms, Item.resolution, Item.status, Item.helpful_count,
                        Item.not_relevant_count, Item.created).where(*changed).order_by(Item.id)
+        first_load = self.seq < 0  # norms are all computed once at the end (`_renorm`)
         for row in session.execute(query.execution_options(yield_per=2000)):
             info = DocInfo(row.id, is_resolved(row.resolution, row.status), row.helpful_count or 0,
                            row.not_relevant_count or 0, row.created.timestamp())
-            self.put(info, row.terms or {}, people.get(row.id, ()))
+            self.put(info, row.terms or {}, people.get(row.id, ()), norm=not first_load)
+            self.unsaved += 1
 
     # ---------- changes ----------
 
     def put(self, info: DocInfo, terms: dict[str, dict[str, int]],
-            people: Any = ()) -> None:
+            people: Any = (), norm: bool = True) -> None:
         """Add or replace an item's vector and who worked on it ((account, role, at) rows)."""
         self.remove(info.item_id)
         slot = len(self.docs)
@@ -161,7 +172,7 @@ class TenantIndex:
             self.df[tid] += 1
             ids[i] = tid
         self.slot_terms.append(ids)
-        self.norms[slot] = self._norm(merged)
+        self.norms[slot] = self._norm(merged) if norm else 1.0
         self.docs.append(info)
         self.slot_of[info.item_id] = slot
         self.alive[slot] = True
@@ -302,6 +313,36 @@ def is_resolved(resolution: str | None, status: str | None) -> bool:
     return (status or "").strip().lower() in ("done", "resolved", "closed", "answered")
 
 
+def _wants_snapshot(index: TenantIndex) -> bool:
+    return index.unsaved >= max(SNAPSHOT_AFTER, SNAPSHOT_SHARE * index.count)
+
+
+def _save_snapshot(engine: Engine, index: TenantIndex) -> None:
+    """Write a snapshot in a transaction of its own; a failure only means a later process rebuilds more."""
+    from plugin.matching import snapshot
+
+    index.unsaved = 0
+    try:
+        with Session(engine) as session:
+            if engine.dialect.name == "sqlite":  # never wait behind the caller's own write lock
+                session.connection().exec_driver_sql("PRAGMA busy_timeout=200")
+            try:
+                snapshot.save(session, index)
+                session.commit()
+            finally:
+                if engine.dialect.name == "sqlite":
+                    session.connection().exec_driver_sql("PRAGMA busy_timeout=30000")
+    except SQLAlchemyError:
+        log.warning("could not save the index snapshot of tenant %s", index.tenant_id, exc_info=True)
+
+
+def _new_index(session: Session, tenant_id: int) -> TenantIndex:
+    from plugin.matching import snapshot
+
+    index = snapshot.restore(session, tenant_id)
+    return index if index is not None else TenantIndex(tenant_id)
+
+
 _caches: weakref.WeakKeyDictionary[Engine, dict[int, TenantIndex]] = weakref.WeakKeyDictionary()
 _caches_lock = threading.Lock()
 
@@ -313,6 +354,8 @@ def tenant_index(session: Session, tenant_id: int) -> TenantIndex:
     with _caches_lock:
         index = _caches.setdefault(engine, {}).get(tenant_id)
         if index is None:
-            index = _caches[engine][tenant_id] = TenantIndex(tenant_id)
+            index = _caches[engine][tenant_id] = _new_index(session, tenant_id)
     index.sync(session)
+    if _wants_snapshot(index):
+        _save_snapshot(engine, index)
     return index

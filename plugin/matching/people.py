@@ -107,12 +107,34 @@ class SlotPeople:
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep only the given slots' entries (in order), the slots renumbered from 0."""
+        kept = self.export(keep)
+        self.count = kept["people_count"]
+        self.start = np.cumsum(self.count, dtype=np.int64) - self.count
+        self.pid, self.role = kept["people_pid"], kept["people_role"]
+        self.at, self.times = kept["people_at"], kept["people_times"]
+        self.size = len(self.pid)
+
+    def export(self, keep: np.ndarray) -> dict[str, np.ndarray]:
+        """The given slots' entries as arrays (slots renumbered from 0), for a snapshot."""
         self._flush()
         counts = self.count[keep].astype(np.int64)
-        total = int(counts.sum())
-        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
         flat = np.repeat(self.start[keep], counts) + offsets
-        self.count = counts.astype(np.int32)
-        self.start = np.cumsum(counts) - counts
-        self.pid, self.role, self.at, self.times = (a[flat] for a in (self.pid, self.role, self.at, self.times))
-        self.size = total
+        return {"people_count": counts.astype(np.int32), "people_pid": self.pid[flat],
+                "people_role": self.role[flat], "people_at": self.at[flat], "people_times": self.times[flat]}
+
+    @classmethod
+    def restore(cls, accounts: list[str], arrays: dict[str, np.ndarray]) -> SlotPeople:
+        """Rebuild from `export` output and the account list it refers to."""
+        people = cls()
+        people.accounts = list(accounts)
+        people.pid_of = {account: pid for pid, account in enumerate(accounts)}
+        people.count = arrays["people_count"].astype(np.int32)
+        people.start = np.cumsum(people.count, dtype=np.int64) - people.count
+        people.pid, people.role = arrays["people_pid"], arrays["people_role"]
+        people.at, people.times = arrays["people_at"], arrays["people_times"]
+        people.size = len(people.pid)
+        size = max(len(accounts), 16)
+        people.touched = np.bincount(people.pid, minlength=size).astype(np.float32)
+        people.owned = np.bincount(people.pid, weights=_OWNS[people.role], minlength=size).astype(np.float32)
+        return people

@@ -1,6 +1,7 @@
 """The store and index cache on both backends: incremental changes seen by every process's cache."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
@@ -101,4 +102,34 @@ def test_erasure_and_new_contributions_reach_another_process_cache(database_url:
     with reader.session() as s:
         assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["sam"]
     reader.dispose()
+    writer.dispose()
+
+
+def test_a_fresh_process_starts_from_the_snapshot_plus_later_changes(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connect.db import Database
+    from plugin.matching import index, snapshot
+    from plugin.models.content import IndexSnapshot
+
+    monkeypatch.setattr(index, "SNAPSHOT_AFTER", 3)
+    writer, tenant = database(database_url)
+    with writer.session() as s:
+        for n, title in enumerate(["Kafka consumer lag grows", "Printer offline", "Disk full on agent"]):
+            upsert_item(s, tenant, doc(f"APP-{n}", title, "details", people={f"p{n}": "assignee"}))
+    with writer.session() as s:  # this process builds from scratch and leaves a snapshot
+        assert [r.key for r in suggest_reuse(s, tenant, "kafka consumer lag")] == ["APP-0"]
+        assert s.scalar(select(IndexSnapshot.items).where(IndexSnapshot.tenant_id == tenant)) == 3
+        upsert_item(s, tenant, doc("APP-3", "Kafka consumer lag after deploy", "rebalance",
+                                   people={"ann": "assignee"}))
+        delete_item(s, tenant, "jira", "APP-0")
+    loaded: list[int] = []
+    real_load = snapshot.load
+    monkeypatch.setattr(snapshot, "load", lambda *a: loaded.append(1) or real_load(*a))
+    fresh = Database(database_url)
+    with fresh.session() as s:
+        assert [r.key for r in suggest_reuse(s, tenant, "kafka consumer lag")] == ["APP-3"]
+        assert loaded == [1]
+        assert [e.account_id for e in suggest_experts(s, tenant, "kafka consumer lag")] == ["ann"]
+        assert [e.account_id for e in suggest_experts(s, tenant, "printer offline")] == ["p1"]
+    fresh.dispose()
     writer.dispose()
