@@ -6,6 +6,7 @@ index, connection pool or server outlives it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true",
                         help="also run the long steps (scaling to 1,000,000 items in one tenant)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the harness, not speed")
+    parser.add_argument("--items", type=int,
+                        help="items per tenant instead of 100,000 (quick provisional runs; targets are for 100,000)")
     parser.add_argument("--backends", default=None,
                         help="comma-separated databases (sqlite, postgresql) for every benchmark; default: "
                              "each benchmark's own (see bench/README.md)")
@@ -55,6 +58,8 @@ def selected(only: str | None) -> list[str]:
 def run_child(args: argparse.Namespace) -> int:
     """Run one benchmark in this process and write its rows as JSON."""
     size = TINY if args.tiny else DEFAULT
+    if args.items:
+        size = dataclasses.replace(size, items=args.items)
     module = importlib.import_module(f"bench.{args.child}")
     payload: dict[str, Any] = {"rows": [], "error": None}
     started = time.perf_counter()
@@ -80,6 +85,7 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
     command = [sys.executable, "-m", "bench", "--child", name, "--child-out", str(out)]
     command += ["--backends", args.backends] if args.backends else []
     command += ["--tiny"] if args.tiny else []
+    command += ["--items", str(args.items)] if args.items else []
     command += ["--full"] if args.full else []
     started = time.perf_counter()
     log(f"=== {name} ===")
@@ -159,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return run_child(args)
     names = selected(args.only)
-    info = {"commit": git_commit(), "machine": machine(), "size": "tiny" if args.tiny else "default",
+    size = "tiny" if args.tiny else "default"
+    size += f", {args.items:,} items" if args.items else ""
+    info = {"commit": git_commit(), "machine": machine(), "size": size,
             "full": args.full, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "only": names}
     rows: list[dict[str, Any]] = [Row("machine", "CPU cores", info["machine"]["cores"], "cores",
                                       note=info["machine"]["cpu"]).as_dict()]

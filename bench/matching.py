@@ -83,7 +83,10 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     rows += latency_rows(NAME, f"{label} incremental update of one item", samples, target_ms=20,
                          note=f"upsert_item + commit + index sync of the change; {counted}")
     log(f"matching {label}: memory probe in a fresh process")
-    probe = run_probe(url, [tenant.id], min(size.queries, 50), fresh=not size.tiny)
+    try:
+        probe = run_probe(url, [tenant.id], min(size.queries, 50), fresh=not size.tiny)
+    except RuntimeError as exc:  # keep the figures above; say why these are missing
+        return rows + [Row(NAME, f"{label} memory probe", None, "", passed=False, note=f"FAILED: {exc}"[:300])]
     rows.append(Row(NAME, f"{label} resident memory, serving process at {n}", round(probe["rss_mb"], 1),
                     "MiB", note=f"fresh process: index load {probe['load_s']:.1f} s + "
                                 f"{len(probe['samples'])} queries (baseline {probe['base_rss_mb']:.0f} MiB)",
