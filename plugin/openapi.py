@@ -17,7 +17,8 @@ from marshmallow import Schema, fields
 
 from plugin.schemas.actions import (FeedbackSchema, KudosSchema, LinkSchema, PanelEventSchema,
                                     QuestionSchema)
-from plugin.schemas.settings import EraseSchema, PreferencesSchema, ProjectSettingsSchema
+from plugin.schemas.settings import (BackfillSchema, EraseSchema, PreferencesSchema,
+                                     ProjectSettingsSchema)
 
 bp = Blueprint("openapi", __name__)
 
@@ -158,6 +159,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                   ProjectSettingsSchema, (400, 401, 403, 404, 413, 422)),
     ("/api/admin/projects/<project_key>/dashboard", "get"):
         Operation("Twelve weeks of adoption (project admins)", 200, DashboardSchema),
+    ("/api/admin/backfill", "get"):
+        Operation("The site's backfill status (admins of ?projectKey=)", 200),
+    ("/api/admin/backfill", "post"):
+        Operation("Backfill now (admins of ?projectKey=)", 202, None, BackfillSchema,
+                  (400, 401, 403, 404, 413, 422)),
     ("/api/me", "get"): Operation("What Inflow knows about the viewer", 200, MeSchema),
     ("/api/me/preferences", "post"):
         Operation("Opt out or pause", 200, PreferencesStateSchema, PreferencesSchema,

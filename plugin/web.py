@@ -1,6 +1,7 @@
 """Registers every view blueprint of the product."""
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -13,12 +14,22 @@ def href(url: str | None) -> str:
     return "#"
 
 
+def when(value: str | None) -> str:
+    """An ISO timestamp as people read it: '2026-11-25 20:31 UTC' (unreadable values as given)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.utcoffset() is not None else "")
+
+
 def init_app(app: Flask) -> None:
     """Blueprints and product hooks (panels, API, admin, personal pages)."""
-    from plugin.api import actions, admin, content, me
+    from plugin.api import actions, admin, backfill, content, me
     from plugin.views import confluence, jira
 
-    for module in (content, actions, admin, me, jira, confluence):
+    for module in (content, actions, admin, backfill, me, jira, confluence):
         app.register_blueprint(module.bp)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["href"] = href
+    app.jinja_env.filters["when"] = when

@@ -62,6 +62,15 @@ class PreferencesSchema(Schema):
     pause_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=365))
 
 
+class BackfillSchema(Schema):
+    """"Backfill now" from the admin page: resume or start, or start over from the beginning."""
+
+    class Meta:
+        unknown = RAISE
+
+    restart = fields.Boolean(load_default=False)
+
+
 class EraseSchema(Schema):
     """Erasure needs an explicit confirmation."""
 

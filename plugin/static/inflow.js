@@ -78,8 +78,43 @@
     accepted: function (btn) { btn.disabled = true; return "Answer accepted."; },
     saved: function () { return "Settings saved."; },
     prefs: function () { return "Preferences saved."; },
-    erased: function (form) { form.querySelector("button").disabled = true; return "Your data was erased."; }
+    erased: function (form) { form.querySelector("button").disabled = true; return "Your data was erased."; },
+    backfill: function (form, data) { showBackfill(data); watchBackfill(form); return data.active ? "Backfill requested." : "Backfill is " + data.status + "."; }
   };
+
+  // The admin page's backfill card: filled from GET /api/admin/backfill while one is queued or running.
+  var BACKFILL_WORDS = { never: "Not run yet", queued: "Queued", running: "Running", done: "Done", failed: "Failed (will resume from its checkpoint)" };
+  function when(iso) { return iso ? String(iso).slice(0, 16).replace("T", " ") + " UTC" : "\u2014"; }
+  function setText(id, text) { var el = document.getElementById(id); if (el) { el.textContent = text; } }
+  function showBackfill(data) {
+    setText("bf-status", BACKFILL_WORDS[data.status] || data.status);
+    setText("bf-done", String(data.items_done || 0) + (data.items_total ? " of about " + data.items_total : ""));
+    setText("bf-checkpoint", when(data.checkpoint_at));
+    setText("bf-finished", when(data.finished_at));
+    var list = document.getElementById("bf-errors");
+    if (list) {
+      list.textContent = "";
+      (data.errors && data.errors.length ? data.errors : [null]).forEach(function (e) {
+        var li = document.createElement("li"), div = document.createElement("div");
+        li.className = "row"; div.className = "grow";
+        div.textContent = e ? when(e.at) + " " + e.error : "None";
+        li.appendChild(div); list.appendChild(li);
+      });
+    }
+    resize();
+  }
+  var polling = false;
+  function watchBackfill(form, rounds) {
+    if (polling && rounds === undefined) { return; }
+    polling = true;
+    rounds = rounds === undefined ? 600 : rounds;
+    setTimeout(function () {
+      api("GET", form.getAttribute("data-status")).then(function (data) {
+        showBackfill(data);
+        if (data.active && rounds > 0) { watchBackfill(form, rounds - 1); } else { polling = false; }
+      }).catch(function () { polling = false; });
+    }, 3000);
+  }
 
   function onSubmit(ev) {
     var form = ev.target;
@@ -142,5 +177,9 @@
 
   document.addEventListener("submit", onSubmit);
   document.addEventListener("click", onClick);
-  document.addEventListener("DOMContentLoaded", resize);
+  document.addEventListener("DOMContentLoaded", function () {
+    var card = document.getElementById("backfill");
+    if (card && card.getAttribute("data-active") === "true") { watchBackfill(card); }
+    resize();
+  });
 })();

@@ -11,6 +11,7 @@ from plugin.api.content import panel_data
 from plugin.api.me import about
 from plugin.schemas.settings import PROJECT_KEY
 from plugin.services import adoption, permissions
+from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
 from plugin.views.common import host, project_of
 from plugin.views.pages import HEADINGS, error_page, render
@@ -63,10 +64,11 @@ def project_admin() -> Any:
     with get_db().session() as session:
         settings = project_settings(session, g.tenant.id, project)
         dashboard = adoption.dashboard(session, g.tenant.id, project)
+        backfill = admin_status(session, g.tenant.id)
     percent_weeks = [{**week, "shown_pct": round(100 * week["shown_share"]),
                       "used_pct": round(100 * week["used_share"])} for week in dashboard["weeks"]]
     return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
-                  percent_weeks=percent_weeks, source="jira", key="")
+                  percent_weeks=percent_weeks, backfill=backfill, source="jira", key="")
 
 
 @bp.get("/me")
