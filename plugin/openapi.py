@@ -104,6 +104,7 @@ class DashboardSchema(Schema):
 class PreferencesStateSchema(Schema):
     opted_out = fields.Boolean(required=True)
     paused_until = fields.String(allow_none=True, required=True)
+    weekly_digest = fields.Boolean(required=True)
 
 
 class MeSchema(Schema):

@@ -9,6 +9,7 @@ from flask import Blueprint, g, jsonify
 from connect.auth import get_db, require_jwt
 from connect.db import utcnow
 from plugin.api.common import load, register_errors
+from plugin.pipeline.digests import is_subscribed, set_subscription
 from plugin.schemas.settings import EraseSchema, PreferencesSchema
 from plugin.services import privacy, recognition
 from plugin.services.errors import Refused
@@ -34,7 +35,8 @@ def about(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]:
             "evidence": _by_item(privacy.contributions(session, tenant_id, account_id, limit=60)),
             "impact": recognition.impact(session, tenant_id, account_id, now - timedelta(days=30)),
             "preferences": {"opted_out": bool(pref and pref.opted_out),
-                            "paused_until": paused.isoformat() if paused else None}}
+                            "paused_until": paused.isoformat() if paused else None,
+                            "weekly_digest": is_subscribed(session, tenant_id, account_id)}}
 
 
 def _by_item(rows: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
@@ -59,12 +61,18 @@ def get_me() -> Any:
 @bp.post("/preferences")
 @require_jwt(context=True)
 def post_preferences() -> Any:
-    """Opt out of being suggested, or pause for some days (0 ends a pause)."""
+    """Opt out of being suggested, pause for some days (0 ends a pause), weekly digest on or off."""
     body = load(PreferencesSchema())
     viewer = _viewer()
+    if body["weekly_digest"] and g.tenant.product_type != "jira":
+        # Digests are e-mailed through Jira's notify API; a Confluence site cannot send them.
+        raise Refused(422, "Weekly digests are sent from Jira; this site cannot send them.",
+                      "weekly_digest")
     until = utcnow() + timedelta(days=body["pause_days"]) if body["pause_days"] else None
     with get_db().session() as session:
         set_preference(session, g.tenant.id, viewer, body["opted_out"], until)
+        if body["weekly_digest"] is not None:
+            set_subscription(session, g.tenant.id, viewer, body["weekly_digest"])
         return jsonify(about(session, g.tenant.id, viewer)["preferences"])
 
 

@@ -60,6 +60,7 @@ class PreferencesSchema(Schema):
 
     opted_out = fields.Boolean(required=True)
     pause_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=365))
+    weekly_digest = fields.Boolean(load_default=None)  # absent: left as it is
 
 
 class BackfillSchema(Schema):

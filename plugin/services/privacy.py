@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from plugin.matching.store import erase_person as erase_from_matching
 from plugin.models.content import Contribution, Item, Person
+from plugin.models.pipeline import DigestDelivery
+from plugin.pipeline.digests import is_subscribed, set_subscription
 from plugin.models.social import (Feedback, Kudos, PanelEvent, PersonPreference, Question,
                                   QuestionEvent)
 
@@ -71,6 +73,7 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
         if person else None,
         "preferences": {"opted_out": pref.opted_out, "paused_until": _iso(pref.paused_until)}
         if pref else None,
+        "weekly_digest": is_subscribed(session, tenant_id, account_id),
         "topics": topics(session, tenant_id, account_id),
         "contributions": contributions(session, tenant_id, account_id),
         "questions": [_question(q) for q in questions],
@@ -99,5 +102,8 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
     session.execute(delete(PersonPreference).where(
         PersonPreference.tenant_id == tenant_id, PersonPreference.account_id == account_id,
         PersonPreference.opted_out.is_(False)))
+    set_subscription(session, tenant_id, account_id, False)
+    session.execute(delete(DigestDelivery).where(DigestDelivery.tenant_id == tenant_id,
+                                                 DigestDelivery.account_id == account_id))
     erase_from_matching(session, tenant_id, account_id)
     session.flush()

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from connect.db import Database, utcnow
 from connect.models import Tenant
 from plugin.content.model import ItemDoc
-from plugin.content.normalize import jira_issue_to_doc
-from plugin.matching.store import upsert_item
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin.matching.store import remember_people, upsert_item
 from plugin.services.permissions import CACHE
 from tests.conftest import TenantAuth, build_app, install_tenant
 from tests.fakehost import data
@@ -123,3 +123,32 @@ def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, An
     yield Site(app, app.test_client(), db, fake_host, tenant, keys)
     db.dispose()
     CACHE.clear()
+
+
+def install_wiki(site: Site, names: bool = True) -> Site:
+    """The same fake host installed as a Confluence tenant that learned 60 Hyperledger pages.
+
+    Pages carry account ids only; `names=False` leaves Inflow without anyone's display name,
+    as a real Confluence backfill does, so panels must ask the host.
+    """
+    pages = data.confluence_pages()[:60]
+    site.host.load_confluence_pages(pages)
+    install_tenant(site.db, "confluence", base_url="https://seed.atlassian.net/wiki")
+    tenant = adopt_fake_host(site.db, site.host, "confluence")
+    spaces = {s["id"]: s["key"] for s in data.confluence_spaces()}
+    with site.db.session() as session:
+        for page in pages:
+            upsert_item(session, tenant.tenant_id, confluence_page_to_doc(
+                page, tenant.base_url, space_key=spaces.get(page.get("spaceId"))))
+        if names:
+            remember_people(session, tenant.tenant_id,
+                            [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
+    site.tenant = tenant
+    site.keys = [str(p["id"]) for p in pages]
+    return site
+
+
+@pytest.fixture
+def wiki(site: Site) -> Site:
+    """A Confluence tenant whose people Inflow knows by name."""
+    return install_wiki(site)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from connect.db import utcnow
 from plugin.models.content import Contribution, Person
+from plugin.models.pipeline import DigestDelivery, DigestSubscription
+from plugin.pipeline import digests
 from plugin.models.social import Kudos, PersonPreference, ProjectSettings, Question
 from tests.conftest import install_tenant
 from tests.panels.conftest import Site
@@ -103,7 +106,8 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
     assert "jstrachan" in [e["account_id"] for e in
                            site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]]
     response = site.post("/api/me/preferences", {"opted_out": True}, sub="jstrachan")
-    assert response.get_json() == {"opted_out": True, "paused_until": None}
+    assert response.get_json() == {"opted_out": True, "paused_until": None,
+                                   "weekly_digest": False}
     assert "jstrachan" not in [e["account_id"] for e in
                                site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]]
     paused = site.post("/api/me/preferences", {"opted_out": False, "pause_days": 7},
@@ -131,3 +135,43 @@ def test_export_then_erase_removes_the_person_everywhere(site: Site) -> None:
                 column == "jstrachan")) == 0
         assert session.scalar(select(func.count()).select_from(PersonPreference)) == 0
     assert site.get("/api/me/export", sub="jstrachan").get_json()["contributions"] == []
+
+
+def test_the_weekly_digest_is_opt_in_from_the_personal_page(site: Site) -> None:
+    assert site.get("/api/me", sub="jstrachan").get_json()["preferences"]["weekly_digest"] is False
+    page = site.page("/jira/me", sub="jstrachan").get_data(as_text=True)
+    assert 'name="weekly_digest"' in page and 'name="weekly_digest" checked' not in page
+    on = site.post("/api/me/preferences", {"opted_out": False, "weekly_digest": True},
+                   sub="jstrachan")
+    assert on.status_code == 200 and on.get_json()["weekly_digest"] is True
+    with site.db.session() as session:
+        assert digests.is_subscribed(session, site.tenant.tenant_id, "jstrachan")
+        assert digests.due(session, digests.last_week(utcnow())) == [
+            (site.tenant.tenant_id, "jstrachan")]
+    assert site.get("/api/me", sub="jstrachan").get_json()["preferences"]["weekly_digest"]
+    assert 'name="weekly_digest" checked' in site.page("/jira/me", sub="jstrachan").get_data(
+        as_text=True)
+    # Saving other preferences without the field leaves the subscription as it is.
+    assert site.post("/api/me/preferences", {"opted_out": True},
+                     sub="jstrachan").get_json()["weekly_digest"] is True
+    assert site.get("/api/me/export", sub="jstrachan").get_json()["weekly_digest"] is True
+    bad = site.post("/api/me/preferences", {"opted_out": False, "weekly_digest": "often"},
+                    sub="jstrachan")
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"weekly_digest"}
+    off = site.post("/api/me/preferences", {"opted_out": False, "weekly_digest": False},
+                    sub="jstrachan")
+    assert off.get_json()["weekly_digest"] is False
+    with site.db.session() as session:
+        assert not digests.is_subscribed(session, site.tenant.tenant_id, "jstrachan")
+
+
+def test_erasure_removes_the_digest_subscription_and_deliveries(site: Site) -> None:
+    site.post("/api/me/preferences", {"opted_out": False, "weekly_digest": True}, sub="jstrachan")
+    with site.db.session() as session:
+        session.add(DigestDelivery(tenant_id=site.tenant.tenant_id, account_id="jstrachan",
+                                   week_start=digests.last_week(utcnow()), status="sent"))
+    assert site.post("/api/me/erase", {"confirm": "ERASE"}, sub="jstrachan").status_code == 200
+    with site.db.session() as session:
+        for model in (DigestSubscription, DigestDelivery):
+            assert session.scalar(select(func.count()).select_from(model)) == 0
+    assert site.get("/api/me/export", sub="jstrachan").get_json()["weekly_digest"] is False

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from plugin.content.normalize import jira_issue_to_doc
-from plugin.matching.store import remember_people, upsert_item
-from tests.panels.conftest import Site, adopt_fake_host
+from plugin.matching.store import upsert_item
+from tests.panels.conftest import Site
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -75,29 +75,6 @@ def test_a_panel_url_without_a_valid_jwt_is_refused(site: Site) -> None:
                            headers=wrong_qsh).status_code == 401
 
 
-@pytest.fixture
-def wiki(site: Site) -> Site:
-    """The same fake host installed as a Confluence tenant, with a few pages learned."""
-    from plugin.content.normalize import confluence_page_to_doc
-    from tests.conftest import install_tenant
-    from tests.fakehost import data
-
-    pages = data.confluence_pages()[:60]
-    site.host.load_confluence_pages(pages)
-    install_tenant(site.db, "confluence", base_url="https://seed.atlassian.net/wiki")
-    tenant = adopt_fake_host(site.db, site.host, "confluence")
-    spaces = {s["id"]: s["key"] for s in data.confluence_spaces()}
-    with site.db.session() as session:
-        for page in pages:
-            upsert_item(session, tenant.tenant_id, confluence_page_to_doc(
-                page, tenant.base_url, space_key=spaces.get(page.get("spaceId"))))
-        remember_people(session, tenant.tenant_id,
-                        [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
-    site.tenant = tenant
-    site.keys = [str(p["id"]) for p in pages]
-    return site
-
-
 def test_confluence_macros_render_in_view_mode_and_degrade_in_exports(wiki: Site) -> None:
     page = wiki.keys[-1]
     for macro in ("experts", "related", "contributors", "recognition"):
@@ -152,3 +129,11 @@ def test_the_admin_tab_for_an_unknown_project_is_refused(site: Site) -> None:
     response = site.page("/jira/admin?projectKey=NOPE", sub="chirino")
     assert response.status_code == 403
     assert site.get("/api/admin/projects/NOPE/settings", sub="chirino").status_code == 403
+
+
+def test_a_confluence_site_offers_no_weekly_digest(wiki: Site) -> None:
+    page = wiki.page("/confluence/me", sub="aco").get_data(as_text=True)
+    assert 'name="weekly_digest"' not in page and 'name="opted_out"' in page
+    response = wiki.post("/api/me/preferences", {"opted_out": False, "weekly_digest": True})
+    assert response.status_code == 422 and "weekly_digest" in response.get_json()["errors"]
+    assert wiki.get("/api/me").get_json()["preferences"]["weekly_digest"] is False
