@@ -14,7 +14,7 @@ from plugin.services import adoption, feedback, questions, recognition
 from plugin.services.errors import Refused
 from plugin.services import panels
 from plugin.services.panels import names_of
-from plugin.views.common import as_viewer, eligible, fetcher, project_of, visible
+from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
 
 bp = Blueprint("api_actions", __name__, url_prefix="/api")
 register_errors(bp)
@@ -54,7 +54,8 @@ def ask_question() -> Any:
         tenant_id = g.tenant.id
         if not eligible(session, project)(body["expert_account_id"]):
             raise Refused(422, "This person cannot be asked here.", "expert_account_id")
-        name = names_of(session, tenant_id, {body["expert_account_id"]})[body["expert_account_id"]]
+        name = names_of(session, tenant_id, {body["expert_account_id"]},
+                        people(session))[body["expert_account_id"]]
         question = questions.ask(
             session, tenant_id, source=body["source"], key=body["key"], project=project,
             asker_account_id=asker, expert_account_id=body["expert_account_id"], expert_name=name,

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, g, jsonify, request
 from connect.auth import get_db, require_jwt
 from plugin.api.common import register_errors
 from plugin.services import panels
-from plugin.views.common import eligible, fetcher, project_of, visible
+from plugin.views.common import eligible, fetcher, people, project_of, visible
 
 bp = Blueprint("api_content", __name__, url_prefix="/api/content")
 register_errors(bp)
@@ -20,11 +20,13 @@ def panel_data(session: Any, panel: str, source: str, key: str, project: str | N
     tenant_id, viewer = g.tenant.id, g.account_id
     if panel == "experts":
         return panels.experts(session, tenant_id, source, key, project, viewer, visible(),
-                              eligible(session, project), fetcher(source, key), topic=topic)
+                              eligible(session, project), fetcher(source, key), topic=topic,
+                              names=people(session))
     if panel == "reuse":
         return panels.reuse(session, tenant_id, source, key, project, viewer, visible(),
                             fetcher(source, key))
-    return panels.contributors(session, tenant_id, source, key, project, viewer, visible())
+    return panels.contributors(session, tenant_id, source, key, project, viewer, visible(),
+                               names=people(session))
 
 
 @bp.get("/<source>/<key>/<panel>")

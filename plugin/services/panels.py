@@ -16,9 +16,10 @@ from plugin.content.model import ItemDoc
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
 from plugin.matching.store import get_item
-from plugin.models.content import Contribution, Item, Person
+from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
 from plugin.services import adoption, feedback, questions, recognition
+from plugin.services.people import People
 from plugin.services.settings import project_settings
 
 Visible = Callable[[list[Item]], list[Item]]
@@ -58,12 +59,19 @@ def _record_view(session: Session, tenant_id: int, panel: str, source: str, key:
 
 def experts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
             viewer: str | None, visible: Visible, eligible: Eligible, fetch: Fetch | None = None,
-            topic: str | None = None, record: bool = True) -> dict[str, Any]:
+            topic: str | None = None, record: bool = True,
+            names: People | None = None) -> dict[str, Any]:
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
+    names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
     target = _target(session, tenant_id, source, key, fetch, visible)
     found = _expert_candidates(session, tenant_id, target, topic, viewer, visible, eligible)
-    people = [{**_plain(e), "summary": _summary(e, source)} for e in found]
+    asked = questions.questions_on(session, tenant_id, source, key) if target else []
+    names.prefetch([e.account_id for e in found] + [q.asker_account_id for q in asked]
+                   + [q.expert_account_id for q in asked])
+    people = [{**_plain(e), "summary": _summary(e, source),
+               "display_name": e.display_name or names.name(e.account_id),
+               "avatar_url": e.avatar_url or names.avatar(e.account_id)} for e in found]
     if not settings["privacy"]["show_evidence"]:
         for person in people:
             person["evidence"] = []
@@ -71,7 +79,7 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
         _record_view(session, tenant_id, "experts", source, key, project, viewer, len(people))
     return {"panel": "experts", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["experts"], "experts": people,
-            "questions": question_list(session, tenant_id, source, key) if target else [],
+            "questions": _question_rows(asked, names),
             "empty_reason": None if people else _experts_empty_reason(target)}
 
 
@@ -143,24 +151,26 @@ def _experts_empty_reason(target: Item | ItemDoc | None) -> str:
             "chose not to be suggested. As the team resolves more work, experts will appear.")
 
 
-def question_list(session: Session, tenant_id: int, source: str, key: str) -> list[dict]:
+def question_list(session: Session, tenant_id: int, source: str, key: str,
+                  names: People | None = None) -> list[dict]:
     """The questions on an item with the names of who asked whom."""
     rows = questions.questions_on(session, tenant_id, source, key)
-    names = names_of(session, tenant_id, {q.asker_account_id for q in rows}
-                     | {q.expert_account_id for q in rows})
+    return _question_rows(rows, names or People(session, tenant_id))
+
+
+def _question_rows(rows: list[Question], names: People) -> list[dict]:
+    names.prefetch([q.asker_account_id for q in rows] + [q.expert_account_id for q in rows])
     return [{"id": q.id, "state": q.state, "text": q.text, "asked_at": q.asked_at.isoformat(),
-             "asker": {"account_id": q.asker_account_id, "name": names.get(q.asker_account_id)},
-             "expert": {"account_id": q.expert_account_id, "name": names.get(q.expert_account_id)}}
+             "asker": {"account_id": q.asker_account_id, "name": names.name(q.asker_account_id)},
+             "expert": {"account_id": q.expert_account_id,
+                        "name": names.name(q.expert_account_id)}}
             for q in rows]
 
 
-def names_of(session: Session, tenant_id: int, accounts: set[str]) -> dict[str, str]:
-    """Display names by account id (falls back to the id for unknown people)."""
-    found: dict[str, str] = {}
-    if accounts:
-        found = {a: n for a, n in session.execute(select(Person.account_id, Person.display_name)
-                 .where(Person.tenant_id == tenant_id, Person.account_id.in_(accounts))) if n}
-    return {a: found.get(a, a) for a in accounts}
+def names_of(session: Session, tenant_id: int, accounts: set[str],
+             names: People | None = None) -> dict[str, str]:
+    """Display names by account id ("Unknown user" for people neither Inflow nor the host knows)."""
+    return (names or People(session, tenant_id)).names(accounts)
 
 
 def reuse(session: Session, tenant_id: int, source: str, key: str, project: str | None,
@@ -196,7 +206,8 @@ def _reuse_empty_reason(target: Item | ItemDoc | None) -> str:
             "pages exist, they will be listed here.")
 
 
-def _contributors(session: Session, tenant_id: int, item: Item) -> list[dict[str, Any]]:
+def _contributors(session: Session, tenant_id: int, item: Item, names: People,
+                  also_named: list[str]) -> list[dict[str, Any]]:
     rows = session.execute(select(Contribution.account_id, Contribution.role, Contribution.at)
                            .where(Contribution.tenant_id == tenant_id,
                                   Contribution.item_id == item.id)
@@ -204,34 +215,33 @@ def _contributors(session: Session, tenant_id: int, item: Item) -> list[dict[str
     roles: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for account, role, _ in rows:
         roles[account][role] += 1
-    people = {p.account_id: p for p in session.scalars(select(Person).where(
-        Person.tenant_id == tenant_id, Person.account_id.in_(list(roles))))}
     kudos = dict(session.execute(select(Kudos.to_account_id, func.count(Kudos.id)).where(
         Kudos.tenant_id == tenant_id, Kudos.source == item.source, Kudos.item_key == item.key)
         .group_by(Kudos.to_account_id)).all())
-    return [{"account_id": account,
-             "display_name": getattr(people.get(account), "display_name", None) or account,
-             "avatar_url": getattr(people.get(account), "avatar_url", None),
+    names.prefetch([*roles, *also_named])  # one lookup for contributors and thankers alike
+    return [{"account_id": account, "display_name": names.name(account),
+             "avatar_url": names.avatar(account),
              "roles": dict(counts), "kudos": int(kudos.get(account, 0))}
             for account, counts in roles.items()]
 
 
 def contributors(session: Session, tenant_id: int, source: str, key: str, project: str | None,
-                 viewer: str | None, visible: Visible,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 viewer: str | None, visible: Visible, now: datetime | None = None,
+                 names: People | None = None) -> dict[str, Any]:
     """Who contributed and how, the thanks given here, and the viewer's own impact."""
     now = now or utcnow()
+    names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
     item = _target(session, tenant_id, source, key, None, visible)
-    people = _contributors(session, tenant_id, item) if isinstance(item, Item) else []
     thanks = recognition.kudos_on(session, tenant_id, source, key) if item is not None else []
-    names = names_of(session, tenant_id, {k.from_account_id for k in thanks}
-                     | {k.to_account_id for k in thanks})
+    thanked = [a for k in thanks for a in (k.from_account_id, k.to_account_id)]
+    people = _contributors(session, tenant_id, item, names, thanked) \
+        if isinstance(item, Item) else []
     public = settings["privacy"]["public_kudos_messages"]
     _record_view(session, tenant_id, "contributors", source, key, project, viewer, len(people))
     return {"panel": "contributors", "item": _item_summary(item), "purpose": settings["purpose"],
             "enabled": settings["panels"]["contributors"], "contributors": people,
-            "thanks": [{"from": names[k.from_account_id], "to": names[k.to_account_id],
+            "thanks": [{"from": names.name(k.from_account_id), "to": names.name(k.to_account_id),
                         "message": k.message if public or viewer in (k.to_account_id,
                                                                      k.from_account_id) else "",
                         "at": k.created_at.isoformat()} for k in thanks[:10]],

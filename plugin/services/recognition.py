@@ -12,6 +12,7 @@ from plugin.models.content import Contribution, Person
 from plugin.models.social import Feedback, Kudos, Question
 from plugin.services.errors import Refused
 from plugin.services.feedback import AUTHOR_ROLES
+from plugin.services.people import People
 
 PER_PAIR_PER_ITEM_PER_DAY = 1
 PER_GIVER_PER_DAY = 20
@@ -106,7 +107,7 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
 
 
 def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,
-          limit: int = 10) -> list[dict[str, Any]]:
+          limit: int = 10, names: People | None = None) -> list[dict[str, Any]]:
     """People most thanked and credited since a date, optionally within one space."""
     query = select(Kudos.to_account_id, func.count(Kudos.id).label("n")).where(
         Kudos.tenant_id == tenant_id, Kudos.created_at >= since)
@@ -115,9 +116,7 @@ def board(session: Session, tenant_id: int, since: datetime, space: str | None =
     rows = session.execute(query.group_by(Kudos.to_account_id)
                            .order_by(func.count(Kudos.id).desc(), Kudos.to_account_id)
                            .limit(limit)).all()
-    people = {p.account_id: p for p in session.scalars(select(Person).where(
-        Person.tenant_id == tenant_id, Person.account_id.in_([r[0] for r in rows])))}
-    return [{"account_id": account, "kudos": int(n),
-             "display_name": getattr(people.get(account), "display_name", None) or account,
-             "avatar_url": getattr(people.get(account), "avatar_url", None)}
-            for account, n in rows]
+    names = names or People(session, tenant_id)
+    names.prefetch(account for account, _ in rows)
+    return [{"account_id": account, "kudos": int(n), "display_name": names.name(account),
+             "avatar_url": names.avatar(account)} for account, n in rows]

@@ -12,6 +12,7 @@ from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.models.content import Item
 from plugin.services import permissions
+from plugin.services.people import LOOKUP_TIMEOUT, People, host_lookup
 from plugin.services.settings import eligibility
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,17 @@ def host() -> HostClient:
 def as_viewer() -> HostClient:
     """A client acting as the signed-in user, for writes the user is the author of."""
     return host().as_user(g.account_id)
+
+
+def people(session: Session) -> People:
+    """Names and avatars for this request; unknown ones asked of the host once, briefly."""
+    if "inflow_names_host" not in g:
+        client = HostClient.for_tenant(g.tenant, current_app.config["INFLOW_APP_KEY"],
+                                       timeout=LOOKUP_TIMEOUT)
+        if hasattr(client, "session") and hasattr(client.session, "max_attempts"):
+            client.session.max_attempts = 1  # a rate-limited host shows "Unknown user", no wait
+        g.inflow_names_host = client
+    return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type))
 
 
 def visible() -> Callable[[list[Item]], list[Item]]:

@@ -12,7 +12,7 @@ from connect.host_client import HostError
 from plugin.api.content import panel_data
 from plugin.api.me import about
 from plugin.services import panels, recognition
-from plugin.views.common import eligible, visible
+from plugin.views.common import eligible, people, visible
 from plugin.views.pages import HEADINGS, error_page, render
 
 bp = Blueprint("confluence_pages", __name__, url_prefix="/confluence")
@@ -32,7 +32,8 @@ def _board(session: Any, scope: str, space: str | None, period: str) -> dict[str
     days = PERIODS.get(period, 30)
     in_space = scope != "site" and bool(space)
     return {"board": recognition.board(session, g.tenant.id, utcnow() - timedelta(days=days),
-                                       space=space if in_space else None),
+                                       space=space if in_space else None,
+                                       names=people(session)),
             "board_scope": f"Space {space}" if in_space else "Whole site",
             "period_label": "All time" if period == "all" else f"Last {days} days"}
 

@@ -228,6 +228,22 @@ def register(app: Flask, host: FakeHost) -> None:
     def content_search() -> Response:
         return _search(host, _content, "/rest/api/content/search")
 
+    @app.get("/wiki/rest/api/user/bulk")
+    def confluence_bulk_users() -> Response:
+        """v1 bulk user lookup: ?accountId=a&accountId=b (or a,b); at most 200 come back."""
+        ids = [i for v in request.args.getlist("accountId") for i in v.split(",") if i]
+        if not ids:
+            return v1_error(400, "accountId is required")
+        with host.lock:  # users.json of the Hyperledger set, loaded with the pages
+            found = [host.store.users[i] for i in dict.fromkeys(ids) if i in host.store.users]
+        results = [{"type": "known", "accountId": u["accountId"], "accountType": "atlassian",
+                    "email": "", "publicName": u["displayName"], "displayName": u["displayName"],
+                    "profilePicture": {"path": f"/wiki/aa-avatar/{u['accountId']}", "width": 48,
+                                       "height": 48, "isDefault": True},
+                    "_expandable": {}, "_links": {}} for u in found[:200]]
+        return jsonify({"results": results, "start": 0, "limit": 200, "size": len(results),
+                        "_links": {"base": host.base_url("confluence")}})
+
     @app.post("/wiki/rest/api/content/<page_id>/permission/check")
     def permission_check(page_id: str) -> Response:
         body = request.get_json(silent=True) or {}

@@ -19,6 +19,7 @@ from connect.models import Tenant
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching.store import remember_people, upsert_item
+from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE
 from tests.conftest import TenantAuth, build_app, install_tenant
 from tests.fakehost import data
@@ -113,7 +114,8 @@ def adopt_fake_host(db: Database, host: FakeHost, product: str = "jira") -> Tena
 def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, Any]],
          seeded_database: tuple[Path, list[str]]) -> Iterator[Site]:
     """A Jira tenant backed by the fake host serving (and Inflow knowing) 300 ActiveMQ issues."""
-    CACHE.clear()
+    for cache in (CACHE, PROFILES, BACKOFF):
+        cache.clear()
     seed, keys = seeded_database
     shutil.copy(seed, tmp_path / "inflow.db")
     app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
@@ -122,7 +124,8 @@ def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, An
     tenant = adopt_fake_host(db, fake_host)
     yield Site(app, app.test_client(), db, fake_host, tenant, keys)
     db.dispose()
-    CACHE.clear()
+    for cache in (CACHE, PROFILES, BACKOFF):
+        cache.clear()
 
 
 def install_wiki(site: Site, names: bool = True) -> Site:

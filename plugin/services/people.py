@@ -1,0 +1,142 @@
+"""People as panels show them: name and avatar from Inflow's rows, else from the host.
+
+Confluence pages (and some Jira data) carry account ids only. Names missing from `Person` are
+asked of the host in one bulk call per request, with a short timeout and no retries, cached in
+this process and written back to the `Person` rows, so the next request reads them locally. A
+host that fails is not asked again for a little while; until then those people show as
+"Unknown user" rather than holding the panel up.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from plugin.models.content import Person
+from plugin.services.permissions import Requester, TTLCache
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "Unknown user"
+LOOKUP_TIMEOUT = (1.0, 1.5)  # (connect, read) seconds: a panel waits this long at most
+BATCH = 100  # account ids per bulk call (both products accept up to 200)
+
+Profile = tuple[str | None, str | None]  # (display name, avatar URL)
+Lookup = Callable[[list[str]], dict[str, Profile]]
+
+PROFILES = TTLCache(ttl=600.0)  # (tenant id, account id) -> Profile, misses included
+BACKOFF = TTLCache(ttl=30.0)  # tenant ids whose host lookup just failed
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _jira_people(client: Requester, accounts: list[str]) -> dict[str, Profile]:
+    data = client.request("GET", "/rest/api/3/user/bulk",
+                          params={"accountId": accounts, "maxResults": len(accounts)}).json()
+    return {u["accountId"]: (u.get("displayName"), (u.get("avatarUrls") or {}).get("48x48"))
+            for u in data.get("values") or [] if u.get("accountId")}
+
+
+def _confluence_people(client: Any, accounts: list[str]) -> dict[str, Profile]:
+    data = client.request("GET", "/wiki/rest/api/user/bulk",
+                          params={"accountId": accounts, "limit": len(accounts)}).json()
+    found: dict[str, Profile] = {}
+    for user in data.get("results") or []:
+        path = (user.get("profilePicture") or {}).get("path")
+        if user.get("accountId"):
+            found[user["accountId"]] = (user.get("displayName") or user.get("publicName"),
+                                        client.url(path) if path else None)
+    return found
+
+
+def host_lookup(client: Any, product: str) -> Lookup:
+    """Bulk name lookup on the tenant's site: Jira `/rest/api/3/user/bulk`, Confluence v1 bulk."""
+    fetch = _confluence_people if product == "confluence" else _jira_people
+
+    def lookup(accounts: list[str]) -> dict[str, Profile]:
+        found: dict[str, Profile] = {}
+        for chunk in _chunks(sorted(accounts), BATCH):
+            found.update(fetch(client, chunk))
+        return found
+
+    return lookup
+
+
+class People:
+    """One request's view of people: each account loaded once, missing names resolved in bulk."""
+
+    def __init__(self, session: Session, tenant_id: int, lookup: Lookup | None = None,
+                 cache: TTLCache = PROFILES) -> None:
+        self.session, self.tenant_id, self.lookup, self.cache = session, tenant_id, lookup, cache
+        self._known: dict[str, Profile] = {}
+
+    def prefetch(self, accounts: Iterable[str | None]) -> None:
+        """Load these accounts now (one query, at most one host call) so later reads are free."""
+        wanted = {a for a in accounts if a and a not in self._known}
+        if not wanted:
+            return
+        rows = self.session.execute(select(Person.account_id, Person.display_name,
+                                           Person.avatar_url).where(
+            Person.tenant_id == self.tenant_id, Person.account_id.in_(wanted))).all()
+        stored = {account: (name, avatar) for account, name, avatar in rows}
+        self._known.update(stored)
+        missing = [a for a in wanted if not stored.get(a, (None, None))[0]]
+        if missing:
+            self._known.update(self._resolve(missing, set(stored)))
+        for account in wanted:
+            self._known.setdefault(account, (None, None))
+
+    def _resolve(self, accounts: list[str], stored: set[str]) -> dict[str, Profile]:
+        found: dict[str, Profile] = {}
+        ask = []
+        for account in accounts:
+            hit = self.cache.get((self.tenant_id, account))
+            (ask.append(account) if hit is None else found.__setitem__(account, hit))
+        fetched = self._ask_host(ask) if ask else None
+        if fetched is None:  # no host, or it failed: not remembered as "nobody has a name"
+            return found
+        for account in ask:
+            found[account] = fetched.get(account, (None, None))
+            self.cache.put((self.tenant_id, account), found[account])
+        self._write_back({a: p for a, p in fetched.items() if a in stored and p[0]})
+        return found
+
+    def _ask_host(self, accounts: list[str]) -> dict[str, Profile] | None:
+        if self.lookup is None or BACKOFF.get(self.tenant_id) is not None:
+            return None
+        try:
+            return self.lookup(accounts)
+        except Exception as exc:  # noqa: BLE001  (names are a nicety; the panel goes on)
+            log.warning("name lookup of %d people failed: %s", len(accounts), exc)
+            BACKOFF.put(self.tenant_id, True)
+            return None
+
+    def _write_back(self, profiles: dict[str, Profile]) -> None:
+        for account, (name, avatar) in profiles.items():
+            values: dict[str, Any] = {"display_name": (name or "")[:255]}
+            if avatar:
+                values["avatar_url"] = avatar[:2000]
+            self.session.execute(update(Person).where(
+                Person.tenant_id == self.tenant_id, Person.account_id == account).values(**values))
+
+    def name(self, account: str) -> str:
+        """The display name, or "Unknown user"."""
+        self.prefetch([account])
+        return self._known[account][0] or UNKNOWN
+
+    def avatar(self, account: str) -> str | None:
+        """The avatar URL, if known."""
+        self.prefetch([account])
+        return self._known[account][1]
+
+    def names(self, accounts: Iterable[str]) -> dict[str, str]:
+        """Display names by account id (prefetched together)."""
+        accounts = set(accounts)
+        self.prefetch(accounts)
+        return {account: self.name(account) for account in accounts}
