@@ -39,13 +39,14 @@ SNAPSHOT_SHARE = 0.25
 class _Postings:
     """Slots holding a term and its frequency per field; appends wait in lists until a query."""
 
-    __slots__ = ("slots", "tf", "new_slots", "new_tf")
+    __slots__ = ("slots", "tf", "new_slots", "new_tf", "_cosine")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
         self.tf = np.empty((0, _NF), dtype=np.float32) if tf is None else tf
         self.new_slots: list[int] = []
         self.new_tf: list[list[float]] = []
+        self._cosine: np.ndarray | None = None
 
     def add(self, slot: int, tf: list[float]) -> None:
         self.new_slots.append(slot)
@@ -57,13 +58,23 @@ class _Postings:
             self.slots = np.concatenate([self.slots, np.array(self.new_slots, dtype=np.int32)])
             self.tf = np.concatenate([self.tf, np.array(self.new_tf, dtype=np.float32)])
             self.new_slots, self.new_tf = [], []
+            self._cosine = None
         return self.slots, self.tf
+
+    def cosine_tf(self) -> np.ndarray:
+        """Sublinear tf of each slot's statement (0 where the term is only in comments), cached."""
+        slots, tf = self.arrays()
+        if self._cosine is None or len(self._cosine) != len(slots):
+            weighted = tf @ COSINE_WEIGHTS
+            self._cosine = np.where(weighted > 0, 1.0 + np.log(np.maximum(weighted, 1e-9)), 0.0).astype(np.float32)
+        return self._cosine
 
     def keep(self, alive: np.ndarray, remap: np.ndarray) -> None:
         slots, tf = self.arrays()
         mask = alive[slots]
         self.slots = remap[slots[mask]].astype(np.int32)
         self.tf = tf[mask]
+        self._cosine = None
 
 
 @dataclass
@@ -101,6 +112,10 @@ class TenantIndex:
         self.norm_basis = 0
         self.count = 0
         self.people = SlotPeople()
+        self._norm_key: tuple[int, int, float] | None = None
+        # Recent rankings by target, valid while `seq` is in their key (a small LRU).
+        self.recent: dict[tuple, tuple[dict[str, float], list[tuple[int, float]]]] = {}
+        self._norm_cache = np.empty((0, _NF), dtype=np.float32)
 
     # ---------- sync ----------
 
@@ -276,8 +291,7 @@ class TenantIndex:
         cosine = np.zeros(n, dtype=np.float32)
         if not self.count or not query:
             return bm25, cosine
-        avg = np.maximum(self.len_sum / self.count, 1.0).astype(np.float32)
-        norms = (1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg
+        norms = self._length_norms()
         for term in set(query) | set(cosine_query):
             tid = self.vocab.get(term)
             if tid is None:
@@ -287,14 +301,22 @@ class TenantIndex:
                 tf = (tfs / norms[slots]) @ FIELD_WEIGHTS
                 bm25[slots] += (self.idf(term) * query[term]) * tf / (K1 + tf)
             if term in cosine_query:
-                weighted = tfs @ COSINE_WEIGHTS
-                mask = weighted > 0
-                cosine[slots[mask]] += cosine_query[term] * (1.0 + np.log(weighted[mask])) * self.cosine_idf(term)
+                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * self.postings[tid].cosine_tf()
         dead = ~self.alive[:n]
         bm25[dead] = 0.0
         cosine /= self.norms[:n]
         cosine[dead] = 0.0
         return bm25, cosine
+
+    def _length_norms(self) -> np.ndarray:
+        """BM25F length normalisation per slot and field, kept until the index changes."""
+        n = len(self.docs)
+        key = (n, self.count, float(self.len_sum.sum()))
+        if self._norm_key != key:
+            avg = np.maximum(self.len_sum / max(self.count, 1), 1.0).astype(np.float32)
+            self._norm_cache = (1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg
+            self._norm_key = key
+        return self._norm_cache
 
     def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k best (slot, score) pairs with a positive score, best first."""

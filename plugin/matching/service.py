@@ -11,8 +11,8 @@ from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching import experts, reuse
 from plugin.matching.experts import Evidence, ExpertSuggestion
-from plugin.matching.index import tenant_index
-from plugin.matching.query import as_target, cosine_terms, excluded_ids, query_terms
+from plugin.matching.index import TenantIndex, tenant_index
+from plugin.matching.query import Target, as_target, cosine_terms, excluded_ids, query_terms
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
@@ -20,6 +20,7 @@ from plugin.models.content import Item, Person
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
 
+RANKED_POOL = 40  # neighbours ranked per target at least, so both kinds of suggestion share one pass
 CONFIDENCE_FLOOR = 0.08  # below this share of the evidence we say nothing rather than guess
 Visible = Callable[[list[Item]], list[Item]]
 
@@ -38,15 +39,30 @@ def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
     return [item for item in items if item.id in allowed]
 
 
+def _ranked(session: Session, tenant_id: int, index: TenantIndex, goal: Target,
+            k: int) -> tuple[dict[str, float], list[tuple[int, float]]]:
+    """The query terms and the k most similar items; reuse and experts for one target share them."""
+    exclude = excluded_ids(session, tenant_id, goal)
+    key = (index.seq, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
+           tuple(sorted(exclude)))
+    pool = max(k, RANKED_POOL)
+    with index.lock:
+        cached = index.recent.get(key)
+        if cached is None:
+            query = query_terms(index, goal)
+            cached = (query, reuse.rank(index, query, cosine_terms(index, goal), exclude, pool, goal.at))
+            index.recent[key] = cached
+            while len(index.recent) > 32:
+                index.recent.pop(next(iter(index.recent)))
+    return cached[0], cached[1][:k]
+
+
 def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
                   visible: Visible | None = None) -> list[ReuseSuggestion]:
     """Earlier items like the target, answered and helpful first, that the viewer may see."""
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
-    with index.lock:
-        query = query_terms(index, goal)
-        ranked = reuse.rank(index, query, cosine_terms(index, goal),
-                            excluded_ids(session, tenant_id, goal), max(limit * 4, 20), goal.at)
+    query, ranked = _ranked(session, tenant_id, index, goal, max(limit * 4, 20))
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
@@ -61,10 +77,7 @@ def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, 
                 now: datetime) -> tuple[list[tuple[int, float]], dict[int, Item], experts.Tally]:
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
-    with index.lock:
-        query = query_terms(index, goal)
-        ranked = reuse.rank(index, query, cosine_terms(index, goal),
-                            excluded_ids(session, tenant_id, goal), experts.NEIGHBOURS, goal.at)
+    _, ranked = _ranked(session, tenant_id, index, goal, experts.NEIGHBOURS)
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}

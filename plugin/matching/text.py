@@ -76,10 +76,10 @@ def tokens(text: str) -> list[str]:
     return [term for raw in _WORD.findall(text) for term in _analyse(raw)]
 
 
-def term_counts(text: str) -> Counter[str]:
+def term_counts(text: str) -> dict[str, int]:
     """Term frequencies of a text (each distinct word analysed once: long texts repeat a lot)."""
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     for raw, n in Counter(_WORD.findall(text)).items():
         for term in _analyse(raw):
-            counts[term] += n
+            counts[term] = counts.get(term, 0) + n
     return counts

@@ -11,10 +11,10 @@ FIELDS = ("t", "d", "c", "m")
 MAX_TERMS_PER_FIELD = 4_000  # the most frequent terms of a field are kept; the tail adds no signal
 
 
-def _top(counter: Counter[str]) -> dict[str, int]:
-    if len(counter) <= MAX_TERMS_PER_FIELD:
-        return dict(counter)
-    return dict(counter.most_common(MAX_TERMS_PER_FIELD))
+def _top(counts: dict[str, int]) -> dict[str, int]:
+    if len(counts) <= MAX_TERMS_PER_FIELD:
+        return counts
+    return dict(Counter(counts).most_common(MAX_TERMS_PER_FIELD))
 
 
 def term_vector(title: str, text: str, comments: list[str] | str, meta: list[str]) -> dict[str, Any]:
