@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def selected(only: str | None) -> list[str]:
 
 def run_child(args: argparse.Namespace) -> int:
     """Run one benchmark in this process and write its rows as JSON."""
+    # SIGTERM (or SIGINT, which background shells ignore) unwinds, so every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     size = TINY if args.tiny else DEFAULT
     if args.items:
         size = dataclasses.replace(size, items=args.items)
