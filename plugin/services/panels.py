@@ -4,18 +4,17 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
-from plugin.matching.store import get_item
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
 from plugin.services import adoption, feedback, questions, recognition
@@ -32,14 +31,44 @@ def _plain(value: Any) -> dict[str, Any]:
     return asdict(value) if is_dataclass(value) else dict(value)
 
 
-def _target(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
-            visible: Visible) -> Item | ItemDoc | None:
-    """The item a panel is about, or None when unknown or hidden from this viewer."""
-    item: Item | ItemDoc | None = get_item(session, tenant_id, source, key)
+@dataclass
+class Subject:
+    """The item a panel is about (None when unknown or hidden) and its stored suggestions."""
+
+    item: Item | ItemDoc | None
+    stored: dict[str, list[Any]] | None = None
+
+
+def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
+    # Texts are loaded only if suggestions must be computed now (most panels read stored ones).
+    return session.scalar(select(Item).options(defer(Item.text), defer(Item.comments_text))
+                          .where(Item.tenant_id == tenant_id, Item.source == source,
+                                 Item.key == key))
+
+
+def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
+    """Every item the stored suggestions point at (reuse targets and expert evidence)."""
+    if not stored:
+        return set()
+    return ({s.item_id for s in stored["reuse"]}
+            | {ev.item_id for e in stored["experts"] for ev in e.evidence})
+
+
+def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
+             visible: Visible, with_stored: bool = True) -> Subject:
+    """The panel's item if this viewer may see it, checked with its suggestions in one go."""
+    item: Item | ItemDoc | None = _stored_item(session, tenant_id, source, key)
+    stored = stored_suggestions(session, tenant_id, item.id) \
+        if item is not None and with_stored else None
     if item is None and fetch is not None:
         item = fetch()
-    # The API takes any key: nothing about an item the viewer may not see may come back.
-    return item if item is not None and visible([item]) else None
+    if item is None:
+        return Subject(None)
+    # One host call for the item and everything its stored suggestions name: the later checks
+    # of the suggestions read the permission cache. The API takes any key: nothing about an
+    # item the viewer may not see may come back.
+    allowed = visible([item, *_light(session, tenant_id, _referenced(stored))])
+    return Subject(item, stored) if any(i is item for i in allowed) else Subject(None)
 
 
 def _item_summary(target: Item | ItemDoc | None) -> dict[str, Any] | None:
@@ -64,8 +93,9 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
-    target = _target(session, tenant_id, source, key, fetch, visible)
-    found = _expert_candidates(session, tenant_id, target, topic, viewer, visible, eligible)
+    subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic)
+    target = subject.item
+    found = _expert_candidates(session, tenant_id, subject, topic, viewer, visible, eligible)
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
     names.prefetch([e.account_id for e in found] + [q.asker_account_id for q in asked]
                    + [q.expert_account_id for q in asked])
@@ -83,11 +113,9 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
             "empty_reason": None if people else _experts_empty_reason(target)}
 
 
-def _expert_candidates(session: Session, tenant_id: int, target: Item | ItemDoc | None,
-                       topic: str | None, viewer: str | None, visible: Visible,
-                       eligible: Eligible) -> list[Any]:
-    stored = stored_suggestions(session, tenant_id, target.id) \
-        if isinstance(target, Item) and not topic else None
+def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic: str | None,
+                       viewer: str | None, visible: Visible, eligible: Eligible) -> list[Any]:
+    target, stored = subject.item, None if topic else subject.stored
     if stored is not None:
         return _filter_stored_experts(session, tenant_id, stored["experts"], viewer, visible,
                                       eligible)
@@ -98,11 +126,16 @@ def _expert_candidates(session: Session, tenant_id: int, target: Item | ItemDoc 
                            eligible=eligible)
 
 
-def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible) -> set[int]:
+def _light(session: Session, tenant_id: int, ids: set[int]) -> list[Any]:
+    """Just what a permission check reads of each item (never their texts)."""
     if not ids:
-        return set()
-    items = session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.id.in_(ids))).all()
-    return {item.id for item in visible(list(items))}
+        return []
+    return list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
+        Item.tenant_id == tenant_id, Item.id.in_(ids))).all())
+
+
+def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible) -> set[int]:
+    return {item.id for item in visible(_light(session, tenant_id, ids))}
 
 
 def _confidence(reason: str) -> float | None:
@@ -177,8 +210,9 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
           viewer: str | None, visible: Visible, fetch: Fetch | None = None) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
-    target = _target(session, tenant_id, source, key, fetch, visible)
-    found = _reuse_candidates(session, tenant_id, target, visible)
+    subject = _subject(session, tenant_id, source, key, fetch, visible)
+    target = subject.item
+    found = _reuse_candidates(session, tenant_id, subject, visible)
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
@@ -187,12 +221,11 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
             "empty_reason": None if items else _reuse_empty_reason(target)}
 
 
-def _reuse_candidates(session: Session, tenant_id: int, target: Item | ItemDoc | None,
+def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
                       visible: Visible) -> list[Any]:
+    target, stored = subject.item, subject.stored
     if target is None:
         return []
-    stored = stored_suggestions(session, tenant_id, target.id) if isinstance(target, Item) \
-        else None
     if stored is None:
         return suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
     seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible)
@@ -232,7 +265,7 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
     now = now or utcnow()
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
-    item = _target(session, tenant_id, source, key, None, visible)
+    item = _subject(session, tenant_id, source, key, None, visible, with_stored=False).item
     thanks = recognition.kudos_on(session, tenant_id, source, key) if item is not None else []
     thanked = [a for k in thanks for a in (k.from_account_id, k.to_account_id)]
     people = _contributors(session, tenant_id, item, names, thanked) \
@@ -255,11 +288,11 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
 def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str | None,
            visible: Visible, eligible: Eligible) -> dict[str, int]:
     """How many experts and related items a page has (the byline's title)."""
-    target = _target(session, tenant_id, source, key, None, visible)
-    if target is None:
+    subject = _subject(session, tenant_id, source, key, None, visible)
+    if subject.item is None:
         return {"experts": 0, "related": 0}
-    found = _expert_candidates(session, tenant_id, target, None, viewer, visible, eligible)
-    return {"experts": len(found), "related": len(_reuse_candidates(session, tenant_id, target,
+    found = _expert_candidates(session, tenant_id, subject, None, viewer, visible, eligible)
+    return {"experts": len(found), "related": len(_reuse_candidates(session, tenant_id, subject,
                                                                     visible))}
 
 
