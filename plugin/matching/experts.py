@@ -125,16 +125,13 @@ def tally(index: TenantIndex, neighbours: list[tuple[int, float]],
 def ownership_prior(index: TenantIndex, accounts: list[str]) -> dict[str, float]:
     """How likely each person is to take work on, from their owned / touched items."""
     people = index.people
-    size = len(people.accounts)
-    touched = float(people.touched[:size].sum())
-    average = float(people.owned[:size].sum()) / touched if touched else 0.5
-    out: dict[str, float] = {}
-    for account in accounts:
-        pid = people.pid_of.get(account)
-        owned, seen = (float(people.owned[pid]), float(people.touched[pid])) if pid is not None else (0.0, 0.0)
-        share = (owned + PRIOR_PSEUDO_ITEMS * average) / (seen + PRIOR_PSEUDO_ITEMS)
-        out[account] = float(np.power(max(share, 1e-6), PRIOR_EXPONENT))
-    return out
+    pids = np.array([people.pid_of.get(a, -1) for a in accounts], dtype=np.int64)
+    known = pids >= 0
+    owned = np.where(known, people.owned[np.maximum(pids, 0)], 0.0)
+    seen = np.where(known, people.touched[np.maximum(pids, 0)], 0.0)
+    average = people.owning_share()
+    share = (owned + PRIOR_PSEUDO_ITEMS * average) / (seen + PRIOR_PSEUDO_ITEMS)
+    return dict(zip(accounts, np.power(np.maximum(share, 1e-6), PRIOR_EXPONENT).tolist()))
 
 
 def order(scores: dict[str, float], load: Callable[[str], int] | None) -> list[tuple[str, float]]:

@@ -39,7 +39,7 @@ SNAPSHOT_SHARE = 0.25
 class _Postings:
     """Slots holding a term and its frequency per field; appends wait in lists until a query."""
 
-    __slots__ = ("slots", "tf", "new_slots", "new_tf", "_cosine")
+    __slots__ = ("slots", "tf", "new_slots", "new_tf", "_cosine", "_bm25", "_bm25_key")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
@@ -47,6 +47,8 @@ class _Postings:
         self.new_slots: list[int] = []
         self.new_tf: list[list[float]] = []
         self._cosine: np.ndarray | None = None
+        self._bm25: np.ndarray | None = None
+        self._bm25_key: tuple | None = None
 
     def add(self, slot: int, tf: list[float]) -> None:
         self.new_slots.append(slot)
@@ -60,6 +62,15 @@ class _Postings:
             self.new_slots, self.new_tf = [], []
             self._cosine = None
         return self.slots, self.tf
+
+    def bm25_tf(self, norms: np.ndarray, key: tuple) -> np.ndarray:
+        """Saturated BM25F tf of each slot, cached while the index's length statistics stay the same."""
+        slots, tf = self.arrays()
+        if self._bm25 is None or self._bm25_key != key or len(self._bm25) != len(slots):
+            weighted = (tf / norms[slots]) @ FIELD_WEIGHTS
+            self._bm25 = weighted / (K1 + weighted)
+            self._bm25_key = key
+        return self._bm25
 
     def cosine_tf(self) -> np.ndarray:
         """Sublinear tf of each slot's statement (0 where the term is only in comments), cached."""
@@ -298,8 +309,7 @@ class TenantIndex:
                 continue
             slots, tfs = self.postings[tid].arrays()
             if term in query:
-                tf = (tfs / norms[slots]) @ FIELD_WEIGHTS
-                bm25[slots] += (self.idf(term) * query[term]) * tf / (K1 + tf)
+                bm25[slots] += (self.idf(term) * query[term]) * self.postings[tid].bm25_tf(norms, self._norm_key)
             if term in cosine_query:
                 cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * self.postings[tid].cosine_tf()
         dead = ~self.alive[:n]

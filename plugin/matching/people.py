@@ -44,6 +44,7 @@ class SlotPeople:
         self.size = 0  # flat entries, pending included
         self.owned = np.zeros(16, dtype=np.float32)  # items a person did the work on
         self.touched = np.zeros(16, dtype=np.float32)  # items a person appears on at all
+        self._share: float | None = None  # owning_share, until the counts change
 
     def _person(self, account: str) -> int:
         pid = self.pid_of.get(account)
@@ -55,6 +56,14 @@ class SlotPeople:
                 self.owned, self.touched = np.resize(self.owned, 2 * old), np.resize(self.touched, 2 * old)
                 self.owned[old:] = self.touched[old:] = 0
         return pid
+
+    def owning_share(self) -> float:
+        """The tenant-wide share of appearances on an item that were doing the work on it."""
+        if self._share is None:
+            size = len(self.accounts)
+            touched = float(self.touched[:size].sum())
+            self._share = float(self.owned[:size].sum()) / touched if touched else 0.5
+        return self._share
 
     def grow(self, capacity: int) -> None:
         """Make room for `capacity` slots."""
@@ -82,6 +91,7 @@ class SlotPeople:
             self.owned[pid] += _OWNS[rid]
             self.touched[pid] += 1
         self.size += len(best)
+        self._share = None
 
     def remove(self, slot: int) -> None:
         """Take a dead slot's entries out of the per-person counts."""
@@ -89,6 +99,7 @@ class SlotPeople:
         np.subtract.at(self.owned, pids, _OWNS[roles])
         np.subtract.at(self.touched, pids, 1.0)
         self.count[slot] = 0
+        self._share = None
 
     def _flush(self) -> None:
         if self._pending:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
@@ -28,7 +28,9 @@ Visible = Callable[[list[Item]], list[Item]]
 def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
     if not ids:
         return {}
-    rows = session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.id.in_(ids)))
+    # Bodies load lazily: only the few suggestions shown need one (for the snippet).
+    rows = session.scalars(select(Item).options(defer(Item.text), defer(Item.comments_text))
+                           .where(Item.tenant_id == tenant_id, Item.id.in_(ids)))
     return {item.id: item for item in rows}
 
 

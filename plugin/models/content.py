@@ -34,8 +34,6 @@ class Item(Base):
     key: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16))  # issue | page | blogpost
     title: Mapped[str] = mapped_column(String(1000), default="")
-    text: Mapped[str] = mapped_column(Text, default="")
-    comments_text: Mapped[str] = mapped_column(Text, default="")
     project: Mapped[str | None] = mapped_column(String(255), nullable=True)
     space: Mapped[str | None] = mapped_column(String(255), nullable=True)
     labels: Mapped[list] = mapped_column(JSON, default=list)
@@ -49,11 +47,15 @@ class Item(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
     not_relevant_count: Mapped[int] = mapped_column(Integer, default=0)
-    # Compact term vector {"field": {"term": tf}} so every process can rebuild its index cache.
-    terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
     # The tenant's change sequence at this item's last change; caches sync on it.
     index_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The big columns come last: SQLite walks a row's overflow pages to reach later columns, so
+    # ranking reads (titles, urls, status of 40 neighbours) stay cheap when bodies are long.
+    text: Mapped[str] = mapped_column(Text, default="")
+    comments_text: Mapped[str] = mapped_column(Text, default="")
+    # Compact term vector {"field": {"term": tf}} so every process can rebuild its index cache.
+    terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
 
     contributions: Mapped[list[Contribution]] = relationship(
         back_populates="item", cascade="all, delete-orphan", passive_deletes=True)
