@@ -69,7 +69,9 @@ def add_security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.pop("X-Frame-Options", None)
-    if g.get("tenant") is not None or response.mimetype == "application/json":
+    # Errors (a refused iframe page included) must never be served from a cache either.
+    if (g.get("tenant") is not None or response.mimetype == "application/json"
+            or response.status_code >= 400):
         response.headers["Cache-Control"] = "no-store"
     return response
 

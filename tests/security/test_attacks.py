@@ -284,8 +284,6 @@ def test_public_routes_carry_the_security_headers(target: Target) -> None:
         assert_security_headers(response, url)
 
 
-@pytest.mark.xfail(strict=True, reason="connect/headers.py sets no-store only for JSON or a "
-                   "verified tenant: HTML 401 pages of iframe routes are cacheable (reported)")
 def test_refused_iframe_pages_are_not_cacheable(target: Target) -> None:
     response = target.client.get("/jira/panels/experts?issueKey=AMQ-1")
     assert response.status_code == 401
