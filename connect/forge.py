@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt as pyjwt
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
 from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
+from connect.db import utcnow
 from connect.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 FORGE_ISSUER = "forge/invocation-token"
 APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
 SYSTEM_TOKEN_HEADER = "x-forge-oauth-system"
+# Forge promises at least 55 minutes for a system token; keep a margin.
+SYSTEM_TOKEN_LIFETIME = timedelta(minutes=50)
 USER_TOKEN_HEADER = "x-forge-oauth-user"
 # Why a floor between refetches: an attacker can mint tokens with random kids; without it
 # every such request would make us fetch Atlassian's JWKS.
@@ -206,6 +210,10 @@ def refresh_tenant(tenant: Tenant, inv: ForgeInvocation) -> None:
     if not tenant.installed:
         tenant.installed = True
         tenant.uninstalled_at = None
+    if inv.system_token and inv.api_base_url:
+        tenant.forge_api_base_url = inv.api_base_url
+        tenant.forge_system_token = inv.system_token
+        tenant.forge_token_expires_at = utcnow() + SYSTEM_TOKEN_LIFETIME
 
 
 # ---------- Flask glue ----------
@@ -307,10 +315,31 @@ class ForgeHostClient(HostClient):
 
 
 def client_for_tenant(tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> HostClient | None:
-    """During a Forge call for this tenant, a client with that call's tokens; else None."""
-    if not has_request_context():
+    """A Forge client for the tenant: this call's tokens, else the stored system token.
+
+    None for a Connect-adopted tenant outside a Forge call (its Connect secret still signs).
+    """
+    inv = g.get("forge") if has_request_context() else None
+    if inv is not None and inv.installation_id == getattr(tenant, "forge_installation_id", None):
+        return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)
+    stored = stored_invocation(tenant)
+    if stored is not None:
+        return ForgeHostClient.for_invocation(stored, app_key, timeout=timeout)
+    if str(getattr(tenant, "client_key", "")).startswith("forge:"):
+        # Created by Forge: no Connect secret the site knows, so nothing else can sign.
+        raise HostError(0, "No current Forge system token for this installation; "
+                           "it is renewed by the next Forge call or event")
+    return None
+
+
+def stored_invocation(tenant: Any) -> ForgeInvocation | None:
+    """The tenant's last Forge system token as an invocation, while it is still valid."""
+    token = getattr(tenant, "forge_system_token", None)
+    expires = getattr(tenant, "forge_token_expires_at", None)
+    if not token or expires is None or expires <= utcnow():
         return None
-    inv = g.get("forge")
-    if inv is None or inv.installation_id != getattr(tenant, "forge_installation_id", None):
-        return None
-    return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)
+    return ForgeInvocation(
+        claims={}, app_id="", installation_id=tenant.forge_installation_id or "",
+        cloud_id=tenant.cloud_id, api_base_url=tenant.forge_api_base_url,
+        product=tenant.product_type, site_url=tenant.display_url, principal=None,
+        system_token=token)

@@ -24,6 +24,11 @@ class Tenant(Base):
     cloud_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     forge_installation_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
     host: Mapped[str] = mapped_column(String(16), default="connect")  # connect | forge
+    # Forge hands product tokens out only with each call; the latest system token is kept so
+    # background jobs (pipeline, backfill, follow-ups) can call the product between calls.
+    forge_api_base_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    forge_system_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    forge_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     installed: Mapped[bool] = mapped_column(Boolean, default=True)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

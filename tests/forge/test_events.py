@@ -162,3 +162,27 @@ def test_forge_tenants_and_events_store_on_each_database(database_url: str, jwks
         assert (event.event_type, event.item_ref) == ("jira:issue_updated", "jira:INF-7")
     finally:
         app.extensions["inflow.db"].dispose()
+
+
+def test_background_jobs_call_the_product_with_the_last_forge_system_token(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    from connect.forge import ForgeHostClient
+    from connect.host_client import HostClient, HostError
+
+    response = forge_app.test_client().post("/forge/events", json=forge_issue_event(),
+                                            headers=forge_install.headers(ui=False))
+    assert response.status_code == 202
+    with forge_app.extensions["inflow.db"].session() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.host == "forge"))
+    assert tenant.forge_system_token == "system-token"
+    # Outside any request (as in an rq job) the stored token signs the product calls.
+    client = HostClient.for_tenant(tenant, "io.inflow.app")
+    assert isinstance(client, ForgeHostClient)
+    assert client.base_url == tenant.forge_api_base_url
+    tenant.forge_token_expires_at = tenant.created_at  # long expired
+    try:
+        HostClient.for_tenant(tenant, "io.inflow.app")
+    except HostError as exc:
+        assert "Forge system token" in str(exc.body)
+    else:
+        raise AssertionError("an expired Forge token must not be used")
