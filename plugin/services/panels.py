@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,7 @@ class Subject:
 
     item: Item | ItemDoc | None
     stored: dict[str, list[Any]] | None = None
+    unchecked: bool = False  # the viewer's permission on `item` is checked with the candidates
 
 
 def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
@@ -55,8 +56,12 @@ def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
 
 
 def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
-             visible: Visible, with_stored: bool = True) -> Subject:
-    """The panel's item if this viewer may see it, checked with its suggestions in one go."""
+             visible: Visible, with_stored: bool = True, computing: bool = False) -> Subject:
+    """The panel's item if this viewer may see it, checked with its suggestions in one go.
+
+    `computing`: suggestions will be computed now when none are stored; the item is then left
+    `unchecked`, to be checked in the candidates' own host call (`_riding`, then `_confirmed`).
+    """
     item: Item | ItemDoc | None = _stored_item(session, tenant_id, source, key)
     stored = stored_suggestions(session, tenant_id, item.id) \
         if item is not None and with_stored else None
@@ -64,11 +69,37 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
         item = fetch()
     if item is None:
         return Subject(None)
+    if computing and stored is None:
+        return Subject(item, None, unchecked=True)
     # One host call for the item and everything its stored suggestions name: the later checks
     # of the suggestions read the permission cache. The API takes any key: nothing about an
     # item the viewer may not see may come back.
     allowed = visible([item, *_light(session, tenant_id, _referenced(stored))])
     return Subject(item, stored) if any(i is item for i in allowed) else Subject(None)
+
+
+def _riding(visible: Visible, subject: Subject) -> Visible:
+    """`visible` whose first host call also checks the panel's own item (the answer is cached)."""
+    if not subject.unchecked:
+        return visible
+    pending = [subject.item]
+
+    def check(items: list[Any]) -> list[Any]:
+        extra = pending[:]
+        pending.clear()
+        return [i for i in visible([*extra, *items]) if not any(i is e for e in extra)]
+
+    return check
+
+
+def _confirmed(subject: Subject, visible: Visible) -> Subject:
+    """The subject once its item is known to be visible (a cache hit after `_riding`)."""
+    if not subject.unchecked:
+        return subject
+    # Suggestions computed for an item the viewer may not see are dropped unseen.
+    allowed = visible([subject.item])
+    return replace(subject, unchecked=False) if any(i is subject.item for i in allowed) \
+        else Subject(None)
 
 
 def _item_summary(target: Item | ItemDoc | None) -> dict[str, Any] | None:
@@ -93,9 +124,12 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
-    subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic)
-    target = subject.item
-    found = _expert_candidates(session, tenant_id, subject, topic, viewer, visible, eligible)
+    subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic,
+                       computing=True)
+    found = _expert_candidates(session, tenant_id, subject, topic, viewer,
+                               _riding(visible, subject), eligible)
+    subject = _confirmed(subject, visible)
+    target, found = subject.item, found if subject.item is not None else []
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
     names.prefetch([e.account_id for e in found] + [q.asker_account_id for q in asked]
                    + [q.expert_account_id for q in asked])
@@ -210,9 +244,10 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
           viewer: str | None, visible: Visible, fetch: Fetch | None = None) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
-    subject = _subject(session, tenant_id, source, key, fetch, visible)
-    target = subject.item
-    found = _reuse_candidates(session, tenant_id, subject, visible)
+    subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True)
+    found = _reuse_candidates(session, tenant_id, subject, _riding(visible, subject))
+    subject = _confirmed(subject, visible)
+    target, found = subject.item, found if subject.item is not None else []
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))

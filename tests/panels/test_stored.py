@@ -31,3 +31,18 @@ def test_panels_serve_stored_suggestions_rechecked_for_the_viewer(site: Site) ->
     assert experts
     assert all(kept[0] != ev["key"] for e in experts for ev in e["evidence"])
     assert "aco" not in [e["account_id"] for e in experts]  # never suggested to themselves
+
+
+def test_each_panel_asks_the_host_about_permissions_once(site: Site) -> None:
+    checks = "/rest/api/3/permissions/check"
+    stored_key, computed_key = site.keys[-1], site.keys[-2]
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", stored_key)
+        refresh_suggestions(session, site.tenant.tenant_id, item.id)
+    for key, panel in [(k, p) for k in (stored_key, computed_key) for p in ("experts", "reuse")]:
+        CACHE.clear()
+        before = len(site.host.calls_to(checks, "POST"))
+        data = site.get(f"/api/content/jira/{key}/{panel}").get_json()
+        assert data["item"]["key"] == key and (data.get("experts") or data.get("suggestions"))
+        # The item itself and every suggestion are checked in one bulk call.
+        assert len(site.host.calls_to(checks, "POST")) - before == 1, (key, panel)
