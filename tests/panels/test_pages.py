@@ -137,3 +137,20 @@ def test_a_confluence_site_offers_no_weekly_digest(wiki: Site) -> None:
     response = wiki.post("/api/me/preferences", {"opted_out": False, "weekly_digest": True})
     assert response.status_code == 422 and "weekly_digest" in response.get_json()["errors"]
     assert wiki.get("/api/me").get_json()["preferences"]["weekly_digest"] is False
+
+
+def test_titles_with_ampersands_are_escaped_exactly_once(site: Site,
+                                                         activemq_issues: list[dict[str, Any]]
+                                                         ) -> None:
+    issues = [_hostile_issue(activemq_issues[0], n) for n in (3, 4)]
+    for issue in issues:
+        issue["fields"]["summary"] = "Roadmap & Planning: kahadb journal corruption after restart"
+    site.host.load_jira_issues(issues)
+    with site.db.session() as session:
+        for issue in issues:
+            upsert_item(session, site.tenant.tenant_id, jira_issue_to_doc(issue, site.tenant.base_url))
+    html = site.page(f"/jira/panels/reuse?issueKey={issues[1]['key']}&projectKey=AMQ",
+                     sub="chirino").get_data(as_text=True)
+    assert "Roadmap &amp; Planning" in html and "&amp;amp;" not in html
+    data = site.get(f"/api/content/jira/{issues[1]['key']}/reuse", sub="chirino").get_json()
+    assert data["item"]["title"].startswith("Roadmap & Planning")  # JSON carries plain text
