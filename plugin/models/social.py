@@ -91,6 +91,7 @@ class Kudos(Base):
     __table_args__ = (
         Index("ix_kudos_to", "tenant_id", "to_account_id", "created_at"),
         Index("ix_kudos_from", "tenant_id", "from_account_id", "created_at"),
+        Index("ix_kudos_item", "tenant_id", "source", "item_key"),  # each contributors panel
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

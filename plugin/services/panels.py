@@ -164,8 +164,11 @@ def _light(session: Session, tenant_id: int, ids: set[int]) -> list[Any]:
     """Just what a permission check reads of each item (never their texts)."""
     if not ids:
         return []
+    # `tenant_id + 0`: given a bare tenant_id term, SQLite walks the tenant's whole
+    # (tenant_id, index_seq) index instead of looking the ids up by primary key (2.5 ms per
+    # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
     return list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
-        Item.tenant_id == tenant_id, Item.id.in_(ids))).all())
+        Item.id.in_(ids), Item.tenant_id + 0 == tenant_id)).all())
 
 
 def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible) -> set[int]:
