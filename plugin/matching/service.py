@@ -29,8 +29,10 @@ def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, I
     if not ids:
         return {}
     # Bodies load lazily: only the few suggestions shown need one (for the snippet).
+    # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
+    # walking the tenant's whole (tenant, seq) index.
     rows = session.scalars(select(Item).options(defer(Item.text), defer(Item.comments_text))
-                           .where(Item.tenant_id == tenant_id, Item.id.in_(ids)))
+                           .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(ids)))
     return {item.id: item for item in rows}
 
 

@@ -104,8 +104,10 @@ def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
+    # Source in the filter too, so the lookup uses the (tenant, source, key) index, not a tenant scan.
     existing = {(i.source, i.key): i for i in session.scalars(select(Item).where(
-        Item.tenant_id == tenant_id, Item.key.in_([d.key for d in docs])))}
+        Item.tenant_id == tenant_id, Item.source.in_({d.source for d in docs}),
+        Item.key.in_([d.key for d in docs])))}
     seq = next_seq(session, tenant_id)
     pairs: list[tuple[Item, ItemDoc]] = []
     for doc in docs:
@@ -174,7 +176,7 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
     touched = select(Contribution.item_id).where(Contribution.tenant_id == tenant_id,
                                                  Contribution.account_id == account_id)
     # Re-announce their items so every process's index cache forgets them as a contributor.
-    session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id.in_(touched))
+    session.execute(update(Item).where((Item.tenant_id + 0) == tenant_id, Item.id.in_(touched))
                     .values(index_seq=next_seq(session, tenant_id)), execution_options={"synchronize_session": False})
     session.execute(delete(Contribution).where(Contribution.tenant_id == tenant_id,
                                                Contribution.account_id == account_id))
