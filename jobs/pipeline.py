@@ -20,8 +20,18 @@ from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
 from jobs.core import QUEUE_BULK, QUEUES, database, get_queue, redis_connection
 from plugin.config import Settings
+from plugin.models.content import Item
 from plugin.models.pipeline import BackfillState
-from plugin.pipeline import backfill, digests, events, privacy_cycle, purge, reconcile, relay
+from plugin.pipeline import (
+    backfill,
+    digests,
+    events,
+    privacy_cycle,
+    purge,
+    reconcile,
+    relay,
+    versions,
+)
 from plugin.services import privacy, questions
 
 log = logging.getLogger(__name__)
@@ -61,13 +71,7 @@ def job_id_for(prefix: str, *parts: Any) -> str:
 
 def is_live(connection: Redis, job_id: str) -> bool:
     """True when a job with this id is waiting or running."""
-    if not connection.exists(f"rq:job:{job_id}"):
-        return False
-    try:
-        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
-        return False
-    return job.get_status(refresh=True) in LIVE_STATUSES
+    return _status(connection, job_id) in LIVE_STATUSES
 
 
 def enqueue_unique(
@@ -109,15 +113,67 @@ def process_event(event_id: int) -> bool:
         if event is None or event.processed_at is not None:
             return False
         event.attempts = (event.attempts or 0) + 1
+    changed: list[int] = []
     try:
         with db.session() as session:
-            return events.process_event(session, event_id, client_for)
+            done = events.process_event(session, event_id, client_for, changed)
     except Exception as exc:
         with db.session() as session:
             event = session.get(WebhookEvent, event_id)
             if event is not None:
                 event.error = f"{type(exc).__name__}: {exc}"[:2000]
         raise
+    if changed:
+        with db.session() as session:
+            tenant_id = session.get(WebhookEvent, event_id).tenant_id  # type: ignore[union-attr]
+        for item_id in dict.fromkeys(changed):
+            _refresh_later(tenant_id, item_id)
+    return done
+
+
+def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
+    """Refresh an item's stored suggestions and its nearest neighbours' (idempotent)."""
+    with _db().session() as session:
+        if session.get(Item, item_id) is None:
+            return False
+        versions.refresh_around(session, tenant_id, item_id)
+    return True
+
+
+def _refresh_later(tenant_id: int, item_id: int) -> None:
+    """Queue one refresh per item; a refresh still waiting covers later changes too."""
+    connection = _connection()
+    if connection is None or not enqueue_refresh(connection, tenant_id, item_id):
+        refresh_item_suggestions(tenant_id, item_id)  # no queue: refresh now, never skip
+
+
+def enqueue_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
+    """Enqueue a coalescing refresh: skipped while one is queued; a second id while one runs."""
+    base = f"refresh-{tenant_id}-{item_id}"
+    try:
+        for job_id in (base, base + "-next"):
+            status = _status(connection, job_id)
+            if status in ("queued", "scheduled", "deferred"):
+                return True  # it has not read the item yet, so it will see this change
+            if status != "started":
+                return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions",
+                                      tenant_id, item_id, job_id=job_id)
+        return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions", tenant_id,
+                              item_id, job_id=f"{base}-{int(utcnow().timestamp() * 1000)}")
+    except RedisError:
+        return False
+
+
+def _status(connection: Redis, job_id: str) -> str | None:
+    """The job's status, or None when there is no such job (or it cannot be read)."""
+    if not connection.exists(f"rq:job:{job_id}"):
+        return None
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        status = job.get_status(refresh=True)
+        return getattr(status, "value", status)
+    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
+        return None
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:

@@ -103,6 +103,7 @@ def _apply(
     target: Target,
     event_ms: int,
     payload: dict[str, Any],
+    changed: list[int] | None,
 ) -> None:
     site = tenant.display_url or tenant.base_url
     if target.action == "delete":
@@ -110,7 +111,8 @@ def _apply(
         return
     if target.action == "embedded":
         doc = jira_issue_to_doc(payload["issue"], site)
-        versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
+        _note(changed, versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated),
+                                          refresh=changed is None))
         return
     assert client is not None
     doc = (
@@ -119,7 +121,14 @@ def _apply(
         else fetch.confluence_item(client, target.kind, target.ref, site)
     )
     if doc is not None:
-        versions.apply_doc(session, tenant.id, doc, max(event_ms, versions.to_ms(doc.updated)))
+        version = max(event_ms, versions.to_ms(doc.updated))
+        _note(changed, versions.apply_doc(session, tenant.id, doc, version, refresh=changed is None))
+
+
+def _note(changed: list[int] | None, item_id: int | None) -> None:
+    """Collect a changed item whose suggestions the caller refreshes later."""
+    if changed is not None and item_id is not None:
+        changed.append(item_id)
 
 
 def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, Any]:
@@ -146,8 +155,14 @@ def _answer_questions(
     questions.on_comment(session, tenant_id, found[0].source, key, author, parse_time(at))
 
 
-def process_event(session: Session, event_id: int, client_for: ClientFactory) -> bool:
-    """Apply one stored event; returns False when it was already processed (or is gone)."""
+def process_event(session: Session, event_id: int, client_for: ClientFactory,
+                  changed: list[int] | None = None) -> bool:
+    """Apply one stored event; returns False when it was already processed (or is gone).
+
+    With `changed`, stored suggestions are not refreshed here: the ids of changed items are
+    appended for the caller to refresh after the commit (the job queues one coalescing refresh
+    per item, so a burst of edits costs one ranking, not one per event).
+    """
     event = session.get(WebhookEvent, event_id)
     if event is None or event.processed_at is not None:
         return False
@@ -157,7 +172,8 @@ def process_event(session: Session, event_id: int, client_for: ClientFactory) ->
         needs_client = any(t.action == "fetch" for t in found)
         client = client_for(tenant) if needs_client else None
         for target in found:
-            _apply(session, tenant, client, target, event_time_ms(event), event.payload or {})
+            _apply(session, tenant, client, target, event_time_ms(event), event.payload or {},
+                   changed)
         _answer_questions(session, tenant.id, event, found)
     event.processed_at, event.error = utcnow(), None
     return True

@@ -1,0 +1,51 @@
+"""Stored suggestions are refreshed after events by one coalescing job per item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq.serializers import JSONSerializer
+from rq.job import Job
+from sqlalchemy import select
+
+from connect.models import WebhookEvent
+from jobs import pipeline as jobs
+from jobs.core import redis_connection
+from plugin.matching import precompute
+from plugin.models.content import Item
+from tests.pipeline.conftest import v2_issue
+from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
+from tests.pipeline.test_relay import post_webhook, run_worker
+
+
+def test_a_burst_of_edits_to_one_item_queues_one_refresh_and_fresh_suggestions_follow(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    site.host.load_jira_issues([
+        v2_issue("AMQ-1", 3001, "Broker drops persistent messages on restart", jira_time(T_A)),
+        v2_issue("AMQ-2", 3002, "Persistent messages lost when the broker restarts", jira_time(T_A)),
+    ])
+    other = host_view(site, "AMQ-2")
+    assert post_webhook(site, 100, snapshot(other, "Persistent messages lost when the broker restarts", T_A)) < 300
+    issue = host_view(site, "AMQ-1")
+    for n in range(1, 6):
+        assert post_webhook(site, n, snapshot(issue, f"Broker drops persistent messages {n}", T_A)) < 300
+    with site.db.session() as session:
+        event_ids = session.scalars(select(WebhookEvent.id).order_by(WebhookEvent.id)).all()
+    connection = redis_connection(redis_url)
+    for event_id in event_ids:  # process the events without running the refreshes
+        jobs.process_event(event_id)
+    with site.db.session() as session:
+        item_id = session.scalar(select(Item.id).where(Item.key == "AMQ-1"))
+    refresh_ids = [k.decode().removeprefix("rq:job:") for k in connection.keys("rq:job:refresh-*")]
+    assert f"refresh-{site.tenant_id}-{item_id}" in refresh_ids
+    assert len(refresh_ids) == 2  # one per changed item, however many events touched it
+    job = Job.fetch(f"refresh-{site.tenant_id}-{item_id}", connection=connection,
+                    serializer=JSONSerializer)
+    assert job.args == [site.tenant_id, item_id]
+    run_worker(redis_url)
+    with site.db.session() as session:
+        stored = precompute.stored_suggestions(session, site.tenant_id, item_id)
+    assert stored is not None
+    assert [s.key for s in stored["reuse"]][:1] == ["AMQ-2"]
