@@ -17,6 +17,8 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("INFLOW_LOG_LEVEL", "info").lower()
 proc_name = "inflow-web"
+# Load the app (and warm the matching indexes) once in the master; workers inherit it.
+preload_app = True
 # gunicorn's control socket has one default path per user, which several instances would share.
 control_socket_disable = True
 # Trust X-Forwarded-* only from the local tunnel or proxy unless told otherwise.
@@ -29,6 +31,12 @@ def on_starting(_server: object) -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
+
+
+def post_fork(server: object, _worker: object) -> None:
+    """Drop database connections inherited from the master: a socket must not be shared."""
+    app = server.app.wsgi()  # type: ignore[attr-defined]
+    app.extensions["inflow.db"].engine.dispose(close=False)
 
 
 def child_exit(_server: object, worker: object) -> None:

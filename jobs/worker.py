@@ -52,6 +52,10 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
     connection = worker_connection(redis_url)
     connection.ping()  # fail fast, with a clear error, when Redis is not there
     reconcile(connection, schedule)
+    from jobs.core import database
+    from plugin.warmup import warm_indexes
+
+    warm_indexes(database())
     worker = build_worker(connection, name)
     worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
     return 0
