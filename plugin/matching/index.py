@@ -39,7 +39,7 @@ SNAPSHOT_SHARE = 0.25
 class _Postings:
     """Slots holding a term and its frequency per field; appends wait in lists until a query."""
 
-    __slots__ = ("slots", "tf", "new_slots", "new_tf", "_cosine", "_bm25", "_bm25_key")
+    __slots__ = ("_bm25", "_bm25_key", "_cosine", "new_slots", "new_tf", "slots", "tf")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
@@ -307,11 +307,12 @@ class TenantIndex:
             tid = self.vocab.get(term)
             if tid is None:
                 continue
-            slots, tfs = self.postings[tid].arrays()
+            postings = self.postings[tid]
+            slots, _ = postings.arrays()
             if term in query:
-                bm25[slots] += (self.idf(term) * query[term]) * self.postings[tid].bm25_tf(norms, self._norm_key)
+                bm25[slots] += (self.idf(term) * query[term]) * postings.bm25_tf(norms, self._norm_key)
             if term in cosine_query:
-                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * self.postings[tid].cosine_tf()
+                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * postings.cosine_tf()
         dead = ~self.alive[:n]
         bm25[dead] = 0.0
         cosine /= self.norms[:n]

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import zlib
+from itertools import pairwise
 
 import numpy as np
 from sqlalchemy import select
@@ -69,7 +70,7 @@ def load(tenant_id: int, blob: bytes) -> TenantIndex:
     ptr, slots, tf = a["term_ptr"], a["slots"], a["tf"].astype(np.float32)
     index.vocab = {term: tid for tid, term in enumerate(terms)}
     bounds = ptr.tolist()
-    index.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in zip(bounds, bounds[1:])]
+    index.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in pairwise(bounds)]
     index.df = np.diff(ptr).tolist()
     n = len(a["item_id"])
     owners = np.repeat(np.arange(len(terms), dtype=np.int32), np.diff(ptr))

@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from plugin.content.markup import MAX_TEXT, clip
-from plugin.content.model import ContributionDoc, ItemDoc
+from plugin.content.model import ItemDoc
 from plugin.matching.vectors import term_vector
 from plugin.models.content import (
     Contribution,

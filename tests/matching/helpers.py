@@ -1,13 +1,13 @@
 """Small builders for matching tests: a database with a tenant and concise ItemDocs."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from connect.db import Database
 from plugin.content.model import ContributionDoc, ItemDoc
 from tests.conftest import install_tenant
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def database(url: str) -> tuple[Database, int]:

@@ -1,6 +1,8 @@
 """Ranking properties: exclusions, permissions, opt-outs, the asker, the confidence floor, load."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from connect.db import Database
@@ -56,7 +58,7 @@ def test_experts_never_include_the_asker_or_ineligible_people(corpus: tuple[Data
 def test_evidence_only_shows_items_the_viewer_may_see(corpus: tuple[Database, int]) -> None:
     db, tenant = corpus
     with db.session() as s:
-        hidden = lambda items: [i for i in items if i.key != "APP-1"]  # noqa: E731
+        hidden = lambda items: [i for i in items if i.key != "APP-1"]
         found = suggest_experts(s, tenant, "session timeout logs users out", visible=hidden, min_confidence=0)
     shown = {ev.key for e in found for ev in e.evidence}
     assert shown and "APP-1" not in shown
@@ -98,12 +100,12 @@ def test_accounts_that_only_comment_rank_below_people_who_do_the_work(sqlite_url
 
 
 def test_slots_keep_their_people_through_removal_and_compaction() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from plugin.matching.index import DocInfo, TenantIndex
     from plugin.matching.experts import contributors
+    from plugin.matching.index import DocInfo, TenantIndex
 
-    at = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
     index = TenantIndex(1)
     for n in range(6):
         rows = [(f"p{n}", "assignee", at), ("bot", "commenter", at), ("bot", "commenter", at)]

@@ -1,6 +1,8 @@
 """The store and index cache on both backends: incremental changes seen by every process's cache."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from sqlalchemy import select
 
@@ -84,7 +86,7 @@ def test_erase_person_removes_contributions_person_and_stored_suggestions(sqlite
 
 
 def test_erasure_and_new_contributions_reach_another_process_cache(database_url: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from connect.db import Database
     from plugin.matching.store import add_contribution
@@ -98,7 +100,7 @@ def test_erasure_and_new_contributions_reach_another_process_cache(database_url:
         assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["eve"]
     with writer.session() as s:
         erase_person(s, tenant, "eve")
-        add_contribution(s, tenant, item_id, "sam", "answerer", datetime.now(timezone.utc), "Sam")
+        add_contribution(s, tenant, item_id, "sam", "answerer", datetime.now(UTC), "Sam")
     with reader.session() as s:
         assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["sam"]
     reader.dispose()
