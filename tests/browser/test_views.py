@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from plugin.models.pipeline import BackfillState
 from plugin.models.social import Feedback, Kudos, ProjectSettings, Question
+from plugin.pipeline import digests
 from tests.browser.conftest import Stack, run_axe, shoot
 
 pytestmark = pytest.mark.browser
@@ -96,6 +98,39 @@ def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) 
         frame.get_by_text("learn_projects", exact=False).wait_for()
     finally:
         stack.viewer = "aco"
+
+
+def test_a_project_admin_starts_a_backfill_and_sees_its_status(host_page: Any,
+                                                               stack: Stack) -> None:
+    stack.host.set_project_admin(ADMIN, "AMQ")
+    stack.viewer = ADMIN
+    try:
+        frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
+        frame.locator("#bf-status").get_by_text("Not run yet").wait_for()
+        frame.get_by_role("button", name="Backfill now").click()
+        frame.locator(".status", has_text="Backfill requested.").first.wait_for()
+        frame.locator("#bf-status").get_by_text("Queued").wait_for()
+        shoot(host_page, "jira-admin-backfill")
+    finally:
+        stack.viewer = "aco"
+    with stack.db.session() as session:
+        state = session.scalars(select(BackfillState)).one()
+        assert (state.tenant_id, state.status) == (stack.tenant.tenant_id, "queued")
+        session.delete(state)  # later tests see the site as it was
+
+
+def test_opting_in_to_the_weekly_digest(host_page: Any, stack: Stack) -> None:
+    stack.viewer = "jstrachan"
+    try:
+        frame = host_page.open_view("/jira/me", width=1040, height=900)
+        frame.get_by_label("Send me a weekly digest", exact=False).check()
+        frame.get_by_role("button", name="Save", exact=True).click()
+        frame.locator(".status", has_text="Preferences saved.").first.wait_for()
+    finally:
+        stack.viewer = "aco"
+    with stack.db.session() as session:
+        assert digests.is_subscribed(session, stack.tenant.tenant_id, "jstrachan")
+        digests.set_subscription(session, stack.tenant.tenant_id, "jstrachan", False)
 
 
 def test_downloading_my_data(host_page: Any, stack: Stack) -> None:
