@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from plugin.services.people import UNKNOWN
+
 
 def href(url: str | None) -> str:
     """Only http(s) links reach an href; anything else (javascript:, data:) becomes '#'."""
@@ -33,3 +35,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["href"] = href
     app.jinja_env.filters["when"] = when
+    app.jinja_env.globals["unknown_user"] = UNKNOWN

@@ -91,3 +91,13 @@ def test_the_recognition_board_names_people_the_pages_only_know_by_id(site: Site
     html = wiki.page(f"/confluence/macros/recognition?pageId={wiki.keys[0]}&scope=site"
                      "&period=week").get_data(as_text=True)
     assert f"1. {user['displayName']}" in html
+
+
+def test_an_expert_without_a_name_is_greeted_without_one(site: Site) -> None:
+    key = site.keys[-1]
+    with site.db.session() as session:
+        session.execute(update(Person).values(display_name=None))
+    site.host.inject("/rest/api/3/user/bulk", 503, times=1)
+    html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert UNKNOWN in html and "Hi, you worked on similar issues" in html
+    assert "Hi Unknown" not in html
