@@ -89,9 +89,8 @@ def test_activemq_backfill_killed_midway_resumes_from_its_checkpoint_and_stores_
     resumed = site.host.calls_to("/rest/api/3/search/jql")[searches_before:]
     assert dict(resumed[0].query).get("nextPageToken") == killed_at.checkpoint["next"]
     assert len(resumed) == -(-(ACTIVEMQ_ISSUES - killed_at.items_done) // backfill.JIRA_PAGE)
+    # Throughput is measured by `make bench ONLY=backfill`, never asserted in a test.
     print(f"backfill ran at {rate:.0f} issues/s")
-    # The target is 200/s; the floor leaves room for a loaded CI machine sharing its cores.
-    assert rate >= 100
 
 
 def test_backfill_waits_out_429_retry_after_and_completes(sqlite_url: str, make_site: Any) -> None:
