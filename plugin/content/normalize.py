@@ -1,6 +1,7 @@
 """Jira issues and Confluence pages (REST or webhook JSON) normalised into `ItemDoc`s."""
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 from typing import Any
 
@@ -170,7 +171,8 @@ def confluence_page_to_doc(page: dict[str, Any], site_url: str, kind: str = "pag
     label_list = labels.get("results") if isinstance(labels, dict) else labels
     return ItemDoc(
         source="confluence", key=str(page.get("id") or "")[:255], kind=kind,
-        title=clip(str(page.get("title") or ""), 1000), text=_storage_value(page),
+        # Titles can arrive entity-escaped (export, REST v1 views): store them as plain text.
+        title=clip(html.unescape(str(page.get("title") or "")), 1000), text=_storage_value(page),
         project=None, space=space_key or (str(page["spaceId"]) if page.get("spaceId") else None),
         labels=_names(label_list), components=[], status=_name(page.get("status")), resolution=None,
         created=min(created, updated), updated=updated,

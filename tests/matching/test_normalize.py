@@ -104,3 +104,10 @@ def test_confluence_page_with_creator_editor_and_comments() -> None:
     roles = {c.role for c in doc.contributions}
     assert {"creator", "editor", "commenter"} <= roles
     assert doc.comments == ["Thanks !"]
+
+
+def test_entity_escaped_confluence_titles_are_stored_as_plain_text() -> None:
+    page = {"id": "7", "title": "Besu Roadmap &amp; Planning <b>", "spaceId": "1",
+            "authorId": "a", "version": {"authorId": "a", "createdAt": "2024-01-01T00:00:00Z"},
+            "body": {"storage": {"value": "<p>x</p>"}}}
+    assert confluence_page_to_doc(page, "https://site.test").title == "Besu Roadmap & Planning <b>"
