@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from connect import lifecycle, webhooks
@@ -75,30 +74,10 @@ def _product_of(forge_type: Any) -> str | None:
 
 def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
     """Insert the translated event; None when this delivery was already stored."""
-    row = WebhookEvent(tenant_id=tenant_id, event_key=event.event_key, event_type=event.event_type,
-                       product=event.product, item_ref=event.item_ref, event_ts=event.event_ts,
-                       payload=event.payload)
-    try:
-        with current_app.extensions["inflow.db"].session() as session:
-            seen = select(WebhookEvent.id).where(WebhookEvent.tenant_id == tenant_id,
-                                                 WebhookEvent.event_key == event.event_key)
-            if session.scalar(seen):
-                return None
-            session.add(row)
-            session.flush()
-            return row.id
-    except IntegrityError:
-        return None  # a concurrent retry of the same event won the race
-
-
-def _hand_over(tenant_id: int, event_id: int) -> None:
-    handler = current_app.extensions.get(webhooks.HANDLER_KEY)
-    if handler is None:
-        return
-    try:
-        handler(tenant_id, event_id)
-    except Exception:  # the stored row is the truth: the outbox relay enqueues it later
-        log.exception("event handler failed for Forge event %s of tenant %s", event_id, tenant_id)
+    return webhooks.insert_event(WebhookEvent(
+        tenant_id=tenant_id, event_key=event.event_key, event_type=event.event_type,
+        product=event.product, item_ref=event.item_ref, event_ts=event.event_ts,
+        payload=event.payload))
 
 
 @bp.post("/forge/events")
@@ -117,7 +96,7 @@ def events() -> Any:
     event_id = store_forge_event(verified.tenant.id, event)
     if event_id is None:
         return jsonify({"duplicate": True}), 200
-    _hand_over(verified.tenant.id, event_id)
+    webhooks.hand_over(verified.tenant.id, event_id)
     return jsonify({"stored": True, "event_id": event_id}), 202
 
 

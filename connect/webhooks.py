@@ -110,13 +110,18 @@ def store_event(tenant_id: int, product: str, slug: str, raw: bytes,
     """Insert the event row; None when this delivery was already stored."""
     key = event_key(product, slug, raw)
     ref = jira_item_ref(body) if product == "jira" else confluence_item_ref(body)
-    row = WebhookEvent(tenant_id=tenant_id, event_key=key, event_type=event_type(product, slug, body),
-                       product=product, item_ref=ref, event_ts=event_timestamp(body), payload=body)
-    db = get_db()
+    return insert_event(WebhookEvent(
+        tenant_id=tenant_id, event_key=key, event_type=event_type(product, slug, body),
+        product=product, item_ref=ref, event_ts=event_timestamp(body), payload=body))
+
+
+def insert_event(row: WebhookEvent) -> int | None:
+    """Insert a prepared event row (any host); None when its key was already stored."""
     try:
-        with db.session() as session:
+        with get_db().session() as session:
             if session.scalar(select(WebhookEvent.id).where(
-                    WebhookEvent.tenant_id == tenant_id, WebhookEvent.event_key == key)):
+                    WebhookEvent.tenant_id == row.tenant_id,
+                    WebhookEvent.event_key == row.event_key)):
                 return None
             session.add(row)
             session.flush()
@@ -125,7 +130,8 @@ def store_event(tenant_id: int, product: str, slug: str, raw: bytes,
         return None  # a concurrent delivery of the same event won the race
 
 
-def _hand_over(tenant_id: int, event_id: int) -> None:
+def hand_over(tenant_id: int, event_id: int) -> None:
+    """Give a committed event to the product's handler; failures leave it to the relay."""
     handler = current_app.extensions.get(HANDLER_KEY)
     if handler is None:
         return
@@ -146,7 +152,7 @@ def receive(product: str, slug: str) -> Any:
     event_id = store_event(tenant.id, product, slug, raw, body)
     if event_id is None:
         return jsonify({"duplicate": True}), 200
-    _hand_over(tenant.id, event_id)
+    hand_over(tenant.id, event_id)
     return jsonify({"stored": True, "event_id": event_id}), 202
 
 
