@@ -319,6 +319,28 @@ class TenantIndex:
         cosine[dead] = 0.0
         return bm25, cosine
 
+    def title_similarity(self, title_terms: set[str]) -> np.ndarray:
+        """Binary idf cosine of each slot's title with the given title terms; 0 for dead slots.
+
+        A slot's own title norm is estimated from its length and the query's mean idf, so this
+        stays one pass over the query's postings.
+        """
+        n = len(self.docs)
+        shared = np.zeros(n, dtype=np.float32)
+        weights = {t: self.cosine_idf(t) for t in title_terms}
+        weights = {t: w for t, w in weights.items() if w > 0}
+        if not weights or not self.count:
+            return shared
+        for term, weight in weights.items():
+            slots, tf = self.postings[self.vocab[term]].arrays()
+            shared[slots] += weight * weight * (tf[:, 0] > 0)
+        mean = sum(weights.values()) / len(weights)
+        query_norm = math.sqrt(sum(w * w for w in weights.values()))
+        doc_norm = mean * np.sqrt(np.maximum(self.lens[:n, 0], 1.0))
+        shared /= query_norm * doc_norm
+        shared[~self.alive[:n]] = 0.0
+        return np.minimum(shared, 1.0)
+
     def _length_norms(self) -> np.ndarray:
         """BM25F length normalisation per slot and field, kept until the index changes."""
         n = len(self.docs)

@@ -19,6 +19,8 @@ COSINE_SHARE = 0.8
 # among similar items the ones near the target's date are a little likelier to be the match.
 TIME_SHARE = 0.5
 TIME_HALF_LIFE_DAYS = 365.0
+# A duplicate is usually filed under nearly the same title: title-to-title agreement on its own.
+TITLE_SHARE = 0.25
 
 
 @dataclass
@@ -54,9 +56,11 @@ def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
 
 
 def rank(index: TenantIndex, query: dict[str, float], cosine_query: dict[str, float], exclude: set[int],
-         k: int, at: float | None = None) -> list[tuple[int, float]]:
+         k: int, at: float | None = None, title: set[str] | None = None) -> list[tuple[int, float]]:
     """The k best (item id, score) pairs, priors applied, excluded items left out."""
     scores = fuse(*index.score(query, cosine_query))
+    if title:
+        scores = scores + TITLE_SHARE * index.title_similarity(title)
     out: list[tuple[int, float]] = []
     for slot, score in index.top(scores, k * 3 + len(exclude)):
         doc = index.docs[slot]

@@ -54,7 +54,8 @@ def _ranked(session: Session, tenant_id: int, index: TenantIndex, goal: Target,
         cached = index.recent.get(key)
         if cached is None:
             query = query_terms(index, goal)
-            cached = (query, reuse.rank(index, query, cosine_terms(index, goal), exclude, pool, goal.at))
+            cached = (query, reuse.rank(index, query, cosine_terms(index, goal), exclude, pool, goal.at,
+                                        set(tokens(goal.title))))
             index.recent[key] = cached
             while len(index.recent) > 32:
                 index.recent.pop(next(iter(index.recent)))
