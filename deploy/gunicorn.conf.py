@@ -17,8 +17,6 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("INFLOW_LOG_LEVEL", "info").lower()
 proc_name = "inflow-web"
-# Load the app (and warm the matching indexes) once in the master; workers inherit it.
-preload_app = True
 # gunicorn's control socket has one default path per user, which several instances would share.
 control_socket_disable = True
 # Trust X-Forwarded-* only from the local tunnel or proxy unless told otherwise.
@@ -33,10 +31,19 @@ def on_starting(_server: object) -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def post_fork(server: object, _worker: object) -> None:
-    """Drop database connections inherited from the master: a socket must not be shared."""
-    app = server.app.wsgi()  # type: ignore[attr-defined]
-    app.extensions["inflow.db"].engine.dispose(close=False)
+def post_worker_init(worker: object) -> None:
+    """Load the tenants' matching indexes in the background, so no viewer's request pays for it.
+
+    A thread, not a step before serving: the port answers (healthz, descriptors) at once, and a
+    request for a tenant still loading waits for that load as it would have anyway.
+    """
+    import threading
+
+    from plugin.warmup import warm_indexes
+
+    app = worker.wsgi  # type: ignore[attr-defined]
+    threading.Thread(target=warm_indexes, args=(app.extensions["inflow.db"],),
+                     name="inflow-warm-indexes", daemon=True).start()
 
 
 def child_exit(_server: object, worker: object) -> None:

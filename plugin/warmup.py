@@ -19,8 +19,8 @@ def warm_indexes(db: Database) -> int:
     """Sync each installed tenant's index cache; returns how many were loaded.
 
     Why: the first query of a cold process would otherwise load the whole index inside a
-    user's request. gunicorn preloads the app, so its workers inherit the warmed indexes
-    (copy-on-write) and only apply the tail of later changes. `INFLOW_WARM_INDEX=0` skips it.
+    user's request. Web workers call this in a background thread as they start, the rq worker
+    before it takes its first job. `INFLOW_WARM_INDEX=0` skips it.
     """
     if os.environ.get("INFLOW_WARM_INDEX", "1") == "0":
         return 0
