@@ -17,11 +17,14 @@ from plugin.config import Settings
 
 log = logging.getLogger(__name__)
 
-# Queue names live here only. `inflow` is the main queue; `inflow-bulk` takes backfills so they
-# never delay fresh webhook events.
+# Queue names live here only, in the order workers take from them. `inflow` is the main queue
+# (webhook events, questions); `inflow-refresh` recomputes stored suggestions after changes, so a
+# burst of events is applied first and each item's refresh (coalesced) follows; `inflow-bulk`
+# takes backfills so they never delay fresh webhook events.
 QUEUE_DEFAULT = "inflow"
+QUEUE_REFRESH = "inflow-refresh"
 QUEUE_BULK = "inflow-bulk"
-QUEUES = (QUEUE_DEFAULT, QUEUE_BULK)
+QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BULK)
 
 DEFAULT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 DEFAULT_TIMEOUT = 600

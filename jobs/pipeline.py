@@ -18,7 +18,7 @@ from sqlalchemy import select
 from connect.db import Database, utcnow
 from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
-from jobs.core import QUEUE_BULK, QUEUES, database, get_queue, redis_connection
+from jobs.core import QUEUE_BULK, QUEUE_REFRESH, QUEUES, database, get_queue, redis_connection
 from plugin.config import Settings
 from plugin.models.content import Item
 from plugin.models.pipeline import BackfillState
@@ -157,9 +157,10 @@ def enqueue_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
                 return True  # it has not read the item yet, so it will see this change
             if status != "started":
                 return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions",
-                                      tenant_id, item_id, job_id=job_id)
+                                      tenant_id, item_id, job_id=job_id, queue=QUEUE_REFRESH)
         return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions", tenant_id,
-                              item_id, job_id=f"{base}-{int(utcnow().timestamp() * 1000)}")
+                              item_id, job_id=f"{base}-{int(utcnow().timestamp() * 1000)}",
+                              queue=QUEUE_REFRESH)
     except RedisError:
         return False
 
