@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -26,7 +25,6 @@ QUEUE_REFRESH = "inflow-refresh"
 QUEUE_BULK = "inflow-bulk"
 QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BULK)
 
-DEFAULT_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 DEFAULT_TIMEOUT = 600
 
 
@@ -52,26 +50,41 @@ def database(settings: Settings | None = None) -> Database:
     return _database_for(settings.database_url)
 
 
-def enqueue(redis_url: str | None, func: Callable[..., Any] | str, *args: Any,
-            job_id: str | None = None, queue: str = QUEUE_DEFAULT,
-            retry: Retry | None = DEFAULT_RETRY, timeout: int = DEFAULT_TIMEOUT,
-            **options: Any) -> Job | None:
-    """Enqueue a job; an existing queued job with the same id is left as it is.
+LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
 
-    Returns None when Redis is unset or unreachable: callers rely on the outbox relay
-    (stored events are the truth) rather than on this call succeeding.
-    """
-    if not redis_url:
+
+def job_status(connection: Redis, job_id: str) -> str | None:
+    """The job's status, or None when there is no such job (or it cannot be read)."""
+    if not connection.exists(f"rq:job:{job_id}"):
         return None
     try:
-        q = get_queue(redis_connection(redis_url), queue)
-        if job_id is not None:
-            existing = Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer) \
-                if q.connection.exists(f"rq:job:{job_id}") else None
-            if existing is not None and existing.get_status(refresh=True) in ("queued", "scheduled", "deferred"):
-                return existing
-        return q.enqueue(func, *args, job_id=job_id, retry=retry, job_timeout=timeout,
-                         failure_ttl=7 * 24 * 3600, result_ttl=3600, **options)
-    except RedisError as exc:
-        log.warning("enqueue skipped, Redis unavailable: %s", exc)
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        status = job.get_status(refresh=True)
+    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
         return None
+    return getattr(status, "value", status)
+
+
+def is_live(connection: Redis, job_id: str) -> bool:
+    """True when a job with this id is waiting or running."""
+    return job_status(connection, job_id) in LIVE_STATUSES
+
+
+def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
+                   queue: str = QUEUE_DEFAULT, retry: Retry | None = None,
+                   timeout: int = DEFAULT_TIMEOUT) -> bool:
+    """Enqueue unless a job with that id is waiting or running; False when Redis is down.
+
+    Callers rely on the outbox relay (stored events are the truth) rather than on this
+    call succeeding.
+    """
+    try:
+        if is_live(connection, job_id):
+            return True
+        get_queue(connection, queue).enqueue(
+            func, *args, job_id=job_id, retry=retry or Retry(max=3, interval=[30, 300, 1800]),
+            job_timeout=timeout, failure_ttl=7 * 24 * 3600, result_ttl=3600)
+        return True
+    except RedisError as exc:
+        log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
+        return False

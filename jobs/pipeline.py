@@ -10,15 +10,23 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Retry, get_current_job
-from rq.job import Job
 from rq.registry import StartedJobRegistry
-from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from connect.db import Database, utcnow
 from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
-from jobs.core import QUEUE_BULK, QUEUE_REFRESH, QUEUES, database, get_queue, redis_connection
+from jobs.core import (
+    QUEUE_BULK,
+    QUEUE_REFRESH,
+    QUEUES,
+    database,
+    enqueue_unique,
+    get_queue,
+    is_live,
+    job_status,
+    redis_connection,
+)
 from plugin.config import Settings
 from plugin.models.content import Item
 from plugin.models.pipeline import BackfillState
@@ -38,7 +46,6 @@ log = logging.getLogger(__name__)
 
 # A webhook event is retried soon (a transient host or database error) and then backs off.
 EVENT_RETRY = Retry(max=6, interval=[2, 15, 60, 300, 900, 1800])
-LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
 
 
 def _settings() -> Settings:
@@ -67,39 +74,6 @@ def job_id_for(prefix: str, *parts: Any) -> str:
     """A deterministic rq job id (rq allows only [A-Za-z0-9_-]); free-form parts are hashed."""
     digest = hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:20]
     return f"{prefix}-{digest}"
-
-
-def is_live(connection: Redis, job_id: str) -> bool:
-    """True when a job with this id is waiting or running."""
-    return _status(connection, job_id) in LIVE_STATUSES
-
-
-def enqueue_unique(
-    connection: Redis,
-    func: str,
-    *args: Any,
-    job_id: str,
-    queue: str = "inflow",
-    retry: Retry | None = None,
-    timeout: int = 600,
-) -> bool:
-    """Enqueue unless a job with that id is waiting or running; False when Redis is down."""
-    try:
-        if is_live(connection, job_id):
-            return True
-        get_queue(connection, queue).enqueue(
-            func,
-            *args,
-            job_id=job_id,
-            retry=retry or Retry(max=3, interval=[30, 300, 1800]),
-            job_timeout=timeout,
-            failure_ttl=7 * 24 * 3600,
-            result_ttl=3600,
-        )
-        return True
-    except RedisError as exc:
-        log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
-        return False
 
 
 # ---------- webhook events ----------
@@ -152,7 +126,7 @@ def enqueue_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
     base = f"refresh-{tenant_id}-{item_id}"
     try:
         for job_id in (base, base + "-next"):
-            status = _status(connection, job_id)
+            status = job_status(connection, job_id)
             if status in ("queued", "scheduled", "deferred"):
                 return True  # it has not read the item yet, so it will see this change
             if status != "started":
@@ -163,18 +137,6 @@ def enqueue_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
                               queue=QUEUE_REFRESH)
     except RedisError:
         return False
-
-
-def _status(connection: Redis, job_id: str) -> str | None:
-    """The job's status, or None when there is no such job (or it cannot be read)."""
-    if not connection.exists(f"rq:job:{job_id}"):
-        return None
-    try:
-        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        status = job.get_status(refresh=True)
-        return getattr(status, "value", status)
-    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
-        return None
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:

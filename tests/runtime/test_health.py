@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from jobs.core import enqueue
+from jobs.core import enqueue_unique, redis_connection
 from plugin.app import create_app
 from plugin.config import Settings
 from tests.conftest import build_app, free_port
@@ -18,7 +18,8 @@ def client_for(database_url: str, redis_url: str | None) -> FlaskClient:
 
 def test_healthy_with_database_and_redis_reports_queue_depth(tmp_path: Path,
                                                               redis_url: str) -> None:
-    enqueue(redis_url, "tests.runtime.periodic_funcs.tick", job_id="health-probe")
+    enqueue_unique(redis_connection(redis_url), "tests.runtime.periodic_funcs.tick",
+                   job_id="health-probe")
     response = client_for(f"sqlite:///{tmp_path / 'h.db'}", redis_url).get("/healthz")
     assert response.status_code == 200
     body = response.get_json()
