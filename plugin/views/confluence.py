@@ -10,10 +10,9 @@ from connect.auth import get_db, require_jwt
 from connect.db import utcnow
 from connect.host_client import HostError
 from plugin.api.content import panel_data
-from plugin.api.me import about
 from plugin.services import panels, recognition
 from plugin.views.common import eligible, people, visible
-from plugin.views.pages import HEADINGS, error_page, render
+from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
 
 bp = Blueprint("confluence_pages", __name__, url_prefix="/confluence")
 
@@ -107,8 +106,4 @@ def byline_context() -> Any:
 @require_jwt()
 def personal_page() -> Any:
     """What Inflow knows about the viewer (Confluence entry point)."""
-    if not g.account_id:
-        return error_page("Sign in to see what Inflow knows about you.", 403)
-    with get_db().session() as session:
-        me = about(session, g.tenant.id, g.account_id)
-    return render("me.html", me=me, source="confluence", key="")
+    return render_personal_page("confluence")

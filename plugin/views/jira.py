@@ -8,13 +8,12 @@ from flask import Blueprint, g, request
 from connect.auth import get_db, require_jwt
 from connect.host_client import HostError
 from plugin.api.content import panel_data
-from plugin.api.me import about
 from plugin.schemas.settings import PROJECT_KEY
 from plugin.services import adoption, permissions
 from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
 from plugin.views.common import host, project_of
-from plugin.views.pages import HEADINGS, error_page, render
+from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
 
 bp = Blueprint("jira_pages", __name__, url_prefix="/jira")
 
@@ -75,8 +74,4 @@ def project_admin() -> Any:
 @require_jwt()
 def personal_page() -> Any:
     """What Inflow knows about the viewer, with their choices and data rights."""
-    if not g.account_id:
-        return error_page("Sign in to see what Inflow knows about you.", 403)
-    with get_db().session() as session:
-        me = about(session, g.tenant.id, g.account_id)
-    return render("me.html", me=me, source="jira", key="")
+    return render_personal_page("jira")

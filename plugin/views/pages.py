@@ -5,6 +5,9 @@ from typing import Any
 
 from flask import g, render_template
 
+from connect.auth import get_db
+from plugin.api.me import about
+
 HEADINGS = {"experts": "Ask an expert", "reuse": "Reuse suggestions",
             "related": "Related work", "contributors": "Contributors & kudos",
             "recognition": "Recognition board", "board": "Recognition board"}
@@ -18,3 +21,12 @@ def error_page(message: str, status: int, heading: str = "Inflow") -> tuple[str,
 def render(template: str, **context: Any) -> str:
     """Render with the viewer's account id available to every template."""
     return render_template(template, viewer=g.get("account_id"), **context)
+
+
+def render_personal_page(source: str) -> Any:
+    """What Inflow knows about the viewer, with their choices and data rights (either product)."""
+    if not g.account_id:
+        return error_page("Sign in to see what Inflow knows about you.", 403)
+    with get_db().session() as session:
+        me = about(session, g.tenant.id, g.account_id)
+    return render("me.html", me=me, source=source, key="")
