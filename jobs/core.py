@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any
 
 from redis import Redis
@@ -26,6 +27,8 @@ QUEUE_BULK = "inflow-bulk"
 QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BULK)
 
 DEFAULT_TIMEOUT = 600
+FAILURE_TTL = 7 * 24 * 3600  # a failed job waits a week for an operator
+RESULT_TTL = 3600
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,15 +57,9 @@ LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
 
 
 def job_status(connection: Redis, job_id: str) -> str | None:
-    """The job's status, or None when there is no such job (or it cannot be read)."""
-    if not connection.exists(f"rq:job:{job_id}"):
-        return None
-    try:
-        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        status = job.get_status(refresh=True)
-    except Exception:  # noqa: BLE001  (a half-written job hash counts as absent)
-        return None
-    return getattr(status, "value", status)
+    """The job's status, or None when there is no such job (or its hash has no status yet)."""
+    status = connection.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "status")
+    return status.decode() if isinstance(status, bytes) else status
 
 
 def is_live(connection: Redis, job_id: str) -> bool:
@@ -83,8 +80,49 @@ def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
             return True
         get_queue(connection, queue).enqueue(
             func, *args, job_id=job_id, retry=retry or Retry(max=3, interval=[30, 300, 1800]),
-            job_timeout=timeout, failure_ttl=7 * 24 * 3600, result_ttl=3600)
+            job_timeout=timeout, failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
         return True
     except RedisError as exc:
         log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
+        return False
+
+
+WAITING_STATUSES = ("queued", "scheduled", "deferred")
+
+
+def _coalesced_id(base: str, status: str | None, next_status: str | None, stamp: int) -> str | None:
+    """The id to enqueue under, or None when a waiting job already covers the call."""
+    for job_id, current in ((base, status), (base + "-next", next_status)):
+        if current in WAITING_STATUSES:
+            return None  # it has not started, so it will see whatever this call is about
+        if current != "started":
+            return job_id
+    return f"{base}-{stamp}"  # both run (two workers): a third, so nothing is missed
+
+
+def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple[Any, ...]]],
+                      queue: str = QUEUE_DEFAULT, retry: Retry | None = None,
+                      timeout: int = DEFAULT_TIMEOUT) -> bool:
+    """Enqueue each (base id, args) call unless a job of that id waits; False when Redis is down.
+
+    One job waiting per base id covers any number of calls; while it runs, a second id
+    (`<base>-next`) waits for what it may already have missed. Two round trips for all calls.
+    """
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            for base, _ in calls:
+                pipe.hget(f"{Job.redis_job_namespace_prefix}{base}", "status")
+                pipe.hget(f"{Job.redis_job_namespace_prefix}{base}-next", "status")
+            found = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
+        stamp = time.time_ns() // 1000
+        datas = [Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
+                                    retry=retry or Retry(max=3, interval=[30, 300, 1800]),
+                                    failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+                 for n, (base, args) in enumerate(calls)
+                 if (job_id := _coalesced_id(base, found[2 * n], found[2 * n + 1], stamp))]
+        if datas:
+            get_queue(connection, queue).enqueue_many(datas)
+        return True
+    except RedisError as exc:
+        log.warning("enqueue of %d %s job(s) skipped, Redis unavailable: %s", len(calls), func, exc)
         return False

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
@@ -21,10 +21,10 @@ from jobs.core import (
     QUEUE_REFRESH,
     QUEUES,
     database,
+    enqueue_coalesced,
     enqueue_unique,
     get_queue,
     is_live,
-    job_status,
     redis_connection,
 )
 from plugin.config import Settings
@@ -78,30 +78,74 @@ def job_id_for(prefix: str, *parts: Any) -> str:
 
 # ---------- webhook events ----------
 
+# A drain job applies batches of its tenant's events for at most this long, then queues its
+# continuation behind whatever else waits (other tenants' drains), so no tenant holds a worker.
+DRAIN_SECONDS = 3.0
+
+
+def enqueue_drain(connection: Redis, tenant_id: int) -> bool:
+    """Make sure a drain of the tenant's stored events waits (one covers any number of events)."""
+    return enqueue_coalesced(connection, "jobs.pipeline.drain_events",
+                             [(relay.drain_job_id(tenant_id), (tenant_id,))], retry=EVENT_RETRY)
+
+
+def drain_events(tenant_id: int) -> int:
+    """Apply the tenant's stored events in batches, one transaction each; returns how many.
+
+    A batch that fails is rolled back and each of its events handed to its own job, which
+    retries with back-off and fails loudly; the drain goes on with the next batch.
+    """
+    db, connection, applied = _db(), _connection(), 0
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            claimed = relay.claim(session, tenant_id)
+        if not claimed:
+            return applied
+        if len(claimed) == relay.CLAIM and connection is not None:
+            enqueue_drain(connection, tenant_id)  # more wait: a second worker may share them
+        changed: list[int] = []
+        try:
+            with db.session() as session:
+                applied += events.process_events(session, tenant_id, claimed, client_for, changed)
+        except Exception:
+            log.exception("a batch of %d events of tenant %s failed; each gets its own job",
+                          len(claimed), tenant_id)
+            _hand_over(connection, claimed)
+            continue
+        _refresh_later(tenant_id, changed)
+    if connection is not None:
+        enqueue_drain(connection, tenant_id)  # time is up: continue behind the others
+    return applied
+
+
+def _hand_over(connection: Redis | None, event_ids: list[int]) -> None:
+    """Give each event its own retrying job; without Redis the relay does it later."""
+    for event_id in event_ids:
+        if connection is None or not enqueue_event(connection, event_id):
+            return
+
 
 def process_event(event_id: int) -> bool:
-    """Apply one stored webhook event (idempotent: a processed event is skipped)."""
+    """Apply one stored event alone (idempotent: a processed event is skipped)."""
     db = _db()
     with db.session() as session:
         event = session.get(WebhookEvent, event_id)
         if event is None or event.processed_at is not None:
             return False
         event.attempts = (event.attempts or 0) + 1
+        tenant_id = event.tenant_id
     changed: list[int] = []
     try:
         with db.session() as session:
-            done = events.process_event(session, event_id, client_for, changed)
+            done = events.process_events(session, tenant_id, [event_id], client_for, changed) > 0
     except Exception as exc:
         with db.session() as session:
             event = session.get(WebhookEvent, event_id)
             if event is not None:
                 event.error = f"{type(exc).__name__}: {exc}"[:2000]
         raise
-    if changed:
-        with db.session() as session:
-            tenant_id = session.get(WebhookEvent, event_id).tenant_id  # type: ignore[union-attr]
-        for item_id in dict.fromkeys(changed):
-            _refresh_later(tenant_id, item_id)
+    _refresh_later(tenant_id, changed)
     return done
 
 
@@ -114,33 +158,27 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     return True
 
 
-def _refresh_later(tenant_id: int, item_id: int) -> None:
+def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
     """Queue one refresh per item; a refresh still waiting covers later changes too."""
+    item_ids = list(dict.fromkeys(item_ids))
+    if not item_ids:
+        return
     connection = _connection()
-    if connection is None or not enqueue_refresh(connection, tenant_id, item_id):
-        refresh_item_suggestions(tenant_id, item_id)  # no queue: refresh now, never skip
+    if connection is None or not enqueue_refreshes(connection, tenant_id, item_ids):
+        for item_id in item_ids:  # no queue: refresh now, never skip
+            refresh_item_suggestions(tenant_id, item_id)
 
 
-def enqueue_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
-    """Enqueue a coalescing refresh: skipped while one is queued; a second id while one runs."""
-    base = f"refresh-{tenant_id}-{item_id}"
-    try:
-        for job_id in (base, base + "-next"):
-            status = job_status(connection, job_id)
-            if status in ("queued", "scheduled", "deferred"):
-                return True  # it has not read the item yet, so it will see this change
-            if status != "started":
-                return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions",
-                                      tenant_id, item_id, job_id=job_id, queue=QUEUE_REFRESH)
-        return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions", tenant_id,
-                              item_id, job_id=f"{base}-{int(utcnow().timestamp() * 1000)}",
-                              queue=QUEUE_REFRESH)
-    except RedisError:
-        return False
+def enqueue_refreshes(connection: Redis, tenant_id: int, item_ids: list[int]) -> bool:
+    """Enqueue coalescing refreshes: skipped while one is queued; a second id while one runs."""
+    return enqueue_coalesced(
+        connection, "jobs.pipeline.refresh_item_suggestions",
+        [(f"refresh-{tenant_id}-{item_id}", (tenant_id, item_id)) for item_id in item_ids],
+        queue=QUEUE_REFRESH)
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:
-    """Enqueue the event's job under its deterministic id."""
+    """Enqueue the event's own job under its deterministic id."""
     return enqueue_unique(
         connection,
         "jobs.pipeline.process_event",
@@ -157,19 +195,25 @@ def requeue_abandoned(connection: Redis, timestamp: float | None = None) -> None
         StartedJobRegistry(queue=queue).cleanup(timestamp=timestamp)
 
 
+def _drain_live(connection: Redis, tenant_id: int) -> bool:
+    base = relay.drain_job_id(tenant_id)
+    return is_live(connection, base) or is_live(connection, base + "-next")
+
+
 def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) -> int:
     """The outbox relay: enqueue stored events (and requested backfills) that have no live job."""
     connection = _connection()
     if connection is None:
         return 0
     requeue_abandoned(connection)
+    outlet = relay.Outlet(
+        job_live=lambda job_id: is_live(connection, job_id),
+        enqueue_event=lambda event_id: enqueue_event(connection, event_id),
+        drain_live=lambda tenant_id: _drain_live(connection, tenant_id),
+        enqueue_drain=lambda tenant_id: enqueue_drain(connection, tenant_id),
+    )
     with _db().session() as session:
-        count = relay.relay(
-            session,
-            lambda job_id: is_live(connection, job_id),
-            lambda event_id: enqueue_event(connection, event_id),
-            grace=timedelta(seconds=grace_seconds),
-        )
+        count = relay.relay(session, outlet, grace=timedelta(seconds=grace_seconds))
         waiting = session.scalars(
             select(BackfillState.tenant_id).where(BackfillState.status.in_(("queued", "running")))
         ).all()

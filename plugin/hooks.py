@@ -9,7 +9,7 @@ from flask import Flask
 from connect.lifecycle import set_lifecycle_handler
 from connect.webhooks import set_event_handler
 from jobs.core import redis_connection
-from jobs.pipeline import enqueue_backfill, enqueue_event
+from jobs.pipeline import enqueue_backfill, enqueue_drain
 from plugin.pipeline.backfill import backfill_status, request_backfill
 
 
@@ -32,10 +32,11 @@ def init_app(app: Flask) -> None:
     """Register the webhook event handler and the lifecycle handler with connect/."""
 
     def on_event(tenant_id: int, event_id: int) -> None:
-        # Best effort: when Redis is down the stored row waits for the outbox relay.
+        # Best effort: when Redis is down the stored row waits for the outbox relay. One drain
+        # per tenant applies a burst in batches (a waiting drain covers this event already).
         url = app.extensions.get("inflow.redis_url")
         if url:
-            enqueue_event(redis_connection(url), event_id)
+            enqueue_drain(redis_connection(url), tenant_id)
 
     def on_lifecycle(event: str, tenant_id: int) -> None:
         if event == "installed":

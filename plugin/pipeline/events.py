@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -96,39 +97,42 @@ def event_time_ms(event: WebhookEvent) -> int:
     return int(event.event_ts or (event.payload or {}).get("timestamp") or 0)
 
 
-def _apply(
-    session: Session,
-    tenant: Tenant,
-    client: fetch.Requester | None,
-    target: Target,
-    event_ms: int,
+def _change(
+    site: str, client: fetch.Requester | None, target: Target, event_ms: int,
     payload: dict[str, Any],
-    changed: list[int] | None,
-) -> None:
-    site = tenant.display_url or tenant.base_url
+) -> versions.Change | None:
+    """The versioned change one target asks for (a re-read target is fetched here)."""
     if target.action == "delete":
-        versions.apply_delete(session, tenant.id, target.source, target.ref, event_ms)
-        return
+        return versions.Change(target.source, target.ref, event_ms)
     if target.action == "embedded":
         doc = jira_issue_to_doc(payload["issue"], site)
-        _note(changed, versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated),
-                                          refresh=changed is None))
-        return
+        return versions.Change(doc.source, doc.key, versions.to_ms(doc.updated), doc)
     assert client is not None
     doc = (
         fetch.jira_issue(client, target.ref, site)
         if target.source == "jira"
         else fetch.confluence_item(client, target.kind, target.ref, site)
     )
-    if doc is not None:
-        version = max(event_ms, versions.to_ms(doc.updated))
-        _note(changed, versions.apply_doc(session, tenant.id, doc, version, refresh=changed is None))
+    if doc is None:
+        return None
+    return versions.Change(doc.source, doc.key, max(event_ms, versions.to_ms(doc.updated)), doc)
 
 
-def _note(changed: list[int] | None, item_id: int | None) -> None:
-    """Collect a changed item whose suggestions the caller refreshes later."""
-    if changed is not None and item_id is not None:
-        changed.append(item_id)
+def _plan(
+    tenant: Tenant, rows: list[WebhookEvent], client_for: ClientFactory
+) -> list[tuple[WebhookEvent, list[Target], list[versions.Change]]]:
+    """Each event with its targets and changes; REST re-reads happen here, before any write."""
+    site = tenant.display_url or tenant.base_url
+    client: fetch.Requester | None = None
+    planned = []
+    for event in rows:
+        found = targets(event.product, event.event_type, event.payload or {})
+        if client is None and any(t.action == "fetch" for t in found):
+            client = client_for(tenant)
+        changes = [_change(site, client, t, event_time_ms(event), event.payload or {})
+                   for t in found]
+        planned.append((event, found, [c for c in changes if c is not None]))
+    return planned
 
 
 def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, Any]:
@@ -155,25 +159,46 @@ def _answer_questions(
     questions.on_comment(session, tenant_id, found[0].source, key, author, parse_time(at))
 
 
-def process_event(session: Session, event_id: int, client_for: ClientFactory,
-                  changed: list[int] | None = None) -> bool:
-    """Apply one stored event; returns False when it was already processed (or is gone).
+def process_events(
+    session: Session, tenant_id: int, event_ids: list[int], client_for: ClientFactory,
+    changed: list[int] | None = None,
+) -> int:
+    """Apply many stored events of one tenant in this transaction; returns how many it applied.
 
+    Processed (or unknown) ids are skipped. The outcome is that of applying the events one by
+    one in host-time order, but each item is stored once and the whole batch commits once.
     With `changed`, stored suggestions are not refreshed here: the ids of changed items are
     appended for the caller to refresh after the commit (the job queues one coalescing refresh
     per item, so a burst of edits costs one ranking, not one per event).
     """
+    rows = list(session.scalars(
+        select(WebhookEvent)
+        .where(WebhookEvent.id.in_(event_ids), WebhookEvent.tenant_id == tenant_id,
+               WebhookEvent.processed_at.is_(None))
+        .order_by(WebhookEvent.event_ts, WebhookEvent.id)))
+    if not rows:
+        return 0
+    tenant = session.get(Tenant, tenant_id)
+    planned = _plan(tenant, rows, client_for) if tenant is not None and tenant.installed else []
+    now = utcnow()
+    for event in rows:
+        event.processed_at, event.error = now, None
+    # The first write: on SQLite it takes the database's write lock before versions are read.
+    session.flush()
+    stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs])
+    for event, found, _ in planned:
+        _answer_questions(session, tenant_id, event, found)
+    for item_id in stored if changed is None else ():
+        versions.refresh_around(session, tenant_id, item_id)
+    if changed is not None:
+        changed.extend(stored)
+    return len(rows)
+
+
+def process_event(session: Session, event_id: int, client_for: ClientFactory,
+                  changed: list[int] | None = None) -> bool:
+    """Apply one stored event; returns False when it was already processed (or is gone)."""
     event = session.get(WebhookEvent, event_id)
     if event is None or event.processed_at is not None:
         return False
-    tenant = session.get(Tenant, event.tenant_id)
-    found = targets(event.product, event.event_type, event.payload or {})
-    if tenant is not None and tenant.installed:
-        needs_client = any(t.action == "fetch" for t in found)
-        client = client_for(tenant) if needs_client else None
-        for target in found:
-            _apply(session, tenant, client, target, event_time_ms(event), event.payload or {},
-                   changed)
-        _answer_questions(session, tenant.id, event, found)
-    event.processed_at, event.error = utcnow(), None
-    return True
+    return process_events(session, event.tenant_id, [event_id], client_for, changed) > 0

@@ -1,17 +1,22 @@
-"""The outbox relay: stored events not yet processed are (re-)enqueued, so nothing is lost.
+"""The outbox: stored events are the truth; batches claim them and the relay re-enqueues strays.
 
-The event row is the truth. The webhook handler enqueues right after the row commits; when Redis
-was down, the worker died, or the job failed for good, the event stays unprocessed and the relay
-enqueues it again (up to MAX_ATTEMPTS runs, after which it waits for an operator in rq's
-failed-job registry and in `webhook_events.error`).
+An event's life: stored by the webhook handler (attempts 0), which enqueues its tenant's drain
+job; a drain claims a batch of never-tried events (attempts 1, committed), applies them in one
+transaction and marks them processed. An event whose batch failed is handed to its own per-event
+job, which retries with back-off and then waits for an operator in rq's failed-job registry and in
+`webhook_events.error`. When Redis was down or a worker died, events stay unprocessed and the
+relay enqueues them again: never-tried ones through their tenant's drain, tried ones through their
+own job (up to MAX_ATTEMPTS runs).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -21,6 +26,9 @@ MAX_ATTEMPTS = 10
 # Fresh events are left to the handler's own enqueue; the relay only catches what it missed.
 GRACE = timedelta(seconds=10)
 BATCH = 5000
+# Events one drain applies per transaction: enough to share a commit and an index bump among
+# many, few enough that SQLite's write lock is never held long against the webhook handler.
+CLAIM = 100
 
 
 def event_job_id(event_id: int) -> str:
@@ -28,37 +36,96 @@ def event_job_id(event_id: int) -> str:
     return f"event-{event_id}"
 
 
+def drain_job_id(tenant_id: int) -> str:
+    """The deterministic rq job id of a tenant's drain (its coalescing base id)."""
+    return f"drain-{tenant_id}"
+
+
+def _untried() -> object:
+    return func.coalesce(WebhookEvent.attempts, 0) == 0
+
+
+def claim(session: Session, tenant_id: int, limit: int = CLAIM) -> list[int]:
+    """Take up to `limit` of the tenant's never-tried events, oldest first, for one batch.
+
+    Claimed events count one attempt (the caller commits before applying them), so a batch
+    whose worker dies is not claimed again: the relay gives those events their own jobs. On
+    PostgreSQL concurrent drains skip each other's rows; SQLite runs one writer at a time.
+    """
+    pick = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.processed_at.is_(None), WebhookEvent.tenant_id == tenant_id,
+               _untried(), WebhookEvent.error.is_(None))
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    taken = session.scalars(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(pick.scalar_subquery()), _untried())
+        .values(attempts=1)
+        .returning(WebhookEvent.id),
+        execution_options={"synchronize_session": False},
+    )
+    return sorted(taken)
+
+
 def pending_events(
     session: Session, now: datetime | None = None, grace: timedelta = GRACE
-) -> list[tuple[int, int]]:
-    """(event id, tenant id) of unprocessed events older than `grace`, oldest host time first."""
+) -> list[tuple[int, int, int]]:
+    """(event id, tenant id, attempts) of unprocessed events older than `grace`, oldest first."""
     cutoff = (now or utcnow()) - grace
     query = (
-        select(WebhookEvent.id, WebhookEvent.tenant_id)
+        select(WebhookEvent.id, WebhookEvent.tenant_id, func.coalesce(WebhookEvent.attempts, 0))
         .where(
             WebhookEvent.processed_at.is_(None),
-            WebhookEvent.attempts < MAX_ATTEMPTS,
+            func.coalesce(WebhookEvent.attempts, 0) < MAX_ATTEMPTS,
             WebhookEvent.received_at <= cutoff,
         )
         .order_by(WebhookEvent.event_ts, WebhookEvent.id)
         .limit(BATCH)
     )
-    return [(row[0], row[1]) for row in session.execute(query)]
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """How the relay reaches the queue (the jobs layer supplies these)."""
+
+    job_live: Callable[[str], bool]
+    enqueue_event: Callable[[int], bool]
+    drain_live: Callable[[int], bool]
+    enqueue_drain: Callable[[int], bool]
 
 
 def relay(
-    session: Session,
-    is_live: Callable[[str], bool],
-    enqueue: Callable[[int], bool],
-    now: datetime | None = None,
-    grace: timedelta = GRACE,
+    session: Session, outlet: Outlet, now: datetime | None = None, grace: timedelta = GRACE
 ) -> int:
-    """Enqueue every pending event without a live job; returns how many were enqueued."""
+    """Enqueue every pending event without a live job; returns how many events were enqueued.
+
+    Never-tried events go to their tenant's drain. A tried one gets its own job unless its
+    tenant's drain is live (the event may be in the batch that drain is applying).
+    """
+    drain_live = functools.cache(outlet.drain_live)  # one look-up per tenant and run
+    untried: dict[int, int] = {}
+    tried: list[tuple[int, int]] = []
+    for event_id, tenant_id, attempts in pending_events(session, now, grace):
+        if attempts:
+            tried.append((event_id, tenant_id))
+        else:
+            untried[tenant_id] = untried.get(tenant_id, 0) + 1
     count = 0
-    for event_id, _tenant_id in pending_events(session, now, grace):
-        if is_live(event_job_id(event_id)):
+    for tenant_id, waiting in untried.items():
+        if drain_live(tenant_id):
             continue
-        if not enqueue(event_id):
-            break  # Redis is unreachable: stop, the next relay run continues
+        if not outlet.enqueue_drain(tenant_id):
+            return count  # Redis is unreachable: stop, the next relay run continues
+        count += waiting
+    for event_id, tenant_id in tried:
+        if outlet.job_live(event_job_id(event_id)) or drain_live(tenant_id):
+            continue
+        if not outlet.enqueue_event(event_id):
+            break
         count += 1
     return count

@@ -8,10 +8,12 @@ the same item serialise and the newer version wins whatever order they run in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from plugin.content.model import ItemDoc
@@ -30,46 +32,23 @@ def to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _locked_version(session: Session, tenant_id: int, source: str, key: str) -> ItemVersion:
-    query = select(ItemVersion).where(
-        ItemVersion.tenant_id == tenant_id, ItemVersion.source == source, ItemVersion.key == key
-    )
-    row = session.scalars(query.with_for_update()).first()
-    if row is not None:
-        return row
-    try:
-        with session.begin_nested():
-            session.add(ItemVersion(tenant_id=tenant_id, source=source, key=key, version_ms=-1))
-    except IntegrityError:
-        pass  # another worker created it first; lock theirs
-    return session.scalars(query.with_for_update()).one()
-
-
 def apply_doc(
     session: Session, tenant_id: int, doc: ItemDoc, version_ms: int, refresh: bool = True
 ) -> int | None:
     """Store the document if its version is not older than the item's last; returns the item id."""
-    row = _locked_version(session, tenant_id, doc.source, doc.key)
-    if version_ms < row.version_ms:
-        return None
-    row.version_ms, row.deleted = version_ms, False
-    item = store.upsert_item(session, tenant_id, doc)
-    if refresh:
-        refresh_around(session, tenant_id, item.id)
-    return item.id
+    stored = apply_changes(session, tenant_id, [Change(doc.source, doc.key, version_ms, doc)])
+    if stored and refresh:
+        refresh_around(session, tenant_id, stored[0])
+    return stored[0] if stored else None
 
 
 def apply_delete(session: Session, tenant_id: int, source: str, key: str, version_ms: int) -> bool:
     """Delete the item (leaving a tombstone) unless a newer version was already applied."""
-    row = _locked_version(session, tenant_id, source, key)
+    row = _lock_versions(session, tenant_id, [(source, key)])[(source, key)]
     if version_ms < row.version_ms:
         return False
-    item = store.get_item(session, tenant_id, source, key)
-    neighbours = _neighbours(session, tenant_id, item) if item is not None else []
     row.version_ms, row.deleted = version_ms, True
-    store.delete_item(session, tenant_id, source, key)
-    for item_id in neighbours:
-        precompute.refresh_suggestions(session, tenant_id, item_id)
+    _delete(session, tenant_id, source, key)
     return True
 
 
@@ -90,31 +69,105 @@ def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
         precompute.refresh_suggestions(session, tenant_id, neighbour_id)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One versioned change to an item: a document to store, or (doc None) a deletion."""
+
+    source: str
+    key: str
+    version_ms: int
+    doc: ItemDoc | None = None
+
+
+def _lock_versions(
+    session: Session, tenant_id: int, refs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], ItemVersion]:
+    """Lock (creating the missing ones) the version rows of many items.
+
+    Rows are locked, and missing ones inserted, in (source, key) order, so two workers whose
+    batches share items wait for each other instead of deadlocking.
+    """
+    refs = sorted(set(refs))
+    rows = _select_versions(session, tenant_id, refs)
+    missing = [ref for ref in refs if ref not in rows]
+    if missing:
+        dialect = session.get_bind().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ItemVersion)
+        session.execute(
+            insert.on_conflict_do_nothing(index_elements=["tenant_id", "source", "key"]),
+            [{"tenant_id": tenant_id, "source": s, "key": k, "version_ms": -1} for s, k in missing],
+        )
+        rows.update(_select_versions(session, tenant_id, missing))
+    return rows
+
+
+def _select_versions(
+    session: Session, tenant_id: int, refs: list[tuple[str, str]]
+) -> dict[tuple[str, str], ItemVersion]:
+    # Sources and keys filtered apart, so the (tenant, source, key) index serves the lookup.
+    query = (
+        select(ItemVersion)
+        .where(ItemVersion.tenant_id == tenant_id,
+               ItemVersion.source.in_({s for s, _ in refs}),
+               ItemVersion.key.in_({k for _, k in refs}))
+        .order_by(ItemVersion.source, ItemVersion.key)
+        .with_for_update()
+    )
+    wanted = set(refs)
+    return {(r.source, r.key): r for r in session.scalars(query) if (r.source, r.key) in wanted}
+
+
+def _newest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
+    """Per item, the change sequential application would leave: the newest, the later on a tie."""
+    newest: dict[tuple[str, str], Change] = {}
+    for change in changes:
+        ref = (change.source, change.key)
+        if ref not in newest or change.version_ms >= newest[ref].version_ms:
+            newest[ref] = change
+    return newest
+
+
+def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change]) -> list[int]:
+    """Apply many changes at once, with the outcome of applying them one by one in order.
+
+    Each item's newest change is applied if it is not older than the item's last version; the
+    documents are stored with one `upsert_items` call. Returns the ids of the stored items (their
+    suggestions are the caller's to refresh); deletions refresh their neighbours here.
+    """
+    newest = _newest(changes)
+    if not newest:
+        return []
+    rows = _lock_versions(session, tenant_id, newest)
+    docs: list[ItemDoc] = []
+    deletions: list[Change] = []
+    for ref, change in newest.items():
+        row = rows[ref]
+        if change.version_ms < row.version_ms:
+            continue
+        row.version_ms, row.deleted = change.version_ms, change.doc is None
+        if change.doc is None:
+            deletions.append(change)
+        else:
+            docs.append(change.doc)
+    stored = [item.id for item in store.upsert_items(session, tenant_id, docs)]
+    for change in deletions:
+        _delete(session, tenant_id, change.source, change.key)
+    return stored
+
+
+def _delete(session: Session, tenant_id: int, source: str, key: str) -> None:
+    """Delete a stored item and refresh the neighbours whose suggestions it was among."""
+    item = store.get_item(session, tenant_id, source, key)
+    neighbours = _neighbours(session, tenant_id, item) if item is not None else []
+    store.delete_item(session, tenant_id, source, key)
+    for item_id in neighbours:
+        precompute.refresh_suggestions(session, tenant_id, item_id)
+
+
 def apply_docs(session: Session, tenant_id: int, docs: list[ItemDoc]) -> int:
     """Store a page of documents (backfill) under the same rule, without refreshing suggestions.
 
     Versions are read and created for the whole page at once; returns how many were applied.
     """
-    by_key: dict[tuple[str, str], ItemDoc] = {(d.source, d.key): d for d in docs}
-    if not by_key:
-        return 0
-    rows = {
-        (r.source, r.key): r
-        for r in session.scalars(
-            select(ItemVersion)
-            .where(ItemVersion.tenant_id == tenant_id, ItemVersion.key.in_([k for _, k in by_key]))
-            .with_for_update()
-        )
-    }
-    fresh: list[ItemDoc] = []
-    for ref, doc in by_key.items():
-        row = rows.get(ref)
-        if row is None:
-            row = ItemVersion(tenant_id=tenant_id, source=doc.source, key=doc.key, version_ms=-1)
-            session.add(row)
-        version = to_ms(doc.updated)
-        if version >= row.version_ms:
-            row.version_ms, row.deleted = version, False
-            fresh.append(doc)
-    store.upsert_items(session, tenant_id, fresh)
-    return len(fresh)
+    return len(apply_changes(
+        session, tenant_id, (Change(d.source, d.key, to_ms(d.updated), d) for d in docs)))
