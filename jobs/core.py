@@ -126,3 +126,56 @@ def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple
     except RedisError as exc:
         log.warning("enqueue of %d %s job(s) skipped, Redis unavailable: %s", len(calls), func, exc)
         return False
+
+
+# A due set: a sorted set of members scored by the time (ms) they are due. A taker leases what it
+# takes (its score moves to the lease's end), so concurrent takers get different members and a
+# taker that dies leaves them due again once the lease ends; marking a member due again while it
+# is leased (it changed meanwhile) makes its taker's `settle` keep it for the next taker.
+_TAKE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member) end
+return due
+"""
+_SETTLE = """
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i]) or -1) == lease then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return 0
+"""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def mark_due(connection: Redis, key: str, members: list[Any]) -> None:
+    """Make members due now (again, if a taker holds them: it will not settle them)."""
+    if members:
+        now = _now_ms()
+        connection.zadd(key, {str(m): now for m in members})
+
+
+def take_due(connection: Redis, key: str, count: int, lease_s: float) -> tuple[int, list[str]]:
+    """Lease up to `count` due members; returns the lease's end (for `settle`) and them."""
+    now = _now_ms()
+    lease = now + int(lease_s * 1000)
+    taken = connection.register_script(_TAKE_DUE)(keys=[key], args=[now, count, lease])
+    return lease, [m.decode() if isinstance(m, bytes) else str(m) for m in taken]
+
+
+def settle(connection: Redis, key: str, lease: int, members: list[str]) -> None:
+    """Remove taken members that were not marked due again while leased."""
+    if members:
+        connection.register_script(_SETTLE)(keys=[key], args=[lease, *members])
+
+
+def due_keys(connection: Redis, pattern: str) -> list[str]:
+    """Keys matching `pattern` that hold a due member (one left by a taker that died, say)."""
+    now = _now_ms()
+    return [k.decode() if isinstance(k, bytes) else k
+            for k in connection.scan_iter(match=pattern, count=500)
+            if connection.zcount(k, "-inf", now)]

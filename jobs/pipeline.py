@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Retry, get_current_job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
@@ -21,11 +23,15 @@ from jobs.core import (
     QUEUE_REFRESH,
     QUEUES,
     database,
+    due_keys,
     enqueue_coalesced,
     enqueue_unique,
     get_queue,
     is_live,
+    mark_due,
     redis_connection,
+    settle,
+    take_due,
 )
 from plugin.config import Settings
 from plugin.models.content import Item
@@ -96,7 +102,8 @@ def drain_events(tenant_id: int) -> int:
     retries with back-off and fails loudly; the drain goes on with the next batch.
     """
     db, connection, applied = _db(), _connection(), 0
-    deadline = time.monotonic() + DRAIN_SECONDS
+    # Without Redis there is nothing to continue on: drain to the end.
+    deadline = time.monotonic() + (DRAIN_SECONDS if connection is not None else math.inf)
     while time.monotonic() < deadline:
         with db.session() as session:
             claimed = relay.claim(session, tenant_id)
@@ -149,6 +156,22 @@ def process_event(event_id: int) -> bool:
     return done
 
 
+# Changed items wait in a per-tenant due set; one coalescing job per tenant refreshes them a leased
+# chunk at a time, so a burst of edits costs one ranking per item and two Redis round trips per
+# batch of events (an rq job per item cost more than storing the event did).
+REFRESH_CHUNK = 20
+REFRESH_LEASE_S = 120.0  # far longer than a chunk takes; a dead worker's chunk is due after it
+REFRESH_SECONDS = 3.0
+
+
+REFRESH_PREFIX = "inflow:refresh:"
+
+
+def refresh_key(tenant_id: int) -> str:
+    """The Redis due set of the tenant's items whose stored suggestions are stale."""
+    return f"{REFRESH_PREFIX}{tenant_id}"
+
+
 def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     """Refresh an item's stored suggestions and its nearest neighbours' (idempotent)."""
     with _db().session() as session:
@@ -158,23 +181,56 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     return True
 
 
+def refresh_suggestions(tenant_id: int) -> int:
+    """Refresh the tenant's changed items, a leased chunk at a time; returns how many.
+
+    An item whose refresh fails gets its own retrying job (and fails loudly); the rest go on.
+    """
+    connection, key, count = _connection(), refresh_key(tenant_id), 0
+    if connection is None:
+        return 0
+    deadline = time.monotonic() + REFRESH_SECONDS
+    while time.monotonic() < deadline:
+        lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
+        if not members:
+            return count
+        for item_id in (int(m) for m in members):
+            try:
+                count += refresh_item_suggestions(tenant_id, item_id)
+            except Exception:
+                log.exception("refresh of item %s failed; it gets its own job", item_id)
+                _enqueue_item_refresh(connection, tenant_id, item_id)
+        settle(connection, key, lease, members)
+    enqueue_refresh(connection, tenant_id)  # time is up: continue behind the others
+    return count
+
+
+def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
+    return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions", tenant_id,
+                          item_id, job_id=f"refresh-{tenant_id}-{item_id}", queue=QUEUE_REFRESH)
+
+
 def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
-    """Queue one refresh per item; a refresh still waiting covers later changes too."""
+    """Mark the items stale and make sure a refresh waits; no Redis: refresh now, never skip."""
     item_ids = list(dict.fromkeys(item_ids))
     if not item_ids:
         return
     connection = _connection()
-    if connection is None or not enqueue_refreshes(connection, tenant_id, item_ids):
-        for item_id in item_ids:  # no queue: refresh now, never skip
-            refresh_item_suggestions(tenant_id, item_id)
+    try:
+        if connection is not None:
+            mark_due(connection, refresh_key(tenant_id), item_ids)
+            if enqueue_refresh(connection, tenant_id):
+                return
+    except RedisError as exc:
+        log.warning("refreshes of %d items run now, Redis unavailable: %s", len(item_ids), exc)
+    for item_id in item_ids:
+        refresh_item_suggestions(tenant_id, item_id)
 
 
-def enqueue_refreshes(connection: Redis, tenant_id: int, item_ids: list[int]) -> bool:
-    """Enqueue coalescing refreshes: skipped while one is queued; a second id while one runs."""
-    return enqueue_coalesced(
-        connection, "jobs.pipeline.refresh_item_suggestions",
-        [(f"refresh-{tenant_id}-{item_id}", (tenant_id, item_id)) for item_id in item_ids],
-        queue=QUEUE_REFRESH)
+def enqueue_refresh(connection: Redis, tenant_id: int) -> bool:
+    """Make sure a refresh of the tenant's stale items waits (one covers any number)."""
+    return enqueue_coalesced(connection, "jobs.pipeline.refresh_suggestions",
+                             [(f"refresh-{tenant_id}", (tenant_id,))], queue=QUEUE_REFRESH)
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:
@@ -219,6 +275,8 @@ def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) 
         ).all()
     for tenant_id in waiting:
         enqueue_backfill(connection, tenant_id)
+    for key in due_keys(connection, REFRESH_PREFIX + "*"):  # chunks left by a worker that died
+        enqueue_refresh(connection, int(key.removeprefix(REFRESH_PREFIX)))
     return count
 
 

@@ -1,4 +1,4 @@
-"""Stored suggestions are refreshed after events by one coalescing job per item."""
+"""Stored suggestions are refreshed after events: items wait in a due set, one job per tenant."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
-from jobs.core import redis_connection
+from jobs.core import due_keys, mark_due, redis_connection, settle, take_due
 from plugin.matching import precompute
 from plugin.models.content import Item
 from tests.pipeline.conftest import v2_issue
@@ -38,14 +38,36 @@ def test_a_burst_of_edits_to_one_item_queues_one_refresh_and_fresh_suggestions_f
         jobs.process_event(event_id)
     with site.db.session() as session:
         item_id = session.scalar(select(Item.id).where(Item.key == "AMQ-1"))
+    stale = connection.zrange(jobs.refresh_key(site.tenant_id), 0, -1)
+    assert sorted(int(m) for m in stale) == sorted({item_id, other_id(site)})
     refresh_ids = [k.decode().removeprefix("rq:job:") for k in connection.keys("rq:job:refresh-*")]
-    assert f"refresh-{site.tenant_id}-{item_id}" in refresh_ids
-    assert len(refresh_ids) == 2  # one per changed item, however many events touched it
-    job = Job.fetch(f"refresh-{site.tenant_id}-{item_id}", connection=connection,
-                    serializer=JSONSerializer)
-    assert job.args == [site.tenant_id, item_id]
+    assert refresh_ids == [f"refresh-{site.tenant_id}"]  # one for the tenant, however many events
+    job = Job.fetch(refresh_ids[0], connection=connection, serializer=JSONSerializer)
+    assert job.args == [site.tenant_id]
     run_worker(redis_url)
     with site.db.session() as session:
         stored = precompute.stored_suggestions(session, site.tenant_id, item_id)
     assert stored is not None
     assert [s.key for s in stored["reuse"]][:1] == ["AMQ-2"]
+    assert connection.zcard(jobs.refresh_key(site.tenant_id)) == 0
+
+
+def other_id(site: Any) -> int:
+    with site.db.session() as session:
+        return session.scalar(select(Item.id).where(Item.key == "AMQ-2"))
+
+
+def test_the_due_set_leases_members_and_keeps_those_changed_while_taken(redis_url: str) -> None:
+    connection = redis_connection(redis_url)
+    key = "inflow:refresh:test"
+    mark_due(connection, key, [1, 2, 3])
+    lease, first = take_due(connection, key, 2, lease_s=60)
+    assert len(first) == 2
+    _, second = take_due(connection, key, 5, lease_s=60)
+    assert len(second) == 1 and not set(first) & set(second)  # concurrent takers share nothing
+    mark_due(connection, key, [first[0]])  # it changed while being refreshed
+    settle(connection, key, lease, first)
+    assert connection.zrange(key, 0, -1) == [first[0].encode(), second[0].encode()]
+    _, again = take_due(connection, key, 5, lease_s=0)  # a taker that died: due again at once
+    assert again == [first[0]]
+    assert due_keys(connection, "inflow:refresh:t*") == [key]

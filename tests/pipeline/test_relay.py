@@ -34,6 +34,26 @@ def run_worker(redis_url: str) -> None:
     connection.close()
 
 
+def kill_worker_mid_read(site: Site, database_url: str, redis_url: str, path: str) -> None:
+    """Start an rq worker, let its job hang on a host read of `path`, then SIGKILL it."""
+    site.host.inject(path, 200, times=1, delay=8)  # the job is surely mid-way when it dies
+    env = {**os.environ, "DATABASE_URL": database_url, "INFLOW_APP_KEY": site.host.app_key}
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", redis_url,
+         "--serializer", "json", *QUEUES],
+        cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not site.host.calls_to(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert site.host.calls_to(path), "the job never started"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse, like a lost host
+        worker.wait()
+
+
 def post_webhook(site: Site, n: int, issue: dict[str, Any]) -> int:
     path = "/webhooks/jira/issue_updated"
     body = {"webhookEvent": "jira:issue_updated", "timestamp": n, "issue": issue}
@@ -132,43 +152,25 @@ def test_a_job_whose_worker_is_killed_runs_again_with_the_right_result(
     )
     connection = Redis.from_url(redis_url)
     assert jobs.enqueue_event(connection, event_id)
-    # The first read of the issue hangs, so the job is surely mid-way when the worker dies.
-    site.host.inject("/rest/api/3/issue/AMQ-1", 200, times=1, delay=8)
-    env = {**os.environ, "DATABASE_URL": sqlite_url, "INFLOW_APP_KEY": site.host.app_key}
-    worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "rq"),
-            "worker",
-            "--burst",
-            "--url",
-            redis_url,
-            "--serializer",
-            "json",
-            *QUEUES,
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not site.host.calls_to("/rest/api/3/issue/AMQ-1") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert site.host.calls_to("/rest/api/3/issue/AMQ-1"), "the job never started"
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse, like a lost host
-        worker.wait()
+    kill_worker_mid_read(site, sqlite_url, redis_url, "/rest/api/3/issue/AMQ-1")
     with site.db.session() as session:
         assert session.get(WebhookEvent, event_id).processed_at is None
+    retry_abandoned(connection, redis_url)
+    connection.close()
+    assert_applied_on_second_attempt(site, event_id, "Same here")
+
+
+def retry_abandoned(connection: Redis, redis_url: str) -> None:
+    """Let rq retry the killed worker's job, then run it."""
     # rq notices a dead worker when its job's heartbeat expires (a minute or more); look ahead.
     jobs.requeue_abandoned(connection, timestamp=time.time() + 3600)
     time.sleep(jobs.EVENT_RETRY.intervals[0] + 0.2)  # the retry is scheduled with back-off
     run_worker(redis_url)
-    connection.close()
+
+
+def assert_applied_on_second_attempt(site: Site, event_id: int, comment: str) -> None:
     with site.db.session() as session:
         event = session.get(WebhookEvent, event_id)
         assert event.processed_at is not None and event.attempts == 2
         item = session.scalar(select(Item).where(Item.key == "AMQ-1"))
-        assert item.title == "Broker drops messages" and "Same here" in item.comments_text
+        assert item.title == "Broker drops messages" and comment in item.comments_text
