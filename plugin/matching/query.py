@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -15,6 +16,12 @@ from plugin.models.content import Item
 QUERY_FIELD_WEIGHTS = {"t": 2.0, "d": 1.0, "c": 0.3, "m": 1.0}
 K3 = 2.0  # query-term saturation: a stack trace repeating a word is not that word's weight x50
 MAX_QUERY_TERMS = 64
+# A stack frame line ("at org.pkg.Class.method(File.java:12)", "... 12 more"), also in table cells.
+_FRAME = re.compile(r"^[\s|]*(?:at\s+[\w$.<>/]+\([^()\n]*\)(?:\s*~?\[[^\[\]\n]*\])?"
+                    r"|\.\.\. \d+ (?:more|common frames omitted))[\s|]*$")
+# A trace's top frames say where it failed; the deeper ones are the test runner, reflection and
+# thread pool that every trace shares: kept, they make all reports with a trace look alike.
+TOP_FRAMES = 3
 
 
 @dataclass
@@ -51,12 +58,23 @@ def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) ->
                   target.key, list(target.links), target.project, target.created.timestamp())
 
 
+def without_deep_frames(text: str) -> str:
+    """The text with each stack trace cut to its top frames."""
+    lines, depth = [], 0
+    for line in text.splitlines():
+        depth = depth + 1 if _FRAME.match(line) else 0
+        if depth <= TOP_FRAMES:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
     """The target's most informative terms, weighted by field and saturated by frequency."""
     raw: dict[str, float] = {}
-    texts = {"t": target.title, "d": target.text, "c": target.comments, "m": " ".join(target.meta)}
+    texts = {"t": target.title, "d": without_deep_frames(target.text[:20_000]),
+             "c": without_deep_frames(target.comments[:20_000]), "m": " ".join(target.meta)}
     for name, text in texts.items():
-        for term in tokens(text[:20_000]):
+        for term in tokens(text):
             raw[term] = raw.get(term, 0.0) + QUERY_FIELD_WEIGHTS[name]
     weighted = {t: w * (K3 + 1) / (K3 + w) for t, w in raw.items()}
     ranked = sorted(weighted, key=lambda t: (-index.idf(t) * weighted[t], t))[:MAX_QUERY_TERMS]
@@ -66,7 +84,8 @@ def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
 def cosine_terms(index: TenantIndex, target: Target) -> dict[str, float]:
     """The target's statement (title twice, body, meta) as a unit-length sublinear tf-idf vector."""
     counts: dict[str, float] = {}
-    for text, weight in ((target.title, 2.0), (target.text[:20_000], 1.0), (" ".join(target.meta), 1.0)):
+    body = without_deep_frames(target.text[:20_000])
+    for text, weight in ((target.title, 2.0), (body, 1.0), (" ".join(target.meta), 1.0)):
         for term in tokens(text):
             counts[term] = counts.get(term, 0.0) + weight
     vector = {t: (1.0 + math.log(c)) * index.cosine_idf(t) for t, c in counts.items()}

@@ -118,3 +118,30 @@ def test_slots_keep_their_people_through_removal_and_compaction() -> None:
     assert contributors(index, 3) == []
     bot = index.people.pid_of["bot"]
     assert index.people.touched[bot] == 4 and index.people.owned[bot] == 0
+
+
+
+# Deep frames every test failure shares: the runner, reflection and the thread pool.
+RUNNER = "".join(f"\n\tat org.junit.runners.{name}.run{n}(Runner.java:{n})"
+                 for n, name in enumerate(["ParentRunner", "BlockJUnit4ClassRunner", "FrameworkMethod",
+                                           "ReflectiveCallable", "InvokeMethod", "RunBefores",
+                                           "FailOnTimeout", "FutureTask", "ThreadPoolExecutor",
+                                           "NativeMethodAccessorImpl", "DelegatingMethodAccessorImpl"]))
+
+
+def test_shared_test_runner_frames_do_not_make_stack_traces_look_alike(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        for n, test in enumerate(["TestScheduler.testRetry", "TestQueue.testDrain", "TestCache.testEvict"]):
+            upsert_item(s, tenant, doc(f"APP-{n + 1}", f"{test} fails on slow machines",
+                                       f"AssertionError\n\tat org.app.{test}(T.java:9)" + RUNNER, days=n))
+        upsert_item(s, tenant, doc("APP-5", "Access point endpoint mistranslated",
+                                   "endpoints start with s3.accesspoint- instead of s3-accesspoint.", days=4))
+        for n in range(6, 12):
+            upsert_item(s, tenant, doc(f"APP-{n}", f"Unrelated chore {n}", "misc", days=n))
+        target = doc("APP-20", "TestArnResource.parseAccessPoint fails",
+                     "ComparisonFailure: endpoint expected s3-accesspoint. but was s3.accesspoint-"
+                     "\n\tat org.app.TestArnResource.parseAccessPoint(TestArnResource.java:60)" + RUNNER,
+                     days=20)
+        keys = [r.key for r in suggest_reuse(s, tenant, target, limit=2)]
+    assert keys[0] == "APP-5"
