@@ -44,21 +44,22 @@ class _Postings:
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
         self.tf = np.empty((0, _NF), dtype=np.float32) if tf is None else tf
-        self.new_slots: list[int] = []
-        self.new_tf: list[list[float]] = []
+        self.new_slots: list[np.ndarray] = []
+        self.new_tf: list[np.ndarray] = []
         self._cosine: np.ndarray | None = None
         self._bm25: np.ndarray | None = None
         self._bm25_key: tuple | None = None
 
-    def add(self, slot: int, tf: list[float]) -> None:
-        self.new_slots.append(slot)
+    def add(self, slots: np.ndarray, tf: np.ndarray) -> None:
+        """Append (ascending, new) slots and their tf rows."""
+        self.new_slots.append(slots)
         self.new_tf.append(tf)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(slots, tf per field), pending appends merged in."""
         if self.new_slots:
-            self.slots = np.concatenate([self.slots, np.array(self.new_slots, dtype=np.int32)])
-            self.tf = np.concatenate([self.tf, np.array(self.new_tf, dtype=np.float32)])
+            self.slots = np.concatenate([self.slots, *self.new_slots])
+            self.tf = np.concatenate([self.tf, *self.new_tf])
             self.new_slots, self.new_tf = [], []
             self._cosine = None
         return self.slots, self.tf
@@ -158,71 +159,157 @@ class TenantIndex:
 
     def _apply_items(self, session: Session) -> None:
         changed = (Item.tenant_id == self.tenant_id, Item.index_seq > self.seq)
-        people: dict[int, list[tuple[str, str, Any]]] = {}
+        people: dict[int, list[tuple[str, str, float]]] = {}
         rows = session.execute(select(Contribution.item_id, Contribution.account_id, Contribution.role,
                                       Contribution.at).join(Item, Item.id == Contribution.item_id)
                                .where(*changed).execution_options(yield_per=5000))
         for item_id, account, role, at in rows:
-            people.setdefault(item_id, []).append((account, role, at))
+            people.setdefault(item_id, []).append((account, role, at.timestamp()))
         query = select(Item.id, Item.terms, Item.resolution, Item.status, Item.helpful_count,
                        Item.not_relevant_count, Item.created).where(*changed).order_by(Item.id)
         first_load = self.seq < 0  # norms are all computed once at the end (`_renorm`)
+        batch: list[tuple[DocInfo, dict[str, dict[str, int]], Any]] = []
         for row in session.execute(query.execution_options(yield_per=2000)):
             info = DocInfo(row.id, is_resolved(row.resolution, row.status), row.helpful_count or 0,
                            row.not_relevant_count or 0, row.created.timestamp())
-            self.put(info, row.terms or {}, people.get(row.id, ()), norm=not first_load)
-            self.unsaved += 1
+            batch.append((info, row.terms or {}, people.get(row.id, ())))
+            if len(batch) >= 5000:
+                self.put_many(batch, norm=not first_load)
+                self.unsaved += len(batch)
+                batch = []
+        self.put_many(batch, norm=not first_load)
+        self.unsaved += len(batch)
 
     # ---------- changes ----------
 
     def put(self, info: DocInfo, terms: dict[str, dict[str, int]],
             people: Any = (), norm: bool = True) -> None:
         """Add or replace an item's vector and who worked on it ((account, role, at) rows)."""
-        self.remove(info.item_id)
-        slot = len(self.docs)
-        self._grow(slot + 1)
-        merged: dict[str, list[float]] = {}
-        for f, field in enumerate(FIELDS):
-            counts = terms.get(field) or {}
-            self.lens[slot, f] = sum(counts.values())
-            for term, tf in counts.items():
-                merged.setdefault(term, [0.0] * _NF)[f] = float(tf)
-        ids = np.empty(len(merged), dtype=np.int32)
-        for i, (term, tfs) in enumerate(merged.items()):
-            tid = self.vocab.get(term)
-            if tid is None:
-                tid = self.vocab[term] = len(self.postings)
-                self.postings.append(_Postings())
-                self.df.append(0)
-            self.postings[tid].add(slot, tfs)
-            self.df[tid] += 1
-            ids[i] = tid
-        self.slot_terms.append(ids)
-        self.norms[slot] = self._norm(merged) if norm else 1.0
-        self.docs.append(info)
-        self.slot_of[info.item_id] = slot
-        self.alive[slot] = True
-        self.len_sum += self.lens[slot]
-        self.count += 1
-        self.people.put(slot, people)
+        self.put_many([(info, terms, people)], norm)
 
-    def _norm(self, merged: dict[str, list[float]]) -> float:
-        total = 0.0
-        for term, tfs in merged.items():
-            weighted = sum(w * tf for w, tf in zip(COSINE_WEIGHTS, tfs))
-            if weighted > 0:
-                total += ((1.0 + math.log(weighted)) * self.cosine_idf(term)) ** 2
-        return math.sqrt(total) or 1.0
+    def put_many(self, entries: list[tuple[DocInfo, dict[str, dict[str, int]], Any]],
+                 norm: bool = True) -> None:
+        """Add or replace many items: (info, term vector, (account, role, at) rows) each.
+
+        The term vectors are flattened into arrays and grouped by term with one sort, so the
+        per-term work in Python is one append per distinct term of the batch, not per item.
+        """
+        if not entries:
+            return
+        for info, _, _ in entries:
+            self.remove(info.item_id)
+        first, n = len(self.docs), len(entries)
+        self._grow(first + n)
+        tids, tfs, sizes = self._flatten([terms for _, terms, _ in entries])
+        cell = np.repeat(np.arange(n * _NF), sizes)  # (slot - first) * fields + field per entry
+        tf = np.array(tfs, dtype=np.float32)
+        self.lens[first:first + n] = np.bincount(cell, weights=tf, minlength=n * _NF).reshape(n, _NF)
+        slot, ptid, ptf = self._group(tids, cell, tf, first + n, first)
+        self._add_postings(slot, ptid, ptf)
+        by_slot = np.argsort(slot, kind="stable")
+        per_slot = np.bincount(slot - first, minlength=n)
+        self.slot_terms.extend(np.split(ptid[by_slot].astype(np.int32), np.cumsum(per_slot)[:-1]))
+        for i, (info, _, _) in enumerate(entries):
+            self.docs.append(info)
+            self.slot_of[info.item_id] = first + i
+        self.alive[first:first + n] = True
+        self.len_sum += self.lens[first:first + n].sum(axis=0)
+        self.count += n
+        self.norms[first:first + n] = self._norms(slot, ptid, ptf, first, n) if norm else 1.0
+        self._put_people(entries, first)
+
+    def _flatten(self, vectors: list[dict[str, dict[str, int]]]) -> tuple[np.ndarray, list[int], list[int]]:
+        """(term id, tf) of every (item, field, term), and how many terms each (item, field) has."""
+        vocab = self.vocab
+        names: list[str] = []
+        tfs: list[int] = []
+        sizes: list[int] = []
+        for terms in vectors:
+            for field in FIELDS:
+                counts = terms.get(field) or {}
+                names.extend(counts)
+                tfs.extend(counts.values())
+                sizes.append(len(counts))
+        # New terms get the next ids in order of first appearance; the lookups then run in C.
+        unseen = [t for t in dict.fromkeys(names) if t not in vocab]
+        vocab.update(zip(unseen, range(len(vocab), len(vocab) + len(unseen))))
+        tids = np.fromiter(map(vocab.__getitem__, names), dtype=np.int64, count=len(names))
+        grown = len(vocab) - len(self.postings)
+        self.postings.extend([None] * grown)  # type: ignore[list-item]  # made by _add_postings
+        self.df.extend([0] * grown)
+        return tids, tfs, sizes
+
+    @staticmethod
+    def _group(tids: np.ndarray, cell: np.ndarray, tf: np.ndarray, stride: int,
+               first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One posting per (term, slot), sorted by term then slot: (slots, term ids, tf rows)."""
+        key = tids * stride + (cell // _NF + first)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        fresh = np.ones(len(key), dtype=bool)
+        fresh[1:] = key[1:] != key[:-1]
+        posting = np.cumsum(fresh) - 1
+        ptf = np.zeros((int(fresh.sum()), _NF), dtype=np.float32)
+        ptf[posting, cell[order] % _NF] = tf[order]
+        unique = key[fresh]
+        return (unique % stride).astype(np.int32), unique // stride, ptf
+
+    def _add_postings(self, slot: np.ndarray, ptid: np.ndarray, ptf: np.ndarray) -> None:
+        if not len(ptid):
+            return
+        starts = np.flatnonzero(np.r_[True, ptid[1:] != ptid[:-1]])
+        ends = np.r_[starts[1:], len(ptid)]
+        postings, df = self.postings, self.df
+        for tid, a, b in zip(ptid[starts].tolist(), starts.tolist(), ends.tolist()):
+            known = postings[tid]
+            if known is None:
+                postings[tid] = _Postings(slot[a:b], ptf[a:b])
+            else:
+                known.add(slot[a:b], ptf[a:b])
+            df[tid] += b - a
+
+    def _norms(self, slot: np.ndarray, ptid: np.ndarray, ptf: np.ndarray, first: int, n: int) -> np.ndarray:
+        """Cosine norms of new slots with today's idf (the corpus before them counted)."""
+        df = np.array([self.df[t] for t in ptid.tolist()], dtype=np.float64) if len(ptid) < 50_000 \
+            else np.asarray(self.df, dtype=np.float64)[ptid]
+        idf = np.log((1.0 + self.count - n) / (1.0 + df)) + 1.0
+        weighted = ptf @ COSINE_WEIGHTS
+        mask = weighted > 0
+        terms = ((1.0 + np.log(weighted[mask])) * idf[mask]) ** 2
+        total = np.bincount(slot[mask] - first, weights=terms, minlength=n)
+        norms = np.sqrt(total)
+        return np.where(norms > 0, norms, 1.0)
+
+    def _put_people(self, entries: list[tuple[DocInfo, Any, Any]], first: int) -> None:
+        slots: list[int] = []
+        accounts: list[str] = []
+        roles: list[str] = []
+        at: list[float] = []
+        for i, (_, _, rows) in enumerate(entries):
+            for account, role, when in rows:
+                slots.append(first + i)
+                accounts.append(account)
+                roles.append(role)
+                at.append(when if isinstance(when, float) else when.timestamp())
+        self.people.put_many(slots, accounts, roles, at, range(first, first + len(entries)))
 
     def _renorm(self) -> None:
         """Recompute every cosine norm with today's idf (they drift as the corpus grows)."""
         n = len(self.docs)
         total = np.zeros(n, dtype=np.float64)
-        for term, tid in self.vocab.items():
-            slots, tfs = self.postings[tid].arrays()
-            weighted = tfs @ COSINE_WEIGHTS
+        df = np.asarray(self.df, dtype=np.float64)
+        idf = np.where(df > 0, np.log((1.0 + self.count) / (1.0 + np.maximum(df, 0))) + 1.0, 0.0)
+        step = 20_000  # terms per chunk: bounded temporary arrays
+        for lo in range(0, len(self.postings), step):
+            chunk = [p.arrays() for p in self.postings[lo:lo + step]]
+            if not chunk:
+                continue
+            slots = np.concatenate([c[0] for c in chunk])
+            weighted = np.concatenate([c[1] for c in chunk]) @ COSINE_WEIGHTS
+            owner = np.repeat(idf[lo:lo + len(chunk)], [len(c[0]) for c in chunk])
             mask = weighted > 0
-            total[slots[mask]] += ((1.0 + np.log(weighted[mask])) * self.cosine_idf(term)) ** 2
+            terms = ((1.0 + np.log(weighted[mask])) * owner[mask]) ** 2
+            total += np.bincount(slots[mask], weights=terms, minlength=n)
         self.norms[:n] = np.maximum(np.sqrt(total), 1e-6)
         self.norm_basis = self.count
 

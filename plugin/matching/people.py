@@ -40,7 +40,7 @@ class SlotPeople:
         self.role = np.empty(0, dtype=np.int8)
         self.at = np.empty(0, dtype=np.float64)
         self.times = np.empty(0, dtype=np.int16)
-        self._pending: list[tuple[int, int, float, int]] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.size = 0  # flat entries, pending included
         self.owned = np.zeros(16, dtype=np.float32)  # items a person did the work on
         self.touched = np.zeros(16, dtype=np.float32)  # items a person appears on at all
@@ -74,23 +74,43 @@ class SlotPeople:
 
     def put(self, slot: int, rows: Iterable[tuple[str, str, datetime | float]]) -> None:
         """Record who worked on a (new) slot: one entry per person, with their best role."""
-        best: dict[int, tuple[int, float, int]] = {}
-        for account, role, at in rows:
-            pid = self._person(account)
-            rid = _ROLE_ID.get(role, _ROLE_ID["reporter"])
-            when = at if isinstance(at, float) else at.timestamp()
-            old = best.get(pid)
-            if old is None:
-                best[pid] = (rid, when, 1)
-            else:
-                keep = rid if _WEIGHT[rid] > _WEIGHT[old[0]] else old[0]
-                best[pid] = (keep, max(when, old[1]), old[2] + 1)
-        self.start[slot], self.count[slot] = self.size, len(best)
-        for pid, (rid, when, times) in best.items():
-            self._pending.append((pid, rid, when, min(times, MAX_TIMES)))
-            self.owned[pid] += _OWNS[rid]
-            self.touched[pid] += 1
-        self.size += len(best)
+        rows = list(rows)
+        self.put_many([slot] * len(rows), [r[0] for r in rows], [r[1] for r in rows],
+                      [r[2] if isinstance(r[2], float) else r[2].timestamp() for r in rows], [slot])
+
+    def put_many(self, slots: list[int], accounts: list[str], roles: list[str], at: list[float],
+                 new_slots: Iterable[int]) -> None:
+        """Record who worked on many new slots from flat contribution columns (epoch seconds).
+
+        Every slot in `new_slots` gets its entries (none if it has no rows): per person, their
+        best role (the first row of the highest weight), latest time and number of rows.
+        """
+        person = self._person
+        pid = np.array([person(a) for a in accounts], dtype=np.int64)
+        rid = np.array([_ROLE_ID.get(r, _ROLE_ID["reporter"]) for r in roles], dtype=np.int8)
+        slot = np.array(slots, dtype=np.int64)
+        when = np.array(at, dtype=np.float64)
+        key = slot * (len(self.accounts) + 1) + pid
+        order = np.lexsort((-_WEIGHT[rid], key))  # stable: ties keep their row order
+        key, first = key[order], np.ones(len(order), dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        starts = np.flatnonzero(first)
+        g_slot, g_pid, g_rid = slot[order][starts], pid[order][starts].astype(np.int32), rid[order][starts]
+        g_at = np.maximum.reduceat(when[order], starts) if len(starts) else when
+        g_times = np.minimum(np.diff(np.append(starts, len(order))), MAX_TIMES).astype(np.int16)
+        # Each slot lists its people in the order they first appear in the rows.
+        seen = np.lexsort((np.minimum.reduceat(order, starts), g_slot)) if len(starts) else starts
+        g_slot, g_pid, g_rid, g_at, g_times = (a[seen] for a in (g_slot, g_pid, g_rid, g_at, g_times))
+        for s in new_slots:
+            self.count[s] = 0
+        # Groups are in slot order, so each slot's entries are one run.
+        runs, run_len = np.unique(g_slot, return_counts=True)
+        self.start[runs] = self.size + np.cumsum(run_len) - run_len
+        self.count[runs] = run_len
+        self._pending.append((g_pid, g_rid, g_at, g_times))
+        np.add.at(self.owned, g_pid, _OWNS[g_rid])
+        np.add.at(self.touched, g_pid, 1.0)
+        self.size += len(starts)
         self._share = None
 
     def remove(self, slot: int) -> None:
@@ -103,11 +123,11 @@ class SlotPeople:
 
     def _flush(self) -> None:
         if self._pending:
-            pid, role, at, times = zip(*self._pending)
-            self.pid = np.concatenate([self.pid, np.array(pid, dtype=np.int32)])
-            self.role = np.concatenate([self.role, np.array(role, dtype=np.int8)])
-            self.at = np.concatenate([self.at, np.array(at, dtype=np.float64)])
-            self.times = np.concatenate([self.times, np.array(times, dtype=np.int16)])
+            pid, role, at, times = (list(column) for column in zip(*self._pending))
+            self.pid = np.concatenate([self.pid, *pid])
+            self.role = np.concatenate([self.role, *role])
+            self.at = np.concatenate([self.at, *at])
+            self.times = np.concatenate([self.times, *times])
             self._pending = []
 
     def entries(self, slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -25,26 +25,34 @@ FORMAT = 1  # bump when the arrays change shape or meaning; older snapshots are 
 log = logging.getLogger(__name__)
 
 
+def _live_postings(index: TenantIndex, alive: np.ndarray,
+                   remap: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(terms with a live posting, their offsets, live slots renumbered, tf as uint16), all terms at once."""
+    arrays = [p.arrays() for p in index.postings]
+    lengths = np.array([len(a[0]) for a in arrays], dtype=np.int64)
+    slots = np.concatenate([a[0] for a in arrays]) if arrays else np.empty(0, dtype=np.int32)
+    owner = np.repeat(np.arange(len(arrays)), lengths)
+    mask = alive[slots]
+    live = np.bincount(owner[mask], minlength=len(arrays))
+    names = [""] * len(arrays)
+    for term, tid in index.vocab.items():
+        names[tid] = term
+    terms = [names[tid] for tid in np.flatnonzero(live).tolist()]
+    ptr = np.concatenate([[0], np.cumsum(live[live > 0])]).astype(np.int64)
+    tf = np.concatenate([a[1] for a in arrays]) if arrays else np.empty((0, index.lens.shape[1]))
+    return terms, ptr, remap[slots[mask]].astype(np.int32), np.minimum(tf[mask], 65535).astype(np.uint16)
+
+
 def dump(index: TenantIndex) -> bytes:
     """The live part of an index as one compressed blob (call with the index lock held)."""
     n = len(index.docs)
     alive = index.alive[:n]
     keep = np.flatnonzero(alive)
     remap = (np.cumsum(alive) - 1).astype(np.int32)
-    terms, ptr, slots, tfs = [], [0], [], []
-    for term, tid in index.vocab.items():
-        term_slots, term_tf = index.postings[tid].arrays()
-        mask = alive[term_slots]
-        if mask.any():
-            terms.append(term)
-            slots.append(remap[term_slots[mask]])
-            tfs.append(np.minimum(term_tf[mask], 65535).astype(np.uint16))
-            ptr.append(ptr[-1] + int(mask.sum()))
+    terms, ptr, slots, tfs = _live_postings(index, alive, remap)
     docs = [index.docs[i] for i in keep]
     arrays = {
-        "term_ptr": np.array(ptr, dtype=np.int64),
-        "slots": np.concatenate(slots) if slots else np.empty(0, dtype=np.int32),
-        "tf": np.concatenate(tfs) if tfs else np.empty((0, index.lens.shape[1]), dtype=np.uint16),
+        "term_ptr": ptr, "slots": slots, "tf": tfs,
         "item_id": np.array([d.item_id for d in docs], dtype=np.int64),
         "resolved": np.array([d.resolved for d in docs], dtype=bool),
         "helpful": np.array([d.helpful for d in docs], dtype=np.int32),
