@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, render_template_string, request
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connect.db import Database
 from connect.jwt import JWTRejected, RequestFacts, Verified, parse_query, verify_symmetric
@@ -33,9 +35,14 @@ def token_from_request() -> str | None:
     return request.args.get("jwt") or None
 
 
+@functools.lru_cache(maxsize=8)
+def _base_path(base_url: str) -> str:
+    return urlsplit(base_url).path
+
+
 def request_facts() -> RequestFacts:
     """Method, path and query of the current request, relative to our base URL."""
-    base_path = urlsplit(current_app.config["INFLOW_BASE_URL"]).path
+    base_path = _base_path(current_app.config["INFLOW_BASE_URL"])
     raw_query = request.query_string.decode("utf-8", errors="replace")
     return RequestFacts(method=request.method, path=request.path,
                         query=parse_query(raw_query), base_path=base_path)
@@ -49,14 +56,82 @@ def load_installed_tenant(client_key: str) -> Tenant | None:
         )
 
 
+class TenantCache:
+    """Installed tenants by client key, kept briefly per process (every iframe load reads one).
+
+    Why it is safe: a tenant row changes only on install, uninstall, enable or disable. Any ORM
+    change of a tenant in this process forgets it at once (see `_forget_changed_tenant`); other
+    processes see it within `ttl` seconds, and a token that fails the signature check against a
+    cached secret (a reinstall rotated it) is checked again against the stored row.
+    """
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._rows: dict[tuple[str, str], tuple[float, Tenant]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Tenant | None:
+        """The cached row for (database URL, client key) when still fresh, else None."""
+        hit = self._rows.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, key: tuple[str, str], tenant: Tenant) -> None:
+        """Keep a freshly loaded installed tenant (detached: read-only from here on)."""
+        with self._lock:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            self._rows[key] = (time.monotonic() + self.ttl, tenant)
+
+    def forget(self, key: tuple[str, str] | None = None) -> None:
+        """Drop one tenant, or all of them."""
+        with self._lock:
+            if key is None:
+                self._rows.clear()
+            else:
+                self._rows.pop(key, None)
+
+
+TENANTS = TenantCache()
+
+
+@event.listens_for(Tenant, "after_insert")
+@event.listens_for(Tenant, "after_update")
+@event.listens_for(Tenant, "after_delete")
+def _forget_changed_tenant(_mapper: Any, _connection: Any, target: Tenant) -> None:
+    TENANTS.forget()  # all of them: the client key itself may be what changed (rare)
+
+
+def _verify(token: str, allow_context_qsh: bool, load: Callable[[str], Tenant | None]) -> Verified:
+    return verify_symmetric(token, request_facts(), load, lambda tenant: tenant.shared_secret,
+                            allow_context_qsh=allow_context_qsh)
+
+
 def verify_current_request(allow_context_qsh: bool = False) -> Verified:
     """Run the ordered verifier on the current request; raises JWTRejected."""
     token = token_from_request()
     if not token:
         raise JWTRejected("Missing JWT")
-    return verify_symmetric(token, request_facts(), load_installed_tenant,
-                            lambda tenant: tenant.shared_secret,
-                            allow_context_qsh=allow_context_qsh)
+    url = get_db().url
+    cached: list[tuple[str, str]] = []
+
+    def from_cache(client_key: str) -> Tenant | None:
+        tenant = TENANTS.get((url, client_key))
+        if tenant is not None:
+            cached.append((url, client_key))
+            return tenant
+        tenant = load_installed_tenant(client_key)
+        if tenant is not None:
+            TENANTS.put((url, client_key), tenant)
+        return tenant
+
+    try:
+        return _verify(token, allow_context_qsh, from_cache)
+    except JWTRejected:
+        if not cached:
+            raise
+        # Maybe a stale cached secret: judge the token against the stored row, once.
+        TENANTS.forget(cached[0])
+        return _verify(token, allow_context_qsh, load_installed_tenant)
 
 
 def require_jwt(context: bool = False) -> Callable[[F], F]:

@@ -1,7 +1,11 @@
 """Atlassian Connect JWT: canonical requests, query string hashes, and the ordered verifier."""
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -155,33 +159,113 @@ def check_qsh(claims: dict[str, Any], facts: RequestFacts, allow_context: bool) 
     return False
 
 
+def _b64url(segment: str) -> bytes:
+    """Strict base64url (no padding in a JWT): anything outside the alphabet is malformed."""
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
+
+def _json_object(segment: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64url(segment))
+    except (ValueError, binascii.Error, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise JWTRejected("Malformed JWT") from exc
+    if not isinstance(value, dict):
+        raise JWTRejected("Malformed JWT")
+    return value
+
+
+@dataclass(frozen=True)
+class HS256Token:
+    """A compact JWS split once: header and claims parsed, signature not yet checked."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @classmethod
+    def parse(cls, token: str) -> HS256Token:
+        """Split and decode; JWTRejected when it is not a well-formed HS256 token."""
+        parts = token.split(".")
+        if len(parts) != 3 or not all(parts[:2]):
+            raise JWTRejected("Malformed JWT")
+        header = _json_object(parts[0])
+        if header.get("alg") not in SYMMETRIC_ALGORITHMS:
+            raise JWTRejected("Unsupported JWT algorithm")
+        if "crit" in header or not isinstance(header.get("kid", ""), str):
+            raise JWTRejected("Malformed JWT")  # no critical extensions are understood here
+        claims = _json_object(parts[1])
+        try:
+            signature = _b64url(parts[2])
+        except (ValueError, binascii.Error) as exc:
+            raise JWTRejected("Malformed JWT") from exc
+        return cls(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+
+    def signed_with(self, secret: str) -> bool:
+        """Whether the signature is HMAC-SHA256 of the signing input under `secret`."""
+        expected = hmac.new(secret.encode("utf-8"), self.signing_input, hashlib.sha256).digest()
+        return hmac.compare_digest(expected, self.signature)
+
+
+def _int_claim(claims: dict[str, Any], name: str) -> int:
+    try:
+        return int(claims[name])  # as PyJWT reads numeric dates
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise JWTRejected("JWT signature or claims invalid") from exc
+
+
+def check_times(claims: dict[str, Any], now: float | None = None) -> None:
+    """Required iss/exp/iat and the time claims with leeway, as PyJWT checks them."""
+    if any(claims.get(name) is None for name in ("iss", "exp", "iat")):
+        raise JWTRejected("JWT signature or claims invalid")
+    now = time.time() if now is None else now
+    if _int_claim(claims, "iat") > now + LEEWAY_SECONDS:
+        raise JWTRejected("JWT signature or claims invalid")
+    if "nbf" in claims and _int_claim(claims, "nbf") > now + LEEWAY_SECONDS:
+        raise JWTRejected("JWT signature or claims invalid")
+    if _int_claim(claims, "exp") <= now - LEEWAY_SECONDS:
+        raise JWTRejected("JWT expired")
+    for name in ("sub", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            raise JWTRejected("JWT signature or claims invalid")
+
+
 def verify_symmetric(token: str, facts: RequestFacts,
                      load_tenant: Callable[[str], Any | None],
                      secret_of: Callable[[Any], str],
                      allow_context_qsh: bool = False,
                      audience: str | None = None) -> Verified:
-    """The ordered verifier for HS256 tokens from an installed tenant."""
-    header = unverified_header(token)
-    if header.get("alg") not in SYMMETRIC_ALGORITHMS:
-        raise JWTRejected("Unsupported JWT algorithm")
-    issuer = unverified_claims(token).get("iss")
+    """The ordered verifier for HS256 tokens from an installed tenant.
+
+    The token is decoded once (PyJWT decodes it three times over, which was most of an iframe
+    request's verification cost); signature first, then claims, then qsh, as before.
+    """
+    parsed = HS256Token.parse(token)
+    issuer = parsed.claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise JWTRejected("JWT has no issuer")
     tenant = load_tenant(issuer)
     if tenant is None:
         raise JWTRejected("Unknown tenant")
+    if not parsed.signed_with(secret_of(tenant)):
+        raise JWTRejected("JWT signature or claims invalid")
+    claims = parsed.claims
+    check_times(claims)
+    if audience is not None:
+        _check_audience(token, secret_of(tenant), audience)
+    context = check_qsh(claims, facts, allow_context_qsh)
+    return Verified(claims=claims, tenant=tenant, context_qsh=context)
+
+
+def _check_audience(token: str, secret: str, audience: str) -> None:
+    """Audience rules are PyJWT's (string or list, strict forms); only callers that ask pay."""
     try:
-        claims = pyjwt.decode(
-            token, secret_of(tenant), algorithms=list(SYMMETRIC_ALGORITHMS),
-            leeway=LEEWAY_SECONDS, audience=audience,
-            options={"require": ["iss", "exp", "iat"], "verify_aud": audience is not None},
-        )
+        pyjwt.decode(token, secret, algorithms=list(SYMMETRIC_ALGORITHMS), leeway=LEEWAY_SECONDS,
+                     audience=audience, options={"require": ["iss", "exp", "iat"]})
     except pyjwt.ExpiredSignatureError as exc:
         raise JWTRejected("JWT expired") from exc
     except pyjwt.PyJWTError as exc:
         raise JWTRejected("JWT signature or claims invalid") from exc
-    context = check_qsh(claims, facts, allow_context_qsh)
-    return Verified(claims=claims, tenant=tenant, context_qsh=context)
 
 
 def verify_asymmetric(token: str, facts: RequestFacts, public_key_for: Callable[[str], Any],
