@@ -28,26 +28,36 @@ class TTLCache:
         self.max_entries = max_entries
         self._data: dict[Any, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self.generation = 0  # bumped whenever answers are dropped before their time
 
     def get(self, key: Any) -> Any:
         """The cached value, or None when missing or expired."""
+        hit = self.entry(key)
+        return None if hit is None else hit[1]
+
+    def entry(self, key: Any) -> tuple[float, Any] | None:
+        """(expires_at on the monotonic clock, value), or None when missing or expired."""
         with self._lock:
             hit = self._data.get(key)
             if hit is None or hit[0] < time.monotonic():
                 return None
-            return hit[1]
+            return hit
 
-    def put(self, key: Any, value: Any) -> None:
-        """Store a value; a full cache is cleared rather than grown without bound."""
+    def put(self, key: Any, value: Any) -> float:
+        """Store a value, returning when it expires; a full cache is cleared, not grown."""
         with self._lock:
             if len(self._data) >= self.max_entries:
                 self._data.clear()
-            self._data[key] = (time.monotonic() + self.ttl, value)
+                self.generation += 1
+            expires_at = time.monotonic() + self.ttl
+            self._data[key] = (expires_at, value)
+            return expires_at
 
     def clear(self) -> None:
         """Forget everything (tests; a tenant reinstall)."""
         with self._lock:
             self._data.clear()
+            self.generation += 1
 
 
 CACHE = TTLCache()
@@ -92,9 +102,20 @@ def _check_uncached(client: Requester, account_id: str, refs: set[tuple[str, str
     return results
 
 
-def visible_to(client: Requester, tenant_id: int, account_id: str | None,
-               cache: TTLCache = CACHE) -> Callable[[list[Any]], list[Any]]:
-    """A `visible` filter for matching: keeps only items this viewer may see (fails closed)."""
+class Expiry(Protocol):
+    """Told when each permission answer a caller relied on expires (see panel_cache.Horizon)."""
+
+    def note(self, expires_at: float) -> None: ...
+
+
+def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
+               account_id: str | None, cache: TTLCache = CACHE,
+               horizon: Expiry | None = None) -> Callable[[list[Any]], list[Any]]:
+    """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
+
+    `client` may be a factory, called only when some answer is not cached. `horizon`, when
+    given, hears when every answer used expires, so whatever is built from them can expire too.
+    """
 
     def visible(items: list[Any]) -> list[Any]:
         if not account_id or not items:
@@ -102,11 +123,20 @@ def visible_to(client: Requester, tenant_id: int, account_id: str | None,
         known: dict[tuple[str, str], bool] = {}
         missing: set[tuple[str, str]] = set()
         for ref in {_item_ref(item) for item in items}:
-            hit = cache.get((tenant_id, account_id, ref))
-            (missing.add(ref) if hit is None else known.__setitem__(ref, hit))
-        for ref, ok in _check_uncached(client, account_id, missing).items():
-            cache.put((tenant_id, account_id, ref), ok)
-            known[ref] = ok
+            hit = cache.entry((tenant_id, account_id, ref))
+            if hit is None:
+                missing.add(ref)
+                continue
+            known[ref] = hit[1]
+            if horizon is not None:
+                horizon.note(hit[0])
+        if missing:
+            requester = client if hasattr(client, "request") else client()  # type: ignore[operator]
+            for ref, ok in _check_uncached(requester, account_id, missing).items():
+                expires_at = cache.put((tenant_id, account_id, ref), ok)
+                if horizon is not None:
+                    horizon.note(expires_at)
+                known[ref] = ok
         return [item for item in items if known.get(_item_ref(item))]
 
     return visible

@@ -45,8 +45,12 @@ def people(session: Session) -> People:
 
 
 def visible() -> Callable[[list[Item]], list[Item]]:
-    """The viewer's permission filter (host checks, cached 60 s)."""
-    return permissions.visible_to(host(), g.tenant.id, g.account_id)
+    """The viewer's permission filter (host checks, cached 60 s; a client only when one is due).
+
+    A render that may be cached sets `g.inflow_horizon` to learn when the answers it used expire.
+    """
+    return permissions.visible_to(host, g.tenant.id, g.account_id,
+                                  horizon=g.get("inflow_horizon"))
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:

@@ -12,6 +12,7 @@ from plugin.schemas.settings import PROJECT_KEY
 from plugin.services import adoption, permissions
 from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
+from plugin.views import fragments
 from plugin.views.common import host, project_of
 from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
 
@@ -31,12 +32,27 @@ def issue_panel(panel: str) -> Any:
         return error_page("This panel needs an issue.", 400, HEADINGS[panel])
     project = project_of("jira", key, request.args.get("projectKey"))
     try:
-        with get_db().session() as session:
-            data = panel_data(session, panel, "jira", key, project)
+        if panel == "reuse" and fragments.enabled():
+            return fragments.cached_reuse("jira", key, project, lambda: _reuse_page(key, project))
+        return _panel_page(panel, key, project)
     except HostError:
         return error_page(UNREACHABLE, 502, HEADINGS[panel])
+
+
+def _panel_page(panel: str, key: str, project: str | None) -> str:
+    with get_db().session() as session:
+        data = panel_data(session, panel, "jira", key, project)
     return render("jira/panel.html", panel=panel, heading=HEADINGS[panel], data=data,
                   source="jira", key=key, project=project)
+
+
+def _reuse_page(key: str, project: str | None) -> tuple[str, list[int]]:
+    """The reuse panel and the ids of the suggestions it shows (the fragment cache's stamp)."""
+    with get_db().session() as session:
+        data = panel_data(session, "reuse", "jira", key, project)
+    html = render("jira/panel.html", panel="reuse", heading=HEADINGS["reuse"], data=data,
+                  source="jira", key=key, project=project)
+    return html, [s["item_id"] for s in data["suggestions"]]
 
 
 def _valid_project(key: str) -> bool:

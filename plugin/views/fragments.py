@@ -1,0 +1,49 @@
+"""The reuse panel served from the per-process fragment cache when nothing it shows has changed."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, g
+
+from connect.auth import get_db
+from plugin.services.panel_cache import (EVENTS, FRAGMENTS, Fragment, Horizon, reuse_stamp,
+                                         servable, view_events)
+from plugin.services.permissions import CACHE as PERMISSIONS
+from plugin.services.permissions import TTL_SECONDS
+
+
+def enabled() -> bool:
+    """The cache is on unless INFLOW_PANEL_CACHE is "0" (config or environment)."""
+    value = current_app.config.get("INFLOW_PANEL_CACHE", os.environ.get("INFLOW_PANEL_CACHE", "1"))
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+def cached_reuse(source: str, key: str, project: str | None,
+                 render: Callable[[], tuple[str, list[int]]]) -> Any:
+    """The reuse panel's HTML: from the cache when its stamp still matches, else `render()`.
+
+    `render` returns the HTML and the ids of the suggestions it showed; it is called with
+    `g.inflow_horizon` set, so the entry expires with the permission answers it used.
+    """
+    db, tenant_id, viewer = get_db(), g.tenant.id, g.account_id
+    cache_key = (db.url, tenant_id, "reuse", source, key, project, viewer)
+    entry = FRAGMENTS.get(cache_key)
+    if entry is not None and entry.generation == PERMISSIONS.generation:
+        if reuse_stamp(db.engine, tenant_id, source, key, project, viewer, entry.shown) == entry.stamp:
+            EVENTS.add(db.engine, view_events(tenant_id, "reuse", source, key, project, viewer,
+                                              len(entry.shown)))
+            FRAGMENTS.hits += 1
+            return entry.html
+    FRAGMENTS.misses += 1
+    # Read before rendering: a change in between shows on the next view.
+    before = reuse_stamp(db.engine, tenant_id, source, key, project, viewer, ())
+    g.inflow_horizon = horizon = Horizon(TTL_SECONDS, PERMISSIONS.generation)
+    html, shown = render()
+    if servable(before):
+        # Every item shown existed when rendered: a hit needs all of them still there.
+        stamp = (*before[:-1], str(len(shown)))
+        FRAGMENTS.put(cache_key, Fragment(html, stamp, tuple(shown), horizon.until,
+                                          horizon.generation))
+    return html
