@@ -13,7 +13,8 @@ timeout = int(os.environ.get("INFLOW_WEB_TIMEOUT", "60"))
 # Shorter than `inflow serve`'s stop timeout, so a graceful stop finishes before serve kills.
 graceful_timeout = 15
 keepalive = 5
-accesslog = "-"
+# INFLOW_ACCESS_LOG="" turns the access log off (a proxy or router in front often logs requests).
+accesslog = os.environ.get("INFLOW_ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("INFLOW_LOG_LEVEL", "info").lower()
 proc_name = "inflow-web"
