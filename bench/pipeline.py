@@ -130,10 +130,11 @@ class Phases:
             stats = self._processed_stats(floor)
             self._drop_leftovers()
             later = then() if then is not None else []
-        rate = (stats["count"] - 1) / stats["span_s"] if stats["count"] > 1 and stats["span_s"] > 0 else 0.0
+        rate = stats["rated"] / stats["span_s"] if stats["rated"] > 0 and stats["span_s"] > 0 else 0.0
         note = (f"{stats['count']}/{n} events processed"
                 + ("" if done else f" (window capped at {PHASE_CAP_S:.0f} s)")
-                + f"; rate from first to last processed_at; {stats['errors']} with errors")
+                + "; rate from first to last processed_at (a batch's events share its start time, so"
+                " the last batch is not counted)" + f"; {stats['errors']} with errors")
         rows = [Row(NAME, f"{self.label} events/s, {worker_count} worker process(es), issue updates at "
                           f"{self.size.items:,} items", round(rate, 1), "events/s",
                     target=f">= {MIN_EVENTS_PER_S} events/s" if worker_count == 1 else "",
@@ -159,25 +160,37 @@ class Phases:
         return wait_until(finished, timeout=PHASE_CAP_S, interval=0.25)
 
     def _processed_stats(self, floor: int) -> dict[str, Any]:
+        """Count, errors and span of processed_at; `rated` excludes the last batch.
+
+        A batch's events share the processed_at of its start, so the span from the first to the
+        last value covers the work of every event but those of the last batch.
+        """
         from connect.models import WebhookEvent
         from sqlalchemy import func, select
 
+        done = (WebhookEvent.id > floor, WebhookEvent.processed_at.is_not(None))
         with self.db.session() as session:
             first, last, count = session.execute(select(
-                func.min(WebhookEvent.processed_at), func.max(WebhookEvent.processed_at), func.count())
-                .where(WebhookEvent.id > floor, WebhookEvent.processed_at.is_not(None))).one()
+                func.min(WebhookEvent.processed_at), func.max(WebhookEvent.processed_at),
+                func.count()).where(*done)).one()
+            at_last = session.scalar(select(func.count()).where(
+                *done, WebhookEvent.processed_at == last)) or 0
             errors = session.scalar(select(func.count()).where(
                 WebhookEvent.id > floor, WebhookEvent.error.is_not(None))) or 0
         span = (_aware(last) - _aware(first)).total_seconds() if count else 0.0
-        return {"count": int(count or 0), "span_s": span, "errors": int(errors)}
+        return {"count": int(count or 0), "rated": int(count or 0) - int(at_last),
+                "span_s": span, "errors": int(errors)}
 
     def _drop_leftovers(self) -> None:
-        """Empty the queues so an unfinished backlog does not spill into the next phase."""
+        """Empty the queues (and stale-item sets) so a backlog does not spill into the next phase."""
         from jobs.core import QUEUES, get_queue, redis_connection
+        from jobs.pipeline import REFRESH_PREFIX
 
         connection = redis_connection(self.env["REDIS_URL"])
         for name in QUEUES:
             get_queue(connection, name).empty()
+        for key in connection.scan_iter(match=REFRESH_PREFIX + "*"):
+            connection.delete(key)
 
     def freshness(self) -> list[Row]:
         """Webhook-to-fresh-suggestion latency, with the one worker of the first phase running."""

@@ -20,6 +20,7 @@ from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
 from jobs.core import (
     QUEUE_BULK,
+    QUEUE_DEFAULT,
     QUEUE_REFRESH,
     QUEUES,
     database,
@@ -184,25 +185,37 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
 def refresh_suggestions(tenant_id: int) -> int:
     """Refresh the tenant's changed items, a leased chunk at a time; returns how many.
 
-    An item whose refresh fails gets its own retrying job (and fails loudly); the rest go on.
+    It gives way as soon as events wait (they are what makes suggestions fresh), and an item
+    whose refresh fails gets its own retrying job (and fails loudly); the rest go on.
     """
     connection, key, count = _connection(), refresh_key(tenant_id), 0
     if connection is None:
         return 0
+    events_queue = get_queue(connection, QUEUE_DEFAULT)
     deadline = time.monotonic() + REFRESH_SECONDS
     while time.monotonic() < deadline:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count
-        for item_id in (int(m) for m in members):
-            try:
-                count += refresh_item_suggestions(tenant_id, item_id)
-            except Exception:
-                log.exception("refresh of item %s failed; it gets its own job", item_id)
-                _enqueue_item_refresh(connection, tenant_id, item_id)
+        for n, item_id in enumerate(int(m) for m in members):
+            if n and events_queue.count:
+                mark_due(connection, key, members[n:])  # not refreshed: due again at once
+                break
+            count += _refresh_one(connection, tenant_id, item_id)
         settle(connection, key, lease, members)
-    enqueue_refresh(connection, tenant_id)  # time is up: continue behind the others
+        if events_queue.count:
+            break
+    enqueue_refresh(connection, tenant_id)  # continue behind the events (or the others)
     return count
+
+
+def _refresh_one(connection: Redis, tenant_id: int, item_id: int) -> bool:
+    try:
+        return refresh_item_suggestions(tenant_id, item_id)
+    except Exception:
+        log.exception("refresh of item %s failed; it gets its own job", item_id)
+        _enqueue_item_refresh(connection, tenant_id, item_id)
+        return False
 
 
 def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -180,11 +180,8 @@ def process_events(
         return 0
     tenant = session.get(Tenant, tenant_id)
     planned = _plan(tenant, rows, client_for) if tenant is not None and tenant.installed else []
-    now = utcnow()
-    for event in rows:
-        event.processed_at, event.error = now, None
-    # The first write: on SQLite it takes the database's write lock before versions are read.
-    session.flush()
+    taken = _mark_processed(session, [event.id for event in rows])
+    planned = [entry for entry in planned if entry[0].id in taken]
     stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs])
     for event, found, _ in planned:
         _answer_questions(session, tenant_id, event, found)
@@ -192,7 +189,24 @@ def process_events(
         versions.refresh_around(session, tenant_id, item_id)
     if changed is not None:
         changed.extend(stored)
-    return len(rows)
+    return len(taken)
+
+
+def _mark_processed(session: Session, event_ids: list[int]) -> set[int]:
+    """Mark the events processed unless another transaction did; returns those this one took.
+
+    The first write of the batch: on SQLite it takes the write lock before versions are read; on
+    PostgreSQL a concurrent transaction's rows are waited for and then re-checked. So an event
+    is applied by one committed transaction only, whichever jobs race for it.
+    """
+    marked = session.scalars(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(event_ids), WebhookEvent.processed_at.is_(None))
+        .values(processed_at=utcnow(), error=None)
+        .returning(WebhookEvent.id),
+        execution_options={"synchronize_session": False},
+    )
+    return set(marked)
 
 
 def process_event(session: Session, event_id: int, client_for: ClientFactory,
