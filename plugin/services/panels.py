@@ -38,6 +38,7 @@ class Subject:
     item: Item | ItemDoc | None
     stored: dict[str, list[Any]] | None = None
     unchecked: bool = False  # the viewer's permission on `item` is checked with the candidates
+    light: list[Any] | None = None  # what the permission check read of the stored suggestions
 
 
 def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
@@ -74,8 +75,9 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
     # One host call for the item and everything its stored suggestions name: the later checks
     # of the suggestions read the permission cache. The API takes any key: nothing about an
     # item the viewer may not see may come back.
-    allowed = visible([item, *_light(session, tenant_id, _referenced(stored))])
-    return Subject(item, stored) if any(i is item for i in allowed) else Subject(None)
+    light = _light(session, tenant_id, _referenced(stored))
+    allowed = visible([item, *light])
+    return Subject(item, stored, light=light) if any(i is item for i in allowed) else Subject(None)
 
 
 def _riding(visible: Visible, subject: Subject) -> Visible:
@@ -152,7 +154,7 @@ def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic
     target, stored = subject.item, None if topic else subject.stored
     if stored is not None:
         return _filter_stored_experts(session, tenant_id, stored["experts"], viewer, visible,
-                                      eligible)
+                                      eligible, subject.light)
     query = f"{topic} {target.title if target else ''}".strip() if topic else target
     if not query:
         return []
@@ -171,8 +173,12 @@ def _light(session: Session, tenant_id: int, ids: set[int]) -> list[Any]:
         Item.id.in_(ids), Item.tenant_id + 0 == tenant_id)).all())
 
 
-def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible) -> set[int]:
-    return {item.id for item in visible(_light(session, tenant_id, ids))}
+def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible,
+                 light: list[Any] | None = None) -> set[int]:
+    # `light`: rows already read for these ids (the subject's check), not read twice.
+    rows = [row for row in light if row.id in ids] if light is not None else \
+        _light(session, tenant_id, ids)
+    return {item.id for item in visible(rows)}
 
 
 def _confidence(reason: str) -> float | None:
@@ -181,12 +187,13 @@ def _confidence(reason: str) -> float | None:
 
 
 def _filter_stored_experts(session: Session, tenant_id: int, stored: list[Any],
-                           viewer: str | None, visible: Visible, eligible: Eligible) -> list[Any]:
+                           viewer: str | None, visible: Visible, eligible: Eligible,
+                           light: list[Any] | None = None) -> list[Any]:
     """Precomputed experts, re-checked now: eligibility, confidence and the viewer's permissions."""
     candidates = [e for e in stored if e.account_id != viewer and eligible(e.account_id)
                   and (_confidence(e.reason) or 1.0) >= CONFIDENCE_FLOOR]
     seen = _visible_ids(session, tenant_id, {ev.item_id for e in candidates for ev in e.evidence},
-                        visible)
+                        visible, light)
     kept = []
     for expert in candidates:
         expert.evidence = [ev for ev in expert.evidence if ev.item_id in seen]
@@ -266,7 +273,8 @@ def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
         return []
     if stored is None:
         return suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
-    seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible)
+    seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible,
+                        subject.light)
     return [s for s in stored["reuse"] if s.item_id in seen][:LIMIT]
 
 
