@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -134,13 +134,18 @@ class TenantIndex:
     def sync(self, session: Session) -> None:
         """Apply every change committed since the last sync (a full load the first time)."""
         with self.lock:
-            seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == self.tenant_id)) or 0
+            # The sequence and whether anything was deleted since, in one round trip.
+            deleted = exists().where(IndexTombstone.tenant_id == self.tenant_id, IndexTombstone.seq > self.seq)
+            row = session.execute(select(IndexState.seq, deleted)
+                                  .where(IndexState.tenant_id == self.tenant_id)).first()
+            seq = (row[0] or 0) if row else 0
             if seq == self.seq:
                 return
             if seq < self.seq:  # the database was reset under us: start over
                 self._clear()
                 self.seq = -1
-            self._apply_tombstones(session)
+            if row and row[1]:
+                self._apply_tombstones(session)
             self._apply_items(session)
             self.seq = seq
             if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
@@ -385,11 +390,10 @@ class TenantIndex:
         statements rewards saying the same thing, which is what a duplicate does.
         """
         n = len(self.docs)
-        bm25 = np.zeros(n, dtype=np.float32)
-        cosine = np.zeros(n, dtype=np.float32)
         if not self.count or not query:
-            return bm25, cosine
+            return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
         norms = self._length_norms()
+        b_slots, b_values, c_slots, c_values = [], [], [], []
         for term in set(query) | set(cosine_query):
             tid = self.vocab.get(term)
             if tid is None:
@@ -397,9 +401,12 @@ class TenantIndex:
             postings = self.postings[tid]
             slots, _ = postings.arrays()
             if term in query:
-                bm25[slots] += (self.idf(term) * query[term]) * postings.bm25_tf(norms, self._norm_key)
+                b_slots.append(slots)
+                b_values.append(postings.bm25_tf(norms, self._norm_key) * (self.idf(term) * query[term]))
             if term in cosine_query:
-                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * postings.cosine_tf()
+                c_slots.append(slots)
+                c_values.append(postings.cosine_tf() * (cosine_query[term] * self.cosine_idf(term)))
+        bm25, cosine = _sum_by_slot(b_slots, b_values, n), _sum_by_slot(c_slots, c_values, n)
         dead = ~self.alive[:n]
         bm25[dead] = 0.0
         cosine /= self.norms[:n]
@@ -418,9 +425,12 @@ class TenantIndex:
         weights = {t: w for t, w in weights.items() if w > 0}
         if not weights or not self.count:
             return shared
+        slots, values = [], []
         for term, weight in weights.items():
-            slots, tf = self.postings[self.vocab[term]].arrays()
-            shared[slots] += weight * weight * (tf[:, 0] > 0)
+            term_slots, tf = self.postings[self.vocab[term]].arrays()
+            slots.append(term_slots[tf[:, 0] > 0])
+            values.append(np.full(len(slots[-1]), weight * weight, dtype=np.float32))
+        shared = _sum_by_slot(slots, values, n)
         mean = sum(weights.values()) / len(weights)
         query_norm = math.sqrt(sum(w * w for w in weights.values()))
         doc_norm = mean * np.sqrt(np.maximum(self.lens[:n, 0], 1.0))
@@ -446,6 +456,13 @@ class TenantIndex:
             positive = positive[part]
         order = sorted(positive.tolist(), key=lambda s: (-float(scores[s]), s))
         return [(s, float(scores[s])) for s in order]
+
+
+def _sum_by_slot(slots: list[np.ndarray], values: list[np.ndarray], n: int) -> np.ndarray:
+    """Per slot, the sum of its values over every term: one scatter for all terms, not one each."""
+    if not slots:
+        return np.zeros(n, dtype=np.float32)
+    return np.bincount(np.concatenate(slots), weights=np.concatenate(values), minlength=n).astype(np.float32)
 
 
 def is_resolved(resolution: str | None, status: str | None) -> bool:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, load_only
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
@@ -25,15 +25,29 @@ CONFIDENCE_FLOOR = 0.08  # below this share of the evidence we say nothing rathe
 Visible = Callable[[list[Item]], list[Item]]
 
 
+# What ranking, reasons, evidence and permission checks read; the rest loads on access.
+_SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title, Item.project, Item.space,
+          Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
+          Item.not_relevant_count, Item.created)
+_HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
+
+
 def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
     if not ids:
         return {}
-    # Bodies load lazily: only the few suggestions shown need one (for the snippet).
-    # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
-    # walking the tenant's whole (tenant, seq) index.
-    rows = session.scalars(select(Item).options(defer(Item.text), defer(Item.comments_text))
-                           .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(ids)))
-    return {item.id: item for item in rows}
+    held: dict[int, Item] = session.info.setdefault("matching_items", {})
+    found = {i: held[i] for i in ids if i in held and held[i].tenant_id == tenant_id}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
+        # walking the tenant's whole (tenant, seq) index.
+        rows = session.scalars(select(Item).options(load_only(*_SHOWN))
+                               .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(missing)))
+        found.update((item.id, item) for item in rows)
+        held.update((i, found[i]) for i in missing if i in found)
+        while len(held) > _HELD:
+            held.pop(next(iter(held)))
+    return found
 
 
 def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
@@ -72,10 +86,20 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
     terms = set(query)
+    bodies = _bodies(session, tenant_id, [item.id for item in shown])
     return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
-                            item.resolution, reuse.snippet(item.text or item.comments_text, terms, tokens),
+                            item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
                             round(scores[item.id], 4), reuse.reasons(item, query, goal.meta, tokens))
             for item in shown]
+
+
+def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
+    """The text (else the comments) of the shown items, in one query rather than a load per item."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Item.id, Item.text, Item.comments_text)
+                           .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(ids)))
+    return {item_id: text or comments or "" for item_id, text, comments in rows}
 
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,

@@ -1,13 +1,14 @@
 """Storing items: fields, contributions, people and the index bookkeeping, in one transaction."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from connect.db import utcnow
 from plugin.content.markup import MAX_TEXT, clip
@@ -71,26 +72,36 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], seq: int
     now = utcnow()
     rows = [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": seq,
              "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **_fields(d)} for d in docs]
-    stmt = _insert(session, Item.__table__)
-    kept = ("tenant_id", "source", "key", "helpful_count", "not_relevant_count")
-    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-        index_elements=["tenant_id", "source", "key"],
-        set_={name: stmt.excluded[name] for name in rows[0] if name not in kept})
-    result = session.connection().execute(stmt.returning(Item.__table__.c.id, Item.__table__.c.source,
-                                                         Item.__table__.c.key), rows)
+    result = session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
     ids = {(source, key): item_id for item_id, source, key in result}
     return [ids[(d.source, d.key)] for d in docs]
 
 
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The items upsert statement, built once (building its `excluded` columns is not cheap)."""
+    table = Item.__table__
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    kept = {"id", "tenant_id", "source", "key", "helpful_count", "not_relevant_count"}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "source", "key"],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in kept})
+    return stmt.returning(table.c.id, table.c.source, table.c.key)
+
+
 def _loaded(session: Session, ids: list[int]) -> list[Item]:
-    """The items as ORM objects (ids loaded, the rest on access); stale copies in the session expired."""
-    wanted = set(ids)
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Item) and obj.id in wanted:
-            session.expire(obj)
-    found = {item.id: item for item in session.scalars(
-        select(Item).options(load_only(Item.id)).where(Item.id.in_(ids)))}
-    return [found[i] for i in ids]
+    """The items as ORM objects without a query: attributes load on access, stale copies expire."""
+    out = []
+    for item_id in ids:
+        item = session.identity_map.get(Session.identity_key(Item, item_id))
+        if item is None:
+            item = Item(id=item_id)
+            make_transient_to_detached(item)
+            session.add(item)
+        else:
+            session.expire(item)
+        out.append(item)
+    return out
 
 
 def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[int, ItemDoc]]) -> None:
