@@ -198,7 +198,7 @@ def refresh_suggestions(tenant_id: int) -> int:
         if not members:
             return count
         for n, item_id in enumerate(int(m) for m in members):
-            if n and events_queue.count:
+            if n and (events_queue.count or time.monotonic() > deadline):
                 mark_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
             count += _refresh_one(connection, tenant_id, item_id)
