@@ -130,11 +130,12 @@ class Phases:
             stats = self._processed_stats(floor)
             self._drop_leftovers()
             later = then() if then is not None else []
-        rate = stats["rated"] / stats["span_s"] if stats["rated"] > 0 and stats["span_s"] > 0 else 0.0
+        rated, span = stats["rated"], stats["span_s"]
+        rate = rated / span if rated > 0 and span > 0 else 0.0
         note = (f"{stats['count']}/{n} events processed"
                 + ("" if done else f" (window capped at {PHASE_CAP_S:.0f} s)")
-                + "; rate from first to last processed_at (a batch's events share its start time, so"
-                " the last batch is not counted)" + f"; {stats['errors']} with errors")
+                + "; rate from first to last processed_at (a batch's events share its start"
+                " time, so the last batch is not counted)" + f"; {stats['errors']} with errors")
         rows = [Row(NAME, f"{self.label} events/s, {worker_count} worker process(es), issue updates at "
                           f"{self.size.items:,} items", round(rate, 1), "events/s",
                     target=f">= {MIN_EVENTS_PER_S} events/s" if worker_count == 1 else "",
