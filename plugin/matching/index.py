@@ -274,15 +274,18 @@ class TenantIndex:
             df[tid] += b - a
 
     def _norms(self, slot: np.ndarray, ptid: np.ndarray, ptf: np.ndarray, first: int, n: int) -> np.ndarray:
-        """Cosine norms of new slots with today's idf (the corpus before them counted)."""
-        df = np.array([self.df[t] for t in ptid.tolist()], dtype=np.float64) if len(ptid) < 50_000 \
-            else np.asarray(self.df, dtype=np.float64)[ptid]
-        idf = np.log((1.0 + self.count - n) / (1.0 + df)) + 1.0
-        weighted = ptf @ COSINE_WEIGHTS
+        """Cosine norms of new slots, each with the idf as of its own arrival (as one-by-one puts had)."""
+        starts = np.flatnonzero(np.r_[True, ptid[1:] != ptid[:-1]]) if len(ptid) else ptid
+        size = np.diff(np.r_[starts, len(ptid)])
+        rank = np.arange(len(ptid)) - np.repeat(starts, size) + 1  # this slot's place among the batch's
+        df_now = np.array([self.df[t] for t in ptid[starts].tolist()], dtype=np.float64)
+        df = np.repeat(df_now - size, size) + rank
+        count = (self.count - n) + (slot - first).astype(np.float64)  # the corpus before this slot
+        weighted = ptf.astype(np.float64) @ COSINE_WEIGHTS.astype(np.float64)
         mask = weighted > 0
-        terms = ((1.0 + np.log(weighted[mask])) * idf[mask]) ** 2
-        total = np.bincount(slot[mask] - first, weights=terms, minlength=n)
-        norms = np.sqrt(total)
+        idf = np.log((1.0 + count[mask]) / (1.0 + df[mask])) + 1.0
+        terms = ((1.0 + np.log(weighted[mask])) * idf) ** 2
+        norms = np.sqrt(np.bincount(slot[mask] - first, weights=terms, minlength=n))
         return np.where(norms > 0, norms, 1.0)
 
     def _put_people(self, entries: list[tuple[DocInfo, Any, Any]], first: int) -> None:
@@ -393,7 +396,8 @@ class TenantIndex:
         if not self.count or not query:
             return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32)
         norms = self._length_norms()
-        b_slots, b_values, c_slots, c_values = [], [], [], []
+        bm25 = np.zeros(n, dtype=np.float32)
+        cosine = np.zeros(n, dtype=np.float32)
         for term in set(query) | set(cosine_query):
             tid = self.vocab.get(term)
             if tid is None:
@@ -401,12 +405,9 @@ class TenantIndex:
             postings = self.postings[tid]
             slots, _ = postings.arrays()
             if term in query:
-                b_slots.append(slots)
-                b_values.append(postings.bm25_tf(norms, self._norm_key) * (self.idf(term) * query[term]))
+                bm25[slots] += (self.idf(term) * query[term]) * postings.bm25_tf(norms, self._norm_key)
             if term in cosine_query:
-                c_slots.append(slots)
-                c_values.append(postings.cosine_tf() * (cosine_query[term] * self.cosine_idf(term)))
-        bm25, cosine = _sum_by_slot(b_slots, b_values, n), _sum_by_slot(c_slots, c_values, n)
+                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * postings.cosine_tf()
         dead = ~self.alive[:n]
         bm25[dead] = 0.0
         cosine /= self.norms[:n]
@@ -425,12 +426,9 @@ class TenantIndex:
         weights = {t: w for t, w in weights.items() if w > 0}
         if not weights or not self.count:
             return shared
-        slots, values = [], []
         for term, weight in weights.items():
-            term_slots, tf = self.postings[self.vocab[term]].arrays()
-            slots.append(term_slots[tf[:, 0] > 0])
-            values.append(np.full(len(slots[-1]), weight * weight, dtype=np.float32))
-        shared = _sum_by_slot(slots, values, n)
+            slots, tf = self.postings[self.vocab[term]].arrays()
+            shared[slots] += weight * weight * (tf[:, 0] > 0)
         mean = sum(weights.values()) / len(weights)
         query_norm = math.sqrt(sum(w * w for w in weights.values()))
         doc_norm = mean * np.sqrt(np.maximum(self.lens[:n, 0], 1.0))
@@ -456,13 +454,6 @@ class TenantIndex:
             positive = positive[part]
         order = sorted(positive.tolist(), key=lambda s: (-float(scores[s]), s))
         return [(s, float(scores[s])) for s in order]
-
-
-def _sum_by_slot(slots: list[np.ndarray], values: list[np.ndarray], n: int) -> np.ndarray:
-    """Per slot, the sum of its values over every term: one scatter for all terms, not one each."""
-    if not slots:
-        return np.zeros(n, dtype=np.float32)
-    return np.bincount(np.concatenate(slots), weights=np.concatenate(values), minlength=n).astype(np.float32)
 
 
 def is_resolved(resolution: str | None, status: str | None) -> bool:
