@@ -35,7 +35,6 @@ from jobs.core import (
     take_due,
 )
 from plugin.config import Settings
-from plugin.models.content import Item
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import (
     backfill,
@@ -175,11 +174,7 @@ def refresh_key(tenant_id: int) -> str:
 
 def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     """Refresh an item's stored suggestions and its nearest neighbours' (idempotent)."""
-    with _db().session() as session:
-        if session.get(Item, item_id) is None:
-            return False
-        versions.refresh_around(session, tenant_id, item_id)
-    return True
+    return versions.refresh_around_apart(_db(), tenant_id, item_id)
 
 
 def refresh_suggestions(tenant_id: int) -> int:

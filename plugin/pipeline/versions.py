@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connect.db import Database
 from plugin.content.model import ItemDoc
 from plugin.matching import precompute, service, store
 from plugin.models.content import Item
@@ -67,6 +68,24 @@ def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
     item = session.get(Item, item_id)
     for neighbour_id in _neighbours(session, tenant_id, item) if item is not None else []:
         precompute.refresh_suggestions(session, tenant_id, neighbour_id)
+
+
+def refresh_around_apart(db: Database, tenant_id: int, item_id: int) -> bool:
+    """`refresh_around` with one transaction per refreshed item; False when the item is gone.
+
+    Why: each refresh ranks before it writes, so on SQLite the write lock is held for one write
+    at a time rather than across six rankings, and webhooks are never kept waiting long.
+    """
+    with db.session() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return False
+        precompute.refresh_suggestions(session, tenant_id, item_id)
+        neighbours = _neighbours(session, tenant_id, item)
+    for neighbour_id in neighbours:
+        with db.session() as session:
+            precompute.refresh_suggestions(session, tenant_id, neighbour_id)
+    return True
 
 
 @dataclass(frozen=True)
