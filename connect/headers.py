@@ -8,6 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -127,3 +129,7 @@ def init_app(app: Flask) -> None:
     """Security headers on every response and JSON errors for the JSON endpoints."""
     app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, render_http_error)
+    # A busy or unreachable database (SQLite's write lock held past the busy timeout, a
+    # PostgreSQL restart) is the server's state, not the client's fault: 503, never a 500.
+    for error in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.register_error_handler(error, database_unavailable)

@@ -15,6 +15,7 @@ from connect.db import utcnow
 from plugin.matching.experts import Evidence, ExpertSuggestion
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.service import suggest_experts, suggest_reuse
+from plugin.matching.store import dialect_insert
 from plugin.models.content import IndexState, Item, StoredSuggestion
 
 STORED = 10  # more than a panel shows, so read-time filtering still leaves enough
@@ -22,13 +23,15 @@ STORED = 10  # more than a panel shows, so read-time filtering still leaves enou
 
 def _store(session: Session, tenant_id: int, item_id: int, kind: str, payload: list[dict[str, Any]],
            seq: int) -> None:
-    row = session.scalar(select(StoredSuggestion).where(
-        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id,
-        StoredSuggestion.kind == kind))
-    if row is None:
-        row = StoredSuggestion(tenant_id=tenant_id, item_id=item_id, kind=kind)
-        session.add(row)
-    row.payload, row.index_seq, row.computed_at = payload, seq, utcnow()
+    # One upsert, not read-then-insert: two workers refreshing the same item at once would
+    # otherwise both insert and one would fail on the (tenant, item, kind) key.
+    values = {"tenant_id": tenant_id, "item_id": item_id, "kind": kind, "payload": payload,
+              "index_seq": seq, "computed_at": utcnow()}
+    stmt = dialect_insert(session, StoredSuggestion).values(**values)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "item_id", "kind"],
+        set_={"payload": stmt.excluded.payload, "index_seq": stmt.excluded.index_seq,
+              "computed_at": stmt.excluded.computed_at}))
 
 
 def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> None:
@@ -52,7 +55,9 @@ def _expert(entry: dict[str, Any]) -> ExpertSuggestion:
 def stored_suggestions(session: Session, tenant_id: int, item_id: int) -> dict[str, list[Any]] | None:
     """{"reuse": [ReuseSuggestion], "experts": [ExpertSuggestion]} as last stored, or None."""
     rows = session.scalars(select(StoredSuggestion).where(
-        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id)).all()
+        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id)
+        # Rows are written by Core upserts: reload them rather than trust the identity map.
+        .execution_options(populate_existing=True)).all()
     if not rows:
         return None
     found: dict[str, list[Any]] = {"reuse": [], "experts": []}

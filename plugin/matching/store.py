@@ -27,7 +27,8 @@ from plugin.models.content import (
 DERIVED_ROLES = ("assignee", "resolver", "reporter", "commenter", "creator", "editor")
 
 
-def _insert(session: Session, table: type) -> object:
+def dialect_insert(session: Session, table: type) -> object:
+    """An INSERT with ON CONFLICT support for the session's database (SQLite or PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
@@ -38,7 +39,7 @@ def next_seq(session: Session, tenant_id: int) -> int:
             .values(seq=IndexState.seq + 1).returning(IndexState.seq))
     seq = session.scalar(bump)
     if seq is None:
-        session.execute(_insert(session, IndexState).values(tenant_id=tenant_id, seq=0)
+        session.execute(dialect_insert(session, IndexState).values(tenant_id=tenant_id, seq=0)
                         .on_conflict_do_nothing(index_elements=["tenant_id"]))
         seq = session.scalar(bump)
     return int(seq)
@@ -133,12 +134,12 @@ def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str
     renamed = [row for row in changed if row["display_name"]]
     unnamed = [row for row in changed if not row["display_name"]]
     if renamed:
-        stmt = _insert(session, Person)
+        stmt = dialect_insert(session, Person)
         session.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "account_id"],
                                                    set_={"display_name": stmt.excluded.display_name}),
                         renamed)
     if unnamed:
-        session.execute(_insert(session, Person).on_conflict_do_nothing(
+        session.execute(dialect_insert(session, Person).on_conflict_do_nothing(
             index_elements=["tenant_id", "account_id"]), unnamed)
 
 

@@ -87,3 +87,16 @@ def test_hostile_stored_site_urls_never_reach_the_header() -> None:
     assert site_origin("https://evil.example; script-src *") is None
     assert site_origin("https://a.atlassian.net\r\nX-Frame-Options: DENY") is None
     assert site_origin(None) is None
+
+
+def test_locked_database_is_503_with_retry_after_not_500(app: Flask) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    @app.get("/__locked")
+    def locked() -> str:
+        raise OperationalError("INSERT INTO panel_events", {}, Exception("database is locked"))
+
+    response = app.test_client().get("/__locked")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.headers["Cache-Control"] == "no-store"
