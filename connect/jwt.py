@@ -135,17 +135,6 @@ def unverified_header(token: str) -> dict[str, Any]:
         raise JWTRejected("Malformed JWT") from exc
 
 
-def unverified_claims(token: str) -> dict[str, Any]:
-    """Claims read without checking the signature: only to find whose secret to check with."""
-    try:
-        claims = pyjwt.decode(token, options={"verify_signature": False})
-    except pyjwt.PyJWTError as exc:
-        raise JWTRejected("Malformed JWT") from exc
-    if not isinstance(claims, dict):
-        raise JWTRejected("Malformed JWT")
-    return claims
-
-
 def check_qsh(claims: dict[str, Any], facts: RequestFacts, allow_context: bool) -> bool:
     """Verify the qsh claim; returns True when it was a context token."""
     qsh = claims.get("qsh")

@@ -7,7 +7,6 @@ the items they did the work on (the ownership prior of expert ranking).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 import numpy as np
 
@@ -71,12 +70,6 @@ class SlotPeople:
             old = len(self.start)
             self.start, self.count = np.resize(self.start, capacity), np.resize(self.count, capacity)
             self.count[old:] = 0
-
-    def put(self, slot: int, rows: Iterable[tuple[str, str, datetime | float]]) -> None:
-        """Record who worked on a (new) slot: one entry per person, with their best role."""
-        rows = list(rows)
-        self.put_many([slot] * len(rows), [r[0] for r in rows], [r[1] for r in rows],
-                      [r[2] if isinstance(r[2], float) else r[2].timestamp() for r in rows], [slot])
 
     def put_many(self, slots: list[int], accounts: list[str], roles: list[str], at: list[float],
                  new_slots: Iterable[int]) -> None:

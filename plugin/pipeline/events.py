@@ -185,9 +185,10 @@ def process_events(
     stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs])
     for event, found, _ in planned:
         _answer_questions(session, tenant_id, event, found)
-    for item_id in stored if changed is None else ():
-        versions.refresh_around(session, tenant_id, item_id)
-    if changed is not None:
+    if changed is None:
+        for item_id in stored:
+            versions.refresh_around(session, tenant_id, item_id)
+    else:
         changed.extend(stored)
     return len(taken)
 

@@ -43,16 +43,6 @@ def apply_doc(
     return stored[0] if stored else None
 
 
-def apply_delete(session: Session, tenant_id: int, source: str, key: str, version_ms: int) -> bool:
-    """Delete the item (leaving a tombstone) unless a newer version was already applied."""
-    row = _lock_versions(session, tenant_id, [(source, key)])[(source, key)]
-    if version_ms < row.version_ms:
-        return False
-    row.version_ms, row.deleted = version_ms, True
-    _delete(session, tenant_id, source, key)
-    return True
-
-
 def _neighbours(session: Session, tenant_id: int, item: Item) -> list[int]:
     """The item's nearest items: its stored reuse suggestions, else a fresh ranking."""
     stored = precompute.stored_suggestions(session, tenant_id, item.id)
