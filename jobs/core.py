@@ -56,10 +56,18 @@ def database(settings: Settings | None = None) -> Database:
 LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
 
 
+def _status_of(pipe: Any, job_id: str) -> Any:
+    """Ask for a job's status field (the one place that knows where rq keeps it)."""
+    return pipe.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "status")
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def job_status(connection: Redis, job_id: str) -> str | None:
     """The job's status, or None when there is no such job (or its hash has no status yet)."""
-    status = connection.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "status")
-    return status.decode() if isinstance(status, bytes) else status
+    return _text(_status_of(connection, job_id))
 
 
 def is_live(connection: Redis, job_id: str) -> bool:
@@ -111,9 +119,9 @@ def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple
     try:
         with connection.pipeline(transaction=False) as pipe:
             for base, _ in calls:
-                pipe.hget(f"{Job.redis_job_namespace_prefix}{base}", "status")
-                pipe.hget(f"{Job.redis_job_namespace_prefix}{base}-next", "status")
-            found = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
+                _status_of(pipe, base)
+                _status_of(pipe, base + "-next")
+            found = [_text(status) for status in pipe.execute()]
         stamp = time.time_ns() // 1000
         datas = [Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
                                     retry=retry or Retry(max=3, interval=[30, 300, 1800]),
@@ -152,11 +160,17 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+DUE_INDEX = "inflow:due-sets"  # every due set's key, so finding the due ones needs no key scan
+
+
 def mark_due(connection: Redis, key: str, members: list[Any]) -> None:
     """Make members due now (again, if a taker holds them: it will not settle them)."""
     if members:
         now = _now_ms()
-        connection.zadd(key, {str(m): now for m in members})
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {str(m): now for m in members})
+            pipe.sadd(DUE_INDEX, key)
+            pipe.execute()
 
 
 def take_due(connection: Redis, key: str, count: int, lease_s: float) -> tuple[int, list[str]]:
@@ -164,7 +178,7 @@ def take_due(connection: Redis, key: str, count: int, lease_s: float) -> tuple[i
     now = _now_ms()
     lease = now + int(lease_s * 1000)
     taken = connection.register_script(_TAKE_DUE)(keys=[key], args=[now, count, lease])
-    return lease, [m.decode() if isinstance(m, bytes) else str(m) for m in taken]
+    return lease, [str(_text(m)) for m in taken]
 
 
 def settle(connection: Redis, key: str, lease: int, members: list[str]) -> None:
@@ -173,9 +187,25 @@ def settle(connection: Redis, key: str, lease: int, members: list[str]) -> None:
         connection.register_script(_SETTLE)(keys=[key], args=[lease, *members])
 
 
-def due_keys(connection: Redis, pattern: str) -> list[str]:
-    """Keys matching `pattern` that hold a due member (one left by a taker that died, say)."""
-    now = _now_ms()
-    return [k.decode() if isinstance(k, bytes) else k
-            for k in connection.scan_iter(match=pattern, count=500)
-            if connection.zcount(k, "-inf", now)]
+_FORGET_EMPTY = """
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[1], KEYS[2]) end
+return 0
+"""
+
+
+def due_keys(connection: Redis, prefix: str) -> list[str]:
+    """Due sets under `prefix` that hold a due member (one left by a taker that died, say).
+
+    Read from the index of due sets rather than by scanning Redis's keys, which grow with every
+    job; emptied sets leave the index (atomically, so a set refilled meanwhile stays).
+    """
+    now, due = _now_ms(), []
+    forget = connection.register_script(_FORGET_EMPTY)
+    for key in map(_text, connection.smembers(DUE_INDEX)):
+        if not key.startswith(prefix):
+            continue
+        if connection.zcount(key, "-inf", now):
+            due.append(key)
+        else:
+            forget(keys=[DUE_INDEX, key])
+    return sorted(due)

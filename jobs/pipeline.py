@@ -283,7 +283,7 @@ def relay_pending_events(grace_seconds: int = int(relay.GRACE.total_seconds())) 
         ).all()
     for tenant_id in waiting:
         enqueue_backfill(connection, tenant_id)
-    for key in due_keys(connection, REFRESH_PREFIX + "*"):  # chunks left by a worker that died
+    for key in due_keys(connection, REFRESH_PREFIX):  # chunks left by a worker that died
         enqueue_refresh(connection, int(key.removeprefix(REFRESH_PREFIX)))
     return count
 

@@ -182,7 +182,8 @@ def process_events(
     planned = _plan(tenant, rows, client_for) if tenant is not None and tenant.installed else []
     taken = _mark_processed(session, [event.id for event in rows])
     planned = [entry for entry in planned if entry[0].id in taken]
-    stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs])
+    stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs],
+                                    changed)
     for event, found, _ in planned:
         _answer_questions(session, tenant_id, event, found)
     if changed is None:

@@ -8,7 +8,8 @@ the same item serialise and the newer version wins whatever order they run in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,12 +53,24 @@ def _neighbours(session: Session, tenant_id: int, item: Item) -> list[int]:
     return [s.item_id for s in found if s.item_id != item.id][:FANOUT]
 
 
+def _refresh_each(sessions: Callable[[], AbstractContextManager[Session]], tenant_id: int,
+                  item_id: int) -> bool:
+    """Refresh the item, then its nearest neighbours, each in a session of `sessions()`."""
+    with sessions() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return False
+        precompute.refresh_suggestions(session, tenant_id, item_id)
+        neighbours = _neighbours(session, tenant_id, item)
+    for neighbour_id in neighbours:
+        with sessions() as session:
+            precompute.refresh_suggestions(session, tenant_id, neighbour_id)
+    return True
+
+
 def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
     """Refresh the item's stored suggestions, then those of its nearest neighbours (bounded)."""
-    precompute.refresh_suggestions(session, tenant_id, item_id)
-    item = session.get(Item, item_id)
-    for neighbour_id in _neighbours(session, tenant_id, item) if item is not None else []:
-        precompute.refresh_suggestions(session, tenant_id, neighbour_id)
+    _refresh_each(lambda: nullcontext(session), tenant_id, item_id)
 
 
 def refresh_around_apart(db: Database, tenant_id: int, item_id: int) -> bool:
@@ -66,16 +79,7 @@ def refresh_around_apart(db: Database, tenant_id: int, item_id: int) -> bool:
     Why: each refresh ranks before it writes, so on SQLite the write lock is held for one write
     at a time rather than across six rankings, and webhooks are never kept waiting long.
     """
-    with db.session() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            return False
-        precompute.refresh_suggestions(session, tenant_id, item_id)
-        neighbours = _neighbours(session, tenant_id, item)
-    for neighbour_id in neighbours:
-        with db.session() as session:
-            precompute.refresh_suggestions(session, tenant_id, neighbour_id)
-    return True
+    return _refresh_each(db.session, tenant_id, item_id)
 
 
 @dataclass(frozen=True)
@@ -136,12 +140,15 @@ def _newest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
     return newest
 
 
-def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change]) -> list[int]:
+def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
+                  affected: list[int] | None = None) -> list[int]:
     """Apply many changes at once, with the outcome of applying them one by one in order.
 
     Each item's newest change is applied if it is not older than the item's last version; the
     documents are stored with one `upsert_items` call. Returns the ids of the stored items (their
-    suggestions are the caller's to refresh); deletions refresh their neighbours here.
+    suggestions are the caller's to refresh). A deletion's neighbours, whose suggestions may show
+    the deleted item, are appended to `affected` for the caller to refresh after its commit, or,
+    without `affected`, refreshed here.
     """
     newest = _newest(changes)
     if not newest:
@@ -160,17 +167,21 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change]) -
             docs.append(change.doc)
     stored = [item.id for item in store.upsert_items(session, tenant_id, docs)]
     for change in deletions:
-        _delete(session, tenant_id, change.source, change.key)
+        neighbours = _delete(session, tenant_id, change.source, change.key)
+        if affected is None:
+            for item_id in neighbours:
+                precompute.refresh_suggestions(session, tenant_id, item_id)
+        else:
+            affected.extend(neighbours)
     return stored
 
 
-def _delete(session: Session, tenant_id: int, source: str, key: str) -> None:
-    """Delete a stored item and refresh the neighbours whose suggestions it was among."""
+def _delete(session: Session, tenant_id: int, source: str, key: str) -> list[int]:
+    """Delete a stored item; returns the neighbours whose suggestions it was likely among."""
     item = store.get_item(session, tenant_id, source, key)
     neighbours = _neighbours(session, tenant_id, item) if item is not None else []
     store.delete_item(session, tenant_id, source, key)
-    for item_id in neighbours:
-        precompute.refresh_suggestions(session, tenant_id, item_id)
+    return neighbours
 
 
 def apply_docs(session: Session, tenant_id: int, docs: list[ItemDoc]) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
-from jobs.core import due_keys, mark_due, redis_connection, settle, take_due
+from jobs.core import DUE_INDEX, due_keys, mark_due, redis_connection, settle, take_due
 from plugin.matching import precompute
 from plugin.models.content import Item
 from tests.pipeline.conftest import v2_issue
@@ -18,14 +18,19 @@ from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
 from tests.pipeline.test_relay import post_webhook, run_worker
 
 
-def test_a_burst_of_edits_to_one_item_queues_one_refresh_and_fresh_suggestions_follow(
-    sqlite_url: str, make_site: Any, redis_url: str
-) -> None:
-    site = make_site(sqlite_url, redis_url=redis_url)
+def two_issue_site(site: Any) -> Any:
+    """The site with two near-duplicate issues on the host (not yet sent to Inflow)."""
     site.host.load_jira_issues([
         v2_issue("AMQ-1", 3001, "Broker drops persistent messages on restart", jira_time(T_A)),
         v2_issue("AMQ-2", 3002, "Persistent messages lost when the broker restarts", jira_time(T_A)),
     ])
+    return site
+
+
+def test_a_burst_of_edits_to_one_item_queues_one_refresh_and_fresh_suggestions_follow(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
     other = host_view(site, "AMQ-2")
     assert post_webhook(site, 100, snapshot(other, "Persistent messages lost when the broker restarts", T_A)) < 300
     issue = host_view(site, "AMQ-1")
@@ -70,4 +75,43 @@ def test_the_due_set_leases_members_and_keeps_those_changed_while_taken(redis_ur
     assert connection.zrange(key, 0, -1) == [first[0].encode(), second[0].encode()]
     _, again = take_due(connection, key, 5, lease_s=0)  # a taker that died: due again at once
     assert again == [first[0]]
-    assert due_keys(connection, "inflow:refresh:t*") == [key]
+    assert due_keys(connection, "inflow:refresh:t") == [key]
+    assert connection.sismember(DUE_INDEX, key)  # leased members may be left by a dead taker
+    emptied = "inflow:refresh:test-emptied"
+    mark_due(connection, emptied, [7])
+    lease, taken = take_due(connection, emptied, 5, lease_s=60)
+    settle(connection, emptied, lease, taken)
+    assert due_keys(connection, "inflow:refresh:test-") == []
+    assert not connection.sismember(DUE_INDEX, emptied)  # an emptied set leaves the index
+
+
+def post_deletion(site: Any, n: int, issue_id: str, key: str) -> int:
+    path = "/webhooks/jira/issue_deleted"
+    at = int(T_A.timestamp() * 1000) + 60_000  # after the issue's last update: the deletion wins
+    body = {"webhookEvent": "jira:issue_deleted", "timestamp": at, "issue": {"id": issue_id, "key": key}}
+    headers = {**site.auth.headers("POST", path), "X-Atlassian-Webhook-Identifier": f"delivery-{n}"}
+    return site.app.test_client().post(path, json=body, headers=headers).status_code
+
+
+def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
+    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
+        issue = host_view(site, key)
+        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
+    run_worker(redis_url)
+    kept = other_id(site)
+    with site.db.session() as session:
+        assert [s.key for s in precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"]] == ["AMQ-1"]
+    assert post_deletion(site, 3, "3001", "AMQ-1") < 300
+    with site.db.session() as session:
+        event_id = session.scalar(select(WebhookEvent.id).order_by(WebhookEvent.id.desc()))
+    jobs.process_event(event_id)  # the deletion alone, refreshes not run yet
+    connection = redis_connection(redis_url)
+    assert [int(m) for m in connection.zrange(jobs.refresh_key(site.tenant_id), 0, -1)] == [kept]
+    with site.db.session() as session:  # not refreshed inside the deletion's transaction
+        assert [s.key for s in precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"]] == ["AMQ-1"]
+    run_worker(redis_url)
+    with site.db.session() as session:
+        assert precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"] == []
