@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, bindparam, exists, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,21 +34,40 @@ _NF = len(FIELDS)
 # of the index) writes a new one, so fresh processes replay a short tail, not the whole tenant.
 SNAPSHOT_AFTER = 20_000
 SNAPSHOT_SHARE = 0.25
+# BM25F's length normalisation keeps the average lengths it was computed with until they drift
+# this much, so an added item does not make every cached posting weight stale.
+LENGTH_DRIFT = 0.01
+_EMPTY_F32 = np.empty(0, dtype=np.float32)
+_EMPTY_SLOTS = np.empty(0, dtype=np.intp)
+# The sequence and whether anything was deleted since, in one round trip (built once: a query
+# checks it twice, and building the statement cost more than running it).
+_STATE = select(IndexState.seq, exists().where(IndexTombstone.tenant_id == bindparam("tenant"),
+                                               IndexTombstone.seq > bindparam("seq"))
+                ).where(IndexState.tenant_id == bindparam("tenant"))
 
 
 class _Postings:
-    """Slots holding a term and its frequency per field; appends wait in lists until a query."""
+    """Slots holding a term and its frequency per field; appends wait in lists until a query.
 
-    __slots__ = ("_bm25", "_bm25_key", "_cosine", "new_slots", "new_tf", "slots", "tf")
+    Slots are kept as `np.intp`: numpy's scatter-add converts any other index type on every call.
+    The per-slot weights a query needs (saturated BM25F tf, statement tf, title presence) are
+    cached; appended slots only extend them, so an index change costs no full recomputation.
+    """
+
+    __slots__ = ("_bm25", "_bm25_basis", "_cosine", "_title", "new_slots", "new_tf", "slots", "tf")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
-        self.slots = np.empty(0, dtype=np.int32) if slots is None else slots
+        self.slots = np.empty(0, dtype=np.intp) if slots is None else slots.astype(np.intp, copy=False)
         self.tf = np.empty((0, _NF), dtype=np.float32) if tf is None else tf
         self.new_slots: list[np.ndarray] = []
         self.new_tf: list[np.ndarray] = []
-        self._cosine: np.ndarray | None = None
-        self._bm25: np.ndarray | None = None
-        self._bm25_key: tuple | None = None
+        self._clear_weights()
+
+    def _clear_weights(self) -> None:
+        self._cosine = _EMPTY_F32
+        self._bm25 = _EMPTY_F32
+        self._bm25_basis = -1
+        self._title: tuple[int, np.ndarray] = (0, _EMPTY_SLOTS)
 
     def add(self, slots: np.ndarray, tf: np.ndarray) -> None:
         """Append (ascending, new) slots and their tf rows."""
@@ -58,35 +77,63 @@ class _Postings:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(slots, tf per field), pending appends merged in."""
         if self.new_slots:
-            self.slots = np.concatenate([self.slots, *self.new_slots])
+            self.slots = np.concatenate([self.slots, *self.new_slots]).astype(np.intp, copy=False)
             self.tf = np.concatenate([self.tf, *self.new_tf])
             self.new_slots, self.new_tf = [], []
-            self._cosine = None
         return self.slots, self.tf
 
-    def bm25_tf(self, norms: np.ndarray, key: tuple) -> np.ndarray:
-        """Saturated BM25F tf of each slot, cached while the index's length statistics stay the same."""
+    def bm25_tf(self, norms: np.ndarray, basis: int) -> np.ndarray:
+        """Saturated BM25F tf of each slot under the index's length basis (new slots computed on demand)."""
         slots, tf = self.arrays()
-        if self._bm25 is None or self._bm25_key != key or len(self._bm25) != len(slots):
-            weighted = (tf / norms[slots]) @ FIELD_WEIGHTS
-            self._bm25 = weighted / (K1 + weighted)
-            self._bm25_key = key
+        done = len(self._bm25) if self._bm25_basis == basis else 0
+        if done < len(slots):
+            tail = bm25_saturated(tf[done:], norms[slots[done:]])
+            self._bm25 = np.concatenate([self._bm25[:done], tail]) if done else tail
+            self._bm25_basis = basis
         return self._bm25
 
     def cosine_tf(self) -> np.ndarray:
         """Sublinear tf of each slot's statement (0 where the term is only in comments), cached."""
         slots, tf = self.arrays()
-        if self._cosine is None or len(self._cosine) != len(slots):
-            weighted = tf @ COSINE_WEIGHTS
-            self._cosine = np.where(weighted > 0, 1.0 + np.log(np.maximum(weighted, 1e-9)), 0.0).astype(np.float32)
+        done = len(self._cosine)
+        if done < len(slots):
+            tail = statement_tf(tf[done:])
+            self._cosine = np.concatenate([self._cosine, tail]) if done else tail
         return self._cosine
+
+    def title_slots(self) -> np.ndarray:
+        """The slots whose title has the term, cached."""
+        slots, tf = self.arrays()
+        if self._title[0] != len(slots):
+            self._title = (len(slots), slots[tf[:, 0] > 0])
+        return self._title[1]
 
     def keep(self, alive: np.ndarray, remap: np.ndarray) -> None:
         slots, tf = self.arrays()
         mask = alive[slots]
-        self.slots = remap[slots[mask]].astype(np.int32)
+        self.slots = remap[slots[mask]].astype(np.intp)
         self.tf = tf[mask]
-        self._cosine = None
+        # Weights are per posting, not per slot number: the live ones stay valid.
+        cosine, bm25 = self._cosine, self._bm25
+        self._cosine = cosine[mask] if len(cosine) == len(mask) else _EMPTY_F32
+        self._bm25 = bm25[mask] if len(bm25) == len(mask) else _EMPTY_F32
+        self._title = (0, _EMPTY_SLOTS)
+
+    def preset(self, bm25: np.ndarray, cosine: np.ndarray, basis: int) -> None:
+        """Take weights computed for all of this term's slots at once (see `TenantIndex.warm`)."""
+        self._bm25, self._cosine, self._bm25_basis = bm25, cosine, basis
+
+
+def bm25_saturated(tf: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """BM25F's saturated tf of postings from their tf rows and their slots' length norms."""
+    weighted = (tf / norms) @ FIELD_WEIGHTS
+    return (weighted / (K1 + weighted)).astype(np.float32)
+
+
+def statement_tf(tf: np.ndarray) -> np.ndarray:
+    """Sublinear tf of postings' statement fields (0 where the term is only in comments)."""
+    weighted = tf @ COSINE_WEIGHTS
+    return np.where(weighted > 0, 1.0 + np.log(np.maximum(weighted, 1e-9)), 0.0).astype(np.float32)
 
 
 @dataclass
@@ -124,7 +171,11 @@ class TenantIndex:
         self.norm_basis = 0
         self.count = 0
         self.people = SlotPeople()
-        self._norm_key: tuple[int, int, float] | None = None
+        self._norm_key: tuple[int, int, int] | None = None
+        self._basis_avg: np.ndarray | None = None  # the average field lengths BM25F normalises by
+        self._basis = 0  # bumped whenever `_basis_avg` moves: cached BM25F weights are then stale
+        self._layout = 0  # bumped by compaction, which renumbers slots
+        self._warm = False
         # Recent rankings by target, valid while `seq` is in their key (a small LRU).
         self.recent: dict[tuple, tuple[dict[str, float], list[tuple[int, float]]]] = {}
         self._norm_cache = np.empty((0, _NF), dtype=np.float32)
@@ -134,10 +185,7 @@ class TenantIndex:
     def sync(self, session: Session) -> None:
         """Apply every change committed since the last sync (a full load the first time)."""
         with self.lock:
-            # The sequence and whether anything was deleted since, in one round trip.
-            deleted = exists().where(IndexTombstone.tenant_id == self.tenant_id, IndexTombstone.seq > self.seq)
-            row = session.execute(select(IndexState.seq, deleted)
-                                  .where(IndexState.tenant_id == self.tenant_id)).first()
+            row = session.execute(_STATE, {"tenant": self.tenant_id, "seq": self.seq}).first()
             seq = (row[0] or 0) if row else 0
             if seq == self.seq:
                 return
@@ -152,6 +200,8 @@ class TenantIndex:
                 self._compact()
             if self.count > 2 * self.norm_basis:
                 self._renorm()
+            if not self._warm:
+                self.warm()
 
     def _apply_tombstones(self, session: Session) -> None:
         if self.seq < 0:
@@ -257,7 +307,7 @@ class TenantIndex:
         ptf = np.zeros((int(fresh.sum()), _NF), dtype=np.float32)
         ptf[posting, cell[order] % _NF] = tf[order]
         unique = key[fresh]
-        return (unique % stride).astype(np.int32), unique // stride, ptf
+        return (unique % stride).astype(np.intp), unique // stride, ptf
 
     def _add_postings(self, slot: np.ndarray, ptid: np.ndarray, ptf: np.ndarray) -> None:
         if not len(ptid):
@@ -367,6 +417,7 @@ class TenantIndex:
         self.lens = self.lens[:n][alive].copy()
         self.norms = self.norms[:n][alive].copy()
         self.alive = np.ones(len(keep), dtype=bool)
+        self._layout += 1
         self.slot_of = {doc.item_id: i for i, doc in enumerate(self.docs) if doc is not None}
 
     # ---------- queries ----------
@@ -398,16 +449,18 @@ class TenantIndex:
         norms = self._length_norms()
         bm25 = np.zeros(n, dtype=np.float32)
         cosine = np.zeros(n, dtype=np.float32)
-        for term in set(query) | set(cosine_query):
+        # Sorted: float sums then do not depend on the process's string hashing.
+        for term in sorted(set(query) | set(cosine_query)):
             tid = self.vocab.get(term)
             if tid is None:
                 continue
             postings = self.postings[tid]
             slots, _ = postings.arrays()
+            # np.add.at with intp slots and float32 weights is numpy's fast scatter-add path.
             if term in query:
-                bm25[slots] += (self.idf(term) * query[term]) * postings.bm25_tf(norms, self._norm_key)
+                np.add.at(bm25, slots, (self.idf(term) * query[term]) * postings.bm25_tf(norms, self._basis))
             if term in cosine_query:
-                cosine[slots] += (cosine_query[term] * self.cosine_idf(term)) * postings.cosine_tf()
+                np.add.at(cosine, slots, (cosine_query[term] * self.cosine_idf(term)) * postings.cosine_tf())
         dead = ~self.alive[:n]
         bm25[dead] = 0.0
         cosine /= self.norms[:n]
@@ -426,9 +479,8 @@ class TenantIndex:
         weights = {t: w for t, w in weights.items() if w > 0}
         if not weights or not self.count:
             return shared
-        for term, weight in weights.items():
-            slots, tf = self.postings[self.vocab[term]].arrays()
-            shared[slots] += weight * weight * (tf[:, 0] > 0)
+        for term in sorted(weights):
+            np.add.at(shared, self.postings[self.vocab[term]].title_slots(), np.float32(weights[term] ** 2))
         mean = sum(weights.values()) / len(weights)
         query_norm = math.sqrt(sum(w * w for w in weights.values()))
         doc_norm = mean * np.sqrt(np.maximum(self.lens[:n, 0], 1.0))
@@ -439,12 +491,43 @@ class TenantIndex:
     def _length_norms(self) -> np.ndarray:
         """BM25F length normalisation per slot and field, kept until the index changes."""
         n = len(self.docs)
-        key = (n, self.count, float(self.len_sum.sum()))
+        avg = np.maximum(self.len_sum / max(self.count, 1), 1.0)
+        basis = self._basis_avg
+        if basis is None or float(np.max(np.abs(avg / basis - 1.0))) > LENGTH_DRIFT:
+            self._basis_avg, self._basis = avg, self._basis + 1
+        key = (n, self._basis, self._layout)
         if self._norm_key != key:
-            avg = np.maximum(self.len_sum / max(self.count, 1), 1.0).astype(np.float32)
-            self._norm_cache = (1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg
+            avg32 = self._basis_avg.astype(np.float32)
+            self._norm_cache = ((1.0 - FIELD_B) + FIELD_B * self.lens[:n] / avg32).astype(np.float32)
             self._norm_key = key
         return self._norm_cache
+
+    def warm(self) -> None:
+        """Compute every posting's query weights in bulk now rather than on each term's first query."""
+        norms = self._length_norms()
+        chunk: list[_Postings] = []
+        size = 0
+        for postings in self.postings:
+            if postings is None:
+                continue
+            chunk.append(postings)
+            size += len(postings.arrays()[0])
+            if size >= 1_000_000:  # postings per pass: bounded temporary arrays
+                self._warm_chunk(chunk, norms)
+                chunk, size = [], 0
+        self._warm_chunk(chunk, norms)
+        self._warm = True
+
+    def _warm_chunk(self, chunk: list[_Postings], norms: np.ndarray) -> None:
+        if not chunk:
+            return
+        slots = np.concatenate([p.slots for p in chunk])
+        tf = np.concatenate([p.tf for p in chunk])
+        bounds = np.cumsum([len(p.slots) for p in chunk])[:-1]
+        bm25 = np.split(bm25_saturated(tf, norms[slots]), bounds)
+        cosine = np.split(statement_tf(tf), bounds)
+        for postings, b, c in zip(chunk, bm25, cosine):
+            postings.preset(b, c, self._basis)
 
     def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k best (slot, score) pairs with a positive score, best first."""

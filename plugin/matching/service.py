@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, load_only
 
 from connect.db import utcnow
@@ -30,6 +30,15 @@ _SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title,
           Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
           Item.not_relevant_count, Item.created)
 _HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
+# Statements built once: constructing them per call cost more than SQLite running them.
+# `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
+# walking the tenant's whole (tenant, seq) index.
+_ITEMS = (select(Item).options(load_only(*_SHOWN))
+          .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
+_BODIES = (select(Item.id, Item.text, Item.comments_text)
+           .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
+_PEOPLE = select(Person).where(Person.tenant_id == bindparam("tenant"),
+                               Person.account_id.in_(bindparam("accounts", expanding=True)))
 
 
 def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
@@ -39,10 +48,7 @@ def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, I
     found = {i: held[i] for i in ids if i in held and held[i].tenant_id == tenant_id}
     missing = [i for i in ids if i not in found]
     if missing:
-        # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
-        # walking the tenant's whole (tenant, seq) index.
-        rows = session.scalars(select(Item).options(load_only(*_SHOWN))
-                               .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(missing)))
+        rows = session.scalars(_ITEMS, {"tenant": tenant_id, "ids": missing})
         found.update((item.id, item) for item in rows)
         held.update((i, found[i]) for i in missing if i in found)
         while len(held) > _HELD:
@@ -59,11 +65,11 @@ def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
 
 def _ranked(session: Session, tenant_id: int, index: TenantIndex, goal: Target,
             k: int) -> tuple[dict[str, float], list[tuple[int, float]]]:
-    """The query terms and the k most similar items; reuse and experts for one target share them."""
+    """The query terms and the max(k, `RANKED_POOL`) most similar items, shared by reuse and experts."""
     exclude = excluded_ids(session, tenant_id, goal)
-    key = (index.seq, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
-           tuple(sorted(exclude)))
     pool = max(k, RANKED_POOL)
+    key = (index.seq, pool, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
+           tuple(sorted(exclude)))
     with index.lock:
         cached = index.recent.get(key)
         if cached is None:
@@ -73,7 +79,7 @@ def _ranked(session: Session, tenant_id: int, index: TenantIndex, goal: Target,
             index.recent[key] = cached
             while len(index.recent) > 32:
                 index.recent.pop(next(iter(index.recent)))
-    return cached[0], cached[1][:k]
+    return cached
 
 
 def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
@@ -81,8 +87,10 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     """Earlier items like the target, answered and helpful first, that the viewer may see."""
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
-    query, ranked = _ranked(session, tenant_id, index, goal, max(limit * 4, 20))
-    items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
+    query, pool = _ranked(session, tenant_id, index, goal, max(limit * 4, 20))
+    # The whole pool in one query: experts for the same target then find its items at hand.
+    items = _load_items(session, tenant_id, [item_id for item_id, _ in pool])
+    ranked = pool[:max(limit * 4, 20)]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
     terms = set(query)
@@ -97,8 +105,7 @@ def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
     """The text (else the comments) of the shown items, in one query rather than a load per item."""
     if not ids:
         return {}
-    rows = session.execute(select(Item.id, Item.text, Item.comments_text)
-                           .where((Item.tenant_id + 0) == tenant_id, Item.id.in_(ids)))
+    rows = session.execute(_BODIES, {"tenant": tenant_id, "ids": ids})
     return {item_id: text or comments or "" for item_id, text, comments in rows}
 
 
@@ -107,6 +114,7 @@ def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, 
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
     _, ranked = _ranked(session, tenant_id, index, goal, experts.NEIGHBOURS)
+    ranked = ranked[:experts.NEIGHBOURS]
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}
@@ -143,8 +151,7 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
 def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, Person]:
     if not accounts:
         return {}
-    rows = session.scalars(select(Person).where(Person.tenant_id == tenant_id,
-                                                Person.account_id.in_(accounts)))
+    rows = session.scalars(_PEOPLE, {"tenant": tenant_id, "accounts": accounts})
     return {person.account_id: person for person in rows}
 
 

@@ -75,7 +75,7 @@ def load(tenant_id: int, blob: bytes) -> TenantIndex:
         a = {name: npz[name] for name in npz.files}
     index = TenantIndex(tenant_id)
     terms = a["terms"].tobytes().decode("utf-8").split("\n") if len(a["terms"]) else []
-    ptr, slots, tf = a["term_ptr"], a["slots"], a["tf"].astype(np.float32)
+    ptr, slots, tf = a["term_ptr"], a["slots"].astype(np.intp), a["tf"].astype(np.float32)
     index.vocab = {term: tid for tid, term in enumerate(terms)}
     bounds = ptr.tolist()
     index.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in pairwise(bounds)]
