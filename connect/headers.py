@@ -1,6 +1,7 @@
 """HTTP hygiene for every response: security headers, JSON errors and JSON request bodies."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -52,17 +53,31 @@ def frame_ancestors() -> list[str]:
     tenant = g.get("tenant")
     if tenant is None:
         return list(DEFAULT_FRAME_ANCESTORS)
+    return list(_site_ancestors(tenant.base_url, tenant.display_url))
+
+
+@functools.lru_cache(maxsize=1024)
+def _site_ancestors(*urls: str | None) -> tuple[str, ...]:
     origins = ["'self'"]
-    for url in (tenant.base_url, tenant.display_url):
+    for url in urls:
         origin = site_origin(url)
         if origin and origin not in origins:
             origins.append(origin)
-    return origins
+    return tuple(origins)
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy(ancestors: tuple[str, ...]) -> str:
+    # Built once per set of sites: every framed page of a tenant sends the same policy.
+    return "; ".join((*BASE_POLICY, "frame-ancestors " + " ".join(ancestors)))
 
 
 def content_security_policy() -> str:
     """The CSP for the current request."""
-    return "; ".join((*BASE_POLICY, "frame-ancestors " + " ".join(frame_ancestors())))
+    tenant = g.get("tenant")
+    if tenant is None:
+        return _policy(DEFAULT_FRAME_ANCESTORS)
+    return _policy(_site_ancestors(tenant.base_url, tenant.display_url))
 
 
 def add_security_headers(response: Response) -> Response:

@@ -12,6 +12,7 @@ without it, only direct scrapes from this machine (loopback, no proxy headers) a
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -145,11 +146,18 @@ def _start_timer() -> None:
     g.inflow_request_started = time.perf_counter()
 
 
+@functools.lru_cache(maxsize=4096)
+def _request_timer(method: str, endpoint: str, status: int) -> Any:
+    # The histogram's child per label set, looked up once: `.labels()` on every request was a
+    # measurable share of a cached panel view. Labels are bounded (route names, methods, codes).
+    return REQUEST_SECONDS.labels(method, endpoint, str(status))
+
+
 def _observe(response: Response) -> Response:
     started = g.get("inflow_request_started")
     if started is not None and request.endpoint != "inflow_metrics":
         endpoint = request.endpoint or "unmatched"  # route names, never raw paths: bounded labels
-        REQUEST_SECONDS.labels(request.method, endpoint, str(response.status_code)).observe(
+        _request_timer(request.method, endpoint, response.status_code).observe(
             time.perf_counter() - started)
     return response
 
