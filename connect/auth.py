@@ -12,7 +12,7 @@ from flask import Flask, current_app, g, jsonify, render_template_string, reques
 from sqlalchemy import event, select
 
 from connect.db import Database
-from connect.jwt import JWTRejected, RequestFacts, Verified, parse_query, verify_symmetric
+from connect.jwt import BadSignature, JWTRejected, RequestFacts, Verified, parse_query, verify_symmetric
 from connect.models import Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,8 +61,8 @@ class TenantCache:
 
     Why it is safe: a tenant row changes only on install, uninstall, enable or disable. Any ORM
     change of a tenant in this process forgets it at once (see `_forget_changed_tenant`); other
-    processes see it within `ttl` seconds, and a token that fails the signature check against a
-    cached secret (a reinstall rotated it) is checked again against the stored row.
+    processes see it within `ttl` seconds, and a token whose signature fails against a cached
+    secret (a reinstall rotated it) is checked again against the stored row.
     """
 
     def __init__(self, ttl: float = 10.0) -> None:
@@ -126,10 +126,12 @@ def verify_current_request(allow_context_qsh: bool = False) -> Verified:
 
     try:
         return _verify(token, allow_context_qsh, from_cache)
-    except JWTRejected:
+    except BadSignature:
         if not cached:
             raise
-        # Maybe a stale cached secret: judge the token against the stored row, once.
+        # Maybe a stale cached secret (a reinstall rotated it): judge the token against the
+        # stored row, once. Only a bad signature can mean that; an expired token or a wrong qsh
+        # fails whatever the secret, so those never cost a database read.
         TENANTS.forget(cached[0])
         return _verify(token, allow_context_qsh, load_installed_tenant)
 

@@ -7,7 +7,7 @@ import time
 import jwt as pyjwt
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from connect.auth import TENANTS
 from connect.jwt import HS256Token, JWTRejected, check_times
@@ -32,6 +32,34 @@ def test_a_rotated_secret_is_accepted_at_once_even_from_another_process(app: Fla
                      .values(shared_secret=rotated.secret))
     assert _status(app, rotated) == 200  # the cached secret fails, the stored row is checked
     assert _status(app, tenant) == 401  # and the old secret is refused
+
+
+def test_only_a_bad_signature_makes_a_cached_tenant_be_read_again(app: Flask) -> None:
+    db = app.extensions["inflow.db"]
+    tenant = install_tenant(db)
+    assert _status(app, tenant) == 200  # now cached
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM tenants" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        client = app.test_client()
+        expired = {"Authorization": f"JWT {tenant.token('GET', '/', context=True, ttl=-100)}"}
+        response = client.get(PATH, headers=expired)
+        assert (response.status_code, response.json["message"]) == (401, "JWT expired")
+        response = client.get(PATH, headers=tenant.headers("GET", "/api/elsewhere"))
+        assert (response.status_code, response.json["message"]) == (401, "JWT qsh does not match the request")
+        assert reads == []  # neither can be a stale secret: the cached row judged them
+        forged = TenantAuth(tenant.tenant_id, tenant.client_key, secrets.token_hex(32),
+                            tenant.base_url, tenant.product)
+        assert _status(app, forged) == 401
+        assert len(reads) == 1  # a bad signature may be a rotated secret: the stored row, once
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert _status(app, tenant) == 200
 
 
 def test_an_uninstall_in_this_process_is_seen_at_once(app: Flask) -> None:
