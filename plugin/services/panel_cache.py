@@ -15,6 +15,7 @@ ranking depends on the whole index.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -55,8 +56,11 @@ FROM (SELECT 1 AS one) o
 LEFT JOIN items i ON i.tenant_id = :tenant AND i.source = :source AND i.key = :key
 """
 RECORD = insert(PanelEvent.__table__)
+_NONE = (-1,) * SHOWN
+_ID_PARAMS = tuple(f"r{n}" for n in range(SHOWN))
 
 
+@functools.lru_cache(maxsize=8)
 def _stamp_sql(paramstyle: str) -> str:
     # The driver's own placeholders: this query runs on the raw DBAPI connection (a hit's one
     # database read), where SQLAlchemy's statement handling cost several times the query.
@@ -68,9 +72,9 @@ def _stamp_sql(paramstyle: str) -> str:
 def reuse_stamp(engine: Engine, tenant_id: int, source: str, key: str, project: str | None,
                 viewer: str | None, shown: Sequence[int]) -> tuple[Any, ...]:
     """Everything a reuse panel's HTML depends on in the database, as one comparable tuple."""
-    ids = (list(shown) + [-1] * SHOWN)[:SHOWN]  # ids are positive: -1 matches nothing
+    ids = (*shown, *_NONE)[:SHOWN]  # ids are positive: -1 matches nothing
     params = {"tenant": tenant_id, "source": source, "key": key, "project": project or "",
-              "viewer": viewer or "", **{f"r{n}": ids[n] for n in range(SHOWN)}}
+              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids))}
     conn = engine.raw_connection()
     try:
         cursor = conn.cursor()
@@ -105,8 +109,8 @@ class EventBuffer:
 
     def __init__(self, delay: float = 1.0, batch: int = 500) -> None:
         self.delay, self.batch = delay, batch
+        # Keyed by the engine itself (identity): hashing its URL cost more than the view's lookup.
         self._pending: dict[Any, list[dict[str, Any]]] = {}
-        self._engines: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._owner: int | None = None  # the process whose thread flushes (gunicorn forks)
@@ -114,9 +118,9 @@ class EventBuffer:
     def add(self, engine: Any, events: list[dict[str, Any]]) -> None:
         """Queue events for `engine`'s database; the flusher thread starts on first use."""
         with self._lock:
-            self._engines[engine.url] = engine
-            self._pending.setdefault(engine.url, []).extend(events)
-            full = len(self._pending[engine.url]) >= self.batch
+            pending = self._pending.setdefault(engine, [])
+            pending.extend(events)
+            full = len(pending) >= self.batch
             if self._owner != os.getpid():
                 self._owner = os.getpid()
                 threading.Thread(target=self._run, name="inflow-adoption-events", daemon=True).start()
@@ -127,9 +131,8 @@ class EventBuffer:
         """Write everything queued now (also at exit, and from tests)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            engines = dict(self._engines)
-        for url, events in pending.items():
-            with engines[url].begin() as conn:
+        for engine, events in pending.items():
+            with engine.begin() as conn:
                 conn.execute(RECORD, events)
 
     def _run(self) -> None:
