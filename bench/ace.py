@@ -38,13 +38,12 @@ from bench.common import ROOT, Row, Size, log, percentiles
 from bench.http import Client, adopt_site, signed_path, start_fake_site
 from bench.openloop import open_loop
 from bench.seed import TenantInfo, fresh_dir, open_database, seeded_database
-from bench.servers import bench_env, free_port, gunicorn, pin, stop_process, wait_for_port
+from bench.servers import bench_env, free_port, gunicorn, pin, stop_process, wait_for_port, web_config
 
 NAME = "ace"
 DEFAULT_BACKENDS = ("sqlite",)
 PEER = ROOT / "bench" / "peers" / "ace"
 CONNECTIONS = 16
-THREADS = 4  # gunicorn threads per worker, as deploy/gunicorn.conf.py configures by default
 INFLOW_PANELS = ("reuse", "contributors")
 
 
@@ -104,7 +103,8 @@ def store_suggestions(db, tenant_id: int, keys: list[str]) -> float:
 def _measure_inflow(env: dict[str, str], tenant: TenantInfo, panel: str, size: Size,
                     server_core: str | None, load_core: str | None, open_loop_too: bool = True) -> dict:
     """One gunicorn (1 worker) per panel, so each starts cold and alike."""
-    with gunicorn(env, workers=1, threads=THREADS, cores=server_core) as (base, proc):
+    # Production's worker class and threads (deploy/gunicorn.conf.py): nothing tuned for the benchmark.
+    with gunicorn(env, workers=1, cores=server_core) as (base, proc):
         paths = _inflow_paths(tenant, panel, size)
         first = _warm(base, paths)
         result = _load(base, paths, size, load_core, _worker_pid(proc), open_loop_too)
@@ -299,9 +299,11 @@ def _server_rows(name: str, r: dict, where: str) -> list[Row]:
 
 def _rows(results: dict, size: Size, server_core: str | None, stored_s: float = 0.0) -> list[Row]:
     where = f"each pinned to core {server_core}" if server_core else "not pinned (one core)"
+    web = web_config()
+    served = f"{where}; gunicorn {web['worker_class']}, {web['threads']} thread(s) as deploy/gunicorn.conf.py sets"
     rows: list[Row] = []
     for name, r in results.items():
-        rows += _server_rows(name, r, where)
+        rows += _server_rows(name, r, where if name == "ace" else served)
     ace = results["ace"]["wrk"]
     for name in (n for n in results if n != "ace"):
         inflow = results[name]["wrk"]

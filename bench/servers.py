@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import signal
 import socket
@@ -118,18 +119,32 @@ def pin(command: Sequence[str], cores: str | None) -> list[str]:
     return ["taskset", "-c", cores, *command]
 
 
+def web_config() -> dict[str, object]:
+    """The production gunicorn settings the benchmarks run with (deploy/gunicorn.conf.py)."""
+    conf = ROOT / "deploy" / "gunicorn.conf.py"
+    if not conf.exists():
+        return {"worker_class": "sync", "threads": 1}
+    settings = runpy.run_path(str(conf))  # reads the same environment gunicorn will
+    return {"worker_class": settings.get("worker_class", "sync"), "threads": settings.get("threads", 1)}
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 4,
+def gunicorn(env: dict[str, str], workers: int = 2, threads: int | None = None,
              cores: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Inflow under gunicorn on loopback (the production config file when it exists)."""
+    """Inflow under gunicorn on loopback, with the production config file when it exists.
+
+    Only the port and the worker count are set here; worker class and threads are production's
+    (deploy/gunicorn.conf.py, so INFLOW_WEB_THREADS too) unless a caller asks for other threads.
+    """
     port = free_port()
     command = [sys.executable, "-m", "gunicorn"]
     conf = ROOT / "deploy" / "gunicorn.conf.py"
     if conf.exists():
         command += ["-c", str(conf)]
     # Command-line settings win over the config file: the benchmark chooses port and workers.
-    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                "--threads", str(threads), "--log-level", "warning"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     wsgi = ROOT / "plugin" / "wsgi.py"
     command.append("plugin.wsgi:app" if wsgi.exists() else "plugin.app:create_app()")
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
