@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from functools import lru_cache
 from itertools import chain
 
 import Stemmer
@@ -61,10 +60,37 @@ def _parts(raw: str) -> list[str]:
     return [lower] + [p.lower() for p in parts] if len(parts) > 1 else [lower]
 
 
-@lru_cache(maxsize=200_000)
 def _analyse(raw: str) -> tuple[str, ...]:
     kept = [w for w in _parts(raw) if _keep(w)]
     return tuple(_stemmer().stemWords(kept)) if kept else ()
+
+
+class _Analysed(dict):  # type: ignore[type-arg]
+    """Raw word (str, or ASCII bytes) -> its index terms, computed on first sight.
+
+    A dict looked up through `__getitem__` keeps the per-token path in C (an lru_cache call costs
+    more); when full it starts over, which only costs re-analysing the words in use.
+    """
+
+    def __missing__(self, raw: str | bytes) -> tuple[str, ...]:
+        if len(self) >= _ANALYSED_MAX:
+            self.clear()
+        terms = self[raw] = _analyse(raw.decode("ascii") if isinstance(raw, bytes) else raw)
+        return terms
+
+
+_ANALYSED_MAX = 200_000
+_analysed = _Analysed()
+# ASCII letters and digits kept, everything else a separator: for ASCII text (nearly all text)
+# this splits exactly as _WORD does, but bytes.translate + split is several times faster.
+_ASCII_SEPARATORS = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))
+
+
+def _raw_words(text: str) -> list[str] | list[bytes]:
+    """The text's words as _WORD finds them (as bytes when the text is ASCII)."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_SEPARATORS).split()
+    return _WORD.findall(text)
 
 
 def words(text: str) -> list[str]:
@@ -74,10 +100,10 @@ def words(text: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Index terms of a text: words, stop words removed, stemmed (cached per distinct word)."""
-    return [term for raw in _WORD.findall(text) for term in _analyse(raw)]
+    return list(chain.from_iterable(map(_analysed.__getitem__, _raw_words(text))))
 
 
 def term_counts(text: str) -> dict[str, int]:
     """Term frequencies of a text (each distinct word analysed once: long texts repeat a lot)."""
-    # All in C: the regex, the cached analysis of each word and the counting.
-    return dict(Counter(chain.from_iterable(map(_analyse, _WORD.findall(text)))))
+    # All in C: the split, the cached analysis of each word and the counting.
+    return dict(Counter(chain.from_iterable(map(_analysed.__getitem__, _raw_words(text)))))
