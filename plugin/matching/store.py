@@ -143,8 +143,12 @@ def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str
             index_elements=["tenant_id", "account_id"]), unnamed)
 
 
-def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:
-    """Create or update many items in one go (backfills, replays); one change-sequence bump."""
+def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[int]:
+    """Create or update many items in one go; their ids (one per distinct source and key).
+
+    For callers that only need ids (backfills, replays): making ORM objects of a page of items
+    cost as much as storing their contributions.
+    """
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
@@ -153,7 +157,12 @@ def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[
     _replace_contributions(session, tenant_id, list(zip(ids, docs)))
     remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
                                          for c in d.contributions))
-    return _loaded(session, ids)
+    return ids
+
+
+def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:
+    """Create or update many items in one go (one change-sequence bump); the stored items."""
+    return _loaded(session, store_items(session, tenant_id, docs))
 
 
 def upsert_item(session: Session, tenant_id: int, doc: ItemDoc) -> Item:

@@ -8,8 +8,16 @@ from sqlalchemy import select
 
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.service import suggest_experts, suggest_reuse
-from plugin.matching.store import delete_item, erase_person, get_item, record_feedback, upsert_item
-from plugin.models.content import Contribution, Person
+from plugin.matching.store import (
+    delete_item,
+    erase_person,
+    get_item,
+    record_feedback,
+    store_items,
+    upsert_item,
+    upsert_items,
+)
+from plugin.models.content import Contribution, Item, Person
 from tests.matching.helpers import database, doc
 
 
@@ -27,6 +35,20 @@ def test_upsert_updates_item_contributions_and_people(database_url: str) -> None
                               .where(Contribution.item_id == item.id)).all())
         assert roles == {("ann", "reporter"), ("bob", "assignee")}
         assert set(s.scalars(select(Person.account_id).where(Person.tenant_id == tenant))) == {"ann", "bob"}
+    db.dispose()
+
+
+def test_store_items_gives_ids_in_order_and_upsert_items_the_same_items(sqlite_url: str) -> None:
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        ids = store_items(s, tenant, [doc("APP-1", "Login fails"), doc("APP-2", "Disk full"),
+                                      doc("APP-1", "Login fails on SSO")])
+    with db.session() as s:
+        assert [get_item(s, tenant, "jira", k).id for k in ("APP-1", "APP-2")] == ids
+        assert s.get(Item, ids[0]).title == "Login fails on SSO"
+        items = upsert_items(s, tenant, [doc("APP-2", "Disk full again"), doc("APP-3", "New")])
+        assert items[0].id == ids[1] and items[0].title == "Disk full again"
+        assert store_items(s, tenant, []) == []
     db.dispose()
 
 
