@@ -37,8 +37,8 @@ _ITEMS = (select(Item).options(load_only(*_SHOWN))
           .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
 _BODIES = (select(Item.id, Item.text, Item.comments_text)
            .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
-_PEOPLE = select(Person).where(Person.tenant_id == bindparam("tenant"),
-                               Person.account_id.in_(bindparam("accounts", expanding=True)))
+_PEOPLE = select(Person.account_id, Person.display_name, Person.avatar_url).where(
+    Person.tenant_id == bindparam("tenant"), Person.account_id.in_(bindparam("accounts", expanding=True)))
 
 
 def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
@@ -148,20 +148,21 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
             for account, score in picked]
 
 
-def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, Person]:
+def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """(display name, avatar url) of each known account: plain rows, no ORM objects to build."""
     if not accounts:
         return {}
-    rows = session.scalars(_PEOPLE, {"tenant": tenant_id, "accounts": accounts})
-    return {person.account_id: person for person in rows}
+    rows = session.execute(_PEOPLE, {"tenant": tenant_id, "accounts": accounts})
+    return {account: (name, avatar) for account, name, avatar in rows}
 
 
 def _expert(account: str, score: float, confidence: float, votes: list[experts.Vote],
-            items: dict[int, Item], person: Person | None) -> ExpertSuggestion:
+            items: dict[int, Item], person: tuple[str | None, str | None] | None) -> ExpertSuggestion:
     best = sorted(votes, key=lambda v: (-v.weight, v.item_id))[:3]
     evidence = [Evidence(v.item_id, items[v.item_id].source, items[v.item_id].key,
                          items[v.item_id].title, items[v.item_id].url, v.role) for v in best]
     roles = sorted({v.role for v in votes})
     reason = (f"{len(votes)} similar item(s) as {', '.join(roles)}; "
               f"confidence {round(100 * min(confidence, 1.0))}%")
-    return ExpertSuggestion(account, person.display_name if person else None,
-                            person.avatar_url if person else None, round(score, 4), reason, evidence)
+    name, avatar = person or (None, None)
+    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence)
