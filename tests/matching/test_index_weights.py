@@ -34,7 +34,12 @@ def test_cached_weights_match_fresh_ones_after_every_kind_of_change() -> None:
         index.remove(n)
     index._compact()
     cached = index.score(QUERY, COSINE)
+    title = index.title_similarity({"disk", "full"})
     fresh = _recomputed(index)
+    np.testing.assert_allclose(title, index.title_similarity({"disk", "full"}), rtol=1e-6)
+    index.warm()  # in bulk, with terms whose every slot was compacted away
+    np.testing.assert_allclose(index.score(QUERY, COSINE)[0], fresh[0], rtol=1e-5)
+    np.testing.assert_allclose(index.title_similarity({"disk", "full"}), title, rtol=1e-6)
     assert len(first[0]) == 40 and len(cached[0]) == len(fresh[0]) == len(index.docs)
     np.testing.assert_allclose(cached[0], fresh[0], rtol=1e-5)
     np.testing.assert_allclose(cached[1], fresh[1], rtol=1e-5)
