@@ -12,7 +12,7 @@ from plugin.matching.precompute import refresh_suggestions
 from plugin.matching.store import delete_item, get_item
 from plugin.models.content import StoredSuggestion
 from plugin.models.social import PanelEvent
-from plugin.services.panel_cache import EVENTS, FRAGMENTS
+from plugin.services.panel_cache import _LOCAL, EVENTS, FRAGMENTS
 from plugin.services.permissions import CACHE
 from plugin.services.settings import save_project_settings
 from tests.panels.conftest import VIEWER, Site
@@ -57,6 +57,23 @@ def test_a_repeat_view_is_served_from_the_cache_and_still_counted(site: Site) ->
     assert FRAGMENTS.hits == hits + 1
     EVENTS.flush()  # a cached view's events are written in a batch within a second
     assert _views(site) == 2  # adoption counts every view, cached or not
+
+
+def test_a_hits_own_sqlite_read_sees_other_writes_and_holds_no_snapshot(site: Site) -> None:
+    key = _stored(site)
+    first = _page(site, key)
+    assert _page(site, key) == first  # a hit: the stamp was read on this thread's own connection
+    own = _LOCAL.connections[site.db.engine]
+    with site.db.engine.begin() as conn:  # a write on another connection, committed
+        conn.exec_driver_sql("UPDATE items SET index_seq = index_seq + 1 WHERE key = ?", (key,))
+    EVENTS.flush()
+    with site.db.engine.connect() as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+    assert busy == 0  # no read transaction left open by the stamp reads
+    misses = FRAGMENTS.misses
+    _page(site, key)
+    assert FRAGMENTS.misses == misses + 1  # the changed item was seen at once
+    assert _LOCAL.connections[site.db.engine] is own
 
 
 def test_live_ranked_panels_are_not_kept(site: Site) -> None:
