@@ -12,6 +12,8 @@ import logging
 import math
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,7 @@ class _Postings:
     cached; appended slots only extend them, so an index change costs no full recomputation.
     """
 
-    __slots__ = ("_bm25", "_bm25_basis", "_cosine", "_title", "new_slots", "new_tf", "slots", "tf")
+    __slots__ = ("_bm25", "_bm25_basis", "_cosine", "_title", "_title_of", "new_slots", "new_tf", "slots", "tf")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.intp) if slots is None else slots.astype(np.intp, copy=False)
@@ -68,7 +70,8 @@ class _Postings:
         self._cosine = _EMPTY_F32
         self._bm25 = _EMPTY_F32
         self._bm25_basis = -1
-        self._title: tuple[int, np.ndarray] = (0, _EMPTY_SLOTS)
+        self._title = _EMPTY_SLOTS
+        self._title_of = 0  # how many postings `_title` was made from
 
     def add(self, slots: np.ndarray, tf: np.ndarray) -> None:
         """Append (ascending, new) slots and their tf rows."""
@@ -105,9 +108,9 @@ class _Postings:
     def title_slots(self) -> np.ndarray:
         """The slots whose title has the term, cached."""
         slots, tf = self.arrays()
-        if self._title[0] != len(slots):
-            self._title = (len(slots), slots[tf[:, 0] > 0])
-        return self._title[1]
+        if self._title_of != len(slots):
+            self._title, self._title_of = slots[tf[:, 0] > 0], len(slots)
+        return self._title
 
     def keep(self, alive: np.ndarray, remap: np.ndarray) -> None:
         slots, tf = self.arrays()
@@ -118,12 +121,12 @@ class _Postings:
         cosine, bm25 = self._cosine, self._bm25
         self._cosine = cosine[mask] if len(cosine) == len(mask) else _EMPTY_F32
         self._bm25 = bm25[mask] if len(bm25) == len(mask) else _EMPTY_F32
-        self._title = (0, _EMPTY_SLOTS)
+        self._title, self._title_of = _EMPTY_SLOTS, 0
 
     def preset(self, bm25: np.ndarray, cosine: np.ndarray, basis: int, title: np.ndarray) -> None:
         """Take weights computed for all of this term's slots at once (see `TenantIndex.warm`)."""
         self._bm25, self._cosine, self._bm25_basis = bm25, cosine, basis
-        self._title = (len(self.slots), title)
+        self._title, self._title_of = title, len(self.slots)
 
 
 def bm25_saturated(tf: np.ndarray, norms: np.ndarray) -> np.ndarray:
@@ -197,7 +200,11 @@ class TenantIndex:
                 self.seq = -1
             if row and row[1]:
                 self._apply_tombstones(session)
-            self._apply_items(session)
+            if self.seq < 0:
+                with _collector_paused():
+                    self._apply_items(session)
+            else:
+                self._apply_items(session)
             self.seq = seq
             if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
                 self._compact()
@@ -425,11 +432,6 @@ class TenantIndex:
 
     # ---------- queries ----------
 
-    def doc_freq(self, term: str) -> int:
-        """How many live items have the term."""
-        tid = self.vocab.get(term)
-        return 0 if tid is None else self.df[tid]
-
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of a term (0 for unknown terms)."""
         tid = self.vocab.get(term)
@@ -556,6 +558,22 @@ class TenantIndex:
         return [(s, float(scores[s])) for s in order]
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a full load.
+
+    A load creates objects that all stay alive; the collector's passes over them, ever longer
+    as the index grows, cost a tenth or more of the build.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def is_resolved(resolution: str | None, status: str | None) -> bool:
     """Whether an item counts as answered: a real resolution, or a done-like status."""
     if resolution:
@@ -589,7 +607,8 @@ def _save_snapshot(engine: Engine, index: TenantIndex) -> None:
 def _new_index(session: Session, tenant_id: int) -> TenantIndex:
     from plugin.matching import snapshot
 
-    index = snapshot.restore(session, tenant_id)
+    with _collector_paused():
+        index = snapshot.restore(session, tenant_id)
     return index if index is not None else TenantIndex(tenant_id)
 
 
