@@ -21,6 +21,11 @@ TIME_SHARE = 0.5
 TIME_HALF_LIFE_DAYS = 365.0
 # A duplicate is usually filed under nearly the same title: title-to-title agreement on its own.
 TITLE_SHARE = 0.25
+# The cosine scores the statement's heaviest terms only: the light tail is mostly common words,
+# each moving many items' scores a little at the cost of a posting per item (at 100,000 items,
+# 40 terms cut the postings scored by half). Replays: MRR rose on Hadoop and ActiveMQ, one of
+# ZooKeeper's duplicates left the top 10.
+COSINE_TERMS = 40
 
 
 @dataclass
@@ -58,7 +63,8 @@ def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
 def rank(index: TenantIndex, query: dict[str, float], cosine_query: dict[str, float], exclude: set[int],
          k: int, at: float | None = None, title: set[str] | None = None) -> list[tuple[int, float]]:
     """The k best (item id, score) pairs, priors applied, excluded items left out."""
-    scores = fuse(*index.score(query, cosine_query))
+    heaviest = dict(sorted(cosine_query.items(), key=lambda tw: (-tw[1], tw[0]))[:COSINE_TERMS])
+    scores = fuse(*index.score(query, heaviest))
     if title:
         scores = scores + TITLE_SHARE * index.title_similarity(title)
     out: list[tuple[int, float]] = []
