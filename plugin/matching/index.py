@@ -41,6 +41,10 @@ SNAPSHOT_SHARE = 0.25
 # this much, so an added item does not make every cached posting weight stale.
 LENGTH_DRIFT = 0.01
 _EMPTY_F32 = np.empty(0, dtype=np.float32)
+# Term frequencies are stored as 16-bit counts (capped, as snapshots always did): postings are
+# the bulk of the index's memory.
+TF_TYPE = np.uint16
+TF_MAX = 65535
 _EMPTY_SLOTS = np.empty(0, dtype=np.intp)
 # The sequence and whether anything was deleted since, in one round trip (built once: a query
 # checks it twice, and building the statement cost more than running it).
@@ -61,7 +65,7 @@ class _Postings:
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.intp) if slots is None else slots.astype(np.intp, copy=False)
-        self.tf = np.empty((0, _NF), dtype=np.float32) if tf is None else tf
+        self.tf = np.empty((0, _NF), dtype=TF_TYPE) if tf is None else tf
         self.new_slots: list[np.ndarray] = []
         self.new_tf: list[np.ndarray] = []
         self._clear_weights()
@@ -325,6 +329,7 @@ class TenantIndex:
         starts = np.flatnonzero(np.r_[True, ptid[1:] != ptid[:-1]])
         ends = np.r_[starts[1:], len(ptid)]
         postings, df = self.postings, self.df
+        ptf = np.minimum(ptf, TF_MAX).astype(TF_TYPE)
         for tid, a, b in zip(ptid[starts].tolist(), starts.tolist(), ends.tolist()):
             known = postings[tid]
             if known is None:

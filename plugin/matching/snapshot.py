@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.matching.index import DocInfo, TenantIndex, _Postings
+from plugin.matching.index import TF_MAX, TF_TYPE, DocInfo, TenantIndex, _Postings
 from plugin.matching.people import SlotPeople
 from plugin.models.content import IndexSnapshot
 
@@ -40,7 +40,7 @@ def _live_postings(index: TenantIndex, alive: np.ndarray,
     terms = [names[tid] for tid in np.flatnonzero(live).tolist()]
     ptr = np.concatenate([[0], np.cumsum(live[live > 0])]).astype(np.int64)
     tf = np.concatenate([a[1] for a in arrays]) if arrays else np.empty((0, index.lens.shape[1]))
-    return terms, ptr, remap[slots[mask]].astype(np.int32), np.minimum(tf[mask], 65535).astype(np.uint16)
+    return terms, ptr, remap[slots[mask]].astype(np.int32), np.minimum(tf[mask], TF_MAX).astype(np.uint16)
 
 
 def dump(index: TenantIndex) -> bytes:
@@ -75,7 +75,7 @@ def load(tenant_id: int, blob: bytes) -> TenantIndex:
         a = {name: npz[name] for name in npz.files}
     index = TenantIndex(tenant_id)
     terms = a["terms"].tobytes().decode("utf-8").split("\n") if len(a["terms"]) else []
-    ptr, slots, tf = a["term_ptr"], a["slots"].astype(np.intp), a["tf"].astype(np.float32)
+    ptr, slots, tf = a["term_ptr"], a["slots"].astype(np.intp), a["tf"].astype(TF_TYPE, copy=False)
     index.vocab = {term: tid for tid, term in enumerate(terms)}
     bounds = ptr.tolist()
     index.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in pairwise(bounds)]
