@@ -12,7 +12,7 @@ from pathlib import Path
 from bench import corpus
 from bench.common import ROOT, log, stopwatch, work_dir
 
-BATCH = 500  # items per upsert_items call and commit, as a backfill page stores them
+BATCH = 500  # items per store_items call and commit, as a backfill page stores them
 # Files whose change makes a cached seeded database stale.
 SCHEMA_SOURCES = ("plugin/models", "plugin/matching", "plugin/content", "connect/models.py",
                   "connect/db.py", "bench/corpus.py")
@@ -57,8 +57,8 @@ def install_tenant(db, client_key: str = "bench-client", base_url: str = corpus.
 def seed_items(db, tenant_id: int, count: int, seed: int = 1, start: int = 0,
                project: str | None = None, batch: int = BATCH,
                progress: Callable[[int], None] | None = None) -> float:
-    """Store `count` generated items with upsert_items; returns seconds spent storing only."""
-    from plugin.matching.store import upsert_items
+    """Store `count` generated items with store_items (as backfills do); returns seconds spent storing only."""
+    from plugin.matching.store import store_items
 
     spent = 0.0
     for offset in range(0, count, batch):
@@ -66,7 +66,7 @@ def seed_items(db, tenant_id: int, count: int, seed: int = 1, start: int = 0,
         docs = list(corpus.item_docs(n, seed=seed, start=start + offset, project=project))
         with stopwatch() as elapsed:
             with db.session() as session:
-                upsert_items(session, tenant_id, docs)
+                store_items(session, tenant_id, docs)
         spent += elapsed()
         if progress is not None:
             progress(offset + n)

@@ -20,7 +20,7 @@ from connect.db import Database
 from connect.models import Tenant
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.evaluation.history import Event, apply, at_creation, events
-from plugin.matching.store import upsert_items
+from plugin.matching.store import store_items
 
 SITE = "https://replay.invalid"
 Ask = Callable[[Session, int, dict[str, Any]], None]
@@ -75,5 +75,5 @@ def _flush(db: Database, tenant_id: int, state: dict[str, dict[str, Any]], dirty
     docs = [jira_issue_to_doc(state[key], SITE) for key in sorted(dirty) if key in state]
     with db.session() as session:
         for start in range(0, len(docs), 500):
-            upsert_items(session, tenant_id, docs[start:start + 500])
+            store_items(session, tenant_id, docs[start:start + 500])
     dirty.clear()

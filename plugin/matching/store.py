@@ -91,7 +91,7 @@ def _upsert(dialect: str) -> Any:
 
 
 def _loaded(session: Session, ids: list[int]) -> list[Item]:
-    """The items as ORM objects without a query: attributes load on access, stale copies expire."""
+    """The items as ORM objects without a query: attributes load on access."""
     out = []
     for item_id in ids:
         item = session.identity_map.get(Session.identity_key(Item, item_id))
@@ -99,8 +99,6 @@ def _loaded(session: Session, ids: list[int]) -> list[Item]:
             item = Item(id=item_id)
             make_transient_to_detached(item)
             session.add(item)
-        else:
-            session.expire(item)
         out.append(item)
     return out
 
@@ -157,6 +155,10 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     _replace_contributions(session, tenant_id, list(zip(ids, docs)))
     remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
                                          for c in d.contributions))
+    for item_id in ids:  # copies this session loaded before are stale now
+        held = session.identity_map.get(Session.identity_key(Item, item_id))
+        if held is not None:
+            session.expire(held)
     return ids
 
 

@@ -145,7 +145,7 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
     """Apply many changes at once, with the outcome of applying them one by one in order.
 
     Each item's newest change is applied if it is not older than the item's last version; the
-    documents are stored with one `upsert_items` call. Returns the ids of the stored items (their
+    documents are stored with one `store_items` call. Returns the ids of the stored items (their
     suggestions are the caller's to refresh). A deletion's neighbours, whose suggestions may show
     the deleted item, are appended to `affected` for the caller to refresh after its commit, or,
     without `affected`, refreshed here.
@@ -165,7 +165,7 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
             deletions.append(change)
         else:
             docs.append(change.doc)
-    stored = [item.id for item in store.upsert_items(session, tenant_id, docs)]
+    stored = store.store_items(session, tenant_id, docs)
     for change in deletions:
         neighbours = _delete(session, tenant_id, change.source, change.key)
         if affected is None:
