@@ -16,7 +16,10 @@ threads = int(os.environ.get("INFLOW_WEB_THREADS", "4"))
 timeout = int(os.environ.get("INFLOW_WEB_TIMEOUT", "60"))
 # Shorter than `inflow serve`'s stop timeout, so a graceful stop finishes before serve kills.
 graceful_timeout = 15
-keepalive = 5
+# Longer than the idle timeout of the load balancer or proxy in front (60 s on the common ones):
+# the server must not close an idle keep-alive connection the client is just reusing, which
+# fails that request (gthread keeps idle connections in its poller, not in a thread).
+keepalive = 75
 # INFLOW_ACCESS_LOG="" turns the access log off (a proxy or router in front often logs requests).
 accesslog = os.environ.get("INFLOW_ACCESS_LOG", "-") or None
 errorlog = "-"
