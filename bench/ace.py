@@ -83,7 +83,7 @@ def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -
 def store_suggestions(db, tenant_id: int, keys: list[str]) -> float:
     """Stored suggestions for these issues, as the fill after a backfill leaves every item.
 
-    The seeded database holds items only (stored through upsert_items); in production every
+    The seeded database holds items only (stored through store_items); in production every
     item has stored suggestions once `fill_suggestions` has run after the backfill, and is
     refreshed after each change. Returns the seconds it took (ranking, in this process).
     """

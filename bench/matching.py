@@ -62,7 +62,7 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     rows = [
         Row(NAME, f"{label} index {n} items (store + build)", round(total, 2), "s",
             target="< 60 s", passed=total < 60,
-            note=f"upsert_items in batches of 500: {store_s:.1f} s, index build: {build_s:.1f} s",
+            note=f"store_items in batches of 500: {store_s:.1f} s, index build: {build_s:.1f} s",
             extra={"store_s": store_s, "build_s": build_s}),
         throughput_row(NAME, f"{label} index throughput", size.items, total),
     ]

@@ -1,6 +1,6 @@
 """Scaling curve: matching latency, memory and index load at growing sizes, and across many tenants.
 
-Each step is a fresh SQLite database seeded through upsert_items, then measured by a fresh
+Each step is a fresh SQLite database seeded through store_items, then measured by a fresh
 serving process (bench/probe.py) that loads every tenant's index and times reuse + experts for
 random stored items. The 1,000,000-item steps (one tenant, and 1,000 tenants of 1,000 items) take
 well over ten minutes here, so they run only with `--full`; by default the many-tenant step is
@@ -61,7 +61,7 @@ def _many_tenants(tenants: int, per_tenant: int, size: Size) -> list[Row]:
     total = tenants * per_tenant
     rows.append(Row(NAME, f"{tenants:,} tenants x {per_tenant:,} items: index throughput",
                     round(total / seconds, 1) if seconds else None, "items/s",
-                    note="upsert_items, 500 per batch, tenant by tenant"))
+                    note="store_items, 500 per batch, tenant by tenant"))
     return rows
 
 
