@@ -27,6 +27,13 @@ def role_weight(role: str) -> float:
     return ROLE_WEIGHTS.get(role, ROLE_WEIGHTS["reporter"])
 
 
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """A copy of the array with room for `size` entries (the tail uninitialised)."""
+    out = np.empty(size, dtype=array.dtype)
+    out[:len(array)] = array
+    return out
+
+
 class SlotPeople:
     """Per-slot contributor entries in flat arrays (appends buffered until read)."""
 
@@ -40,7 +47,7 @@ class SlotPeople:
         self.at = np.empty(0, dtype=np.float64)
         self.times = np.empty(0, dtype=np.int16)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self.size = 0  # flat entries, pending included
+        self.size = 0  # flat entries, pending included (the arrays may hold room for more)
         self.owned = np.zeros(16, dtype=np.float32)  # items a person did the work on
         self.touched = np.zeros(16, dtype=np.float32)  # items a person appears on at all
         self._share: float | None = None  # owning_share, until the counts change
@@ -115,13 +122,19 @@ class SlotPeople:
         self._share = None
 
     def _flush(self) -> None:
-        if self._pending:
-            pid, role, at, times = (list(column) for column in zip(*self._pending))
-            self.pid = np.concatenate([self.pid, *pid])
-            self.role = np.concatenate([self.role, *role])
-            self.at = np.concatenate([self.at, *at])
-            self.times = np.concatenate([self.times, *times])
-            self._pending = []
+        if not self._pending:
+            return
+        if len(self.pid) < self.size:
+            # Room to spare: an item's update then appends a few entries instead of copying all.
+            room = max(self.size, 2 * len(self.pid))
+            self.pid, self.role, self.at, self.times = (
+                _grown(a, room) for a in (self.pid, self.role, self.at, self.times))
+        at = self.size - sum(len(entry[0]) for entry in self._pending)
+        for pid, role, when, times in self._pending:
+            end = at + len(pid)
+            self.pid[at:end], self.role[at:end], self.at[at:end], self.times[at:end] = pid, role, when, times
+            at = end
+        self._pending = []
 
     def entries(self, slot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(person ids, role ids, last times, contribution counts) of one slot."""
