@@ -87,10 +87,11 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     """Earlier items like the target, answered and helpful first, that the viewer may see."""
     index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
-    query, pool = _ranked(session, tenant_id, index, goal, max(limit * 4, 20))
+    wanted = max(limit * 4, 20)  # candidates, before permissions and the limit thin them
+    query, pool = _ranked(session, tenant_id, index, goal, wanted)
     # The whole pool in one query: experts for the same target then find its items at hand.
     items = _load_items(session, tenant_id, [item_id for item_id, _ in pool])
-    ranked = pool[:max(limit * 4, 20)]
+    ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
     terms = set(query)
