@@ -4,7 +4,9 @@ wrk (closed loop) waits for each response before sending the next request on a c
 slow server is sent less and its queueing never shows in the latencies ("coordinated omission").
 Here request i is due at start + i/rate, and its latency is measured from that due time, so
 queueing behind a slow response counts. Keep-alive connections are pooled; a new one is opened
-when every pooled one is busy.
+when every pooled one is busy. As HTTP clients do for idempotent requests (RFC 9110, 9.2.2), a GET
+that fails on a reused connection before any response byte arrives (the server closed it while
+idle) is sent once more on a fresh connection; only that retry's failure counts as an error.
 """
 from __future__ import annotations
 
@@ -32,8 +34,8 @@ class _Pool:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened = 0
 
-    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
+    async def take(self, fresh: bool = False) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle and not fresh:
             return self.idle.pop()
         self.opened += 1
         return await asyncio.open_connection(self.host, self.port)
@@ -47,24 +49,67 @@ class _Pool:
         self.idle.clear()
 
 
-async def _exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes) -> int:
-    """Send one request and read the whole response (Content-Length bodies); returns the status."""
+class _NothingBack(Exception):
+    """The connection closed before any byte of the response: the request may be resent."""
+
+
+async def _exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                    request: bytes) -> tuple[int, bool]:
+    """Send one request and read the whole response (Content-Length bodies).
+
+    Returns the status and whether the connection may be reused.
+    """
     reader, writer = conn
-    writer.write(request)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        raise _NothingBack() from exc
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise _NothingBack() from exc
     lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
+    status, length, reusable = int(lines[0].split()[1]), 0, True
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
+        name = name.strip().lower()
+        if name == "content-length":
             length = int(value.strip())
-        elif name.strip().lower() == "transfer-encoding":
+        elif name == "connection":
+            reusable = value.strip().lower() != "close"
+        elif name == "transfer-encoding":
             raise ValueError("chunked responses are not supported by this generator")
     if length:
         await reader.readexactly(length)
+    return status, reusable
+
+
+async def _once(pool: _Pool, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                request: bytes, timeout: float) -> int:
+    """One exchange on `conn`; the connection goes back to the pool only if it may be reused."""
+    try:
+        status, reusable = await asyncio.wait_for(_exchange(conn, request), timeout)
+    except BaseException:
+        conn[1].close()
+        raise
+    if reusable:
+        pool.give(conn)
+    else:
+        conn[1].close()
     return status
+
+
+async def _send(pool: _Pool, request: bytes, timeout: float) -> int:
+    """One request's status; resent once on a fresh connection if a reused one was found closed."""
+    reused = bool(pool.idle)
+    try:
+        return await _once(pool, await pool.take(), request, timeout)
+    except _NothingBack:
+        if not reused:
+            raise
+    return await _once(pool, await pool.take(fresh=True), request, timeout)
 
 
 async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds: float,
@@ -78,17 +123,12 @@ async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds:
 
     async def one(i: int) -> None:
         due = start + i / rate
-        conn = None
         try:
-            conn = await pool.take()
-            status = await asyncio.wait_for(_exchange(conn, requests[i % len(requests)]), timeout)
+            status = await _send(pool, requests[i % len(requests)], timeout)
             result.latencies.append(loop.time() - due)
             result.non_2xx += not 200 <= status < 300
-            pool.give(conn)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, _NothingBack):
             result.errors += 1
-            if conn is not None:
-                conn[1].close()
 
     tasks = []
     for i in range(total):
