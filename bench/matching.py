@@ -9,14 +9,16 @@ from pathlib import Path
 
 from bench import corpus
 from bench.common import Row, Size, latency_rows, log, throughput_row, timed_loop
+from bench.follow import Follower
 from bench.probe import run_probe, sample_items, suggest_for
 from bench.seed import (
     code_fingerprint,
+    doc_batches,
     fresh_dir,
     install_tenant,
     open_database,
     progress_logger,
-    seed_items,
+    store_batches,
     store_in_cache,
 )
 
@@ -54,17 +56,23 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     tenant = install_tenant(db)
     fingerprint = code_fingerprint()  # of the code that seeds, in case it changes during the run
     log(f"matching {label}: indexing {size.items:,} items")
-    store_s = seed_items(db, tenant.id, size.items, progress=progress_logger(f"index {label}", size.items))
-    build_s = _first_sync(db, tenant.id)
-    log(f"matching {label}: index built in {build_s:.1f} s; querying")
-    total = store_s + build_s
+    indexed_s, store_s, followed = _index_followed(db, url, tenant.id, size.items, label)
+    build_s = _cold_build(db, tenant.id)
+    log(f"matching {label}: indexed in {indexed_s:.1f} s (cold build alone {build_s:.1f} s); querying")
     n = f"{size.items:,}"
     rows = [
-        Row(NAME, f"{label} index {n} items (store + build)", round(total, 2), "s",
-            target="< 60 s", passed=total < 60,
-            note=f"store_items in batches of 500: {store_s:.1f} s, index build: {build_s:.1f} s",
+        Row(NAME, f"{label} index {n} items (stored while a serving process follows)", round(indexed_s, 2),
+            "s", target="< 60 s", passed=indexed_s < 60,
+            note=f"one process stores them (store_items, batches of 500: {store_s:.1f} s) while a serving "
+                 f"process applies them every {followed['interval']:.0f} s as a web worker's follow thread "
+                 f"does ({followed['cpu_s']:.1f} s CPU, {followed['syncs']} syncs), until its index holds all",
+            extra={"store_s": store_s, "follower_cpu_s": followed["cpu_s"]}),
+        throughput_row(NAME, f"{label} index throughput", size.items, indexed_s),
+        Row(NAME, f"{label} index {n} items one after the other (store, then cold build)",
+            round(store_s + build_s, 2), "s",
+            note=f"store {store_s:.1f} s, then a fresh process's build from the database with no "
+                 f"snapshot {build_s:.1f} s (snapshot write included)",
             extra={"store_s": store_s, "build_s": build_s}),
-        throughput_row(NAME, f"{label} index throughput", size.items, total),
     ]
     pairs = sample_items(db, [tenant.id], size.queries + 3)
     for tenant_id, item_id in pairs[:3]:  # warm-up: compiled queries, numpy, page cache
@@ -99,10 +107,35 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
     return rows
 
 
-def _first_sync(db, tenant_id: int) -> float:
-    """Seconds for this process to build the tenant's in-memory index from the database."""
-    from plugin.matching.index import tenant_index
+def _index_followed(db, url: str, tenant_id: int, count: int, label: str) -> tuple[float, float, dict]:
+    """Seconds until a following serving process holds every stored item, seconds storing, its report.
 
+    The items are generated first: what is timed is storing them (as a backfill stores the pages
+    it fetched) and a separate serving process bringing its index up to date meanwhile.
+    """
+    from plugin.warmup import follow_seconds
+
+    batches = list(doc_batches(count))
+    follower = Follower(url, tenant_id, count)
+    started = time.time()
+    try:
+        store_s = store_batches(db, tenant_id, batches, progress=progress_logger(f"index {label}", count))
+        del batches
+        followed = follower.result()
+    finally:
+        follower.stop()
+    return followed["done_at"] - started, store_s, {**followed, "interval": follow_seconds()}
+
+
+def _cold_build(db, tenant_id: int) -> float:
+    """Seconds for this process to build the tenant's index from the database with no snapshot."""
+    from sqlalchemy import delete
+
+    from plugin.matching.index import tenant_index
+    from plugin.models.content import IndexSnapshot
+
+    with db.session() as session:  # the follower wrote snapshots; a cold build has none to start from
+        session.execute(delete(IndexSnapshot).where(IndexSnapshot.tenant_id == tenant_id))
     t0 = time.perf_counter()
     with db.session() as session:
         tenant_index(session, tenant_id)

@@ -5,7 +5,7 @@ import hashlib
 import json
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,23 +54,36 @@ def install_tenant(db, client_key: str = "bench-client", base_url: str = corpus.
         return TenantInfo(tenant.id, client_key, secret, base_url, product)
 
 
-def seed_items(db, tenant_id: int, count: int, seed: int = 1, start: int = 0,
-               project: str | None = None, batch: int = BATCH,
-               progress: Callable[[int], None] | None = None) -> float:
-    """Store `count` generated items with store_items (as backfills do); returns seconds spent storing only."""
+def doc_batches(count: int, seed: int = 1, start: int = 0, project: str | None = None,
+                batch: int = BATCH) -> Iterator[list]:
+    """`count` generated items in backfill-page-sized lists (made as they are iterated)."""
+    for offset in range(0, count, batch):
+        yield list(corpus.item_docs(min(batch, count - offset), seed=seed, start=start + offset,
+                                    project=project))
+
+
+def store_batches(db, tenant_id: int, batches: Iterable[list],
+                  progress: Callable[[int], None] | None = None) -> float:
+    """Store each batch with store_items in its own transaction; seconds spent storing only."""
     from plugin.matching.store import store_items
 
-    spent = 0.0
-    for offset in range(0, count, batch):
-        n = min(batch, count - offset)
-        docs = list(corpus.item_docs(n, seed=seed, start=start + offset, project=project))
+    spent, done = 0.0, 0
+    for docs in batches:
         with stopwatch() as elapsed:
             with db.session() as session:
                 store_items(session, tenant_id, docs)
         spent += elapsed()
+        done += len(docs)
         if progress is not None:
-            progress(offset + n)
+            progress(done)
     return spent
+
+
+def seed_items(db, tenant_id: int, count: int, seed: int = 1, start: int = 0,
+               project: str | None = None, batch: int = BATCH,
+               progress: Callable[[int], None] | None = None) -> float:
+    """Store `count` generated items with store_items (as backfills do); returns seconds spent storing only."""
+    return store_batches(db, tenant_id, doc_batches(count, seed, start, project, batch), progress)
 
 
 def progress_logger(label: str, total: int, every: int = 10_000) -> Callable[[int], None]:
