@@ -29,10 +29,14 @@ def get_db(app: Flask | None = None) -> Database:
 
 def token_from_request() -> str | None:
     """The JWT from `Authorization: JWT …` or the `jwt` query parameter."""
-    header = request.headers.get("Authorization", "")
-    if header[:4].upper() == "JWT ":
-        return header[4:].strip() or None
-    return request.args.get("jwt") or None
+    return token_from(request.headers.get("Authorization", ""), request.args.get("jwt"))
+
+
+def token_from(authorization: str, query_token: str | None) -> str | None:
+    """The JWT of a request from its Authorization header, else its `jwt` query parameter."""
+    if authorization[:4].upper() == "JWT ":
+        return authorization[4:].strip() or None
+    return query_token or None
 
 
 @functools.lru_cache(maxsize=8)
@@ -42,15 +46,19 @@ def _base_path(base_url: str) -> str:
 
 def request_facts() -> RequestFacts:
     """Method, path and query of the current request, relative to our base URL."""
-    base_path = _base_path(current_app.config["INFLOW_BASE_URL"])
-    raw_query = request.query_string.decode("utf-8", errors="replace")
-    return RequestFacts(method=request.method, path=request.path,
-                        query=parse_query(raw_query), base_path=base_path)
+    return facts_of(request.method, request.path, request.query_string,
+                    current_app.config["INFLOW_BASE_URL"])
 
 
-def load_installed_tenant(client_key: str) -> Tenant | None:
+def facts_of(method: str, path: str, raw_query: bytes, base_url: str) -> RequestFacts:
+    """What the verifier needs of a request, from its raw parts (no Flask request needed)."""
+    query = parse_query(raw_query.decode("utf-8", errors="replace"))
+    return RequestFacts(method=method, path=path, query=query, base_path=_base_path(base_url))
+
+
+def load_installed_tenant(client_key: str, db: Database | None = None) -> Tenant | None:
     """An installed tenant by client key (the verified issuer), else None."""
-    with get_db().session() as session:
+    with (db or get_db()).session() as session:
         return session.scalar(
             select(Tenant).where(Tenant.client_key == client_key, Tenant.installed.is_(True))
         )
@@ -101,17 +109,25 @@ def _forget_changed_tenant(_mapper: Any, _connection: Any, target: Tenant) -> No
     TENANTS.forget()  # all of them: the client key itself may be what changed (rare)
 
 
-def _verify(token: str, allow_context_qsh: bool, load: Callable[[str], Tenant | None]) -> Verified:
-    return verify_symmetric(token, request_facts(), load, lambda tenant: tenant.shared_secret,
-                            allow_context_qsh=allow_context_qsh)
-
-
 def verify_current_request(allow_context_qsh: bool = False) -> Verified:
     """Run the ordered verifier on the current request; raises JWTRejected."""
     token = token_from_request()
     if not token:
         raise JWTRejected("Missing JWT")
-    url = get_db().url
+    return verify_token(token, request_facts(), get_db(), allow_context_qsh)
+
+
+def _secret(tenant: Tenant) -> str:
+    return tenant.shared_secret
+
+
+def verify_token(token: str, facts: RequestFacts, db: Database,
+                 allow_context_qsh: bool = False) -> Verified:
+    """The ordered verifier with the per-process tenant cache; raises JWTRejected.
+
+    Needs no Flask request, so a WSGI layer in front of the app can verify exactly as a view does.
+    """
+    url = db.url
     cached: list[tuple[str, str]] = []
 
     def from_cache(client_key: str) -> Tenant | None:
@@ -119,13 +135,13 @@ def verify_current_request(allow_context_qsh: bool = False) -> Verified:
         if tenant is not None:
             cached.append((url, client_key))
             return tenant
-        tenant = load_installed_tenant(client_key)
+        tenant = load_installed_tenant(client_key, db)
         if tenant is not None:
             TENANTS.put((url, client_key), tenant)
         return tenant
 
     try:
-        return _verify(token, allow_context_qsh, from_cache)
+        return verify_symmetric(token, facts, from_cache, _secret, allow_context_qsh=allow_context_qsh)
     except BadSignature:
         if not cached:
             raise
@@ -133,7 +149,8 @@ def verify_current_request(allow_context_qsh: bool = False) -> Verified:
         # stored row, once. Only a bad signature can mean that; an expired token or a wrong qsh
         # fails whatever the secret, so those never cost a database read.
         TENANTS.forget(cached[0])
-        return _verify(token, allow_context_qsh, load_installed_tenant)
+        return verify_symmetric(token, facts, lambda key: load_installed_tenant(key, db), _secret,
+                                allow_context_qsh=allow_context_qsh)
 
 
 def require_jwt(context: bool = False) -> Callable[[F], F]:

@@ -74,7 +74,11 @@ def _policy(ancestors: tuple[str, ...]) -> str:
 
 def content_security_policy() -> str:
     """The CSP for the current request."""
-    tenant = g.get("tenant")
+    return policy_for(g.get("tenant"))
+
+
+def policy_for(tenant: Any | None) -> str:
+    """The CSP of a response to `tenant`'s site (None: not authenticated)."""
     if tenant is None:
         return _policy(DEFAULT_FRAME_ANCESTORS)
     return _policy(_site_ancestors(tenant.base_url, tenant.display_url))
@@ -82,15 +86,22 @@ def content_security_policy() -> str:
 
 def add_security_headers(response: Response) -> Response:
     """CSP, referrer, nosniff and no-store headers; never X-Frame-Options (we live in iframes)."""
-    response.headers["Content-Security-Policy"] = content_security_policy()
-    response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    tenant = g.get("tenant")
+    for name, value in security_headers(tenant, response.mimetype, response.status_code):
+        response.headers[name] = value
     response.headers.pop("X-Frame-Options", None)
-    # Errors (a refused iframe page included) must never be served from a cache either.
-    if (g.get("tenant") is not None or response.mimetype == "application/json"
-            or response.status_code >= 400):
-        response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def security_headers(tenant: Any | None, mimetype: str | None, status: int) -> list[tuple[str, str]]:
+    """The security headers of a response to `tenant`'s site (None: not authenticated), in order."""
+    headers = [("Content-Security-Policy", policy_for(tenant)),
+               ("Referrer-Policy", "strict-origin-when-cross-origin"),
+               ("X-Content-Type-Options", "nosniff")]
+    # Errors (a refused iframe page included) must never be served from a cache either.
+    if tenant is not None or mimetype == "application/json" or status >= 400:
+        headers.append(("Cache-Control", "no-store"))
+    return headers
 
 
 def wants_json_errors() -> bool:
