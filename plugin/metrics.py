@@ -157,9 +157,13 @@ def _observe(response: Response) -> Response:
     started = g.get("inflow_request_started")
     if started is not None and request.endpoint != "inflow_metrics":
         endpoint = request.endpoint or "unmatched"  # route names, never raw paths: bounded labels
-        _request_timer(request.method, endpoint, response.status_code).observe(
-            time.perf_counter() - started)
+        observe_request(request.method, endpoint, response.status_code, started)
     return response
+
+
+def observe_request(method: str, endpoint: str, status: int, started: float) -> None:
+    """Record one answered request begun at `started` (perf_counter) in the latency histogram."""
+    _request_timer(method, endpoint, status).observe(time.perf_counter() - started)
 
 
 def init_app(app: Flask) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, QueuePool, insert
 
 from connect.db import utcnow
 from plugin.models.social import PanelEvent
+from plugin.services.permissions import CACHE as PERMISSIONS
 
 log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
@@ -208,6 +209,11 @@ class Fragment:
     expires_at: float
     generation: int = 0
 
+    @functools.cached_property
+    def body(self) -> bytes:
+        """The HTML as UTF-8 (the response body), encoded once for all the hits it serves."""
+        return self.html.encode("utf-8")
+
 
 class FragmentCache:
     """A bounded, thread-safe LRU of rendered panels (per process)."""
@@ -243,3 +249,20 @@ class FragmentCache:
 
 
 FRAGMENTS = FragmentCache()
+
+
+def reuse_hit(engine: Engine, cache_key: Key) -> Fragment | None:
+    """The cached reuse panel for this key when its stamp still matches, its view recorded; else None.
+
+    `cache_key` is (database URL, tenant id, "reuse", source, key, project, viewer). Needs no
+    Flask request: the view and the WSGI fast path in front of the app serve hits through it.
+    """
+    entry = FRAGMENTS.get(cache_key)
+    if entry is None or entry.generation != PERMISSIONS.generation:
+        return None
+    _, tenant_id, panel, source, key, project, viewer = cache_key
+    if reuse_stamp(engine, tenant_id, source, key, project, viewer, entry.shown) != entry.stamp:
+        return None
+    EVENTS.add(engine, view_events(tenant_id, panel, source, key, project, viewer, len(entry.shown)))
+    FRAGMENTS.hits += 1
+    return entry

@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, g
 
 from connect.auth import get_db
-from plugin.services.panel_cache import (EVENTS, FRAGMENTS, Fragment, Horizon, reuse_stamp,
-                                         servable, view_events)
+from plugin.services.panel_cache import (FRAGMENTS, Fragment, Horizon, reuse_hit, reuse_stamp,
+                                         servable)
 from plugin.services.permissions import CACHE as PERMISSIONS
 from plugin.services.permissions import TTL_SECONDS
 
 
-def enabled() -> bool:
+def enabled(config: Mapping[str, Any] | None = None) -> bool:
     """The cache is on unless INFLOW_PANEL_CACHE is "0" (config or environment)."""
-    value = current_app.config.get("INFLOW_PANEL_CACHE", os.environ.get("INFLOW_PANEL_CACHE", "1"))
+    config = current_app.config if config is None else config
+    value = config.get("INFLOW_PANEL_CACHE", os.environ.get("INFLOW_PANEL_CACHE", "1"))
     return str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
@@ -29,13 +30,9 @@ def cached_reuse(source: str, key: str, project: str | None,
     """
     db, tenant_id, viewer = get_db(), g.tenant.id, g.account_id
     cache_key = (db.url, tenant_id, "reuse", source, key, project, viewer)
-    entry = FRAGMENTS.get(cache_key)
-    if entry is not None and entry.generation == PERMISSIONS.generation:
-        if reuse_stamp(db.engine, tenant_id, source, key, project, viewer, entry.shown) == entry.stamp:
-            EVENTS.add(db.engine, view_events(tenant_id, "reuse", source, key, project, viewer,
-                                              len(entry.shown)))
-            FRAGMENTS.hits += 1
-            return entry.html
+    entry = reuse_hit(db.engine, cache_key)
+    if entry is not None:
+        return entry.html
     FRAGMENTS.misses += 1
     # Read before rendering: a change in between shows on the next view.
     before = reuse_stamp(db.engine, tenant_id, source, key, project, viewer, ())
