@@ -35,4 +35,5 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     import plugin.metrics; plugin.metrics.init_app(app)  # noqa: E702  (GET /metrics, request timing)
     plugin.health.init_app(app)
     import plugin.openapi; plugin.openapi.init_app(app)  # noqa: E702  (GET /api/openapi.json)
+    import plugin.fastpath; plugin.fastpath.install(app)  # noqa: E702  (cached reuse panels)
     return app
