@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.matching.index import TF_MAX, TF_TYPE, DocInfo, TenantIndex, _Postings
+from plugin.matching.index import TF_MAX, TF_TYPE, DocInfo, TenantIndex, Vocabulary, _Postings
 from plugin.matching.people import SlotPeople
 from plugin.models.content import IndexSnapshot
 
@@ -76,7 +76,7 @@ def load(tenant_id: int, blob: bytes) -> TenantIndex:
     index = TenantIndex(tenant_id)
     terms = a["terms"].tobytes().decode("utf-8").split("\n") if len(a["terms"]) else []
     ptr, slots, tf = a["term_ptr"], a["slots"].astype(np.intp), a["tf"].astype(TF_TYPE, copy=False)
-    index.vocab = {term: tid for tid, term in enumerate(terms)}
+    index.vocab = Vocabulary((term, tid) for tid, term in enumerate(terms))
     bounds = ptr.tolist()
     index.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in pairwise(bounds)]
     index.df = np.diff(ptr).tolist()
