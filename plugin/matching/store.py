@@ -29,7 +29,7 @@ from plugin.models.content import (
 DERIVED_ROLES = ("assignee", "resolver", "reporter", "commenter", "creator", "editor")
 
 
-def dialect_insert(session: Session, table: type) -> object:
+def dialect_insert(session: Session, table: type | Table) -> Any:
     """An INSERT with ON CONFLICT support for the session's database (SQLite or PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -174,12 +174,22 @@ def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[i
     session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
                                                Contribution.role.in_(DERIVED_ROLES)))
     stamp = _stamps(session.get_bind().dialect.name)
-    rows = [{"tenant_id": tenant_id, "item_id": item_id, "account_id": c.account_id[:255],
-             "role": c.role, "at": stamp(c.at)}
+    rows = [(tenant_id, item_id, c.account_id[:255], c.role, stamp(c.at))
             for item_id, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
     if rows:
-        # A Core insert: the ORM's bulk path costs more than the database does for many small rows.
-        session.connection().execute(_encoded_table(Contribution.__table__).insert(), rows)
+        # The driver's executemany: SQLAlchemy's per-row work cost more than the database does
+        # for these many small rows (the values are encoded already).
+        session.connection().exec_driver_sql(
+            _insert_sql(session, Contribution, ("tenant_id", "item_id", "account_id", "role", "at")), rows)
+
+
+def _insert_sql(session: Session, model: type, columns: tuple[str, ...]) -> str:
+    """A plain INSERT of the columns with positional parameters in the driver's style."""
+    dialect = session.get_bind().dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(dialect.identifier_preparer.quote(name) for name in columns)
+    return (f"INSERT INTO {model.__table__.name} ({names}) "  # type: ignore[attr-defined]
+            f"VALUES ({', '.join([mark] * len(columns))})")
 
 
 def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str, str | None]]) -> None:
@@ -198,13 +208,14 @@ def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str
     # One statement per kind of change, many rows each: per-person statements dominated backfills.
     renamed = [row for row in changed if row["display_name"]]
     unnamed = [row for row in changed if not row["display_name"]]
+    # Core statements: the ORM's bulk path costs more than the database does for many small rows.
     if renamed:
-        stmt = dialect_insert(session, Person)
-        session.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "account_id"],
-                                                   set_={"display_name": stmt.excluded.display_name}),
-                        renamed)
+        stmt = dialect_insert(session, Person.__table__)
+        session.connection().execute(stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "account_id"], set_={"display_name": stmt.excluded.display_name}),
+            renamed)
     if unnamed:
-        session.execute(dialect_insert(session, Person).on_conflict_do_nothing(
+        session.connection().execute(dialect_insert(session, Person.__table__).on_conflict_do_nothing(
             index_elements=["tenant_id", "account_id"]), unnamed)
 
 
