@@ -12,6 +12,7 @@ Flask app untouched, which then answers (and renders, refuses or fails) as it al
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,10 +28,17 @@ from plugin.services.panel_cache import reuse_hit
 from plugin.views.common import project_of
 from plugin.views.fragments import enabled
 
+log = logging.getLogger(__name__)
+
 PATH = "/jira/panels/reuse"
 ENDPOINT = "jira_pages.issue_panel"  # the Flask route it stands in for (the metrics label)
 CONTENT_TYPE = "text/html; charset=utf-8"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# The request hooks a hit answers for (timing, security headers). Any other hook on the route
+# could change the response, so the fast path stays off rather than answer differently.
+HOOKS = frozenset({"before_request plugin.metrics._start_timer",
+                   "after_request connect.headers.add_security_headers",
+                   "after_request plugin.metrics._observe"})
 
 
 class ReusePanelFastPath:
@@ -79,6 +87,9 @@ class ReusePanelFastPath:
             entry = reuse_hit(self.db.engine, cache_key)
         except (JWTRejected, SQLAlchemyError):
             return None  # Flask verifies again and refuses, or answers the database error
+        except Exception:
+            log.exception("reuse panel fast path failed; Flask answers the request")
+            return None
         if entry is None:
             return None
         body = entry.body
@@ -87,6 +98,22 @@ class ReusePanelFastPath:
         return headers, body
 
 
+def route_hooks(app: Flask) -> set[str]:
+    """Every request hook that runs for the reuse panel's route (app-wide and its blueprint's)."""
+    kinds = {"before_request": app.before_request_funcs, "after_request": app.after_request_funcs,
+             "teardown_request": app.teardown_request_funcs,
+             "url_value_preprocessor": app.url_value_preprocessors}
+    hooks = {f"{kind} {f.__module__}.{f.__qualname__}" for kind, funcs in kinds.items()
+             for scope in (None, ENDPOINT.split(".")[0]) for f in funcs.get(scope, ())}
+    hooks |= {f"teardown_appcontext {f.__module__}.{f.__qualname__}"
+              for f in app.teardown_appcontext_funcs}
+    return hooks
+
+
 def install(app: Flask) -> None:
     """Put the fast path in front of the app's WSGI callable (gunicorn still serves `app`)."""
+    unknown = route_hooks(app) - HOOKS
+    if unknown:
+        log.warning("reuse panel fast path off: request hooks it does not know: %s", sorted(unknown))
+        return
     app.wsgi_app = ReusePanelFastPath(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.test import Client, TestResponse
 
-from plugin.fastpath import ReusePanelFastPath
+from plugin.fastpath import ReusePanelFastPath, install
 from plugin.metrics import REQUEST_SECONDS
 from plugin.models.social import PanelEvent
 from plugin.services.panel_cache import EVENTS, FRAGMENTS
+from tests.conftest import build_app
 from tests.jwt_helpers import host_token
 from tests.panels.conftest import VIEWER, Site
 from tests.panels.test_fragment_cache import _stored  # stored suggestions for an issue
@@ -219,3 +220,13 @@ def test_a_busy_database_falls_back_to_flask(paths: Paths, monkeypatch: pytest.M
     started = time.monotonic()
     assert paths.site.client.get(url).status_code == 200  # Flask's own read succeeded
     assert paths.flask_calls == calls + 1 and time.monotonic() - started < 5
+
+
+def test_an_unknown_request_hook_keeps_the_fast_path_off(sqlite_url: str) -> None:
+    app = build_app(sqlite_url)
+    assert isinstance(app.wsgi_app, ReusePanelFastPath)
+    app.wsgi_app = app.wsgi_app.wrapped  # type: ignore[attr-defined]
+    app.after_request(lambda response: response)  # could change what the route answers
+    install(app)
+    assert not isinstance(app.wsgi_app, ReusePanelFastPath)
+    app.extensions["inflow.db"].dispose()
