@@ -265,11 +265,11 @@ class TenantIndex:
         ids = np.fromiter((doc.item_id for doc in self.docs), dtype=np.int64, count=n)  # ascending
         slots = np.searchsorted(ids, np.asarray(item, dtype=np.int64))
         order = np.argsort(slots, kind="stable")  # each item's rows keep the query's order
-        self.people.put_many(slots[order], [accounts[i] for i in order.tolist()],
-                             [roles[i] for i in order.tolist()], np.asarray(at)[order], range(n))
+        self.people.put_many(slots[order], _objects(accounts)[order], _objects(roles)[order],
+                             np.asarray(at)[order], range(n))
+        statement = self._warm_flat(flat)
         if self.count:
-            self._renorm(flat)
-        self.warm(flat)
+            self._renorm(flat, statement)
 
     def _install(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Flat:
         """Make every term's postings from a full load's batches (each sorted by term, then slot)."""
@@ -421,33 +421,36 @@ class TenantIndex:
                 at.append(when if isinstance(when, float) else when.timestamp())
         self.people.put_many(slots, accounts, roles, at, range(first, first + len(entries)))
 
-    def _renorm(self, flat: Flat | None = None) -> None:
-        """Recompute every cosine norm with today's idf (they drift as the corpus grows)."""
+    def _renorm(self, flat: Flat | None = None, statement: np.ndarray | None = None) -> None:
+        """Recompute every cosine norm with today's idf (they drift as the corpus grows).
+
+        A full load passes its postings (`flat`) and their statement tf, which `warm` computed.
+        """
         n = len(self.docs)
         total = np.zeros(n, dtype=np.float64)
         df = np.asarray(self.df, dtype=np.float64)
         idf = np.where(df > 0, np.log((1.0 + self.count) / (1.0 + np.maximum(df, 0))) + 1.0, 0.0)
-        for lo, slots, tf, sizes in self._term_chunks(flat, 20_000):  # bounded temporary arrays
-            weighted = tf @ COSINE_WEIGHTS
+        for lo, a, slots, tf, sizes in self._term_chunks(flat, 20_000):  # bounded temporary arrays
+            weights = statement_tf(tf) if statement is None else statement[a:a + len(slots)]
             owner = np.repeat(idf[lo:lo + len(sizes)], sizes)
-            mask = weighted > 0
-            terms = ((1.0 + np.log(weighted[mask])) * owner[mask]) ** 2
-            total += np.bincount(slots[mask], weights=terms, minlength=n)
+            mask = weights > 0
+            total += np.bincount(slots[mask], weights=(weights[mask] * owner[mask]) ** 2, minlength=n)
         self.norms[:n] = np.maximum(np.sqrt(total), 1e-6)
         self.norm_basis = self.count
 
-    def _term_chunks(self, flat: Flat | None, step: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """(first term id, slots, tf rows, postings per term) of `step` terms at a time."""
+    def _term_chunks(self, flat: Flat | None, step: int
+                     ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(first term id, first posting, slots, tf rows, postings per term) of `step` terms at a time."""
         if flat is not None:
             slots, tf, ptr = flat
             for lo in range(0, len(ptr) - 1, step):
                 a, b = int(ptr[lo]), int(ptr[min(lo + step, len(ptr) - 1)])
-                yield lo, slots[a:b], tf[a:b], np.diff(ptr[lo:lo + step + 1])
+                yield lo, a, slots[a:b], tf[a:b], np.diff(ptr[lo:lo + step + 1])
             return
         for lo in range(0, len(self.postings), step):
             chunk = [p.arrays() for p in self.postings[lo:lo + step]]
             if chunk:
-                yield (lo, np.concatenate([c[0] for c in chunk]), np.concatenate([c[1] for c in chunk]),
+                yield (lo, 0, np.concatenate([c[0] for c in chunk]), np.concatenate([c[1] for c in chunk]),
                        np.array([len(c[0]) for c in chunk]))
 
     def remove(self, item_id: int) -> None:
@@ -582,16 +585,9 @@ class TenantIndex:
             self._norm_key = key
         return self._norm_cache
 
-    def warm(self, flat: Flat | None = None) -> None:
-        """Compute every posting's query weights in bulk now rather than on each term's first query.
-
-        `flat` is a full load's postings (see `_install`), read in place of each term's arrays.
-        """
+    def warm(self) -> None:
+        """Compute every posting's query weights in bulk now rather than on each term's first query."""
         norms = self._length_norms()
-        if flat is not None:
-            self._warm_flat(flat, norms)
-            self._warm = True
-            return
         chunk: list[_Postings] = []
         size = 0
         for postings in self.postings:
@@ -605,16 +601,20 @@ class TenantIndex:
         self._warm_chunk(chunk, norms)
         self._warm = True
 
-    def _warm_flat(self, flat: Flat, norms: np.ndarray) -> None:
+    def _warm_flat(self, flat: Flat) -> np.ndarray:
+        """`warm` for a full load's postings, read in place; their statement tf, all in one array."""
+        norms = self._length_norms()
         slots, tf, ptr = flat
         terms = len(ptr) - 1
+        statement = [_EMPTY_F32]
         lo = 0
         while lo < terms:  # the chunks `warm` makes: terms until WARM_CHUNK postings are reached
-            hi = min(int(np.searchsorted(ptr, ptr[lo] + WARM_CHUNK)), terms)
-            hi = max(hi, lo + 1)
+            hi = max(min(int(np.searchsorted(ptr, ptr[lo] + WARM_CHUNK)), terms), lo + 1)
             a, b = int(ptr[lo]), int(ptr[hi])
-            self._preset(self.postings[lo:hi], slots[a:b], tf[a:b], ptr[lo + 1:hi + 1] - a, norms)
+            statement.append(self._preset(self.postings[lo:hi], slots[a:b], tf[a:b], ptr[lo + 1:hi + 1] - a, norms))
             lo = hi
+        self._warm = True
+        return np.concatenate(statement)
 
     def _warm_chunk(self, chunk: list[_Postings], norms: np.ndarray) -> None:
         if not chunk:
@@ -624,8 +624,8 @@ class TenantIndex:
         self._preset(chunk, slots, tf, np.cumsum([len(p.slots) for p in chunk]), norms)
 
     def _preset(self, chunk: list[_Postings], slots: np.ndarray, tf: np.ndarray, ends: np.ndarray,
-                norms: np.ndarray) -> None:
-        """Hand each term of a chunk its weights; `ends` is where each term's postings end."""
+                norms: np.ndarray) -> np.ndarray:
+        """Hand each term of a chunk its weights (`ends`: where each term's postings end); the statement tf."""
         bm25 = bm25_saturated(tf, np.take(norms, slots, axis=0))
         cosine = statement_tf(tf)
         in_title = tf[:, 0] > 0
@@ -636,6 +636,7 @@ class TenantIndex:
         for postings, b, u in zip(chunk, ends.tolist(), title_ends.tolist()):
             postings.preset(bm25[a:b], cosine[a:b], self._basis, titles[t:u])
             a, t = b, u
+        return cosine
 
     def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k best (slot, score) pairs with a positive score, best first (ties by slot)."""
@@ -676,6 +677,13 @@ def _runs(values: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
     """Consecutive runs of the given sizes as views (np.split, at a fraction of its cost)."""
     ends = np.cumsum(sizes).tolist()
     return [values[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of the values (to reorder many strings with one fancy index)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _raw_time(column: Any, dialect: str) -> Any:

@@ -6,7 +6,7 @@ the items they did the work on (the ownership prior of expert ranking).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -16,7 +16,16 @@ ROLE_WEIGHTS = {"assignee": 1.0, "resolver": 1.0, "answerer": 0.9, "creator": 0.
                 "kudos": 0.6, "commenter": 0.45, "reporter": 0.3}
 # Roles that mean someone did the work, rather than talked about it or asked for it.
 OWNING = frozenset({"assignee", "resolver", "answerer", "creator", "editor", "kudos"})
-_ROLE_ID = {role: n for n, role in enumerate(ROLES)}
+
+
+class _RoleIds(dict[str, int]):
+    """Role -> role id; an unknown role counts as a report."""
+
+    def __missing__(self, role: str) -> int:
+        return self["reporter"]
+
+
+_ROLE_ID = _RoleIds((role, n) for n, role in enumerate(ROLES))
 _WEIGHT = np.array([ROLE_WEIGHTS[r] for r in ROLES], dtype=np.float32)
 _OWNS = np.array([r in OWNING for r in ROLES], dtype=np.float32)
 MAX_TIMES = 1000  # contributions per person and item counted (the ranking uses three)
@@ -78,16 +87,19 @@ class SlotPeople:
             self.start, self.count = np.resize(self.start, capacity), np.resize(self.count, capacity)
             self.count[old:] = 0
 
-    def put_many(self, slots: list[int], accounts: list[str], roles: list[str], at: list[float],
+    def put_many(self, slots: Sequence[int], accounts: Sequence[str], roles: Sequence[str], at: Sequence[float],
                  new_slots: Iterable[int]) -> None:
         """Record who worked on many new slots from flat contribution columns (epoch seconds).
 
         Every slot in `new_slots` gets its entries (none if it has no rows): per person, their
         best role (the first row of the highest weight), latest time and number of rows.
         """
-        person = self._person
-        pid = np.array([person(a) for a in accounts], dtype=np.int64)
-        rid = np.array([_ROLE_ID.get(r, _ROLE_ID["reporter"]) for r in roles], dtype=np.int8)
+        for account in dict.fromkeys(accounts):  # new people get ids in order of first appearance
+            if account not in self.pid_of:
+                self._person(account)
+        # Lookups by map: the per-row work stays in C (rows are every contribution of a full load).
+        pid = np.fromiter(map(self.pid_of.__getitem__, accounts), dtype=np.int64, count=len(accounts))
+        rid = np.fromiter(map(_ROLE_ID.__getitem__, roles), dtype=np.int8, count=len(roles))
         slot = np.array(slots, dtype=np.int64)
         when = np.array(at, dtype=np.float64)
         key = slot * (len(self.accounts) + 1) + pid
