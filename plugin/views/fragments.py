@@ -14,10 +14,14 @@ from plugin.services.permissions import CACHE as PERMISSIONS
 from plugin.services.permissions import TTL_SECONDS
 
 
+_UNSET = object()
+
+
 def enabled(config: Mapping[str, Any] | None = None) -> bool:
     """The cache is on unless INFLOW_PANEL_CACHE is "0" (config or environment)."""
-    config = current_app.config if config is None else config
-    value = config.get("INFLOW_PANEL_CACHE", os.environ.get("INFLOW_PANEL_CACHE", "1"))
+    value = (current_app.config if config is None else config).get("INFLOW_PANEL_CACHE", _UNSET)
+    if value is _UNSET:  # the environment only when the config does not say (read on every view)
+        value = os.environ.get("INFLOW_PANEL_CACHE", "1")
     return str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
