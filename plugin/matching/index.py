@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ _EMPTY_F32 = np.empty(0, dtype=np.float32)
 TF_TYPE = np.uint16
 TF_MAX = 65535
 _EMPTY_SLOTS = np.empty(0, dtype=np.intp)
+_NO_TERMS: dict[str, int] = {}
 WARM_CHUNK = 1_000_000  # postings per pass of `warm`: bounded temporary arrays
 BATCH = 5000  # items read and put per step (a full load's length sums depend on it: keep it fixed)
 # All postings of a full load, grouped by term: (slots, tf rows, each term's start; one past the last).
@@ -326,9 +327,8 @@ class TenantIndex:
         """Give new items the next slots (terms, lengths, facts); their postings grouped by term."""
         first, n = len(self.docs), len(infos)
         self._grow(first + n)
-        tids, tfs, sizes = self._flatten(vectors)
+        tids, tf, sizes = self._flatten(vectors)
         cell = np.repeat(np.arange(n * _NF), sizes)  # (slot - first) * fields + field per entry
-        tf = np.array(tfs, dtype=np.float32)
         self.lens[first:first + n] = np.bincount(cell, weights=tf, minlength=n * _NF).reshape(n, _NF)
         slot, ptid, ptf = self._group(tids, cell, tf, first + n, first)
         by_slot = np.argsort((slot - first) * (len(self.vocab) + 1) + ptid)  # unique keys: any sort
@@ -342,20 +342,18 @@ class TenantIndex:
         self.count += n
         return slot, ptid, ptf
 
-    def _flatten(self, vectors: list[dict[str, dict[str, int]]]) -> tuple[np.ndarray, list[int], list[int]]:
-        """(term id, tf) of every (item, field, term), and how many terms each (item, field) has."""
+    def _flatten(self, vectors: list[dict[str, dict[str, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term id, tf) of every (item, field, term), and how many terms each (item, field) has.
+
+        Iterators all the way: no list of every term occurrence, and the per-occurrence work in C.
+        """
         vocab = self.vocab
-        names: list[str] = []
-        tfs: list[int] = []
-        sizes: list[int] = []
-        for terms in vectors:
-            for field in FIELDS:
-                counts = terms.get(field) or {}
-                names.extend(counts)
-                tfs.extend(counts.values())
-                sizes.append(len(counts))
+        fields = [terms.get(field) or _NO_TERMS for terms in vectors for field in FIELDS]
+        sizes = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))
+        total = int(sizes.sum())
         # New terms get the next ids in order of first appearance (`Vocabulary.__missing__`).
-        tids = np.fromiter(map(vocab.__getitem__, names), dtype=np.int64, count=len(names))
+        tids = np.fromiter(map(vocab.__getitem__, chain.from_iterable(fields)), dtype=np.int64, count=total)
+        tfs = np.fromiter(chain.from_iterable(map(dict.values, fields)), dtype=np.float32, count=total)
         grown = len(vocab) - len(self.postings)
         self.postings.extend([None] * grown)  # type: ignore[list-item]  # made by _add_postings
         self.df.extend([0] * grown)
