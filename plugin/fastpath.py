@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connect.auth import facts_of, token_from, verify_token
 from connect.headers import security_headers
-from connect.jwt import JWTRejected
+from connect.jwt import JWTRejected, RequestFacts
 from plugin.metrics import observe_request
 from plugin.services.panel_cache import reuse_hit
 from plugin.views.common import project_of
@@ -47,7 +47,6 @@ class ReusePanelFastPath:
     def __init__(self, app: Flask, wrapped: WSGIApp) -> None:
         self.app = app
         self.wrapped = wrapped
-        self.db = app.extensions["inflow.db"]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
@@ -62,6 +61,30 @@ class ReusePanelFastPath:
 
     def hit(self, environ: dict[str, Any]) -> tuple[list[tuple[str, str]], bytes] | None:
         """Headers and body of a cached panel this request may see, else None (Flask answers)."""
+        parsed = self._parse(environ)
+        if parsed is None:
+            return None
+        facts, token, key, given_project = parsed
+        db = self.app.extensions["inflow.db"]  # as get_db() reads it
+        try:
+            verified = verify_token(token, facts, db)
+            project = project_of("jira", key, given_project)
+            cache_key = (db.url, verified.tenant.id, "reuse", "jira", key, project, verified.account_id)
+            entry = reuse_hit(db.engine, cache_key)
+        except (JWTRejected, SQLAlchemyError):
+            return None  # Flask verifies again and refuses, or answers the database error
+        except Exception:
+            log.exception("reuse panel fast path failed; Flask answers the request")
+            return None
+        if entry is None:
+            return None
+        body = entry.body
+        headers = [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body))),
+                   *security_headers(verified.tenant, "text/html", 200)]
+        return headers, body
+
+    def _parse(self, environ: dict[str, Any]) -> tuple[RequestFacts, str, str, str | None] | None:
+        """The verifier's facts, the token, issue key and projectKey, read as Flask reads them."""
         config = self.app.config
         query_string = environ.get("QUERY_STRING", "")
         # Host checks or a non-ASCII query (decoded differently by werkzeug) are Flask's to judge.
@@ -79,23 +102,7 @@ class ReusePanelFastPath:
         key = args.get("issueKey", "").strip()
         if not token or not key or len(key) > 255:
             return None
-        try:
-            verified = verify_token(token, facts, self.db)
-            project = project_of("jira", key, args.get("projectKey"))
-            cache_key = (self.db.url, verified.tenant.id, "reuse", "jira", key, project,
-                         verified.account_id)
-            entry = reuse_hit(self.db.engine, cache_key)
-        except (JWTRejected, SQLAlchemyError):
-            return None  # Flask verifies again and refuses, or answers the database error
-        except Exception:
-            log.exception("reuse panel fast path failed; Flask answers the request")
-            return None
-        if entry is None:
-            return None
-        body = entry.body
-        headers = [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body))),
-                   *security_headers(verified.tenant, "text/html", 200)]
-        return headers, body
+        return facts, token, key, args.get("projectKey")
 
 
 def route_hooks(app: Flask) -> set[str]:
