@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.matching.index import TF_MAX, TF_TYPE, DocInfo, TenantIndex, Vocabulary, _Postings
+from plugin.matching.index import TF_MAX, TF_TYPE, DocInfo, TenantIndex, Vocabulary, _Postings, _runs, stable_argsort
 from plugin.matching.people import SlotPeople
 from plugin.models.content import IndexSnapshot
 
@@ -82,8 +82,8 @@ def load(tenant_id: int, blob: bytes) -> TenantIndex:
     index.df = np.diff(ptr).tolist()
     n = len(a["item_id"])
     owners = np.repeat(np.arange(len(terms), dtype=np.int32), np.diff(ptr))
-    by_slot = owners[np.argsort(slots, kind="stable")]
-    index.slot_terms = np.split(by_slot, np.cumsum(np.bincount(slots, minlength=n))[:-1]) if n else []
+    by_slot = owners[stable_argsort(slots, n)]
+    index.slot_terms = _runs(by_slot, np.bincount(slots, minlength=n)) if n else []
     index.docs = [DocInfo(int(i), bool(r), int(h), int(x), float(c)) for i, r, h, x, c in zip(
         a["item_id"].tolist(), a["resolved"].tolist(), a["helpful"].tolist(), a["not_relevant"].tolist(),
         a["created"].tolist())]

@@ -8,7 +8,8 @@ import numpy as np
 from sqlalchemy import select
 
 from plugin.content.model import ContributionDoc
-from plugin.matching.index import TenantIndex
+from plugin.matching import snapshot
+from plugin.matching.index import DocInfo, TenantIndex, stable_argsort
 from plugin.matching.store import delete_item, store_items
 from plugin.models.content import Contribution, Item
 from tests.matching.helpers import T0, database, doc
@@ -80,7 +81,32 @@ def test_full_load_matches_one_by_one_syncs(database_url: str) -> None:
                                stepwise.norms[list(slot.values())], rtol=1e-6)
     loaded_scores = loaded.score({"disk": 1.0, "error": 0.5}, {"disk": 1.0})
     assert loaded_scores[0].max() > 0 and loaded_scores[1].max() > 0
+    _assert_snapshot_round_trip(loaded)
     db.dispose()
+
+
+def _terms_by_item(index: TenantIndex) -> dict[int, list[str]]:
+    names = {tid: term for term, tid in index.vocab.items()}
+    return {item_id: [names[t] for t in index.slot_terms[slot].tolist()] for item_id, slot in index.slot_of.items()}
+
+
+def _assert_snapshot_round_trip(index: TenantIndex) -> None:
+    restored = snapshot.load(index.tenant_id, snapshot.dump(index))
+    assert _postings(restored) == _postings(index) and _people(restored) == _people(index)
+    assert _terms_by_item(restored) == _terms_by_item(index)
+    assert restored.docs == index.docs and restored.count == index.count
+    np.testing.assert_array_equal(restored.norms[:restored.count], index.norms[:index.count])
+    restored.put(DocInfo(10_000, False, 0, 0, 1.0), {"t": {"disk": 2, "newterm": 1}})
+    assert restored.vocab["newterm"] == len(restored.vocab) - 1
+
+
+def test_stable_argsort_matches_numpy() -> None:
+    rng = np.random.default_rng(7)
+    for size, high in ((0, 5), (1, 5), (1000, 7), (5000, 1 << 20)):
+        keys = rng.integers(0, high, size)
+        np.testing.assert_array_equal(stable_argsort(keys, high), np.argsort(keys, kind="stable"))
+    big = rng.integers(0, 1 << 50, 100)  # too wide to pack with the positions: numpy's own sort
+    np.testing.assert_array_equal(stable_argsort(big, 1 << 60), np.argsort(big, kind="stable"))
 
 
 def test_full_load_of_an_empty_tenant(sqlite_url: str) -> None:
