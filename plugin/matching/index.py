@@ -80,13 +80,14 @@ class _Postings:
     cached; appended slots only extend them, so an index change costs no full recomputation.
     """
 
-    __slots__ = ("_bm25", "_bm25_basis", "_cosine", "_title", "_title_of", "new_slots", "new_tf", "slots", "tf")
+    __slots__ = ("_bm25", "_bm25_basis", "_cosine", "_title", "_title_of", "pending", "slots", "tf")
 
     def __init__(self, slots: np.ndarray | None = None, tf: np.ndarray | None = None) -> None:
         self.slots = np.empty(0, dtype=np.intp) if slots is None else slots.astype(np.intp, copy=False)
         self.tf = np.empty((0, _NF), dtype=TF_TYPE) if tf is None else tf
-        self.new_slots: list[np.ndarray] = []
-        self.new_tf: list[np.ndarray] = []
+        # Appended (slots, tf) pairs; None, not an empty list, while there are none: a tenant has
+        # tens of thousands of terms and most never get an append.
+        self.pending: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._clear_weights()
 
     def _clear_weights(self) -> None:
@@ -98,15 +99,16 @@ class _Postings:
 
     def add(self, slots: np.ndarray, tf: np.ndarray) -> None:
         """Append (ascending, new) slots and their tf rows."""
-        self.new_slots.append(slots)
-        self.new_tf.append(tf)
+        if self.pending is None:
+            self.pending = []
+        self.pending.append((slots, tf))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(slots, tf per field), pending appends merged in."""
-        if self.new_slots:
-            self.slots = np.concatenate([self.slots, *self.new_slots]).astype(np.intp, copy=False)
-            self.tf = np.concatenate([self.tf, *self.new_tf])
-            self.new_slots, self.new_tf = [], []
+        if self.pending:
+            self.slots = np.concatenate([self.slots, *(s for s, _ in self.pending)]).astype(np.intp, copy=False)
+            self.tf = np.concatenate([self.tf, *(tf for _, tf in self.pending)])
+            self.pending = None
         return self.slots, self.tf
 
     def bm25_tf(self, norms: np.ndarray, basis: int) -> np.ndarray:
@@ -129,7 +131,7 @@ class _Postings:
         return self._cosine
 
     def title_slots(self) -> np.ndarray:
-        """The slots whose title has the term, cached."""
+        """The slots whose title has the term, cached from the first call (few terms are ever asked)."""
         slots, tf = self.arrays()
         if self._title_of != len(slots):
             self._title, self._title_of = slots[tf[:, 0] > 0], len(slots)
@@ -146,10 +148,9 @@ class _Postings:
         self._bm25 = bm25[mask] if len(bm25) == len(mask) else _EMPTY_F32
         self._title, self._title_of = _EMPTY_SLOTS, 0
 
-    def preset(self, bm25: np.ndarray, cosine: np.ndarray, basis: int, title: np.ndarray) -> None:
+    def preset(self, bm25: np.ndarray, cosine: np.ndarray, basis: int) -> None:
         """Take weights computed for all of this term's slots at once (see `TenantIndex.warm`)."""
         self._bm25, self._cosine, self._bm25_basis = bm25, cosine, basis
-        self._title, self._title_of = title, len(self.slots)
 
 
 def bm25_saturated(tf: np.ndarray, norms: np.ndarray) -> np.ndarray:
@@ -635,14 +636,11 @@ class TenantIndex:
         """Hand each term of a chunk its weights (`ends`: where each term's postings end); the statement tf."""
         bm25 = bm25_saturated(tf, np.take(norms, slots, axis=0))
         cosine = statement_tf(tf)
-        in_title = tf[:, 0] > 0
-        titles = slots[in_title]
-        title_ends = np.concatenate([[0], np.cumsum(in_title)])[ends]
         # Slices, not np.split: a view per term at a fraction of np.split's cost.
-        a = t = 0
-        for postings, b, u in zip(chunk, ends.tolist(), title_ends.tolist()):
-            postings.preset(bm25[a:b], cosine[a:b], self._basis, titles[t:u])
-            a, t = b, u
+        a = 0
+        for postings, b in zip(chunk, ends.tolist()):
+            postings.preset(bm25[a:b], cosine[a:b], self._basis)
+            a = b
         return cosine
 
     def top(self, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
