@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import Counter
+from collections import _count_elements  # type: ignore[attr-defined]
 from itertools import chain
 
 import Stemmer
@@ -107,5 +107,8 @@ def tokens(text: str) -> list[str]:
 
 def term_counts(text: str) -> dict[str, int]:
     """Term frequencies of a text (each distinct word analysed once: long texts repeat a lot)."""
-    # All in C: the split, the cached analysis of each word and the counting.
-    return dict(Counter(chain.from_iterable(map(_analysed.__getitem__, _raw_words(text)))))
+    # All in C: the split, the cached analysis of each word and the counting. Counter's own
+    # counting loop straight into a dict: no Counter to build and copy (5% fewer instructions).
+    counts: dict[str, int] = {}
+    _count_elements(counts, chain.from_iterable(map(_analysed.__getitem__, _raw_words(text))))
+    return counts
