@@ -115,4 +115,5 @@ def test_full_load_of_an_empty_tenant(sqlite_url: str) -> None:
         index = TenantIndex(tenant)
         index.sync(s)
         assert index.count == 0 and index.score({"disk": 1.0}, {})[0].size == 0
+        assert snapshot.load(tenant, snapshot.dump(index)).count == 0
     db.dispose()
