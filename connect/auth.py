@@ -141,7 +141,8 @@ def verify_token(token: str, facts: RequestFacts, db: Database,
         return tenant
 
     try:
-        return verify_symmetric(token, facts, from_cache, _secret, allow_context_qsh=allow_context_qsh)
+        return verify_symmetric(token, facts, from_cache, _secret,
+                                allow_context_qsh=allow_context_qsh)
     except BadSignature:
         if not cached:
             raise

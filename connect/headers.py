@@ -93,7 +93,8 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-def security_headers(tenant: Any | None, mimetype: str | None, status: int) -> list[tuple[str, str]]:
+def security_headers(tenant: Any | None, mimetype: str | None,
+                     status: int) -> list[tuple[str, str]]:
     """The security headers of a response to `tenant`'s site (None: not authenticated), in order."""
     headers = [("Content-Security-Policy", policy_for(tenant)),
                ("Referrer-Policy", "strict-origin-when-cross-origin"),

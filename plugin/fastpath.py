@@ -48,7 +48,8 @@ class ReusePanelFastPath:
         self.app = app
         self.wrapped = wrapped
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
             started = time.perf_counter()
             answer = self.hit(environ)
@@ -69,7 +70,8 @@ class ReusePanelFastPath:
         try:
             verified = verify_token(token, facts, db)
             project = project_of("jira", key, given_project)
-            cache_key = (db.url, verified.tenant.id, "reuse", "jira", key, project, verified.account_id)
+            cache_key = (db.url, verified.tenant.id, "reuse", "jira", key, project,
+                         verified.account_id)
             entry = reuse_hit(db.engine, cache_key)
         except (JWTRejected, SQLAlchemyError):
             return None  # Flask verifies again and refuses, or answers the database error
@@ -121,6 +123,7 @@ def install(app: Flask) -> None:
     """Put the fast path in front of the app's WSGI callable (gunicorn still serves `app`)."""
     unknown = route_hooks(app) - HOOKS
     if unknown:
-        log.warning("reuse panel fast path off: request hooks it does not know: %s", sorted(unknown))
+        log.warning("reuse panel fast path off: request hooks it does not know: %s",
+                    sorted(unknown))
         return
     app.wsgi_app = ReusePanelFastPath(app, app.wsgi_app)  # type: ignore[method-assign]

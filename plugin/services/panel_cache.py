@@ -252,7 +252,7 @@ FRAGMENTS = FragmentCache()
 
 
 def reuse_hit(engine: Engine, cache_key: Key) -> Fragment | None:
-    """The cached reuse panel for this key when its stamp still matches, its view recorded; else None.
+    """The cached reuse panel for this key if its stamp still matches (view recorded), else None.
 
     `cache_key` is (database URL, tenant id, "reuse", source, key, project, viewer). Needs no
     Flask request: the view and the WSGI fast path in front of the app serve hits through it.
@@ -263,6 +263,7 @@ def reuse_hit(engine: Engine, cache_key: Key) -> Fragment | None:
     _, tenant_id, panel, source, key, project, viewer = cache_key
     if reuse_stamp(engine, tenant_id, source, key, project, viewer, entry.shown) != entry.stamp:
         return None
-    EVENTS.add(engine, view_events(tenant_id, panel, source, key, project, viewer, len(entry.shown)))
+    EVENTS.add(engine, view_events(tenant_id, panel, source, key, project, viewer,
+                                   len(entry.shown)))
     FRAGMENTS.hits += 1
     return entry

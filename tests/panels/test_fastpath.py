@@ -95,7 +95,8 @@ def test_a_hit_is_served_without_flask_and_answers_byte_for_byte_the_same(paths:
     _same(fast, plain)
     assert fast.get_data() == first.get_data()
     assert fast.headers["Cache-Control"] == "no-store"
-    assert "frame-ancestors 'self' " + paths.site.tenant.base_url in fast.headers["Content-Security-Policy"]
+    policy = fast.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' " + paths.site.tenant.base_url in policy
     assert _panel_samples() == samples + 2  # both timed under the route's own label
     assert _views(paths.site) == views + 2  # and both counted for adoption
 
