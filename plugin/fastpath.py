@@ -13,6 +13,7 @@ Flask app untouched, which then answers (and renders, refuses or fails) as it al
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -120,7 +121,13 @@ def route_hooks(app: Flask) -> set[str]:
 
 
 def install(app: Flask) -> None:
-    """Put the fast path in front of the app's WSGI callable (gunicorn still serves `app`)."""
+    """Put the fast path in front of the app's WSGI callable (gunicorn still serves `app`).
+
+    INFLOW_FAST_PATH=0 (config or environment) leaves every request to Flask.
+    """
+    switch = app.config.get("INFLOW_FAST_PATH", os.environ.get("INFLOW_FAST_PATH", "1"))
+    if str(switch).strip().lower() in ("0", "false", "no", "off"):
+        return
     unknown = route_hooks(app) - HOOKS
     if unknown:
         log.warning("reuse panel fast path off: request hooks it does not know: %s",

@@ -231,3 +231,9 @@ def test_an_unknown_request_hook_keeps_the_fast_path_off(sqlite_url: str) -> Non
     install(app)
     assert not isinstance(app.wsgi_app, ReusePanelFastPath)
     app.extensions["inflow.db"].dispose()
+
+
+def test_the_fast_path_can_be_turned_off(sqlite_url: str) -> None:
+    app = build_app(sqlite_url, INFLOW_FAST_PATH="0")
+    assert not isinstance(app.wsgi_app, ReusePanelFastPath)
+    app.extensions["inflow.db"].dispose()
