@@ -97,9 +97,11 @@ def _sqlite_stamp(value: datetime | None) -> str | None:
     """As SQLAlchemy stores a UTCDateTime on SQLite: UTC, no offset, always microseconds."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not None and value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    # SQLAlchemy's format for SQLite: half the cost of isoformat on an aware datetime.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (value.year, value.month, value.day, value.hour,
+                                                   value.minute, value.second, value.microsecond)
 
 
 def _aware_stamp(value: datetime | None) -> datetime | None:
@@ -233,7 +235,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     _replace_contributions(session, tenant_id, list(zip(ids, docs)))
     remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
                                          for c in d.contributions))
-    for item_id in ids:  # copies this session loaded before are stale now
+    for item_id in ids if session.identity_map else ():  # copies this session loaded are stale now
         held = session.identity_map.get(Session.identity_key(Item, item_id))
         if held is not None:
             session.expire(held)
