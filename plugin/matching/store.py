@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -53,8 +54,8 @@ def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | 
                                              Item.key == key))
 
 
-class _EncodedJSON(TypeDecorator[Any]):
-    """A JSON column whose values the store encodes itself (see `_encoded_table`)."""
+class _Encoded(TypeDecorator[Any]):
+    """A column whose values the store encodes itself (see `_encoded_table`)."""
 
     impl = JSON
     cache_ok = True
@@ -63,14 +64,11 @@ class _EncodedJSON(TypeDecorator[Any]):
         return None
 
 
-class _EncodedStamp(TypeDecorator[Any]):
-    """A UTC timestamp column whose values the store encodes itself (see `_encoded_table`)."""
+class _EncodedStamp(_Encoded):
+    """A UTC timestamp column whose values the store encodes itself."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
-
-    def bind_processor(self, dialect: Any) -> None:
-        return None
 
 
 @functools.cache
@@ -83,14 +81,17 @@ def _encoded_table(table: Table) -> Table:
     """
     def typed(column: Column) -> Any:
         if isinstance(column.type, JSON):
-            return _EncodedJSON()
+            return _Encoded()
         return _EncodedStamp() if isinstance(column.type, UTCDateTime) else column.type
     return Table(table.name, MetaData(), *(Column(c.name, typed(c), primary_key=c.primary_key)
                                            for c in table.columns))
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # what only json can write, such as a lone surrogate in a label
+        return json.dumps(value)
 
 
 def _sqlite_stamp(value: datetime | None) -> str | None:

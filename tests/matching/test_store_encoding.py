@@ -104,3 +104,11 @@ def test_stored_text_equals_what_the_model_types_store(database_url: str) -> Non
         if not key.startswith("REF-"):
             assert ats[("REF-" + key, "ref-" + role, account)] == at
     db.dispose()
+
+
+def test_json_encoding_reads_back_as_the_standard_library_wrote_it() -> None:
+    from plugin.matching.store import _json
+
+    values = [{"t": {"é": 1, "数": 2}, "d": {}}, ["a\"b", "\\", "\U0001f600", "\u2028"], ["lone \ud800"], []]
+    for value in values:
+        assert json.loads(_json(value)) == json.loads(json.dumps(value)) == value
