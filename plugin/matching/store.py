@@ -5,15 +5,16 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Column, DateTime, MetaData, Table, delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.types import TypeDecorator
 
-from connect.db import UTCDateTime, utcnow
+from connect.db import utcnow
 from plugin.content.markup import MAX_TEXT, clip
 from plugin.content.model import ItemDoc
 from plugin.matching.vectors import term_vector
@@ -54,39 +55,6 @@ def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | 
                                              Item.key == key))
 
 
-class _Encoded(TypeDecorator[Any]):
-    """A column whose values the store encodes itself (see `_encoded_table`)."""
-
-    impl = JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: Any) -> None:
-        return None
-
-
-class _EncodedStamp(_Encoded):
-    """A UTC timestamp column whose values the store encodes itself."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-
-@functools.cache
-def _encoded_table(table: Table) -> Table:
-    """The table with its JSON and timestamp columns typed as encoded by the store.
-
-    SQLAlchemy's per-row bind processing (json.dumps, datetime formatting) cost more than the
-    database for a backfill page; `_json` and `_stamps` give the same stored values for less.
-    Its columns keep no defaults: the store's rows give every column.
-    """
-    def typed(column: Column) -> Any:
-        if isinstance(column.type, JSON):
-            return _Encoded()
-        return _EncodedStamp() if isinstance(column.type, UTCDateTime) else column.type
-    return Table(table.name, MetaData(), *(Column(c.name, typed(c), primary_key=c.primary_key)
-                                           for c in table.columns))
-
-
 def _json(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
@@ -113,7 +81,7 @@ def _aware_stamp(value: datetime | None) -> datetime | None:
 
 
 def _stamps(dialect: str) -> Callable[[datetime | None], Any]:
-    """The encoder of UTC timestamps for a database (see `_encoded_table`)."""
+    """The encoder of UTC timestamps for a database, giving what UTCDateTime would bind."""
     return _sqlite_stamp if dialect == "sqlite" else _aware_stamp
 
 
@@ -131,32 +99,44 @@ def _fields(doc: ItemDoc, stamp: Callable[[datetime | None], Any]) -> dict[str, 
 
 
 def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], seq: int) -> list[int]:
-    """Insert or update the docs' rows in one statement; their ids in the docs' order.
+    """Insert or update the docs' rows in one statement per page; their ids in the docs' order.
 
-    A Core upsert: the ORM's unit of work cost more than the database for a backfill page, and
-    no lookup of existing rows is needed first (one round trip fewer per single-item update).
+    An upsert: the ORM's unit of work cost more than the database for a backfill page, and no
+    lookup of existing rows is needed first (one round trip fewer per single-item update). Plain
+    SQL with the values encoded already: SQLAlchemy's per-row work cost as much as the insert.
     """
-    dialect = session.get_bind().dialect.name
-    stamp = _stamps(dialect)
+    dialect = session.get_bind().dialect
+    stamp = _stamps(dialect.name)
     now = stamp(utcnow())
     rows = [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": seq,
              "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **_fields(d, stamp)}
             for d in docs]
-    result = session.connection().execute(_upsert(dialect), rows)
-    ids = {(source, key): item_id for item_id, source, key in result}
+    values = list(map(itemgetter(*_ITEM_COLUMNS), rows))
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(values), _ROWS_PER_UPSERT):
+        page = values[start:start + _ROWS_PER_UPSERT]
+        result = session.connection().exec_driver_sql(
+            _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page)))
+        ids.update(((source, key), item_id) for item_id, source, key in result)
     return [ids[(d.source, d.key)] for d in docs]
 
 
+_ITEM_COLUMNS = tuple(c.name for c in Item.__table__.columns if c.name != "id")
+# SQLite takes up to 32766 parameters per statement, psycopg 65535.
+_ROWS_PER_UPSERT = 30_000 // len(_ITEM_COLUMNS)
+
+
 @functools.cache
-def _upsert(dialect: str) -> Any:
-    """The items upsert statement, built once (building its `excluded` columns is not cheap)."""
-    table = _encoded_table(Item.__table__)
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    kept = {"id", "tenant_id", "source", "key", "helpful_count", "not_relevant_count"}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "source", "key"],
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in kept})
-    return stmt.returning(table.c.id, table.c.source, table.c.key)
+def _upsert_sql(dialect: str, paramstyle: str, rows: int) -> str:
+    """The items upsert of `rows` rows (same SQL on SQLite and PostgreSQL), built once."""
+    quote = (postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()).identifier_preparer.quote
+    mark = "?" if paramstyle == "qmark" else "%s"
+    kept = {"tenant_id", "source", "key", "helpful_count", "not_relevant_count"}
+    row = f"({', '.join([mark] * len(_ITEM_COLUMNS))})"
+    return (f"INSERT INTO items ({', '.join(map(quote, _ITEM_COLUMNS))}) VALUES {', '.join([row] * rows)} "
+            "ON CONFLICT (tenant_id, source, key) DO UPDATE SET "
+            + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in _ITEM_COLUMNS if c not in kept)
+            + " RETURNING id, source, key")
 
 
 def _loaded(session: Session, ids: list[int]) -> list[Item]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
@@ -112,3 +113,18 @@ def test_json_encoding_reads_back_as_the_standard_library_wrote_it() -> None:
     values = [{"t": {"é": 1, "数": 2}, "d": {}}, ["a\"b", "\\", "\U0001f600", "\u2028"], ["lone \ud800"], []]
     for value in values:
         assert json.loads(_json(value)) == json.loads(json.dumps(value)) == value
+
+
+def test_pages_of_rows_each_get_their_ids(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.matching import store
+
+    monkeypatch.setattr(store, "_ROWS_PER_UPSERT", 2)
+    db, tenant = database(database_url)
+    docs = awkward_docs()
+    with db.session() as s:
+        first = store_items(s, tenant, docs[:3])
+        ids = store_items(s, tenant, list(reversed(docs)))
+    with db.session() as s:
+        assert ids[-3:] == list(reversed(first)) and len(set(ids)) == len(docs)
+        assert [s.get(Item, i).key for i in ids] == [d.key for d in reversed(docs)]
+    db.dispose()
