@@ -126,9 +126,9 @@ _ITEM_COLUMNS = tuple(c.name for c in Item.__table__.columns if c.name != "id")
 _ROWS_PER_UPSERT = 30_000 // len(_ITEM_COLUMNS)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a few page sizes recur; up to 90 kB of SQL each
 def _upsert_sql(dialect: str, paramstyle: str, rows: int) -> str:
-    """The items upsert of `rows` rows (same SQL on SQLite and PostgreSQL), built once."""
+    """The items upsert of `rows` rows (same SQL on SQLite and PostgreSQL)."""
     quote = (postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()).identifier_preparer.quote
     mark = "?" if paramstyle == "qmark" else "%s"
     kept = {"tenant_id", "source", "key", "helpful_count", "not_relevant_count"}
