@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -17,7 +15,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from connect.db import utcnow
 from plugin.content.markup import MAX_TEXT, clip
 from plugin.content.model import ItemDoc
-from plugin.matching.vectors import term_vector
+from plugin.matching.parallel import Texts, vectors_of
+from plugin.matching.vectors import to_json
 from plugin.models.content import (
     Contribution,
     IndexState,
@@ -55,13 +54,6 @@ def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | 
                                              Item.key == key))
 
 
-def _json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # what only json can write, such as a lone surrogate in a label
-        return json.dumps(value)
-
-
 def _sqlite_stamp(value: datetime | None) -> str | None:
     """As SQLAlchemy stores a UTCDateTime on SQLite: UTC, no offset, always microseconds."""
     if value is None:
@@ -85,20 +77,32 @@ def _stamps(dialect: str) -> Callable[[datetime | None], Any]:
     return _sqlite_stamp if dialect == "sqlite" else _aware_stamp
 
 
-def _fields(doc: ItemDoc, stamp: Callable[[datetime | None], Any]) -> dict[str, Any]:
-    """An item's stored columns from a normalised doc (term vector included), encoded."""
+def _fields(doc: ItemDoc, stamp: Callable[[datetime | None], Any]) -> tuple[dict[str, Any], Texts]:
+    """An item's stored columns from a normalised doc, encoded, but for its term vector; its texts."""
     title, text = clip(doc.title, 1000), clip(doc.text, MAX_TEXT)
     comments = clip("\n\n".join(doc.comments), MAX_TEXT)
     labels, components = list(doc.labels)[:100], list(doc.components)[:100]
-    return {"kind": doc.kind, "title": title, "text": text, "comments_text": comments,
-            "project": doc.project, "space": doc.space, "labels": _json(labels),
-            "components": _json(components), "links": _json(list(dict.fromkeys(doc.links))[:500]),
-            "status": doc.status, "resolution": doc.resolution, "url": doc.url,
-            "external_id": doc.external_id, "created": stamp(doc.created), "updated": stamp(doc.updated),
-            "terms": _json(term_vector(title, text, comments, components + labels))}
+    columns = {"kind": doc.kind, "title": title, "text": text, "comments_text": comments,
+               "project": doc.project, "space": doc.space, "labels": to_json(labels),
+               "components": to_json(components), "links": to_json(list(dict.fromkeys(doc.links))[:500]),
+               "status": doc.status, "resolution": doc.resolution, "url": doc.url,
+               "external_id": doc.external_id, "created": stamp(doc.created),
+               "updated": stamp(doc.updated)}
+    return columns, (title, text, comments, components + labels)
 
 
-def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], seq: int) -> list[int]:
+def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[dict[str, Any]]:
+    """The docs' rows, encoded for the driver (their `index_seq` is set when written)."""
+    stamp = _stamps(session.get_bind().dialect.name)
+    now = stamp(utcnow())
+    fields = [_fields(d, stamp) for d in docs]
+    vectors = vectors_of([texts for _, texts in fields])  # a large page: on more than one core
+    return [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": None,
+             "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector}
+            for d, (columns, _), vector in zip(docs, fields, vectors)]
+
+
+def _write_items(session: Session, docs: list[ItemDoc], rows: list[dict[str, Any]], seq: int) -> list[int]:
     """Insert or update the docs' rows in one statement per page; their ids in the docs' order.
 
     An upsert: the ORM's unit of work cost more than the database for a backfill page, and no
@@ -106,11 +110,8 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], seq: int
     SQL with the values encoded already: SQLAlchemy's per-row work cost as much as the insert.
     """
     dialect = session.get_bind().dialect
-    stamp = _stamps(dialect.name)
-    now = stamp(utcnow())
-    rows = [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": seq,
-             "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **_fields(d, stamp)}
-            for d in docs]
+    for row in rows:
+        row["index_seq"] = seq
     values = list(map(itemgetter(*_ITEM_COLUMNS), rows))
     ids: dict[tuple[str, str], int] = {}
     for start in range(0, len(values), _ROWS_PER_UPSERT):
@@ -211,8 +212,10 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
+    # Text analysis first: bumping the sequence takes SQLite's write lock, which analysis does not need.
+    rows = _item_rows(session, tenant_id, docs)
     seq = next_seq(session, tenant_id)
-    ids = _write_items(session, tenant_id, docs, seq)
+    ids = _write_items(session, docs, rows, seq)
     _replace_contributions(session, tenant_id, list(zip(ids, docs)))
     remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
                                          for c in d.contributions))

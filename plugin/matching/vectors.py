@@ -1,8 +1,11 @@
 """Per-item term vectors by field: what the store persists and every index cache rebuilds from."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
+
+import orjson
 
 from plugin.matching.text import term_counts
 
@@ -26,3 +29,16 @@ def term_vector(title: str, text: str, comments: list[str] | str, meta: list[str
         "c": _top(term_counts(comment_text)),
         "m": _top(term_counts(" ".join(meta))),
     }
+
+
+def to_json(value: Any) -> str:
+    """JSON text of a stored value (orjson; json for what only it can write)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # such as a lone surrogate in a label
+        return json.dumps(value)
+
+
+def encoded_term_vector(title: str, text: str, comments: list[str] | str, meta: list[str]) -> str:
+    """An item's term vector as the store writes it (JSON text)."""
+    return to_json(term_vector(title, text, comments, meta))

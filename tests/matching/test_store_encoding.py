@@ -108,11 +108,11 @@ def test_stored_text_equals_what_the_model_types_store(database_url: str) -> Non
 
 
 def test_json_encoding_reads_back_as_the_standard_library_wrote_it() -> None:
-    from plugin.matching.store import _json
+    from plugin.matching.vectors import to_json
 
     values = [{"t": {"é": 1, "数": 2}, "d": {}}, ["a\"b", "\\", "\U0001f600", "\u2028"], ["lone \ud800"], []]
     for value in values:
-        assert json.loads(_json(value)) == json.loads(json.dumps(value)) == value
+        assert json.loads(to_json(value)) == json.loads(json.dumps(value)) == value
 
 
 def test_pages_of_rows_each_get_their_ids(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

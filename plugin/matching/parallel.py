@@ -1,0 +1,85 @@
+"""Term vectors of a large batch computed on more than one core: part here, part in helper processes.
+
+Why: text analysis is most of the CPU a backfill page costs, and a backfill is one job on one
+core while the machine has more. A page of at least MIN_BATCH items is split: helper processes
+(INFLOW_ANALYSIS_PROCESSES, default 1 on a machine with two or more cores, 0 turns them off)
+analyse their shares while this process analyses its own. The result is identical either way.
+Small batches (webhook drains, single updates) never pay for the round trip.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from plugin.matching.vectors import encoded_term_vector
+
+log = logging.getLogger(__name__)
+MIN_BATCH = 64
+Texts = tuple[str, str, str, list[str]]  # title, text, comments, meta: term_vector's arguments
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_owner = 0  # the pid that started it: a forked child must not use its parent's pool
+
+
+def helper_count() -> int:
+    """How many helper processes analyse text (INFLOW_ANALYSIS_PROCESSES)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    value = os.environ.get("INFLOW_ANALYSIS_PROCESSES", "").strip()
+    if value.isdigit():
+        return int(value)
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+
+def encoded_vectors(fields: list[Texts]) -> list[str]:
+    """Each item's term vector as stored (JSON text)."""
+    return [encoded_term_vector(*texts) for texts in fields]
+
+
+def _executor(helpers: int) -> ProcessPoolExecutor:
+    global _pool, _pool_owner
+    with _lock:
+        if _pool is None or _pool_owner != os.getpid():
+            # fork (Linux's default for Python 3.11): spawn and forkserver re-run the main script
+            # in each helper, which an unguarded script does not survive. A helper only analyses
+            # text: it never uses the database connections or locks it inherits.
+            _pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("fork"))
+            _pool_owner = os.getpid()
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def vectors_of(fields: list[Texts]) -> list[str]:
+    """The items' encoded term vectors, in order; a large batch shared with helper processes."""
+    helpers = helper_count()
+    if helpers == 0 or len(fields) < MIN_BATCH:
+        return encoded_vectors(fields)
+    pool = _executor(helpers)
+    size = -(-len(fields) // (helpers + 1))
+    shares = [fields[i:i + size] for i in range(0, len(fields), size)]
+    try:
+        futures: list[Future[list[str]]] = [pool.submit(encoded_vectors, share) for share in shares[1:]]
+    except (BrokenProcessPool, RuntimeError):
+        _discard(pool)
+        return encoded_vectors(fields)
+    out = encoded_vectors(shares[0])
+    for share, future in zip(shares[1:], futures):
+        try:
+            out += future.result()
+        except BrokenProcessPool:  # a helper died (killed, out of memory): do its share here
+            log.warning("a text analysis process died; analysing its share here", exc_info=True)
+            _discard(pool)
+            out += encoded_vectors(share)
+    return out
