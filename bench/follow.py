@@ -32,7 +32,7 @@ def follow(url: str, tenant_id: int, count: int) -> dict[str, Any]:
                 break
         time.sleep(interval)
     return {"done_at": time.time(), "cpu_s": time.process_time() - cpu0, "syncs": syncs,
-            "rss_mb": current_rss_mb()}
+            "interval": interval, "rss_mb": current_rss_mb()}
 
 
 class Follower:

@@ -114,8 +114,6 @@ def _index_followed(db, url: str, tenant_id: int, count: int, label: str) -> tup
     The items are generated first: what is timed is storing them (as a backfill stores the pages
     it fetched) and a separate serving process bringing its index up to date meanwhile.
     """
-    from plugin.warmup import follow_seconds
-
     batches = list(doc_batches(count))
     # A backfill holds one page at a time; these 100,000 docs held at once would make every
     # collection of the cyclic garbage collector walk them, a cost production does not have.
@@ -129,7 +127,7 @@ def _index_followed(db, url: str, tenant_id: int, count: int, label: str) -> tup
     finally:
         follower.stop()
         gc.unfreeze()
-    return followed["done_at"] - started, store_s, {**followed, "interval": follow_seconds()}
+    return followed["done_at"] - started, store_s, followed
 
 
 def _cold_build(db, tenant_id: int) -> float:

@@ -2,10 +2,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_UNSET = object()
+
+
+def switched_on(config: Mapping[str, Any], name: str) -> bool:
+    """A feature switch: on unless the config, else the environment, says 0, false, no or off."""
+    value = config.get(name, _UNSET)
+    if value is _UNSET:  # the environment only when the config does not say
+        value = os.environ.get(name, "1")
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
 def _default_database_url() -> str:

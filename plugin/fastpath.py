@@ -13,7 +13,6 @@ Flask app untouched, which then answers (and renders, refuses or fails) as it al
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connect.auth import facts_of, token_from, verify_token
 from connect.headers import security_headers
 from connect.jwt import JWTRejected, RequestFacts
+from plugin.config import switched_on
 from plugin.metrics import observe_request
 from plugin.services.panel_cache import reuse_hit
 from plugin.views.common import project_of
@@ -125,8 +125,7 @@ def install(app: Flask) -> None:
 
     INFLOW_FAST_PATH=0 (config or environment) leaves every request to Flask.
     """
-    switch = app.config.get("INFLOW_FAST_PATH", os.environ.get("INFLOW_FAST_PATH", "1"))
-    if str(switch).strip().lower() in ("0", "false", "no", "off"):
+    if not switched_on(app.config, "INFLOW_FAST_PATH"):
         return
     unknown = route_hooks(app) - HOOKS
     if unknown:

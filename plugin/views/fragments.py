@@ -1,28 +1,22 @@
 """The reuse panel served from the per-process fragment cache when nothing it shows has changed."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, g
 
 from connect.auth import get_db
+from plugin.config import switched_on
 from plugin.services.panel_cache import (FRAGMENTS, Fragment, Horizon, reuse_hit, reuse_stamp,
                                          servable)
 from plugin.services.permissions import CACHE as PERMISSIONS
 from plugin.services.permissions import TTL_SECONDS
 
 
-_UNSET = object()
-
-
 def enabled(config: Mapping[str, Any] | None = None) -> bool:
     """The cache is on unless INFLOW_PANEL_CACHE is "0" (config or environment)."""
-    value = (current_app.config if config is None else config).get("INFLOW_PANEL_CACHE", _UNSET)
-    if value is _UNSET:  # the environment only when the config does not say (read on every view)
-        value = os.environ.get("INFLOW_PANEL_CACHE", "1")
-    return str(value).strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(current_app.config if config is None else config, "INFLOW_PANEL_CACHE")
 
 
 def cached_reuse(source: str, key: str, project: str | None,
