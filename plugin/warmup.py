@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connect.db import Database
 from connect.models import Tenant
-from plugin.matching.index import tenant_index
+from plugin.matching.index import save_due_snapshots, tenant_index
 from plugin.models.content import IndexState
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def sync_changed(db: Database, seen: dict[int, int]) -> int:
                 tenant_index(session, tenant_id)
                 seen[tenant_id] = seq
                 synced += 1
+    save_due_snapshots(db.engine)
     return synced
 
 

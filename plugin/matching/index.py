@@ -11,6 +11,7 @@ import gc
 import logging
 import math
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ _NF = len(FIELDS)
 # of the index) writes a new one, so fresh processes replay a short tail, not the whole tenant.
 SNAPSHOT_AFTER = 20_000
 SNAPSHOT_SHARE = 0.25
+# While a tenant's items keep changing (a backfill), a snapshot would be stale within seconds and
+# writing it costs seconds of CPU the backfill needs: it waits until the tenant has been still
+# this long (the follow thread writes it then), unless half the index is newer than its snapshot.
+SNAPSHOT_QUIET = 10.0
 # BM25F's length normalisation keeps the average lengths it was computed with until they drift
 # this much, so an added item does not make every cached posting weight stale.
 LENGTH_DRIFT = 0.01
@@ -184,6 +189,7 @@ class TenantIndex:
         self.lock = threading.RLock()
         self.seq = -1
         self.unsaved = 0  # changes applied since the last snapshot this process knows of
+        self.changed_at = 0.0  # monotonic time of the last sync that applied changes to a loaded index
         self._clear()
 
     def _clear(self) -> None:
@@ -229,6 +235,7 @@ class TenantIndex:
                     self._load(session)
             else:
                 self._apply_items(session)
+                self.changed_at = time.monotonic()
             self.seq = seq
             if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
                 self._compact()
@@ -301,12 +308,17 @@ class TenantIndex:
     def _apply_items(self, session: Session) -> None:
         connection = session.connection()
         item, accounts, roles, at = _contributions(connection, self._changed())
-        people: dict[int, list[tuple[str, str, float]]] = {}
-        for row in zip(item, accounts, roles, at):
-            people.setdefault(row[0], []).append(row[1:])
+        first = len(self.docs)
         for infos, vectors in _item_batches(connection, self._changed()):
-            self.put_many([(info, terms, people.get(info.item_id, ())) for info, terms in zip(infos, vectors)])
+            self._put_terms(infos, vectors)
             self.unsaved += len(infos)
+        # Who worked on the new slots, from the columns as read: one pass for the whole sync
+        # rather than rows regrouped per item. Rows of an item deleted since they were read have no slot.
+        slot_of = self.slot_of
+        slots = np.fromiter((slot_of.get(i, -1) for i in item), dtype=np.int64, count=len(item))
+        mine = np.flatnonzero(slots >= first)
+        self.people.put_many(slots[mine], _objects(accounts)[mine], _objects(roles)[mine],
+                             np.asarray(at, dtype=np.float64)[mine], range(first, len(self.docs)))
 
     # ---------- changes ----------
 
@@ -317,20 +329,26 @@ class TenantIndex:
 
     def put_many(self, entries: list[tuple[DocInfo, dict[str, dict[str, int]], Any]],
                  norm: bool = True) -> None:
-        """Add or replace many items: (info, term vector, (account, role, at) rows) each.
+        """Add or replace many items: (info, term vector, (account, role, at) rows) each."""
+        if not entries:
+            return
+        first = len(self.docs)
+        self._put_terms([info for info, _, _ in entries], [terms for _, terms, _ in entries], norm)
+        self._put_people(entries, first)
+
+    def _put_terms(self, infos: list[DocInfo], vectors: list[dict[str, dict[str, int]]],
+                   norm: bool = True) -> None:
+        """Add or replace items' term vectors and ranking facts; who worked on them is put separately.
 
         The term vectors are flattened into arrays and grouped by term with one sort, so the
         per-term work in Python is one append per distinct term of the batch, not per item.
         """
-        if not entries:
-            return
-        for info, _, _ in entries:
+        for info in infos:
             self.remove(info.item_id)
-        first, n = len(self.docs), len(entries)
-        slot, ptid, ptf = self._stage([info for info, _, _ in entries], [terms for _, terms, _ in entries])
+        first, n = len(self.docs), len(infos)
+        slot, ptid, ptf = self._stage(infos, vectors)
         self._add_postings(slot, ptid, ptf)
         self.norms[first:first + n] = self._norms(slot, ptid, ptf, first, n) if norm else 1.0
-        self._put_people(entries, first)
 
     def _stage(self, infos: list[DocInfo], vectors: list[dict[str, dict[str, int]]]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -746,7 +764,20 @@ def _item_batches(connection: Connection, changed: tuple[Any, ...]
 
 
 def _wants_snapshot(index: TenantIndex) -> bool:
-    return index.unsaved >= max(SNAPSHOT_AFTER, SNAPSHOT_SHARE * index.count)
+    if index.unsaved < max(SNAPSHOT_AFTER, SNAPSHOT_SHARE * index.count):
+        return False
+    still = time.monotonic() - index.changed_at >= SNAPSHOT_QUIET
+    return still or index.unsaved >= max(2 * SNAPSHOT_AFTER, index.count / 2)
+
+
+def save_due_snapshots(engine: Engine) -> int:
+    """Write the snapshots this process's indexes owe (those that waited for a still tenant); how many."""
+    with _caches_lock:
+        indexes = list(_caches.get(engine, {}).values())
+    due = [index for index in indexes if _wants_snapshot(index)]
+    for index in due:
+        _save_snapshot(engine, index)
+    return len(due)
 
 
 def _save_snapshot(engine: Engine, index: TenantIndex) -> None:
