@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import zlib
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -25,22 +26,60 @@ FORMAT = 2  # bump when the arrays change shape or meaning; older snapshots are 
 log = logging.getLogger(__name__)
 
 
-def _live_postings(index: TenantIndex, alive: np.ndarray,
-                   remap: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class _Captured:
+    """What a snapshot needs of an index, taken under its lock; encoded after the lock is released.
+
+    Posting arrays are never written in place (merges and compaction make new ones), so holding
+    references is enough: a save then stalls the tenant's queries for a copy of references,
+    not for the seconds that concatenating and compressing a large index take.
+    """
+
+    postings: list[tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]] | None]]
+    terms: list[str]
+    alive: np.ndarray
+    docs: list[DocInfo | None]
+    lens: np.ndarray
+    norms: np.ndarray
+    meta: np.ndarray
+    accounts: list[str]
+    people: dict[str, np.ndarray]
+
+
+def _capture(index: TenantIndex) -> _Captured:
+    """The index's state as references and small copies (call with the index lock held)."""
+    n = len(index.docs)
+    alive = index.alive[:n].copy()
+    keep = np.flatnonzero(alive)
+    return _Captured(
+        postings=[(p.slots, p.tf, p.pending and p.pending[:]) for p in index.postings],
+        terms=list(index.vocab), alive=alive, docs=index.docs[:n], lens=index.lens[keep], norms=index.norms[keep],
+        meta=np.array([index.seq, index.norm_basis], dtype=np.int64), accounts=list(index.people.accounts),
+        people=index.people.export(keep))
+
+
+def _arrays(postings: tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]] | None]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    slots, tf, pending = postings
+    if not pending:
+        return slots, tf
+    return np.concatenate([slots, *(s for s, _ in pending)]), np.concatenate([tf, *(t for _, t in pending)])
+
+
+def _live_postings(state: _Captured, remap: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(terms with a live posting, their offsets, live slots renumbered, tf as uint16), all terms at once."""
-    arrays = [p.arrays() for p in index.postings]
+    arrays = [_arrays(p) for p in state.postings]
     lengths = np.array([len(a[0]) for a in arrays], dtype=np.int64)
     slots = np.concatenate([a[0] for a in arrays]) if arrays else np.empty(0, dtype=np.int32)
     owner = np.repeat(np.arange(len(arrays)), lengths)
+    alive = state.alive
     everyone = bool(alive.all())  # as after a full load or a compaction: no copies to mask
     mask = slice(None) if everyone else alive[slots]
     live = lengths if everyone else np.bincount(owner[mask], minlength=len(arrays))
-    names = [""] * len(arrays)
-    for term, tid in index.vocab.items():
-        names[tid] = term
-    terms = [names[tid] for tid in np.flatnonzero(live).tolist()]
+    # Term ids are given in order of first sight (`Vocabulary`), so the vocabulary's order is theirs.
+    terms = [state.terms[tid] for tid in np.flatnonzero(live).tolist()]
     ptr = np.concatenate([[0], np.cumsum(live[live > 0])]).astype(np.int64)
-    tf = np.concatenate([a[1] for a in arrays]) if arrays else np.empty((0, index.lens.shape[1]))
+    tf = np.concatenate([a[1] for a in arrays]) if arrays else np.empty((0, state.lens.shape[1]))
     tf = tf if everyone else tf[mask]
     if tf.dtype != np.uint16:
         tf = np.minimum(tf, TF_MAX).astype(np.uint16)
@@ -85,12 +124,15 @@ def _slots_from_gaps(gaps: np.ndarray, ptr: np.ndarray) -> np.ndarray:
 
 def dump(index: TenantIndex) -> bytes:
     """The live part of an index as one compressed blob (call with the index lock held)."""
-    n = len(index.docs)
-    alive = index.alive[:n]
-    keep = np.flatnonzero(alive)
+    return _encode(_capture(index))
+
+
+def _encode(state: _Captured) -> bytes:
+    """A captured index as one compressed blob (no lock needed)."""
+    alive = state.alive
     remap = (np.cumsum(alive) - 1).astype(np.int32)
-    terms, ptr, slots, tfs = _live_postings(index, alive, remap)
-    docs = [index.docs[i] for i in keep]
+    terms, ptr, slots, tfs = _live_postings(state, remap)
+    docs = [state.docs[i] for i in np.flatnonzero(alive)]
     arrays = {
         "term_ptr": ptr, "slot_gaps": _planes(_slot_gaps(slots, ptr)), "tf_planes": _planes(tfs),
         "item_id": np.array([d.item_id for d in docs], dtype=np.int64),
@@ -98,11 +140,10 @@ def dump(index: TenantIndex) -> bytes:
         "helpful": np.array([d.helpful for d in docs], dtype=np.int32),
         "not_relevant": np.array([d.not_relevant for d in docs], dtype=np.int32),
         "created": np.array([d.created for d in docs], dtype=np.float64),
-        "lens": index.lens[keep], "norms": index.norms[keep],
-        "meta": np.array([index.seq, index.norm_basis], dtype=np.int64),
+        "lens": state.lens, "norms": state.norms, "meta": state.meta,
         "terms": np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8),
-        "accounts": np.frombuffer(json.dumps(index.people.accounts).encode("utf-8"), dtype=np.uint8),
-        **index.people.export(keep),
+        "accounts": np.frombuffer(json.dumps(state.accounts).encode("utf-8"), dtype=np.uint8),
+        **state.people,
     }
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -157,8 +198,9 @@ def restore(session: Session, tenant_id: int) -> TenantIndex | None:
 
 def save(session: Session, index: TenantIndex) -> None:
     """Store the index as the tenant's snapshot unless a newer one is already there."""
-    with index.lock:
-        blob, seq, items = dump(index), index.seq, index.count
+    with index.lock:  # only the capture: queries wait for a copy of references, not the encoding
+        state, seq, items = _capture(index), index.seq, index.count
+    blob = _encode(state)
     row = session.get(IndexSnapshot, index.tenant_id, with_for_update=True)
     if row is None:
         session.add(IndexSnapshot(tenant_id=index.tenant_id, seq=seq, items=items, format=FORMAT, blob=blob))

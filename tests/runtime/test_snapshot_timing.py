@@ -74,3 +74,33 @@ def test_a_tenant_that_never_stops_changing_is_snapshotted_when_half_its_index_i
     finally:
         server.dispose()
         writer.dispose()
+
+
+def test_queries_do_not_wait_while_a_snapshot_is_encoded(sqlite_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from plugin.matching import snapshot
+
+    monkeypatch.setattr(index, "SNAPSHOT_AFTER", 3)
+    writer, tenant_id = database(sqlite_url)
+    _store(writer, tenant_id, 0, 5)
+    captured: list[index.TenantIndex] = []
+    free_while_encoding: list[bool] = []
+    real_capture, real_encode = snapshot._capture, snapshot._encode
+
+    def encode(state: object) -> bytes:
+        # Another thread (a viewer's query) must be able to take the index lock meanwhile.
+        lock = captured[0].lock
+        probe = threading.Thread(target=lambda: free_while_encoding.append(lock.acquire(timeout=5)) or lock.release())
+        probe.start()
+        probe.join()
+        return real_encode(state)
+
+    monkeypatch.setattr(snapshot, "_capture", lambda held: captured.append(held) or real_capture(held))
+    monkeypatch.setattr(snapshot, "_encode", encode)
+    with writer.session() as session:
+        index.tenant_index(session, tenant_id)  # a full load: saves its snapshot
+    assert free_while_encoding == [True]
+    assert _snapshot_items(writer, tenant_id) == 5
+    writer.dispose()
