@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session, load_only
 
 from connect.db import utcnow
@@ -33,23 +33,31 @@ _HELD = 200  # items a session keeps at hand: reuse and experts for one target r
 # Statements built once: constructing them per call cost more than SQLite running them.
 # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
 # walking the tenant's whole (tenant, seq) index.
-_ITEMS = (select(Item).options(load_only(*_SHOWN))
-          .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
-_BODIES = (select(Item.id, Item.text, Item.comments_text)
-           .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
+_IN_TENANT = (Item.tenant_id + 0) == bindparam("tenant")
+# A snippet's text: the item's text, else its comments.
+_BODY = func.coalesce(func.nullif(Item.text, ""), func.nullif(Item.comments_text, ""), "")
+# The items, and the bodies of those likely shown (the best few): one round trip, not two.
+_ITEMS = (select(Item, case((Item.id.in_(bindparam("shown", expanding=True)), _BODY)))
+          .options(load_only(*_SHOWN)).where(_IN_TENANT, Item.id.in_(bindparam("ids", expanding=True))))
+_BODIES = select(Item.id, _BODY).where(_IN_TENANT, Item.id.in_(bindparam("ids", expanding=True)))
 _PEOPLE = select(Person.account_id, Person.display_name, Person.avatar_url).where(
     Person.tenant_id == bindparam("tenant"), Person.account_id.in_(bindparam("accounts", expanding=True)))
 
 
-def _load_items(session: Session, tenant_id: int, ids: list[int]) -> dict[int, Item]:
+def _load_items(session: Session, tenant_id: int, ids: list[int], bodies: dict[int, str] | None = None,
+                likely_shown: list[int] | None = None) -> dict[int, Item]:
+    """The items by id (this session's recent ones when at hand); `bodies` gets those of `likely_shown` it read."""
     if not ids:
         return {}
     held: dict[int, Item] = session.info.setdefault("matching_items", {})
     found = {i: held[i] for i in ids if i in held and held[i].tenant_id == tenant_id}
     missing = [i for i in ids if i not in found]
     if missing:
-        rows = session.scalars(_ITEMS, {"tenant": tenant_id, "ids": missing})
-        found.update((item.id, item) for item in rows)
+        rows = session.execute(_ITEMS, {"tenant": tenant_id, "ids": missing, "shown": likely_shown or []}).tuples()
+        for item, body in rows:
+            found[item.id] = item
+            if body is not None and bodies is not None:
+                bodies[item.id] = body
         held.update((i, found[i]) for i in missing if i in found)
         while len(held) > _HELD:
             held.pop(next(iter(held)))
@@ -90,12 +98,14 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     wanted = max(limit * 4, 20)  # candidates, before permissions and the limit thin them
     query, pool = _ranked(session, tenant_id, index, goal, wanted)
     # The whole pool in one query: experts for the same target then find its items at hand.
-    items = _load_items(session, tenant_id, [item_id for item_id, _ in pool])
+    bodies: dict[int, str] = {}
+    items = _load_items(session, tenant_id, [item_id for item_id, _ in pool], bodies,
+                        [item_id for item_id, _ in pool[:limit]])  # unless permissions hide some
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
     terms = set(query)
-    bodies = _bodies(session, tenant_id, [item.id for item in shown])
+    bodies.update(_bodies(session, tenant_id, [item.id for item in shown if item.id not in bodies]))
     return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
                             item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
                             round(scores[item.id], 4), reuse.reasons(item, query, goal.meta, tokens))
@@ -106,8 +116,7 @@ def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
     """The text (else the comments) of the shown items, in one query rather than a load per item."""
     if not ids:
         return {}
-    rows = session.execute(_BODIES, {"tenant": tenant_id, "ids": ids})
-    return {item_id: text or comments or "" for item_id, text, comments in rows}
+    return dict(session.execute(_BODIES, {"tenant": tenant_id, "ids": ids}).tuples().all())
 
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
