@@ -230,19 +230,22 @@ class TenantIndex:
                 self.seq = -1
             if row and row[1]:
                 self._apply_tombstones(session)
-            if self.seq < 0:
-                with _collector_paused():
-                    self._load(session)
-            else:
-                self._apply_items(session)
-                self.changed_at = time.monotonic()
-            self.seq = seq
-            if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
-                self._compact()
-            if self.count > 2 * self.norm_basis:
-                self._renorm()
-            if not self._warm:
-                self.warm()
+            with _collector_paused():
+                self._apply(session, seq)
+
+    def _apply(self, session: Session, seq: int) -> None:
+        if self.seq < 0:
+            self._load(session)
+        else:
+            self._apply_items(session)
+            self.changed_at = time.monotonic()
+        self.seq = seq
+        if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
+            self._compact()
+        if self.count > 2 * self.norm_basis:
+            self._renorm()
+        if not self._warm:
+            self.warm()
 
     def _apply_tombstones(self, session: Session) -> None:
         if self.seq < 0:
@@ -668,10 +671,11 @@ class TenantIndex:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a full load.
+    """The cyclic garbage collector off while an index loads or applies changes.
 
-    A load creates objects that all stay alive; the collector's passes over them, ever longer
-    as the index grows, cost a tenth or more of the build.
+    A sync creates objects that mostly stay alive (and decodes term vectors into millions of
+    short-lived dicts); the collector's passes over them, ever longer as the index grows, cost a
+    tenth or more of a full load and of a web process following a backfill.
     """
     paused = gc.isenabled()
     gc.disable()
