@@ -8,7 +8,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, Table, delete, select, update
+from sqlalchemy import JSON, DateTime, Integer, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -36,15 +36,23 @@ def dialect_insert(session: Session, table: type | Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+_STATE = IndexState.__table__
+# Built once, run as Core: building it and the ORM's bulk-update path cost more than the
+# database did for a single item's update.
+_BUMP = (update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant"))
+         .values(seq=_STATE.c.seq + 1).returning(_STATE.c.seq))
+
+
 def next_seq(session: Session, tenant_id: int) -> int:
     """Bump the tenant's change sequence; the row lock orders concurrent writers by commit."""
-    bump = (update(IndexState).where(IndexState.tenant_id == tenant_id)
-            .values(seq=IndexState.seq + 1).returning(IndexState.seq))
-    seq = session.scalar(bump)
+    if session.autoflush:  # pending ORM changes go first, as they would before an ORM statement
+        session.flush()
+    connection = session.connection()
+    seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar()
     if seq is None:
-        session.execute(dialect_insert(session, IndexState).values(tenant_id=tenant_id, seq=0)
-                        .on_conflict_do_nothing(index_elements=["tenant_id"]))
-        seq = session.scalar(bump)
+        connection.execute(dialect_insert(session, _STATE).values(tenant_id=tenant_id, seq=0)
+                           .on_conflict_do_nothing(index_elements=["tenant_id"]))
+        seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar()
     return int(seq)
 
 
