@@ -124,7 +124,8 @@ def _write_items(session: Session, docs: list[ItemDoc], rows: list[dict[str, Any
     ids: dict[tuple[str, str], int] = {}
     for start in range(0, len(values), _ROWS_PER_UPSERT):
         page = values[start:start + _ROWS_PER_UPSERT]
-        if dialect.name == "postgresql":
+        # A single row as plain values: its 23 parameters cost psycopg less than 23 one-element arrays.
+        if dialect.name == "postgresql" and len(page) > 1:
             sql, params = _PG_UPSERT, tuple(map(list, zip(*page)))
         else:
             sql, params = _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page))
@@ -149,7 +150,7 @@ def _on_conflict(quote: Callable[[str], str]) -> str:
 
 @functools.lru_cache(maxsize=32)  # a few page sizes recur; up to 90 kB of SQL each
 def _upsert_sql(dialect: str, paramstyle: str, rows: int) -> str:
-    """The items upsert of `rows` rows as one VALUES list (SQLite)."""
+    """The items upsert of `rows` rows as one VALUES list (SQLite; a single row on PostgreSQL)."""
     quote = (postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()).identifier_preparer.quote
     mark = "?" if paramstyle == "qmark" else "%s"
     row = f"({', '.join([mark] * len(_ITEM_COLUMNS))})"
