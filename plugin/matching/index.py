@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import DateTime, Engine, Select, String, Text, bindparam, cast, exists, select, type_coerce
+from sqlalchemy import DateTime, Engine, String, Text, bindparam, cast, exists, select, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -266,7 +266,7 @@ class TenantIndex:
         to each term's list per batch; norms and query weights are then computed over all at once.
         """
         connection = session.connection()
-        item, accounts, roles, at = _contributions(connection, self._changed())
+        item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         parts = []
         for infos, vectors in _item_batches(connection, self._changed()):
             slot, ptid, ptf = self._stage(infos, vectors)
@@ -310,7 +310,7 @@ class TenantIndex:
 
     def _apply_items(self, session: Session) -> None:
         connection = session.connection()
-        item, accounts, roles, at = _contributions(connection, self._changed())
+        item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         first = len(self.docs)
         for infos, vectors in _item_batches(connection, self._changed()):
             self._put_terms(infos, vectors)
@@ -733,37 +733,43 @@ def _epochs(values: Sequence[Any], dialect: str) -> np.ndarray:
     return np.fromiter((v.timestamp() for v in values), dtype=np.float64, count=len(values))
 
 
-@contextmanager
-def _driver_rows(connection: Connection, query: Select) -> Iterator[Any]:
-    """The DBAPI cursor of a query: plain tuples, without SQLAlchemy's per-row work.
+_compiled: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
 
-    A sync reads every contribution of the items that changed (hundreds of thousands of rows
-    after a backfill); building a Row for each cost as much as the database reading them. Not
-    for streamed results: SQLAlchemy reads ahead from a server-side cursor.
+
+def _contributions_sql(connection: Connection) -> tuple[str, tuple[str, ...] | None]:
+    """The contributions query compiled once per database: (SQL, parameter names if positional)."""
+    dialect = connection.dialect
+    key = (dialect.name, dialect.paramstyle)
+    found = _compiled.get(key)
+    if found is None:
+        query = (select(Contribution.item_id, Contribution.account_id, Contribution.role,
+                        _raw_time(Contribution.at, dialect.name))
+                 .join(Item, Item.id == Contribution.item_id)
+                 .where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq")))
+        compiled = query.compile(dialect=dialect)
+        found = _compiled[key] = (str(compiled), compiled.positiontup)
+    return found
+
+
+def _contributions(connection: Connection, tenant_id: int, seq: int
+                   ) -> tuple[Sequence[int], Sequence[str], Sequence[str], list[float]]:
+    """(item ids, accounts, roles, epoch seconds) of contributions to items changed after `seq`, as columns.
+
+    Read through the driver's cursor as plain tuples: a sync reads every contribution of the
+    items that changed (hundreds of thousands after a backfill), and building a Row for each
+    cost as much as the database reading them.
     """
-    compiled = query.compile(dialect=connection.dialect)
-    params: Any = compiled.construct_params()
-    if compiled.positiontup is not None:  # a positional paramstyle (SQLite's qmark)
-        params = tuple(params[name] for name in compiled.positiontup)
-    result = connection.exec_driver_sql(str(compiled), params)
+    sql, names = _contributions_sql(connection)
+    values = {"tenant": tenant_id, "seq": seq}
+    result = connection.exec_driver_sql(sql, tuple(values[n] for n in names) if names is not None else values)
     try:
-        yield result.cursor
+        rows = result.cursor.fetchall()
     finally:
         result.close()
-
-
-def _contributions(connection: Connection, changed: tuple[Any, ...]
-                   ) -> tuple[Sequence[int], Sequence[str], Sequence[str], list[float]]:
-    """(item ids, accounts, roles, epoch seconds) of the changed items' contributions, as columns."""
-    dialect = connection.dialect.name
-    query = select(Contribution.item_id, Contribution.account_id, Contribution.role,
-                   _raw_time(Contribution.at, dialect)).join(Item, Item.id == Contribution.item_id).where(*changed)
-    with _driver_rows(connection, query) as cursor:
-        rows = cursor.fetchall()
     if not rows:
         return (), (), (), []
     item, accounts, roles, at = zip(*rows)
-    return item, accounts, roles, _epochs(at, dialect).tolist()
+    return item, accounts, roles, _epochs(at, connection.dialect.name).tolist()
 
 
 def _item_batches(connection: Connection, changed: tuple[Any, ...]
