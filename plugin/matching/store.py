@@ -203,20 +203,30 @@ def _loaded(session: Session, ids: list[int]) -> list[Item]:
 _CONTRIBUTION_COLUMNS = ("tenant_id", "item_id", "account_id", "role", "at")
 # One array of ids: a page's 500 ids inline made each statement new SQL to convert and plan.
 _PG_FORGET = "DELETE FROM contributions WHERE item_id = ANY(%b::INTEGER[]) AND role = ANY(%b::TEXT[])"
+_PG_KNOWN_PEOPLE = "SELECT account_id, display_name FROM people WHERE tenant_id = %s AND account_id = ANY(%b::TEXT[])"
+# The items' derived contributions deleted and inserted anew, and the named people looked up, in
+# one statement: its parts share one snapshot, so the delete never sees the rows inserted beside it.
+_PG_REPLACE_CONTRIBUTIONS = (
+    f"WITH gone AS ({_PG_FORGET}), added AS ({_pg_unnest_sql(Contribution.__table__, _CONTRIBUTION_COLUMNS)}) "  # type: ignore[arg-type]
+    + _PG_KNOWN_PEOPLE)
 
 
-def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[int, ItemDoc]]) -> None:
+def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[int, ItemDoc]],
+                           accounts: list[str]) -> dict[str, str | None]:
+    """Replace the items' derived contributions; the stored display names of `accounts`."""
     ids = [item_id for item_id, _ in items]
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.connection().exec_driver_sql(_PG_FORGET, (ids, list(DERIVED_ROLES)))
-    else:
-        session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
-                                                   Contribution.role.in_(DERIVED_ROLES)))
     stamp = _stamps(dialect)
     rows = [(tenant_id, item_id, c.account_id[:255], c.role, stamp(c.at))
             for item_id, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
+    if dialect == "postgresql":  # one round trip: each one waits for the server to be scheduled
+        columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
+        return dict(session.connection().exec_driver_sql(
+            _PG_REPLACE_CONTRIBUTIONS, (ids, list(DERIVED_ROLES), *columns, tenant_id, accounts)).all())
+    session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
+                                               Contribution.role.in_(DERIVED_ROLES)))
     _insert_rows(session, Contribution, _CONTRIBUTION_COLUMNS, rows)
+    return dict(_known_people(session, tenant_id, accounts)) if accounts else {}
 
 
 def _insert_sql(session: Session, model: type, columns: tuple[str, ...]) -> str:
@@ -230,13 +240,23 @@ def _insert_sql(session: Session, model: type, columns: tuple[str, ...]) -> str:
 
 def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str, str | None]]) -> None:
     """Insert unknown people and refresh display names the host showed."""
+    named = _named(people)
+    if named:
+        _add_people(session, tenant_id, named, dict(_known_people(session, tenant_id, list(named))))
+
+
+def _named(people: Iterable[tuple[str, str | None]]) -> dict[str, str | None]:
+    """Each account once, with the last display name given for it."""
     named: dict[str, str | None] = {}
     for account, name in people:
         if account:
             named[account] = name or named.get(account)
-    if not named:
-        return
-    known = dict(_known_people(session, tenant_id, list(named)))
+    return named
+
+
+def _add_people(session: Session, tenant_id: int, named: dict[str, str | None],
+                known: dict[str, str | None]) -> None:
+    """Insert the people not `known` and store the names that changed."""
     changed = [(tenant_id, account, name) for account, name in named.items()
                if account not in known or (name and known[account] != name)]
     # One statement per kind of change, many rows each: per-person statements dominated backfills.
@@ -249,9 +269,7 @@ def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str
 
 def _known_people(session: Session, tenant_id: int, accounts: list[str]) -> Iterable[tuple[str, str | None]]:
     if session.get_bind().dialect.name == "postgresql":  # one array: the statement stays the same
-        return session.connection().exec_driver_sql(
-            "SELECT account_id, display_name FROM people WHERE tenant_id = %s AND account_id = ANY(%b::TEXT[])",
-            (tenant_id, accounts)).all()
+        return session.connection().exec_driver_sql(_PG_KNOWN_PEOPLE, (tenant_id, accounts)).all()
     return session.execute(select(Person.account_id, Person.display_name).where(
         Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).all()
 
@@ -285,9 +303,9 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     rows = _item_rows(session, tenant_id, docs)
     seq = next_seq(session, tenant_id)
     ids = _write_items(session, docs, rows, seq)
-    _replace_contributions(session, tenant_id, list(zip(ids, docs)))
-    remember_people(session, tenant_id, ((c.account_id, c.display_name) for d in docs
-                                         for c in d.contributions))
+    named = _named((c.account_id, c.display_name) for d in docs for c in d.contributions)
+    known = _replace_contributions(session, tenant_id, list(zip(ids, docs)), list(named))
+    _add_people(session, tenant_id, named, known)
     for item_id in ids if session.identity_map else ():  # copies this session loaded are stale now
         held = session.identity_map.get(Session.identity_key(Item, item_id))
         if held is not None:
