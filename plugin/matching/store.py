@@ -110,28 +110,40 @@ def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[di
             for d, (columns, _), vector in zip(docs, fields, vectors)]
 
 
-def _write_items(session: Session, docs: list[ItemDoc], rows: list[dict[str, Any]], seq: int) -> list[int]:
-    """Insert or update the docs' rows in one statement per page; their ids in the docs' order.
+def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: list[dict[str, Any]]) -> list[int]:
+    """Bump the tenant's sequence and upsert the docs' rows, one statement per page; their ids in order.
 
     An upsert: the ORM's unit of work cost more than the database for a backfill page, and no
     lookup of existing rows is needed first (one round trip fewer per single-item update). Plain
     SQL with the values encoded already: SQLAlchemy's per-row work cost as much as the insert.
     """
     dialect = session.get_bind().dialect
-    for row in rows:
-        row["index_seq"] = seq
-    values = list(map(itemgetter(*_ITEM_COLUMNS), rows))
+    if dialect.name == "postgresql" and len(rows) <= _ROWS_PER_UPSERT:
+        # One page: the statement writing it bumps the sequence too, a round trip fewer.
+        if session.autoflush:  # as next_seq does
+            session.flush()
+        values = list(map(itemgetter(*_PG_BUMPED_COLUMNS), rows))
+        pages = [(_PG_BUMPING_ROW, (tenant_id, *values[0])) if len(values) == 1
+                 else (_PG_BUMPING_UPSERT, (tenant_id, *map(list, zip(*values))))]
+    else:
+        seq = next_seq(session, tenant_id)
+        for row in rows:
+            row["index_seq"] = seq
+        values = list(map(itemgetter(*_ITEM_COLUMNS), rows))
+        pages = [_page_statement(dialect, values[start:start + _ROWS_PER_UPSERT])
+                 for start in range(0, len(values), _ROWS_PER_UPSERT)]
     ids: dict[tuple[str, str], int] = {}
-    for start in range(0, len(values), _ROWS_PER_UPSERT):
-        page = values[start:start + _ROWS_PER_UPSERT]
-        # A single row as plain values: its 23 parameters cost psycopg less than 23 one-element arrays.
-        if dialect.name == "postgresql" and len(page) > 1:
-            sql, params = _PG_UPSERT, tuple(map(list, zip(*page)))
-        else:
-            sql, params = _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page))
+    for sql, params in pages:
         result = session.connection().exec_driver_sql(sql, params)
         ids.update(((source, key), item_id) for item_id, source, key in result)
     return [ids[(d.source, d.key)] for d in docs]
+
+
+def _page_statement(dialect: Any, page: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    # A single row as plain values: its 23 parameters cost psycopg less than 23 one-element arrays.
+    if dialect.name == "postgresql" and len(page) > 1:
+        return _PG_UPSERT, tuple(map(list, zip(*page)))
+    return _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page))
 
 
 _ITEM_COLUMNS = tuple(c.name for c in Item.__table__.columns if c.name != "id")
@@ -166,25 +178,36 @@ def _pg_array_type(column: Any) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _pg_unnest_sql(table: Table, columns: tuple[str, ...]) -> str:
+def _pg_unnest_sql(table: Table, columns: tuple[str, ...], fixed: tuple[tuple[str, str], ...] = ()) -> str:
     """An INSERT of one array parameter per column, unnested into rows in the arrays' order.
 
     On PostgreSQL a page is then a short, fixed statement that psycopg converts and the server
     parses and plans once (prepared), not 90 kB of SQL with 11,500 parameters per page: the
     conversion alone cost psycopg more than encoding the values, and the server planned a
-    500-row VALUES list each time.
+    500-row VALUES list each time. `fixed` columns take one SQL expression for every row.
     """
     quote = postgresql.dialect().identifier_preparer.quote
     # %b: psycopg sends the arrays in binary; its text form quotes element by element in Python.
     arrays = ", ".join(f"%b::{_pg_array_type(table.c[c])}[]" for c in columns)
-    picked = ", ".join(f"u.{quote(c)}::JSON" if isinstance(table.c[c].type, JSON) else f"u.{quote(c)}"
-                       for c in columns)
-    return (f"INSERT INTO {table.name} ({', '.join(map(quote, columns))}) SELECT {picked} "
+    picked = [f"u.{quote(c)}::JSON" if isinstance(table.c[c].type, JSON) else f"u.{quote(c)}" for c in columns]
+    names = [*map(quote, columns), *(quote(name) for name, _ in fixed)]
+    return (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(picked + [e for _, e in fixed])} "
             f"FROM unnest({arrays}) AS u({', '.join(map(quote, columns))})")
 
 
 _PG_UPSERT = (_pg_unnest_sql(Item.__table__, _ITEM_COLUMNS) + " "
               + _on_conflict(postgresql.dialect().identifier_preparer.quote))
+# The sequence bump as an upsert (a tenant's first change needs no second statement), run by
+# the items' statement, whose every row takes the new value: `next_seq` in the same round trip.
+_PG_BUMP = ("WITH bump AS (INSERT INTO index_state (tenant_id, seq) VALUES (%s, 1) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET seq = index_state.seq + 1 RETURNING seq) ")
+_PG_BUMPED_COLUMNS = tuple(c for c in _ITEM_COLUMNS if c != "index_seq")
+_PG_BUMPING_UPSERT = (_PG_BUMP + _pg_unnest_sql(Item.__table__, _PG_BUMPED_COLUMNS,  # type: ignore[arg-type]
+                                                (("index_seq", "(SELECT seq FROM bump)"),))
+                      + " " + _on_conflict(postgresql.dialect().identifier_preparer.quote))
+_PG_BUMPING_ROW = (_PG_BUMP + f"INSERT INTO items ({', '.join(_PG_BUMPED_COLUMNS)}, index_seq) "
+                   f"VALUES ({', '.join(['%s'] * len(_PG_BUMPED_COLUMNS))}, (SELECT seq FROM bump)) "
+                   + _on_conflict(postgresql.dialect().identifier_preparer.quote))
 
 
 def _loaded(session: Session, ids: list[int]) -> list[Item]:
@@ -301,8 +324,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
         return []
     # Text analysis first: bumping the sequence takes SQLite's write lock, which analysis does not need.
     rows = _item_rows(session, tenant_id, docs)
-    seq = next_seq(session, tenant_id)
-    ids = _write_items(session, docs, rows, seq)
+    ids = _write_items(session, tenant_id, docs, rows)
     named = _named((c.account_id, c.display_name) for d in docs for c in d.contributions)
     known = _replace_contributions(session, tenant_id, list(zip(ids, docs)), list(named))
     _add_people(session, tenant_id, named, known)
