@@ -256,9 +256,6 @@ class TenantIndex:
             self.remove(item_id)
             self.unsaved += 1
 
-    def _changed(self) -> tuple[Any, ...]:
-        return Item.tenant_id == self.tenant_id, Item.index_seq > self.seq
-
     def _load(self, session: Session) -> None:
         """The first sync: every item, each term's postings placed once in one array per tenant.
 
@@ -268,7 +265,7 @@ class TenantIndex:
         connection = session.connection()
         item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         parts = []
-        for infos, vectors in _item_batches(connection, self._changed()):
+        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq):
             slot, ptid, ptf = self._stage(infos, vectors)
             parts.append((slot, ptid.astype(np.int32), np.minimum(ptf, TF_MAX).astype(TF_TYPE)))
             self.unsaved += len(infos)
@@ -312,7 +309,7 @@ class TenantIndex:
         connection = session.connection()
         item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         first = len(self.docs)
-        for infos, vectors in _item_batches(connection, self._changed()):
+        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq):
             self._put_terms(infos, vectors)
             self.unsaved += len(infos)
         # Who worked on the new slots, from the columns as read: one pass for the whole sync
@@ -772,20 +769,32 @@ def _contributions(connection: Connection, tenant_id: int, seq: int
     return item, accounts, roles, _epochs(at, connection.dialect.name).tolist()
 
 
-def _item_batches(connection: Connection, changed: tuple[Any, ...]
+_item_queries: dict[str, Any] = {}
+
+
+def _items_query(dialect: str) -> Any:
+    """The changed-items query for a database, built once (building it cost more than an empty run)."""
+    query = _item_queries.get(dialect)
+    if query is None:
+        # By id through the (tenant, seq) index's ids: a plain filter left SQLite sorting whole rows,
+        # term vectors included, in a temporary b-tree (twice the CPU of reading them, and disk).
+        ids = select(Item.id).where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq"))
+        query = _item_queries[dialect] = (
+            select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
+                   Item.not_relevant_count, _raw_time(Item.created, dialect))
+            .where(Item.id.in_(ids)).order_by(Item.id).execution_options(yield_per=BATCH))
+    return query
+
+
+def _item_batches(connection: Connection, tenant_id: int, seq: int
                   ) -> Iterator[tuple[list[DocInfo], list[dict[str, dict[str, int]]]]]:
-    """The changed items in id order, BATCH at a time: (ranking facts, term vectors).
+    """The items changed after `seq` in id order, BATCH at a time: (ranking facts, term vectors).
 
     Term vectors are read as text and decoded by orjson, timestamps as the driver returns them:
     SQLAlchemy's per-row JSON and datetime processing cost more than the rest of a build's reading.
     """
     dialect = connection.dialect.name
-    # By id through the (tenant, seq) index's ids: a plain filter left SQLite sorting whole rows,
-    # term vectors included, in a temporary b-tree (twice the CPU of reading them, and disk).
-    ids = select(Item.id).where(*changed)
-    query = select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
-                   Item.not_relevant_count, _raw_time(Item.created, dialect)).where(Item.id.in_(ids)).order_by(Item.id)
-    result = connection.execute(query.execution_options(yield_per=BATCH))
+    result = connection.execute(_items_query(dialect), {"tenant": tenant_id, "seq": seq})
     for rows in result.partitions(BATCH):
         ids, terms, resolution, status, helpful, not_relevant, created = zip(*map(tuple, rows))
         infos = [DocInfo(i, is_resolved(r, s), h or 0, x or 0, c) for i, r, s, h, x, c in zip(
