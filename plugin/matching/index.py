@@ -56,6 +56,9 @@ TF_MAX = 65535
 _EMPTY_SLOTS = np.empty(0, dtype=np.intp)
 _NO_TERMS: dict[str, int] = {}
 WARM_CHUNK = 1_000_000  # postings per pass of `warm`: bounded temporary arrays
+# A sync that follows at most this many commits reads the changed items in one go: a webhook's
+# update or a few, never a backfill's pages (which are streamed).
+FEW_COMMITS = 8
 BATCH = 5000  # items read and put per step (a full load's length sums depend on it: keep it fixed)
 # All postings of a full load, grouped by term: (slots, tf rows, each term's start; one past the last).
 Flat = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -237,7 +240,7 @@ class TenantIndex:
         if self.seq < 0:
             self._load(session)
         else:
-            self._apply_items(session)
+            self._apply_items(session, stream=seq - self.seq > FEW_COMMITS)
             self.changed_at = time.monotonic()
         self.seq = seq
         if len(self.docs) > 1000 and self.count < 0.7 * len(self.docs):
@@ -265,7 +268,7 @@ class TenantIndex:
         connection = session.connection()
         item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         parts = []
-        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq):
+        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq, stream=True):
             slot, ptid, ptf = self._stage(infos, vectors)
             parts.append((slot, ptid.astype(np.int32), np.minimum(ptf, TF_MAX).astype(TF_TYPE)))
             self.unsaved += len(infos)
@@ -305,11 +308,11 @@ class TenantIndex:
         self.postings = [_Postings(slots[a:b], tf[a:b]) for a, b in pairwise(ptr.tolist())]
         return slots, tf, ptr
 
-    def _apply_items(self, session: Session) -> None:
+    def _apply_items(self, session: Session, stream: bool) -> None:
         connection = session.connection()
         item, accounts, roles, at = _contributions(connection, self.tenant_id, self.seq)
         first = len(self.docs)
-        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq):
+        for infos, vectors in _item_batches(connection, self.tenant_id, self.seq, stream):
             self._put_terms(infos, vectors)
             self.unsaved += len(infos)
         # Who worked on the new slots, from the columns as read: one pass for the whole sync
@@ -769,24 +772,26 @@ def _contributions(connection: Connection, tenant_id: int, seq: int
     return item, accounts, roles, _epochs(at, connection.dialect.name).tolist()
 
 
-_item_queries: dict[str, Any] = {}
+_item_queries: dict[tuple[str, bool], Any] = {}
 
 
-def _items_query(dialect: str) -> Any:
+def _items_query(dialect: str, stream: bool) -> Any:
     """The changed-items query for a database, built once (building it cost more than an empty run)."""
-    query = _item_queries.get(dialect)
+    query = _item_queries.get((dialect, stream))
     if query is None:
         # By id through the (tenant, seq) index's ids: a plain filter left SQLite sorting whole rows,
         # term vectors included, in a temporary b-tree (twice the CPU of reading them, and disk).
         ids = select(Item.id).where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq"))
-        query = _item_queries[dialect] = (
-            select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
-                   Item.not_relevant_count, _raw_time(Item.created, dialect))
-            .where(Item.id.in_(ids)).order_by(Item.id).execution_options(yield_per=BATCH))
+        query = (select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
+                        Item.not_relevant_count, _raw_time(Item.created, dialect))
+                 .where(Item.id.in_(ids)).order_by(Item.id))
+        # Streamed, PostgreSQL keeps the rows on the server until fetched (bounded memory for a
+        # full load), at four round trips (DECLARE, FETCH, FETCH, CLOSE) instead of one.
+        query = _item_queries[(dialect, stream)] = query.execution_options(yield_per=BATCH) if stream else query
     return query
 
 
-def _item_batches(connection: Connection, tenant_id: int, seq: int
+def _item_batches(connection: Connection, tenant_id: int, seq: int, stream: bool
                   ) -> Iterator[tuple[list[DocInfo], list[dict[str, dict[str, int]]]]]:
     """The items changed after `seq` in id order, BATCH at a time: (ranking facts, term vectors).
 
@@ -794,7 +799,7 @@ def _item_batches(connection: Connection, tenant_id: int, seq: int
     SQLAlchemy's per-row JSON and datetime processing cost more than the rest of a build's reading.
     """
     dialect = connection.dialect.name
-    result = connection.execute(_items_query(dialect), {"tenant": tenant_id, "seq": seq})
+    result = connection.execute(_items_query(dialect, stream), {"tenant": tenant_id, "seq": seq})
     for rows in result.partitions(BATCH):
         ids, terms, resolution, status, helpful, not_relevant, created = zip(*map(tuple, rows))
         infos = [DocInfo(i, is_resolved(r, s), h or 0, x or 0, c) for i, r, s, h, x, c in zip(
