@@ -7,6 +7,7 @@ to every web process on its next query, and no process holds state another one n
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 from sqlalchemy import DateTime, Engine, String, Text, bindparam, cast, exists, select, type_coerce
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -733,22 +734,15 @@ def _epochs(values: Sequence[Any], dialect: str) -> np.ndarray:
     return np.fromiter((v.timestamp() for v in values), dtype=np.float64, count=len(values))
 
 
-_compiled: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
-
-
-def _contributions_sql(connection: Connection) -> tuple[str, tuple[str, ...] | None]:
+@functools.lru_cache(maxsize=8)
+def _contributions_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     """The contributions query compiled once per database: (SQL, parameter names if positional)."""
-    dialect = connection.dialect
-    key = (dialect.name, dialect.paramstyle)
-    found = _compiled.get(key)
-    if found is None:
-        query = (select(Contribution.item_id, Contribution.account_id, Contribution.role,
-                        _raw_time(Contribution.at, dialect.name))
-                 .join(Item, Item.id == Contribution.item_id)
-                 .where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq")))
-        compiled = query.compile(dialect=dialect)
-        found = _compiled[key] = (str(compiled), compiled.positiontup)
-    return found
+    query = (select(Contribution.item_id, Contribution.account_id, Contribution.role,
+                    _raw_time(Contribution.at, dialect.name))
+             .join(Item, Item.id == Contribution.item_id)
+             .where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq")))
+    compiled = query.compile(dialect=dialect)
+    return str(compiled), compiled.positiontup
 
 
 def _contributions(connection: Connection, tenant_id: int, seq: int
@@ -759,7 +753,7 @@ def _contributions(connection: Connection, tenant_id: int, seq: int
     items that changed (hundreds of thousands after a backfill), and building a Row for each
     cost as much as the database reading them.
     """
-    sql, names = _contributions_sql(connection)
+    sql, names = _contributions_sql(connection.dialect)
     values = {"tenant": tenant_id, "seq": seq}
     result = connection.exec_driver_sql(sql, tuple(values[n] for n in names) if names is not None else values)
     try:
@@ -772,23 +766,18 @@ def _contributions(connection: Connection, tenant_id: int, seq: int
     return item, accounts, roles, _epochs(at, connection.dialect.name).tolist()
 
 
-_item_queries: dict[tuple[str, bool], Any] = {}
-
-
+@functools.lru_cache(maxsize=None)  # per database kind and streaming: four at most
 def _items_query(dialect: str, stream: bool) -> Any:
     """The changed-items query for a database, built once (building it cost more than an empty run)."""
-    query = _item_queries.get((dialect, stream))
-    if query is None:
-        # By id through the (tenant, seq) index's ids: a plain filter left SQLite sorting whole rows,
-        # term vectors included, in a temporary b-tree (twice the CPU of reading them, and disk).
-        ids = select(Item.id).where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq"))
-        query = (select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
-                        Item.not_relevant_count, _raw_time(Item.created, dialect))
-                 .where(Item.id.in_(ids)).order_by(Item.id))
-        # Streamed, PostgreSQL keeps the rows on the server until fetched (bounded memory for a
-        # full load), at four round trips (DECLARE, FETCH, FETCH, CLOSE) instead of one.
-        query = _item_queries[(dialect, stream)] = query.execution_options(yield_per=BATCH) if stream else query
-    return query
+    # By id through the (tenant, seq) index's ids: a plain filter left SQLite sorting whole rows,
+    # term vectors included, in a temporary b-tree (twice the CPU of reading them, and disk).
+    ids = select(Item.id).where(Item.tenant_id == bindparam("tenant"), Item.index_seq > bindparam("seq"))
+    query = (select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
+                    Item.not_relevant_count, _raw_time(Item.created, dialect))
+             .where(Item.id.in_(ids)).order_by(Item.id))
+    # Streamed, PostgreSQL keeps the rows on the server until fetched (bounded memory for a
+    # full load), at four round trips (DECLARE, FETCH, FETCH, CLOSE) instead of one.
+    return query.execution_options(yield_per=BATCH) if stream else query
 
 
 def _item_batches(connection: Connection, tenant_id: int, seq: int, stream: bool

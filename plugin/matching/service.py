@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam, case, func, select
 from sqlalchemy.orm import Session, load_only
@@ -50,24 +50,28 @@ def _among(column: Any, name: str, array: bool) -> ColumnElement[bool]:
     return column.in_(bindparam(name, expanding=True))
 
 
-def _statements(array: bool) -> tuple[Select, Select, Select]:
-    """The items (with the bodies of those likely shown: one round trip, not two), bodies, people."""
+class _Statements(NamedTuple):
+    """The statements a suggestion runs, for one kind of database."""
+
+    items: Select  # with the bodies of the items likely shown: one round trip, not two
+    bodies: Select
+    people: Select
+
+
+def _statements(array: bool) -> _Statements:
     items = (select(Item, case((_among(Item.id, "shown", array), _BODY))).options(load_only(*_SHOWN))
              .where(_IN_TENANT, _among(Item.id, "ids", array)))
     bodies = select(Item.id, _BODY).where(_IN_TENANT, _among(Item.id, "ids", array))
     people = select(Person.account_id, Person.display_name, Person.avatar_url).where(
         Person.tenant_id == bindparam("tenant"), _among(Person.account_id, "accounts", array))
-    return items, bodies, people
+    return _Statements(items, bodies, people)
 
 
 _PORTABLE, _ARRAYS = _statements(False), _statements(True)
 
 
-def _statement(session: Session, which: int) -> Select:
-    return (_ARRAYS if session.get_bind().dialect.name == "postgresql" else _PORTABLE)[which]
-
-
-_ITEMS, _BODIES, _PEOPLE = 0, 1, 2
+def _statements_for(session: Session) -> _Statements:
+    return _ARRAYS if session.get_bind().dialect.name == "postgresql" else _PORTABLE
 
 
 def _load_items(session: Session, tenant_id: int, ids: list[int], bodies: dict[int, str] | None = None,
@@ -79,7 +83,7 @@ def _load_items(session: Session, tenant_id: int, ids: list[int], bodies: dict[i
     found = {i: held[i] for i in ids if i in held and held[i].tenant_id == tenant_id}
     missing = [i for i in ids if i not in found]
     if missing:
-        rows = session.execute(_statement(session, _ITEMS), {"tenant": tenant_id, "ids": missing, "shown": likely_shown or []}).tuples()
+        rows = session.execute(_statements_for(session).items, {"tenant": tenant_id, "ids": missing, "shown": likely_shown or []}).tuples()
         for item, body in rows:
             found[item.id] = item
             if body is not None and bodies is not None:
@@ -142,7 +146,7 @@ def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
     """The text (else the comments) of the shown items, in one query rather than a load per item."""
     if not ids:
         return {}
-    return dict(session.execute(_statement(session, _BODIES), {"tenant": tenant_id, "ids": ids}).tuples().all())
+    return dict(session.execute(_statements_for(session).bodies, {"tenant": tenant_id, "ids": ids}).tuples().all())
 
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
@@ -188,7 +192,7 @@ def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, 
     """(display name, avatar url) of each known account: plain rows, no ORM objects to build."""
     if not accounts:
         return {}
-    rows = session.execute(_statement(session, _PEOPLE), {"tenant": tenant_id, "accounts": accounts})
+    rows = session.execute(_statements_for(session).people, {"tenant": tenant_id, "accounts": accounts})
     return {account: (name, avatar) for account, name, avatar in rows}
 
 
