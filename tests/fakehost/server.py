@@ -7,6 +7,7 @@ through its own OAuth 2.0 JWT bearer endpoint, and answers 401 otherwise.
 from __future__ import annotations
 
 import copy
+import itertools
 import secrets
 import threading
 import time
@@ -112,6 +113,9 @@ class FakeHost:
         self.store = Store()
         self.calls: list[Call] = []
         self.injections: list[Injection] = []
+        # Results of JQL searches that later pages continue: (cursor, jql, account) -> issue keys.
+        self.jql_cursors: dict[tuple[int, str, str | None], list[str]] = {}
+        self.jql_cursor_seq = itertools.count(1)
         self.cycle_period_hours = 168
         self.app_account_id = "557058:inflow-app-user"
         suffix = uuid.uuid4().hex[:8]

@@ -82,3 +82,22 @@ def test_confluence_cursor_pagination_returns_each_page_once(
         assert all(p["body"]["storage"]["representation"] == "storage" for p in body["results"])
         path, params = body["_links"].get("next"), None
     assert Counter(seen) == Counter(loaded)
+
+
+def test_a_continued_search_reads_its_first_pages_results(fake_host: FakeHost,
+                                                            jira_client: HostClient) -> None:
+    fake_host.load_jira_dataset("apache-activemq", limit=120)
+    jql = "project = AMQ ORDER BY created ASC"
+
+    def page(token: str | None = None) -> dict:
+        params = {"jql": jql, "fields": "summary", "maxResults": 100}
+        return jira_client.request("GET", "/rest/api/3/search/jql",
+                                   params={**params, "nextPageToken": token} if token else params).json()
+
+    first = page()
+    runs = len(fake_host.jql_cursors)
+    rest = page(first["nextPageToken"])
+    assert len(fake_host.jql_cursors) == runs  # the query did not run again
+    assert len(first["issues"]) + len(rest["issues"]) == 120 and rest["isLast"]
+    fake_host.jql_cursors.clear()  # as after the site restarted: the token still continues
+    assert [i["key"] for i in page(first["nextPageToken"])["issues"]] == [i["key"] for i in rest["issues"]]
