@@ -319,14 +319,14 @@ def _insert_rows(session: Session, model: type, columns: tuple[str, ...], rows: 
 # As PostgreSQL's docs advise after bulk loads, ANALYZE a table the store writes in bulk once it
 # has more rows changed since its last ANALYZE than it had then: at most twice per doubling.
 BULK_PAGE = 64
-_BULK_TABLES = ["items", "contributions", "people"]
+BULK_TABLES = ("items", "contributions", "people")
 _PG_STALE = ("SELECT s.relid::regclass::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
              "WHERE s.relid = ANY(%s::regclass[]) AND s.n_mod_since_analyze > greatest(c.reltuples, %s)")
 _STALE_FLOOR = 1000  # rows: below this a plan hardly matters
 
 
-def refresh_statistics(session: Session) -> list[str]:
-    """ANALYZE the store's tables whose statistics a bulk write has outgrown (PostgreSQL); their names.
+def refresh_statistics(session: Session, tables: Iterable[str] = BULK_TABLES) -> list[str]:
+    """ANALYZE those of the tables whose statistics bulk writes have outgrown (PostgreSQL); their names.
 
     SKIP_LOCKED: when another process (or autovacuum) is analysing one, it is left to them.
     Without the table's ownership PostgreSQL skips it with a warning, and plans stay as they were.
@@ -334,7 +334,7 @@ def refresh_statistics(session: Session) -> list[str]:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return []
-    stale = [name for (name,) in connection.exec_driver_sql(_PG_STALE, (_BULK_TABLES, _STALE_FLOOR))]
+    stale = [name for (name,) in connection.exec_driver_sql(_PG_STALE, (list(tables), _STALE_FLOOR))]
     if stale:
         connection.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {', '.join(stale)}")
     return stale

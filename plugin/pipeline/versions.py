@@ -153,6 +153,8 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
     newest = _newest(changes)
     if not newest:
         return []
+    if len(newest) >= store.BULK_PAGE:  # a backfill's page: the lookup below plans by them
+        store.refresh_statistics(session, ["item_versions"])
     rows = _lock_versions(session, tenant_id, newest)
     docs: list[ItemDoc] = []
     deletions: list[Change] = []

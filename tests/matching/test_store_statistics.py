@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from plugin.matching.store import BULK_PAGE, refresh_statistics, store_items
+from plugin.pipeline.versions import apply_docs
 from tests.conftest import make_postgres_database, require_postgres
 from tests.matching.helpers import database, doc
 
@@ -40,6 +41,23 @@ def test_a_bulk_page_analyses_tables_it_has_outgrown() -> None:
                 "EXPLAIN DELETE FROM contributions WHERE item_id = ANY(:ids)"),
                 {"ids": list(range(1, 501))}).scalars())
         assert "ix_contributions_item" in plan and "Seq Scan" not in plan
+    finally:
+        db.dispose()
+        drop()
+
+
+@pytest.mark.postgres
+def test_a_backfill_page_analyses_the_version_rows_it_looks_up() -> None:
+    require_postgres()
+    url, drop = make_postgres_database()
+    db, tenant = database(url)
+    try:
+        with db.session() as s:
+            apply_docs(s, tenant, _page(0, 1500))
+            s.execute(text("SELECT pg_stat_force_next_flush()"))
+        with db.session() as s:
+            apply_docs(s, tenant, _page(1500, BULK_PAGE))
+        assert "item_versions" in _analysed(db)
     finally:
         db.dispose()
         drop()
