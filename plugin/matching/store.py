@@ -392,7 +392,9 @@ def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool
         return False
     session.add(IndexTombstone(tenant_id=tenant_id, item_id=item.id, seq=next_seq(session, tenant_id)))
     session.execute(delete(Contribution).where(Contribution.item_id == item.id))
-    session.execute(delete(StoredSuggestion).where(StoredSuggestion.item_id == item.id))
+    # With its tenant: the (tenant, item, kind) index finds the rows; by item alone, a table scan.
+    session.execute(delete(StoredSuggestion).where(StoredSuggestion.tenant_id == tenant_id,
+                                                   StoredSuggestion.item_id == item.id))
     session.delete(item)
     session.flush()
     return True

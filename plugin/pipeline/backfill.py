@@ -22,6 +22,7 @@ from connect.db import Database, utcnow
 from connect.models import Tenant
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching import precompute
+from plugin.matching.store import refresh_statistics
 from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
@@ -293,13 +294,18 @@ def run_backfill(
     return True
 
 
-def items_without_suggestions(session: Session, tenant_id: int, limit: int) -> list[int]:
-    """Ids of the tenant's items that have no stored suggestions yet (oldest first)."""
-    stored = select(StoredSuggestion.id).where(StoredSuggestion.item_id == Item.id)
+def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0) -> list[int]:
+    """Ids above `after` of the tenant's items that have no stored suggestions yet, in id order."""
+    # Scoped by tenant so the (tenant, item, kind) unique index answers each probe: by item alone
+    # every probe scanned the table (25.8 s per call at 20,000 items, 15,000 of them done).
+    stored = select(StoredSuggestion.id).where(
+        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == Item.id
+    )
     return list(
         session.scalars(
+            # `tenant_id + 0`: walk the ids from `after` on by primary key, not the tenant's index.
             select(Item.id)
-            .where(Item.tenant_id == tenant_id, ~stored.exists())
+            .where((Item.tenant_id + 0) == tenant_id, Item.id > after, ~stored.exists())
             .order_by(Item.id)
             .limit(limit)
         )
@@ -310,14 +316,18 @@ def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
     """Store suggestions for every item that has none (after a backfill); resumable, idempotent.
 
     Kept out of the backfill itself: ranking costs far more per item than storing it, and panels
-    rank on demand until an item's suggestions are stored.
+    rank on demand until an item's suggestions are stored. Each batch starts after the last one,
+    so done items are not walked again.
     """
-    count = 0
+    count, after = 0, 0
     while True:
         with db.session() as session:
-            ids = items_without_suggestions(session, tenant_id, batch)
+            # The table grows from empty here, faster than autovacuum keeps its statistics.
+            refresh_statistics(session, ["stored_suggestions"])
+            ids = items_without_suggestions(session, tenant_id, batch, after)
             for item_id in ids:
                 precompute.refresh_suggestions(session, tenant_id, item_id)
         count += len(ids)
+        after = ids[-1] if ids else after
         if len(ids) < batch:
             return count
