@@ -135,7 +135,9 @@ class StoredSuggestion(Base):
     """Precomputed top candidates for an item (reuse or experts), served by panels without a query."""
 
     __tablename__ = "stored_suggestions"
-    __table_args__ = (UniqueConstraint("tenant_id", "item_id", "kind", name="uq_stored_suggestion"),)
+    # By item too: deleting an item cascades here, and without it each deletion scanned the table.
+    __table_args__ = (UniqueConstraint("tenant_id", "item_id", "kind", name="uq_stored_suggestion"),
+                      Index("ix_stored_suggestions_item", "item_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
