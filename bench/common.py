@@ -49,7 +49,7 @@ class Size:
     panel_requests: int = 300
     pipeline_events: int = 3_000
     latency_samples: int = 60
-    backfill_issues: int = 5_000
+    backfill_issues: int = 20_000  # large enough that a cost growing with the tenant shows
     ace_seconds: int = 15
     ace_rate: int = 200
     ace_urls: int = 200
