@@ -317,7 +317,7 @@ def _insert_rows(session: Session, model: type, columns: tuple[str, ...], rows: 
 # young tables outgrows them within seconds: planned for a table a tenth of its size, each page's
 # contributions delete became a sequential scan (26 ms at 90,000 rows, growing with every page).
 # As PostgreSQL's docs advise after bulk loads, ANALYZE a table the store writes in bulk once it
-# has more rows changed since its last ANALYZE than it had then: at most twice per doubling.
+# has more rows changed since its last ANALYZE than it had then: about once per doubling.
 BULK_PAGE = 64
 BULK_TABLES = ("items", "contributions", "people")
 _PG_STALE = ("SELECT s.relid::regclass::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "

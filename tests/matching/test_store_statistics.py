@@ -21,46 +21,49 @@ def _page(start: int, count: int) -> list:
             for i in range(start, start + count)]
 
 
-@pytest.mark.postgres
-def test_a_bulk_page_analyses_tables_it_has_outgrown() -> None:
+@pytest.fixture
+def young_pg():
+    """A fresh PostgreSQL database (tables never analysed) with a tenant."""
     require_postgres()
     url, drop = make_postgres_database()
     db, tenant = database(url)
-    try:
-        with db.session() as s:  # young tables, never analysed: 1,500 items, 3,000 contributions
-            store_items(s, tenant, _page(0, 1500))
-            # This backend's counts reach the statistics views when it next goes idle.
-            s.execute(text("SELECT pg_stat_force_next_flush()"))
-        assert _analysed(db) == set()
-        with db.session() as s:  # the next bulk page finds them outgrown and analyses them
-            store_items(s, tenant, _page(1500, BULK_PAGE))
-        assert _analysed(db) == {"items", "contributions"}  # 40 + 7 people: too few to matter
-        with db.session() as s:
-            assert refresh_statistics(s) == []  # current now: nothing to do
-            plan = "\n".join(s.execute(text(
-                "EXPLAIN DELETE FROM contributions WHERE item_id = ANY(:ids)"),
-                {"ids": list(range(1, 501))}).scalars())
-        assert "ix_contributions_item" in plan and "Seq Scan" not in plan
-    finally:
-        db.dispose()
-        drop()
+    yield db, tenant
+    db.dispose()
+    drop()
+
+
+def _flush_counts(s) -> None:
+    """This backend's row counts reach the statistics views when it next goes idle."""
+    s.execute(text("SELECT pg_stat_force_next_flush()"))
 
 
 @pytest.mark.postgres
-def test_a_backfill_page_analyses_the_version_rows_it_looks_up() -> None:
-    require_postgres()
-    url, drop = make_postgres_database()
-    db, tenant = database(url)
-    try:
-        with db.session() as s:
-            apply_docs(s, tenant, _page(0, 1500))
-            s.execute(text("SELECT pg_stat_force_next_flush()"))
-        with db.session() as s:
-            apply_docs(s, tenant, _page(1500, BULK_PAGE))
-        assert "item_versions" in _analysed(db)
-    finally:
-        db.dispose()
-        drop()
+def test_a_bulk_page_analyses_tables_it_has_outgrown(young_pg) -> None:
+    db, tenant = young_pg
+    with db.session() as s:  # 1,500 items, 3,000 contributions
+        store_items(s, tenant, _page(0, 1500))
+        _flush_counts(s)
+    assert _analysed(db) == set()
+    with db.session() as s:  # the next bulk page finds them outgrown and analyses them
+        store_items(s, tenant, _page(1500, BULK_PAGE))
+    assert _analysed(db) == {"items", "contributions"}  # 40 + 7 people: too few to matter
+    with db.session() as s:
+        assert refresh_statistics(s) == []  # current now: nothing to do
+        plan = "\n".join(s.execute(text(
+            "EXPLAIN DELETE FROM contributions WHERE item_id = ANY(:ids)"),
+            {"ids": list(range(1, 501))}).scalars())
+    assert "ix_contributions_item" in plan and "Seq Scan" not in plan
+
+
+@pytest.mark.postgres
+def test_a_backfill_page_analyses_the_version_rows_it_looks_up(young_pg) -> None:
+    db, tenant = young_pg
+    with db.session() as s:
+        apply_docs(s, tenant, _page(0, 1500))
+        _flush_counts(s)
+    with db.session() as s:
+        apply_docs(s, tenant, _page(1500, BULK_PAGE))
+    assert "item_versions" in _analysed(db)
 
 
 def test_small_writes_and_sqlite_never_analyse(sqlite_url: str) -> None:
