@@ -134,10 +134,11 @@ def _matching_keys(host: FakeHost, jql: str, account_id: str | None, cursor: int
     of running the query again: re-matching and re-sorting every issue for every page made a
     backfill of N issues cost the site O(N^2), more CPU than the app under measurement.
     """
-    with host.lock:
-        kept = host.jql_cursors.get((cursor, jql, account_id)) if cursor is not None else None
-    if kept is not None:
-        return kept, cursor  # type: ignore[return-value]
+    if cursor is not None:
+        with host.lock:
+            kept = host.jql_cursors.get((cursor, jql, account_id))
+        if kept is not None:
+            return kept, cursor
     keys = [i["key"] for i in run_jql(host, jql, account_id)]  # a first page, or a cursor long gone
     with host.lock:
         cursor = next(host.jql_cursor_seq)
