@@ -10,10 +10,16 @@ option mounts a urllib3 `Retry` adapter which re-sends the *same* prepared reque
 whose exp may pass during a long wait), does not cap a server's Retry-After, and ends in
 `requests.RetryError` instead of the response; its `retry_with_header` path retries 429 only
 once. Retrying in the session re-signs every attempt and gives one error type.
+
+A site that cannot be reached or does not answer in time raises HostUnreachable, a HostError
+with status 0. Every session of a process shares one pool of connections, so a panel's call
+reuses an open (TLS) connection to the site instead of opening its own.
 """
 from __future__ import annotations
 
 import email.utils
+import os
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 from atlassian import Confluence, Jira
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from connect.impersonation import TOKENS, BearerAuth, auth_server_url, request_token
@@ -31,6 +38,8 @@ RETRY_STATUSES = frozenset({429, 503})
 MAX_ATTEMPTS = 4
 MAX_RETRY_WAIT = 30.0  # never sleep longer than this for one retry
 TOKEN_TTL = 180  # app JWT lifetime; Atlassian recommends a few minutes at most
+POOL_SITES = 100  # sites whose open connections a process keeps (the least recently used go first)
+POOL_PER_SITE = 16  # open connections kept per site: a web process's threads, a job's fetches
 
 
 class HostError(requests.HTTPError):
@@ -42,6 +51,42 @@ class HostError(requests.HTTPError):
         self.status = status
         self.body = body
         self.retry_after = retry_after
+
+
+class HostUnreachable(HostError):
+    """The site could not be reached, or did not answer in time (the transport error is the cause)."""
+
+    def __init__(self, error: requests.RequestException) -> None:
+        super().__init__(0, f"{type(error).__name__}: {error}")
+
+
+class _SharedAdapter(HTTPAdapter):
+    """Connection pools that outlive any one session: a session's close() leaves them open."""
+
+    def close(self) -> None:
+        """Keep the pools: other sessions of this process are using them."""
+
+
+_adapter: _SharedAdapter | None = None
+_adapter_lock = threading.Lock()
+
+
+def shared_adapter() -> HTTPAdapter:
+    """This process's connections to every site, made on first use."""
+    global _adapter
+    with _adapter_lock:
+        if _adapter is None:
+            _adapter = _SharedAdapter(pool_connections=POOL_SITES, pool_maxsize=POOL_PER_SITE)
+        return _adapter
+
+
+def _forget_parents_connections() -> None:
+    # A forked child (a gunicorn worker, an rq work horse) must not write to its parent's sockets.
+    global _adapter, _adapter_lock
+    _adapter, _adapter_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_parents_connections)
 
 
 class AppJWTAuth(AuthBase):
@@ -83,6 +128,9 @@ class HostSession(requests.Session):
     def __init__(self, auth: AuthBase | None = None, timeout: Any = TIMEOUT,
                  max_attempts: int = MAX_ATTEMPTS, max_wait: float = MAX_RETRY_WAIT) -> None:
         super().__init__()
+        adapter = shared_adapter()
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
         self.auth = auth
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -94,7 +142,10 @@ class HostSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         for attempt in range(1, self.max_attempts + 1):
-            response = super().request(method, url, *args, **kwargs)
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise HostUnreachable(exc) from exc
             if response.status_code not in RETRY_STATUSES:
                 break
             delay = self._delay(response, attempt)

@@ -85,11 +85,13 @@ def test_not_found_raises_host_error_with_the_body(fake_host: FakeHost,
 def test_a_slow_site_times_out_instead_of_hanging(fake_host: FakeHost) -> None:
     from requests.exceptions import Timeout
 
+    from connect.host_client import HostUnreachable
     from tests.hostclient.conftest import tenant_of
 
     client = HostClient.for_tenant(tenant_of(fake_host), "io.inflow.app", timeout=(1, 0.5))
     fake_host.inject("/rest/api/3/project/search", 200, times=1, delay=2.0)
     started = time.monotonic()
-    with pytest.raises(Timeout):
+    with pytest.raises(HostUnreachable) as caught:
         client.request("GET", "/rest/api/3/project/search")
     assert time.monotonic() - started < 1.9
+    assert caught.value.status == 0 and isinstance(caught.value.__cause__, Timeout)

@@ -154,3 +154,12 @@ def test_titles_with_ampersands_are_escaped_exactly_once(site: Site,
     assert "Roadmap &amp; Planning" in html and "&amp;amp;" not in html
     data = site.get(f"/api/content/jira/{issues[1]['key']}/reuse", sub="chirino").get_json()
     assert data["item"]["title"].startswith("Roadmap & Planning")  # JSON carries plain text
+
+
+@pytest.mark.parametrize("panel", ["experts", "reuse", "contributors"])
+def test_a_site_that_cannot_be_reached_gets_an_explanation_not_an_error(site: Site, panel: str) -> None:
+    key = site.keys[-1]
+    site.host.stop()  # Jira down or unreachable: permission checks cannot be made
+    response = site.page(f"/jira/panels/{panel}?issueKey={key}&projectKey=AMQ")
+    assert response.status_code == 502
+    assert "could not reach Jira" in response.get_data(True)
