@@ -75,6 +75,8 @@ def fetcher(source: str, key: str) -> Callable[[], ItemDoc | None]:
             page = host().get_json(f"/wiki/api/v2/pages/{key}", params={"body-format": "storage"})
             return confluence_page_to_doc(page, site_url())
         except HostError as exc:
+            if exc.status == 0 or exc.status >= 500:
+                raise  # the site is down or unreachable: the page says so rather than "nothing here"
             # A missing or unreadable item is an empty panel, not a broken one.
             log.info("could not fetch %s %s from host: %s", source, key, exc)
             return None

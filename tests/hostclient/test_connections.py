@@ -26,6 +26,7 @@ class _KeepAlive(BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go as two writes: no delayed-ACK stall
 
     def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
