@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -60,6 +61,21 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
+def _postgres_settings(dbapi_conn: Any, _record: object) -> None:
+    # lz4 for the values PostgreSQL compresses (an item's text, comments and term vector): its
+    # default, pglz, was 15 % of the server's CPU while a backfill stored 100,000 items, and lz4
+    # cut the store's time by a tenth. A server built without lz4 (or before 14) refuses the
+    # setting and keeps its own default; nothing else depends on it.
+    import psycopg  # loaded by the dialect already; SQLite-only processes never import it
+
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SET default_toast_compression = lz4")
+        dbapi_conn.commit()
+    except psycopg.Error:
+        dbapi_conn.rollback()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL with the pragmas and pool settings each backend needs."""
     url = normalise_url(url)
@@ -67,7 +83,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "connect", _postgres_settings)
+    return engine
 
 
 class Database:

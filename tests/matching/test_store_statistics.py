@@ -90,3 +90,18 @@ def test_filling_suggestions_walks_on_from_the_last_batch(database_url: str) -> 
     with db.session() as s:
         assert items_without_suggestions(s, tenant, 100) == []
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_long_texts_are_compressed_with_lz4_when_the_server_has_it(young_pg) -> None:
+    db, tenant = young_pg
+    with db.engine.connect() as conn:
+        offered = conn.scalar(text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"))
+        if "lz4" not in (offered or []):
+            pytest.skip("this PostgreSQL was built without lz4")
+        assert conn.scalar(text("SHOW default_toast_compression")) == "lz4"
+    long_text = " ".join(f"word{i} lorem ipsum dolor" for i in range(2000))  # well past TOAST's 2 kB
+    with db.session() as s:
+        store_items(s, tenant, [doc("APP-1", "Long", long_text)])
+    with db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT pg_column_compression(text) FROM items")) == "lz4"
