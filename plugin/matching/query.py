@@ -5,7 +5,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from plugin.content.model import ItemDoc
@@ -22,6 +22,7 @@ _FRAME = re.compile(r"^[\s|]*(?:at\s+[\w$.<>/]+\([^()\n]*\)(?:\s*~?\[[^\[\]\n]*\
 # A trace's top frames say where it failed; the deeper ones are the test runner, reflection and
 # thread pool that every trace shares: kept, they make all reports with a trace look alike.
 TOP_FRAMES = 3
+_TEXTS = ("text", "comments_text")  # an item's columns a query reads, which panels load lazily
 
 
 @dataclass
@@ -47,6 +48,7 @@ def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) ->
     if isinstance(target, str):
         return Target(title=target, text="")
     if isinstance(target, Item):
+        _load_texts(target)
         return Target(target.title, target.text, target.comments_text or "",
                       list(target.components or []) + list(target.labels or []), target.source,
                       target.id, target.key, list(target.links or []), target.project,
@@ -56,6 +58,13 @@ def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) ->
     return Target(target.title, target.text, "\n".join(target.comments),
                   list(target.components) + list(target.labels), target.source, stored_id,
                   target.key, list(target.links), target.project, target.created.timestamp())
+
+
+def _load_texts(item: Item) -> None:
+    """An item read without its texts (panels defer them) gets both in one query, not one each."""
+    state = inspect(item)
+    if state.session is not None and not state.unloaded.isdisjoint(_TEXTS):
+        state.session.refresh(item, [name for name in _TEXTS if name in state.unloaded])
 
 
 def without_deep_frames(text: str) -> str:
