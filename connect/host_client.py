@@ -58,6 +58,7 @@ class HostUnreachable(HostError):
 
     def __init__(self, error: requests.RequestException) -> None:
         super().__init__(0, f"{type(error).__name__}: {error}")
+        self.args = (f"Could not reach the host: {self.body[:300]}",)
 
 
 class _SharedAdapter(HTTPAdapter):

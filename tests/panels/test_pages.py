@@ -167,3 +167,17 @@ def test_a_site_that_cannot_be_reached_gets_an_explanation_not_an_error(site: Si
     response = site.page(f"/jira/panels/{panel}?issueKey={key}&projectKey=AMQ")
     assert response.status_code == 502
     assert "could not reach Jira" in response.get_data(True)
+
+
+def test_confluence_views_explain_a_site_that_cannot_be_reached(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    wiki.host.stop()
+    macro = wiki.page(f"/confluence/macros/experts?pageId={page}&spaceKey=TSC&outputType=display")
+    byline = wiki.page(f"/confluence/byline?pageId={page}")
+    for response in (macro, byline):
+        assert response.status_code == 502
+        assert "could not reach" in response.get_data(True)
+    # The byline's title has no counts to show, but the byline itself still renders.
+    context = wiki.page(f"/confluence/byline/context?pageId={page}")
+    assert context.status_code == 200
+    assert "expert" not in context.get_json()["title"]["value"]
