@@ -390,6 +390,8 @@ def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool
     item = get_item(session, tenant_id, source, key)
     if item is None:
         return False
+    # The sequence bump first: its row lock keeps a concurrent store of this item from adding
+    # contributions after the delete below (no foreign key would catch them).
     session.add(IndexTombstone(tenant_id=tenant_id, item_id=item.id, seq=next_seq(session, tenant_id)))
     session.execute(delete(Contribution).where(Contribution.item_id == item.id))
     # With its tenant: the (tenant, item, kind) index finds the rows; by item alone, a table scan.

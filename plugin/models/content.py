@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from connect.db import Base, UTCDateTime, utcnow
 
@@ -57,12 +57,14 @@ class Item(Base):
     # Compact term vector {"field": {"term": tf}} so every process can rebuild its index cache.
     terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
 
-    contributions: Mapped[list[Contribution]] = relationship(
-        back_populates="item", cascade="all, delete-orphan", passive_deletes=True)
-
 
 class Contribution(Base):
-    """Someone's part in an item (assignee, commenter, editor, ...), the raw material of expertise."""
+    """Someone's part in an item (assignee, commenter, editor, ...), the raw material of expertise.
+
+    `item_id` has no foreign key: PostgreSQL's check of each row cost more than any other part of
+    storing them. Only `plugin.matching.store` writes these rows, for the items it just wrote, and
+    deletes them with their item (migration 842b01e0df27 says why that is safe).
+    """
 
     __tablename__ = "contributions"
     __table_args__ = (
@@ -72,12 +74,10 @@ class Contribution(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(Integer)
     account_id: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    item: Mapped[Item] = relationship(back_populates="contributions")
 
 
 class Person(Base):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 import plugin.models  # noqa: F401  (every table on Base.metadata)
-from connect.db import Base, make_engine
+from connect.db import Base, Database, make_engine
 from plugin import migrations
 
 
@@ -27,3 +27,40 @@ def test_upgrade_head_on_an_empty_database_matches_the_models(database_url: str)
 def test_upgrade_head_twice_is_a_no_op(database_url: str) -> None:
     migrations.upgrade(database_url)
     migrations.upgrade(database_url)
+
+
+def _item_keys(connection: Connection) -> list[dict]:
+    return [fk for fk in inspect(connection).get_foreign_keys("contributions") if fk["referred_table"] == "items"]
+
+
+def test_dropping_the_contributions_item_key_keeps_the_rows_and_deletes_still_clean_up(database_url: str) -> None:
+    from alembic import command
+
+    from plugin.matching.store import delete_item, upsert_item
+    from tests.conftest import install_tenant
+    from tests.matching.helpers import doc
+
+    migrations.upgrade(database_url, "6f1bdc47322a")  # the schema before the key was dropped
+    db = Database(database_url)
+    try:
+        tenant = install_tenant(db)
+        with db.session() as session:
+            for key in ("A-1", "A-2"):
+                upsert_item(session, tenant.tenant_id, doc(key, "title", "text", people={"ann": "assignee"}))
+        with db.engine.connect() as connection:
+            assert len(_item_keys(connection)) == 1
+        migrations.upgrade(database_url)
+        with db.engine.connect() as connection:
+            assert _item_keys(connection) == []
+            assert connection.execute(text("SELECT count(*) FROM contributions")).scalar() == 2
+        with db.session() as session:
+            assert delete_item(session, tenant.tenant_id, "jira", "A-1")
+        with db.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM contributions")).scalar() == 1
+        db.dispose()
+        command.downgrade(migrations.alembic_config(database_url), "6f1bdc47322a")
+        with db.engine.connect() as connection:
+            assert len(_item_keys(connection)) == 1
+            assert connection.execute(text("SELECT count(*) FROM contributions")).scalar() == 1
+    finally:
+        db.dispose()
