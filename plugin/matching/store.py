@@ -376,13 +376,19 @@ def upsert_item(session: Session, tenant_id: int, doc: ItemDoc) -> Item:
 
 def add_contribution(session: Session, tenant_id: int, item_id: int, account_id: str, role: str,
                      at: datetime, display_name: str | None = None) -> None:
-    """Record a contribution no item payload carries (answerer, kudos received)."""
+    """Record a contribution no item payload carries (answerer, kudos received).
+
+    LookupError when the tenant has no such item (there is no foreign key to refuse it).
+    """
+    # Index caches hold who worked on each item: re-announce the item so they reload it. The
+    # sequence lock comes first, so a concurrent `delete_item` has either finished or waits.
+    announced = session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
+                                .values(index_seq=next_seq(session, tenant_id)))
+    if not announced.rowcount:
+        raise LookupError(f"tenant {tenant_id} has no item {item_id}")
     session.add(Contribution(tenant_id=tenant_id, item_id=item_id, account_id=account_id, role=role,
                              at=at))
     remember_people(session, tenant_id, [(account_id, display_name)])
-    # Index caches hold who worked on each item: re-announce the item so they reload it.
-    session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
-                    .values(index_seq=next_seq(session, tenant_id)))
 
 
 def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.service import suggest_experts, suggest_reuse
@@ -125,6 +125,10 @@ def test_erasure_and_new_contributions_reach_another_process_cache(database_url:
         add_contribution(s, tenant, item_id, "sam", "answerer", datetime.now(UTC), "Sam")
     with reader.session() as s:
         assert [e.account_id for e in suggest_experts(s, tenant, "cache eviction")] == ["sam"]
+    with pytest.raises(LookupError), writer.session() as s:  # no item of that id: nothing is stored
+        add_contribution(s, tenant, item_id + 1, "sam", "answerer", datetime.now(UTC), "Sam")
+    with writer.session() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 1
     reader.dispose()
     writer.dispose()
 
