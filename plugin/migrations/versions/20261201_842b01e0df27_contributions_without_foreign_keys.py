@@ -37,6 +37,10 @@ def _sqlite_name(column: str, table: str) -> str:
     return f'fk_contributions_{column}_{table}'
 
 
+def _pg_name(column: str) -> str:
+    return f'contributions_{column}_fkey'
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == 'sqlite':
         with op.batch_alter_table('contributions', naming_convention=_CONVENTION) as batch_op:
@@ -44,7 +48,7 @@ def upgrade() -> None:
                 batch_op.drop_constraint(_sqlite_name(column, table), type_='foreignkey')
     else:
         for column, _ in _KEYS:
-            op.drop_constraint(f'contributions_{column}_fkey', 'contributions', type_='foreignkey')
+            op.drop_constraint(_pg_name(column), 'contributions', type_='foreignkey')
 
 
 def downgrade() -> None:
@@ -58,5 +62,4 @@ def downgrade() -> None:
                                             ondelete='CASCADE')
     else:
         for column, table in _KEYS:
-            op.create_foreign_key(f'contributions_{column}_fkey', 'contributions', table, [column], ['id'],
-                                  ondelete='CASCADE')
+            op.create_foreign_key(_pg_name(column), 'contributions', table, [column], ['id'], ondelete='CASCADE')
