@@ -1,0 +1,1 @@
+"""Sandbox material for tests, benchmarks and demos: real public data sets, shipped in the repo."""
