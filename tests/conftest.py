@@ -23,7 +23,6 @@ from tests.jwt_helpers import host_token
 pytest_plugins = ["tests.fakehost.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 BASE_URL = "https://inflow.test"
 
 

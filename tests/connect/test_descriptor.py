@@ -9,7 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from connect.descriptor import MODULE_URLS, SCOPE_REASONS, TEMPLATE_PATH, module_urls
-from tests.conftest import BASE_URL, SHARED
+from sandbox import datasets
+from tests.conftest import BASE_URL
 
 JIRA_ONLY = {"webPanels", "jiraIssueContents", "jiraProjectAdminTabPanels"}
 CONFLUENCE_ONLY = {"dynamicContentMacros", "staticContentMacros", "contentBylineItems"}
@@ -54,8 +55,7 @@ def test_served_descriptor_validates_against_the_connect_schema(
         client: FlaskClient, product: str) -> None:
     # The schema is Jira's; Confluence modules pass as additional properties of `modules`,
     # so the shared fields (key, baseUrl, lifecycle, scopes, apiMigrations, webhooks) are checked.
-    schema = json.loads((SHARED / "connect" / "jira-global-schema.json").read_text())
-    jsonschema.Draft4Validator(schema).validate(served(client, product))
+    jsonschema.Draft4Validator(datasets.descriptor_schema()).validate(served(client, product))
 
 
 def test_jira_descriptor_has_only_jira_modules(client: FlaskClient) -> None:

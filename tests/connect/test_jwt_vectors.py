@@ -12,9 +12,10 @@ import jwt as pyjwt
 import pytest
 
 from connect.jwt import canonical_request, parse_query, query_string_hash
-from tests.conftest import ROOT, SHARED
+from sandbox import datasets
+from tests.conftest import ROOT
 
-VECTORS = json.loads((SHARED / "connect" / "jwt-signed-urls.json").read_text())
+VECTORS = datasets.jwt_vectors()
 NODE_DIR = ROOT / "tests" / "node"
 
 

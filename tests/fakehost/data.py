@@ -1,18 +1,16 @@
-"""Real public data from ../shared, parsed once per process and shaped as Jira Cloud v3 / Confluence v2."""
+"""The sandbox data sets, parsed once per process and shaped as Jira Cloud v3 / Confluence v2."""
 from __future__ import annotations
 
 import copy
-import json
 import zlib
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from connect.adf import text_to_adf
+from sandbox import datasets
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-JIRA_DATASETS = ("apache-activemq", "apache-zookeeper", "gitbugs-hadoop")
+JIRA_DATASETS = datasets.JIRA_SETS
 AVATAR = "https://avatar-management.services.atlassian.com/default/{size}"
 
 
@@ -30,20 +28,11 @@ def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-@lru_cache(maxsize=None)
-def _raw_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def jira_dataset(name: str) -> list[dict[str, Any]]:
     """The v2-shaped issues of one data set (shared, parsed once: do not mutate)."""
     if name == "jira-rest-sample":
-        issues: list[dict[str, Any]] = []
-        for path in sorted((SHARED_DATA / name).glob("*.json")):
-            issues.extend(_raw_json(str(path)))
-        return issues
-    return _raw_json(str(SHARED_DATA / name / "issues.json"))["issues"]
+        return datasets.jira_rest_sample()
+    return datasets.jira_issues(name)
 
 
 # Conversion to ADF is the slow part of loading (seconds for a whole set), so issues are converted
@@ -88,15 +77,15 @@ def dataset_people(name: str) -> dict[str, dict[str, Any]]:
 
 def confluence_pages() -> list[dict[str, Any]]:
     """The Hyperledger pages in v2 shape (shared: do not mutate)."""
-    return _raw_json(str(SHARED_DATA / "confluence-hyperledger" / "pages.json"))["results"]
+    return datasets.confluence_pages()
 
 
 def confluence_spaces() -> list[dict[str, Any]]:
-    return _raw_json(str(SHARED_DATA / "confluence-hyperledger" / "spaces.json"))["results"]
+    return datasets.confluence_spaces()
 
 
 def confluence_users() -> list[dict[str, Any]]:
-    return _raw_json(str(SHARED_DATA / "confluence-hyperledger" / "users.json"))["results"]
+    return datasets.confluence_users()
 
 
 def project_id(project_key: str) -> str:

@@ -201,7 +201,7 @@ class FakeHost:
         return keys
 
     def load_jira_dataset(self, name: str, limit: int | None = None) -> list[str]:
-        """Serve one of ../shared/data's Jira sets (parsed once per process, converted on demand)."""
+        """Serve one of the sandbox Jira sets (parsed once per process, converted on demand)."""
         issues = data.jira_dataset(name)
         keys = self._add_issues(issues[:limit] if limit else issues)
         with self.lock:
@@ -246,7 +246,7 @@ class FakeHost:
         return [str(page["id"]) for page in pages]
 
     def load_confluence_dataset(self, limit: int | None = None) -> list[str]:
-        """Serve the Hyperledger pages from ../shared/data."""
+        """Serve the Hyperledger pages of sandbox.datasets."""
         pages = data.confluence_pages()
         return self.load_confluence_pages(pages[:limit] if limit else pages)
 

@@ -1,25 +1,21 @@
 """One change delivered by Forge or by a Connect webhook ends as the same items and suggestions."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from connect.models import WebhookEvent
-from tests.conftest import BASE_URL, SHARED, TenantAuth, install_tenant
+from sandbox import datasets
+from tests.conftest import BASE_URL, TenantAuth, install_tenant
 from tests.forge.conftest import ForgeInstall
 
-SAMPLE = SHARED / "data" / "jira-rest-sample" / "KAFKA_0.json"
 ISSUES = 25
 
 
 def sample_issues() -> list[dict[str, Any]]:
-    if not SAMPLE.exists():
-        pytest.skip(f"shared data missing: {SAMPLE}")
-    return json.loads(SAMPLE.read_text())[:ISSUES]
+    return datasets.jira_rest_sample()[:ISSUES]
 
 
 def deliver_connect(app: Flask, tenant: TenantAuth, issue: dict[str, Any]) -> None:

@@ -8,26 +8,26 @@ from pathlib import Path
 import pytest
 
 from plugin.cli import main
-from tests.conftest import SHARED
+from sandbox import datasets
 
-ZOOKEEPER = SHARED / "data/apache-zookeeper"
+ZOOKEEPER = "apache-zookeeper"
 
 
 @pytest.fixture(scope="module")
 def zookeeper_slice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The first 300 ZooKeeper issues as a plain list, and the duplicate pairs among them."""
     folder = tmp_path_factory.mktemp("zk")
-    issues = json.loads((ZOOKEEPER / "issues.json").read_text())["issues"]
-    issues.sort(key=lambda i: i["fields"]["created"])
+    # sorted() copies: the parsed set is shared with the rest of the process.
+    issues = sorted(datasets.jira_issues(ZOOKEEPER), key=lambda i: i["fields"]["created"])
     head = issues[:300]
     keys = {i["key"] for i in head}
     (folder / "issues.json").write_text(json.dumps(head))
-    with (ZOOKEEPER / "duplicates.csv").open() as src, (folder / "truth.csv").open("w", newline="") as dst:
+    with (folder / "truth.csv").open("w", newline="") as dst:
         writer = csv.writer(dst)
         writer.writerow(["query", "duplicate_of"])
-        for row in csv.DictReader(src):
-            if row["query"] in keys and row["duplicate_of"] in keys:
-                writer.writerow([row["query"], row["duplicate_of"]])
+        for query, duplicate_of in datasets.duplicates(ZOOKEEPER):
+            if query in keys and duplicate_of in keys:
+                writer.writerow([query, duplicate_of])
     return folder / "issues.json", folder / "truth.csv"
 
 

@@ -1,7 +1,6 @@
 """Normalisation: ADF, wiki markup and storage XHTML become bounded plain text; hostile markup never survives."""
 from __future__ import annotations
 
-import json
 import sys
 
 from plugin.content.normalize import (
@@ -11,7 +10,7 @@ from plugin.content.normalize import (
     storage_to_text,
     wiki_to_text,
 )
-from tests.conftest import SHARED
+from sandbox import datasets
 
 ADF = {"type": "doc", "version": 1, "content": [
     {"type": "paragraph", "content": [
@@ -66,8 +65,7 @@ def test_one_mebibyte_of_text_is_capped() -> None:
 
 
 def test_jira_v2_issue_with_comments_becomes_item_doc() -> None:
-    issues = json.loads((SHARED / "data/apache-zookeeper/issues.json").read_text())["issues"]
-    issue = next(i for i in issues if i["key"] == "ZOOKEEPER-8")
+    issue = next(i for i in datasets.jira_issues("apache-zookeeper") if i["key"] == "ZOOKEEPER-8")
     doc = jira_issue_to_doc(issue, "https://site.test")
     assert doc.source == "jira" and doc.key == "ZOOKEEPER-8" and doc.kind == "issue"
     assert doc.url == "https://site.test/browse/ZOOKEEPER-8" and doc.project == "ZOOKEEPER"
@@ -93,8 +91,7 @@ def test_jira_v3_adf_issue_and_links() -> None:
 
 
 def test_confluence_page_with_creator_editor_and_comments() -> None:
-    pages = json.loads((SHARED / "data/confluence-hyperledger/pages.json").read_text())["results"]
-    page = pages[0]
+    page = datasets.confluence_pages()[0]
     comment = {"body": {"storage": {"value": "<p>Thanks <script>x()</script>!</p>"}},
                "version": {"authorId": "acc-9", "createdAt": "2024-10-04T00:00:00.000Z"}}
     doc = confluence_page_to_doc(page, "https://site.test", space_key="BESU", comments=[comment])

@@ -1,7 +1,6 @@
 """A large page's term vectors are analysed on more than one core, with the same result."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -13,15 +12,14 @@ from plugin.content.normalize import jira_issue_to_doc
 from plugin.matching import parallel
 from plugin.matching.store import store_items
 from plugin.models.content import Item
+from sandbox import datasets
 from tests.matching.helpers import database
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @pytest.fixture(scope="module")
 def docs() -> list:
     """Real ZooKeeper issues, normalised as a backfill page would be."""
-    issues = json.loads((SHARED / "data/apache-zookeeper/issues.json").read_text())["issues"][:300]
+    issues = datasets.jira_issues("apache-zookeeper")[:300]
     return [jira_issue_to_doc(issue, "https://site.test") for issue in issues]
 
 

@@ -18,7 +18,7 @@ from plugin.content.markup import clip
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching import text
 from plugin.matching.vectors import _top, term_vector
-from tests.conftest import SHARED
+from sandbox import datasets
 
 
 def reference_clip(value: str, limit: int = 100_000) -> str:
@@ -45,11 +45,11 @@ def raw_texts() -> list[str]:
     """Real markup as hosts send it: Jira wiki bodies, comments and summaries, Confluence XHTML."""
     out: list[str] = []
     for name in ("apache-zookeeper", "apache-activemq"):
-        for issue in json.loads((SHARED / f"data/{name}/issues.json").read_text())["issues"][:400]:
+        for issue in datasets.jira_issues(name)[:400]:
             fields = issue["fields"]
             out += [fields.get("summary") or "", fields.get("description") or ""]
             out += [c.get("body") or "" for c in (fields.get("comment") or {}).get("comments", [])]
-    pages = json.loads((SHARED / "data/confluence-hyperledger/pages.json").read_text())["results"]
+    pages = datasets.confluence_pages()
     out += [p.get("body", {}).get("storage", {}).get("value", "") for p in pages[:200]]
     return out
 
@@ -59,9 +59,9 @@ def doc_texts() -> list[tuple[str, str, str, list[str]]]:
     """(title, text, comments, meta) of real issues and pages after normalisation."""
     docs = []
     for name in ("apache-zookeeper", "apache-activemq"):
-        issues = json.loads((SHARED / f"data/{name}/issues.json").read_text())["issues"][:400]
+        issues = datasets.jira_issues(name)[:400]
         docs += [jira_issue_to_doc(issue, "https://site.test") for issue in issues]
-    pages = json.loads((SHARED / "data/confluence-hyperledger/pages.json").read_text())["results"]
+    pages = datasets.confluence_pages()
     docs += [confluence_page_to_doc(page, "https://site.test") for page in pages[:200]]
     return [(d.title, d.text, "\n\n".join(d.comments), d.components + d.labels) for d in docs]
 

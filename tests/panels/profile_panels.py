@@ -4,7 +4,7 @@
     N=100000 HOST_DELAY=0.02 .venv/bin/python tests/panels/profile_panels.py   # 20 ms host round trip
     PROFILE=experts:stored SORT=tottime .venv/bin/python tests/panels/profile_panels.py
 
-Items are resampled from ../shared (bench/corpus.py) and stored with upsert_items; the fake host
+Items are resampled from sandbox/data (bench/corpus.py) and stored with upsert_items; the fake host
 answers permission checks over loopback. The seeded database is kept in $INFLOW_PROFILE_WORK.
 Times are the Flask handler's (test client), without gunicorn or the network to the browser.
 """
