@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("INFLOW_SHARED", ROOT.parent / "shared"))
 
 
 def work_dir() -> Path:

@@ -1,4 +1,4 @@
-"""Realistic items at any size, made by resampling the real texts in ../shared/data.
+"""Realistic items at any size, made by resampling the real texts in sandbox/data.
 
 Each generated Jira issue takes its summary, description, comments, components and people from
 different real issues (and sometimes splices two summaries), so 100,000 items have the length,
@@ -9,16 +9,15 @@ Everything is seeded, so a run can regenerate the same item by index.
 from __future__ import annotations
 
 import functools
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.common import SHARED
+from sandbox import datasets
 
-JIRA_SETS = ("apache-activemq", "apache-zookeeper", "gitbugs-hadoop")
+JIRA_SETS = datasets.JIRA_SETS
 PROJECTS = ("AMQ", "ZOOKEEPER", "HADOOP", "KAFKA", "SPARK", "CORE", "OPS", "WEB")
 SITE = "https://bench.atlassian.net"
 EPOCH = datetime(2012, 1, 1, tzinfo=timezone.utc)
@@ -37,18 +36,13 @@ class Pools:
     statuses: list[tuple[str, str | None]]
 
 
-def _load_json(path: str) -> Any:
-    with open(SHARED / "data" / path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 @functools.lru_cache(maxsize=1)
 def pools() -> Pools:
-    """Read the shared sets once per process."""
+    """Read the real sets once per process (parsed afresh and dropped: only the pools stay)."""
     summaries, descriptions, comments, people, components, labels, statuses = [], [], [], [], [], [], []
     seen_people: set[str] = set()
     for name in JIRA_SETS:
-        for issue in _load_json(f"{name}/issues.json")["issues"]:
+        for issue in datasets.read_jira_issues(name):
             fields = issue["fields"]
             summaries.append(fields.get("summary") or "")
             if fields.get("description"):

@@ -1,4 +1,4 @@
-"""The burst: `jira:issue_updated` deliveries built from real ActiveMQ issues in ../shared/data.
+"""The burst: `jira:issue_updated` deliveries built from real ActiveMQ issues in sandbox/data.
 
 Each issue is edited SNAPSHOTS times: snapshot k carries the whole issue (as Jira sends it), with
 `updated` k minutes later, the first comments up to a share k/SNAPSHOTS of its real comments, and
@@ -8,15 +8,14 @@ shuffled (Jira does not promise order) under distinct webhook identifiers.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from sandbox import datasets
+
 DATASET = "apache-activemq"
 JIRA_TIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 
@@ -32,8 +31,7 @@ class Delivery:
 
 
 def _issues(count: int) -> list[dict[str, Any]]:
-    with open(SHARED / DATASET / "issues.json", encoding="utf-8") as handle:
-        issues = json.load(handle)["issues"]
+    issues = datasets.read_jira_issues(DATASET)
     with_comments = [i for i in issues if (i["fields"].get("comment") or {}).get("comments")]
     return with_comments[:count]
 
