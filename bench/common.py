@@ -54,8 +54,9 @@ class Size:
     ace_urls: int = 200
     scaling_steps: tuple[int, ...] = (10_000, 100_000)
     scaling_full_step: int = 1_000_000
-    tenants: int = 1_000
-    tenant_items: int = 1_000
+    site_steps: tuple[int, ...] = (100, 1_000)  # many small sites in one shard
+    site_full_step: int = 10_000
+    site_items: int = 100
     tiny: bool = False
 
 
@@ -63,7 +64,8 @@ DEFAULT = Size()
 # Small enough for the smoke test: every code path runs, no figure means anything.
 TINY = Size(items=40, queries=3, updates=3, panel_requests=3, pipeline_events=2,
             latency_samples=1, backfill_issues=20, ace_seconds=1, ace_rate=10, ace_urls=3,
-            scaling_steps=(20,), scaling_full_step=40, tenants=2, tenant_items=10, tiny=True)
+            scaling_steps=(20,), scaling_full_step=40, site_steps=(2,), site_full_step=3, site_items=10,
+            tiny=True)
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float]:

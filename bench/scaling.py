@@ -1,80 +1,93 @@
-"""Scaling curve: matching latency, memory and index load at growing sizes, and across many tenants.
+"""Scaling curve: one site at growing sizes, and growing numbers of small sites in one shard.
 
-Each step is a fresh SQLite database seeded through store_items, then measured by a fresh
-serving process (bench/probe.py) that loads every tenant's index and times reuse + experts for
-random stored items. The 1,000,000-item steps (one tenant, and 1,000 tenants of 1,000 items) take
-well over ten minutes here, so they run only with `--full`; by default the many-tenant step is
-100 tenants of 1,000 items.
+Each step is a fresh SQLite database seeded through store_items and indexed by `inflow index` in a
+process of its own (the worker's part: its time and memory are reported), then measured by a
+fresh serving process (bench/probe.py) that times reuse + experts for random stored items of
+random sites: what a web worker holds and spends. The 1,000,000-item and 10,000-site steps take
+well over ten minutes here, so they run only with `--full`.
 """
 from __future__ import annotations
 
-from bench.common import Row, Size, log
+from pathlib import Path
+
+from bench.common import Row, Size, log, stopwatch
+from bench.indexing import IndexerProcess
 from bench.probe import run_probe
-from bench.seed import fresh_dir, install_tenant, open_database, seeded_database, seed_items
+from bench.seed import fresh_dir, index_beside, install_tenant, open_database, seed_items, store_batches
 
 NAME = "scaling"
 DEFAULT_BACKENDS = ("sqlite",)
-DEFAULT_TENANTS = 100
 
 
 def run(size: Size, full: bool = False, backends: tuple[str, ...] = DEFAULT_BACKENDS,
         **_: object) -> list[Row]:
-    """One tenant at each size, then many small tenants (SQLite: the embedded default)."""
+    """One site at each size, then many small sites (SQLite: the embedded default)."""
     if backends[0] != "sqlite":
         raise ValueError("the scaling curve runs on SQLite only")
-    steps = list(size.scaling_steps) + ([size.scaling_full_step] if full else [])
     rows: list[Row] = []
-    for items in steps:
-        rows += _single_tenant(items, size)
-    tenants = size.tenants if (full or size.tiny) else min(size.tenants, DEFAULT_TENANTS)
-    rows += _many_tenants(tenants, size.tenant_items, size)
+    for items in list(size.scaling_steps) + ([size.scaling_full_step] if full else []):
+        rows += _step(f"1 site x {items:,} items", {"bench-site": (items, 1)}, size)
+    for sites in list(size.site_steps) + ([size.site_full_step] if full else []):
+        layout = {f"bench-site-{n}": (size.site_items, 1000 + n) for n in range(sites)}
+        rows += _step(f"{sites:,} sites x {size.site_items:,} items", layout, size)
     if not full and not size.tiny:
-        rows.append(Row(NAME, "1,000,000-item steps", None, "", note=(
-            f"not run: one tenant of {size.scaling_full_step:,} items and {size.tenants:,} tenants of "
-            f"{size.tenant_items:,} items need `--full` (each is over ten minutes of indexing here)")))
+        rows.append(Row(NAME, "long steps", None, "", note=(
+            f"not run: one site of {size.scaling_full_step:,} items and {size.site_full_step:,} sites of "
+            f"{size.site_items:,} items need `--full` (each is over ten minutes here)")))
     return rows
 
 
-def _single_tenant(items: int, size: Size) -> list[Row]:
-    url = f"sqlite:///{fresh_dir(f'scaling-{items}') / 'inflow.db'}"
-    log(f"scaling: one tenant of {items:,} items")
-    tenant = seeded_database(url, items)
-    probe = run_probe(url, [tenant.id], size.queries, fresh=not size.tiny)
-    return _rows(f"1 tenant x {items:,} items", probe)
-
-
-def _many_tenants(tenants: int, per_tenant: int, size: Size) -> list[Row]:
-    url = f"sqlite:///{fresh_dir(f'scaling-{tenants}x{per_tenant}') / 'inflow.db'}"
-    log(f"scaling: {tenants:,} tenants of {per_tenant:,} items")
+def _step(label: str, sites: dict[str, tuple[int, int]], size: Size) -> list[Row]:
+    folder = fresh_dir(f"scaling-{label.replace(' ', '')}")
+    url = f"sqlite:///{folder / 'inflow.db'}"
+    index = index_beside(folder)
+    log(f"scaling: {label}")
     db = open_database(url)
-    ids = []
-    seconds = 0.0
-    for t in range(tenants):
-        tenant = install_tenant(db, client_key=f"bench-client-{t}")
-        seconds += seed_items(db, tenant.id, per_tenant, seed=1000 + t)
-        ids.append(tenant.id)
-        if (t + 1) % 50 == 0:
-            log(f"scaling: {t + 1}/{tenants} tenants seeded")
+    ids, stored_s = _seed(db, sites)
+    writer = IndexerProcess(url)
+    with stopwatch() as elapsed:
+        for tenant_id in ids:
+            writer.wait_applied(db, tenant_id)
+        indexed_s = elapsed()
+    written = writer.report()
+    writer.stop()
     db.dispose()
     probe = run_probe(url, ids, size.queries, fresh=not size.tiny)
-    rows = _rows(f"{tenants:,} tenants x {per_tenant:,} items", probe, all_tenants=True)
-    total = tenants * per_tenant
-    rows.append(Row(NAME, f"{tenants:,} tenants x {per_tenant:,} items: index throughput",
-                    round(total / seconds, 1) if seconds else None, "items/s",
-                    note="store_items, 500 per batch, tenant by tenant"))
-    return rows
+    return _rows(label, probe, stored_s, indexed_s, written, index, len(ids) > 1)
 
 
-def _rows(label: str, probe: dict, all_tenants: bool = False) -> list[Row]:
+def _seed(db, sites: dict[str, tuple[int, int]]) -> tuple[list[int], float]:
+    """Install each site and store its items (500 per batch, as a backfill page); seconds storing."""
+    ids, seconds = [], 0.0
+    for n, (key, (items, seed)) in enumerate(sites.items()):
+        tenant = install_tenant(db, client_key=key)
+        seconds += seed_items(db, tenant.id, items, seed=seed)
+        ids.append(tenant.id)
+        if len(sites) > 1 and (n + 1) % 1000 == 0:
+            log(f"scaling: {n + 1:,}/{len(sites):,} sites seeded")
+    return ids, seconds
+
+
+def _disk(index: Path) -> tuple[float, int]:
+    files = [p for p in index.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 2**20, len(files)
+
+
+def _rows(label: str, probe: dict, stored_s: float, indexed_s: float, written: dict, index: Path,
+          many: bool) -> list[Row]:
     pct = probe["pct_ms"]
-    loaded = "every tenant's index" if all_tenants else "the index"
+    disk_mb, files = _disk(index)
+    spread = ", random sites)" if many else ")"
     return [
         Row(NAME, f"{label}: reuse + experts query p95", round(pct["p95"], 2), "ms",
             note=f"p50 {pct['p50']:.1f} ms, p99 {pct['p99']:.1f} ms over {len(probe['samples'])} queries "
-                 "(random stored items" + (", random tenants)" if all_tenants else ")"),
-            extra=pct),
-        Row(NAME, f"{label}: resident memory", round(probe["rss_mb"], 1), "MiB",
-            note=f"fresh process with {loaded} loaded (baseline {probe['base_rss_mb']:.0f} MiB)"),
-        Row(NAME, f"{label}: cold index load", round(probe["load_s"], 2), "s",
-            note=f"building {loaded} from the database in a fresh process"),
+                 f"(random stored items{spread}", extra=pct),
+        Row(NAME, f"{label}: serving process memory", round(probe["rss_mb"], 1), "MiB",
+            note=f"resident after the queries in a fresh process (baseline {probe['base_rss_mb']:.0f} MiB; "
+                 "the shard's files are mapped and shared through the page cache)"),
+        Row(NAME, f"{label}: indexer memory", round(written["peak_rss_mb"], 1), "MiB",
+            note="peak resident of `inflow index`, the worker's part, while it indexed them all"),
+        Row(NAME, f"{label}: index time", round(indexed_s, 1), "s",
+            note=f"`inflow index` after the store ({stored_s:.1f} s storing; {written['cpu_s']:.1f} s of its CPU)"),
+        Row(NAME, f"{label}: index on disk", round(disk_mb, 1), "MiB", note=f"{files} files in the shard"),
     ]

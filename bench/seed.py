@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -14,8 +15,8 @@ from bench.common import ROOT, log, stopwatch, work_dir
 
 BATCH = 500  # items per store_items call and commit, as a backfill page stores them
 # Files whose change makes a cached seeded database stale.
-SCHEMA_SOURCES = ("plugin/models", "plugin/matching", "plugin/content", "connect/models.py",
-                  "connect/db.py", "bench/corpus.py")
+SCHEMA_SOURCES = ("plugin/models", "plugin/matching", "plugin/content", "plugin/search",
+                  "connect/models.py", "connect/db.py", "bench/corpus.py", "sandbox/data")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def code_fingerprint() -> str:
     digest = hashlib.sha256()
     for name in SCHEMA_SOURCES:
         path = ROOT / name
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix != ".pyc") if path.is_dir() else [path]
         for file in files:
             if file.exists():
                 digest.update(file.name.encode())
@@ -111,44 +112,72 @@ def cache_path(count: int, seed: int = 1, fingerprint: str | None = None) -> Pat
     return work_dir() / "cache" / f"items-{count}-s{seed}-{fingerprint or code_fingerprint()}.db"
 
 
+def index_beside(folder: Path) -> Path:
+    """Use `folder`/index as the search index of this process and of every server it starts.
+
+    A benchmark's database and its index go together: the database's progress rows name the
+    identity of the index that holds its items.
+    """
+    path = folder / "index"
+    os.environ["INFLOW_INDEX_DIR"] = str(path)
+    return path
+
+
+def build_index(db) -> float:
+    """Index everything the database holds in this process (as a worker's indexer would); seconds."""
+    from plugin import search
+
+    with stopwatch() as elapsed:
+        if not search.catch_up(db, timeout=24 * 3600):
+            raise RuntimeError("the index did not catch up")
+    return elapsed()
+
+
 def store_in_cache(db_file: Path, tenant: TenantInfo, count: int, seed: int = 1,
                    fingerprint: str | None = None) -> None:
-    """Keep a seeded SQLite file so later benchmarks need not seed it again.
+    """Keep a seeded SQLite file and its index so later benchmarks need not seed them again.
 
     `fingerprint` is the code's as it was when seeding began (the code may change meanwhile).
     """
     target = cache_path(count, seed, fingerprint)
     target.parent.mkdir(parents=True, exist_ok=True)
     for old in target.parent.glob(f"items-{count}-s{seed}-*"):
-        old.unlink()
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     _copy_sqlite(db_file, target)
+    shutil.copytree(db_file.parent / "index", target.with_suffix(".index"))
     target.with_suffix(".json").write_text(json.dumps(asdict(tenant)))
 
 
 def seeded_sqlite(dest: Path, count: int, seed: int = 1) -> TenantInfo:
-    """A SQLite file at `dest` with one tenant and `count` items (from the cache when fresh)."""
+    """A SQLite file at `dest` with one tenant and `count` items, and their index beside it
+    (from the cache when fresh)."""
     fingerprint = code_fingerprint()
     cached = cache_path(count, seed, fingerprint)
-    if cached.exists() and cached.with_suffix(".json").exists():
+    index = index_beside(dest.parent)
+    if cached.exists() and cached.with_suffix(".json").exists() and cached.with_suffix(".index").exists():
         _copy_sqlite(cached, dest)
-        log(f"seeded database from cache {cached.name}")
+        shutil.rmtree(index, ignore_errors=True)
+        shutil.copytree(cached.with_suffix(".index"), index)
+        log(f"seeded database and index from cache {cached.name}")
         return TenantInfo(**json.loads(cached.with_suffix(".json").read_text()))
     db = open_database(f"sqlite:///{dest}")
     tenant = install_tenant(db)
     seconds = seed_items(db, tenant.id, count, seed, progress=progress_logger("seeding", count))
-    log(f"seeded {count:,} items in {seconds:.1f} s")
+    log(f"seeded {count:,} items in {seconds:.1f} s; indexed in {build_index(db):.1f} s")
     db.dispose()
     store_in_cache(dest, tenant, count, seed, fingerprint)
     return tenant
 
 
 def seeded_database(url: str, count: int, seed: int = 1) -> TenantInfo:
-    """Any database URL with one tenant and `count` items (SQLite files come from the cache)."""
+    """Any database URL with one tenant and `count` items, indexed (SQLite files come from the cache)."""
     if url.startswith("sqlite:///"):
         return seeded_sqlite(Path(url[len("sqlite:///"):]), count, seed)
+    index_beside(fresh_dir("index-of-postgresql"))
     db = open_database(url)
     tenant = install_tenant(db)
     seed_items(db, tenant.id, count, seed, progress=progress_logger("seeding", count))
+    build_index(db)
     db.dispose()
     return tenant
 

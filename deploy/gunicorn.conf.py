@@ -6,8 +6,7 @@ import shutil
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Threads suit this app: a panel that is not cached waits on Atlassian's REST API (permission
-# checks) and the database, and each process holds its own matching index (hundreds of MB at
-# 100,000 items), so more threads, not more sync processes, serve concurrent views. A cached
+# checks), the database and the search index, so more threads serve concurrent views. A cached
 # panel costs the same CPU per request with sync, 1, 2 or 4 threads (within the noise of
 # `make bench ONLY=ace`), so nothing is lost by them. The benchmarks run exactly this config.
 worker_class = "gthread"
@@ -37,23 +36,6 @@ def on_starting(_server: object) -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
-
-
-def post_worker_init(worker: object) -> None:
-    """Load the tenants' matching indexes in the background, then keep them following changes.
-
-    A thread, not a step before serving: the port answers (healthz, descriptors) at once, and a
-    request for a tenant still loading waits for that load as it would have anyway. Afterwards
-    the same thread applies committed changes every INFLOW_INDEX_FOLLOW_SECONDS (2 s), so no
-    viewer's request pays for a backfill's worth of them.
-    """
-    import threading
-
-    from plugin.warmup import keep_indexes_warm
-
-    app = worker.wsgi  # type: ignore[attr-defined]
-    threading.Thread(target=keep_indexes_warm, args=(app.extensions["inflow.db"],),
-                     name="inflow-index-follow", daemon=True).start()
 
 
 def child_exit(_server: object, worker: object) -> None:

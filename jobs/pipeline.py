@@ -34,6 +34,7 @@ from jobs.core import (
     settle,
     take_due,
 )
+from plugin import search
 from plugin.config import Settings
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import (
@@ -174,6 +175,7 @@ def refresh_key(tenant_id: int) -> str:
 
 def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     """Refresh an item's stored suggestions and its nearest neighbours' (idempotent)."""
+    search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes it follows
     return versions.refresh_around_apart(_db(), tenant_id, item_id)
 
 
@@ -192,11 +194,12 @@ def refresh_suggestions(tenant_id: int) -> int:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count
+        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
         for n, item_id in enumerate(int(m) for m in members):
             if n and (events_queue.count or time.monotonic() > deadline):
                 mark_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
-            count += _refresh_one(connection, tenant_id, item_id)
+            count += _refresh_item(connection, tenant_id, item_id)
         settle(connection, key, lease, members)
         if events_queue.count:
             break
@@ -204,9 +207,9 @@ def refresh_suggestions(tenant_id: int) -> int:
     return count
 
 
-def _refresh_one(connection: Redis, tenant_id: int, item_id: int) -> bool:
+def _refresh_item(connection: Redis, tenant_id: int, item_id: int) -> bool:
     try:
-        return refresh_item_suggestions(tenant_id, item_id)
+        return versions.refresh_around_apart(_db(), tenant_id, item_id)
     except Exception:
         log.exception("refresh of item %s failed; it gets its own job", item_id)
         _enqueue_item_refresh(connection, tenant_id, item_id)

@@ -5,6 +5,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterable
 
 from redis import Redis
@@ -35,11 +36,10 @@ def worker_connection(redis_url: str) -> Redis:
 def build_worker(connection: Redis, name: str | None = None) -> Worker:
     """A non-forking rq worker on every Inflow queue, in priority order.
 
-    Why SimpleWorker: each tenant's matching index is an in-process cache synced from the
-    database. A forking worker rebuilt it in every job's child (seconds per event at 10k items);
-    in one long-lived process it is loaded once and then only applies the tail of changes.
-    Jobs stay idempotent, so a crash mid-job is recovered by rq's abandoned-job handling and the
-    outbox relay, exactly as with a killed fork.
+    Why SimpleWorker: the process keeps its database pool, its host connections and its open
+    search shards across jobs, and runs the shards' indexer threads beside them; a fork per job
+    would start all of that again each time. Jobs stay idempotent, so a crash mid-job is
+    recovered by rq's abandoned-job handling and the outbox relay, exactly as with a killed fork.
     """
     queues = [get_queue(connection, q) for q in QUEUES]
     name = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
@@ -48,14 +48,23 @@ def build_worker(connection: Redis, name: str | None = None) -> Worker:
 
 def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = False,
                name: str | None = None, logging_level: str = "INFO") -> int:
-    """Reconcile the periodic jobs, then work until stopped (SIGINT/SIGTERM: warm shutdown)."""
+    """Reconcile the periodic jobs, then work until stopped (SIGINT/SIGTERM: warm shutdown).
+
+    Beside the jobs, each local search shard gets an indexer thread: the one of the machine's
+    workers that holds the shard's lock writes it, the others stand by to take over.
+    """
     connection = worker_connection(redis_url)
     connection.ping()  # fail fast, with a clear error, when Redis is not there
     reconcile(connection, schedule)
     from jobs.core import database
-    from plugin.warmup import warm_indexes
+    from plugin.config import Settings
+    from plugin.search import indexer
 
-    warm_indexes(database())
-    worker = build_worker(connection, name)
-    worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    stop = threading.Event()
+    indexer.start(database(), Settings.from_env(), stop)
+    try:
+        worker = build_worker(connection, name)
+        worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    finally:
+        stop.set()
     return 0

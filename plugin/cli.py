@@ -9,6 +9,7 @@ import sys
 COMMAND_MODULES = (
     "plugin.runtime_cli",      # serve, web, worker, migrate, status
     "plugin.evaluation.cli",   # eval reuse | eval experts
+    "plugin.search.cli",       # reindex
     "jobs.cli",                # backfill
 )
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,19 @@ def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'instance' / 'inflow.db'}"
 
 
+DEFAULT_SHARD = "0"  # where a site lives until it is assigned elsewhere
+_SHARD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")  # a directory name, never a path
+
+
+def shard_names(value: str) -> tuple[str, ...]:
+    """The comma-separated shard names of INFLOW_SHARDS, checked to be plain directory names."""
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    bad = [n for n in names if not _SHARD_NAME.match(n)]
+    if bad or not names:
+        raise ValueError(f"INFLOW_SHARDS must name shards matching [a-z0-9_-]{{1,32}}: {value!r}")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything Inflow reads from the environment."""
@@ -38,6 +52,8 @@ class Settings:
     forge_jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
     forge_app_id: str | None = None
     max_body_bytes: int = 1024 * 1024
+    index_dir: Path = PROJECT_ROOT / "instance" / "index"
+    shards: tuple[str, ...] = (DEFAULT_SHARD,)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -54,6 +70,8 @@ class Settings:
             purge_after_days=int(env.get("INFLOW_PURGE_AFTER_DAYS", d.purge_after_days)),
             forge_jwks_url=env.get("INFLOW_FORGE_JWKS_URL", d.forge_jwks_url),
             forge_app_id=env.get("INFLOW_FORGE_APP_ID") or None,
+            index_dir=Path(env.get("INFLOW_INDEX_DIR") or d.index_dir),
+            shards=shard_names(env.get("INFLOW_SHARDS") or ",".join(d.shards)),
         )
 
     def flask_config(self) -> dict[str, object]:

@@ -33,6 +33,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# ---------- The search index ----------
+
+@pytest.fixture(autouse=True)
+def index_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test's search shards in a directory of its own (servers it starts inherit it)."""
+    from plugin.search.shard import close_all
+
+    folder = tmp_path_factory.mktemp("index")
+    monkeypatch.setenv("INFLOW_INDEX_DIR", str(folder))
+    yield folder
+    close_all()
+
+
 # ---------- PostgreSQL (from pg_virtualenv's PG* variables) ----------
 
 def postgres_available() -> bool:

@@ -8,6 +8,7 @@ two queries are applied in one transaction, each touched issue once in its lates
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from connect.db import Database
 from connect.models import Tenant
+from plugin import search
+from plugin.config import DEFAULT_SHARD, Settings
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.evaluation.history import Event, apply, at_creation, events
 from plugin.matching.store import store_items
@@ -28,11 +31,13 @@ Ask = Callable[[Session, int, dict[str, Any]], None]
 
 @contextmanager
 def replay_database() -> Iterator[tuple[Database, int]]:
-    """A throwaway SQLite database with every table and one Jira tenant."""
+    """A throwaway SQLite database and search index with every table and one Jira tenant."""
     import plugin.models  # noqa: F401  (registers every table)
 
     with tempfile.TemporaryDirectory(prefix="inflow-eval-") as folder:
         db = Database(f"sqlite:///{Path(folder) / 'replay.db'}")
+        search.bind(db, dataclasses.replace(Settings.from_env(), index_dir=Path(folder) / "index",
+                                            shards=(DEFAULT_SHARD,)))
         db.create_all()
         with db.session() as session:
             tenant = Tenant(client_key="replay", shared_secret="replay", base_url=SITE,
@@ -51,10 +56,11 @@ def replay(issues: list[dict[str, Any]], queries: set[str], ask: Ask) -> None:
     by_key = {issue["key"]: issue for issue in issues}
     state: dict[str, dict[str, Any]] = {}
     dirty: set[str] = set()
-    with replay_database() as (db, tenant_id):
+    with replay_database() as (db, tenant_id), search.writing(db) as sync:
         for event in events(issues):
             if event.kind == 0 and event.key in queries:
                 _flush(db, tenant_id, state, dirty)
+                sync()  # the engine sees exactly what the database holds now
                 with db.session() as session:
                     ask(session, tenant_id, at_creation(by_key[event.key]))
             _advance(state, by_key, event)

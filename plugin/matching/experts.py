@@ -21,8 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from plugin.matching.index import TenantIndex
-from plugin.matching.people import ROLES, role_weight
+from plugin.matching.roles import role_weight
 
 REPEAT_BONUS = 0.1  # each extra contribution to the same item (max three counted)
 # Recent work counts more; year-old work counts half. Replays of two trackers agree that
@@ -91,46 +90,33 @@ def item_votes(rows: list[tuple[str, str, float, int]], similarity: float, now: 
     return votes
 
 
-def contributors(index: TenantIndex, item_id: int) -> list[tuple[str, str, float, int]]:
-    """Who worked on an indexed item: (account, best role, latest time, contributions)."""
-    slot = index.slot_of.get(item_id)
-    if slot is None:
-        return []
-    pids, roles, at, times = index.people.entries(slot)
-    accounts = index.people.accounts
-    return [(accounts[p], ROLES[r], a, t) for p, r, a, t in
-            zip(pids.tolist(), roles.tolist(), at.tolist(), times.tolist())]
-
-
-def tally(index: TenantIndex, neighbours: list[tuple[int, float]],
+def tally(rows: dict[int, list[tuple[str, str, float, int]]], neighbours: list[tuple[int, float]],
           now: datetime) -> tuple[dict[str, float], dict[str, list[Vote]], float]:
-    """Votes per person, their votes, and the total vote available (for confidence)."""
+    """Votes per person, their votes, and the total vote available (for confidence).
+
+    `rows` hold who worked on each neighbour: (account, best role, latest time, contributions).
+    """
     scores: dict[str, float] = defaultdict(float)
     votes: dict[str, list[Vote]] = defaultdict(list)
     top = neighbours[0][1] if neighbours else 1.0
     available = 0.0
     for item_id, score in neighbours:
         similarity = score / top
-        rows = contributors(index, item_id)
+        people = rows.get(item_id, [])
         # What this item could give at its age: confidence judges the evidence, not its age.
-        latest = max((at for _, _, at, _ in rows), default=now.timestamp())
+        latest = max((at for _, _, at, _ in people), default=now.timestamp())
         available += similarity * _decay(now.timestamp() - latest)
-        for account, vote in item_votes(rows, similarity, now.timestamp()).items():
+        for account, vote in item_votes(people, similarity, now.timestamp()).items():
             vote.item_id = item_id
             scores[account] += vote.weight
             votes[account].append(vote)
     return scores, votes, max(available, 1e-9)
 
 
-def ownership_prior(index: TenantIndex, accounts: list[str]) -> dict[str, float]:
-    """How likely each person is to take work on, from their owned / touched items."""
-    people = index.people
-    pids = np.array([people.pid_of.get(a, -1) for a in accounts], dtype=np.int64)
-    known = pids >= 0
-    owned = np.where(known, people.owned[np.maximum(pids, 0)], 0.0)
-    seen = np.where(known, people.touched[np.maximum(pids, 0)], 0.0)
-    average = people.owning_share()
-    share = (owned + PRIOR_PSEUDO_ITEMS * average) / (seen + PRIOR_PSEUDO_ITEMS)
+def ownership_prior(touched: np.ndarray, owned: np.ndarray, average: float,
+                    accounts: list[str]) -> dict[str, float]:
+    """How likely each person is to take work on, from the items they worked on and did the work on."""
+    share = (owned + PRIOR_PSEUDO_ITEMS * average) / (touched + PRIOR_PSEUDO_ITEMS)
     return dict(zip(accounts, np.power(np.maximum(share, 1e-6), PRIOR_EXPONENT).tolist()))
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from plugin.content.model import ItemDoc
-from plugin.matching.index import TenantIndex
+from plugin.matching.similarity import Statistics
 from plugin.matching.text import tokens
 from plugin.models.content import Item
 
@@ -39,8 +39,6 @@ class Target:
     links: list[str] = field(default_factory=list)
     project: str | None = None
     at: float | None = None  # when the target was created (epoch seconds), if it is an item
-
-
 
 
 def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) -> Target:
@@ -77,7 +75,7 @@ def without_deep_frames(text: str) -> str:
     return "\n".join(lines)
 
 
-def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
+def query_terms(stats: Statistics, target: Target) -> dict[str, float]:
     """The target's most informative terms, weighted by field and saturated by frequency."""
     raw: dict[str, float] = {}
     texts = {"t": target.title, "d": without_deep_frames(target.text[:20_000]),
@@ -86,18 +84,18 @@ def query_terms(index: TenantIndex, target: Target) -> dict[str, float]:
         for term in tokens(text):
             raw[term] = raw.get(term, 0.0) + QUERY_FIELD_WEIGHTS[name]
     weighted = {t: w * (K3 + 1) / (K3 + w) for t, w in raw.items()}
-    ranked = sorted(weighted, key=lambda t: (-index.idf(t) * weighted[t], t))[:MAX_QUERY_TERMS]
-    return {t: weighted[t] for t in ranked if index.idf(t) > 0}
+    ranked = sorted(weighted, key=lambda t: (-stats.idf(t) * weighted[t], t))[:MAX_QUERY_TERMS]
+    return {t: weighted[t] for t in ranked if stats.idf(t) > 0}
 
 
-def cosine_terms(index: TenantIndex, target: Target) -> dict[str, float]:
+def cosine_terms(stats: Statistics, target: Target) -> dict[str, float]:
     """The target's statement (title twice, body, meta) as a unit-length sublinear tf-idf vector."""
     counts: dict[str, float] = {}
     body = without_deep_frames(target.text[:20_000])
     for text, weight in ((target.title, 2.0), (body, 1.0), (" ".join(target.meta), 1.0)):
         for term in tokens(text):
             counts[term] = counts.get(term, 0.0) + weight
-    vector = {t: (1.0 + math.log(c)) * index.cosine_idf(t) for t, c in counts.items()}
+    vector = {t: (1.0 + math.log(c)) * stats.cosine_idf(t) for t, c in counts.items()}
     norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
     return {t: v / norm for t, v in vector.items() if v > 0}
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from plugin.matching.index import DocInfo, TenantIndex
+from plugin.matching import similarity
+from plugin.matching.similarity import Statistics, Vector
 from plugin.models.content import Item
 
 RESOLVED_BOOST = 0.05  # answered items win near-ties; more than that buries the open duplicate
@@ -21,11 +22,9 @@ TIME_SHARE = 0.5
 TIME_HALF_LIFE_DAYS = 365.0
 # A duplicate is usually filed under nearly the same title: title-to-title agreement on its own.
 TITLE_SHARE = 0.25
-# The cosine scores the statement's heaviest terms only: the light tail is mostly common words,
-# each moving many items' scores a little at the cost of a posting per item (at 100,000 items,
-# 40 terms cut the postings scored by half). Replays: MRR rose on Hadoop and ActiveMQ, one of
-# ZooKeeper's duplicates left the top 10.
+# The cosine scores the statement's heaviest terms only: the light tail is mostly common words.
 COSINE_TERMS = 40
+EXACT_TOP = 50
 
 
 @dataclass
@@ -44,7 +43,27 @@ class ReuseSuggestion:
     reasons: list[str] = field(default_factory=list)
 
 
-def prior(doc: DocInfo, at: float | None = None) -> float:
+@dataclass(slots=True)
+class Candidate:
+    """An item the engine found, with what ranking reads of it."""
+
+    item_id: int
+    terms: Vector
+    resolved: bool
+    helpful: int
+    not_relevant: int
+    created: float  # epoch seconds
+    norm: float = 0.0  # its statement's tf-idf length, as the engine holds it
+
+
+def is_resolved(resolution: str | None, status: str | None) -> bool:
+    """Whether an item counts as answered: a real resolution, or a done-like status."""
+    if resolution:
+        return resolution.strip().lower() not in ("unresolved", "")
+    return (status or "").strip().lower() in ("done", "resolved", "closed", "answered")
+
+
+def prior(doc: Candidate, at: float | None = None) -> float:
     """Multiplier for answered, feedback-rated and (when the target's time is known) nearby items."""
     boost = 1.0 + (RESOLVED_BOOST if doc.resolved else 0.0)
     if at is not None:
@@ -60,18 +79,35 @@ def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
     return COSINE_SHARE * cosine + (1.0 - COSINE_SHARE) * (bm25 / top if top > 0 else bm25)
 
 
-def rank(index: TenantIndex, query: dict[str, float], cosine_query: dict[str, float], exclude: set[int],
-         k: int, at: float | None = None, title: set[str] | None = None) -> list[tuple[int, float]]:
-    """The k best (item id, score) pairs, priors applied, excluded items left out."""
-    heaviest = dict(sorted(cosine_query.items(), key=lambda tw: (-tw[1], tw[0]))[:COSINE_TERMS])
-    scores = fuse(*index.score(query, heaviest))
+def heaviest(cosine_query: dict[str, float]) -> dict[str, float]:
+    """The statement's `COSINE_TERMS` heaviest terms, the ones the cosine scores."""
+    return dict(sorted(cosine_query.items(), key=lambda tw: (-tw[1], tw[0]))[:COSINE_TERMS])
+
+
+def rank(stats: Statistics, averages: np.ndarray, pool: Sequence[Candidate], query: dict[str, float],
+         heaviest: dict[str, float], exclude: set[int], k: int, at: float | None = None,
+         title: set[str] | None = None) -> list[tuple[int, float]]:
+    """The k best (item id, score) pairs of the pool, priors applied, excluded items left out."""
+    pool = [c for c in pool if c.item_id not in exclude]
+    if not pool:
+        return []
+    vectors = [c.terms for c in pool]
+    bm25 = similarity.bm25f(stats, vectors, query, averages)
+    cosine = similarity.cosine(stats, vectors, [c.norm for c in pool], heaviest)
+    scores = fuse(bm25, cosine)
     if title:
-        scores = scores + TITLE_SHARE * index.title_similarity(title)
-    out: list[tuple[int, float]] = []
-    for slot, score in index.top(scores, k * 3 + len(exclude)):
-        doc = index.docs[slot]
-        if doc is not None and doc.item_id not in exclude:
-            out.append((doc.item_id, score * prior(doc, at)))
+        scores = scores + TITLE_SHARE * similarity.title_agreement(stats, vectors, title)
+    # The index's norms date from when each item was indexed (renewed as the site doubles): the
+    # best matches, whose order matters most, get theirs from today's statistics.
+    top = np.argsort(-scores, kind="stable")[:EXACT_TOP]
+    exact = [similarity.statement_norm(similarity.statement(vectors[n]), stats.cosine_idf) for n in top]
+    cosine[top] = similarity.cosine(stats, [vectors[n] for n in top], exact, heaviest)
+    scores = fuse(bm25, cosine)
+    if title:
+        scores = scores + TITLE_SHARE * similarity.title_agreement(stats, vectors, title)
+    # Priors reorder the best matches; they never lift an item that matched nothing.
+    best = sorted((n for n in range(len(pool)) if scores[n] > 0), key=lambda n: (-scores[n], pool[n].item_id))
+    out = [(pool[n].item_id, float(scores[n]) * prior(pool[n], at)) for n in best[:k * 3]]
     out.sort(key=lambda pair: (-pair[1], pair[0]))
     return out[:k]
 

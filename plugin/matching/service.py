@@ -5,23 +5,27 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, ColumnElement, Select, any_, bindparam, case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session, load_only
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
-from plugin.matching import experts, reuse
+from plugin.matching import candidates, experts, reuse
+from plugin.matching.candidates import among
 from plugin.matching.experts import Evidence, ExpertSuggestion
-from plugin.matching.index import TenantIndex, tenant_index
 from plugin.matching.query import Target, as_target, cosine_terms, excluded_ids, query_terms
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
+from plugin.search import NotIndexed, SiteView, site_view
 
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
 
 RANKED_POOL = 40  # neighbours ranked per target at least, so both kinds of suggestion share one pass
+# Candidates the engine gives Inflow's own ranking: enough that the best of the full ranking
+# is among them (chosen on the replays of three real trackers; see the commit that set it).
+ENGINE_POOL = 200
 CONFIDENCE_FLOOR = 0.08  # below this share of the evidence we say nothing rather than guess
 Visible = Callable[[list[Item]], list[Item]]
 
@@ -31,23 +35,9 @@ _SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title,
           Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
           Item.not_relevant_count, Item.created)
 _HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
-# Statements built once: constructing them per call cost more than SQLite running them.
-# `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
-# walking the tenant's whole (tenant, seq) index.
 _IN_TENANT = (Item.tenant_id + 0) == bindparam("tenant")
 # A snippet's text: the item's text, else its comments.
 _BODY = func.coalesce(func.nullif(Item.text, ""), func.nullif(Item.comments_text, ""), "")
-
-
-def _among(column: Any, name: str, array: bool) -> ColumnElement[bool]:
-    """`column IN (:name, ...)`, or with `array` (PostgreSQL) `column = ANY(:name)`.
-
-    One array parameter keeps the statement's text, and so the server's prepared plan, the same
-    for any number of values, and SQLAlchemy renders no list of parameters per call.
-    """
-    if array:
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
 
 
 class _Statements(NamedTuple):
@@ -59,11 +49,11 @@ class _Statements(NamedTuple):
 
 
 def _statements(array: bool) -> _Statements:
-    items = (select(Item, case((_among(Item.id, "shown", array), _BODY))).options(load_only(*_SHOWN))
-             .where(_IN_TENANT, _among(Item.id, "ids", array)))
-    bodies = select(Item.id, _BODY).where(_IN_TENANT, _among(Item.id, "ids", array))
+    items = (select(Item, case((among(Item.id, "shown", array), _BODY))).options(load_only(*_SHOWN))
+             .where(_IN_TENANT, among(Item.id, "ids", array)))
+    bodies = select(Item.id, _BODY).where(_IN_TENANT, among(Item.id, "ids", array))
     people = select(Person.account_id, Person.display_name, Person.avatar_url).where(
-        Person.tenant_id == bindparam("tenant"), _among(Person.account_id, "accounts", array))
+        Person.tenant_id == bindparam("tenant"), among(Person.account_id, "accounts", array))
     return _Statements(items, bodies, people)
 
 
@@ -101,32 +91,61 @@ def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
     return [item for item in items if item.id in allowed]
 
 
-def _ranked(session: Session, tenant_id: int, index: TenantIndex, goal: Target,
-            k: int) -> tuple[dict[str, float], list[tuple[int, float]]]:
-    """The query terms and the max(k, `RANKED_POOL`) most similar items, shared by reuse and experts."""
-    exclude = excluded_ids(session, tenant_id, goal)
+class _Ranking(NamedTuple):
+    """One target's ranking on one commit of its site's index."""
+
+    view: SiteView
+    query: dict[str, float]
+    ranked: list[tuple[int, float]]
+
+
+def _rank(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> _Ranking:
+    query = query_terms(view, goal)
+    cosine = cosine_terms(view, goal)
+    heaviest = reuse.heaviest(cosine)
+    # Two engine queries, one per view of similarity that ranking weighs most: the whole item
+    # for its BM25F, the statement (title, description, components) for its cosine.
+    size = max(ENGINE_POOL, k)
+    norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
+    norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
+    pool = candidates.load(session, tenant_id, list(norms))
+    for candidate in pool:
+        candidate.norm = norms[candidate.item_id]
+    ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
+                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
+    return _Ranking(view, query, ranked)
+
+
+def _ranked(session: Session, tenant_id: int, goal: Target, k: int) -> _Ranking | None:
+    """The query terms and the max(k, `RANKED_POOL`) most similar items, shared by reuse and experts.
+
+    None when the site is not in an index this process can read (yet).
+    """
+    try:
+        view = site_view(session, tenant_id)
+    except NotIndexed:
+        return None
     pool = max(k, RANKED_POOL)
-    key = (index.seq, pool, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
-           tuple(sorted(exclude)))
-    with index.lock:
-        cached = index.recent.get(key)
-        if cached is None:
-            query = query_terms(index, goal)
-            cached = (query, reuse.rank(index, query, cosine_terms(index, goal), exclude, pool, goal.at,
-                                        set(tokens(goal.title))))
-            index.recent[key] = cached
-            while len(index.recent) > 32:
-                index.recent.pop(next(iter(index.recent)))
-    return cached
+    # The last ranking of this session: reuse and experts for one target (as a refresh asks) rank once.
+    key = (tenant_id, view.identity, view.count, pool, goal.title, goal.text, goal.comments,
+           tuple(goal.meta), goal.at, goal.item_id, tuple(goal.links))
+    last = session.info.get("matching_ranking")
+    if last is not None and last[0] == key:
+        return last[1]
+    ranking = _rank(session, tenant_id, view, goal, pool)
+    session.info["matching_ranking"] = (key, ranking)
+    return ranking
 
 
 def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
                   visible: Visible | None = None) -> list[ReuseSuggestion]:
     """Earlier items like the target, answered and helpful first, that the viewer may see."""
-    index = tenant_index(session, tenant_id)
     goal = as_target(session, tenant_id, target)
     wanted = max(limit * 4, 20)  # candidates, before permissions and the limit thin them
-    query, pool = _ranked(session, tenant_id, index, goal, wanted)
+    ranking = _ranked(session, tenant_id, goal, wanted)
+    if ranking is None:
+        return []
+    pool = ranking.ranked
     # The whole pool in one query: experts for the same target then find its items at hand.
     bodies: dict[int, str] = {}
     items = _load_items(session, tenant_id, [item_id for item_id, _ in pool], bodies,
@@ -134,11 +153,11 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
-    terms = set(query)
+    terms = set(ranking.query)
     bodies.update(_bodies(session, tenant_id, [item.id for item in shown if item.id not in bodies]))
     return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
                             item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
-                            round(scores[item.id], 4), reuse.reasons(item, query, goal.meta, tokens))
+                            round(scores[item.id], 4), reuse.reasons(item, ranking.query, goal.meta, tokens))
             for item in shown]
 
 
@@ -150,19 +169,21 @@ def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
 
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
-                now: datetime) -> tuple[list[tuple[int, float]], dict[int, Item], experts.Tally]:
-    index = tenant_index(session, tenant_id)
-    goal = as_target(session, tenant_id, target)
-    _, ranked = _ranked(session, tenant_id, index, goal, experts.NEIGHBOURS)
-    ranked = ranked[:experts.NEIGHBOURS]
+                now: datetime) -> tuple[dict[int, Item], experts.Tally]:
+    ranking = _ranked(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
+    if ranking is None:
+        return {}, ({}, {}, 1e-9, {})
+    ranked = ranking.ranked[:experts.NEIGHBOURS]
     items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}
     neighbours = [(i, s) for i, s in ranked if i in seen]
-    with index.lock:
-        votes = experts.tally(index, neighbours, now)
-        prior = experts.ownership_prior(index, list(votes[0]))
-    return neighbours, items, (*votes, prior)
+    scores, votes, available = experts.tally(candidates.people(session, tenant_id, [i for i, _ in neighbours]),
+                                             neighbours, now)
+    accounts = list(scores)
+    touched, owned = ranking.view.worked_on(accounts)
+    prior = experts.ownership_prior(touched, owned, ranking.view.averages().owning_share, accounts)
+    return items, (scores, votes, available, prior)
 
 
 def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
@@ -171,8 +192,8 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
                     load: Callable[[str], int] | None = None, now: datetime | None = None,
                     min_confidence: float = CONFIDENCE_FLOOR) -> list[ExpertSuggestion]:
     """People who worked on the most similar items, with evidence, above a confidence floor."""
-    _, items, (scores, votes, available, prior) = _neighbours(session, tenant_id, target, visible,
-                                                              now or utcnow())
+    items, (scores, votes, available, prior) = _neighbours(session, tenant_id, target, visible,
+                                                           now or utcnow())
     ranked = {account: score * prior[account] for account, score in scores.items()}
     picked: list[tuple[str, float]] = []
     for account, score in experts.order(ranked, load):

@@ -9,8 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
-    String,
+        String,
     Text,
     UniqueConstraint,
 )
@@ -47,14 +46,14 @@ class Item(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     helpful_count: Mapped[int] = mapped_column(Integer, default=0)
     not_relevant_count: Mapped[int] = mapped_column(Integer, default=0)
-    # The tenant's change sequence at this item's last change; caches sync on it.
+    # The tenant's change sequence at this item's last change; the search engine follows it.
     index_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The big columns come last: SQLite walks a row's overflow pages to reach later columns, so
     # ranking reads (titles, urls, status of 40 neighbours) stay cheap when bodies are long.
     text: Mapped[str] = mapped_column(Text, default="")
     comments_text: Mapped[str] = mapped_column(Text, default="")
-    # Compact term vector {"field": {"term": tf}} so every process can rebuild its index cache.
+    # Compact term vector {"field": {"term": tf}}: what the search engine indexes and ranking reads.
     terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
 
 
@@ -103,7 +102,7 @@ class IndexState(Base):
 
 
 class IndexTombstone(Base):
-    """A deleted item, so process caches drop it on their next sync."""
+    """A deleted item, until the search engine has dropped it too."""
 
     __tablename__ = "index_tombstones"
     __table_args__ = (Index("ix_index_tombstones_tenant_seq", "tenant_id", "seq"),)
@@ -114,21 +113,22 @@ class IndexTombstone(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
-class IndexSnapshot(Base):
-    """A tenant's whole index cache as compact arrays at one change sequence.
+class IndexProgress(Base):
+    """Where a tenant's documents live in the search engine, and how far they follow the database.
 
-    A fresh process loads it and then applies only the changes after `seq` (items re-announced,
-    tombstones), instead of rebuilding every term vector; any process may replace it with a newer one.
+    `shard` is the index that holds the tenant; `index_id` the identity of that index when it
+    last applied the tenant's changes (another identity, or none, means the tenant must be
+    indexed there from scratch); `seq` the tenant's change sequence applied so far: every item
+    with `index_seq` up to it is in the index and every tombstone up to it is applied.
     """
 
-    __tablename__ = "index_snapshots"
+    __tablename__ = "index_progress"
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger)
-    items: Mapped[int] = mapped_column(Integer)
-    format: Mapped[int] = mapped_column(Integer)
-    blob: Mapped[bytes] = mapped_column(LargeBinary)
-    saved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    shard: Mapped[str] = mapped_column(String(32))
+    index_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=-1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class StoredSuggestion(Base):

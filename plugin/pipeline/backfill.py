@@ -21,8 +21,10 @@ from sqlalchemy.orm import Session
 from connect.db import Database, utcnow
 from connect.models import Tenant
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin import search
 from plugin.matching import precompute
 from plugin.matching.store import refresh_statistics
+from plugin.search import FRESH_WAIT
 from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
@@ -320,6 +322,7 @@ def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
     so done items are not walked again.
     """
     count, after = 0, 0
+    search.catch_up(db, tenant_id, timeout=FRESH_WAIT)  # rank on every item the backfill stored
     while True:
         with db.session() as session:
             # The table grows from empty here, faster than autovacuum keeps its statistics.

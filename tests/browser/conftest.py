@@ -1,6 +1,8 @@
 """A real Inflow server, the fake host, and Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import shutil
 import threading
@@ -16,6 +18,8 @@ from connect.db import Database
 from connect.impersonation import TOKENS
 from plugin.services.permissions import CACHE
 from plugin.content.normalize import confluence_page_to_doc
+from plugin import search
+from plugin.config import Settings
 from plugin.matching.store import remember_people, upsert_item
 from tests.conftest import ROOT, TenantAuth, build_app, install_tenant
 from tests.fakehost import data
@@ -90,6 +94,7 @@ def _wiki(db: Database, host: FakeHost) -> TenantAuth:
         # Pages carry only account ids; names come from the site's users, as the pipeline's do.
         remember_people(session, tenant.tenant_id,
                         [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
+    assert search.catch_up(db)
     return tenant
 
 
@@ -105,8 +110,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     CACHE.clear()
     path = tmp_path_factory.mktemp("browser") / "inflow.db"
     shutil.copy(seeded_database[0], path)
+    shutil.copytree(seeded_database[0].parent / "index", path.parent / "index")
     app = build_app(f"sqlite:///{path}", INFLOW_APP_KEY=host.app_key)
     db: Database = app.extensions["inflow.db"]
+    # The whole module's tests share the stack, so its index stays beside its database.
+    search.bind(db, dataclasses.replace(Settings.from_env(), index_dir=path.parent / "index"))
     host.load_jira_issues(activemq_issues)
     tenants = {"jira": adopt_fake_host(db, host), "confluence": _wiki(db, host)}
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -7,6 +7,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from connect.models import WebhookEvent
+from plugin import search
 from sandbox import datasets
 from tests.conftest import BASE_URL, TenantAuth, install_tenant
 from tests.forge.conftest import ForgeInstall
@@ -44,6 +45,7 @@ def process_all(app: Flask) -> None:
         with db.session() as session:
             # Every sample issue carries its comments, so nothing is re-read from a host.
             assert process_event(session, event_id, lambda tenant: None)
+    assert search.catch_up(db)
 
 
 def snapshot(app: Flask, tenant_id: int, target_key: str) -> dict[str, Any]:

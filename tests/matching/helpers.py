@@ -28,3 +28,20 @@ def doc(key: str, title: str, text: str = "", days: int = 0, people: dict[str, s
                    space=None, labels=[], components=[], status="Open", resolution=resolution,
                    created=at, updated=at, url=f"https://site.test/browse/{key}", links=links or [],
                    contributions=contributions)
+
+
+def store(db: Database, tenant_id: int, *docs: ItemDoc) -> None:
+    """Store the docs in one committed transaction, then let the search engine catch up."""
+    from plugin import search
+    from plugin.matching.store import upsert_items
+
+    with db.session() as session:
+        upsert_items(session, tenant_id, list(docs))
+    assert search.catch_up(db)
+
+
+def indexed(db: Database) -> None:
+    """Bring the search engine level with what the database committed (as the indexer would)."""
+    from plugin import search
+
+    assert search.catch_up(db)

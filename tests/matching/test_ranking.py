@@ -8,7 +8,7 @@ import pytest
 from connect.db import Database
 from plugin.matching.service import suggest_experts, suggest_reuse
 from plugin.matching.store import get_item, upsert_item
-from tests.matching.helpers import database, doc
+from tests.matching.helpers import database, doc, indexed, store
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def corpus(sqlite_url: str) -> tuple[Database, int]:
                                    days=4, links=["APP-3"], people={"ann": "reporter"}))
         upsert_item(s, tenant, doc("APP-9", "Coffee machine broken", "no espresso", days=5,
                                    people={"zed": "assignee"}))
+    indexed(db)
     return db, tenant
 
 
@@ -76,9 +77,9 @@ def test_confidence_floor_hides_weak_experts(corpus: tuple[Database, int]) -> No
 
 def test_open_questions_spread_load_between_near_equal_experts(sqlite_url: str) -> None:
     db, tenant = database(sqlite_url)
+    store(db, tenant, doc("APP-1", "Backup job fails", "nightly backup", people={"amy": "assignee"}),
+          doc("APP-2", "Backup job fails", "nightly backup", people={"ben": "assignee"}))
     with db.session() as s:
-        upsert_item(s, tenant, doc("APP-1", "Backup job fails", "nightly backup", people={"amy": "assignee"}))
-        upsert_item(s, tenant, doc("APP-2", "Backup job fails", "nightly backup", people={"ben": "assignee"}))
         free = [e.account_id for e in suggest_experts(s, tenant, "backup job fails")]
         busy_first = free[0]
         loaded = [e.account_id for e in suggest_experts(
@@ -88,37 +89,33 @@ def test_open_questions_spread_load_between_near_equal_experts(sqlite_url: str) 
 
 def test_accounts_that_only_comment_rank_below_people_who_do_the_work(sqlite_url: str) -> None:
     db, tenant = database(sqlite_url)
+    docs = []
+    for n in range(30):  # a CI bot comments on everything; developers take the work
+        topic = "Replication lag grows under load" if n < 4 else f"Unrelated chore {n}"
+        owner = "ann" if n in (0, 4) else f"dev{n % 3}"
+        docs.append(doc(f"APP-{n}", topic, "followers fall behind" if n < 4 else "misc",
+                        days=n, people={owner: "assignee", "ci-bot": "commenter"}))
+    store(db, tenant, *docs)
     with db.session() as s:
-        for n in range(30):  # a CI bot comments on everything; developers take the work
-            topic = "Replication lag grows under load" if n < 4 else f"Unrelated chore {n}"
-            owner = "ann" if n in (0, 4) else f"dev{n % 3}"
-            upsert_item(s, tenant, doc(f"APP-{n}", topic, "followers fall behind" if n < 4 else "misc",
-                                       days=n, people={owner: "assignee", "ci-bot": "commenter"}))
         ranked = [e.account_id for e in suggest_experts(s, tenant, "replication lag under load",
                                                         limit=10, min_confidence=0)]
     assert ranked.index("ann") < ranked.index("ci-bot")
 
 
-def test_slots_keep_their_people_through_removal_and_compaction() -> None:
-    from datetime import datetime
+def test_who_worked_where_follows_updates_and_deletions(sqlite_url: str) -> None:
+    from plugin.matching.store import delete_item
+    from plugin.search import site_view
 
-    from plugin.matching.experts import contributors
-    from plugin.matching.index import DocInfo, TenantIndex
-
-    at = datetime(2024, 1, 1, tzinfo=UTC)
-    index = TenantIndex(1)
-    for n in range(6):
-        rows = [(f"p{n}", "assignee", at), ("bot", "commenter", at), ("bot", "commenter", at)]
-        index.put(DocInfo(n, False, 0, 0, at.timestamp()), {"t": {f"w{n}": 1}}, rows)
-    for n in (1, 3):
-        index.remove(n)
-    index._compact()
-    assert [a for a, *_ in contributors(index, 4)] == ["p4", "bot"]
-    assert contributors(index, 4)[1][1:] == ("commenter", at.timestamp(), 2)
-    assert contributors(index, 3) == []
-    bot = index.people.pid_of["bot"]
-    assert index.people.touched[bot] == 4 and index.people.owned[bot] == 0
-
+    db, tenant = database(sqlite_url)
+    store(db, tenant, *[doc(f"APP-{n}", f"Topic {n}", people={f"p{n}": "assignee", "bot": "commenter"})
+                        for n in range(6)])
+    with db.session() as s:
+        delete_item(s, tenant, "jira", "APP-1")
+        upsert_item(s, tenant, doc("APP-3", "Topic 3", people={"p3": "assignee"}))  # the bot left it
+    indexed(db)
+    with db.session() as s:
+        touched, owned = site_view(s, tenant).worked_on(["bot", "p1", "p3", "p4"])
+    assert touched.tolist() == [4, 0, 1, 1] and owned.tolist() == [0, 0, 1, 1]
 
 
 # Deep frames every test failure shares: the runner, reflection and the thread pool.
@@ -131,14 +128,14 @@ RUNNER = "".join(f"\n\tat org.junit.runners.{name}.run{n}(Runner.java:{n})"
 
 def test_shared_test_runner_frames_do_not_make_stack_traces_look_alike(sqlite_url: str) -> None:
     db, tenant = database(sqlite_url)
+    docs = [doc(f"APP-{n + 1}", f"{test} fails on slow machines",
+                f"AssertionError\n\tat org.app.{test}(T.java:9)" + RUNNER, days=n)
+            for n, test in enumerate(["TestScheduler.testRetry", "TestQueue.testDrain", "TestCache.testEvict"])]
+    docs.append(doc("APP-5", "Access point endpoint mistranslated",
+                    "endpoints start with s3.accesspoint- instead of s3-accesspoint.", days=4))
+    docs += [doc(f"APP-{n}", f"Unrelated chore {n}", "misc", days=n) for n in range(6, 12)]
+    store(db, tenant, *docs)
     with db.session() as s:
-        for n, test in enumerate(["TestScheduler.testRetry", "TestQueue.testDrain", "TestCache.testEvict"]):
-            upsert_item(s, tenant, doc(f"APP-{n + 1}", f"{test} fails on slow machines",
-                                       f"AssertionError\n\tat org.app.{test}(T.java:9)" + RUNNER, days=n))
-        upsert_item(s, tenant, doc("APP-5", "Access point endpoint mistranslated",
-                                   "endpoints start with s3.accesspoint- instead of s3-accesspoint.", days=4))
-        for n in range(6, 12):
-            upsert_item(s, tenant, doc(f"APP-{n}", f"Unrelated chore {n}", "misc", days=n))
         target = doc("APP-20", "TestArnResource.parseAccessPoint fails",
                      "ComparisonFailure: endpoint expected s3-accesspoint. but was s3.accesspoint-"
                      "\n\tat org.app.TestArnResource.parseAccessPoint(TestArnResource.java:60)" + RUNNER,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from plugin.content.model import ItemDoc
 from plugin.matching.service import suggest_reuse
 from plugin.matching.store import store_items
-from tests.matching.helpers import database, doc
+from tests.matching.helpers import database, doc, indexed
 
 
 def _items() -> list[ItemDoc]:
@@ -25,6 +25,7 @@ def test_snippets_match_the_item_bodies_with_and_without_hidden_items(database_u
     docs = _items()
     with db.session() as s:
         store_items(s, tenant, docs)
+    indexed(db)
     expected = {d.key: (d.text or "\n\n".join(d.comments)) for d in docs}
     for hidden in (set(), {"APP-1", "APP-2", "APP-4"}):
         with db.session() as s:

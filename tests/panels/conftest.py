@@ -1,6 +1,8 @@
 """Fixtures for the panel tests: an app on SQLite, the fake host installed, real issues ingested."""
 from __future__ import annotations
 
+import dataclasses
+
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,6 +20,8 @@ from connect.db import Database, utcnow
 from connect.models import Tenant
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
+from plugin import search
+from plugin.config import Settings
 from plugin.matching.store import remember_people, upsert_item
 from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE
@@ -91,8 +95,11 @@ def seeded_database(tmp_path_factory: pytest.TempPathFactory,
     path = tmp_path_factory.mktemp("seed") / "seed.db"
     app = build_app(f"sqlite:///{path}")
     db: Database = app.extensions["inflow.db"]
+    # Its search shard beside it, copied with it: the copies' progress rows name its identity.
+    search.bind(db, dataclasses.replace(Settings.from_env(), index_dir=path.parent / "index"))
     tenant = install_tenant(db, "jira", base_url=SEED_SITE)
     keys = seed_issues(db, tenant.tenant_id, SEED_SITE, activemq_issues)
+    assert search.catch_up(db)
     db.dispose()
     return path, keys
 
@@ -112,12 +119,13 @@ def adopt_fake_host(db: Database, host: FakeHost, product: str = "jira") -> Tena
 
 @pytest.fixture
 def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, Any]],
-         seeded_database: tuple[Path, list[str]]) -> Iterator[Site]:
+         seeded_database: tuple[Path, list[str]], index_dir: Path) -> Iterator[Site]:
     """A Jira tenant backed by the fake host serving (and Inflow knowing) 300 ActiveMQ issues."""
     for cache in (CACHE, PROFILES, BACKOFF):
         cache.clear()
     seed, keys = seeded_database
     shutil.copy(seed, tmp_path / "inflow.db")
+    shutil.copytree(seed.parent / "index", index_dir, dirs_exist_ok=True)
     app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
     db: Database = app.extensions["inflow.db"]
     fake_host.load_jira_issues(activemq_issues)
@@ -146,6 +154,7 @@ def install_wiki(site: Site, names: bool = True) -> Site:
         if names:
             remember_people(session, tenant.tenant_id,
                             [(u["accountId"], u["displayName"]) for u in data.confluence_users()])
+    assert search.catch_up(site.db)
     site.tenant = tenant
     site.keys = [str(p["id"]) for p in pages]
     return site

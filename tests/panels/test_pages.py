@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from plugin import search
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.matching.store import upsert_item
 from tests.panels.conftest import Site
@@ -33,6 +34,7 @@ def hostile(site: Site, activemq_issues: list[dict[str, Any]]) -> list[str]:
     with site.db.session() as session:
         for issue in issues:
             upsert_item(session, site.tenant.tenant_id, jira_issue_to_doc(issue, site.tenant.base_url))
+    assert search.catch_up(site.db)
     return [issue["key"] for issue in issues]
 
 
@@ -149,6 +151,7 @@ def test_titles_with_ampersands_are_escaped_exactly_once(site: Site,
     with site.db.session() as session:
         for issue in issues:
             upsert_item(session, site.tenant.tenant_id, jira_issue_to_doc(issue, site.tenant.base_url))
+    assert search.catch_up(site.db)
     html = site.page(f"/jira/panels/reuse?issueKey={issues[1]['key']}&projectKey=AMQ",
                      sub="chirino").get_data(as_text=True)
     assert "Roadmap &amp; Planning" in html and "&amp;amp;" not in html

@@ -1,0 +1,67 @@
+"""`inflow index` as a benchmark runs it: the search shards' writer in a process of its own."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from bench.common import ROOT, peak_rss_mb
+from bench.servers import bench_env
+
+POLL_S = 0.02
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class IndexerProcess:
+    """`inflow index` on a database, ready when constructed (its start-up is not timed)."""
+
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "index"], cwd=ROOT,
+                                     env=bench_env(DATABASE_URL=url, INFLOW_LOG_LEVEL="warning"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        if not self.proc.stdout.readline().startswith(b"indexing"):
+            raise RuntimeError("inflow index did not start")
+        self.cpu_at_start = _cpu_s(self.proc.pid)
+
+    def wait_applied(self, db, tenant_id: int, timeout: float = 24 * 3600) -> float:
+        """Wall time (epoch) at which the index had applied every change the site has now."""
+        from plugin.search import indexed_through
+        from plugin.search import current_seq
+
+        deadline = time.monotonic() + timeout
+        with db.session() as session:
+            target = current_seq(session, tenant_id)
+        while time.monotonic() < deadline:
+            with db.session() as session:
+                reached = indexed_through(session, tenant_id)
+            if reached is not None and reached >= target:
+                return time.time()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"inflow index exited with {self.proc.returncode}")
+            time.sleep(POLL_S)
+        raise TimeoutError("the index did not catch up")
+
+    def report(self) -> dict[str, float]:
+        """CPU seconds spent and peak resident memory of the indexer so far."""
+        return {"cpu_s": _cpu_s(self.proc.pid) - self.cpu_at_start, "peak_rss_mb": peak_rss_mb(self.proc.pid)}
+
+    def stop(self) -> None:
+        """SIGTERM and wait (it finishes its step and releases the shard)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

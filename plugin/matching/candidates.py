@@ -1,0 +1,91 @@
+"""What ranking reads of the engine's candidates from the database: term vectors, facts, people.
+
+Read as plain rows with timestamps as the driver returns them: SQLAlchemy's per-row JSON and
+datetime processing would cost more than the database does for a few hundred candidates.
+"""
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import ARRAY, ColumnElement, DateTime, String, Text, any_, bindparam, cast, select, type_coerce
+from sqlalchemy.orm import Session
+
+from plugin.matching.reuse import Candidate, is_resolved
+from plugin.matching.roles import role_weight
+from plugin.models.content import Contribution, Item
+
+MAX_TIMES = 1000  # contributions per person and item counted (the ranking uses three)
+# (account, strongest role, epoch seconds of their latest work, contributions) per item
+People = dict[int, list[tuple[str, str, float, int]]]
+
+
+def among(column: Any, name: str, array: bool) -> ColumnElement[bool]:
+    """`column IN (:name, ...)`, or with `array` (PostgreSQL) `column = ANY(:name)`.
+
+    One array parameter keeps the statement's text, and so the server's prepared plan, the same
+    for any number of values, and SQLAlchemy renders no list of parameters per call.
+    """
+    if array:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _raw_time(column: Any, dialect: str) -> Any:
+    """A UTC timestamp column as the driver returns it, without a conversion per row in Python."""
+    return type_coerce(column, String() if dialect == "sqlite" else DateTime(timezone=True))
+
+
+def epochs(values: Sequence[Any], dialect: str) -> list[float]:
+    """Epoch seconds of `_raw_time` values: SQLite's UTC text parsed by numpy, or aware datetimes."""
+    if not values:
+        return []
+    if dialect == "sqlite":  # microseconds / 1e6 is exactly what datetime.timestamp() computes
+        return (np.array(values, dtype="datetime64[us]").astype(np.int64) / 1e6).tolist()
+    return [v.timestamp() for v in values]
+
+
+@functools.lru_cache(maxsize=4)
+def _statements(dialect: str) -> tuple[Any, Any]:
+    array = dialect == "postgresql"
+    # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
+    # walking the tenant's whole (tenant, seq) index.
+    items = select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
+                   Item.not_relevant_count, _raw_time(Item.created, dialect)).where(
+        (Item.tenant_id + 0) == bindparam("tenant"), among(Item.id, "ids", array))
+    people = select(Contribution.item_id, Contribution.account_id, Contribution.role,
+                    _raw_time(Contribution.at, dialect)).where(
+        (Contribution.tenant_id + 0) == bindparam("tenant"), among(Contribution.item_id, "ids", array))
+    return items, people
+
+
+def load(session: Session, tenant_id: int, ids: list[int]) -> list[Candidate]:
+    """The stored candidates among `ids`, in that order (items deleted since are left out)."""
+    if not ids:
+        return []
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(_statements(dialect)[0], {"tenant": tenant_id, "ids": ids}).all()
+    when = epochs([row[6] for row in rows], dialect)
+    found = {row[0]: Candidate(row[0], orjson.loads(row[1]) if row[1] else {}, is_resolved(row[2], row[3]),
+                               row[4] or 0, row[5] or 0, at) for row, at in zip(rows, when)}
+    return [found[i] for i in ids if i in found]
+
+
+def people(session: Session, tenant_id: int, ids: list[int]) -> People:
+    """Who worked on each item: per person their strongest role, latest time and contributions."""
+    if not ids:
+        return {}
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(_statements(dialect)[1], {"tenant": tenant_id, "ids": ids}).all()
+    grouped: dict[int, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    for (item_id, account, role, _), at in zip(rows, epochs([row[3] for row in rows], dialect)):
+        grouped[item_id][account].append((role, at))
+    out: People = {}
+    for item_id, by_person in grouped.items():
+        out[item_id] = [(account, max(done, key=lambda r: role_weight(r[0]))[0], max(at for _, at in done),
+                         min(len(done), MAX_TIMES)) for account, done in by_person.items()]
+    return out

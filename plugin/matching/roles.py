@@ -1,0 +1,19 @@
+"""Roles people have on items, and how strongly each ties a person to the item's topic."""
+from __future__ import annotations
+
+ROLES = ("assignee", "resolver", "answerer", "creator", "editor", "kudos", "commenter", "reporter")
+ROLE_WEIGHTS = {"assignee": 1.0, "resolver": 1.0, "answerer": 0.9, "creator": 0.6, "editor": 0.5,
+                "kudos": 0.6, "commenter": 0.45, "reporter": 0.3}
+# Roles that mean someone did the work, rather than talked about it or asked for it. Each weighs
+# more than any other role, so a person's strongest role on an item is owning whenever they have one.
+OWNING = frozenset({"assignee", "resolver", "answerer", "creator", "editor", "kudos"})
+
+
+def role_weight(role: str) -> float:
+    """Association strength of a role (unknown roles count like a report)."""
+    return ROLE_WEIGHTS.get(role, ROLE_WEIGHTS["reporter"])
+
+
+def strongest(roles: list[str]) -> str:
+    """The role that ties a person most to an item (the first of equals)."""
+    return max(roles, key=role_weight)

@@ -1,0 +1,172 @@
+"""The search engine: Tantivy indexes derived from the database, one per shard, shared by its sites.
+
+`site_view` is how ranking reads a site's part of its shard; `indexer` is the shard's one
+writer; `catch_up` brings local shards level with the database now (replays, the CLI, tests).
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from connect.db import Database
+from plugin.config import DEFAULT_SHARD, Settings
+from plugin.models.content import IndexProgress, IndexState
+from plugin.search.indexer import Indexer, ShardLock, local_shards, pending
+from plugin.search.shard import ShardUnavailable, shard_at
+from plugin.search.site import SiteView
+
+__all__ = ["FRESH_WAIT", "NotIndexed", "SiteView", "bind", "catch_up", "indexed_through", "site_view",
+           "writing"]
+
+WAIT_POLL = 0.05
+# How long a refresh of stored suggestions waits for the index to hold the changes it follows:
+# the indexer commits within a second; past this, suggestions are ranked on what is indexed.
+FRESH_WAIT = 10.0
+_bound: weakref.WeakKeyDictionary[Engine, Settings] = weakref.WeakKeyDictionary()
+
+
+def bind(db: Database, settings: Settings) -> None:
+    """Use `settings` (where the index lives, which shards are here) for everything done through `db`.
+
+    Unbound databases use the environment's settings; a replay binds its throwaway database to a
+    throwaway index directory.
+    """
+    _bound[db.engine] = settings
+
+
+def settings_for(session: Session) -> Settings:
+    """The search settings of the session's database."""
+    bind_ = session.get_bind()
+    return _bound.get(getattr(bind_, "engine", bind_)) or Settings.from_env()  # type: ignore[arg-type]
+
+
+class NotIndexed(Exception):
+    """The site's documents are not in an index this process can read (yet)."""
+
+
+def _progress(session: Session, tenant_id: int) -> tuple[str, str | None, int]:
+    row = session.execute(select(IndexProgress.shard, IndexProgress.index_id, IndexProgress.seq)
+                          .where(IndexProgress.tenant_id == tenant_id)).first()
+    return (row[0], row[1], row[2]) if row else (DEFAULT_SHARD, None, -1)
+
+
+def site_view(session: Session, tenant_id: int) -> SiteView:
+    """The site's view of the latest commit of its shard; NotIndexed when it has none here."""
+    settings = settings_for(session)
+    shard_name, index_id, _ = _progress(session, tenant_id)
+    if shard_name not in settings.shards or index_id is None:
+        raise NotIndexed(tenant_id)
+    try:
+        searcher, identity = shard_at(settings.index_dir, shard_name).searcher()
+    except ShardUnavailable as exc:
+        raise NotIndexed(tenant_id) from exc
+    if identity != index_id:  # the shard was rebuilt and has not reached this site yet
+        raise NotIndexed(tenant_id)
+    return SiteView(searcher, identity, tenant_id)
+
+
+def indexed_through(session: Session, tenant_id: int) -> int | None:
+    """The site's change sequence its readable index has applied, or None when it has none."""
+    settings = settings_for(session)
+    shard_name, index_id, seq = _progress(session, tenant_id)
+    if shard_name not in settings.shards or index_id is None:
+        return None
+    try:
+        identity = shard_at(settings.index_dir, shard_name).reader()[1]
+    except ShardUnavailable:
+        return None
+    return seq if identity == index_id else None
+
+
+def current_seq(session: Session, tenant_id: int) -> int:
+    return session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
+
+
+def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0) -> bool:
+    """Bring the local shards (or the site's shard) level with what the database has committed now.
+
+    Writes a shard itself when no other process does; otherwise waits for the process that does
+    (a worker's indexer thread). False on timeout, or when the site's shard is not on this machine.
+    """
+    settings = _bound.get(db.engine) or Settings.from_env()
+    deadline = time.monotonic() + timeout
+    shards = local_shards(settings)
+    target = None
+    if tenant_id is not None:
+        with db.session() as session:
+            name = _progress(session, tenant_id)[0]
+            target = current_seq(session, tenant_id)
+        shards = [shard for shard in shards if shard.name == name]
+        if not shards:
+            return False
+    for shard in shards:
+        lock = ShardLock(settings.index_dir, shard.name)
+        if lock.acquire():
+            indexer = Indexer(db, shard, lock)
+            try:
+                while indexer.step():
+                    if time.monotonic() > deadline:
+                        return False
+            finally:
+                indexer.close()
+        elif not _wait_for_writer(db, shard.name, tenant_id, target, deadline):
+            return False
+        shard.reload()
+    return True
+
+
+@contextmanager
+def writing(db: Database) -> Iterator[Callable[[], None]]:
+    """Hold the writers of the local shards for a while (a replay); yields `sync`, which applies
+    everything committed so far and makes it visible to this process.
+
+    One long-lived writer, as a worker's indexer is: Tantivy merges its segments in the
+    background, and merging drops the replaced versions of updated items.
+    """
+    settings = _bound.get(db.engine) or Settings.from_env()
+    indexers = []
+    try:
+        for shard in local_shards(settings):
+            lock = ShardLock(settings.index_dir, shard.name)
+            lock.acquire(wait=True)
+            indexers.append(Indexer(db, shard, lock))
+
+        def sync() -> None:
+            for indexer in indexers:
+                while indexer.step():
+                    pass
+                indexer.shard.reload()
+
+        yield sync
+    finally:
+        for indexer in indexers:
+            indexer.close()
+
+
+def _wait_for_writer(db: Database, shard_name: str, tenant_id: int | None, target: int | None,
+                     deadline: float) -> bool:
+    """Wait until the process writing the shard has applied the site's changes up to `target`
+    (without a site: every change the shard's sites had pending)."""
+    settings = _bound.get(db.engine) or Settings.from_env()
+    shard = shard_at(settings.index_dir, shard_name)
+    while True:
+        with db.session() as session:
+            if tenant_id is not None and target is not None:
+                reached = indexed_through(session, tenant_id)
+                if reached is not None and reached >= target:
+                    return True
+            else:
+                try:
+                    identity = shard.reader()[1]
+                except ShardUnavailable:
+                    identity = ""
+                if identity and not pending(session, shard_name, identity, limit=1):
+                    return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(WAIT_POLL)

@@ -1,0 +1,351 @@
+"""A shard's writer: applies the database's committed item changes to the shard's index.
+
+The database is the truth. Every change to an item bumps its tenant's change sequence (an item
+carries the sequence of its last change; a deletion leaves a tombstone). For each site of the
+shard, the indexer reads what changed after the sequence the index has applied, writes it,
+commits, and only then records the new sequence (`IndexProgress`). A crash between the commit
+and the record replays the same changes, which delete-then-add per item makes harmless.
+
+Sites take turns, the least recently served first, each step at most `TENANT_BATCH` items of
+one site: a site's backfill of a million issues never holds another site's fresh changes back
+by more than a step.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import tantivy
+from sqlalchemy import Text, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from connect.db import Database
+from plugin.config import DEFAULT_SHARD, Settings
+from plugin.matching.roles import strongest
+from plugin.matching.similarity import statement_norms
+from plugin.matching.store import dialect_insert
+from plugin.models.content import Contribution, IndexProgress, IndexState, IndexTombstone, Item
+from plugin.search.schema import Entry, document
+from plugin.search.shard import WRITER_HEAP, Shard, ShardUnavailable, _read_identity, shard_at
+from plugin.search.site import SiteView
+
+log = logging.getLogger(__name__)
+
+TENANT_BATCH = 5_000  # items of one site per step (finished to a whole change sequence)
+STEP_ITEMS = 20_000  # items per step over all sites: one commit each
+STEP_TENANTS = 500
+READ_CHUNK = 1_000
+IDLE_SECONDS = 0.25  # between two looks at the database when nothing was pending
+STANDBY_SECONDS = 2.0  # between two tries to take over a shard another process writes
+SWEEP_SECONDS = 600.0  # between two looks for documents of sites that left the shard
+
+
+@dataclass
+class Pending:
+    """A site with changes its shard's index has not applied."""
+
+    tenant_id: int
+    seq: int  # the site's change sequence when read
+    applied: int  # the sequence the index has applied (-1: nothing)
+    rebuild: bool  # the index has none of the site's documents it can trust
+
+
+def _pending_query(limit: int) -> Any:
+    shard = func.coalesce(IndexProgress.shard, DEFAULT_SHARD)
+    return (select(IndexState.tenant_id, IndexState.seq, IndexProgress.index_id, IndexProgress.seq)
+            .outerjoin(IndexProgress, IndexProgress.tenant_id == IndexState.tenant_id)
+            .where(shard == bindparam("shard"),
+                   or_(IndexProgress.index_id.is_(None), IndexProgress.index_id != bindparam("identity"),
+                       IndexState.seq > IndexProgress.seq))
+            .order_by(IndexProgress.updated_at.is_not(None), IndexProgress.updated_at, IndexState.tenant_id)
+            .limit(limit))
+
+
+def pending(session: Session, shard: str, identity: str, limit: int = STEP_TENANTS) -> list[Pending]:
+    """The shard's sites whose changes its index (of this identity) has not applied, least recently served first."""
+    rows = session.execute(_pending_query(limit), {"shard": shard, "identity": identity})
+    out = []
+    for tenant_id, seq, index_id, applied in rows:
+        rebuild = index_id != identity
+        out.append(Pending(tenant_id, seq or 0, -1 if rebuild or applied is None else applied, rebuild))
+    return out
+
+
+_ITEMS = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
+          .where(Item.tenant_id == bindparam("tenant"), Item.index_seq >= bindparam("seq"),
+                 or_(Item.index_seq > bindparam("seq"), Item.id > bindparam("after")))
+          .order_by(Item.index_seq, Item.id).limit(bindparam("limit")))
+_BY_ID = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
+          .where((Item.tenant_id + 0) == bindparam("tenant"), Item.id.in_(bindparam("ids", expanding=True))))
+_PEOPLE = select(Contribution.item_id, Contribution.account_id, Contribution.role).where(
+    Contribution.item_id.in_(bindparam("ids", expanding=True)))
+_TOMBSTONES = select(IndexTombstone.item_id).where(
+    IndexTombstone.tenant_id == bindparam("tenant"), IndexTombstone.seq > bindparam("low"),
+    IndexTombstone.seq <= bindparam("high"))
+
+
+def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[list[Any]]:
+    """The site's items changed after sequence `after`, in (sequence, id) order, a chunk at a time."""
+    seq, last = after, 0
+    while True:
+        rows = connection.execute(_ITEMS, {"tenant": tenant_id, "seq": seq, "after": last,
+                                           "limit": READ_CHUNK}).all()
+        if not rows:
+            return
+        yield rows
+        seq, last = rows[-1][1], rows[-1][0]
+
+
+def _people(connection: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
+    """Who worked on each item: account -> their strongest role there."""
+    roles: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for item_id, account, role in connection.execute(_PEOPLE, {"ids": ids}):
+        roles[item_id][account].append(role)
+    return {item_id: {a: strongest(r) for a, r in people.items()} for item_id, people in roles.items()}
+
+
+class ShardLock:
+    """The right to write a shard on this machine: a flock beside its index, dropped when the process dies."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.path = root / f"{name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self, wait: bool = False) -> bool:
+        """Take the lock (waiting for it, or not); False when another holder has it."""
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Let another process write the shard."""
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+class Indexer:
+    """The one writer of a shard, in the process that holds its lock."""
+
+    def __init__(self, db: Database, shard: Shard, lock: ShardLock) -> None:
+        self.db, self.shard, self.lock = db, shard, lock
+        self.identity: str | None = None
+        self._writer: tantivy.IndexWriter | None = None
+        self._swept = 0.0
+        self._renorming: set[int] = set()  # sites that grew since their norms were last checked
+
+    def _open(self) -> tantivy.IndexWriter:
+        """The shard's writer, the index created anew when it is missing or unreadable."""
+        if self._writer is not None and _read_identity(self.shard.path) == self.identity:
+            return self._writer
+        self._writer = None
+        try:
+            index, identity = self.shard.reader()
+            index.searcher().search(tantivy.Query.all_query(), 1, count=False)  # a damaged index fails here
+        except (ShardUnavailable, ValueError, OSError):
+            log.warning("shard %s has no readable index: creating it; its sites are indexed anew",
+                        self.shard.name)
+            identity = self.shard.create()
+            index, _ = self.shard.reader()
+        self.identity = identity
+        self._writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
+        return self._writer
+
+    def step(self) -> int:
+        """Apply one round of pending changes (a commit); how many items and deletions were written."""
+        writer = self._open()
+        assert self.identity is not None
+        with self.db.session() as session:
+            todo = pending(session, self.shard.name, self.identity)
+            done: list[tuple[int, int]] = []
+            written = 0
+            for site in todo:
+                count, reached = self._apply(session.connection(), writer, site)
+                done.append((site.tenant_id, reached))
+                written += count
+                if written >= STEP_ITEMS:
+                    break
+            if written < STEP_ITEMS:
+                written += self._renorm_some(session.connection(), writer, STEP_ITEMS - written)
+        if not written:
+            self._maybe_sweep(writer)
+            return 0
+        writer.commit()
+        self.shard.reload()
+        with self.db.session() as session:
+            self._record(session, done)
+        return written
+
+    def _apply(self, connection: Connection, writer: tantivy.IndexWriter, site: Pending) -> tuple[int, int]:
+        """Write one site's next changes; (items and deletions written, the sequence now applied)."""
+        if site.rebuild:  # documents of an earlier stay here (or of another identity) are dropped
+            writer.delete_documents_by_term("tenant", site.tenant_id)
+        view = self._view(site.tenant_id)
+        written, reached, last_seq = 0, site.seq, site.applied
+        for rows in _changed(connection, site.tenant_id, site.applied):
+            if written >= TENANT_BATCH and rows[0][1] != last_seq:
+                reached = last_seq  # stop at a whole sequence: the next step starts after it
+                break
+            self._write(connection, writer, view, site.tenant_id, rows, replace=not site.rebuild)
+            last_seq = rows[-1][1]
+            written += len(rows)
+        if not site.rebuild:
+            gone = connection.execute(_TOMBSTONES, {"tenant": site.tenant_id, "low": site.applied,
+                                                    "high": reached}).scalars().all()
+            for item_id in gone:
+                writer.delete_documents_by_term("id", item_id)
+            written += len(gone)
+        self._renorming.add(site.tenant_id)
+        return written, max(reached, site.applied)
+
+    def _view(self, tenant_id: int) -> SiteView:
+        """The site as committed: the statistics new items' norms are computed with."""
+        index, identity = self.shard.reader()
+        return SiteView(index.searcher(), identity, tenant_id)
+
+    def _write(self, connection: Connection, writer: tantivy.IndexWriter, view: SiteView, tenant_id: int,
+               rows: list[Any], replace: bool, new: bool = True) -> None:
+        """Add the items of `rows` (id, seq, project, terms), replacing their earlier versions.
+
+        Each norm takes the idf of the site as committed, with these items added when they are `new`.
+        """
+        people = _people(connection, [row[0] for row in rows])
+        vectors = [orjson.loads(row[3]) if row[3] else {} for row in rows]
+        added = len(rows) if new else 0
+        norms = statement_norms(vectors, lambda terms, held: view.idf_with(terms, held if new else 0 * held, added))
+        basis = int(view.count) + added
+        for (item_id, _, project, _), vector, norm in zip(rows, vectors, norms.tolist()):
+            if replace:
+                writer.delete_documents_by_term("id", item_id)
+            writer.add_document(document(Entry(item_id, tenant_id, project, vector, people.get(item_id, {}),
+                                               norm, basis)))
+
+    def _renorm_some(self, connection: Connection, writer: tantivy.IndexWriter, room: int) -> int:
+        """Index again (with today's idf) items whose norm dates from when their site was half as big.
+
+        As a site grows, its idf grow: norms computed early would favour its early items. Each
+        doubling renews them, so the work stays proportional to the site's size; a site's turn
+        takes at most `TENANT_BATCH` of them, the rest wait for the next steps.
+        """
+        written = 0
+        for tenant_id in sorted(self._renorming):
+            if written >= room:
+                break
+            view = self._view(tenant_id)
+            stale = view.stale_norms(min(TENANT_BATCH, room - written))
+            if not stale:
+                self._renorming.discard(tenant_id)
+            for start in range(0, len(stale), READ_CHUNK):
+                rows = connection.execute(_BY_ID, {"tenant": tenant_id,
+                                                   "ids": stale[start:start + READ_CHUNK]}).all()
+                self._write(connection, writer, view, tenant_id, rows, replace=True, new=False)
+            written += len(stale)
+        return written
+
+    def _record(self, session: Session, done: list[tuple[int, int]]) -> None:
+        """Remember what the index now holds, unless a site moved to another shard meanwhile."""
+        for tenant_id, reached in done:
+            if self.shard.name == DEFAULT_SHARD:  # a site with no row yet lives in the default shard
+                session.execute(dialect_insert(session, IndexProgress).values(
+                    tenant_id=tenant_id, shard=DEFAULT_SHARD, index_id=None, seq=-1)
+                    .on_conflict_do_nothing(index_elements=["tenant_id"]))
+            session.execute(update(IndexProgress).where(
+                IndexProgress.tenant_id == tenant_id, IndexProgress.shard == self.shard.name)
+                .values(index_id=self.identity, seq=reached))
+            # Tombstones the index has applied are needed by no one: a rebuild reads the items.
+            session.execute(delete(IndexTombstone).where(IndexTombstone.tenant_id == tenant_id,
+                                                         IndexTombstone.seq <= reached))
+
+    def _maybe_sweep(self, writer: tantivy.IndexWriter) -> None:
+        """Drop the documents of sites that left the shard or were purged (now and then, when idle)."""
+        now = time.monotonic()
+        if now - self._swept < SWEEP_SECONDS:
+            return
+        self._swept = now
+        index, _ = self.shard.reader()
+        found = index.searcher().aggregate(tantivy.Query.all_query(),
+                                           {"t": {"terms": {"field": "tenant", "size": 1_000_000}}})
+        present = {int(bucket["key"]) for bucket in found["t"]["buckets"]}
+        if not present:
+            return
+        with self.db.session() as session:
+            shard = func.coalesce(IndexProgress.shard, DEFAULT_SHARD)
+            mine = set(session.scalars(select(IndexState.tenant_id)
+                                       .outerjoin(IndexProgress, IndexProgress.tenant_id == IndexState.tenant_id)
+                                       .where(shard == self.shard.name)))
+        strays = present - mine
+        for tenant_id in strays:
+            writer.delete_documents_by_term("tenant", tenant_id)
+        if strays:
+            writer.commit()
+            self.shard.reload()
+            log.info("shard %s dropped the documents of %d site(s) it no longer holds", self.shard.name, len(strays))
+
+    def close(self) -> None:
+        """Drop the writer (Tantivy's own lock) and the shard lock."""
+        self._writer = None
+        self.lock.release()
+
+
+def local_shards(settings: Settings) -> list[Shard]:
+    """The shards this machine holds (INFLOW_SHARDS under INFLOW_INDEX_DIR)."""
+    return [shard_at(settings.index_dir, name) for name in settings.shards]
+
+
+def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
+    """Write the shard while this process holds its lock; otherwise stand by to take over."""
+    lock = ShardLock(root, shard.name)
+    while not stop.is_set():
+        if not lock.acquire():
+            stop.wait(STANDBY_SECONDS)
+            continue
+        indexer = Indexer(db, shard, lock)
+        try:
+            _write_until(indexer, stop)
+        finally:
+            indexer.close()
+
+
+def _write_until(indexer: Indexer, stop: threading.Event) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
+            written = indexer.step()
+            failures = 0
+        except Exception:  # the database or the disk away for a moment: the step is retried whole
+            failures += 1
+            log.exception("indexing shard %s failed (%d in a row)", indexer.shard.name, failures)
+            indexer._writer = None
+            written = 0
+            stop.wait(min(30.0, IDLE_SECONDS * 2 ** failures))
+        if not written:
+            stop.wait(IDLE_SECONDS)
+
+
+def start(db: Database, settings: Settings, stop: threading.Event) -> list[threading.Thread]:
+    """A writer thread per local shard (each writes only while its process holds the shard's lock)."""
+    threads = []
+    for shard in local_shards(settings):
+        thread = threading.Thread(target=run, args=(db, shard, settings.index_dir, stop),
+                                  name=f"inflow-index-{shard.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads

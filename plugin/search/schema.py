@@ -1,0 +1,113 @@
+"""The engine's document: what a shard's Tantivy index holds of each item, and how it is built.
+
+Text arrives already analysed (`plugin.matching.text`: words, stop words, stems), so queries,
+the index and Inflow's own ranking agree on every term. Every term and person is prefixed with
+its tenant (`42:disk`): a query can only ever match its own site's documents, and the term
+dictionary gives each site's own document frequencies.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import tantivy
+
+from plugin.matching.roles import OWNING
+from plugin.matching.vectors import FIELDS
+
+SCHEMA_VERSION = 1  # bump when fields change meaning: shards are then rebuilt from the database
+TOKENIZER = "inflow"
+# How often a term of each field is repeated in `all`: title, body, comments, components/labels.
+# One field whose term frequency sums the fields' weighted ones is BM25F (Robertson et al., 2004),
+# and a single field keeps Tantivy's block-max WAND on the whole query.
+FIELD_REPEATS = {"t": 5, "d": 2, "c": 1, "m": 3}
+MAX_REPEATS = 40  # saturated long before this; bounds a pasted log's cost in the index
+# The statement of an item (what a duplicate repeats): title twice, description, components and labels.
+STATEMENT_REPEATS = {"t": 2, "d": 1, "m": 1}
+
+
+def build_schema() -> tantivy.Schema:
+    """The fields of an item document."""
+    builder = tantivy.SchemaBuilder()
+    # Signed: tantivy-py 0.27 builds a delete's term as i64, so deleting by a u64 field's value
+    # silently deletes nothing (it searches them fine).
+    builder.add_integer_field("tenant", indexed=True, fast=True)
+    builder.add_integer_field("id", indexed=True, fast=True)
+    builder.add_text_field("all", tokenizer_name=TOKENIZER, index_option="freq")
+    builder.add_text_field("statement", tokenizer_name=TOKENIZER, index_option="freq")
+    builder.add_text_field("project", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("people", tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("owners", tokenizer_name="raw", index_option="basic")
+    for name in FIELDS:  # each field's length: the site's average lengths for BM25F
+        builder.add_unsigned_field(f"len_{name}", fast=True)
+    builder.add_unsigned_field("n_people", fast=True)
+    builder.add_unsigned_field("n_owners", fast=True)
+    # The length of the item's statement vector (tf-idf) and the site's size when it was computed:
+    # the indexer computes it again once the site has doubled (`plugin.search.norms`).
+    builder.add_float_field("norm", fast=True)
+    builder.add_integer_field("basis", indexed=True, fast=True)
+    return builder.build()
+
+
+SCHEMA = build_schema()
+
+
+def register(index: tantivy.Index) -> tantivy.Index:
+    """Give an opened index the tokenizer its text fields name (Tantivy does not persist it)."""
+    index.register_tokenizer(TOKENIZER, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build())
+    return index
+
+
+def term(tenant_id: int, value: str) -> str:
+    """A term or account as the index holds it: scoped to its tenant."""
+    return f"{tenant_id}:{value}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index needs of one stored item."""
+
+    item_id: int
+    tenant_id: int
+    project: str | None
+    terms: dict[str, dict[str, int]]
+    people: dict[str, str]  # account -> best role
+    norm: float  # the statement vector's length (`plugin.matching.similarity.statement_norm`)
+    basis: int  # the site's number of items that norm's idf was computed with
+
+
+def _weighted(prefix: str, terms: dict[str, dict[str, int]], weights: dict[str, int]) -> str:
+    """The terms of the weighted fields, each repeated by its weighted frequency, as one text."""
+    out: list[str] = []
+    for name, repeats in weights.items():
+        field = terms.get(name)
+        if field:
+            out += [(prefix + value + " ") * min(tf * repeats, MAX_REPEATS) for value, tf in field.items()]
+    return "".join(out)
+
+
+def document(entry: Entry) -> tantivy.Document:
+    """The Tantivy document of an item."""
+    prefix = f"{entry.tenant_id}:"
+    doc = tantivy.Document()
+    doc.add_integer("tenant", entry.tenant_id)
+    doc.add_integer("id", entry.item_id)
+    doc.add_text("all", _weighted(prefix, entry.terms, FIELD_REPEATS))
+    doc.add_text("statement", _weighted(prefix, entry.terms, STATEMENT_REPEATS))
+    if entry.project:
+        doc.add_text("project", prefix + entry.project)
+    owners = [a for a, role in entry.people.items() if role in OWNING]
+    _add_all(doc, "people", (prefix + a for a in entry.people))
+    _add_all(doc, "owners", (prefix + a for a in owners))
+    for name in FIELDS:
+        doc.add_unsigned(f"len_{name}", sum((entry.terms.get(name) or {}).values()))
+    doc.add_unsigned("n_people", len(entry.people))
+    doc.add_unsigned("n_owners", len(owners))
+    doc.add_float("norm", entry.norm)
+    doc.add_integer("basis", entry.basis)
+    return doc
+
+
+def _add_all(doc: tantivy.Document, field: str, values: Iterable[str]) -> None:
+    for value in values:
+        doc.add_text(field, value)

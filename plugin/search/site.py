@@ -1,0 +1,170 @@
+"""One site's view of its shard for one ranking: its own statistics and its candidates.
+
+Every statistic is the site's own, read from the shard's term dictionary through the tenant
+prefix of each term: how many of its items there are, how many hold a term, how many items a
+person worked on. Only field-length averages and the share of "owning" roles need a pass over
+the site's documents; they drift slowly and are kept per site in a small bounded cache.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import tantivy
+
+from plugin.matching.vectors import FIELDS
+from plugin.search.schema import SCHEMA, term
+
+# A site's averages are recomputed when its number of items moved more than this share.
+DRIFT = 0.01
+AVERAGES_KEPT = 4096  # sites whose averages one process keeps (least recently used dropped)
+# The term dictionary counts a replaced item's old version until its segment is merged; items
+# updated often (the active ones) leave many. Terms held by few items are counted exactly
+# (reading at most this many postings), where an old copy would move the idf most; the
+# frequency of common terms is scaled by the share of the site's documents that are current.
+EXACT_BELOW = 2_000
+
+
+@dataclass(frozen=True)
+class Averages:
+    """Per-site means that need a pass over its documents."""
+
+    count: int  # the number of documents they were computed over (replaced versions included)
+    current: float  # the share of those documents that are current (not replaced or deleted)
+    lengths: np.ndarray  # mean length of each field (title, body, comments, meta)
+    owning_share: float  # share of people's appearances on items that were doing the work
+
+
+_averages: OrderedDict[tuple[str, int], Averages] = OrderedDict()
+_averages_lock = threading.Lock()
+
+
+def _compute_averages(searcher: tantivy.Searcher, tenant_id: int) -> Averages:
+    aggs = {f"len_{name}": {"sum": {"field": f"len_{name}"}} for name in FIELDS}
+    aggs |= {"n": {"value_count": {"field": "len_t"}}, "people": {"sum": {"field": "n_people"}},
+             "owners": {"sum": {"field": "n_owners"}}}
+    found = searcher.aggregate(tantivy.Query.term_query(SCHEMA, "tenant", tenant_id), aggs)
+    count = int(found["n"]["value"] or 0)  # aggregations see current documents only
+    listed = searcher.doc_freq("tenant", tenant_id)
+    sums = np.array([found[f"len_{name}"]["value"] or 0.0 for name in FIELDS], dtype=np.float64)
+    people = float(found["people"]["value"] or 0.0)
+    share = float(found["owners"]["value"] or 0.0) / people if people else 0.5
+    return Averages(listed, count / listed if listed else 1.0, np.maximum(sums / max(count, 1), 1.0), share)
+
+
+class Hit(NamedTuple):
+    """An item the engine found: its id, the engine's score and its statement's norm."""
+
+    item_id: int
+    score: float
+    norm: float
+
+
+class SiteView:
+    """A tenant's statistics and candidate search on one searcher (one commit of its shard)."""
+
+    def __init__(self, searcher: tantivy.Searcher, identity: str, tenant_id: int) -> None:
+        self.searcher, self.identity, self.tenant_id = searcher, identity, tenant_id
+        self.listed = searcher.doc_freq("tenant", tenant_id)  # replaced versions included
+        self._df: dict[str, float] = {}
+        self._averages: Averages | None = None
+        self.count = self.listed * self.averages().current  # the site's items
+
+    def df(self, value: str) -> float:
+        """How many of the site's items hold the term (in any field): exact for rare terms."""
+        found = self._df.get(value)
+        if found is None:
+            key = term(self.tenant_id, value)
+            found = self.searcher.doc_freq("all", key)
+            if 0 < found <= EXACT_BELOW:
+                found = self.searcher.search(tantivy.Query.term_query(SCHEMA, "all", key), 1, count=True).count
+            else:
+                found *= self.averages().current
+            self._df[value] = found
+        return found
+
+    def idf(self, value: str) -> float:
+        """BM25 inverse document frequency of a term in this site (0 for unknown terms)."""
+        df = self.df(value)
+        if df <= 0:
+            return 0.0
+        return math.log(1.0 + (self.count - df + 0.5) / (df + 0.5))
+
+    def cosine_idf(self, value: str) -> float:
+        """Smoothed tf-idf inverse document frequency (0 for unknown terms)."""
+        df = self.df(value)
+        if df <= 0:
+            return 0.0
+        return math.log((1.0 + self.count) / (1.0 + df)) + 1.0
+
+    def averages(self) -> Averages:
+        """The site's mean field lengths and owning share (recomputed once its size drifted)."""
+        if self._averages is None:
+            key = (self.identity, self.tenant_id)
+            with _averages_lock:
+                kept = _averages.get(key)
+            if kept is None or abs(kept.count - self.listed) > DRIFT * max(kept.count, 1):
+                kept = _compute_averages(self.searcher, self.tenant_id)
+            with _averages_lock:
+                _averages[key] = kept
+                _averages.move_to_end(key)
+                while len(_averages) > AVERAGES_KEPT:
+                    _averages.popitem(last=False)
+            self._averages = kept
+        return self._averages
+
+    def _people(self, field: str, account: str) -> float:
+        key = term(self.tenant_id, account)
+        found = self.searcher.doc_freq(field, key)
+        if 0 < found <= EXACT_BELOW:
+            return float(self.searcher.search(tantivy.Query.term_query(SCHEMA, field, key), 1, count=True).count)
+        return found * self.averages().current
+
+    def worked_on(self, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(items each person worked on, items they did the work on) in this site."""
+        touched = [self._people("people", a) for a in accounts]
+        owned = [self._people("owners", a) for a in accounts]
+        return np.array(touched, dtype=np.float64), np.array(owned, dtype=np.float64)
+
+    def idf_with(self, values: list[str], added: np.ndarray, items: int) -> np.ndarray:
+        """Smoothed idf of the terms once `items` new items join the site, `added` of them holding each."""
+        current = self.averages().current
+        held = np.fromiter((self.searcher.doc_freq("all", term(self.tenant_id, v)) for v in values),
+                           dtype=np.float64, count=len(values)) * current + added
+        return np.log((1.0 + self.count + items) / (1.0 + held)) + 1.0
+
+    def candidates(self, weights: dict[str, float], k: int, field: str = "all") -> list[Hit]:
+        """The k items best matching the weighted terms in one field (BM25), best first."""
+        clauses = [(tantivy.Occur.Should, tantivy.Query.boost_query(
+            tantivy.Query.term_query(SCHEMA, field, term(self.tenant_id, value)), weight))
+            for value, weight in sorted(weights.items()) if weight > 0]
+        if not clauses or k <= 0:
+            return []
+        return self._hits(self.searcher.search(tantivy.Query.boolean_query(clauses), k, count=False).hits)
+
+    def _hits(self, hits: list[tuple[float, tantivy.DocAddress]]) -> list[Hit]:
+        addresses = [address for _, address in hits]
+        ids = self.searcher.fast_field_values("id", addresses)
+        owners = self.searcher.fast_field_values("tenant", addresses)
+        norms = self.searcher.fast_field_values("norm", addresses)
+        # Terms carry the tenant already; the check costs one fast-field read and keeps a
+        # mistake anywhere above from ever showing one site's item to another.
+        return [Hit(int(i), float(score), float(norm or 0.0))
+                for (score, _), i, owner, norm in zip(hits, ids, owners, norms)
+                if owner == self.tenant_id and i is not None]
+
+    def stale_norms(self, limit: int) -> list[int]:
+        """Up to `limit` items whose norm was computed when the site had half its items or fewer."""
+        below = int(self.count // 2)
+        if below < 1 or limit <= 0:
+            return []
+        query = tantivy.Query.boolean_query([
+            (tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, "tenant", self.tenant_id)),
+            (tantivy.Occur.Must, tantivy.Query.range_query(SCHEMA, "basis", tantivy.FieldType.Integer,
+                                                           lower_bound=-1, upper_bound=below,
+                                                           include_upper=False))])
+        return [hit.item_id for hit in self._hits(self.searcher.search(query, limit, count=False).hits)]
