@@ -26,6 +26,15 @@ QUEUE_REFRESH = "inflow-refresh"
 QUEUE_BULK = "inflow-bulk"
 QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BULK)
 
+
+def worker_queues(settings: Settings | None = None) -> tuple[str, ...]:
+    """What this machine's workers take from, first first: rankings other machines ask of its
+    shards (someone waits for each), then every Inflow queue."""
+    from plugin.search.remote import queue_name
+
+    settings = settings or Settings.from_env()
+    return (*(queue_name(shard) for shard in settings.shards), *QUEUES)
+
 DEFAULT_TIMEOUT = 600
 FAILURE_TTL = 7 * 24 * 3600  # a failed job waits a week for an operator
 RESULT_TTL = 3600

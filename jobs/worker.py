@@ -12,7 +12,7 @@ from redis import Redis
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 
-from jobs.core import QUEUES, get_queue
+from jobs.core import get_queue, worker_queues
 from jobs.scheduling import PeriodicJob, reconcile
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,14 @@ def worker_connection(redis_url: str) -> Redis:
 
 
 def build_worker(connection: Redis, name: str | None = None) -> Worker:
-    """A non-forking rq worker on every Inflow queue, in priority order.
+    """A non-forking rq worker on the local shards' queues and every Inflow queue, in priority order.
 
     Why SimpleWorker: the process keeps its database pool, its host connections and its open
     search shards across jobs, and runs the shards' indexer threads beside them; a fork per job
     would start all of that again each time. Jobs stay idempotent, so a crash mid-job is
     recovered by rq's abandoned-job handling and the outbox relay, exactly as with a killed fork.
     """
-    queues = [get_queue(connection, q) for q in QUEUES]
+    queues = [get_queue(connection, q) for q in worker_queues()]
     name = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
     return SimpleWorker(queues, connection=connection, serializer=JSONSerializer, name=name)
 

@@ -33,7 +33,7 @@ def shard_names(value: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     bad = [n for n in names if not _SHARD_NAME.match(n)]
     if bad or not names:
-        raise ValueError(f"INFLOW_SHARDS must name shards matching [a-z0-9_-]{{1,32}}: {value!r}")
+        raise ValueError(f"shard names must match [a-z0-9_-]{{1,32}}: {value!r}")
     return names
 
 

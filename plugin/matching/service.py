@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session, load_only
@@ -13,19 +13,15 @@ from plugin.content.model import ItemDoc
 from plugin.matching import candidates, experts, reuse
 from plugin.matching.candidates import among
 from plugin.matching.experts import Evidence, ExpertSuggestion
-from plugin.matching.query import Target, as_target, cosine_terms, excluded_ids, query_terms
+from plugin.matching.query import as_target
+from plugin.matching.ranking import ranked_for
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
-from plugin.search import NotIndexed, SiteView, site_view
 
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
 
-RANKED_POOL = 40  # neighbours ranked per target at least, so both kinds of suggestion share one pass
-# Candidates the engine gives Inflow's own ranking: enough that the best of the full ranking
-# is among them (chosen on the replays of three real trackers; see the commit that set it).
-ENGINE_POOL = 200
 CONFIDENCE_FLOOR = 0.08  # below this share of the evidence we say nothing rather than guess
 Visible = Callable[[list[Item]], list[Item]]
 
@@ -91,58 +87,12 @@ def _visible(items: list[Item], visible: Visible | None) -> list[Item]:
     return [item for item in items if item.id in allowed]
 
 
-class _Ranking(NamedTuple):
-    """One target's ranking on one commit of its site's index."""
-
-    view: SiteView
-    query: dict[str, float]
-    ranked: list[tuple[int, float]]
-
-
-def _rank(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> _Ranking:
-    query = query_terms(view, goal)
-    cosine = cosine_terms(view, goal)
-    heaviest = reuse.heaviest(cosine)
-    # Two engine queries, one per view of similarity that ranking weighs most: the whole item
-    # for its BM25F, the statement (title, description, components) for its cosine.
-    size = max(ENGINE_POOL, k)
-    norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
-    norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
-    pool = candidates.load(session, tenant_id, list(norms))
-    for candidate in pool:
-        candidate.norm = norms[candidate.item_id]
-    ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
-                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
-    return _Ranking(view, query, ranked)
-
-
-def _ranked(session: Session, tenant_id: int, goal: Target, k: int) -> _Ranking | None:
-    """The query terms and the max(k, `RANKED_POOL`) most similar items, shared by reuse and experts.
-
-    None when the site is not in an index this process can read (yet).
-    """
-    try:
-        view = site_view(session, tenant_id)
-    except NotIndexed:
-        return None
-    pool = max(k, RANKED_POOL)
-    # The last ranking of this session: reuse and experts for one target (as a refresh asks) rank once.
-    key = (tenant_id, view.identity, view.count, pool, goal.title, goal.text, goal.comments,
-           tuple(goal.meta), goal.at, goal.item_id, tuple(goal.links))
-    last = session.info.get("matching_ranking")
-    if last is not None and last[0] == key:
-        return last[1]
-    ranking = _rank(session, tenant_id, view, goal, pool)
-    session.info["matching_ranking"] = (key, ranking)
-    return ranking
-
-
 def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
                   visible: Visible | None = None) -> list[ReuseSuggestion]:
     """Earlier items like the target, answered and helpful first, that the viewer may see."""
     goal = as_target(session, tenant_id, target)
     wanted = max(limit * 4, 20)  # candidates, before permissions and the limit thin them
-    ranking = _ranked(session, tenant_id, goal, wanted)
+    ranking = ranked_for(session, tenant_id, goal, wanted)
     if ranking is None:
         return []
     pool = ranking.ranked
@@ -170,7 +120,7 @@ def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
                 now: datetime) -> tuple[dict[int, Item], experts.Tally]:
-    ranking = _ranked(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
+    ranking = ranked_for(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
     if ranking is None:
         return {}, ({}, {}, 1e-9, {})
     ranked = ranking.ranked[:experts.NEIGHBOURS]
@@ -181,8 +131,8 @@ def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, 
     scores, votes, available = experts.tally(candidates.people(session, tenant_id, [i for i, _ in neighbours]),
                                              neighbours, now)
     accounts = list(scores)
-    touched, owned = ranking.view.worked_on(accounts)
-    prior = experts.ownership_prior(touched, owned, ranking.view.averages().owning_share, accounts)
+    touched, owned = ranking.worked_on(accounts)
+    prior = experts.ownership_prior(touched, owned, ranking.owning_share, accounts)
     return items, (scores, votes, available, prior)
 
 

@@ -9,7 +9,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
-from jobs.core import QUEUES, get_queue
+from jobs.core import get_queue, worker_queues
 
 MAX_ROWS = 50
 
@@ -50,7 +50,7 @@ def func_label(job: Job) -> str:
 
 def queues_table(connection: Redis) -> str:
     rows = []
-    for name in QUEUES:
+    for name in worker_queues():
         queue = get_queue(connection, name)
         rows.append((name, len(queue), queue.started_job_registry.count,
                      queue.scheduled_job_registry.count, queue.failed_job_registry.count))
@@ -67,7 +67,7 @@ def workers_table(connection: Redis) -> str:
 
 def scheduled_table(connection: Redis) -> str:
     rows = []
-    for name in QUEUES:
+    for name in worker_queues():
         registry = ScheduledJobRegistry(queue=get_queue(connection, name))
         for job_id in registry.get_job_ids()[:MAX_ROWS]:
             when = registry.get_scheduled_time(job_id)
@@ -78,7 +78,7 @@ def scheduled_table(connection: Redis) -> str:
 
 def failed_table(connection: Redis) -> str:
     rows = []
-    for name in QUEUES:
+    for name in worker_queues():
         registry = FailedJobRegistry(queue=get_queue(connection, name))
         for job_id in registry.get_job_ids(desc=True)[:MAX_ROWS]:
             job = _fetch(connection, job_id)

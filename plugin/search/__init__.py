@@ -20,7 +20,7 @@ from plugin.search.indexer import Indexer, ShardLock, local_shards, pending
 from plugin.search.shard import ShardUnavailable, shard_at
 from plugin.search.site import SiteView
 
-__all__ = ["FRESH_WAIT", "NotIndexed", "SiteView", "bind", "catch_up", "indexed_through", "site_view",
+__all__ = ["FRESH_WAIT", "Elsewhere", "NotIndexed", "SiteView", "bind", "catch_up", "indexed_through", "site_view",
            "writing"]
 
 WAIT_POLL = 0.05
@@ -49,6 +49,14 @@ class NotIndexed(Exception):
     """The site's documents are not in an index this process can read (yet)."""
 
 
+class Elsewhere(NotIndexed):
+    """The site's shard is on another machine: its workers rank for it (`plugin.search.remote`)."""
+
+    def __init__(self, tenant_id: int, shard: str) -> None:
+        super().__init__(tenant_id, shard)
+        self.shard = shard
+
+
 def _progress(session: Session, tenant_id: int) -> tuple[str, str | None, int]:
     row = session.execute(select(IndexProgress.shard, IndexProgress.index_id, IndexProgress.seq)
                           .where(IndexProgress.tenant_id == tenant_id)).first()
@@ -59,7 +67,9 @@ def site_view(session: Session, tenant_id: int) -> SiteView:
     """The site's view of the latest commit of its shard; NotIndexed when it has none here."""
     settings = settings_for(session)
     shard_name, index_id, _ = _progress(session, tenant_id)
-    if shard_name not in settings.shards or index_id is None:
+    if shard_name not in settings.shards:
+        raise Elsewhere(tenant_id, shard_name)
+    if index_id is None:
         raise NotIndexed(tenant_id)
     try:
         searcher, identity = shard_at(settings.index_dir, shard_name).searcher()

@@ -70,7 +70,10 @@ def run_reindex(args: argparse.Namespace) -> int:
     if args.shard and args.tenant is None:
         raise SystemExit("reindex: --shard moves one site: give --tenant too")
     if args.shard:
-        shard_names(args.shard)  # refuses a name that is not a plain directory name
+        try:
+            shard_names(args.shard)  # a plain directory name, never a path
+        except ValueError as exc:
+            raise SystemExit(f"reindex: {exc}") from exc
     db = Database(settings.database_url)
     try:
         with db.session() as session:

@@ -1,0 +1,117 @@
+"""One target's ranking: the engine's candidates ranked by Inflow, on the machine holding its site.
+
+A site's shard lives on one machine. There the ranking is computed directly; anywhere else it is
+asked of that machine's workers over Redis with a short deadline (`plugin.search.remote`), and
+comes back as plain data. Everything after it (items, bodies, permissions, votes) reads the
+shared database, so both paths give the same suggestions.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from plugin.matching import candidates, experts, reuse
+from plugin.matching.query import Target, cosine_terms, excluded_ids, query_terms
+from plugin.matching.text import tokens
+from plugin.search import Elsewhere, NotIndexed, SiteView, remote, settings_for, site_view
+
+RANKED_POOL = 40  # neighbours ranked per target at least, so both kinds of suggestion share one pass
+# Candidates each engine query gives Inflow's own ranking: enough that the best of the full
+# ranking is among them (chosen on the replays of three real trackers; see the commit that set it).
+ENGINE_POOL = 200
+
+
+@dataclass
+class Ranking:
+    """A target's query terms and its most similar items, with what expert votes need of the site."""
+
+    query: dict[str, float]
+    ranked: list[tuple[int, float]]
+    owning_share: float
+    # (items worked on, items the work was done on) per person: asked of the view when local,
+    # given for the people of the best neighbours when the ranking came from another machine.
+    people: dict[str, tuple[float, float]] = field(default_factory=dict)
+    view: SiteView | None = None
+
+    def worked_on(self, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(items each person worked on, items they did the work on) in the site."""
+        if self.view is not None:
+            return self.view.worked_on(accounts)
+        counts = [self.people.get(a, (0.0, 0.0)) for a in accounts]
+        return (np.array([c[0] for c in counts], dtype=np.float64),
+                np.array([c[1] for c in counts], dtype=np.float64))
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data to send to another machine."""
+        return {"query": self.query, "ranked": self.ranked, "owning_share": self.owning_share,
+                "people": self.people}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ranking:
+        """The ranking another machine sent."""
+        return cls(dict(data["query"]), [(int(i), float(s)) for i, s in data["ranked"]],
+                   float(data["owning_share"]), {a: (float(t), float(o)) for a, (t, o) in data["people"].items()})
+
+
+def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> Ranking:
+    """Rank on this machine's shard: two engine queries, then Inflow's own ranking of their union."""
+    query = query_terms(view, goal)
+    heaviest = reuse.heaviest(cosine_terms(view, goal))
+    # One engine query per view of similarity that ranking weighs most: the whole item for its
+    # BM25F, the statement (title, description, components) for its cosine.
+    size = max(ENGINE_POOL, k)
+    norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
+    norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
+    pool = candidates.load(session, tenant_id, list(norms))
+    for candidate in pool:
+        candidate.norm = norms[candidate.item_id]
+    ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
+                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
+    return Ranking(query, ranked, view.averages().owning_share, view=view)
+
+
+def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, Any] | None:
+    """A ranking for another machine, with the people counts of its best neighbours' contributors."""
+    try:
+        view = site_view(session, tenant_id)
+    except NotIndexed:
+        return None
+    ranking = rank_here(session, tenant_id, view, goal, max(k, RANKED_POOL))
+    best = [item_id for item_id, _ in ranking.ranked[:experts.NEIGHBOURS]]
+    accounts = sorted({row[0] for rows in candidates.people(session, tenant_id, best).values() for row in rows})
+    touched, owned = view.worked_on(accounts)
+    ranking.people = dict(zip(accounts, zip(touched.tolist(), owned.tolist())))
+    return ranking.as_json()
+
+
+def ranked_for(session: Session, tenant_id: int, goal: Target, k: int) -> Ranking | None:
+    """The target's ranking (at least `RANKED_POOL` deep), shared by reuse and experts in a session.
+
+    None when no index can rank the site now: not indexed yet, or its machine did not answer in time.
+    """
+    pool = max(k, RANKED_POOL)
+    try:
+        view: SiteView | None = site_view(session, tenant_id)
+        stamp: tuple[Any, ...] = (view.identity, view.count)  # type: ignore[union-attr]
+    except Elsewhere as away:
+        view, stamp = None, (away.shard,)
+    except NotIndexed:
+        return None
+    # The last ranking of this session: reuse and experts for one target (as a refresh asks) rank once.
+    key = (tenant_id, *stamp, pool, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
+           goal.item_id, tuple(goal.links))
+    last = session.info.get("matching_ranking")
+    if last is not None and last[0] == key:
+        return last[1]
+    if view is not None:
+        ranking: Ranking | None = rank_here(session, tenant_id, view, goal, pool)
+    else:
+        found = remote.ask(settings_for(session), stamp[0], "jobs.search.rank", tenant_id,
+                           dataclasses.asdict(goal), pool)
+        ranking = Ranking.from_json(found) if found else None
+    session.info["matching_ranking"] = (key, ranking)
+    return ranking
