@@ -94,24 +94,19 @@ def ranked_for(session: Session, tenant_id: int, goal: Target, k: int) -> Rankin
     None when no index can rank the site now: not indexed yet, or its machine did not answer in time.
     """
     pool = max(k, RANKED_POOL)
-    try:
-        view: SiteView | None = site_view(session, tenant_id)
-        stamp: tuple[Any, ...] = (view.identity, view.count)  # type: ignore[union-attr]
-    except Elsewhere as away:
-        view, stamp = None, (away.shard,)
-    except NotIndexed:
-        return None
     # The last ranking of this session: reuse and experts for one target (as a refresh asks) rank once.
-    key = (tenant_id, *stamp, pool, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at,
-           goal.item_id, tuple(goal.links))
+    key = (tenant_id, pool, goal.title, goal.text, goal.comments, tuple(goal.meta), goal.at, goal.item_id,
+           tuple(goal.links))
     last = session.info.get("matching_ranking")
     if last is not None and last[0] == key:
         return last[1]
-    if view is not None:
-        ranking: Ranking | None = rank_here(session, tenant_id, view, goal, pool)
-    else:
-        found = remote.ask(settings_for(session), stamp[0], "jobs.search.rank", tenant_id,
+    try:
+        ranking: Ranking | None = rank_here(session, tenant_id, site_view(session, tenant_id), goal, pool)
+    except Elsewhere as away:
+        found = remote.ask(settings_for(session), away.shard, "jobs.search.rank", tenant_id,
                            dataclasses.asdict(goal), pool)
         ranking = Ranking.from_json(found) if found else None
+    except NotIndexed:
+        ranking = None
     session.info["matching_ranking"] = (key, ranking)
     return ranking

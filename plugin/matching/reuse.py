@@ -24,7 +24,7 @@ TIME_HALF_LIFE_DAYS = 365.0
 TITLE_SHARE = 0.25
 # The cosine scores the statement's heaviest terms only: the light tail is mostly common words.
 COSINE_TERMS = 40
-EXACT_TOP = 50
+EXACT_TOP = 20
 
 
 @dataclass
@@ -79,6 +79,10 @@ def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
     return COSINE_SHARE * cosine + (1.0 - COSINE_SHARE) * (bm25 / top if top > 0 else bm25)
 
 
+def _listed(stats: Statistics) -> Callable[[str], float]:
+    return lambda value: stats.cosine_idf(value, exact=False)
+
+
 def heaviest(cosine_query: dict[str, float]) -> dict[str, float]:
     """The statement's `COSINE_TERMS` heaviest terms, the ones the cosine scores."""
     return dict(sorted(cosine_query.items(), key=lambda tw: (-tw[1], tw[0]))[:COSINE_TERMS])
@@ -100,7 +104,7 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Sequence[Candidate], que
     # The index's norms date from when each item was indexed (renewed as the site doubles): the
     # best matches, whose order matters most, get theirs from today's statistics.
     top = np.argsort(-scores, kind="stable")[:EXACT_TOP]
-    exact = [similarity.statement_norm(similarity.statement(vectors[n]), stats.cosine_idf) for n in top]
+    exact = [similarity.statement_norm(similarity.statement(vectors[n]), _listed(stats)) for n in top]
     cosine[top] = similarity.cosine(stats, [vectors[n] for n in top], exact, heaviest)
     scores = fuse(bm25, cosine)
     if title:

@@ -28,11 +28,9 @@ Vector = dict[str, dict[str, int]]
 class Statistics(Protocol):
     """A site's term statistics (`plugin.search.site.SiteView`)."""
 
-    def idf(self, value: str) -> float: ...
+    def idf(self, value: str, exact: bool = True) -> float: ...
 
-    def cosine_idf(self, value: str) -> float: ...
-
-    def df(self, value: str) -> int: ...
+    def cosine_idf(self, value: str, exact: bool = True) -> float: ...
 
 
 def field_lengths(vector: Vector) -> list[float]:
@@ -44,19 +42,20 @@ def bm25f(stats: Statistics, vectors: Sequence[Vector], query: dict[str, float],
           averages: np.ndarray) -> np.ndarray:
     """BM25F of each item for the weighted query terms, with the site's mean field lengths."""
     idf = {t: stats.idf(t) * w for t, w in query.items()}
+    means = [float(a) for a in averages]
     scores = np.zeros(len(vectors), dtype=np.float64)
     keys = query.keys()
     for n, vector in enumerate(vectors):
         weighted: dict[str, float] = {}
         for f, name in enumerate(FIELDS):
             terms = vector.get(name)
-            if not terms:
+            common = keys & terms.keys() if terms else None
+            if not common:  # a field's length is summed only where it matters (comments are long)
                 continue
-            length = sum(terms.values())
-            scale = FIELD_WEIGHTS[f] / ((1.0 - FIELD_B[f]) + FIELD_B[f] * length / averages[f])
-            for t in keys & terms.keys():
+            scale = FIELD_WEIGHTS[f] / ((1.0 - FIELD_B[f]) + FIELD_B[f] * sum(terms.values()) / means[f])
+            for t in common:
                 weighted[t] = weighted.get(t, 0.0) + terms[t] * scale
-        scores[n] = sum(idf[t] * w / (K1 + w) for t, w in weighted.items())
+        scores[n] = sum([idf[t] * w / (K1 + w) for t, w in weighted.items()])
     return scores
 
 

@@ -38,8 +38,8 @@ def run_index(_args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     db = Database(settings.database_url)
-    threads = indexer.start(db, settings, stop)
     print(f"indexing shard(s) {', '.join(settings.shards)} under {settings.index_dir}", flush=True)
+    threads = indexer.start(db, settings, stop)
     for thread in threads:
         while thread.is_alive():
             thread.join(1.0)

@@ -43,6 +43,40 @@ _averages: OrderedDict[tuple[str, int], Averages] = OrderedDict()
 _averages_lock = threading.Lock()
 
 
+class CurrentCounts:
+    """Exact counts of current documents per term, kept while the term dictionary's count stands.
+
+    A term's listed count rises with every added or replaced document holding it and falls when
+    a merge drops old versions; the current count cannot change without the listed one moving,
+    but for a plain deletion. So a count read once is reused until the listed count moves
+    (bounded: the least recently used are dropped), and counting postings is rare in steady state.
+    """
+
+    def __init__(self, kept: int = 200_000) -> None:
+        self.kept = kept
+        self._counts: OrderedDict[tuple[str, str, str], tuple[int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(self, searcher: tantivy.Searcher, identity: str, field: str, key: str, listed: int) -> int:
+        """How many current documents hold `key` in `field`, `listed` being the dictionary's count."""
+        slot = (identity, field, key)
+        with self._lock:
+            found = self._counts.get(slot)
+            if found is not None and found[0] == listed:
+                self._counts.move_to_end(slot)
+                return found[1]
+        count = searcher.search(tantivy.Query.term_query(SCHEMA, field, key), 1, count=True).count
+        with self._lock:
+            self._counts[slot] = (listed, count)
+            self._counts.move_to_end(slot)
+            while len(self._counts) > self.kept:
+                self._counts.popitem(last=False)
+        return count
+
+
+COUNTS = CurrentCounts()
+
+
 def _compute_averages(searcher: tantivy.Searcher, tenant_id: int) -> Averages:
     aggs = {f"len_{name}": {"sum": {"field": f"len_{name}"}} for name in FIELDS}
     aggs |= {"n": {"value_count": {"field": "len_t"}}, "people": {"sum": {"field": "n_people"}},
@@ -71,32 +105,38 @@ class SiteView:
         self.searcher, self.identity, self.tenant_id = searcher, identity, tenant_id
         self.listed = searcher.doc_freq("tenant", tenant_id)  # replaced versions included
         self._df: dict[str, float] = {}
+        self._listed: dict[str, int] = {}
         self._averages: Averages | None = None
-        self.count = self.listed * self.averages().current  # the site's items
+        self.current = self.averages().current  # the share of listed documents that are current
+        self.count = self.listed * self.current  # the site's items
 
-    def df(self, value: str) -> float:
-        """How many of the site's items hold the term (in any field): exact for rare terms."""
+    def df(self, value: str, exact: bool = True) -> float:
+        """How many of the site's items hold the term (in any field).
+
+        `exact`: rare terms' postings are counted; otherwise the term dictionary's count is
+        scaled to the site's current share (no postings read: for many terms at once).
+        """
+        listed = self._listed.get(value)
+        if listed is None:
+            listed = self._listed[value] = self.searcher.doc_freq("all", term(self.tenant_id, value))
+        if not exact or not 0 < listed <= EXACT_BELOW:
+            return listed * self.current
         found = self._df.get(value)
         if found is None:
-            key = term(self.tenant_id, value)
-            found = self.searcher.doc_freq("all", key)
-            if 0 < found <= EXACT_BELOW:
-                found = self.searcher.search(tantivy.Query.term_query(SCHEMA, "all", key), 1, count=True).count
-            else:
-                found *= self.averages().current
-            self._df[value] = found
+            found = self._df[value] = COUNTS.current(self.searcher, self.identity, "all",
+                                                     term(self.tenant_id, value), listed)
         return found
 
-    def idf(self, value: str) -> float:
+    def idf(self, value: str, exact: bool = True) -> float:
         """BM25 inverse document frequency of a term in this site (0 for unknown terms)."""
-        df = self.df(value)
+        df = self.df(value, exact)
         if df <= 0:
             return 0.0
         return math.log(1.0 + (self.count - df + 0.5) / (df + 0.5))
 
-    def cosine_idf(self, value: str) -> float:
+    def cosine_idf(self, value: str, exact: bool = True) -> float:
         """Smoothed tf-idf inverse document frequency (0 for unknown terms)."""
-        df = self.df(value)
+        df = self.df(value, exact)
         if df <= 0:
             return 0.0
         return math.log((1.0 + self.count) / (1.0 + df)) + 1.0
@@ -119,10 +159,10 @@ class SiteView:
 
     def _people(self, field: str, account: str) -> float:
         key = term(self.tenant_id, account)
-        found = self.searcher.doc_freq(field, key)
-        if 0 < found <= EXACT_BELOW:
-            return float(self.searcher.search(tantivy.Query.term_query(SCHEMA, field, key), 1, count=True).count)
-        return found * self.averages().current
+        listed = self.searcher.doc_freq(field, key)
+        if 0 < listed <= EXACT_BELOW:
+            return float(COUNTS.current(self.searcher, self.identity, field, key, listed))
+        return listed * self.current
 
     def worked_on(self, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(items each person worked on, items they did the work on) in this site."""

@@ -31,6 +31,16 @@ def _worker(name: str, shard: str, index: Path, url: str, redis_url: str, log: P
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (a warm shut-down finishes the current job), SIGKILL if it takes too long."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _settled(db, tenant: int, shard: str, timeout: float = 60) -> None:
     """Wait until the site's shard has indexed everything it holds."""
     deadline = time.monotonic() + timeout
@@ -68,8 +78,7 @@ def machines(tmp_path: Path, sqlite_url: str, redis_url: str,
                "redis": redis_url, "log": log}
     finally:
         for proc in procs.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+            _stop(proc)
         db.dispose()
 
 
@@ -100,8 +109,7 @@ def test_each_site_is_indexed_and_ranked_by_its_own_shard_and_moves_by_rebuild(m
     _settled(db, first, "1")
     assert _documents(dirs["b"], "1", first) == 4
     assert _keys(db, first, "kafka consumer lag") == {f"APP-{n}" for n in range(4)}  # asked of b now
-    machines["procs"]["a"].terminate()  # machine a restarts: its indexer drops the site it lost
-    machines["procs"]["a"].wait(timeout=30)
+    _stop(machines["procs"]["a"])  # machine a restarts: its indexer drops the site it lost
     machines["procs"]["a"] = _worker("a", "0", dirs["a"], machines["url"], machines["redis"], machines["log"])
     deadline = time.monotonic() + 30
     while _documents(dirs["a"], "0", first) and time.monotonic() < deadline:
@@ -111,8 +119,7 @@ def test_each_site_is_indexed_and_ranked_by_its_own_shard_and_moves_by_rebuild(m
 
 def test_a_shard_that_does_not_answer_gives_no_ranking_in_time(machines: dict) -> None:
     db, (_, second) = machines["db"], machines["sites"]
-    machines["procs"]["b"].terminate()
-    machines["procs"]["b"].wait(timeout=30)
+    _stop(machines["procs"]["b"])
     assert main(["reindex", "--tenant", str(second), "--shard", "1"]) == 0
     started = time.monotonic()
     assert _keys(db, second, "kafka consumer lag") == set()
