@@ -22,15 +22,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE, not batch mode: rebuilding `tenants` on SQLite would cascade-delete the rows
+# that reference it. SQLite 3.35+ drops columns in place.
 def upgrade() -> None:
-    with op.batch_alter_table('tenants') as batch:
-        batch.add_column(sa.Column('forge_refused_since', connect.db.UTCDateTime(timezone=True),
-                                   nullable=True))
-        batch.add_column(sa.Column('forge_refusals', sa.Integer(), server_default='0',
-                                   nullable=False))
+    op.add_column('tenants', sa.Column('forge_refused_since',
+                                       connect.db.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('tenants', sa.Column('forge_refusals', sa.Integer(), server_default='0',
+                                       nullable=False))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('tenants') as batch:
-        batch.drop_column('forge_refusals')
-        batch.drop_column('forge_refused_since')
+    op.drop_column('tenants', 'forge_refusals')
+    op.drop_column('tenants', 'forge_refused_since')
