@@ -45,7 +45,7 @@ tests/node/node_modules/.installed: tests/node/package.json
 # Forge: the Custom UI bundles (forge/static/*/build) and forge/manifest.yml for INFLOW_BASE_URL.
 forge: install
 	cd forge && npm install --no-audit --no-fund --silent && npm run build --silent
-	$(BIN)/python -m connect.forge_routes
+	$(BIN)/python -c 'import sys; from connect.forge_routes import main; sys.exit(main())'
 
 # The whole suite; PostgreSQL tests run inside a throwaway cluster from pg_virtualenv.
 test: install browser postgres node

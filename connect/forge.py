@@ -14,7 +14,8 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 
 import jwt as pyjwt
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 FORGE_ISSUER = "forge/invocation-token"
 APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
 SYSTEM_TOKEN_HEADER = "x-forge-oauth-system"
-# Forge promises at least 55 minutes for a system token; keep a margin.
+# A token whose expiry cannot be read is used for at most 50 minutes; one whose `exp` can be read
+# until 5 minutes before it (Forge documents a maximum of 4 hours).
 SYSTEM_TOKEN_LIFETIME = timedelta(minutes=50)
+TOKEN_MARGIN = timedelta(minutes=5)
+MAX_TOKEN_LIFETIME = timedelta(hours=4)
 USER_TOKEN_HEADER = "x-forge-oauth-user"
 # Why a floor between refetches: an attacker can mint tokens with random kids; without it
 # every such request would make us fetch Atlassian's JWKS.
@@ -43,6 +47,12 @@ DEFAULT_REFETCH_INTERVAL = 30.0
 # Why a max age: a key Atlassian removed (rotated out) stops being trusted within a day.
 DEFAULT_MAX_AGE = 24 * 3600.0
 _API_BASE = re.compile(r"/ex/(jira|confluence)/([^/]+)")
+# Forge tokens from an Isolated Cloud carry `icLabel`, which names their JWKS. It goes into a URL,
+# so it must be a plain label before anything is done with it (Atlassian's rule, word for word).
+IC_LABEL = re.compile(r"^[a-z0-9_-]{1,50}$")
+IC_PLACEHOLDER = "{IC_LABEL}"
+# Why a cap: each label is a key set fetched from its own URL; forged labels must not grow it.
+MAX_IC_LABELS = 16
 
 
 class JWKSCache:
@@ -117,10 +127,40 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def verify_fit(token: str, jwks: JWKSCache, app_id: str | None) -> dict[str, Any]:
-    """Check signature (RS256, by kid), issuer, audience (our app ARI) and expiry; return claims."""
+def ic_label(token: str) -> str | None:
+    """The token's `icLabel` (None for the commercial cloud), refused unless it is a plain label.
+
+    Read before the signature is checked, because it decides which keys check it.
+    """
+    try:
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+    except pyjwt.PyJWTError as exc:
+        raise JWTRejected("Forge token is malformed") from exc
+    label = claims.get("icLabel") if isinstance(claims, dict) else None
+    if label is None:
+        return None
+    if not isinstance(label, str) or not IC_LABEL.match(label):
+        raise JWTRejected("Forge token has an invalid icLabel")
+    return label
+
+
+ICKeys = Callable[[str], JWKSCache]
+
+
+def verify_fit(token: str, jwks: JWKSCache, app_id: str | None,
+               ic_jwks: ICKeys | None = None) -> dict[str, Any]:
+    """Check signature (RS256, by kid), issuer, audience (our app ARI) and expiry; return claims.
+
+    A token with an `icLabel` is checked against that Isolated Cloud's keys (`ic_jwks(label)`),
+    never the commercial ones; without `ic_jwks` such tokens are refused.
+    """
     if not app_id:
         raise JWTRejected("Forge app id is not configured")
+    label = ic_label(token)
+    if label is not None:
+        if ic_jwks is None:
+            raise JWTRejected("Forge tokens from an Isolated Cloud are not accepted here")
+        jwks = ic_jwks(label)
     header = unverified_header(token)
     kid = header.get("kid")
     if header.get("alg") != "RS256" or not isinstance(kid, str) or not kid:
@@ -167,13 +207,18 @@ def find_forge_tenant(session: Session, installation_id: str) -> Tenant | None:
     return session.scalar(select(Tenant).where(Tenant.forge_installation_id == installation_id))
 
 
-def _connect_tenant_for(session: Session, cloud_id: str | None, product: str) -> Tenant | None:
-    """A Connect installation on the same site and product (it becomes the Forge one)."""
+def _earlier_tenant_for(session: Session, cloud_id: str | None, product: str) -> Tenant | None:
+    """An earlier installation on the same site and product, which this one takes over.
+
+    Either a Connect installation (moving to Forge) or a Forge one the site reinstalled: a
+    reinstall gets a new installationId but keeps the site's cloudId. The cloudId comes from a
+    verified token, so only Atlassian can name the site whose data is taken over.
+    """
     if not cloud_id:
         return None
     return session.scalar(select(Tenant).where(
-        Tenant.cloud_id == cloud_id, Tenant.product_type == product,
-        Tenant.forge_installation_id.is_(None)).order_by(Tenant.id))
+        Tenant.cloud_id == cloud_id, Tenant.product_type == product)
+        .order_by(Tenant.updated_at.desc(), Tenant.id.desc()))
 
 
 def resolve_tenant(session: Session, inv: ForgeInvocation,
@@ -182,7 +227,10 @@ def resolve_tenant(session: Session, inv: ForgeInvocation,
     tenant = find_forge_tenant(session, inv.installation_id)
     product = inv.product or product_hint or (tenant.product_type if tenant else "jira")
     if tenant is None:
-        tenant = _connect_tenant_for(session, inv.cloud_id, product)
+        tenant = _earlier_tenant_for(session, inv.cloud_id, product)
+        if tenant is not None and tenant.forge_installation_id:
+            log.info("tenant %s: reinstalled, installation %s replaces %s", tenant.id,
+                     inv.installation_id, tenant.forge_installation_id)
     if tenant is None:
         base = inv.site_url or inv.api_base_url or ""
         # The shared secret is random and never disclosed: no Connect JWT can claim this tenant.
@@ -210,10 +258,29 @@ def refresh_tenant(tenant: Tenant, inv: ForgeInvocation) -> None:
     if not tenant.installed:
         tenant.installed = True
         tenant.uninstalled_at = None
+    # A verified call is Atlassian saying the app is installed: earlier refusals are forgotten.
+    tenant.forge_refused_since = None
+    tenant.forge_refusals = 0
     if inv.system_token and inv.api_base_url:
         tenant.forge_api_base_url = inv.api_base_url
         tenant.forge_system_token = inv.system_token
-        tenant.forge_token_expires_at = utcnow() + SYSTEM_TOKEN_LIFETIME
+        tenant.forge_token_expires_at = token_expiry(inv.system_token)
+
+
+def token_expiry(token: str, now: datetime | None = None) -> datetime:
+    """When to stop using a product token: its `exp` less a margin, else the promised minimum.
+
+    Atlassian documents `exp` as the way to tell a delivered token's remaining validity.
+    """
+    now = now or utcnow()
+    try:
+        exp = pyjwt.decode(token, options={"verify_signature": False}).get("exp")
+    except pyjwt.PyJWTError:
+        exp = None
+    if not isinstance(exp, (int, float)):
+        return now + SYSTEM_TOKEN_LIFETIME
+    until = datetime.fromtimestamp(exp, timezone.utc) - TOKEN_MARGIN
+    return min(max(until, now), now + MAX_TOKEN_LIFETIME)
 
 
 # ---------- Flask glue ----------
@@ -238,6 +305,33 @@ def jwks_for(app: Flask) -> JWKSCache:
     return cache
 
 
+def ic_template(app: Flask) -> str | None:
+    """The Isolated Cloud JWKS URL template (with {IC_LABEL}), if this deployment accepts IC."""
+    settings = app.config.get("INFLOW_SETTINGS")
+    template = app.config.get("INFLOW_FORGE_IC_JWKS_URL_TEMPLATE") or \
+        getattr(settings, "forge_ic_jwks_url_template", None)
+    return template if template and IC_PLACEHOLDER in template else None
+
+
+def ic_jwks_for(app: Flask) -> ICKeys | None:
+    """Key sets by Isolated Cloud label (one cache per label), or None when IC is not set up."""
+    template = ic_template(app)
+    if template is None:
+        return None
+    caches: dict[str, JWKSCache] = app.extensions.setdefault("inflow.forge_ic_jwks", {})
+
+    def keys(label: str) -> JWKSCache:
+        url = template.replace(IC_PLACEHOLDER, label)
+        cache = caches.get(url)
+        if cache is None:
+            if len(caches) >= MAX_IC_LABELS:
+                raise JWTRejected("Too many Isolated Cloud labels seen")
+            cache = caches[url] = JWKSCache(url, refetch_interval=jwks_for(app).refetch_interval)
+        return cache
+
+    return keys
+
+
 def bearer_token() -> str | None:
     """The token from `Authorization: Bearer …`, if that is the scheme used."""
     header = request.headers.get("Authorization", "")
@@ -258,7 +352,7 @@ def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
     if not token:
         raise JWTRejected("Missing Forge Invocation Token")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    claims = verify_fit(token, jwks_for(app), forge_settings(app)[1])
+    claims = verify_fit(token, jwks_for(app), forge_settings(app)[1], ic_jwks_for(app))
     inv = invocation_from_claims(claims, _strip_bearer(request.headers.get(SYSTEM_TOKEN_HEADER)),
                                  _strip_bearer(request.headers.get(USER_TOKEN_HEADER)))
     with app.extensions["inflow.db"].session() as session:

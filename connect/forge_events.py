@@ -56,9 +56,33 @@ class ConnectEvent:
     event_key: str
 
 
+RETRY_FIELD = "retryContext"
+
+
+def delivered(body: dict[str, Any]) -> dict[str, Any]:
+    """The event itself: unwrapped from `payload` if Forge wrapped it, without `retryContext`.
+
+    A redelivery (up to 4, a minute apart) carries the same event plus a `retryContext` that
+    counts the attempts; without it, every retry looks like the first delivery.
+    """
+    inner = body.get("payload")
+    if "eventType" not in body and isinstance(inner, dict):
+        body = inner
+    return {k: v for k, v in body.items() if k != RETRY_FIELD}
+
+
+def retry_count(body: dict[str, Any]) -> int:
+    """Which redelivery this is (0 for the first delivery)."""
+    for holder in (body, body.get("payload")):
+        context = holder.get(RETRY_FIELD) if isinstance(holder, dict) else None
+        if isinstance(context, dict) and isinstance(context.get("retryCount"), int):
+            return context["retryCount"]
+    return 0
+
+
 def event_key(body: dict[str, Any]) -> str:
-    """A stable key for an event body: Forge retries deliver the same body, so they dedupe."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    """A stable key for an event body: Forge retries deliver the same event, so they dedupe."""
+    canonical = json.dumps(delivered(body), sort_keys=True, separators=(",", ":"), default=str)
     return "forge:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48]
 
 
@@ -81,6 +105,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def map_event(body: dict[str, Any]) -> ConnectEvent:
     """The Connect equivalent of a Forge product event body; raises UnsupportedEvent."""
+    body = delivered(body)
     forge_type = body.get("eventType")
     if forge_type in JIRA_EVENTS:
         return _jira_event(body, JIRA_EVENTS[forge_type])

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +21,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from connect import lifecycle, webhooks
+from connect.db import utcnow
 from connect.forge import forge_settings, verify_forge_request
 from connect.forge_events import (CONFLUENCE_EVENTS, JIRA_EVENTS, LIFECYCLE_EVENTS, ConnectEvent,
-                                  UnsupportedEvent, map_event)
+                                  UnsupportedEvent, delivered, event_key, map_event, retry_count)
 from connect.headers import database_unavailable, read_json_object
 from connect.jwt import JWTRejected
 from connect.models import WebhookEvent
@@ -85,7 +87,7 @@ def events() -> Any:
     """A product event from a Forge trigger: stored once as its Connect equivalent."""
     verified = verify_forge_request()
     body = read_json_object()
-    product = _product_of(body.get("eventType"))
+    product = _product_of(delivered(body).get("eventType"))
     try:
         event = map_event(body)
     except UnsupportedEvent as exc:
@@ -104,8 +106,7 @@ def events() -> Any:
 def app_lifecycle() -> Any:
     """`avi:forge:installed:app` / `upgraded:app`: the verified call made/refreshed the tenant."""
     verified = verify_forge_request()
-    body = read_json_object()
-    forge_type = body.get("eventType")
+    forge_type = delivered(read_json_object()).get("eventType")
     if forge_type not in LIFECYCLE_EVENTS:
         abort(400, description=f"Unsupported Forge lifecycle event: {forge_type!r}")
     g.tenant = verified.tenant
@@ -114,14 +115,47 @@ def app_lifecycle() -> Any:
     return jsonify({"tenant": verified.tenant.id, "event": forge_type}), 200
 
 
+SCHEDULED_EVENT = "forge:scheduled"
+
+
+@bp.post("/forge/scheduled")
+def scheduled() -> Any:
+    """The hourly scheduled trigger: the verified call brought a fresh system token (stored by
+    `verify_forge_request`); the site's reconciliation is queued, once per delivery."""
+    verified = verify_forge_request()
+    body = read_json_object()
+    g.tenant = verified.tenant
+    # Stored like an event (already processed) so a redelivery of the same invocation, which
+    # differs only by its retryContext, finds it and queues nothing again.
+    stored = webhooks.insert_event(WebhookEvent(
+        tenant_id=verified.tenant.id, event_key=_invocation_key(body), event_type=SCHEDULED_EVENT,
+        product=verified.tenant.product_type, item_ref=None, event_ts=int(time.time() * 1000),
+        payload={"retryCount": retry_count(body)}, processed_at=utcnow()))
+    if stored is None:
+        return jsonify({"duplicate": True}), 200
+    _notify("scheduled", verified.tenant.id)
+    return jsonify({"tenant": verified.tenant.id, "queued": "reconcile"}), 202
+
+
+def _invocation_key(body: dict[str, Any]) -> str:
+    """Each invocation has its own contextToken; a body without one is keyed by its hour."""
+    if delivered(body).get("contextToken"):
+        return event_key(body)
+    return event_key({**delivered(body), "hour": int(time.time() // 3600)})
+
+
 def _notify_installed(tenant_id: int) -> None:
+    _notify("installed", tenant_id)
+
+
+def _notify(event: str, tenant_id: int) -> None:
     handler = current_app.extensions.get(lifecycle.HANDLER_KEY)
     if handler is None:
         return
     try:
-        handler("installed", tenant_id)
-    except Exception:  # the install is stored; a failed hook must not fail the delivery
-        log.exception("lifecycle handler failed for Forge install of tenant %s", tenant_id)
+        handler(event, tenant_id)
+    except Exception:  # the delivery is stored; a failed hook must not fail it
+        log.exception("lifecycle handler failed for Forge %s of tenant %s", event, tenant_id)
 
 
 for _error in (OperationalError, InterfaceError, PoolTimeoutError):

@@ -29,6 +29,10 @@ class Tenant(Base):
     forge_api_base_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
     forge_system_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     forge_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Forge sends no uninstall event: product calls refused since this time (None: not refused)
+    # and how many checks in a row were refused; enough of them mark the tenant uninstalled.
+    forge_refused_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    forge_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     installed: Mapped[bool] = mapped_column(Boolean, default=True)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

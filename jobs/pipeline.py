@@ -15,6 +15,7 @@ from rq import Retry, get_current_job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
+from connect import forge_presence
 from connect.db import Database, utcnow
 from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
@@ -367,6 +368,17 @@ def reconcile_all_tenants() -> int:
 def reconcile_tenant(tenant_id: int) -> dict[str, int]:
     """Catch up one tenant with the host since its watermark."""
     return reconcile.reconcile_tenant(_db(), tenant_id, client_for)
+
+
+def enqueue_reconcile(connection: Redis, tenant_id: int) -> bool:
+    """Queue one tenant's reconciliation (the id the periodic fan-out uses: never two at once)."""
+    return enqueue_unique(connection, "jobs.pipeline.reconcile_tenant", tenant_id,
+                          job_id=f"reconcile-{tenant_id}", queue=QUEUE_BULK, timeout=3600)
+
+
+def check_forge_installations() -> dict[str, int]:
+    """Ask each Forge site a cheap question as the app; consistent refusals mark it uninstalled."""
+    return forge_presence.check_all(_db(), client_for)
 
 
 # ---------- questions and recognition ----------

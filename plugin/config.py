@@ -51,6 +51,7 @@ class Settings:
     purge_after_days: int = 30
     forge_jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
     forge_app_id: str | None = None
+    forge_ic_jwks_url_template: str | None = None
     max_body_bytes: int = 1024 * 1024
     index_dir: Path = PROJECT_ROOT / "instance" / "index"
     shards: tuple[str, ...] = (DEFAULT_SHARD,)
@@ -70,6 +71,7 @@ class Settings:
             purge_after_days=int(env.get("INFLOW_PURGE_AFTER_DAYS", d.purge_after_days)),
             forge_jwks_url=env.get("INFLOW_FORGE_JWKS_URL", d.forge_jwks_url),
             forge_app_id=env.get("INFLOW_FORGE_APP_ID") or None,
+            forge_ic_jwks_url_template=env.get("INFLOW_FORGE_IC_JWKS_URL_TEMPLATE") or None,
             index_dir=Path(env.get("INFLOW_INDEX_DIR") or d.index_dir),
             shards=shard_names(env.get("INFLOW_SHARDS") or ",".join(d.shards)),
         )

@@ -9,7 +9,7 @@ from flask import Flask
 from connect.lifecycle import set_lifecycle_handler
 from connect.webhooks import set_event_handler
 from jobs.core import redis_connection
-from jobs.pipeline import enqueue_backfill, enqueue_drain
+from jobs.pipeline import enqueue_backfill, enqueue_drain, enqueue_reconcile
 from plugin.pipeline.backfill import backfill_status, request_backfill
 
 
@@ -41,6 +41,10 @@ def init_app(app: Flask) -> None:
     def on_lifecycle(event: str, tenant_id: int) -> None:
         if event == "installed":
             start_backfill(app, tenant_id)
+        elif event == "scheduled":  # Forge's hourly trigger (without Redis the 15-min job does it)
+            url = app.extensions.get("inflow.redis_url")
+            if url:
+                enqueue_reconcile(redis_connection(url), tenant_id)
 
     set_event_handler(app, on_event)
     set_lifecycle_handler(app, on_lifecycle)

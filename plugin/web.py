@@ -27,10 +27,10 @@ def when(value: str | None) -> str:
 
 def init_app(app: Flask) -> None:
     """Blueprints and product hooks (panels, API, admin, personal pages)."""
-    from plugin.api import actions, admin, backfill, content, me
+    from plugin.api import actions, admin, backfill, content, me, rovo
     from plugin.views import confluence, jira
 
-    for module in (content, actions, admin, backfill, me, jira, confluence):
+    for module in (content, actions, admin, backfill, me, rovo, jira, confluence):
         app.register_blueprint(module.bp)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["href"] = href

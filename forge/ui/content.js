@@ -47,13 +47,14 @@ function expertRow(ctx, expert, reload) {
   const evidence = (expert.evidence || []).map((e) => h('li', {}, link(e.url, `${e.key} ${e.title || ''}`), ` (${e.role})`));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
-    h('span', { class: 'inflow-reason', text: expert.reason || '' }), ' ', ask,
+    h('span', { class: 'inflow-reason', title: expert.reason || '', text: expert.summary || expert.reason || '' }), ' ', ask,
     evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
 }
 
-function questionRow(question, reload) {
+function questionRow(ctx, question, reload) {
   const note = h('span');
-  const accept = question.state === 'answered' ? h('button', { type: 'button', text: 'Accept answer',
+  const mine = question.asker.account_id === ctx.viewer;
+  const accept = mine && ['asked', 'answered'].includes(question.state) ? h('button', { type: 'button', text: 'Accept answer',
     onclick: (event) => withButton(event.target, async () => {
       try { await call('POST', `/api/questions/${question.id}/accept`); reload(); } catch (error) { status(note, error.message, 'error'); }
     }) }) : null;
@@ -66,7 +67,7 @@ function experts(ctx, data, reload) {
   return h('div', {},
     people.length ? h('ul', { class: 'inflow-list' }, people.map((p) => expertRow(ctx, p, reload))) : empty(data),
     (data.questions || []).length ? h('div', {}, h('h3', { text: 'Questions asked here' }),
-      h('ul', { class: 'inflow-list' }, data.questions.map((q) => questionRow(q, reload)))) : null);
+      h('ul', { class: 'inflow-list' }, data.questions.map((q) => questionRow(ctx, q, reload)))) : null);
 }
 
 function verdictButtons(ctx, item) {
@@ -143,6 +144,7 @@ export async function mountContent(root, source, key) {
   const reload = () => mountContent(root, source, key);
   try {
     const [e, r, c] = await Promise.all(['experts', 'reuse', 'contributors'].map((p) => call('GET', `${base(source, key)}/${p}`)));
+    ctx.viewer = c.viewer;
     root.replaceChildren(
       section('People who can help', e, experts(ctx, e, reload)),
       section('Similar earlier work', r, reuse(ctx, r)),

@@ -49,12 +49,69 @@ function settingsForm(projectKey, data) {
   return form;
 }
 
+const percent = (share) => `${Math.round((share || 0) * 100)}%`;
+const total = (weeks, name) => weeks.reduce((sum, w) => sum + (w[name] || 0), 0);
+
+function dashboard(data) {
+  // The Connect admin page's adoption figures: the same numbers, as tiles and a table.
+  const weeks = data.weeks || [];
+  const last = weeks[weeks.length - 1] || {};
+  const kpis = [[percent(last.shown_share), 'issues this week with a suggestion shown'],
+    [percent(last.used_share), 'issues this week where one was used'],
+    [`${total(weeks, 'questions_asked')} / ${total(weeks, 'questions_answered')}`, 'questions asked / answered'],
+    [String(total(weeks, 'reuse_clicks')), 'reuse clicks'], [String(total(weeks, 'kudos')), 'kudos']];
+  const head = ['Week', 'Shown', 'Used', 'Asked', 'Answered', 'Median hours to answer', 'Reuse clicks', 'Kudos'];
+  const rows = weeks.slice().reverse().map((w) => h('tr', {}, [w.week, percent(w.shown_share), percent(w.used_share),
+    w.questions_asked, w.questions_answered, w.median_hours_to_answer ?? '—', w.reuse_clicks, w.kudos]
+    .map((v) => h('td', { text: String(v) }))));
+  return h('section', { class: 'inflow-section', 'aria-label': 'Adoption' },
+    h('h2', { text: `Adoption, last ${weeks.length} weeks` }),
+    h('div', { class: 'inflow-kpis' }, kpis.map(([value, label]) => h('div', { class: 'inflow-kpi' },
+      h('b', { text: value }), h('span', { text: label })))),
+    h('table', { class: 'inflow-table' }, h('thead', {}, h('tr', {}, head.map((t) => h('th', { text: t })))),
+      h('tbody', {}, rows)));
+}
+
+const BACKFILL_WORDS = { never: 'Not run yet', queued: 'Queued', running: 'Running', done: 'Done',
+  failed: 'Failed (will resume from its checkpoint)' };
+
+function backfillCard(projectKey, initial) {
+  const path = `/api/admin/backfill?projectKey=${encodeURIComponent(projectKey)}`;
+  const facts = h('dl', { class: 'inflow-facts' });
+  const errors = h('ul', { class: 'inflow-list' });
+  const show = (data) => {
+    const rows = [['Status', BACKFILL_WORDS[data.status] || data.status],
+      ['Items read', `${data.items_done || 0}${data.items_total ? ` of about ${data.items_total}` : ''}`],
+      ['Last checkpoint', data.checkpoint_at || '—'], ['Finished', data.finished_at || '—']];
+    facts.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', { text: term }), h('dd', { text: value })]));
+    errors.replaceChildren(...((data.errors || []).length ? data.errors : [null])
+      .map((e) => h('li', { text: e ? `${e.at} ${e.error}` : 'None' })));
+  };
+  show(initial);
+  const restart = h('input', { type: 'checkbox', name: 'restart' });
+  const note = h('p');
+  const start = h('button', { type: 'button', text: 'Backfill now', onclick: (event) => withButton(event.target, async () => {
+    try {
+      const data = await call('POST', path, { restart: restart.checked });
+      show(data);
+      status(note, data.active ? 'Backfill requested.' : `Backfill is ${data.status}.`);
+    } catch (error) { status(note, error.message, 'error'); }
+  }) });
+  return h('section', { class: 'inflow-section', 'aria-label': 'What Inflow has learned' },
+    h('h2', { text: 'What Inflow has learned' }),
+    h('p', { text: 'Inflow reads every issue of this site once after install (the backfill), then follows changes as they happen.' }),
+    facts, h('h3', { text: 'Latest errors' }), errors, field('Start over from the first issue', restart), start, note);
+}
+
 export async function mountProjectSettings(root, projectKey) {
   const note = h('p');
   root.replaceChildren(h('p', { class: 'inflow-loading', text: 'Loading…' }));
   try {
-    const data = await call('GET', `/api/admin/projects/${encodeURIComponent(projectKey)}/settings`);
-    root.replaceChildren(h('h1', { text: `Inflow settings for ${projectKey}` }), settingsForm(projectKey, data));
+    const base = `/api/admin/projects/${encodeURIComponent(projectKey)}`;
+    const [data, adoption, backfill] = await Promise.all([call('GET', `${base}/settings`), call('GET', `${base}/dashboard`),
+      call('GET', `/api/admin/backfill?projectKey=${encodeURIComponent(projectKey)}`)]);
+    root.replaceChildren(h('h1', { text: `Inflow for ${projectKey}` }), dashboard(adoption), backfillCard(projectKey, backfill),
+      h('section', { class: 'inflow-section', 'aria-label': 'Settings' }, h('h2', { text: 'Settings' }), settingsForm(projectKey, data)));
   } catch (error) {
     root.replaceChildren(note);
     status(note, error.message, 'error');
@@ -63,17 +120,20 @@ export async function mountProjectSettings(root, projectKey) {
 
 function preferencesForm(prefs) {
   const optedOut = checkbox('opted_out', prefs.opted_out);
+  const digest = checkbox('weekly_digest', prefs.weekly_digest);
   const pause = h('input', { type: 'number', name: 'pause_days', min: 0, max: 365, value: 0 });
   const note = h('p');
   if (prefs.paused_until) status(note, `Paused until ${prefs.paused_until}.`);
   const save = h('button', { type: 'submit', class: 'inflow-primary', text: 'Save preferences' });
   const form = h('form', { class: 'inflow-preferences' }, field('Do not suggest me as an expert', optedOut),
-    field('Pause suggestions for (days, 0 to resume)', pause), save, note);
+    field('Pause suggestions for (days, 0 to resume)', pause),
+    field('Send me a weekly digest of the thanks I received and what my work helped', digest), save, note);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     withButton(save, async () => {
       try {
-        const saved = await call('POST', '/api/me/preferences', { opted_out: optedOut.checked, pause_days: Number(pause.value) });
+        const saved = await call('POST', '/api/me/preferences', { opted_out: optedOut.checked, pause_days: Number(pause.value),
+          weekly_digest: digest.checked });
         status(note, saved.opted_out ? 'Saved: you will not be suggested.' : 'Saved: you can be suggested.');
       } catch (error) { status(note, error.message, 'error'); }
     });

@@ -251,7 +251,8 @@ def names_of(session: Session, tenant_id: int, accounts: set[str],
 
 
 def reuse(session: Session, tenant_id: int, source: str, key: str, project: str | None,
-          viewer: str | None, visible: Visible, fetch: Fetch | None = None) -> dict[str, Any]:
+          viewer: str | None, visible: Visible, fetch: Fetch | None = None,
+          record: bool = True) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
     subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True)
@@ -260,7 +261,8 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
     target, found = subject.item, found if subject.item is not None else []
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
-    _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
+    if record:
+        _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
     return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["reuse"], "suggestions": items,
             "empty_reason": None if items else _reuse_empty_reason(target)}
@@ -306,7 +308,7 @@ def _contributors(session: Session, tenant_id: int, item: Item, names: People,
 
 def contributors(session: Session, tenant_id: int, source: str, key: str, project: str | None,
                  viewer: str | None, visible: Visible, now: datetime | None = None,
-                 names: People | None = None) -> dict[str, Any]:
+                 names: People | None = None, record: bool = True) -> dict[str, Any]:
     """Who contributed and how, the thanks given here, and the viewer's own impact."""
     now = now or utcnow()
     names = names or People(session, tenant_id)
@@ -317,7 +319,9 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
     people = _contributors(session, tenant_id, item, names, thanked) \
         if isinstance(item, Item) else []
     public = settings["privacy"]["public_kudos_messages"]
-    _record_view(session, tenant_id, "contributors", source, key, project, viewer, len(people))
+    if record:
+        _record_view(session, tenant_id, "contributors", source, key, project, viewer,
+                     len(people))
     return {"panel": "contributors", "item": _item_summary(item), "purpose": settings["purpose"],
             "enabled": settings["panels"]["contributors"], "contributors": people,
             "thanks": [{"from": names.name(k.from_account_id), "to": names.name(k.to_account_id),

@@ -1,6 +1,8 @@
 """The fake site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, jsonify, request
 
 from tests.fakehost import confluence_api, jira_api
@@ -14,6 +16,7 @@ def build_app(host: FakeHost) -> Flask:
     app = build_flask(host)
     jira_api.register(app, host)
     confluence_api.register(app, host)
+    app.wsgi_app = _forge_gateway(app.wsgi_app, host)  # type: ignore[method-assign]
 
     @app.post("/app/report-accounts/")
     @app.post("/wiki/app/report-accounts/")
@@ -21,6 +24,24 @@ def build_app(host: FakeHost) -> Flask:
         return _report_accounts(host)
 
     return app
+
+
+def _forge_gateway(wsgi_app: Any, host: FakeHost) -> Any:
+    """/ex/<product>/<cloud id>/... as api.atlassian.com routes a Forge remote's product calls."""
+    prefixes = {f"/ex/{product}/{host.cloud_id}": product for product in ("jira", "confluence")}
+
+    def gateway(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        for prefix in prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["PATH_INFO"] = path[len(prefix):] or "/"
+                for name in ("RAW_URI", "REQUEST_URI"):
+                    if environ.get(name, "").startswith(prefix):
+                        environ[name] = environ[name][len(prefix):]
+                break
+        return wsgi_app(environ, start_response)
+
+    return gateway
 
 
 def _report_accounts(host: FakeHost) -> Response:

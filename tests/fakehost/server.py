@@ -118,6 +118,7 @@ class FakeHost:
         self.jql_cursor_seq = itertools.count(1)
         self.cycle_period_hours = 168
         self.app_account_id = "557058:inflow-app-user"
+        self.cloud_id = str(uuid.uuid4())  # Forge reaches the site at /ex/<product>/<cloud_id>
         suffix = uuid.uuid4().hex[:8]
         self.installs = {
             "jira": Install("jira", f"jira-{suffix}", secrets.token_hex(32), f"oauth-jira-{suffix}", ""),
@@ -380,7 +381,25 @@ class FakeHost:
         self._verify_app_jwt(install, token, method, raw_path, raw_query)
         return install, None, "jwt"
 
-    def _bearer_account(self, install: Install, token: str) -> str:
+    def issue_forge_token(self, product: str = "jira", account_id: str | None = None,
+                          ttl: float = 7200) -> str:
+        """A token as Forge hands them to a remote: the app's (no account) or a user's."""
+        token = f"forge-{secrets.token_urlsafe(24)}"
+        with self.lock:
+            self.store.tokens[token] = (product, account_id, time.time() + ttl)
+        return token
+
+    def revoke_forge_tokens(self) -> None:
+        """The app was uninstalled: every token Forge handed out is refused from now on."""
+        with self.lock:
+            for token in [t for t in self.store.tokens if t.startswith("forge-")]:
+                del self.store.tokens[token]
+
+    def forge_api_host(self) -> str:
+        """What a FIT's apiBaseUrl starts with for this site (before /ex/<product>/<cloud>)."""
+        return self.url
+
+    def _bearer_account(self, install: Install, token: str) -> str | None:
         with self.lock:
             issued = self.store.tokens.get(token)
         if issued is None:

@@ -4,9 +4,10 @@
 const config = () => window.__INFLOW_FORGE_TEST__;
 
 export async function invokeRemote({ path, method, headers = {}, body }) {
-  const { baseUrl, token, systemToken } = config();
+  const { baseUrl, token, systemToken, userToken } = config();
   const sent = { ...headers, Authorization: `Bearer ${token}` };
   if (systemToken) sent['x-forge-oauth-system'] = systemToken;
+  if (userToken) sent['x-forge-oauth-user'] = userToken;
   const response = await fetch(baseUrl + path, { method, headers: sent,
     body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();

@@ -70,6 +70,8 @@ class ForgeInstall:
     key: SigningKey
     product: str = "jira"
     ids: tuple[str, str] = field(default_factory=installation)
+    api_host: str = "https://api.atlassian.com"  # a fake site's URL routes product calls to it
+    system_token: str = "system-token"
 
     @property
     def installation_id(self) -> str:
@@ -80,6 +82,7 @@ class ForgeInstall:
         return self.ids[1]
 
     def claims(self, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("api_host", self.api_host)
         return fit_claims(self.installation_id, self.cloud_id, product=self.product, **kw)
 
     def token(self, **kw: Any) -> str:
@@ -87,7 +90,7 @@ class ForgeInstall:
 
     def headers(self, **kw: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(**kw)}",
-                "x-forge-oauth-system": "Bearer system-token"}
+                "x-forge-oauth-system": f"Bearer {self.system_token}"}
 
 
 @pytest.fixture

@@ -33,11 +33,13 @@ class JWKSServer:
     def __init__(self, keys: list[SigningKey]) -> None:
         self.keys = list(keys)
         self.fetches = 0
+        self.paths: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 server.fetches += 1
+                server.paths.append(self.path)
                 body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -64,14 +66,15 @@ class JWKSServer:
 
 def fit_claims(installation_id: str, cloud_id: str, product: str = "jira",
                principal: str | None = "user-1", site_url: str | None = None,
-               ttl: int = 300, ui: bool = True, **overrides: Any) -> dict[str, Any]:
+               ttl: int = 300, ui: bool = True, api_host: str = "https://api.atlassian.com",
+               **overrides: Any) -> dict[str, Any]:
     """FIT claims in the layout Forge sends (app.*, context.* for UI calls, principal)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": ISSUER, "aud": APP_ID, "iat": now, "nbf": now, "exp": now + ttl,
         "jti": uuid.uuid4().hex,
         "app": {"id": APP_ID, "version": "3", "installationId": installation_id,
-                "apiBaseUrl": f"https://api.atlassian.com/ex/{product}/{cloud_id}",
+                "apiBaseUrl": f"{api_host}/ex/{product}/{cloud_id}",
                 "environment": {"type": "DEVELOPMENT", "id": str(uuid.uuid4())},
                 "module": {"type": "xen:macro", "key": "inflow-issue-panel"}},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +25,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture
 def served(full_app: Flask, tmp_path: Path) -> Iterator[str]:
-    """The backend and the stub-bridge UI build on one loopback origin (as Forge's proxy makes it)."""
-    ui = build_ui(tmp_path / "ui", bridge=Path(__file__).with_name("bridge_stub.js"))
-    server = make_server("127.0.0.1", 0, SharedDataMiddleware(full_app, {"/ui": str(ui)}), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    base, stop = serve(full_app, tmp_path)
+    yield base
+    stop()
 
 
 @pytest.fixture
@@ -47,9 +42,25 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
-def open_page(browser: object, base: str, resource: str, token: str, context: dict) -> object:
+def serve(app: Flask, tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """The backend and the stub-bridge UI build on one loopback origin (as Forge's proxy makes it)."""
+    ui = build_ui(tmp_path / "ui", bridge=Path(__file__).with_name("bridge_stub.js"))
+    server = make_server("127.0.0.1", 0, SharedDataMiddleware(app, {"/ui": str(ui)}), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_port}", stop
+
+
+def open_page(browser: object, base: str, resource: str, token: str, context: dict,
+              system_token: str = "system-token", user_token: str | None = None) -> object:
     page = browser.new_page()  # type: ignore[attr-defined]
-    config = {"baseUrl": base, "token": token, "systemToken": "Bearer system-token", "context": context}
+    config = {"baseUrl": base, "token": token, "systemToken": f"Bearer {system_token}",
+              "userToken": f"Bearer {user_token}" if user_token else None, "context": context}
     page.add_init_script(f"window.__INFLOW_FORGE_TEST__ = {json.dumps(config)};")
     page.goto(f"{base}/ui/{resource}/index.html")
     return page

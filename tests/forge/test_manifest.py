@@ -44,7 +44,10 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Ours, and one with an endpoint pointing at an undeclared remote (one node run: it is slow)."""
     ours = render_manifest("https://inflow.example.com", APP_ID)
     broken = ours.replace("remote: inflow", "remote: nowhere")
-    return validate({"ours": ours, "broken": broken}, tmp_path_factory.mktemp("forge-manifest"))
+    bad_verb = ours.replace("actionVerb: GET", "actionVerb: FETCH", 1)
+    no_endpoint = ours.replace("endpoint: inflow-rovo-similar", "endpoint: inflow-nowhere")
+    return validate({"ours": ours, "broken": broken, "bad_verb": bad_verb,
+                     "no_endpoint": no_endpoint}, tmp_path_factory.mktemp("forge-manifest"))
 
 
 def test_the_served_manifest_points_the_remote_at_our_base_url(forge_app: Flask) -> None:
@@ -54,7 +57,10 @@ def test_the_served_manifest_points_the_remote_at_our_base_url(forge_app: Flask)
     assert f'baseUrl: "{BASE_URL}"' in text and f'id: "{APP_ID}"' in text
     for needle in ("jira:issuePanel", "jira:projectSettingsPage", "jira:personalSettingsPage",
                    "macro:", "confluence:contentBylineItem", "avi:jira:updated:issue",
-                   "avi:confluence:created:page", "avi:forge:installed:app", "- compute", "- storage"):
+                   "avi:confluence:created:page", "avi:forge:installed:app", "- compute", "- storage",
+                   "scheduledTrigger:", "interval: hour", "path: /forge/scheduled",
+                   "rovo:agent:", "name: Inflow", "actionVerb: GET", "path: /forge/rovo/experts",
+                   "path: /forge/rovo/similar", "path: /forge/rovo/contributors"):
         assert needle in text, needle
 
 
@@ -64,6 +70,11 @@ def test_the_manifest_passes_atlassians_validation(validated: dict[str, dict]) -
 
 def test_the_validator_catches_a_broken_manifest(validated: dict[str, dict]) -> None:
     assert not validated["broken"]["full"]["success"]
+
+
+@pytest.mark.parametrize("label", ["bad_verb", "no_endpoint"])
+def test_the_validator_checks_the_rovo_actions_too(validated: dict[str, dict], label: str) -> None:
+    assert not validated[label]["full"]["success"], validated[label]
 
 
 def test_unregistered_apps_get_a_placeholder_id_and_bad_config_is_refused() -> None:

@@ -24,7 +24,8 @@ from tests.security.conftest import Target, table_checksums
 PUBLIC = {"static", "descriptor.serve", "health.healthz", "inflow_metrics", "forge.manifest",
           "openapi.serve"}
 SIGNED_INSTALL = {"/installed", "/uninstalled"}
-FORGE_ONLY = {"/forge/events", "/forge/lifecycle"}
+FORGE_ONLY = {"/forge/events", "/forge/lifecycle", "/forge/scheduled", "/forge/rovo/experts",
+              "/forge/rovo/similar", "/forge/rovo/contributors"}
 # Values for the url_map's variables (a real tenant's issue, page and project).
 SAMPLE = {"product": "jira", "slug": "issue_updated", "source": "jira", "key": "AMQ-1",
           "panel": "experts", "question_id": 1, "project_key": "AMQ", "macro": "experts",

@@ -1,0 +1,112 @@
+"""The Forge Custom UI does what the Connect panels do, in Chromium through a stubbed bridge.
+
+Real FITs (the loopback JWKS), the real backend, and the fake site answering product calls made
+with the tokens it issued; screenshots go to tests/artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from plugin.models.social import Kudos, Question
+from tests.forge.test_browser import ARTIFACTS, browser, open_page, serve  # noqa: F401
+from tests.panels.conftest import Site
+from tests.panels.test_rovo import VIEWER, Rovo, forge_key, rovo  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def ui(rovo: Rovo, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    base, stop = serve(rovo.site.app, tmp_path)
+    yield base
+    stop()
+
+
+def open_as(browser: object, ui: str, rovo: Rovo, resource: str, context: dict,  # noqa: F811
+            user: str = VIEWER) -> object:
+    token = rovo.token(principal=user, context={"cloudId": rovo.site.host.cloud_id,
+                                                "siteUrl": rovo.site.host.url})
+    return open_page(browser, ui, resource, token, context, system_token=rovo.system["jira"],
+                     user_token=rovo.site.host.issue_forge_token("jira", user))
+
+
+def test_the_issue_panel_asks_follows_up_gives_feedback_links_and_thanks(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    site: Site = rovo.site
+    key = site.keys[-1]
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    experts = page.get_by_role("region", name="People who can help")
+    experts.get_by_role("button", name="Ask").first.click()
+    experts.get_by_role("textbox").first.fill("Could you look at the broker hang?")
+    experts.get_by_role("button", name="Send question").click()
+    page.get_by_role("button", name="Accept answer").wait_for()  # reloaded: the question is listed
+    page.get_by_role("button", name="Accept answer").click()
+    page.get_by_text("— accepted").wait_for()
+
+    similar = page.get_by_role("region", name="Similar earlier work")
+    similar.get_by_role("button", name="Helped").first.click()
+    similar.get_by_role("button", name="Helped").first.and_(
+        page.locator('[aria-pressed="true"]')).wait_for()
+    similar.get_by_role("button", name="Link as duplicate").first.click()
+    similar.get_by_text(f"Linked {key} to").wait_for()
+
+    people = page.get_by_role("region", name="Contributors")
+    people.get_by_role("button", name="Thank").first.click()
+    people.get_by_role("textbox").first.fill("Thanks for the fix!")
+    people.get_by_role("button", name="Send thanks").click()
+    page.get_by_text("Thanks for the fix!").wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "forge-issue-panel.png"), full_page=True)
+
+    [comment] = site.host.comments(key)  # posted as the viewer, with their user token
+    assert "broker hang" in str(comment["body"])
+    [link] = site.host.links
+    assert (link["type"], link["outward"], link["account_id"]) == ("Duplicate", key, VIEWER)
+    with site.db.session() as session:
+        [question] = session.scalars(select(Question)).all()
+        assert (question.asker_account_id, question.state) == (VIEWER, "accepted")
+        assert session.scalar(select(Kudos)).from_account_id == VIEWER
+
+
+def test_project_settings_show_adoption_and_the_backfill_and_save(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    rovo.site.host.set_project_admin(VIEWER, "AMQ")
+    page = open_as(browser, ui, rovo, "project-settings",
+                   {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    page.get_by_role("heading", name="Adoption, last 12 weeks").wait_for()
+    page.get_by_text("issues this week with a suggestion shown").wait_for()
+    learned = page.get_by_role("region", name="What Inflow has learned")
+    learned.get_by_text("Not run yet").wait_for()
+    learned.get_by_role("button", name="Backfill now").click()
+    learned.get_by_text("Backfill requested.").wait_for()
+    learned.get_by_text("Queued").wait_for()
+    page.get_by_label("What this project uses Inflow for").fill("Support for the broker")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "forge-project-settings.png"), full_page=True)
+
+
+def test_project_settings_refuse_someone_who_does_not_administer_the_project(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    page = open_as(browser, ui, rovo, "project-settings",
+                   {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    page.get_by_role("alert").get_by_text("Only project administrators").wait_for()
+
+
+def test_the_personal_page_turns_the_weekly_digest_on(browser: object, ui: str,
+                                                      rovo: Rovo) -> None:  # noqa: F811
+    from plugin.pipeline.digests import is_subscribed
+
+    page = open_as(browser, ui, rovo, "personal-settings",
+                   {"extension": {"type": "jira:personalSettingsPage"}})
+    page.get_by_label("Send me a weekly digest").check()
+    page.get_by_role("button", name="Save preferences").click()
+    page.get_by_text("Saved: you can be suggested.").wait_for()
+    with rovo.site.db.session() as session:
+        assert is_subscribed(session, rovo.site.tenant.tenant_id, VIEWER)
