@@ -44,13 +44,40 @@ def check_redis(redis_url: str | None) -> dict[str, Any]:
     return {"ok": True, "configured": True, "queues": depths}
 
 
+def report_search() -> dict[str, Any]:
+    """Each local search shard: readable or not, and how many of its sites have changes to index.
+
+    Reported, not judged: a web process serves stored suggestions while its shard is rebuilt,
+    and a machine that runs no worker has nobody to create it.
+    """
+    from plugin import search
+    from plugin.search.indexer import pending
+    from plugin.search.shard import ShardUnavailable, shard_at
+
+    settings = search.settings_for_db(current_app.extensions["inflow.db"])
+    shards: dict[str, Any] = {}
+    for name in settings.shards:
+        try:
+            identity = shard_at(settings.index_dir, name).reader()[1]
+        except ShardUnavailable:
+            shards[name] = {"readable": False}
+            continue
+        try:
+            with current_app.extensions["inflow.db"].session() as session:
+                behind = len(pending(session, name, identity, limit=1000))
+        except SQLAlchemyError:
+            behind = None
+        shards[name] = {"readable": True, "sites_behind": behind}
+    return {"shards": shards}
+
+
 @bp.get("/healthz")
 def healthz() -> Any:
     """The health report; load balancers only need the status code."""
     redis_url = current_app.config.get("REDIS_URL")
     checks = {"database": check_database(), "redis": check_redis(redis_url)}
     healthy = all(check["ok"] for check in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", **checks}
+    body = {"status": "ok" if healthy else "unavailable", **checks, "search": report_search()}
     return jsonify(body), 200 if healthy else 503
 
 

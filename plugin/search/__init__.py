@@ -45,6 +45,11 @@ def settings_for(session: Session) -> Settings:
     return _bound.get(getattr(bind_, "engine", bind_)) or Settings.from_env()  # type: ignore[arg-type]
 
 
+def settings_for_db(db: Database) -> Settings:
+    """The search settings of a database (bound, else the environment's)."""
+    return _bound.get(db.engine) or Settings.from_env()
+
+
 class NotIndexed(Exception):
     """The site's documents are not in an index this process can read (yet)."""
 
@@ -103,7 +108,7 @@ def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0)
     Writes a shard itself when no other process does; otherwise waits for the process that does
     (a worker's indexer thread). False on timeout, or when the site's shard is not on this machine.
     """
-    settings = _bound.get(db.engine) or Settings.from_env()
+    settings = settings_for_db(db)
     deadline = time.monotonic() + timeout
     shards = local_shards(settings)
     target = None
@@ -138,7 +143,7 @@ def writing(db: Database) -> Iterator[Callable[[], None]]:
     One long-lived writer, as a worker's indexer is: Tantivy merges its segments in the
     background, and merging drops the replaced versions of updated items.
     """
-    settings = _bound.get(db.engine) or Settings.from_env()
+    settings = settings_for_db(db)
     indexers = []
     try:
         for shard in local_shards(settings):
@@ -162,7 +167,7 @@ def _wait_for_writer(db: Database, shard_name: str, tenant_id: int | None, targe
                      deadline: float) -> bool:
     """Wait until the process writing the shard has applied the site's changes up to `target`
     (without a site: every change the shard's sites had pending)."""
-    settings = _bound.get(db.engine) or Settings.from_env()
+    settings = settings_for_db(db)
     shard = shard_at(settings.index_dir, shard_name)
     while True:
         with db.session() as session:

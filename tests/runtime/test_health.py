@@ -51,3 +51,17 @@ def test_unreachable_database_is_503() -> None:
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["database"]["ok"] is False
+
+
+def test_the_search_shards_are_reported_not_judged(tmp_path: Path) -> None:
+    from plugin import search
+    from tests.matching.helpers import doc, store
+
+    client = client_for(f"sqlite:///{tmp_path / 'h.db'}", None)
+    body = client.get("/healthz").get_json()
+    assert body["search"] == {"shards": {"0": {"readable": False}}} and body["status"] == "ok"
+    db = client.application.extensions["inflow.db"]
+    from tests.conftest import install_tenant
+    store(db, install_tenant(db).tenant_id, doc("APP-1", "Disk full"))
+    assert search.catch_up(db)
+    assert client.get("/healthz").get_json()["search"] == {"shards": {"0": {"readable": True, "sites_behind": 0}}}
