@@ -114,6 +114,14 @@ def current_rss_mb(pid: int | None = None) -> float:
     return _proc_status_kb(pid or os.getpid(), "VmRSS") / 1024
 
 
+def memory_mb(pid: int | None = None) -> dict[str, float]:
+    """Resident memory of a process now, split: anonymous (its own) and file-backed (mapped
+    files such as the search index, shared with every process through the page cache)."""
+    pid = pid or os.getpid()
+    return {"rss": _proc_status_kb(pid, "VmRSS") / 1024, "anon": _proc_status_kb(pid, "RssAnon") / 1024,
+            "file": _proc_status_kb(pid, "RssFile") / 1024}
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of another process, from /proc."""
     return _proc_status_kb(pid, "VmHWM") / 1024

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import ROOT, peak_rss_mb
+from bench.common import ROOT, memory_mb, peak_rss_mb
 from bench.servers import bench_env
 
 POLL_S = 0.02
@@ -53,8 +53,10 @@ class IndexerProcess:
         raise TimeoutError("the index did not catch up")
 
     def report(self) -> dict[str, float]:
-        """CPU seconds spent and peak resident memory of the indexer so far."""
-        return {"cpu_s": _cpu_s(self.proc.pid) - self.cpu_at_start, "peak_rss_mb": peak_rss_mb(self.proc.pid)}
+        """CPU seconds spent, peak resident memory, and resident memory now (its own, mapped files)."""
+        now = memory_mb(self.proc.pid)
+        return {"cpu_s": _cpu_s(self.proc.pid) - self.cpu_at_start, "peak_rss_mb": peak_rss_mb(self.proc.pid),
+                "anon_mb": now["anon"], "file_mb": now["file"]}
 
     def stop(self) -> None:
         """SIGTERM and wait (it finishes its step and releases the shard)."""

@@ -102,9 +102,10 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
         return rows + [Row(NAME, f"{label} memory probe", None, "", passed=False, note=f"FAILED: {exc}"[:300])]
     rows.append(Row(NAME, f"{label} resident memory, serving process at {n}", round(probe["rss_mb"], 1),
                     "MiB", note=f"fresh process after {len(probe['samples'])} queries (baseline "
-                                f"{probe['base_rss_mb']:.0f} MiB; the shard's files are mapped, shared "
-                                "by every process through the page cache)",
-                    extra=probe["pct_ms"]))
+                                f"{probe['base_rss_mb']:.0f} MiB): {probe['memory']['anon']:.0f} MiB its own, "
+                                f"{probe['memory']['file']:.0f} MiB of mapped index files, shared by every "
+                                "process through the page cache",
+                    extra={**probe["pct_ms"], **probe["memory"]}))
     rows.append(Row(NAME, f"{label} first query of a fresh process at {n}", round(probe["load_s"] * 1000, 1),
                     "ms", note="opening the shard and ranking once: nothing is loaded per site"))
     db.dispose()

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import current_rss_mb, percentiles, self_peak_rss_mb
+from bench.common import current_rss_mb, memory_mb, percentiles, self_peak_rss_mb
 
 WARM_UP = 3
 
@@ -64,7 +64,7 @@ def probe(url: str, tenant_ids: list[int], queries: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         suggest_for(db, tenant_id, item_id)
         samples.append(time.perf_counter() - t0)
-    return {"load_s": load_s, "samples": samples, "rss_mb": current_rss_mb(),
+    return {"load_s": load_s, "samples": samples, "rss_mb": current_rss_mb(), "memory": memory_mb(),
             "base_rss_mb": base_rss, "peak_rss_mb": self_peak_rss_mb(),
             "pct_ms": {k: v * 1000 for k, v in percentiles(samples).items()}}
 

@@ -83,10 +83,13 @@ def _rows(label: str, probe: dict, stored_s: float, indexed_s: float, written: d
             note=f"p50 {pct['p50']:.1f} ms, p99 {pct['p99']:.1f} ms over {len(probe['samples'])} queries "
                  f"(random stored items{spread}", extra=pct),
         Row(NAME, f"{label}: serving process memory", round(probe["rss_mb"], 1), "MiB",
-            note=f"resident after the queries in a fresh process (baseline {probe['base_rss_mb']:.0f} MiB; "
-                 "the shard's files are mapped and shared through the page cache)"),
+            note=f"resident after the queries in a fresh process (baseline {probe['base_rss_mb']:.0f} MiB): "
+                 f"{probe['memory']['anon']:.0f} MiB its own, {probe['memory']['file']:.0f} MiB of mapped "
+                 "index files, shared with every process through the page cache",
+            extra=probe["memory"]),
         Row(NAME, f"{label}: indexer memory", round(written["peak_rss_mb"], 1), "MiB",
-            note="peak resident of `inflow index`, the worker's part, while it indexed them all"),
+            note=f"peak resident of `inflow index`, the worker's part, while it indexed them all (at the "
+                 f"end {written['anon_mb']:.0f} MiB its own, {written['file_mb']:.0f} MiB of mapped files)"),
         Row(NAME, f"{label}: index time", round(indexed_s, 1), "s",
             note=f"`inflow index` after the store ({stored_s:.1f} s storing; {written['cpu_s']:.1f} s of its CPU)"),
         Row(NAME, f"{label}: index on disk", round(disk_mb, 1), "MiB", note=f"{files} files in the shard"),
