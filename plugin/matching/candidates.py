@@ -56,31 +56,31 @@ def _statements(dialect: str) -> tuple[Any, Any]:
     # walking the tenant's whole (tenant, seq) index.
     items = select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
                    Item.not_relevant_count, _raw_time(Item.created, dialect)).where(
-        (Item.tenant_id + 0) == bindparam("tenant"), among(Item.id, "ids", array))
+        among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array))
     people = select(Contribution.item_id, Contribution.account_id, Contribution.role,
                     _raw_time(Contribution.at, dialect)).where(
-        (Contribution.tenant_id + 0) == bindparam("tenant"), among(Contribution.item_id, "ids", array))
+        among(Contribution.tenant_id + 0, "tenants", array), among(Contribution.item_id, "ids", array))
     return items, people
 
 
-def load(session: Session, tenant_id: int, ids: list[int]) -> list[Candidate]:
-    """The stored candidates among `ids`, in that order (items deleted since are left out)."""
+def load(session: Session, tenants: Sequence[int], ids: list[int]) -> list[Candidate]:
+    """The stored candidates among `ids` (of the given tenants), in that order (items deleted since are left out)."""
     if not ids:
         return []
     dialect = session.get_bind().dialect.name
-    rows = session.execute(_statements(dialect)[0], {"tenant": tenant_id, "ids": ids}).all()
+    rows = session.execute(_statements(dialect)[0], {"tenants": list(tenants), "ids": ids}).all()
     when = epochs([row[6] for row in rows], dialect)
     found = {row[0]: Candidate(row[0], orjson.loads(row[1]) if row[1] else {}, is_resolved(row[2], row[3]),
                                row[4] or 0, row[5] or 0, at) for row, at in zip(rows, when)}
     return [found[i] for i in ids if i in found]
 
 
-def people(session: Session, tenant_id: int, ids: list[int]) -> People:
+def people(session: Session, tenants: Sequence[int], ids: list[int]) -> People:
     """Who worked on each item: per person their strongest role, latest time and contributions."""
     if not ids:
         return {}
     dialect = session.get_bind().dialect.name
-    rows = session.execute(_statements(dialect)[1], {"tenant": tenant_id, "ids": ids}).all()
+    rows = session.execute(_statements(dialect)[1], {"tenants": list(tenants), "ids": ids}).all()
     grouped: dict[int, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
     for (item_id, account, role, _), at in zip(rows, epochs([row[3] for row in rows], dialect)):
         grouped[item_id][account].append((role, at))

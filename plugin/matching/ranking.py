@@ -32,6 +32,7 @@ class Ranking:
     query: dict[str, float]
     ranked: list[tuple[int, float]]
     owning_share: float
+    tenants: tuple[int, ...]  # the site's tenants whose items the ranking may hold (one per product)
     # (items worked on, items the work was done on) per person: asked of the view when local,
     # given for the people of the best neighbours when the ranking came from another machine.
     people: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -48,13 +49,14 @@ class Ranking:
     def as_json(self) -> dict[str, Any]:
         """Plain data to send to another machine."""
         return {"query": self.query, "ranked": self.ranked, "owning_share": self.owning_share,
-                "people": self.people}
+                "tenants": list(self.tenants), "people": self.people}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ranking:
         """The ranking another machine sent."""
         return cls(dict(data["query"]), [(int(i), float(s)) for i, s in data["ranked"]],
-                   float(data["owning_share"]), {a: (float(t), float(o)) for a, (t, o) in data["people"].items()})
+                   float(data["owning_share"]), tuple(int(t) for t in data["tenants"]),
+                   {a: (float(t), float(o)) for a, (t, o) in data["people"].items()})
 
 
 def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> Ranking:
@@ -66,12 +68,12 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
     size = max(ENGINE_POOL, k)
     norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
     norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
-    pool = candidates.load(session, tenant_id, list(norms))
+    pool = candidates.load(session, view.members, list(norms))
     for candidate in pool:
         candidate.norm = norms[candidate.item_id]
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
                         excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
-    return Ranking(query, ranked, view.averages().owning_share, view=view)
+    return Ranking(query, ranked, view.averages().owning_share, view.members, view=view)
 
 
 def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, Any] | None:
@@ -82,7 +84,7 @@ def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, 
         return None
     ranking = rank_here(session, tenant_id, view, goal, max(k, RANKED_POOL))
     best = [item_id for item_id, _ in ranking.ranked[:experts.NEIGHBOURS]]
-    accounts = sorted({row[0] for rows in candidates.people(session, tenant_id, best).values() for row in rows})
+    accounts = sorted({row[0] for rows in candidates.people(session, view.members, best).values() for row in rows})
     touched, owned = view.worked_on(accounts)
     ranking.people = dict(zip(accounts, zip(touched.tolist(), owned.tolist())))
     return ranking.as_json()

@@ -1,7 +1,7 @@
 """Suggestions for a target item: earlier items to reuse and people to ask."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -31,7 +31,6 @@ _SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title,
           Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
           Item.not_relevant_count, Item.created)
 _HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
-_IN_TENANT = (Item.tenant_id + 0) == bindparam("tenant")
 # A snippet's text: the item's text, else its comments.
 _BODY = func.coalesce(func.nullif(Item.text, ""), func.nullif(Item.comments_text, ""), "")
 
@@ -46,10 +45,12 @@ class _Statements(NamedTuple):
 
 def _statements(array: bool) -> _Statements:
     items = (select(Item, case((among(Item.id, "shown", array), _BODY))).options(load_only(*_SHOWN))
-             .where(_IN_TENANT, among(Item.id, "ids", array)))
-    bodies = select(Item.id, _BODY).where(_IN_TENANT, among(Item.id, "ids", array))
-    people = select(Person.account_id, Person.display_name, Person.avatar_url).where(
-        Person.tenant_id == bindparam("tenant"), among(Person.account_id, "accounts", array))
+             .where(among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array)))
+    bodies = select(Item.id, _BODY).where(among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array))
+    # Each of a site's tenants knows its own people: a name either knows is shown.
+    people = (select(Person.account_id, Person.display_name, Person.avatar_url)
+              .where(among(Person.tenant_id, "tenants", array), among(Person.account_id, "accounts", array))
+              .order_by(Person.display_name.is_not(None)))  # a named row comes last and is kept
     return _Statements(items, bodies, people)
 
 
@@ -60,16 +61,17 @@ def _statements_for(session: Session) -> _Statements:
     return _ARRAYS if session.get_bind().dialect.name == "postgresql" else _PORTABLE
 
 
-def _load_items(session: Session, tenant_id: int, ids: list[int], bodies: dict[int, str] | None = None,
+def _load_items(session: Session, tenants: Sequence[int], ids: list[int], bodies: dict[int, str] | None = None,
                 likely_shown: list[int] | None = None) -> dict[int, Item]:
     """The items by id (this session's recent ones when at hand); `bodies` gets those of `likely_shown` it read."""
     if not ids:
         return {}
     held: dict[int, Item] = session.info.setdefault("matching_items", {})
-    found = {i: held[i] for i in ids if i in held and held[i].tenant_id == tenant_id}
+    found = {i: held[i] for i in ids if i in held and held[i].tenant_id in tenants}
     missing = [i for i in ids if i not in found]
     if missing:
-        rows = session.execute(_statements_for(session).items, {"tenant": tenant_id, "ids": missing, "shown": likely_shown or []}).tuples()
+        rows = session.execute(_statements_for(session).items, {"tenants": list(tenants), "ids": missing,
+                                                                "shown": likely_shown or []}).tuples()
         for item, body in rows:
             found[item.id] = item
             if body is not None and bodies is not None:
@@ -98,42 +100,42 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     pool = ranking.ranked
     # The whole pool in one query: experts for the same target then find its items at hand.
     bodies: dict[int, str] = {}
-    items = _load_items(session, tenant_id, [item_id for item_id, _ in pool], bodies,
+    items = _load_items(session, ranking.tenants, [item_id for item_id, _ in pool], bodies,
                         [item_id for item_id, _ in pool[:limit]])  # unless permissions hide some
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
     terms = set(ranking.query)
-    bodies.update(_bodies(session, tenant_id, [item.id for item in shown if item.id not in bodies]))
+    bodies.update(_bodies(session, ranking.tenants, [item.id for item in shown if item.id not in bodies]))
     return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
                             item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
                             round(scores[item.id], 4), reuse.reasons(item, ranking.query, goal.meta, tokens))
             for item in shown]
 
 
-def _bodies(session: Session, tenant_id: int, ids: list[int]) -> dict[int, str]:
+def _bodies(session: Session, tenants: Sequence[int], ids: list[int]) -> dict[int, str]:
     """The text (else the comments) of the shown items, in one query rather than a load per item."""
     if not ids:
         return {}
-    return dict(session.execute(_statements_for(session).bodies, {"tenant": tenant_id, "ids": ids}).tuples().all())
+    return dict(session.execute(_statements_for(session).bodies, {"tenants": list(tenants), "ids": ids}).tuples().all())
 
 
 def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
-                now: datetime) -> tuple[dict[int, Item], experts.Tally]:
+                now: datetime) -> tuple[dict[int, Item], experts.Tally, tuple[int, ...]]:
     ranking = ranked_for(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
     if ranking is None:
-        return {}, ({}, {}, 1e-9, {})
+        return {}, ({}, {}, 1e-9, {}), (tenant_id,)
     ranked = ranking.ranked[:experts.NEIGHBOURS]
-    items = _load_items(session, tenant_id, [item_id for item_id, _ in ranked])
+    items = _load_items(session, ranking.tenants, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}
     neighbours = [(i, s) for i, s in ranked if i in seen]
-    scores, votes, available = experts.tally(candidates.people(session, tenant_id, [i for i, _ in neighbours]),
+    scores, votes, available = experts.tally(candidates.people(session, ranking.tenants, [i for i, _ in neighbours]),
                                              neighbours, now)
     accounts = list(scores)
     touched, owned = ranking.worked_on(accounts)
     prior = experts.ownership_prior(touched, owned, ranking.owning_share, accounts)
-    return items, (scores, votes, available, prior)
+    return items, (scores, votes, available, prior), ranking.tenants
 
 
 def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | str, limit: int = 5,
@@ -142,8 +144,8 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
                     load: Callable[[str], int] | None = None, now: datetime | None = None,
                     min_confidence: float = CONFIDENCE_FLOOR) -> list[ExpertSuggestion]:
     """People who worked on the most similar items, with evidence, above a confidence floor."""
-    items, (scores, votes, available, prior) = _neighbours(session, tenant_id, target, visible,
-                                                           now or utcnow())
+    items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, target, visible,
+                                                                    now or utcnow())
     ranked = {account: score * prior[account] for account, score in scores.items()}
     picked: list[tuple[str, float]] = []
     for account, score in experts.order(ranked, load):
@@ -154,16 +156,16 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
         picked.append((account, score))
         if len(picked) >= limit:
             break
-    people = _people(session, tenant_id, [a for a, _ in picked])
+    people = _people(session, tenants, [a for a, _ in picked])
     return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account))
             for account, score in picked]
 
 
-def _people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
+def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """(display name, avatar url) of each known account: plain rows, no ORM objects to build."""
     if not accounts:
         return {}
-    rows = session.execute(_statements_for(session).people, {"tenant": tenant_id, "accounts": accounts})
+    rows = session.execute(_statements_for(session).people, {"tenants": list(tenants), "accounts": accounts})
     return {account: (name, avatar) for account, name, avatar in rows}
 
 

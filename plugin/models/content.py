@@ -116,8 +116,8 @@ class IndexTombstone(Base):
 class IndexProgress(Base):
     """Where a tenant's documents live in the search engine, and how far they follow the database.
 
-    `shard` is the index that holds the tenant; `index_id` the identity of that index when it
-    last applied the tenant's changes (another identity, or none, means the tenant must be
+    `shard` is the index that holds the tenant; `site` the key its documents are indexed under;
+    `index_id` the identity of that index when it last applied the tenant's changes (another identity, or none, means the tenant must be
     indexed there from scratch); `seq` the tenant's change sequence applied so far: every item
     with `index_seq` up to it is in the index and every tombstone up to it is applied.
     """
@@ -128,6 +128,9 @@ class IndexProgress(Base):
     shard: Mapped[str] = mapped_column(String(32))
     index_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=-1)
+    # The site key its documents carry (`plugin.search.sites`): shared with the other product's
+    # installation on the same site, so each finds the other's content.
+    site: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

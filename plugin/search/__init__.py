@@ -62,19 +62,19 @@ class Elsewhere(NotIndexed):
         self.shard = shard
 
 
-def _progress(session: Session, tenant_id: int) -> tuple[str, str | None, int]:
-    row = session.execute(select(IndexProgress.shard, IndexProgress.index_id, IndexProgress.seq)
-                          .where(IndexProgress.tenant_id == tenant_id)).first()
-    return (row[0], row[1], row[2]) if row else (DEFAULT_SHARD, None, -1)
+def _progress(session: Session, tenant_id: int) -> tuple[str, str | None, int, int | None]:
+    row = session.execute(select(IndexProgress.shard, IndexProgress.index_id, IndexProgress.seq,
+                                 IndexProgress.site).where(IndexProgress.tenant_id == tenant_id)).first()
+    return (row[0], row[1], row[2], row[3]) if row else (DEFAULT_SHARD, None, -1, None)
 
 
 def site_view(session: Session, tenant_id: int) -> SiteView:
     """The site's view of the latest commit of its shard; NotIndexed when it has none here."""
     settings = settings_for(session)
-    shard_name, index_id, _ = _progress(session, tenant_id)
+    shard_name, index_id, _, site = _progress(session, tenant_id)
     if shard_name not in settings.shards:
         raise Elsewhere(tenant_id, shard_name)
-    if index_id is None:
+    if index_id is None or site is None:
         raise NotIndexed(tenant_id)
     try:
         searcher, identity = shard_at(settings.index_dir, shard_name).searcher()
@@ -82,13 +82,15 @@ def site_view(session: Session, tenant_id: int) -> SiteView:
         raise NotIndexed(tenant_id) from exc
     if identity != index_id:  # the shard was rebuilt and has not reached this site yet
         raise NotIndexed(tenant_id)
-    return SiteView(searcher, identity, tenant_id)
+    indexed = session.execute(select(IndexProgress.tenant_id).where(
+        IndexProgress.site == site, IndexProgress.shard == shard_name, IndexProgress.index_id == identity))
+    return SiteView(searcher, identity, site, tuple(sorted(indexed.scalars())))
 
 
 def indexed_through(session: Session, tenant_id: int) -> int | None:
     """The site's change sequence its readable index has applied, or None when it has none."""
     settings = settings_for(session)
-    shard_name, index_id, seq = _progress(session, tenant_id)
+    shard_name, index_id, seq, _ = _progress(session, tenant_id)
     if shard_name not in settings.shards or index_id is None:
         return None
     try:

@@ -38,6 +38,7 @@ from plugin.models.content import Contribution, IndexProgress, IndexState, Index
 from plugin.search.schema import Entry, document
 from plugin.search.shard import WRITER_HEAP, Shard, ShardUnavailable, _read_identity, shard_at
 from plugin.search.site import SiteView
+from plugin.search.sites import site_keys
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ class Pending:
     seq: int  # the site's change sequence when read
     applied: int  # the sequence the index has applied (-1: nothing)
     rebuild: bool  # the index has none of the site's documents it can trust
+    site: int | None = None  # the key its documents were indexed under
 
 
 def _pending_query(limit: int) -> Any:
     shard = func.coalesce(IndexProgress.shard, DEFAULT_SHARD)
-    return (select(IndexState.tenant_id, IndexState.seq, IndexProgress.index_id, IndexProgress.seq)
+    return (select(IndexState.tenant_id, IndexState.seq, IndexProgress.index_id, IndexProgress.seq,
+                   IndexProgress.site)
             .outerjoin(IndexProgress, IndexProgress.tenant_id == IndexState.tenant_id)
             .where(shard == bindparam("shard"),
                    or_(IndexProgress.index_id.is_(None), IndexProgress.index_id != bindparam("identity"),
@@ -75,9 +78,9 @@ def pending(session: Session, shard: str, identity: str, limit: int = STEP_TENAN
     """The shard's sites whose changes its index (of this identity) has not applied, least recently served first."""
     rows = session.execute(_pending_query(limit), {"shard": shard, "identity": identity})
     out = []
-    for tenant_id, seq, index_id, applied in rows:
+    for tenant_id, seq, index_id, applied, site in rows:
         rebuild = index_id != identity
-        out.append(Pending(tenant_id, seq or 0, -1 if rebuild or applied is None else applied, rebuild))
+        out.append(Pending(tenant_id, seq or 0, -1 if rebuild or applied is None else applied, rebuild, site))
     return out
 
 
@@ -175,11 +178,15 @@ class Indexer:
         assert self.identity is not None
         with self.db.session() as session:
             todo = pending(session, self.shard.name, self.identity)
-            done: list[tuple[int, int]] = []
+            keys = site_keys(session, [tenant.tenant_id for tenant in todo]) if todo else {}
+            done: list[tuple[int, int, int]] = []
             written = 0
-            for site in todo:
-                count, reached = self._apply(session.connection(), writer, site)
-                done.append((site.tenant_id, reached))
+            for tenant in todo:
+                key = keys[tenant.tenant_id]
+                if key != tenant.site:  # linked to (or unlinked from) its site's other product
+                    tenant.rebuild, tenant.applied = True, -1
+                count, reached = self._apply(session.connection(), writer, tenant, key)
+                done.append((tenant.tenant_id, reached, key))
                 written += count
                 if written >= STEP_ITEMS:
                     break
@@ -194,32 +201,34 @@ class Indexer:
             self._record(session, done)
         return written
 
-    def _apply(self, connection: Connection, writer: tantivy.IndexWriter, site: Pending) -> tuple[int, int]:
-        """Write one site's next changes; (items and deletions written, the sequence now applied)."""
-        if site.rebuild:  # documents of an earlier stay here (or of another identity) are dropped
-            writer.delete_documents_by_term("tenant", site.tenant_id)
-        view = self._view(site.tenant_id)
-        written, reached, last_seq = 0, site.seq, site.applied
-        for rows in _changed(connection, site.tenant_id, site.applied):
+    def _apply(self, connection: Connection, writer: tantivy.IndexWriter, tenant: Pending,
+               key: int) -> tuple[int, int]:
+        """Write one tenant's next changes under its site's key; (items and deletions written,
+        the sequence now applied)."""
+        if tenant.rebuild:  # documents of an earlier stay here (or of another identity) are dropped
+            writer.delete_documents_by_term("tenant", tenant.tenant_id)
+        view = self._view(key)
+        written, reached, last_seq = 0, tenant.seq, tenant.applied
+        for rows in _changed(connection, tenant.tenant_id, tenant.applied):
             if written >= TENANT_BATCH and rows[0][1] != last_seq:
                 reached = last_seq  # stop at a whole sequence: the next step starts after it
                 break
-            self._write(connection, writer, view, site.tenant_id, rows, replace=not site.rebuild)
+            self._write(connection, writer, view, tenant.tenant_id, rows, replace=not tenant.rebuild)
             last_seq = rows[-1][1]
             written += len(rows)
-        if not site.rebuild:
-            gone = connection.execute(_TOMBSTONES, {"tenant": site.tenant_id, "low": site.applied,
+        if not tenant.rebuild:
+            gone = connection.execute(_TOMBSTONES, {"tenant": tenant.tenant_id, "low": tenant.applied,
                                                     "high": reached}).scalars().all()
             for item_id in gone:
                 writer.delete_documents_by_term("id", item_id)
             written += len(gone)
-        self._renorming.add(site.tenant_id)
-        return written, max(reached, site.applied)
+        self._renorming.add(key)
+        return written, max(reached, tenant.applied)
 
-    def _view(self, tenant_id: int) -> SiteView:
+    def _view(self, site: int) -> SiteView:
         """The site as committed: the statistics new items' norms are computed with."""
         index, identity = self.shard.reader()
-        return SiteView(index.searcher(), identity, tenant_id)
+        return SiteView(index.searcher(), identity, site)
 
     def _write(self, connection: Connection, writer: tantivy.IndexWriter, view: SiteView, tenant_id: int,
                rows: list[Any], replace: bool, new: bool = True) -> None:
@@ -235,8 +244,8 @@ class Indexer:
         for (item_id, _, project, _), vector, norm in zip(rows, vectors, norms.tolist()):
             if replace:
                 writer.delete_documents_by_term("id", item_id)
-            writer.add_document(document(Entry(item_id, tenant_id, project, vector, people.get(item_id, {}),
-                                               norm, basis)))
+            writer.add_document(document(Entry(item_id, tenant_id, view.site, project, vector,
+                                               people.get(item_id, {}), norm, basis)))
 
     def _renorm_some(self, connection: Connection, writer: tantivy.IndexWriter, room: int) -> int:
         """Index again (with today's idf) items whose norm dates from when their site was half as big.
@@ -246,40 +255,46 @@ class Indexer:
         takes at most `TENANT_BATCH` of them, the rest wait for the next steps.
         """
         written = 0
-        for tenant_id in sorted(self._renorming):
+        for key in sorted(self._renorming):
             if written >= room:
                 break
-            view = self._view(tenant_id)
+            view = self._view(key)
             stale = view.stale_norms(min(TENANT_BATCH, room - written))
             if not stale:
-                self._renorming.discard(tenant_id)
-            for start in range(0, len(stale), READ_CHUNK):
-                rows = connection.execute(_BY_ID, {"tenant": tenant_id,
-                                                   "ids": stale[start:start + READ_CHUNK]}).all()
-                self._write(connection, writer, view, tenant_id, rows, replace=True, new=False)
+                self._renorming.discard(key)
+            by_tenant: dict[int, list[int]] = defaultdict(list)
+            for item_id, tenant_id in stale:
+                by_tenant[tenant_id].append(item_id)
+            for tenant_id, ids in by_tenant.items():
+                for start in range(0, len(ids), READ_CHUNK):
+                    rows = connection.execute(_BY_ID, {"tenant": tenant_id, "ids": ids[start:start + READ_CHUNK]}).all()
+                    self._write(connection, writer, view, tenant_id, rows, replace=True, new=False)
             written += len(stale)
         return written
 
-    def _record(self, session: Session, done: list[tuple[int, int]]) -> None:
+    def _record(self, session: Session, done: list[tuple[int, int, int]]) -> None:
         """Remember what the index now holds, unless a site moved to another shard meanwhile."""
-        for tenant_id, reached in done:
+        for tenant_id, reached, key in done:
             if self.shard.name == DEFAULT_SHARD:  # a site with no row yet lives in the default shard
                 session.execute(dialect_insert(session, IndexProgress).values(
                     tenant_id=tenant_id, shard=DEFAULT_SHARD, index_id=None, seq=-1)
                     .on_conflict_do_nothing(index_elements=["tenant_id"]))
             session.execute(update(IndexProgress).where(
                 IndexProgress.tenant_id == tenant_id, IndexProgress.shard == self.shard.name)
-                .values(index_id=self.identity, seq=reached))
+                .values(index_id=self.identity, seq=reached, site=key))
             # Tombstones the index has applied are needed by no one: a rebuild reads the items.
             session.execute(delete(IndexTombstone).where(IndexTombstone.tenant_id == tenant_id,
                                                          IndexTombstone.seq <= reached))
 
     def _maybe_sweep(self, writer: tantivy.IndexWriter) -> None:
-        """Drop the documents of sites that left the shard or were purged (now and then, when idle)."""
+        """Now and then, when idle: drop the documents of sites that left the shard or were
+        purged, and index again the tenants whose site key changed (a product installed or
+        purged beside them)."""
         now = time.monotonic()
         if now - self._swept < SWEEP_SECONDS:
             return
         self._swept = now
+        self._relink()
         index, _ = self.shard.reader()
         found = index.searcher().aggregate(tantivy.Query.all_query(),
                                            {"t": {"terms": {"field": "tenant", "size": 1_000_000}}})
@@ -298,6 +313,17 @@ class Indexer:
             writer.commit()
             self.shard.reload()
             log.info("shard %s dropped the documents of %d site(s) it no longer holds", self.shard.name, len(strays))
+
+    def _relink(self) -> None:
+        with self.db.session() as session:
+            rows = session.execute(select(IndexProgress.tenant_id, IndexProgress.site)
+                                   .where(IndexProgress.shard == self.shard.name,
+                                          IndexProgress.index_id.is_not(None))).all()
+            keys = site_keys(session, [tenant_id for tenant_id, _ in rows])
+            moved = [tenant_id for tenant_id, key in rows if keys[tenant_id] != key]
+            if moved:
+                session.execute(update(IndexProgress).where(IndexProgress.tenant_id.in_(moved))
+                                .values(index_id=None))
 
     def close(self) -> None:
         """Drop the writer (Tantivy's own lock) and the shard lock."""

@@ -2,8 +2,8 @@
 
 Text arrives already analysed (`plugin.matching.text`: words, stop words, stems), so queries,
 the index and Inflow's own ranking agree on every term. Every term and person is prefixed with
-its tenant (`42:disk`): a query can only ever match its own site's documents, and the term
-dictionary gives each site's own document frequencies.
+its site's key (`42:disk`; `plugin.search.sites`): a query can only ever match its own site's
+documents, and the term dictionary gives each site's own document frequencies.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import tantivy
 from plugin.matching.roles import OWNING
 from plugin.matching.vectors import FIELDS
 
-SCHEMA_VERSION = 1  # bump when fields change meaning: shards are then rebuilt from the database
+SCHEMA_VERSION = 2  # bump when fields change meaning: shards are then rebuilt from the database
 TOKENIZER = "inflow"
 # How often a term of each field is repeated in `all`: title, body, comments, components/labels.
 # One field whose term frequency sums the fields' weighted ones is BM25F (Robertson et al., 2004),
@@ -32,6 +32,7 @@ def build_schema() -> tantivy.Schema:
     # Signed: tantivy-py 0.27 builds a delete's term as i64, so deleting by a u64 field's value
     # silently deletes nothing (it searches them fine).
     builder.add_integer_field("tenant", indexed=True, fast=True)
+    builder.add_integer_field("site", indexed=True, fast=True)
     builder.add_integer_field("id", indexed=True, fast=True)
     builder.add_text_field("all", tokenizer_name=TOKENIZER, index_option="freq")
     builder.add_text_field("statement", tokenizer_name=TOKENIZER, index_option="freq")
@@ -58,9 +59,9 @@ def register(index: tantivy.Index) -> tantivy.Index:
     return index
 
 
-def term(tenant_id: int, value: str) -> str:
-    """A term or account as the index holds it: scoped to its tenant."""
-    return f"{tenant_id}:{value}"
+def term(site: int, value: str) -> str:
+    """A term or account as the index holds it: scoped to its site."""
+    return f"{site}:{value}"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Entry:
 
     item_id: int
     tenant_id: int
+    site: int  # the key the site's documents share (`plugin.search.sites`)
     project: str | None
     terms: dict[str, dict[str, int]]
     people: dict[str, str]  # account -> best role
@@ -88,9 +90,10 @@ def _weighted(prefix: str, terms: dict[str, dict[str, int]], weights: dict[str, 
 
 def document(entry: Entry) -> tantivy.Document:
     """The Tantivy document of an item."""
-    prefix = f"{entry.tenant_id}:"
+    prefix = f"{entry.site}:"
     doc = tantivy.Document()
     doc.add_integer("tenant", entry.tenant_id)
+    doc.add_integer("site", entry.site)
     doc.add_integer("id", entry.item_id)
     doc.add_text("all", _weighted(prefix, entry.terms, FIELD_REPEATS))
     doc.add_text("statement", _weighted(prefix, entry.terms, STATEMENT_REPEATS))

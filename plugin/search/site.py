@@ -1,6 +1,6 @@
 """One site's view of its shard for one ranking: its own statistics and its candidates.
 
-Every statistic is the site's own, read from the shard's term dictionary through the tenant
+Every statistic is the site's own, read from the shard's term dictionary through the site
 prefix of each term: how many of its items there are, how many hold a term, how many items a
 person worked on. Only field-length averages and the share of "owning" roles need a pass over
 the site's documents; they drift slowly and are kept per site in a small bounded cache.
@@ -77,13 +77,13 @@ class CurrentCounts:
 COUNTS = CurrentCounts()
 
 
-def _compute_averages(searcher: tantivy.Searcher, tenant_id: int) -> Averages:
+def _compute_averages(searcher: tantivy.Searcher, site: int) -> Averages:
     aggs = {f"len_{name}": {"sum": {"field": f"len_{name}"}} for name in FIELDS}
     aggs |= {"n": {"value_count": {"field": "len_t"}}, "people": {"sum": {"field": "n_people"}},
              "owners": {"sum": {"field": "n_owners"}}}
-    found = searcher.aggregate(tantivy.Query.term_query(SCHEMA, "tenant", tenant_id), aggs)
+    found = searcher.aggregate(tantivy.Query.term_query(SCHEMA, "site", site), aggs)
     count = int(found["n"]["value"] or 0)  # aggregations see current documents only
-    listed = searcher.doc_freq("tenant", tenant_id)
+    listed = searcher.doc_freq("site", site)
     sums = np.array([found[f"len_{name}"]["value"] or 0.0 for name in FIELDS], dtype=np.float64)
     people = float(found["people"]["value"] or 0.0)
     share = float(found["owners"]["value"] or 0.0) / people if people else 0.5
@@ -99,11 +99,14 @@ class Hit(NamedTuple):
 
 
 class SiteView:
-    """A tenant's statistics and candidate search on one searcher (one commit of its shard)."""
+    """A site's statistics and candidate search on one searcher (one commit of its shard).
 
-    def __init__(self, searcher: tantivy.Searcher, identity: str, tenant_id: int) -> None:
-        self.searcher, self.identity, self.tenant_id = searcher, identity, tenant_id
-        self.listed = searcher.doc_freq("tenant", tenant_id)  # replaced versions included
+    `members` are the site's tenants (one per product) whose documents a search may return.
+    """
+
+    def __init__(self, searcher: tantivy.Searcher, identity: str, site: int, members: tuple[int, ...] = ()) -> None:
+        self.searcher, self.identity, self.site, self.members = searcher, identity, site, members
+        self.listed = searcher.doc_freq("site", site)  # replaced versions included
         self._df: dict[str, float] = {}
         self._listed: dict[str, int] = {}
         self._averages: Averages | None = None
@@ -118,13 +121,13 @@ class SiteView:
         """
         listed = self._listed.get(value)
         if listed is None:
-            listed = self._listed[value] = self.searcher.doc_freq("all", term(self.tenant_id, value))
+            listed = self._listed[value] = self.searcher.doc_freq("all", term(self.site, value))
         if not exact or not 0 < listed <= EXACT_BELOW:
             return listed * self.current
         found = self._df.get(value)
         if found is None:
             found = self._df[value] = COUNTS.current(self.searcher, self.identity, "all",
-                                                     term(self.tenant_id, value), listed)
+                                                     term(self.site, value), listed)
         return found
 
     def idf(self, value: str, exact: bool = True) -> float:
@@ -144,11 +147,11 @@ class SiteView:
     def averages(self) -> Averages:
         """The site's mean field lengths and owning share (recomputed once its size drifted)."""
         if self._averages is None:
-            key = (self.identity, self.tenant_id)
+            key = (self.identity, self.site)
             with _averages_lock:
                 kept = _averages.get(key)
             if kept is None or abs(kept.count - self.listed) > DRIFT * max(kept.count, 1):
-                kept = _compute_averages(self.searcher, self.tenant_id)
+                kept = _compute_averages(self.searcher, self.site)
             with _averages_lock:
                 _averages[key] = kept
                 _averages.move_to_end(key)
@@ -158,7 +161,7 @@ class SiteView:
         return self._averages
 
     def _people(self, field: str, account: str) -> float:
-        key = term(self.tenant_id, account)
+        key = term(self.site, account)
         listed = self.searcher.doc_freq(field, key)
         if 0 < listed <= EXACT_BELOW:
             return float(COUNTS.current(self.searcher, self.identity, field, key, listed))
@@ -173,14 +176,14 @@ class SiteView:
     def idf_with(self, values: list[str], added: np.ndarray, items: int) -> np.ndarray:
         """Smoothed idf of the terms once `items` new items join the site, `added` of them holding each."""
         current = self.averages().current
-        held = np.fromiter((self.searcher.doc_freq("all", term(self.tenant_id, v)) for v in values),
+        held = np.fromiter((self.searcher.doc_freq("all", term(self.site, v)) for v in values),
                            dtype=np.float64, count=len(values)) * current + added
         return np.log((1.0 + self.count + items) / (1.0 + held)) + 1.0
 
     def candidates(self, weights: dict[str, float], k: int, field: str = "all") -> list[Hit]:
         """The k items best matching the weighted terms in one field (BM25), best first."""
         clauses = [(tantivy.Occur.Should, tantivy.Query.boost_query(
-            tantivy.Query.term_query(SCHEMA, field, term(self.tenant_id, value)), weight))
+            tantivy.Query.term_query(SCHEMA, field, term(self.site, value)), weight))
             for value, weight in sorted(weights.items()) if weight > 0]
         if not clauses or k <= 0:
             return []
@@ -191,20 +194,23 @@ class SiteView:
         ids = self.searcher.fast_field_values("id", addresses)
         owners = self.searcher.fast_field_values("tenant", addresses)
         norms = self.searcher.fast_field_values("norm", addresses)
-        # Terms carry the tenant already; the check costs one fast-field read and keeps a
+        # Terms carry the site already; the check costs one fast-field read and keeps a
         # mistake anywhere above from ever showing one site's item to another.
         return [Hit(int(i), float(score), float(norm or 0.0))
                 for (score, _), i, owner, norm in zip(hits, ids, owners, norms)
-                if owner == self.tenant_id and i is not None]
+                if owner in self.members and i is not None]
 
-    def stale_norms(self, limit: int) -> list[int]:
-        """Up to `limit` items whose norm was computed when the site had half its items or fewer."""
+    def stale_norms(self, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` (item, tenant) whose norm was computed when the site had half its items or fewer."""
         below = int(self.count // 2)
         if below < 1 or limit <= 0:
             return []
         query = tantivy.Query.boolean_query([
-            (tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, "tenant", self.tenant_id)),
+            (tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, "site", self.site)),
             (tantivy.Occur.Must, tantivy.Query.range_query(SCHEMA, "basis", tantivy.FieldType.Integer,
                                                            lower_bound=-1, upper_bound=below,
                                                            include_upper=False))])
-        return [hit.item_id for hit in self._hits(self.searcher.search(query, limit, count=False).hits)]
+        addresses = [address for _, address in self.searcher.search(query, limit, count=False).hits]
+        ids = self.searcher.fast_field_values("id", addresses)
+        tenants = self.searcher.fast_field_values("tenant", addresses)
+        return [(int(i), int(t)) for i, t in zip(ids, tenants) if i is not None and t is not None]

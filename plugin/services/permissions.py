@@ -90,15 +90,21 @@ def _item_ref(item: Any) -> tuple[str, str]:
     return "confluence", str(getattr(item, "external_id", None) or item.key)
 
 
-def _check_uncached(client: Requester, account_id: str, refs: set[tuple[str, str]]) -> dict:
-    results: dict[tuple[str, str], bool] = {}
+def _check_uncached(clients: Callable[[str], Requester | None], account_id: str,
+                    refs: set[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """Each item checked with its own product's permission API; no client, no access."""
+    results: dict[tuple[str, str], bool] = {ref: False for ref in refs}
     jira_ids = [ref for source, ref in refs if source == "jira"]
-    allowed = _jira_browsable(client, account_id, jira_ids) if jira_ids else set()
-    for ref in jira_ids:
-        results[("jira", ref)] = ref in allowed
-    for source, ref in refs:
-        if source == "confluence":
-            results[(source, ref)] = _confluence_readable(client, account_id, ref)
+    jira = clients("jira") if jira_ids else None
+    if jira is not None:
+        allowed = _jira_browsable(jira, account_id, jira_ids)
+        for ref in jira_ids:
+            results[("jira", ref)] = ref in allowed
+    pages = [ref for source, ref in refs if source == "confluence"]
+    confluence = clients("confluence") if pages else None
+    if confluence is not None:
+        for ref in pages:
+            results[("confluence", ref)] = _confluence_readable(confluence, account_id, ref)
     return results
 
 
@@ -110,11 +116,15 @@ class Expiry(Protocol):
 
 def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
                account_id: str | None, cache: TTLCache = CACHE,
-               horizon: Expiry | None = None) -> Callable[[list[Any]], list[Any]]:
+               horizon: Expiry | None = None,
+               clients: Callable[[str], Requester | None] | None = None) -> Callable[[list[Any]], list[Any]]:
     """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
 
-    `client` may be a factory, called only when some answer is not cached. `horizon`, when
-    given, hears when every answer used expires, so whatever is built from them can expire too.
+    `client` may be a factory, called only when some answer is not cached. `clients`, when
+    given, picks the client of each item's product (the site's other installation, or None when
+    there is none: its items are then hidden); without it every item is checked with `client`.
+    `horizon`, when given, hears when every answer used expires, so whatever is built from them
+    can expire too.
     """
 
     def visible(items: list[Any]) -> list[Any]:
@@ -131,8 +141,12 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
             if horizon is not None:
                 horizon.note(hit[0])
         if missing:
-            requester = client if hasattr(client, "request") else client()  # type: ignore[operator]
-            for ref, ok in _check_uncached(requester, account_id, missing).items():
+            if clients is None:
+                requester = client if hasattr(client, "request") else client()  # type: ignore[operator]
+                checked = _check_uncached(lambda _source: requester, account_id, missing)
+            else:
+                checked = _check_uncached(clients, account_id, missing)
+            for ref, ok in checked.items():
                 expires_at = cache.put((tenant_id, account_id, ref), ok)
                 if horizon is not None:
                     horizon.note(expires_at)

@@ -11,6 +11,7 @@ from connect.host_client import HostClient, HostError
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.models.content import Item
+from plugin.search import sites
 from plugin.services import permissions
 from plugin.services.people import LOOKUP_TIMEOUT, People, host_lookup
 from plugin.services.settings import eligibility
@@ -44,13 +45,30 @@ def people(session: Session) -> People:
     return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type))
 
 
+def partner_host() -> HostClient | None:
+    """A client for the other product's installation on this site (None when it has none)."""
+    if "inflow_partner_host" not in g:
+        with current_app.extensions["inflow.db"].session() as session:
+            partner = sites.partner(session, g.tenant)
+            g.inflow_partner_host = (HostClient.for_tenant(partner, current_app.config["INFLOW_APP_KEY"])
+                                     if partner is not None else None)
+    return g.inflow_partner_host
+
+
 def visible() -> Callable[[list[Item]], list[Item]]:
     """The viewer's permission filter (host checks, cached 60 s; a client only when one is due).
 
-    A render that may be cached sets `g.inflow_horizon` to learn when the answers it used expire.
+    Each item is checked by its own product: the site's other installation checks its items, and
+    without one they are hidden. A render that may be cached sets `g.inflow_horizon` to learn when
+    the answers it used expire.
     """
+    own = g.tenant.product_type
+
+    def clients(source: str) -> HostClient | None:
+        return host() if source == own else partner_host()
+
     return permissions.visible_to(host, g.tenant.id, g.account_id,
-                                  horizon=g.get("inflow_horizon"))
+                                  horizon=g.get("inflow_horizon"), clients=clients)
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:
