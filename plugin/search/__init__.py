@@ -142,8 +142,10 @@ def writing(db: Database) -> Iterator[Callable[[], None]]:
     """Hold the writers of the local shards for a while (a replay); yields `sync`, which applies
     everything committed so far and makes it visible to this process.
 
-    One long-lived writer, as a worker's indexer is: Tantivy merges its segments in the
-    background, and merging drops the replaced versions of updated items.
+    Like a worker's long-lived indexer, segments get merged, which drops the replaced versions of
+    updated items; here each sync also waits for the merges it started, so a replay's segments,
+    and so its figures, are the same on every run (merges in the background finish whenever
+    the machine lets them).
     """
     settings = settings_for_db(db)
     indexers = []
@@ -157,6 +159,7 @@ def writing(db: Database) -> Iterator[Callable[[], None]]:
             for indexer in indexers:
                 while indexer.step():
                     pass
+                indexer.settle()
                 indexer.shard.reload()
 
         yield sync

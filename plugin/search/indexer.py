@@ -325,6 +325,12 @@ class Indexer:
                 session.execute(update(IndexProgress).where(IndexProgress.tenant_id.in_(moved))
                                 .values(index_id=None))
 
+    def settle(self) -> None:
+        """Wait for the merges under way (the writer is then opened again for the next step)."""
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
     def close(self) -> None:
         """Drop the writer (Tantivy's own lock) and the shard lock."""
         self._writer = None
