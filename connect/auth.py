@@ -12,7 +12,14 @@ from flask import Flask, current_app, g, jsonify, render_template_string, reques
 from sqlalchemy import event, select
 
 from connect.db import Database
-from connect.jwt import BadSignature, JWTRejected, RequestFacts, Verified, parse_query, verify_symmetric
+from connect.jwt import (
+    BadSignature,
+    JWTRejected,
+    RequestFacts,
+    Verified,
+    parse_query,
+    verify_symmetric,
+)
 from connect.models import Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -23,10 +23,10 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connect.db import utcnow
 from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
 from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
-from connect.db import utcnow
 from connect.models import Tenant
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from connect import lifecycle, webhooks
 from connect.forge import forge_settings, verify_forge_request
-from connect.forge_events import (CONFLUENCE_EVENTS, JIRA_EVENTS, LIFECYCLE_EVENTS, ConnectEvent,
-                                  UnsupportedEvent, map_event)
+from connect.forge_events import (
+    CONFLUENCE_EVENTS,
+    JIRA_EVENTS,
+    LIFECYCLE_EVENTS,
+    ConnectEvent,
+    UnsupportedEvent,
+    map_event,
+)
 from connect.headers import database_unavailable, read_json_object
 from connect.jwt import JWTRejected
 from connect.models import WebhookEvent

@@ -15,10 +15,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
 
-from plugin.schemas.actions import (FeedbackSchema, KudosSchema, LinkSchema, PanelEventSchema,
-                                    QuestionSchema)
-from plugin.schemas.settings import (BackfillSchema, EraseSchema, PreferencesSchema,
-                                     ProjectSettingsSchema)
+from plugin.schemas.actions import (
+    FeedbackSchema,
+    KudosSchema,
+    LinkSchema,
+    PanelEventSchema,
+    QuestionSchema,
+)
+from plugin.schemas.settings import (
+    BackfillSchema,
+    EraseSchema,
+    PreferencesSchema,
+    ProjectSettingsSchema,
+)
 
 bp = Blueprint("openapi", __name__)
 

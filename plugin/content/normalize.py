@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from plugin.content.markup import (  # noqa: F401  (re-exported: the contract names them here)
@@ -22,19 +22,19 @@ MAX_COMMENT_TEXT = 10_000
 def parse_time(value: Any, default: datetime | None = None) -> datetime:
     """A timezone-aware datetime from Jira/Confluence timestamps (ISO 8601, `+0000`, ms epoch)."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     if isinstance(value, str) and value:
         text = value.strip().replace("Z", "+00:00")
         if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
             text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
         try:
             parsed = datetime.fromisoformat(text)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         except ValueError:
             pass
-    return default or datetime.fromtimestamp(0, tz=timezone.utc)
+    return default or datetime.fromtimestamp(0, tz=UTC)
 
 
 def _user(value: Any) -> tuple[str, str | None] | None:

@@ -75,7 +75,7 @@ def vectors_of(fields: list[Texts]) -> list[str]:
         _discard(pool)
         return encoded_vectors(fields)
     out = encoded_vectors(shares[0])
-    for share, future in zip(shares[1:], futures):
+    for share, future in zip(shares[1:], futures, strict=True):
         try:
             out += future.result()
         except BrokenProcessPool:  # a helper died (killed, out of memory): do its share here

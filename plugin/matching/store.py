@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -66,18 +66,18 @@ def _sqlite_stamp(value: datetime | None) -> str | None:
     """As SQLAlchemy stores a UTCDateTime on SQLite: UTC, no offset, always microseconds."""
     if value is None:
         return None
-    if value.tzinfo is not None and value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     # SQLAlchemy's format for SQLite: half the cost of isoformat on an aware datetime.
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (value.year, value.month, value.day, value.hour,
-                                                   value.minute, value.second, value.microsecond)
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
 
 
 def _aware_stamp(value: datetime | None) -> datetime | None:
     """As UTCDateTime binds a timestamp for drivers that take datetimes: aware, in UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _stamps(dialect: str) -> Callable[[datetime | None], Any]:
@@ -107,7 +107,7 @@ def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[di
     vectors = vectors_of([texts for _, texts in fields])  # a large page: on more than one core
     return [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": None,
              "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector}
-            for d, (columns, _), vector in zip(docs, fields, vectors)]
+            for d, (columns, _), vector in zip(docs, fields, vectors, strict=True)]
 
 
 def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: list[dict[str, Any]]) -> list[int]:
@@ -124,7 +124,7 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: li
             session.flush()
         values = list(map(itemgetter(*_PG_BUMPED_COLUMNS), rows))
         pages = [(_PG_BUMPING_ROW, (tenant_id, *values[0])) if len(values) == 1
-                 else (_PG_BUMPING_UPSERT, (tenant_id, *map(list, zip(*values))))]
+                 else (_PG_BUMPING_UPSERT, (tenant_id, *map(list, zip(*values, strict=True))))]
     else:
         seq = next_seq(session, tenant_id)
         for row in rows:
@@ -142,7 +142,7 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: li
 def _page_statement(dialect: Any, page: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
     # A single row as plain values: its 23 parameters cost psycopg less than 23 one-element arrays.
     if dialect.name == "postgresql" and len(page) > 1:
-        return _PG_UPSERT, tuple(map(list, zip(*page)))
+        return _PG_UPSERT, tuple(map(list, zip(*page, strict=True)))
     return _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page))
 
 
@@ -243,7 +243,7 @@ def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[i
     rows = [(tenant_id, item_id, c.account_id[:255], c.role, stamp(c.at))
             for item_id, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
     if dialect == "postgresql":  # one round trip: each one waits for the server to be scheduled
-        columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
         return dict(session.connection().exec_driver_sql(
             _PG_REPLACE_CONTRIBUTIONS, (ids, list(DERIVED_ROLES), *columns, tenant_id, accounts)).all())
     session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
@@ -308,7 +308,7 @@ def _insert_rows(session: Session, model: type, columns: tuple[str, ...], rows: 
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"{_pg_unnest_sql(model.__table__, columns)} {suffix}",  # type: ignore[attr-defined]
-                                   tuple(map(list, zip(*rows))))
+                                   tuple(map(list, zip(*rows, strict=True))))
     else:
         connection.exec_driver_sql(f"{_insert_sql(session, model, columns)} {suffix}", rows)
 
@@ -355,7 +355,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     if len(docs) >= BULK_PAGE:  # a backfill's page: the statements below plan by these statistics
         refresh_statistics(session)
     named = _named((c.account_id, c.display_name) for d in docs for c in d.contributions)
-    known = _replace_contributions(session, tenant_id, list(zip(ids, docs)), list(named))
+    known = _replace_contributions(session, tenant_id, list(zip(ids, docs, strict=True)), list(named))
     _add_people(session, tenant_id, named, known)
     for item_id in ids if session.identity_map else ():  # copies this session loaded are stale now
         held = session.identity_map.get(Session.identity_key(Item, item_id))

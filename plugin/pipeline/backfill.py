@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
 from connect.models import Tenant
-from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin import search
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching import precompute
 from plugin.matching.store import refresh_statistics
-from plugin.search import FRESH_WAIT
 from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
+from plugin.search import FRESH_WAIT
 
 JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
 JIRA_PAGE = 100

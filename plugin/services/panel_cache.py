@@ -76,7 +76,7 @@ def reuse_stamp(engine: Engine, tenant_id: int, source: str, key: str, project: 
     """Everything a reuse panel's HTML depends on in the database, as one comparable tuple."""
     ids = (*shown, *_NONE)[:SHOWN]  # ids are positive: -1 matches nothing
     params = {"tenant": tenant_id, "source": source, "key": key, "project": project or "",
-              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids))}
+              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids, strict=True))}
     own = _own_connection(engine)
     if own is not None:
         try:

@@ -8,8 +8,14 @@ from flask import current_app, g
 
 from connect.auth import get_db
 from plugin.config import switched_on
-from plugin.services.panel_cache import (FRAGMENTS, Fragment, Horizon, reuse_hit, reuse_stamp,
-                                         servable)
+from plugin.services.panel_cache import (
+    FRAGMENTS,
+    Fragment,
+    Horizon,
+    reuse_hit,
+    reuse_stamp,
+    servable,
+)
 from plugin.services.permissions import CACHE as PERMISSIONS
 from plugin.services.permissions import TTL_SECONDS
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import shutil
 import threading
@@ -16,11 +15,11 @@ from werkzeug.serving import make_server
 
 from connect.db import Database
 from connect.impersonation import TOKENS
-from plugin.services.permissions import CACHE
-from plugin.content.normalize import confluence_page_to_doc
 from plugin import search
 from plugin.config import Settings
+from plugin.content.normalize import confluence_page_to_doc
 from plugin.matching.store import remember_people, upsert_item
+from plugin.services.permissions import CACHE
 from tests.conftest import ROOT, TenantAuth, build_app, install_tenant
 from tests.fakehost import data
 from tests.fakehost.server import FakeHost

@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import warnings
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import jwt as pyjwt

@@ -2,26 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
 from sqlalchemy import select
 
 from connect.db import Database, utcnow
 from connect.models import Tenant
-from plugin.content.model import ItemDoc
-from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin import search
 from plugin.config import Settings
+from plugin.content.model import ItemDoc
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching.store import remember_people, upsert_item
 from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE

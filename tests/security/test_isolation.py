@@ -173,7 +173,7 @@ def test_both_tenants_really_have_data_to_leak(world: tuple[Any, Database, list[
     app, db, tenants = world
     client = app.test_client()
     for t in tenants:
-        for n in range(3):
+        for _ in range(3):
             assert ingest(client, db, t).status_code == 202
     with db.session() as session:
         owners = session.execute(select(Item.tenant_id, Item.title)).all()
