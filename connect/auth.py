@@ -170,6 +170,7 @@ def require_jwt(context: bool = False) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verified: Verified
             if context and request.headers.get("Authorization", "")[:7].lower() == "bearer ":
                 from connect.forge import verify_forge_request  # Forge Remote: same routes, FIT
                 verified = verify_forge_request()

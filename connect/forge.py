@@ -146,7 +146,7 @@ def invocation_from_claims(claims: dict[str, Any], system_token: str | None = No
                            user_token: str | None = None) -> ForgeInvocation:
     """Read the tenant and user identity out of verified FIT claims."""
     app_claim = claims["app"]
-    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    context = value if isinstance(value := claims.get("context"), dict) else {}
     api_base_url = _text(app_claim.get("apiBaseUrl"))
     match = _API_BASE.search(api_base_url or "")
     cloud_id = _text(context.get("cloudId")) or (match.group(2) if match else None)

@@ -137,7 +137,7 @@ class HostSession(requests.Session):
         self.max_attempts = max_attempts
         self.max_wait = max_wait
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         """Send, re-signing and retrying on 429/503; raise HostError for any final non-2xx."""
         if kwargs.get("timeout") is None:

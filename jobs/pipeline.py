@@ -374,7 +374,8 @@ def reconcile_tenant(tenant_id: int) -> dict[str, int]:
 
 def run_question_followups() -> dict[str, int]:
     """Remind experts whose follow-up time passed, then pass questions on (each once per period)."""
-    db, outcome = _db(), {}
+    db = _db()
+    outcome: dict[str, int] = {}
     with db.session() as session:
         due = questions.due_followups(session, utcnow())
     for question_id in due:
@@ -388,7 +389,8 @@ def run_question_followups() -> dict[str, int]:
 
 def send_weekly_digests() -> dict[str, int]:
     """Send last week's digest to every subscriber who has not had it (idempotent per week)."""
-    db, week, outcome = _db(), digests.last_week(utcnow()), {}
+    db, week = _db(), digests.last_week(utcnow())
+    outcome: dict[str, int] = {}
     with db.session() as session:
         due = digests.due(session, week)
         tenants = {

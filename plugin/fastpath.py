@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from flask import Flask
@@ -110,9 +110,10 @@ class ReusePanelFastPath:
 
 def route_hooks(app: Flask) -> set[str]:
     """Every request hook that runs for the reuse panel's route (app-wide and its blueprint's)."""
-    kinds = {"before_request": app.before_request_funcs, "after_request": app.after_request_funcs,
-             "teardown_request": app.teardown_request_funcs,
-             "url_value_preprocessor": app.url_value_preprocessors}
+    kinds: dict[str, Mapping[str | None, Sequence[Callable[..., Any]]]] = {
+        "before_request": app.before_request_funcs, "after_request": app.after_request_funcs,
+        "teardown_request": app.teardown_request_funcs,
+        "url_value_preprocessor": app.url_value_preprocessors}
     hooks = {f"{kind} {f.__module__}.{f.__qualname__}" for kind, funcs in kinds.items()
              for scope in (None, ENDPOINT.split(".")[0]) for f in funcs.get(scope, ())}
     hooks |= {f"teardown_appcontext {f.__module__}.{f.__qualname__}"

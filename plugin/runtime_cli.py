@@ -29,7 +29,7 @@ def _embedded_url_file() -> Path:
     return valkey_dir() / "serve.url"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the runtime subcommands."""
     serve = subparsers.add_parser(
         "serve", help="all in one: migrate, Valkey if needed, web and worker")

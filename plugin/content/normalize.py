@@ -143,7 +143,7 @@ def _page_comments(comments: list[dict[str, Any]] | None) -> tuple[list[str], li
     people: list[ContributionDoc] = []
     for comment in (comments or [])[-MAX_COMMENTS:]:
         texts.append(clip(_storage_value(comment), MAX_COMMENT_TEXT))
-        version = comment.get("version") if isinstance(comment.get("version"), dict) else {}
+        version = value if isinstance(value := comment.get("version"), dict) else {}
         author = comment.get("authorId") or version.get("authorId")
         if author:
             at = parse_time(version.get("createdAt") or comment.get("createdAt"))
@@ -155,7 +155,7 @@ def confluence_page_to_doc(page: dict[str, Any], site_url: str, kind: str = "pag
                            space_key: str | None = None,
                            comments: list[dict[str, Any]] | None = None) -> ItemDoc:
     """A page or blog post from Confluence REST v2 (storage body) as an `ItemDoc`."""
-    version = page.get("version") if isinstance(page.get("version"), dict) else {}
+    version = value if isinstance(value := page.get("version"), dict) else {}
     updated = parse_time(version.get("createdAt") or page.get("createdAt"))
     created = parse_time(page.get("createdAt"), updated)
     people: list[ContributionDoc] = []
@@ -164,7 +164,7 @@ def confluence_page_to_doc(page: dict[str, Any], site_url: str, kind: str = "pag
     if version.get("authorId"):
         people.append(ContributionDoc(str(version["authorId"]), "editor", updated))
     texts, commenters = _page_comments(comments)
-    links = page.get("_links") if isinstance(page.get("_links"), dict) else {}
+    links = value if isinstance(value := page.get("_links"), dict) else {}
     webui = links.get("webui")
     base = site_url.rstrip("/")
     labels = page.get("labels")

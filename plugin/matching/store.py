@@ -6,9 +6,19 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Integer, Table, bindparam, delete, select, update
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    DateTime,
+    Integer,
+    Table,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -36,7 +46,7 @@ def dialect_insert(session: Session, table: type | Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-_STATE = IndexState.__table__
+_STATE = cast(Table, IndexState.__table__)
 # Built once, run as Core: building it and the ORM's bulk-update path cost more than the
 # database did for a single item's update.
 _BUMP = (update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant"))
@@ -52,7 +62,7 @@ def next_seq(session: Session, tenant_id: int) -> int:
     if seq is None:
         connection.execute(dialect_insert(session, _STATE).values(tenant_id=tenant_id, seq=0)
                            .on_conflict_do_nothing(index_elements=["tenant_id"]))
-        seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar()
+        seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar_one()
     return int(seq)
 
 
@@ -202,7 +212,7 @@ _PG_UPSERT = (_pg_unnest_sql(Item.__table__, _ITEM_COLUMNS) + " "
 _PG_BUMP = ("WITH bump AS (INSERT INTO index_state (tenant_id, seq) VALUES (%s, 1) "
             "ON CONFLICT (tenant_id) DO UPDATE SET seq = index_state.seq + 1 RETURNING seq) ")
 _PG_BUMPED_COLUMNS = tuple(c for c in _ITEM_COLUMNS if c != "index_seq")
-_PG_BUMPING_UPSERT = (_PG_BUMP + _pg_unnest_sql(Item.__table__, _PG_BUMPED_COLUMNS,  # type: ignore[arg-type]
+_PG_BUMPING_UPSERT = (_PG_BUMP + _pg_unnest_sql(Item.__table__, _PG_BUMPED_COLUMNS,
                                                 (("index_seq", "(SELECT seq FROM bump)"),))
                       + " " + _on_conflict(postgresql.dialect().identifier_preparer.quote))
 _PG_BUMPING_ROW = (_PG_BUMP + f"INSERT INTO items ({', '.join(_PG_BUMPED_COLUMNS)}, index_seq) "
@@ -230,7 +240,7 @@ _PG_KNOWN_PEOPLE = "SELECT account_id, display_name FROM people WHERE tenant_id 
 # The items' derived contributions deleted and inserted anew, and the named people looked up, in
 # one statement: its parts share one snapshot, so the delete never sees the rows inserted beside it.
 _PG_REPLACE_CONTRIBUTIONS = (
-    f"WITH gone AS ({_PG_FORGET}), added AS ({_pg_unnest_sql(Contribution.__table__, _CONTRIBUTION_COLUMNS)}) "  # type: ignore[arg-type]
+    f"WITH gone AS ({_PG_FORGET}), added AS ({_pg_unnest_sql(Contribution.__table__, _CONTRIBUTION_COLUMNS)}) "
     + _PG_KNOWN_PEOPLE)
 
 
@@ -382,8 +392,9 @@ def add_contribution(session: Session, tenant_id: int, item_id: int, account_id:
     """
     # Index caches hold who worked on each item: re-announce the item so they reload it. The
     # sequence lock comes first, so a concurrent `delete_item` has either finished or waits.
-    announced = session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
-                                .values(index_seq=next_seq(session, tenant_id)))
+    announced = cast(CursorResult[Any], session.execute(
+        update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
+        .values(index_seq=next_seq(session, tenant_id))))
     if not announced.rowcount:
         raise LookupError(f"tenant {tenant_id} has no item {item_id}")
     session.add(Contribution(tenant_id=tenant_id, item_id=item_id, account_id=account_id, role=role,

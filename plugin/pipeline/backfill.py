@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -207,7 +207,7 @@ def _backfill_jira(
 
     # One page is fetched while the previous one is written: two requests in flight at most.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
-        pending = pool.submit(search, checkpoint.get("next"))
+        pending: Future[dict[str, Any]] | None = pool.submit(search, checkpoint.get("next"))
         while pending is not None:
             page = pending.result()
             token = page.get("nextPageToken")

@@ -131,7 +131,7 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
             if horizon is not None:
                 horizon.note(hit[0])
         if missing:
-            requester = client if hasattr(client, "request") else client()  # type: ignore[operator]
+            requester = client if hasattr(client, "request") else client()
             for ref, ok in _check_uncached(requester, account_id, missing).items():
                 expires_at = cache.put((tenant_id, account_id, ref), ok)
                 if horizon is not None:
