@@ -45,7 +45,7 @@ tests/node/node_modules/.installed: tests/node/package.json
 # Forge: the Custom UI bundles (forge/static/*/build) and forge/manifest.yml for INFLOW_BASE_URL.
 forge: install
 	cd forge && npm install --no-audit --no-fund --silent && npm run build --silent
-	$(BIN)/python -m connect.forge_routes
+	$(BIN)/inflow forge-manifest
 
 # ruff (rules in pyproject.toml) over every Python file, mypy over connect/ plugin/ jobs/;
 # both run, so one failing does not hide what the other finds.

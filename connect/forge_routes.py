@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -138,21 +136,3 @@ def init_app(app: Flask) -> None:
     """Register the Forge routes."""
     app.register_blueprint(bp)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m connect.forge_routes [OUT]`: write the manifest from the environment."""
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else TEMPLATE.with_name("manifest.yml")
-    base_url = os.environ.get("INFLOW_BASE_URL", "http://localhost:8000")
-    try:
-        text = render_manifest(base_url, os.environ.get("INFLOW_FORGE_APP_ID") or None)
-    except ValueError as exc:
-        print(f"forge manifest: {exc}", file=sys.stderr)
-        return 2
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} (remote {base_url})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

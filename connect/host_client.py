@@ -30,7 +30,7 @@ from atlassian import Confluence, Jira
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from connect.impersonation import TOKENS, BearerAuth, auth_server_url, request_token
+from connect.impersonation import DEFAULT_AUTH_SERVER, TOKENS, BearerAuth, request_token
 from connect.jwt import app_token
 
 TIMEOUT = (5.0, 30.0)  # (connect, read) seconds; every call gets one
@@ -188,28 +188,34 @@ class HostClient:
     """REST access to one installed site, as the app or (via as_user) as one of its users."""
 
     def __init__(self, tenant: Any, app_key: str, session: HostSession,
-                 account_id: str | None = None) -> None:
+                 account_id: str | None = None, auth_server: str = DEFAULT_AUTH_SERVER) -> None:
         self.tenant = tenant
         self.app_key = app_key
         self.base_url: str = tenant.base_url.rstrip("/")
         self.session = session
         self.account_id = account_id
+        self.auth_server = auth_server
 
     @classmethod
-    def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> HostClient:
-        """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...)."""
+    def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT,
+                   auth_server: str = DEFAULT_AUTH_SERVER) -> HostClient:
+        """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...).
+
+        `auth_server`: where `.as_user()` gets user tokens (the app's INFLOW_AUTH_SERVER_URL).
+        """
         if getattr(tenant, "host", None) == "forge":  # inside a Forge call: its bearer tokens
             from connect.forge import client_for_tenant
             if (forge_client := client_for_tenant(tenant, app_key, timeout)) is not None:
                 return forge_client
         auth = AppJWTAuth(app_key, tenant.shared_secret, tenant.base_url.rstrip("/"))
-        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout))
+        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout),
+                   auth_server=auth_server)
 
     def as_user(self, account_id: str) -> HostClient:
         """A client whose calls run as that user (OAuth 2.0 JWT bearer grant, ACT_AS_USER)."""
         if not getattr(self.tenant, "oauth_client_id", None):
             raise HostError(0, "Tenant has no oauthClientId: user impersonation unavailable")
-        auth_server = auth_server_url()
+        auth_server = self.auth_server.rstrip("/")
         token_session = HostSession(timeout=self.session.timeout)
         key = (f"{self.tenant.client_key}|{auth_server}", account_id)
 
@@ -218,7 +224,8 @@ class HostClient:
                                                          auth_server))
 
         session = HostSession(auth=BearerAuth(token), timeout=self.session.timeout)
-        return HostClient(self.tenant, self.app_key, session, account_id=account_id)
+        return HostClient(self.tenant, self.app_key, session, account_id=account_id,
+                          auth_server=self.auth_server)
 
     def url(self, path: str) -> str:
         """The absolute URL of a REST path on this site."""

@@ -65,7 +65,8 @@ def _db() -> Database:
 
 def client_for(tenant: Tenant) -> HostClient:
     """The app's signed REST client for a tenant."""
-    return HostClient.for_tenant(tenant, _settings().app_key)
+    settings = _settings()
+    return HostClient.for_tenant(tenant, settings.app_key, auth_server=settings.auth_server_url)
 
 
 def _connection() -> Redis | None:

@@ -124,7 +124,8 @@ def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, An
     seed, keys = seeded_database
     shutil.copy(seed, tmp_path / "inflow.db")
     shutil.copytree(seed.parent / "index", index_dir, dirs_exist_ok=True)
-    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     fake_host.load_jira_issues(activemq_issues)
     tenant = adopt_fake_host(db, fake_host)

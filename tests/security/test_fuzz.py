@@ -36,7 +36,8 @@ KNOWN: dict[str, str] = {}
 @pytest.fixture
 def fuzz_site(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, TenantAuth]]:
     CACHE.clear()
-    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     issues = data.jira_dataset("apache-activemq")[:40]
     fake_host.load_jira_issues(issues)
