@@ -110,7 +110,7 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
     _migrate(settings.database_url)
-    env = dict(os.environ)
+    env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
     try:
         if not settings.redis_url:
             env["REDIS_URL"] = _start_valkey(supervisor, env, settings)
