@@ -9,7 +9,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 # pytest exits 5 when it collected no test (e.g. a -k filter matched nothing): not a failure.
 PYTEST := $(BIN)/pytest $(PYTEST_ARGS); status=$$?; [ $$status -ne 5 ] || status=0; exit $$status
 
-.PHONY: install run test browser postgres node forge migration bench soak clean
+.PHONY: install run lint test browser postgres node forge migration bench soak clean
 
 # The shared first step: the virtualenv with the project (editable) and its test extras.
 install: $(STAMP)
@@ -45,10 +45,16 @@ tests/node/node_modules/.installed: tests/node/package.json
 # Forge: the Custom UI bundles (forge/static/*/build) and forge/manifest.yml for INFLOW_BASE_URL.
 forge: install
 	cd forge && npm install --no-audit --no-fund --silent && npm run build --silent
-	$(BIN)/python -c 'import sys; from connect.forge_routes import main; sys.exit(main())'
+	$(BIN)/inflow forge-manifest
 
-# The whole suite; PostgreSQL tests run inside a throwaway cluster from pg_virtualenv.
-test: install browser postgres node
+# ruff (rules in pyproject.toml) over every Python file, mypy over connect/ plugin/ jobs/;
+# both run, so one failing does not hide what the other finds.
+lint: install
+	@status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
+
+# Lint first, then the whole suite; PostgreSQL tests run inside a throwaway cluster from
+# pg_virtualenv.
+test: lint browser postgres node
 	@if command -v pg_virtualenv >/dev/null; then \
 	  pg_virtualenv -v 15 -- sh -c '$(PYTEST)'; \
 	else \

@@ -145,10 +145,10 @@ def render_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     header = ("benchmark", "figure", "value", "unit", "target", "result")
     lines = [(r["benchmark"], r["name"], fmt_value(r), r["unit"], r["target"], verdict[r["passed"]])
              for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
     def line(cells: tuple) -> str:
         return "  ".join(str(c).ljust(w) if i != 2 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     out = [f"Inflow benchmarks  commit {info['commit']}  {info['machine']['cores']} cores "
            f"({info['machine']['cpu']})  load at start {info['machine']['load_avg_1m_at_start']}  "

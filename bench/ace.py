@@ -40,7 +40,15 @@ from bench.common import ROOT, Row, Size, log, percentiles
 from bench.http import Client, adopt_site, signed_path, start_fake_site
 from bench.openloop import open_loop
 from bench.seed import TenantInfo, fresh_dir, open_database, seeded_database
-from bench.servers import bench_env, free_port, gunicorn, pin, stop_process, wait_for_port, web_config
+from bench.servers import (
+    bench_env,
+    free_port,
+    gunicorn,
+    pin,
+    stop_process,
+    wait_for_port,
+    web_config,
+)
 
 NAME = "ace"
 DEFAULT_BACKENDS = ("sqlite",)
@@ -192,7 +200,7 @@ def _measure_ace(size: Size, server_core: str | None, load_core: str | None) -> 
     store = Path(tempfile.mkdtemp(prefix="ace-")) / "store.db"
     env = {**os.environ, "PORT": str(port), "ACE_STORE": str(store), "ACE_TENANT": json.dumps(tenant),
            "NODE_ENV": "production"}
-    logfile = open(fresh_dir("ace-peer") / "node.log", "wb")
+    logfile = open(fresh_dir("ace-peer") / "node.log", "wb")  # noqa: SIM115 (the peer's, for its life)
     proc = subprocess.Popen(pin(["node", "app.js"], server_core), cwd=PEER, env=env, stdout=logfile,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -284,7 +292,7 @@ def _wrk(base: str, paths: list[str], seconds: int, load_core: str | None) -> di
                    "-s", str(script), base], load_core)
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=bench_env())
     shutil.rmtree(script.parent, ignore_errors=True)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRK_JSON ")), None)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("WRK_JSON ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed: {out.stdout[-800:]} {out.stderr[-800:]}")
     data = json.loads(line[len("WRK_JSON "):])

@@ -44,8 +44,9 @@ def run(size: Size, backends: tuple[str, ...] = ("sqlite",), **_: object) -> lis
 
 def run_on(url: str, backend: str, size: Size, site) -> list[Row]:
     """One complete backfill into an empty database."""
-    from plugin.models.pipeline import BackfillState
     from sqlalchemy import select
+
+    from plugin.models.pipeline import BackfillState
 
     db = open_database(url)
     tenant = adopt_site(db, install_tenant(db), site)

@@ -12,7 +12,7 @@ import functools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox import datasets
@@ -20,7 +20,7 @@ from sandbox import datasets
 JIRA_SETS = datasets.JIRA_SETS
 PROJECTS = ("AMQ", "ZOOKEEPER", "HADOOP", "KAFKA", "SPARK", "CORE", "OPS", "WEB")
 SITE = "https://bench.atlassian.net"
-EPOCH = datetime(2012, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2012, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,7 @@ class IndexerProcess:
 
     def wait_applied(self, db, tenant_id: int, timeout: float = 24 * 3600) -> float:
         """Wall time (epoch) at which the index had applied every change the site has now."""
-        from plugin.search import indexed_through
-        from plugin.search import current_seq
+        from plugin.search import current_seq, indexed_through
 
         deadline = time.monotonic() + timeout
         with db.session() as session:

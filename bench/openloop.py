@@ -127,7 +127,7 @@ async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds:
             status = await _send(pool, requests[i % len(requests)], timeout)
             result.latencies.append(loop.time() - due)
             result.non_2xx += not 200 <= status < 300
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, _NothingBack):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, _NothingBack):
             result.errors += 1
 
     tasks = []

@@ -73,7 +73,7 @@ def _measure(base: str, proc, tenant, size: Size, label: str) -> list[Row]:
     for panel in PANELS:
         filled = 0
 
-        def view(_: int) -> float:
+        def view(_: int, panel: str = panel) -> float:
             nonlocal filled
             path = _panel_path(tenant, panel, rng.randrange(size.items), rng.randrange(VIEWERS))
             elapsed = _timed_get(client, path)

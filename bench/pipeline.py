@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench import corpus
@@ -81,7 +81,7 @@ class Phases:
         self.site = site
         self.client = Client(base, timeout=600)
         self.rng = random.Random(21)
-        self.clock = datetime.now(timezone.utc) + timedelta(days=1)  # newer than any stored version
+        self.clock = datetime.now(UTC) + timedelta(days=1)  # newer than any stored version
 
     def post(self, event: str, issue: dict[str, Any]) -> float:
         """POST one signed webhook; returns the seconds the web server took to accept it."""
@@ -112,8 +112,9 @@ class Phases:
 
         `then` runs while those workers are still up (after the backlog is dropped).
         """
-        from connect.models import WebhookEvent
         from sqlalchemy import func, select
+
+        from connect.models import WebhookEvent
 
         n = self.size.pipeline_events
         with self.db.session() as session:
@@ -151,8 +152,9 @@ class Phases:
         return rows + later
 
     def _wait_processed(self, floor: int, n: int) -> bool:
-        from connect.models import WebhookEvent
         from sqlalchemy import func, select
+
+        from connect.models import WebhookEvent
 
         def finished() -> bool:
             with self.db.session() as session:
@@ -166,8 +168,9 @@ class Phases:
         A batch's events share the processed_at of its start, so the span from the first to the
         last value covers the work of every event but those of the last batch.
         """
-        from connect.models import WebhookEvent
         from sqlalchemy import func, select
+
+        from connect.models import WebhookEvent
 
         done = (WebhookEvent.id > floor, WebhookEvent.processed_at.is_not(None))
         with self.db.session() as session:
@@ -252,5 +255,5 @@ def _is_fresh(data: dict[str, Any], expected_key: str) -> bool:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

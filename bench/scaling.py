@@ -13,7 +13,13 @@ from pathlib import Path
 from bench.common import Row, Size, log, stopwatch
 from bench.indexing import IndexerProcess
 from bench.probe import run_probe
-from bench.seed import fresh_dir, index_beside, install_tenant, open_database, seed_items, store_batches
+from bench.seed import (
+    fresh_dir,
+    index_beside,
+    install_tenant,
+    open_database,
+    seed_items,
+)
 
 NAME = "scaling"
 DEFAULT_BACKENDS = ("sqlite",)

@@ -70,9 +70,8 @@ def store_batches(db, tenant_id: int, batches: Iterable[list],
 
     spent, done = 0.0, 0
     for docs in batches:
-        with stopwatch() as elapsed:
-            with db.session() as session:
-                store_items(session, tenant_id, docs)
+        with stopwatch() as elapsed, db.session() as session:
+            store_items(session, tenant_id, docs)
         spent += elapsed()
         done += len(docs)
         if progress is not None:

@@ -1,6 +1,7 @@
 """Real servers on loopback, started and stopped by the benchmarks themselves."""
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import shutil
@@ -49,14 +50,10 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
@@ -148,7 +145,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int | None = None,
     wsgi = ROOT / "plugin" / "wsgi.py"
     command.append("plugin.wsgi:app" if wsgi.exists() else "plugin.app:create_app()")
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
-    logfile = open(_work() / f"gunicorn-{port}.log", "wb")
+    logfile = open(_work() / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 (the server's, for its life)
     proc = subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
                             stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -200,7 +197,7 @@ def start_worker(env: dict[str, str], cores: str | None = None, burst: bool = Fa
                  index: int = 0) -> subprocess.Popen:
     """Start one worker process with its log under the bench work folder."""
     command = worker_command(burst=burst)
-    logfile = open(_work() / f"worker-{os.getpid()}-{index}-{time.time_ns()}.log", "wb")
+    logfile = open(_work() / f"worker-{os.getpid()}-{index}-{time.time_ns()}.log", "wb")  # noqa: SIM115
     log(f"worker: {' '.join(command[1:])}")
     return subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
                             stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)

@@ -12,7 +12,14 @@ from flask import Flask, current_app, g, jsonify, render_template_string, reques
 from sqlalchemy import event, select
 
 from connect.db import Database
-from connect.jwt import BadSignature, JWTRejected, RequestFacts, Verified, parse_query, verify_symmetric
+from connect.jwt import (
+    BadSignature,
+    JWTRejected,
+    RequestFacts,
+    Verified,
+    parse_query,
+    verify_symmetric,
+)
 from connect.models import Tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,6 +170,7 @@ def require_jwt(context: bool = False) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verified: Verified
             if context and request.headers.get("Authorization", "")[:7].lower() == "bearer ":
                 from connect.forge import verify_forge_request  # Forge Remote: same routes, FIT
                 verified = verify_forge_request()

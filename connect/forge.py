@@ -13,9 +13,9 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
@@ -24,10 +24,10 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connect.db import utcnow
 from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
 from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
-from connect.db import utcnow
 from connect.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def invocation_from_claims(claims: dict[str, Any], system_token: str | None = No
                            user_token: str | None = None) -> ForgeInvocation:
     """Read the tenant and user identity out of verified FIT claims."""
     app_claim = claims["app"]
-    context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+    context = value if isinstance(value := claims.get("context"), dict) else {}
     api_base_url = _text(app_claim.get("apiBaseUrl"))
     match = _API_BASE.search(api_base_url or "")
     cloud_id = _text(context.get("cloudId")) or (match.group(2) if match else None)
@@ -279,7 +279,7 @@ def token_expiry(token: str, now: datetime | None = None) -> datetime:
         exp = None
     if not isinstance(exp, (int, float)):
         return now + SYSTEM_TOKEN_LIFETIME
-    until = datetime.fromtimestamp(exp, timezone.utc) - TOKEN_MARGIN
+    until = datetime.fromtimestamp(exp, UTC) - TOKEN_MARGIN
     return min(max(until, now), now + MAX_TOKEN_LIFETIME)
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from connect import lifecycle, webhooks
 from connect.db import utcnow
 from connect.forge import forge_settings, verify_forge_request
-from connect.forge_events import (CONFLUENCE_EVENTS, JIRA_EVENTS, LIFECYCLE_EVENTS, ConnectEvent,
-                                  UnsupportedEvent, delivered, event_key, map_event, retry_count)
+from connect.forge_events import (
+    CONFLUENCE_EVENTS,
+    JIRA_EVENTS,
+    LIFECYCLE_EVENTS,
+    ConnectEvent,
+    UnsupportedEvent,
+    delivered,
+    event_key,
+    map_event,
+    retry_count,
+)
 from connect.headers import database_unavailable, read_json_object
 from connect.jwt import JWTRejected
 from connect.models import WebhookEvent
@@ -166,21 +173,3 @@ def init_app(app: Flask) -> None:
     """Register the Forge routes."""
     app.register_blueprint(bp)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m connect.forge_routes [OUT]`: write the manifest from the environment."""
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else TEMPLATE.with_name("manifest.yml")
-    base_url = os.environ.get("INFLOW_BASE_URL", "http://localhost:8000")
-    try:
-        text = render_manifest(base_url, os.environ.get("INFLOW_FORGE_APP_ID") or None)
-    except ValueError as exc:
-        print(f"forge manifest: {exc}", file=sys.stderr)
-        return 2
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out} (remote {base_url})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

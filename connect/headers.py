@@ -122,8 +122,9 @@ def render_http_error(exc: HTTPException) -> Any:
     if exc.code in JSON_ERROR_CODES and wants_json_errors():
         error = (exc.name or "error").lower().replace(" ", "_")
         response = json_error(exc.code or 400, error, exc.description or exc.name)
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
+        methods = getattr(exc, "valid_methods", None)  # MethodNotAllowed's
+        if exc.code == 405 and methods:
+            response.headers["Allow"] = ", ".join(methods)
         return response
     return exc
 

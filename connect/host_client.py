@@ -21,7 +21,7 @@ import email.utils
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ from atlassian import Confluence, Jira
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from connect.impersonation import TOKENS, BearerAuth, auth_server_url, request_token
+from connect.impersonation import DEFAULT_AUTH_SERVER, TOKENS, BearerAuth, request_token
 from connect.jwt import app_token
 
 TIMEOUT = (5.0, 30.0)  # (connect, read) seconds; every call gets one
@@ -119,8 +119,8 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class HostSession(requests.Session):
@@ -137,7 +137,7 @@ class HostSession(requests.Session):
         self.max_attempts = max_attempts
         self.max_wait = max_wait
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         """Send, re-signing and retrying on 429/503; raise HostError for any final non-2xx."""
         if kwargs.get("timeout") is None:
@@ -188,28 +188,34 @@ class HostClient:
     """REST access to one installed site, as the app or (via as_user) as one of its users."""
 
     def __init__(self, tenant: Any, app_key: str, session: HostSession,
-                 account_id: str | None = None) -> None:
+                 account_id: str | None = None, auth_server: str = DEFAULT_AUTH_SERVER) -> None:
         self.tenant = tenant
         self.app_key = app_key
         self.base_url: str = tenant.base_url.rstrip("/")
         self.session = session
         self.account_id = account_id
+        self.auth_server = auth_server
 
     @classmethod
-    def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> HostClient:
-        """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...)."""
+    def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT,
+                   auth_server: str = DEFAULT_AUTH_SERVER) -> HostClient:
+        """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...).
+
+        `auth_server`: where `.as_user()` gets user tokens (the app's INFLOW_AUTH_SERVER_URL).
+        """
         if getattr(tenant, "host", None) == "forge":  # inside a Forge call: its bearer tokens
             from connect.forge import client_for_tenant
             if (forge_client := client_for_tenant(tenant, app_key, timeout)) is not None:
                 return forge_client
         auth = AppJWTAuth(app_key, tenant.shared_secret, tenant.base_url.rstrip("/"))
-        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout))
+        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout),
+                   auth_server=auth_server)
 
     def as_user(self, account_id: str) -> HostClient:
         """A client whose calls run as that user (OAuth 2.0 JWT bearer grant, ACT_AS_USER)."""
         if not getattr(self.tenant, "oauth_client_id", None):
             raise HostError(0, "Tenant has no oauthClientId: user impersonation unavailable")
-        auth_server = auth_server_url()
+        auth_server = self.auth_server.rstrip("/")
         token_session = HostSession(timeout=self.session.timeout)
         key = (f"{self.tenant.client_key}|{auth_server}", account_id)
 
@@ -218,7 +224,8 @@ class HostClient:
                                                          auth_server))
 
         session = HostSession(auth=BearerAuth(token), timeout=self.session.timeout)
-        return HostClient(self.tenant, self.app_key, session, account_id=account_id)
+        return HostClient(self.tenant, self.app_key, session, account_id=account_id,
+                          auth_server=self.auth_server)
 
     def url(self, path: str) -> str:
         """The absolute URL of a REST path on this site."""

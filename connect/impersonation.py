@@ -1,7 +1,6 @@
 """Act as a user: OAuth 2.0 JWT bearer grant (2LOi) for Connect apps, with a token cache."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,11 +17,6 @@ SCOPES = "ACT_AS_USER READ WRITE"
 ASSERTION_TTL = 60
 # Why a margin: a token that expires while a request is in flight fails for no good reason.
 REFRESH_MARGIN = 60
-
-
-def auth_server_url() -> str:
-    """The authorization server; tests point INFLOW_AUTH_SERVER_URL at the fake host."""
-    return os.environ.get("INFLOW_AUTH_SERVER_URL", DEFAULT_AUTH_SERVER).rstrip("/")
 
 
 def assertion(oauth_client_id: str, secret: str, base_url: str, account_id: str,

@@ -1,11 +1,7 @@
 """Atlassian Connect JWT: canonical requests, query string hashes, and the ordered verifier."""
 from __future__ import annotations
 
-import binascii
-import functools
 import hashlib
-import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -17,7 +13,6 @@ import jwt as pyjwt
 
 CONTEXT_QSH = "context-qsh"
 LEEWAY_SECONDS = 30
-_B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")  # exactly what quote(safe="-._~") leaves as it is
 # Why these: Atlassian's own libraries accept HS256 for shared-secret tokens; nothing else is issued.
 SYMMETRIC_ALGORITHMS = ("HS256",)
@@ -160,87 +155,30 @@ def check_qsh(claims: dict[str, Any], facts: RequestFacts, allow_context: bool) 
     return False
 
 
-def _b64url(segment: str) -> bytes:
-    """Strict base64url (no padding in a JWT): anything outside the alphabet is malformed."""
-    # Exactly base64.b64decode(..., altchars=b"-_", validate=True), without building its
-    # translation table on every call (three segments per request).
-    padded = (segment + "=" * (-len(segment) % 4)).encode("ascii")  # non-ASCII: ValueError
-    return binascii.a2b_base64(padded.translate(_B64URL_TO_STD), strict_mode=True)
-
-
-def _json_object(segment: str) -> dict[str, Any]:
+def _unverified(token: str) -> dict[str, Any]:
+    """Header and claims as PyJWT reads them, before the key is known (the issuer names it)."""
     try:
-        value = json.loads(_b64url(segment))
-    except (ValueError, binascii.Error, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return pyjwt.decode_complete(token, options={"verify_signature": False})
+    except pyjwt.PyJWTError as exc:
         raise JWTRejected("Malformed JWT") from exc
-    if not isinstance(value, dict):
-        raise JWTRejected("Malformed JWT")
-    return value
 
 
-@dataclass(frozen=True)
-class HS256Token:
-    """A compact JWS split once: header and claims parsed, signature not yet checked."""
-
-    header: dict[str, Any]
-    claims: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
-
-    @classmethod
-    def parse(cls, token: str) -> HS256Token:
-        """Split and decode; JWTRejected when it is not a well-formed HS256 token."""
-        parts = token.split(".")
-        if len(parts) != 3 or not all(parts[:2]):
-            raise JWTRejected("Malformed JWT")
-        header = _json_object(parts[0])
-        if header.get("alg") not in SYMMETRIC_ALGORITHMS:
-            raise JWTRejected("Unsupported JWT algorithm")
-        if "crit" in header or not isinstance(header.get("kid", ""), str):
-            raise JWTRejected("Malformed JWT")  # no critical extensions are understood here
-        claims = _json_object(parts[1])
-        try:
-            signature = _b64url(parts[2])
-        except (ValueError, binascii.Error) as exc:
-            raise JWTRejected("Malformed JWT") from exc
-        return cls(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
-
-    def signed_with(self, secret: str) -> bool:
-        """Whether the signature is HMAC-SHA256 of the signing input under `secret`."""
-        mac = _keyed_hmac(secret).copy()
-        mac.update(self.signing_input)
-        return hmac.compare_digest(mac.digest(), self.signature)
-
-
-@functools.lru_cache(maxsize=64)
-def _keyed_hmac(secret: str) -> hmac.HMAC:
-    # The key schedule once per secret, copied for each token. Why: hmac.digest() set it up on
-    # every call and released the GIL around it, and under gunicorn's threads each release is a
-    # contended handoff; an update this small (under 2 KiB) keeps the GIL.
-    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
-
-
-def _int_claim(claims: dict[str, Any], name: str) -> int:
+def _verified_claims(token: str, secret: str, audience: str | None) -> dict[str, Any]:
+    """PyJWT's checks: HS256 signature, then required iss/exp/iat, exp/iat/nbf with leeway,
+    sub and jti strings, and the audience only when the caller names one."""
     try:
-        return int(claims[name])  # as PyJWT reads numeric dates
-    except (ValueError, TypeError, OverflowError) as exc:
+        decoded = pyjwt.decode_complete(
+            token, secret, algorithms=SYMMETRIC_ALGORITHMS, leeway=LEEWAY_SECONDS,
+            audience=audience,
+            options={"require": ["iss", "exp", "iat"], "verify_aud": audience is not None})
+    except pyjwt.InvalidSignatureError as exc:
+        raise BadSignature() from exc
+    except pyjwt.ExpiredSignatureError as exc:
+        raise JWTRejected("JWT expired") from exc
+    except pyjwt.PyJWTError as exc:
         raise JWTRejected("JWT signature or claims invalid") from exc
-
-
-def check_times(claims: dict[str, Any], now: float | None = None) -> None:
-    """Required iss/exp/iat and the time claims with leeway, as PyJWT checks them."""
-    if any(claims.get(name) is None for name in ("iss", "exp", "iat")):
-        raise JWTRejected("JWT signature or claims invalid")
-    now = time.time() if now is None else now
-    if _int_claim(claims, "iat") > now + LEEWAY_SECONDS:
-        raise JWTRejected("JWT signature or claims invalid")
-    if "nbf" in claims and _int_claim(claims, "nbf") > now + LEEWAY_SECONDS:
-        raise JWTRejected("JWT signature or claims invalid")
-    if _int_claim(claims, "exp") <= now - LEEWAY_SECONDS:
-        raise JWTRejected("JWT expired")
-    for name in ("sub", "jti"):
-        if name in claims and not isinstance(claims[name], str):
-            raise JWTRejected("JWT signature or claims invalid")
+    claims: dict[str, Any] = decoded["payload"]
+    return claims
 
 
 def verify_symmetric(token: str, facts: RequestFacts,
@@ -250,35 +188,22 @@ def verify_symmetric(token: str, facts: RequestFacts,
                      audience: str | None = None) -> Verified:
     """The ordered verifier for HS256 tokens from an installed tenant.
 
-    The token is decoded once (PyJWT decodes it three times over, which was most of an iframe
-    request's verification cost); signature first, then claims, then qsh, as before.
+    Read header and issuer (unverified), load the issuer's tenant, then let PyJWT verify the
+    signature and claims with its secret, then check the qsh. PyJWT takes no key-resolving
+    callback, so the token is read twice: once to find the key, once to verify with it.
     """
-    parsed = HS256Token.parse(token)
-    issuer = parsed.claims.get("iss")
+    unverified = _unverified(token)
+    if unverified["header"].get("alg") not in SYMMETRIC_ALGORITHMS:
+        raise JWTRejected("Unsupported JWT algorithm")
+    issuer = unverified["payload"].get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise JWTRejected("JWT has no issuer")
     tenant = load_tenant(issuer)
     if tenant is None:
         raise JWTRejected("Unknown tenant")
-    if not parsed.signed_with(secret_of(tenant)):
-        raise BadSignature()
-    claims = parsed.claims
-    check_times(claims)
-    if audience is not None:
-        _check_audience(token, secret_of(tenant), audience)
+    claims = _verified_claims(token, secret_of(tenant), audience)
     context = check_qsh(claims, facts, allow_context_qsh)
     return Verified(claims=claims, tenant=tenant, context_qsh=context)
-
-
-def _check_audience(token: str, secret: str, audience: str) -> None:
-    """Audience rules are PyJWT's (string or list, strict forms); only callers that ask pay."""
-    try:
-        pyjwt.decode(token, secret, algorithms=list(SYMMETRIC_ALGORITHMS), leeway=LEEWAY_SECONDS,
-                     audience=audience, options={"require": ["iss", "exp", "iat"]})
-    except pyjwt.ExpiredSignatureError as exc:
-        raise JWTRejected("JWT expired") from exc
-    except pyjwt.PyJWTError as exc:
-        raise JWTRejected("JWT signature or claims invalid") from exc
 
 
 def verify_asymmetric(token: str, facts: RequestFacts, public_key_for: Callable[[str], Any],

@@ -63,12 +63,12 @@ def _ident(value: Any) -> str | None:
 
 def jira_item_ref(body: dict[str, Any]) -> str | None:
     """`jira:<KEY>` for issue and comment events, `jira:issue:<id>` when only the id is known."""
-    issue = body.get("issue") if isinstance(body.get("issue"), dict) else {}
+    issue = value if isinstance(value := body.get("issue"), dict) else {}
     if key := _ident(issue.get("key")):
         return f"jira:{key}"
     if issue_id := _ident(issue.get("id")):
         return f"jira:issue:{issue_id}"
-    link = body.get("issueLink") if isinstance(body.get("issueLink"), dict) else {}
+    link = value if isinstance(value := body.get("issueLink"), dict) else {}
     if source_id := _ident(link.get("sourceIssueId")):
         return f"jira:issue:{source_id}"
     return None

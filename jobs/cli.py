@@ -45,7 +45,7 @@ class ProgressBar:
             self.stream.flush()
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `backfill` subcommand."""
     parser = subparsers.add_parser("backfill", help="backfill a tenant's content in the foreground")
     parser.add_argument(

@@ -211,7 +211,7 @@ def due_keys(connection: Redis, prefix: str) -> list[str]:
     now, due = _now_ms(), []
     forget = connection.register_script(_FORGET_EMPTY)
     for key in map(_text, connection.smembers(DUE_INDEX)):
-        if not key.startswith(prefix):
+        if key is None or not key.startswith(prefix):
             continue
         if connection.zcount(key, "-inf", now):
             due.append(key)

@@ -66,7 +66,8 @@ def _db() -> Database:
 
 def client_for(tenant: Tenant) -> HostClient:
     """The app's signed REST client for a tenant."""
-    return HostClient.for_tenant(tenant, _settings().app_key)
+    settings = _settings()
+    return HostClient.for_tenant(tenant, settings.app_key, auth_server=settings.auth_server_url)
 
 
 def _connection() -> Redis | None:
@@ -386,7 +387,8 @@ def check_forge_installations() -> dict[str, int]:
 
 def run_question_followups() -> dict[str, int]:
     """Remind experts whose follow-up time passed, then pass questions on (each once per period)."""
-    db, outcome = _db(), {}
+    db = _db()
+    outcome: dict[str, int] = {}
     with db.session() as session:
         due = questions.due_followups(session, utcnow())
     for question_id in due:
@@ -400,7 +402,8 @@ def run_question_followups() -> dict[str, int]:
 
 def send_weekly_digests() -> dict[str, int]:
     """Send last week's digest to every subscriber who has not had it (idempotent per week)."""
-    db, week, outcome = _db(), digests.last_week(utcnow()), {}
+    db, week = _db(), digests.last_week(utcnow())
+    outcome: dict[str, int] = {}
     with db.session() as session:
         due = digests.due(session, week)
         tenants = {

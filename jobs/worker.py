@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable
 
 from redis import Redis
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from jobs.core import get_queue, worker_queues
@@ -33,7 +33,7 @@ def worker_connection(redis_url: str) -> Redis:
     return Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def build_worker(connection: Redis, name: str | None = None) -> Worker:
+def build_worker(connection: Redis, name: str | None = None) -> SimpleWorker:
     """A non-forking rq worker on the local shards' queues and every Inflow queue, in priority order.
 
     Why SimpleWorker: the process keeps its database pool, its host connections and its open

@@ -23,17 +23,20 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     import connect
     import jobs
+    import plugin.fastpath
     import plugin.health
     import plugin.hooks
+    import plugin.metrics
     import plugin.models  # noqa: F401  (one metadata for every table)
+    import plugin.openapi
     import plugin.web
 
     connect.init_app(app)
     jobs.init_app(app)
     plugin.hooks.init_app(app)
     plugin.web.init_app(app)
-    import plugin.metrics; plugin.metrics.init_app(app)  # noqa: E702  (GET /metrics, request timing)
+    plugin.metrics.init_app(app)  # GET /metrics, request timing
     plugin.health.init_app(app)
-    import plugin.openapi; plugin.openapi.init_app(app)  # noqa: E702  (GET /api/openapi.json)
-    import plugin.fastpath; plugin.fastpath.install(app)  # noqa: E702  (cached reuse panels)
+    plugin.openapi.init_app(app)  # GET /api/openapi.json
+    plugin.fastpath.install(app)  # last: it checks the request hooks registered above
     return app

@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "plugin.evaluation.cli",   # eval reuse | eval experts
     "plugin.search.cli",       # reindex
     "jobs.cli",                # backfill
+    "plugin.forge_cli",        # forge-manifest
 )
 
 

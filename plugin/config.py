@@ -1,4 +1,10 @@
-"""Settings read once from the environment into a typed object."""
+"""Settings: every environment variable Inflow reads, read here once into a typed object.
+
+The names are a public contract (README's table): rename none. Code that runs without an app
+(jobs, the CLI, gunicorn's config) calls `Settings.from_env()`; the web app gets its values from
+`Settings.flask_config()` in `app.config`, which is also how `connect/` is given them (it never
+imports this module).
+"""
 from __future__ import annotations
 
 import os
@@ -6,26 +12,52 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from connect.impersonation import DEFAULT_AUTH_SERVER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_UNSET = object()
-
-
-def switched_on(config: Mapping[str, Any], name: str) -> bool:
-    """A feature switch: on unless the config, else the environment, says 0, false, no or off."""
-    value = config.get(name, _UNSET)
-    if value is _UNSET:  # the environment only when the config does not say
-        value = os.environ.get(name, "1")
-    return str(value).strip().lower() not in ("0", "false", "no", "off")
-
-
-def _default_database_url() -> str:
-    return f"sqlite:///{PROJECT_ROOT / 'instance' / 'inflow.db'}"
-
-
 DEFAULT_SHARD = "0"  # where a site lives until it is assigned elsewhere
 _SHARD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")  # a directory name, never a path
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"0", "false", "no", "off"})
+
+
+def parse_boolean(value: object, default: bool, name: str = "the setting") -> bool:
+    """The one reading of an on/off setting: 1/true/yes/on or 0/false/no/off, in any case.
+
+    None or blank is `default`, a bool is itself; anything else is a ValueError that names the
+    setting, so a typo stops the process at start instead of quietly meaning "on".
+    """
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().lower()
+    if not text:
+        return default
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise ValueError(f"{name} must be 1, true, yes, on, 0, false, no or off, not {value!r}")
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    return _integer(env, name, 0) if env.get(name) else None
+
+
+def _optional_count(value: str | None) -> int | None:
+    """A count of processes when given as digits; anything else leaves the default to the caller."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def shard_names(value: str) -> tuple[str, ...]:
@@ -37,9 +69,13 @@ def shard_names(value: str) -> tuple[str, ...]:
     return names
 
 
+def _default_database_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'instance' / 'inflow.db'}"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything Inflow reads from the environment."""
+    """Everything Inflow reads from the environment (README, "Environment variables")."""
 
     base_url: str = "http://localhost:8000"
     port: int = 8000
@@ -52,32 +88,61 @@ class Settings:
     forge_jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
     forge_app_id: str | None = None
     forge_ic_jwks_url_template: str | None = None
+    auth_server_url: str = DEFAULT_AUTH_SERVER
     max_body_bytes: int = 1024 * 1024
+    valkey_dir: Path = PROJECT_ROOT / "instance" / "valkey"
+    valkey_port: int | None = None  # None: the first free port from 16379
     index_dir: Path = PROJECT_ROOT / "instance" / "index"
     shards: tuple[str, ...] = (DEFAULT_SHARD,)
+    analysis_processes: int | None = None  # None: one helper on a machine with 2+ cores
+    panel_cache: bool = True
+    fast_path: bool = True
+    access_log: str | None = "-"  # gunicorn's: "-" is stderr, None is off
+    log_level: str = "INFO"
+    web_concurrency: int = 2
+    web_threads: int = 4
+    web_timeout: int = 60
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    metrics_token: str | None = None
+    prometheus_multiproc_dir: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Parse INFLOW_* and the conventional DATABASE_URL, REDIS_URL and PORT."""
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Parse INFLOW_* and the conventional DATABASE_URL, REDIS_URL, PORT, WEB_CONCURRENCY,
+        FORWARDED_ALLOW_IPS and PROMETHEUS_MULTIPROC_DIR."""
         env = dict(os.environ if env is None else env)
         d = cls()
         return cls(
             base_url=env.get("INFLOW_BASE_URL", d.base_url).rstrip("/"),
-            port=int(env.get("PORT", d.port)),
+            port=_integer(env, "PORT", d.port),
             database_url=env.get("DATABASE_URL") or d.database_url,
             redis_url=env.get("REDIS_URL") or None,
             install_keys_url=env.get("INFLOW_INSTALL_KEYS_URL", d.install_keys_url).rstrip("/"),
             app_key=env.get("INFLOW_APP_KEY", d.app_key),
-            purge_after_days=int(env.get("INFLOW_PURGE_AFTER_DAYS", d.purge_after_days)),
+            purge_after_days=_integer(env, "INFLOW_PURGE_AFTER_DAYS", d.purge_after_days),
             forge_jwks_url=env.get("INFLOW_FORGE_JWKS_URL", d.forge_jwks_url),
             forge_app_id=env.get("INFLOW_FORGE_APP_ID") or None,
             forge_ic_jwks_url_template=env.get("INFLOW_FORGE_IC_JWKS_URL_TEMPLATE") or None,
+            auth_server_url=env.get("INFLOW_AUTH_SERVER_URL", d.auth_server_url).rstrip("/"),
+            valkey_dir=Path(env.get("INFLOW_VALKEY_DIR") or d.valkey_dir),
+            valkey_port=_optional_port(env, "INFLOW_VALKEY_PORT"),
             index_dir=Path(env.get("INFLOW_INDEX_DIR") or d.index_dir),
             shards=shard_names(env.get("INFLOW_SHARDS") or ",".join(d.shards)),
+            analysis_processes=_optional_count(env.get("INFLOW_ANALYSIS_PROCESSES")),
+            panel_cache=parse_boolean(env.get("INFLOW_PANEL_CACHE"), True, "INFLOW_PANEL_CACHE"),
+            fast_path=parse_boolean(env.get("INFLOW_FAST_PATH"), True, "INFLOW_FAST_PATH"),
+            access_log=env.get("INFLOW_ACCESS_LOG", d.access_log) or None,
+            log_level=env.get("INFLOW_LOG_LEVEL", d.log_level).upper(),
+            web_concurrency=_integer(env, "WEB_CONCURRENCY", d.web_concurrency),
+            web_threads=_integer(env, "INFLOW_WEB_THREADS", d.web_threads),
+            web_timeout=_integer(env, "INFLOW_WEB_TIMEOUT", d.web_timeout),
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", d.forwarded_allow_ips),
+            metrics_token=env.get("INFLOW_METRICS_TOKEN") or None,
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
 
     def flask_config(self) -> dict[str, object]:
-        """The Flask config keys the subsystems read."""
+        """The Flask config keys the subsystems read (tests override them per app)."""
         return {
             "INFLOW_SETTINGS": self,
             "INFLOW_BASE_URL": self.base_url,
@@ -85,5 +150,11 @@ class Settings:
             "REDIS_URL": self.redis_url,
             "INFLOW_INSTALL_KEYS_URL": self.install_keys_url,
             "INFLOW_APP_KEY": self.app_key,
+            "INFLOW_AUTH_SERVER_URL": self.auth_server_url,
+            "INFLOW_PANEL_CACHE": self.panel_cache,
+            "INFLOW_FAST_PATH": self.fast_path,
+            "INFLOW_METRICS_TOKEN": self.metrics_token,
+            "PROMETHEUS_MULTIPROC_DIR": self.prometheus_multiproc_dir,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
         }
+

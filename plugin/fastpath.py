@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from flask import Flask
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from connect.auth import facts_of, token_from, verify_token
 from connect.headers import security_headers
 from connect.jwt import JWTRejected, RequestFacts
-from plugin.config import switched_on
+from plugin.config import parse_boolean
 from plugin.metrics import observe_request
 from plugin.services.panel_cache import reuse_hit
 from plugin.views.common import project_of
@@ -110,9 +110,10 @@ class ReusePanelFastPath:
 
 def route_hooks(app: Flask) -> set[str]:
     """Every request hook that runs for the reuse panel's route (app-wide and its blueprint's)."""
-    kinds = {"before_request": app.before_request_funcs, "after_request": app.after_request_funcs,
-             "teardown_request": app.teardown_request_funcs,
-             "url_value_preprocessor": app.url_value_preprocessors}
+    kinds: dict[str, Mapping[str | None, Sequence[Callable[..., Any]]]] = {
+        "before_request": app.before_request_funcs, "after_request": app.after_request_funcs,
+        "teardown_request": app.teardown_request_funcs,
+        "url_value_preprocessor": app.url_value_preprocessors}
     hooks = {f"{kind} {f.__module__}.{f.__qualname__}" for kind, funcs in kinds.items()
              for scope in (None, ENDPOINT.split(".")[0]) for f in funcs.get(scope, ())}
     hooks |= {f"teardown_appcontext {f.__module__}.{f.__qualname__}"
@@ -123,9 +124,9 @@ def route_hooks(app: Flask) -> set[str]:
 def install(app: Flask) -> None:
     """Put the fast path in front of the app's WSGI callable (gunicorn still serves `app`).
 
-    INFLOW_FAST_PATH=0 (config or environment) leaves every request to Flask.
+    INFLOW_FAST_PATH=0 (Settings, or a test's config) leaves every request to Flask.
     """
-    if not switched_on(app.config, "INFLOW_FAST_PATH"):
+    if not parse_boolean(app.config.get("INFLOW_FAST_PATH"), True, "INFLOW_FAST_PATH"):
         return
     unknown = route_hooks(app) - HOOKS
     if unknown:

@@ -16,7 +16,6 @@ import functools
 import hmac
 import ipaddress
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -35,10 +34,6 @@ REQUEST_SECONDS = Histogram(
     "inflow_http_request_duration_seconds", "Time to answer an HTTP request, by route",
     ["method", "endpoint", "status"], buckets=BUCKETS, registry=None)
 SCRAPE_CACHE_SECONDS = 15.0  # database counts are recomputed at most this often per process
-
-
-def _multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class StateCollector(Collector):
@@ -111,7 +106,8 @@ class StateCollector(Collector):
 def registry_for(app: Flask) -> CollectorRegistry:
     """A registry with the request histogram (summed over processes when multiprocess) and state."""
     registry = CollectorRegistry()
-    if _multiprocess_dir():
+    # prometheus_client reads the same variable itself, to write each process's samples there.
+    if app.config.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.MultiProcessCollector(registry)
@@ -123,7 +119,7 @@ def registry_for(app: Flask) -> CollectorRegistry:
 
 def _allowed() -> bool:
     """Token when one is configured; otherwise only direct scrapes from this machine."""
-    token = current_app.config.get("INFLOW_METRICS_TOKEN") or os.environ.get("INFLOW_METRICS_TOKEN")
+    token = current_app.config.get("INFLOW_METRICS_TOKEN")
     if token:
         sent = request.headers.get("Authorization", "")
         return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())

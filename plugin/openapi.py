@@ -15,15 +15,24 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
 
-from plugin.schemas.actions import (FeedbackSchema, KudosSchema, LinkSchema, PanelEventSchema,
-                                    QuestionSchema)
-from plugin.schemas.settings import (BackfillSchema, EraseSchema, PreferencesSchema,
-                                     ProjectSettingsSchema)
+from plugin.schemas.actions import (
+    FeedbackSchema,
+    KudosSchema,
+    LinkSchema,
+    PanelEventSchema,
+    QuestionSchema,
+)
+from plugin.schemas.settings import (
+    BackfillSchema,
+    EraseSchema,
+    PreferencesSchema,
+    ProjectSettingsSchema,
+)
 
 bp = Blueprint("openapi", __name__)
 
 SPEC_PATH = "/api/openapi.json"
-SECURITY = [{"contextJwt": []}]
+SECURITY: list[dict[str, list[str]]] = [{"contextJwt": []}]
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
@@ -229,8 +238,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(rule.rule, {})[method.lower()] = _operation(rule.rule, method.lower())
-    for rule, operations in sorted(paths.items()):
-        spec.path(path=openapi_path(rule), operations=operations)
+    for path, operations in sorted(paths.items()):
+        spec.path(path=openapi_path(path), operations=operations)
     return spec.to_dict()
 
 

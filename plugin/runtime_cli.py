@@ -19,17 +19,12 @@ GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
 STOP_TIMEOUT = 25.0  # seconds a child gets to stop gracefully before it is killed
 
 
-def valkey_dir() -> Path:
-    """Where the embedded Valkey keeps its data (INFLOW_VALKEY_DIR, default instance/valkey)."""
-    return Path(os.environ.get("INFLOW_VALKEY_DIR") or PROJECT_ROOT / "instance" / "valkey")
-
-
-def _embedded_url_file() -> Path:
+def _embedded_url_file(settings: Settings) -> Path:
     # `inflow serve` writes its embedded Valkey's URL here so `inflow status` can find it.
-    return valkey_dir() / "serve.url"
+    return settings.valkey_dir / "serve.url"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the runtime subcommands."""
     serve = subparsers.add_parser(
         "serve", help="all in one: migrate, Valkey if needed, web and worker")
@@ -50,15 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     status.set_defaults(func=cmd_status)
 
 
-def _setup_logging() -> None:
-    level = os.environ.get("INFLOW_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database schema."""
-    _setup_logging()
-    _migrate(Settings.from_env().database_url, args.revision)
+    settings = Settings.from_env()
+    _setup_logging(settings)
+    _migrate(settings.database_url, args.revision)
     return 0
 
 
@@ -81,8 +77,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run the rq worker (with the scheduler) until SIGINT/SIGTERM."""
     from jobs.worker import load_schedule, run_worker
 
-    _setup_logging()
-    redis_url = Settings.from_env().redis_url
+    settings = Settings.from_env()
+    _setup_logging(settings)
+    redis_url = settings.redis_url
     if not redis_url:
         print("inflow worker: REDIS_URL is not set (inflow serve starts an embedded Valkey)",
               file=sys.stderr)
@@ -94,8 +91,9 @@ def cmd_status(_args: argparse.Namespace) -> int:
     """Print queues, workers, scheduled and failed jobs."""
     from plugin.runtime.status import print_status
 
-    redis_url = Settings.from_env().redis_url
-    url_file = _embedded_url_file()
+    settings = Settings.from_env()
+    redis_url = settings.redis_url
+    url_file = _embedded_url_file(settings)
     if not redis_url and url_file.exists():
         redis_url = url_file.read_text().strip()
     if not redis_url:
@@ -107,45 +105,45 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_serve(_args: argparse.Namespace) -> int:
     """Migrate, then run Valkey (when REDIS_URL is unset), gunicorn and the worker together."""
-    _setup_logging()
     settings = Settings.from_env()
+    _setup_logging(settings)
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
     _migrate(settings.database_url)
-    env = dict(os.environ)
+    env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
     try:
         if not settings.redis_url:
-            env["REDIS_URL"] = _start_valkey(supervisor, env)
+            env["REDIS_URL"] = _start_valkey(supervisor, env, settings)
         if supervisor.signals:  # Ctrl-C while starting
             supervisor.stop_all()
             return 0
-        _start_app(supervisor, env)
+        _start_app(supervisor, env, settings)
         return supervisor.run()
     except BaseException:
         supervisor.stop_all()
         raise
     finally:
         if not settings.redis_url:
-            _embedded_url_file().unlink(missing_ok=True)
+            _embedded_url_file(settings).unlink(missing_ok=True)
 
 
-def _start_app(supervisor: Supervisor, env: dict[str, str]) -> None:
+def _start_app(supervisor: Supervisor, env: dict[str, str], settings: Settings) -> None:
     web = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
     supervisor.spawn("web", web, env, tier=1)
     supervisor.spawn("worker", [sys.executable, "-m", "plugin.runtime_cli", "worker"], env, tier=1)
     log.info("Inflow on http://0.0.0.0:%s (REDIS_URL %s)",
-             env.get("PORT", "8000"), env["REDIS_URL"])
+             settings.port, env["REDIS_URL"])
 
 
-def _start_valkey(supervisor: Supervisor, env: dict[str, str]) -> str:
+def _start_valkey(supervisor: Supervisor, env: dict[str, str], settings: Settings) -> str:
     """Start the embedded Valkey (stopped last) and return its URL."""
-    data_dir = valkey_dir()
+    data_dir = settings.valkey_dir
     argv = [sys.executable, "-m", "plugin.runtime.valkey", "--dir", str(data_dir)]
-    if os.environ.get("INFLOW_VALKEY_PORT"):
-        argv += ["--port", os.environ["INFLOW_VALKEY_PORT"]]
+    if settings.valkey_port is not None:
+        argv += ["--port", str(settings.valkey_port)]
     child = supervisor.spawn("valkey", argv, env, tier=0, stdout=subprocess.PIPE)
     url = _await_ready(child, timeout=30.0)
-    _embedded_url_file().write_text(url + "\n")
+    _embedded_url_file(settings).write_text(url + "\n")
     log.info("embedded Valkey at %s, data in %s", url, data_dir)
     return url
 

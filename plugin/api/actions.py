@@ -8,11 +8,15 @@ from flask import Blueprint, g, jsonify
 from connect.auth import get_db, require_jwt
 from plugin.api.common import load, register_errors
 from plugin.matching.store import get_item
-from plugin.schemas.actions import (FeedbackSchema, KudosSchema, LinkSchema, PanelEventSchema,
-                                    QuestionSchema)
-from plugin.services import adoption, feedback, questions, recognition
+from plugin.schemas.actions import (
+    FeedbackSchema,
+    KudosSchema,
+    LinkSchema,
+    PanelEventSchema,
+    QuestionSchema,
+)
+from plugin.services import adoption, feedback, panels, questions, recognition
 from plugin.services.errors import Refused
-from plugin.services import panels
 from plugin.services.panels import names_of
 from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
 

@@ -38,7 +38,7 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 
 def _adf_leaf(node: dict[str, Any]) -> str:
     kind = node.get("type")
-    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
+    attrs = value if isinstance(value := node.get("attrs"), dict) else {}
     if kind == "text":
         return str(node.get("text") or "")
     if kind == "mention":

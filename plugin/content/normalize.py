@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from plugin.content.markup import (  # noqa: F401  (re-exported: the contract names them here)
@@ -22,19 +22,19 @@ MAX_COMMENT_TEXT = 10_000
 def parse_time(value: Any, default: datetime | None = None) -> datetime:
     """A timezone-aware datetime from Jira/Confluence timestamps (ISO 8601, `+0000`, ms epoch)."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     if isinstance(value, str) and value:
         text = value.strip().replace("Z", "+00:00")
         if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
             text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
         try:
             parsed = datetime.fromisoformat(text)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         except ValueError:
             pass
-    return default or datetime.fromtimestamp(0, tz=timezone.utc)
+    return default or datetime.fromtimestamp(0, tz=UTC)
 
 
 def _user(value: Any) -> tuple[str, str | None] | None:
@@ -143,7 +143,7 @@ def _page_comments(comments: list[dict[str, Any]] | None) -> tuple[list[str], li
     people: list[ContributionDoc] = []
     for comment in (comments or [])[-MAX_COMMENTS:]:
         texts.append(clip(_storage_value(comment), MAX_COMMENT_TEXT))
-        version = comment.get("version") if isinstance(comment.get("version"), dict) else {}
+        version = value if isinstance(value := comment.get("version"), dict) else {}
         author = comment.get("authorId") or version.get("authorId")
         if author:
             at = parse_time(version.get("createdAt") or comment.get("createdAt"))
@@ -155,7 +155,7 @@ def confluence_page_to_doc(page: dict[str, Any], site_url: str, kind: str = "pag
                            space_key: str | None = None,
                            comments: list[dict[str, Any]] | None = None) -> ItemDoc:
     """A page or blog post from Confluence REST v2 (storage body) as an `ItemDoc`."""
-    version = page.get("version") if isinstance(page.get("version"), dict) else {}
+    version = value if isinstance(value := page.get("version"), dict) else {}
     updated = parse_time(version.get("createdAt") or page.get("createdAt"))
     created = parse_time(page.get("createdAt"), updated)
     people: list[ContributionDoc] = []
@@ -164,7 +164,7 @@ def confluence_page_to_doc(page: dict[str, Any], site_url: str, kind: str = "pag
     if version.get("authorId"):
         people.append(ContributionDoc(str(version["authorId"]), "editor", updated))
     texts, commenters = _page_comments(comments)
-    links = page.get("_links") if isinstance(page.get("_links"), dict) else {}
+    links = value if isinstance(value := page.get("_links"), dict) else {}
     webui = links.get("webui")
     base = site_url.rstrip("/")
     labels = page.get("labels")

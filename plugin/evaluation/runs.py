@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def load_truth(path: str) -> dict[str, set[str]]:
     return dict(truth)
 
 
-def _rank(ranked: list[str], wanted: set[str]) -> int | None:
+def _rank(ranked: list[str], wanted: Container[str | None]) -> int | None:
     return next((i + 1 for i, key in enumerate(ranked) if key in wanted), None)
 
 
@@ -45,7 +46,7 @@ def evaluate_reuse(issues: list[dict[str, Any]], truth: dict[str, set[str]]) -> 
         ranks[issue["key"]] = _rank([s.key for s in found], truth[issue["key"]])
 
     replay(issues, set(truth), ask)
-    result = summarise([ranks.get(q) for q in sorted(truth)], REUSE_KS, "recall")
+    result: dict[str, Any] = summarise([ranks.get(q) for q in sorted(truth)], REUSE_KS, "recall")
     result["baseline"] = summarise(_baseline_reuse(issues, truth), REUSE_KS, "recall")
     return result
 

@@ -12,7 +12,18 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import ARRAY, ColumnElement, DateTime, String, Text, any_, bindparam, cast, select, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from plugin.matching.reuse import Candidate, is_resolved
@@ -71,7 +82,7 @@ def load(session: Session, tenants: Sequence[int], ids: list[int]) -> list[Candi
     rows = session.execute(_statements(dialect)[0], {"tenants": list(tenants), "ids": ids}).all()
     when = epochs([row[6] for row in rows], dialect)
     found = {row[0]: Candidate(row[0], orjson.loads(row[1]) if row[1] else {}, is_resolved(row[2], row[3]),
-                               row[4] or 0, row[5] or 0, at) for row, at in zip(rows, when)}
+                               row[4] or 0, row[5] or 0, at) for row, at in zip(rows, when, strict=False)}
     return [found[i] for i in ids if i in found]
 
 
@@ -82,7 +93,7 @@ def people(session: Session, tenants: Sequence[int], ids: list[int]) -> People:
     dialect = session.get_bind().dialect.name
     rows = session.execute(_statements(dialect)[1], {"tenants": list(tenants), "ids": ids}).all()
     grouped: dict[int, dict[str, list[tuple[str, float]]]] = defaultdict(lambda: defaultdict(list))
-    for (item_id, account, role, _), at in zip(rows, epochs([row[3] for row in rows], dialect)):
+    for (item_id, account, role, _), at in zip(rows, epochs([row[3] for row in rows], dialect), strict=False):
         grouped[item_id][account].append((role, at))
     out: People = {}
     for item_id, by_person in grouped.items():

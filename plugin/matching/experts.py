@@ -117,7 +117,7 @@ def ownership_prior(touched: np.ndarray, owned: np.ndarray, average: float,
                     accounts: list[str]) -> dict[str, float]:
     """How likely each person is to take work on, from the items they worked on and did the work on."""
     share = (owned + PRIOR_PSEUDO_ITEMS * average) / (touched + PRIOR_PSEUDO_ITEMS)
-    return dict(zip(accounts, np.power(np.maximum(share, 1e-6), PRIOR_EXPONENT).tolist()))
+    return dict(zip(accounts, np.power(np.maximum(share, 1e-6), PRIOR_EXPONENT).tolist(), strict=False))
 
 
 def order(scores: dict[str, float], load: Callable[[str], int] | None) -> list[tuple[str, float]]:

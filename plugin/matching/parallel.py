@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from plugin.config import Settings
 from plugin.matching.vectors import encoded_term_vector
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,10 @@ def helper_count() -> int:
     """How many helper processes analyse text (INFLOW_ANALYSIS_PROCESSES)."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    value = os.environ.get("INFLOW_ANALYSIS_PROCESSES", "").strip()
-    if value.isdigit():
-        return int(value)
+    # Read at each large batch, not once per process: a batch takes far longer than this.
+    configured = Settings.from_env().analysis_processes
+    if configured is not None:
+        return configured
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
@@ -63,8 +65,10 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 
 def vectors_of(fields: list[Texts]) -> list[str]:
     """The items' encoded term vectors, in order; a large batch shared with helper processes."""
+    if len(fields) < MIN_BATCH:
+        return encoded_vectors(fields)
     helpers = helper_count()
-    if helpers == 0 or len(fields) < MIN_BATCH:
+    if helpers == 0:
         return encoded_vectors(fields)
     pool = _executor(helpers)
     size = -(-len(fields) // (helpers + 1))
@@ -75,7 +79,7 @@ def vectors_of(fields: list[Texts]) -> list[str]:
         _discard(pool)
         return encoded_vectors(fields)
     out = encoded_vectors(shares[0])
-    for share, future in zip(shares[1:], futures):
+    for share, future in zip(shares[1:], futures, strict=True):
         try:
             out += future.result()
         except BrokenProcessPool:  # a helper died (killed, out of memory): do its share here

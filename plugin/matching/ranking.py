@@ -86,7 +86,7 @@ def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, 
     best = [item_id for item_id, _ in ranking.ranked[:experts.NEIGHBOURS]]
     accounts = sorted({row[0] for rows in candidates.people(session, view.members, best).values() for row in rows})
     touched, owned = view.worked_on(accounts)
-    ranking.people = dict(zip(accounts, zip(touched.tolist(), owned.tolist())))
+    ranking.people = dict(zip(accounts, zip(touched.tolist(), owned.tolist(), strict=False), strict=False))
     return ranking.as_json()
 
 

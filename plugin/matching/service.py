@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, load_only
 
 from connect.db import utcnow

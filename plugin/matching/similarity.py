@@ -49,7 +49,9 @@ def bm25f(stats: Statistics, vectors: Sequence[Vector], query: dict[str, float],
         weighted: dict[str, float] = {}
         for f, name in enumerate(FIELDS):
             terms = vector.get(name)
-            common = keys & terms.keys() if terms else None
+            if not terms:
+                continue
+            common = keys & terms.keys()
             if not common:  # a field's length is summed only where it matters (comments are long)
                 continue
             scale = FIELD_WEIGHTS[f] / ((1.0 - FIELD_B[f]) + FIELD_B[f] * sum(terms.values()) / means[f])
@@ -97,7 +99,7 @@ def cosine(stats: Statistics, vectors: Sequence[Vector], norms: Sequence[float],
     scores = np.zeros(len(vectors), dtype=np.float64)
     weights = {t: w * stats.cosine_idf(t) for t, w in query.items()}
     keys = weights.keys()
-    for n, (vector, norm) in enumerate(zip(vectors, norms)):
+    for n, (vector, norm) in enumerate(zip(vectors, norms, strict=False)):
         if norm <= 0:
             continue
         said: dict[str, float] = {}

@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Integer, Table, bindparam, delete, select, update
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    DateTime,
+    Integer,
+    Table,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -36,7 +46,7 @@ def dialect_insert(session: Session, table: type | Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-_STATE = IndexState.__table__
+_STATE = cast(Table, IndexState.__table__)
 # Built once, run as Core: building it and the ORM's bulk-update path cost more than the
 # database did for a single item's update.
 _BUMP = (update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant"))
@@ -52,7 +62,7 @@ def next_seq(session: Session, tenant_id: int) -> int:
     if seq is None:
         connection.execute(dialect_insert(session, _STATE).values(tenant_id=tenant_id, seq=0)
                            .on_conflict_do_nothing(index_elements=["tenant_id"]))
-        seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar()
+        seq = connection.execute(_BUMP, {"tenant": tenant_id}).scalar_one()
     return int(seq)
 
 
@@ -66,18 +76,18 @@ def _sqlite_stamp(value: datetime | None) -> str | None:
     """As SQLAlchemy stores a UTCDateTime on SQLite: UTC, no offset, always microseconds."""
     if value is None:
         return None
-    if value.tzinfo is not None and value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     # SQLAlchemy's format for SQLite: half the cost of isoformat on an aware datetime.
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (value.year, value.month, value.day, value.hour,
-                                                   value.minute, value.second, value.microsecond)
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
 
 
 def _aware_stamp(value: datetime | None) -> datetime | None:
     """As UTCDateTime binds a timestamp for drivers that take datetimes: aware, in UTC."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _stamps(dialect: str) -> Callable[[datetime | None], Any]:
@@ -107,7 +117,7 @@ def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[di
     vectors = vectors_of([texts for _, texts in fields])  # a large page: on more than one core
     return [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": None,
              "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector}
-            for d, (columns, _), vector in zip(docs, fields, vectors)]
+            for d, (columns, _), vector in zip(docs, fields, vectors, strict=True)]
 
 
 def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: list[dict[str, Any]]) -> list[int]:
@@ -124,7 +134,7 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: li
             session.flush()
         values = list(map(itemgetter(*_PG_BUMPED_COLUMNS), rows))
         pages = [(_PG_BUMPING_ROW, (tenant_id, *values[0])) if len(values) == 1
-                 else (_PG_BUMPING_UPSERT, (tenant_id, *map(list, zip(*values))))]
+                 else (_PG_BUMPING_UPSERT, (tenant_id, *map(list, zip(*values, strict=True))))]
     else:
         seq = next_seq(session, tenant_id)
         for row in rows:
@@ -142,7 +152,7 @@ def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: li
 def _page_statement(dialect: Any, page: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
     # A single row as plain values: its 23 parameters cost psycopg less than 23 one-element arrays.
     if dialect.name == "postgresql" and len(page) > 1:
-        return _PG_UPSERT, tuple(map(list, zip(*page)))
+        return _PG_UPSERT, tuple(map(list, zip(*page, strict=True)))
     return _upsert_sql(dialect.name, dialect.paramstyle, len(page)), tuple(chain.from_iterable(page))
 
 
@@ -202,7 +212,7 @@ _PG_UPSERT = (_pg_unnest_sql(Item.__table__, _ITEM_COLUMNS) + " "
 _PG_BUMP = ("WITH bump AS (INSERT INTO index_state (tenant_id, seq) VALUES (%s, 1) "
             "ON CONFLICT (tenant_id) DO UPDATE SET seq = index_state.seq + 1 RETURNING seq) ")
 _PG_BUMPED_COLUMNS = tuple(c for c in _ITEM_COLUMNS if c != "index_seq")
-_PG_BUMPING_UPSERT = (_PG_BUMP + _pg_unnest_sql(Item.__table__, _PG_BUMPED_COLUMNS,  # type: ignore[arg-type]
+_PG_BUMPING_UPSERT = (_PG_BUMP + _pg_unnest_sql(Item.__table__, _PG_BUMPED_COLUMNS,
                                                 (("index_seq", "(SELECT seq FROM bump)"),))
                       + " " + _on_conflict(postgresql.dialect().identifier_preparer.quote))
 _PG_BUMPING_ROW = (_PG_BUMP + f"INSERT INTO items ({', '.join(_PG_BUMPED_COLUMNS)}, index_seq) "
@@ -230,7 +240,7 @@ _PG_KNOWN_PEOPLE = "SELECT account_id, display_name FROM people WHERE tenant_id 
 # The items' derived contributions deleted and inserted anew, and the named people looked up, in
 # one statement: its parts share one snapshot, so the delete never sees the rows inserted beside it.
 _PG_REPLACE_CONTRIBUTIONS = (
-    f"WITH gone AS ({_PG_FORGET}), added AS ({_pg_unnest_sql(Contribution.__table__, _CONTRIBUTION_COLUMNS)}) "  # type: ignore[arg-type]
+    f"WITH gone AS ({_PG_FORGET}), added AS ({_pg_unnest_sql(Contribution.__table__, _CONTRIBUTION_COLUMNS)}) "
     + _PG_KNOWN_PEOPLE)
 
 
@@ -243,7 +253,7 @@ def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[i
     rows = [(tenant_id, item_id, c.account_id[:255], c.role, stamp(c.at))
             for item_id, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
     if dialect == "postgresql":  # one round trip: each one waits for the server to be scheduled
-        columns = [list(column) for column in zip(*rows)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
         return dict(session.connection().exec_driver_sql(
             _PG_REPLACE_CONTRIBUTIONS, (ids, list(DERIVED_ROLES), *columns, tenant_id, accounts)).all())
     session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
@@ -308,7 +318,7 @@ def _insert_rows(session: Session, model: type, columns: tuple[str, ...], rows: 
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"{_pg_unnest_sql(model.__table__, columns)} {suffix}",  # type: ignore[attr-defined]
-                                   tuple(map(list, zip(*rows))))
+                                   tuple(map(list, zip(*rows, strict=True))))
     else:
         connection.exec_driver_sql(f"{_insert_sql(session, model, columns)} {suffix}", rows)
 
@@ -355,7 +365,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     if len(docs) >= BULK_PAGE:  # a backfill's page: the statements below plan by these statistics
         refresh_statistics(session)
     named = _named((c.account_id, c.display_name) for d in docs for c in d.contributions)
-    known = _replace_contributions(session, tenant_id, list(zip(ids, docs)), list(named))
+    known = _replace_contributions(session, tenant_id, list(zip(ids, docs, strict=True)), list(named))
     _add_people(session, tenant_id, named, known)
     for item_id in ids if session.identity_map else ():  # copies this session loaded are stale now
         held = session.identity_map.get(Session.identity_key(Item, item_id))
@@ -382,8 +392,9 @@ def add_contribution(session: Session, tenant_id: int, item_id: int, account_id:
     """
     # Index caches hold who worked on each item: re-announce the item so they reload it. The
     # sequence lock comes first, so a concurrent `delete_item` has either finished or waits.
-    announced = session.execute(update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
-                                .values(index_seq=next_seq(session, tenant_id)))
+    announced = cast(CursorResult[Any], session.execute(
+        update(Item).where(Item.tenant_id == tenant_id, Item.id == item_id)
+        .values(index_seq=next_seq(session, tenant_id))))
     if not announced.rowcount:
         raise LookupError(f"tenant {tenant_id} has no item {item_id}")
     session.add(Contribution(tenant_id=tenant_id, item_id=item_id, account_id=account_id, role=role,

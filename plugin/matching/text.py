@@ -68,7 +68,7 @@ def _analyse(raw: str) -> tuple[str, ...]:
     return tuple(_stemmer().stemWords(kept)) if kept else ()
 
 
-class _Analysed(dict):  # type: ignore[type-arg]
+class _Analysed(dict):
     """Raw word (str, or ASCII bytes) -> its index terms, computed on first sight.
 
     A dict looked up through `__getitem__` keeps the per-token path in C (an lru_cache call costs

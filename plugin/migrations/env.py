@@ -1,6 +1,8 @@
 """Alembic environment: the models' metadata and the database URL from Settings."""
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy.engine import make_url
 
@@ -17,7 +19,7 @@ def database_url() -> str:
     return normalise_url(url)
 
 
-def configure_options(url: str) -> dict[str, object]:
+def configure_options(url: str) -> dict[str, Any]:
     # SQLite cannot ALTER most things in place; batch mode recreates the table instead.
     return {
         "target_metadata": Base.metadata,

@@ -117,8 +117,9 @@ class IndexProgress(Base):
     """Where a tenant's documents live in the search engine, and how far they follow the database.
 
     `shard` is the index that holds the tenant; `site` the key its documents are indexed under;
-    `index_id` the identity of that index when it last applied the tenant's changes (another identity, or none, means the tenant must be
-    indexed there from scratch); `seq` the tenant's change sequence applied so far: every item
+    `index_id` the identity of that index when it last applied the tenant's changes (another
+    identity, or none, means the tenant must be indexed there from scratch); `seq` the tenant's
+    change sequence applied so far: every item
     with `index_seq` up to it is in the index and every tombstone up to it is applied.
     """
 

@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
 from connect.models import Tenant
-from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin import search
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching import precompute
 from plugin.matching.store import refresh_statistics
-from plugin.search import FRESH_WAIT
 from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
+from plugin.search import FRESH_WAIT
 
 JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
 JIRA_PAGE = 100
@@ -207,7 +207,7 @@ def _backfill_jira(
 
     # One page is fetched while the previous one is written: two requests in flight at most.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
-        pending = pool.submit(search, checkpoint.get("next"))
+        pending: Future[dict[str, Any]] | None = pool.submit(search, checkpoint.get("next"))
         while pending is not None:
             page = pending.result()
             token = page.get("nextPageToken")

@@ -108,14 +108,15 @@ def _change(
         doc = jira_issue_to_doc(payload["issue"], site)
         return versions.Change(doc.source, doc.key, versions.to_ms(doc.updated), doc)
     assert client is not None
-    doc = (
+    fetched = (
         fetch.jira_issue(client, target.ref, site)
         if target.source == "jira"
         else fetch.confluence_item(client, target.kind, target.ref, site)
     )
-    if doc is None:
+    if fetched is None:
         return None
-    return versions.Change(doc.source, doc.key, max(event_ms, versions.to_ms(doc.updated)), doc)
+    return versions.Change(fetched.source, fetched.key,
+                           max(event_ms, versions.to_ms(fetched.updated)), fetched)
 
 
 def _plan(

@@ -7,8 +7,9 @@ kept; the purge looks only at tenants still uninstalled when it runs.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from connect.db import Base, utcnow
@@ -40,7 +41,8 @@ def purge_tenant(session: Session, tenant_id: int) -> dict[str, int]:
     # Children first, so foreign keys hold on every backend whatever their ON DELETE says.
     for table in reversed(Base.metadata.sorted_tables):
         if table.name != Tenant.__tablename__ and "tenant_id" in table.c:
-            result = session.execute(delete(table).where(table.c.tenant_id == tenant_id))
+            result = cast(CursorResult[Any], session.execute(
+                delete(table).where(table.c.tenant_id == tenant_id)))
             counts[table.name] = result.rowcount or 0
     session.delete(tenant)
     session.flush()

@@ -66,7 +66,8 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
     cql = f'type in (page, blogpost) and lastmodified >= "{since:%Y/%m/%d %H:%M}"'
     path: str | None = "/wiki/rest/api/content/search"
     params: dict[str, Any] | None = {"cql": cql, "limit": PAGE}
-    site, spaces, count = tenant.display_url or tenant.base_url, {}, 0
+    site, count = tenant.display_url or tenant.base_url, 0
+    spaces: dict[str, Any] = {}
     while path:
         data = client.request("GET", path, params=params).json()
         for hit in data.get("results") or []:

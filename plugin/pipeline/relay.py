@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -41,7 +41,7 @@ def drain_job_id(tenant_id: int) -> str:
     return f"drain-{tenant_id}"
 
 
-def _untried() -> object:
+def _untried() -> ColumnElement[bool]:
     return func.coalesce(WebhookEvent.attempts, 0) == 0
 
 

@@ -1,12 +1,14 @@
 """Project settings and personal preferences as admins and people send them."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 PROJECT_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,49}$", error="Not a project key.")
 
 
-def _names(**kw: object) -> fields.List:
+def _names(**kw: Any) -> fields.List:
     return fields.List(fields.String(validate=validate.Length(min=1, max=255)),
                        validate=validate.Length(max=200), load_default=list, **kw)
 

@@ -5,8 +5,9 @@ import argparse
 import signal
 import threading
 import time
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from connect.db import Database
@@ -54,7 +55,8 @@ def request_rebuild(session: Session, tenant_id: int | None = None, shard: str |
     database; another shard's indexer drops a moved site's documents when it next sweeps.
     """
     if tenant_id is None:
-        return session.execute(update(IndexProgress).values(index_id=None)).rowcount or 0
+        result = cast(CursorResult[Any], session.execute(update(IndexProgress).values(index_id=None)))
+        return result.rowcount or 0
     values = {"index_id": None, **({"shard": shard} if shard else {})}
     session.execute(dialect_insert(session, IndexProgress).values(
         tenant_id=tenant_id, shard=shard or DEFAULT_SHARD, index_id=None, seq=-1)

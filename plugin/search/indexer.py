@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ _TOMBSTONES = select(IndexTombstone.item_id).where(
     IndexTombstone.seq <= bindparam("high"))
 
 
-def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[list[Any]]:
+def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[Sequence[Any]]:
     """The site's items changed after sequence `after`, in (sequence, id) order, a chunk at a time."""
     seq, last = after, 0
     while True:
@@ -231,7 +231,7 @@ class Indexer:
         return SiteView(index.searcher(), identity, site)
 
     def _write(self, connection: Connection, writer: tantivy.IndexWriter, view: SiteView, tenant_id: int,
-               rows: list[Any], replace: bool, new: bool = True) -> None:
+               rows: Sequence[Any], replace: bool, new: bool = True) -> None:
         """Add the items of `rows` (id, seq, project, terms), replacing their earlier versions.
 
         Each norm takes the idf of the site as committed, with these items added when they are `new`.
@@ -241,7 +241,7 @@ class Indexer:
         added = len(rows) if new else 0
         norms = statement_norms(vectors, lambda terms, held: view.idf_with(terms, held if new else 0 * held, added))
         basis = int(view.count) + added
-        for (item_id, _, project, _), vector, norm in zip(rows, vectors, norms.tolist()):
+        for (item_id, _, project, _), vector, norm in zip(rows, vectors, norms.tolist(), strict=False):
             if replace:
                 writer.delete_documents_by_term("id", item_id)
             writer.add_document(document(Entry(item_id, tenant_id, view.site, project, vector,

@@ -65,7 +65,7 @@ class CurrentCounts:
             if found is not None and found[0] == listed:
                 self._counts.move_to_end(slot)
                 return found[1]
-        count = searcher.search(tantivy.Query.term_query(SCHEMA, field, key), 1, count=True).count
+        count = searcher.search(tantivy.Query.term_query(SCHEMA, field, key), 1, count=True).count  # type: ignore[attr-defined]
         with self._lock:
             self._counts[slot] = (listed, count)
             self._counts.move_to_end(slot)
@@ -197,7 +197,7 @@ class SiteView:
         # Terms carry the site already; the check costs one fast-field read and keeps a
         # mistake anywhere above from ever showing one site's item to another.
         return [Hit(int(i), float(score), float(norm or 0.0))
-                for (score, _), i, owner, norm in zip(hits, ids, owners, norms)
+                for (score, _), i, owner, norm in zip(hits, ids, owners, norms, strict=False)
                 if owner in self.members and i is not None]
 
     def stale_norms(self, limit: int) -> list[tuple[int, int]]:
@@ -213,4 +213,4 @@ class SiteView:
         addresses = [address for _, address in self.searcher.search(query, limit, count=False).hits]
         ids = self.searcher.fast_field_values("id", addresses)
         tenants = self.searcher.fast_field_values("tenant", addresses)
-        return [(int(i), int(t)) for i, t in zip(ids, tenants) if i is not None and t is not None]
+        return [(int(i), int(t)) for i, t in zip(ids, tenants, strict=False) if i is not None and t is not None]

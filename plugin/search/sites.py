@@ -20,7 +20,6 @@ from connect.models import Tenant
 from plugin.config import DEFAULT_SHARD
 from plugin.models.content import IndexProgress
 
-
 # Hosts many sites are reached through (Forge's product API gateway): never a site's identity.
 SHARED_HOSTS = frozenset({"api.atlassian.com"})
 

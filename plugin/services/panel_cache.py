@@ -25,9 +25,9 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, QueuePool, insert
+from sqlalchemy import Engine, QueuePool, Table, insert
 
 from connect.db import utcnow
 from plugin.models.social import PanelEvent
@@ -57,7 +57,7 @@ SELECT i.id, i.index_seq,
 FROM (SELECT 1 AS one) o
 LEFT JOIN items i ON i.tenant_id = :tenant AND i.source = :source AND i.key = :key
 """
-RECORD = insert(PanelEvent.__table__)
+RECORD = insert(cast(Table, PanelEvent.__table__))
 _NONE = (-1,) * SHOWN
 _ID_PARAMS = tuple(f"r{n}" for n in range(SHOWN))
 
@@ -76,7 +76,7 @@ def reuse_stamp(engine: Engine, tenant_id: int, source: str, key: str, project: 
     """Everything a reuse panel's HTML depends on in the database, as one comparable tuple."""
     ids = (*shown, *_NONE)[:SHOWN]  # ids are positive: -1 matches nothing
     params = {"tenant": tenant_id, "source": source, "key": key, "project": project or "",
-              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids))}
+              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids, strict=True))}
     own = _own_connection(engine)
     if own is not None:
         try:
@@ -89,7 +89,7 @@ def reuse_stamp(engine: Engine, tenant_id: int, source: str, key: str, project: 
     try:
         cursor = conn.cursor()
         cursor.execute(_stamp_sql(engine.dialect.paramstyle), params)
-        row = cursor.fetchone()
+        row = cursor.fetchall()[0]  # always one row: FROM (SELECT 1) o
         cursor.close()
     finally:
         conn.close()  # back to the pool

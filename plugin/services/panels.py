@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
@@ -21,14 +21,14 @@ from plugin.services import adoption, feedback, questions, recognition
 from plugin.services.people import People
 from plugin.services.settings import project_settings
 
-Visible = Callable[[list[Item]], list[Item]]
+Visible = Callable[[list[Any]], list[Any]]  # Items and fetched ItemDocs alike
 Eligible = Callable[[str], bool]
 Fetch = Callable[[], ItemDoc | None]
 LIMIT = 5
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    return asdict(value) if is_dataclass(value) else dict(value)
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else dict(value)
 
 
 @dataclass
@@ -63,9 +63,10 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
     `computing`: suggestions will be computed now when none are stored; the item is then left
     `unchecked`, to be checked in the candidates' own host call (`_riding`, then `_confirmed`).
     """
-    item: Item | ItemDoc | None = _stored_item(session, tenant_id, source, key)
-    stored = stored_suggestions(session, tenant_id, item.id) \
-        if item is not None and with_stored else None
+    stored_item = _stored_item(session, tenant_id, source, key)
+    stored = stored_suggestions(session, tenant_id, stored_item.id) \
+        if stored_item is not None and with_stored else None
+    item: Item | ItemDoc | None = stored_item
     if item is None and fetch is not None:
         item = fetch()
     if item is None:

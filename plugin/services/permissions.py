@@ -142,7 +142,7 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
                 horizon.note(hit[0])
         if missing:
             if clients is None:
-                requester = client if hasattr(client, "request") else client()  # type: ignore[operator]
+                requester = client if hasattr(client, "request") else client()
                 checked = _check_uncached(lambda _source: requester, account_id, missing)
             else:
                 checked = _check_uncached(clients, account_id, missing)

@@ -11,9 +11,15 @@ from sqlalchemy.orm import Session
 from plugin.matching.store import erase_person as erase_from_matching
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.pipeline import DigestDelivery
+from plugin.models.social import (
+    Feedback,
+    Kudos,
+    PanelEvent,
+    PersonPreference,
+    Question,
+    QuestionEvent,
+)
 from plugin.pipeline.digests import is_subscribed, set_subscription
-from plugin.models.social import (Feedback, Kudos, PanelEvent, PersonPreference, Question,
-                                  QuestionEvent)
 
 
 def _iso(value: datetime | None) -> str | None:

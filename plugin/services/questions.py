@@ -28,6 +28,7 @@ def _adf_comment(account_id: str, name: str | None, text: str) -> dict[str, Any]
 def post_comment(client: Any, source: str, key: str, account_id: str, name: str | None,
                  text: str) -> str | None:
     """Post a comment mentioning `account_id` on an issue or page; returns the comment id."""
+    body: dict[str, Any]
     if source == "jira":
         body = {"body": _adf_comment(account_id, name, text)}
         response = client.request("POST", f"/rest/api/3/issue/{key}/comment", json=body)
@@ -134,7 +135,7 @@ def follow_up(session: Session, question_id: int, client_factory: Callable[[Tena
             or question.follow_up_at > now:
         return "nothing"
     hours = project_settings(session, question.tenant_id, question.project)["follow_up_hours"]
-    client = client_factory(session.get(Tenant, question.tenant_id))
+    client = client_factory(session.get_one(Tenant, question.tenant_id))
     if question.reminded_at is None:
         post_comment(client, question.source, question.item_key, question.expert_account_id,
                      None, f"a gentle reminder of the question above: {question.text}")

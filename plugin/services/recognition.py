@@ -1,7 +1,7 @@
 """Kudos with their fairness rules, personal impact, weekly digests and the recognition board."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import distinct, func, select
@@ -89,7 +89,7 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
                   week_start: date | datetime) -> dict[str, Any]:
     """A person's week: thanks received (with who and why) and the impact of their work."""
     day = week_start.date() if isinstance(week_start, datetime) else week_start
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=7)
     received = session.scalars(select(Kudos).where(
         Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,

@@ -25,7 +25,8 @@ JIRA_FIELDS = ("summary,description,comment,project,status,resolution,labels,com
 def host() -> HostClient:
     """A client for the verified tenant's site acting as the app (one per request)."""
     if "inflow_host" not in g:
-        g.inflow_host = HostClient.for_tenant(g.tenant, current_app.config["INFLOW_APP_KEY"])
+        g.inflow_host = HostClient.for_tenant(g.tenant, current_app.config["INFLOW_APP_KEY"],
+                                              auth_server=current_app.config["INFLOW_AUTH_SERVER_URL"])
     return g.inflow_host
 
 

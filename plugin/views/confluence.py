@@ -48,13 +48,14 @@ def macro(macro: str) -> Any:
         return render("confluence/unavailable.html", heading=heading, what=heading.lower())
     page_id, space = _page_id(), request.args.get("spaceKey") or None
     context: dict[str, Any] = {}
+    panel = MACROS[macro]
     try:
         with get_db().session() as session:
-            if MACROS[macro] is None:
+            if panel is None:
                 context = _board(session, request.args.get("scope", "space"), space,
                                  request.args.get("period", "month"))
             elif page_id:
-                context["data"] = panel_data(session, MACROS[macro], "confluence", page_id,
+                context["data"] = panel_data(session, panel, "confluence", page_id,
                                              space, topic=request.args.get("topic") or None)
     except HostError:
         return error_page(UNREACHABLE, 502, heading)

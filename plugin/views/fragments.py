@@ -7,16 +7,23 @@ from typing import Any
 from flask import current_app, g
 
 from connect.auth import get_db
-from plugin.config import switched_on
-from plugin.services.panel_cache import (FRAGMENTS, Fragment, Horizon, reuse_hit, reuse_stamp,
-                                         servable)
+from plugin.config import parse_boolean
+from plugin.services.panel_cache import (
+    FRAGMENTS,
+    Fragment,
+    Horizon,
+    reuse_hit,
+    reuse_stamp,
+    servable,
+)
 from plugin.services.permissions import CACHE as PERMISSIONS
 from plugin.services.permissions import TTL_SECONDS
 
 
 def enabled(config: Mapping[str, Any] | None = None) -> bool:
-    """The cache is on unless INFLOW_PANEL_CACHE is "0" (config or environment)."""
-    return switched_on(current_app.config if config is None else config, "INFLOW_PANEL_CACHE")
+    """The cache is on unless INFLOW_PANEL_CACHE (Settings, or a test's config) says off."""
+    config = current_app.config if config is None else config
+    return parse_boolean(config.get("INFLOW_PANEL_CACHE"), True, "INFLOW_PANEL_CACHE")
 
 
 def cached_reuse(source: str, key: str, project: str | None,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import shutil
 import threading
@@ -16,11 +15,11 @@ from werkzeug.serving import make_server
 
 from connect.db import Database
 from connect.impersonation import TOKENS
-from plugin.services.permissions import CACHE
-from plugin.content.normalize import confluence_page_to_doc
 from plugin import search
 from plugin.config import Settings
+from plugin.content.normalize import confluence_page_to_doc
 from plugin.matching.store import remember_people, upsert_item
+from plugin.services.permissions import CACHE
 from tests.conftest import ROOT, TenantAuth, build_app, install_tenant
 from tests.fakehost import data
 from tests.fakehost.server import FakeHost
@@ -104,14 +103,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
           activemq_issues: list[dict[str, Any]]) -> Iterator[Stack]:  # noqa: F811
     """Inflow behind a real werkzeug server on loopback, with the fake Jira site installed."""
     host = FakeHost().start()
-    previous = os.environ.get("INFLOW_AUTH_SERVER_URL")
-    os.environ["INFLOW_AUTH_SERVER_URL"] = host.url
     TOKENS.clear()
     CACHE.clear()
     path = tmp_path_factory.mktemp("browser") / "inflow.db"
     shutil.copy(seeded_database[0], path)
     shutil.copytree(seeded_database[0].parent / "index", path.parent / "index")
-    app = build_app(f"sqlite:///{path}", INFLOW_APP_KEY=host.app_key)
+    app = build_app(f"sqlite:///{path}", INFLOW_APP_KEY=host.app_key,
+                    INFLOW_AUTH_SERVER_URL=host.url)
     db: Database = app.extensions["inflow.db"]
     # The whole module's tests share the stack, so its index stays beside its database.
     search.bind(db, dataclasses.replace(Settings.from_env(), index_dir=path.parent / "index"))
@@ -130,10 +128,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
         host.stop()
         TOKENS.clear()
         CACHE.clear()
-        if previous is None:
-            os.environ.pop("INFLOW_AUTH_SERVER_URL", None)
-        else:
-            os.environ["INFLOW_AUTH_SERVER_URL"] = previous
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,7 +140,7 @@ def test_downloading_my_data(host_page: Any, stack: Stack) -> None:
         frame = host_page.open_view("/jira/me", width=1040, height=900)
         with host_page.expect_download() as info:
             frame.get_by_role("button", name="Download my data").click()
-        exported = json.loads(open(info.value.path(), encoding="utf-8").read())
+        exported = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
         frame.locator(".status", has_text="Downloaded inflow-my-data.json.").first.wait_for()
         shoot(host_page, "jira-me")
     finally:

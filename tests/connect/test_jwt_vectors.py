@@ -5,13 +5,20 @@ import json
 import shutil
 import subprocess
 import warnings
-from pathlib import Path
+from datetime import datetime, tzinfo
 from urllib.parse import urlsplit
 
 import jwt as pyjwt
 import pytest
 
-from connect.jwt import canonical_request, parse_query, query_string_hash
+from connect.jwt import (
+    JWTRejected,
+    RequestFacts,
+    canonical_request,
+    parse_query,
+    query_string_hash,
+    verify_symmetric,
+)
 from sandbox import datasets
 from tests.conftest import ROOT
 
@@ -41,6 +48,36 @@ def test_interop_vector_canonical_request_and_qsh_match(vector: dict[str, str]) 
         claims = pyjwt.decode(token, VECTORS["secret"], algorithms=["HS256"],
                               options={"verify_exp": False, "verify_iat": False})
     assert query_string_hash(method, path, pairs, base_path) == claims["qsh"]
+
+
+class _AtIssue(datetime):
+    """PyJWT's clock, stopped at the moment the vectors were signed (2014)."""
+
+    moment = 0.0
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:
+        return datetime.fromtimestamp(cls.moment, tz)
+
+
+@pytest.mark.parametrize("vector", VECTORS["tests"], ids=[t["name"] for t in VECTORS["tests"]])
+def test_interop_vector_passes_the_whole_verifier(vector: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path, pairs, token = _split_signed(vector["signedUrl"])
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    monkeypatch.setattr(_AtIssue, "moment", float(claims["iat"]))
+    monkeypatch.setattr(pyjwt.api_jwt, "datetime", _AtIssue)
+    facts = RequestFacts(vector["canonicalUrl"].split("&", 1)[0], path, pairs,
+                         vector.get("addonBaseUrl", ""))
+    tenants = {claims["iss"]: "the vectors' tenant"}
+    elsewhere = RequestFacts("POST", path, pairs, facts.base_path)
+    with warnings.catch_warnings():  # the 2014 vectors use an 18-byte secret
+        warnings.simplefilter("ignore", pyjwt.warnings.InsecureKeyLengthWarning)
+        verified = verify_symmetric(token, facts, tenants.get, lambda _: VECTORS["secret"])
+        with pytest.raises(JWTRejected, match="qsh"):  # the same token for another request
+            verify_symmetric(token, elsewhere, tenants.get, lambda _: VECTORS["secret"])
+    assert (verified.tenant, verified.claims, verified.context_qsh) == (
+        "the vectors' tenant", claims, False)
 
 
 TRICKY_URLS = [

@@ -15,8 +15,13 @@ from connect.jwt import query_string_hash
 from connect.lifecycle import set_lifecycle_handler
 from connect.models import Tenant
 from tests.conftest import BASE_URL
-from tests.connect.conftest import (AtlassianSigner, KeyService, alg_none_token, install_payload,
-                                    new_rsa_key)
+from tests.connect.conftest import (
+    AtlassianSigner,
+    KeyService,
+    alg_none_token,
+    install_payload,
+    new_rsa_key,
+)
 from tests.jwt_helpers import host_token
 
 

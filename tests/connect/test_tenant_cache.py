@@ -1,6 +1,10 @@
 """Verified tenants are cached briefly per process, never past a change to their row."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 import time
 
@@ -10,7 +14,7 @@ from flask import Flask
 from sqlalchemy import event, update
 
 from connect.auth import TENANTS
-from connect.jwt import HS256Token, JWTRejected, check_times
+from connect.jwt import BadSignature, JWTRejected, RequestFacts, Verified, verify_symmetric
 from connect.models import Tenant
 from tests.conftest import TenantAuth, install_tenant
 
@@ -82,26 +86,50 @@ def test_cached_rows_expire(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None
     assert _status(app, tenant) == 401
 
 
-def _token(claims: dict, secret: str = "k" * 32, header: dict | None = None) -> str:
-    return pyjwt.encode(claims, secret, algorithm="HS256", headers=header)
+def _token(claims: dict, secret: str = "k" * 32, header: dict | None = None,
+           algorithm: str = "HS256") -> str:
+    return pyjwt.encode(claims, secret, algorithm=algorithm, headers=header)
 
 
-def test_the_single_pass_verifier_refuses_what_pyjwt_refuses() -> None:
+def _signed(header: dict, claims: dict, secret: str = "k" * 32) -> str:
+    """A token PyJWT would not write (it checks headers when encoding too)."""
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part(header)}.{part(claims)}"
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def _verify(token: str) -> Verified:
+    """The verifier for a token of issuer "a" (secret "k" * 32) on a route that takes context."""
+    facts = RequestFacts("GET", PATH, [])
+    return verify_symmetric(token, facts, lambda key: "tenant-a" if key == "a" else None,
+                            lambda _tenant: "k" * 32, allow_context_qsh=True)
+
+
+def test_the_verifier_refuses_malformed_tokens_other_algorithms_and_bad_claims() -> None:
     now = int(time.time())
-    good = {"iss": "a", "iat": now, "exp": now + 60}
-    assert HS256Token.parse(_token(good)).signed_with("k" * 32)
-    assert not HS256Token.parse(_token(good)).signed_with("x" * 32)
-    for bad in ("a.b", "a.b.c.d", "!!.e30.", _token(good)[:-3] + "***"):
-        with pytest.raises(JWTRejected):
-            HS256Token.parse(bad)
-    with pytest.raises(JWTRejected, match="Unsupported"):
-        HS256Token.parse(pyjwt.encode(good, "k" * 64, algorithm="HS512"))
-    with pytest.raises(JWTRejected):
-        HS256Token.parse(_token(good, header={"crit": ["exp"]}))
+    good = {"iss": "a", "iat": now, "exp": now + 60, "qsh": "context-qsh"}
+    assert _verify(_token(good)).tenant == "tenant-a"
+    with pytest.raises(BadSignature):
+        _verify(_token(good, secret="x" * 32))
+    for bad in ("a.b", "a.b.c.d", "!!.e30.", _token(good)[:-3] + "***",
+                _token(good, header={"crit": ["exp"]}), _signed({"alg": "HS256", "kid": 7}, good)):
+        with pytest.raises(JWTRejected, match="Malformed"):
+            _verify(bad)
+    for other in (_token(good, "k" * 64, algorithm="HS512"), _token(good, None, algorithm="none")):
+        with pytest.raises(JWTRejected, match="Unsupported"):
+            _verify(other)
+    with pytest.raises(JWTRejected, match="Unknown tenant"):
+        _verify(_token({**good, "iss": "b"}))
     invalid = "signature or claims invalid"
     for claims, message in [({**good, "exp": now - 31}, "expired"), ({**good, "iat": now + 60}, invalid),
-                            ({**good, "nbf": now + 60}, invalid), ({"iss": "a", "iat": now}, invalid),
-                            ({**good, "exp": "soon"}, invalid), ({**good, "sub": 7}, invalid)]:
+                            ({**good, "nbf": now + 60}, invalid),
+                            ({k: v for k, v in good.items() if k != "exp"}, invalid),
+                            ({**good, "exp": "soon"}, invalid), ({**good, "sub": 7}, invalid),
+                            ({**good, "jti": 7}, invalid)]:
         with pytest.raises(JWTRejected, match=message):
-            check_times(claims, now)
-    check_times({**good, "exp": now - 29}, now)  # within the 30 s leeway
+            _verify(_token(claims))
+    assert _verify(_token({**good, "exp": now - 25})).claims["iss"] == "a"  # 30 s leeway
+    assert _verify(_token({**good, "aud": "someone"})).tenant == "tenant-a"  # no audience asked

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -51,7 +51,7 @@ def test_optional_install_fields_are_kept_when_a_reinstall_omits_them(store: Dat
 
 
 def test_mark_uninstalled_keeps_the_row_and_reinstall_revives_it(store: Database) -> None:
-    at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     with store.session() as session:
         tenants.upsert_installed(session, install_payload("ck-3"))
     with store.session() as session:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -55,7 +55,7 @@ def _offset(cursor: str | None) -> int:
 
 def _modified(page: dict[str, Any]) -> datetime:
     return data.parse_iso((page.get("version") or {}).get("createdAt")) or datetime.min.replace(
-        tzinfo=timezone.utc)
+        tzinfo=UTC)
 
 
 def _list(host: FakeHost, kind: str, path: str) -> Response:
@@ -206,7 +206,7 @@ def register(app: Flask, host: FakeHost) -> None:
             return v2_error(404, "Page not found")
         if storage.get("representation") != "storage" or not storage.get("value"):
             return v2_error(400, "body must be {representation: storage, value}")
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
         comment = host.add_footer_comment(page_id, g.account_id or host.app_account_id,
                                           storage["value"], created_at=now)
         with host.lock:

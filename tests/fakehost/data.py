@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import zlib
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from connect.adf import text_to_adf
@@ -65,7 +65,7 @@ def people_v2(issue: dict[str, Any]) -> list[dict[str, Any]]:
     return [u for u in map(user_v3, people) if u]
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset_people(name: str) -> dict[str, dict[str, Any]]:
     """accountId -> user for a whole data set, computed once per process."""
     people: dict[str, dict[str, Any]] = {}

@@ -10,10 +10,13 @@ from tests.fakehost.server import FakeHost
 
 
 @pytest.fixture
-def fake_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
-    """A running fake Jira + Confluence site on a free loopback port; also the OAuth server."""
+def fake_host() -> Iterator[FakeHost]:
+    """A running fake Jira + Confluence site on a free loopback port; also the OAuth server.
+
+    Point clients at it as their authorization server: `HostClient.for_tenant(...,
+    auth_server=host.url)`, or an app's `INFLOW_AUTH_SERVER_URL` config.
+    """
     host = FakeHost().start()
-    monkeypatch.setenv("INFLOW_AUTH_SERVER_URL", host.url)
     TOKENS.clear()  # tokens from another test's site would be unknown here
     try:
         yield host

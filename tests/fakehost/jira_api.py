@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -68,7 +68,7 @@ def _project_key_of(host: FakeHost, value: str) -> str:
 
 def _sort_key(host: FakeHost, name: str) -> Callable[[dict[str, Any]], Any]:
     if name in _DATE_FIELDS:
-        low = datetime.min.replace(tzinfo=timezone.utc)
+        low = datetime.min.replace(tzinfo=UTC)
         return lambda i: _date_of(host, i, name) or low
     if name in ("key", "issuekey", "id"):
         return lambda i: (host.project_key_of(i["key"]), int(i["id"]))
@@ -242,7 +242,7 @@ def _add_comment(host: FakeHost, key: str, body: Any) -> Response:
                         status=400, mimetype="application/json")
     author = host.store.users.get(g.account_id or host.app_account_id) or data.user_v3(
         {"accountId": g.account_id, "displayName": g.account_id})
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     with host.lock:
         comment_id = str(900000 + sum(map(len, host.store.posted_comments.values())))
         comment = {"id": comment_id, "self": f"{host.url}/rest/api/3/issue/{issue['id']}/comment/"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 _CLAUSE = re.compile(
@@ -75,10 +75,10 @@ def parse_date(value: str, now: datetime | None = None) -> datetime:
     relative = _RELATIVE.match(value.strip())
     if relative:
         unit = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}[relative[2]]
-        return (now or datetime.now(timezone.utc)) - timedelta(**{unit: int(relative[1])})
+        return (now or datetime.now(UTC)) - timedelta(**{unit: int(relative[1])})
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(value.strip(), fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     raise QueryError(f"Date value '{value}' is invalid: use 'yyyy-MM-dd HH:mm' or 'yyyy-MM-dd'")

@@ -81,8 +81,9 @@ def test_the_personal_page_saves_preferences_and_exports_through_forge_remote(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "forge-personal-settings.png"), full_page=True)
     with full_app.extensions["inflow.db"].session() as session:
-        from connect.models import Tenant
         from sqlalchemy import select
+
+        from connect.models import Tenant
         tenant = session.scalar(select(Tenant).where(
             Tenant.forge_installation_id == forge_install.installation_id))
         assert preference(session, tenant.id, "acc-web").opted_out is True

@@ -18,9 +18,11 @@ def tenant_of(host: FakeHost, product: str = "jira") -> SimpleNamespace:
 
 @pytest.fixture
 def jira_client(fake_host: FakeHost) -> HostClient:
-    return HostClient.for_tenant(tenant_of(fake_host, "jira"), DEFAULT_APP_KEY)
+    return HostClient.for_tenant(tenant_of(fake_host, "jira"), DEFAULT_APP_KEY,
+                                 auth_server=fake_host.url)
 
 
 @pytest.fixture
 def confluence_client(fake_host: FakeHost) -> HostClient:
-    return HostClient.for_tenant(tenant_of(fake_host, "confluence"), DEFAULT_APP_KEY)
+    return HostClient.for_tenant(tenant_of(fake_host, "confluence"), DEFAULT_APP_KEY,
+                                 auth_server=fake_host.url)

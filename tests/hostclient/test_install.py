@@ -33,7 +33,7 @@ def test_installed_tenants_reach_the_site_as_app_and_as_user(fake_host: FakeHost
         wiki = session.scalars(select(Tenant).where(Tenant.id == wiki_auth.tenant_id)).one()
         session.expunge_all()
     assert jira.base_url == fake_host.url and wiki.base_url == fake_host.url + "/wiki"
-    app_client = HostClient.for_tenant(jira, "io.inflow.app")
+    app_client = HostClient.for_tenant(jira, "io.inflow.app", auth_server=fake_host.url)
     keys = [i["key"] for i in app_client.request("GET", "/rest/api/3/search/jql", params={
         "jql": "project = ZOOKEEPER", "fields": "summary"}).json()["issues"]]
     assert len(keys) == 5

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -25,12 +25,12 @@ def test_429_waits_at_least_retry_after_then_succeeds(fake_host: FakeHost,
 
 def test_retry_after_as_an_http_date_is_honoured(fake_host: FakeHost,
                                                  jira_client: HostClient) -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=2)
+    when = datetime.now(UTC) + timedelta(seconds=2)
     fake_host.inject("/rest/api/3/project/search", 429, times=1,
                      retry_after=format_datetime(when, usegmt=True))
     jira_client.request("GET", "/rest/api/3/project/search")
     # HTTP dates have whole-second precision, so the wait can be up to a second shorter.
-    assert datetime.now(timezone.utc) >= when - timedelta(seconds=1)
+    assert datetime.now(UTC) >= when - timedelta(seconds=1)
 
 
 def test_503_is_retried_until_the_site_recovers(fake_host: FakeHost,

@@ -1,7 +1,7 @@
 """Ranking properties: exclusions, permissions, opt-outs, the asker, the confidence floor, load."""
 from __future__ import annotations
 
-from datetime import UTC
+from typing import Any
 
 import pytest
 
@@ -59,7 +59,9 @@ def test_experts_never_include_the_asker_or_ineligible_people(corpus: tuple[Data
 def test_evidence_only_shows_items_the_viewer_may_see(corpus: tuple[Database, int]) -> None:
     db, tenant = corpus
     with db.session() as s:
-        hidden = lambda items: [i for i in items if i.key != "APP-1"]
+        def hidden(items: list[Any]) -> list[Any]:
+            return [i for i in items if i.key != "APP-1"]
+
         found = suggest_experts(s, tenant, "session timeout logs users out", visible=hidden, min_confidence=0)
     shown = {ev.key for e in found for ev in e.evidence}
     assert shown and "APP-1" not in shown

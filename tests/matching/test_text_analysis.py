@@ -10,7 +10,6 @@ import random
 import re
 from collections import Counter
 from functools import lru_cache
-from itertools import chain
 
 import pytest
 

@@ -2,26 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 from collections.abc import Iterator
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
 from sqlalchemy import select
 
 from connect.db import Database, utcnow
 from connect.models import Tenant
-from plugin.content.model import ItemDoc
-from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin import search
 from plugin.config import Settings
+from plugin.content.model import ItemDoc
+from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching.store import remember_people, upsert_item
 from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE
@@ -126,7 +124,8 @@ def site(tmp_path: Path, fake_host: FakeHost, activemq_issues: list[dict[str, An
     seed, keys = seeded_database
     shutil.copy(seed, tmp_path / "inflow.db")
     shutil.copytree(seed.parent / "index", index_dir, dirs_exist_ok=True)
-    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     fake_host.load_jira_issues(activemq_issues)
     tenant = adopt_fake_host(db, fake_host)

@@ -63,8 +63,8 @@ def main() -> None:
     seed()
     run_db = WORK / "run.db"
     shutil.copy(SEED_DB, run_db)
-    from tests.conftest import TenantAuth, build_app
     from bench.seed import TenantInfo
+    from tests.conftest import TenantAuth, build_app
     site = start_fake_site(N)
     db = open_database(f"sqlite:///{run_db}", create=False)
     from connect.models import Tenant

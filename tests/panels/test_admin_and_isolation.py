@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from connect.db import utcnow
 from plugin.models.content import Contribution, Person
 from plugin.models.pipeline import DigestDelivery, DigestSubscription
-from plugin.pipeline import digests
 from plugin.models.social import Kudos, PersonPreference, ProjectSettings, Question
+from plugin.pipeline import digests
 from tests.conftest import install_tenant
 from tests.panels.conftest import Site
 

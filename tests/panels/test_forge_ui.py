@@ -99,7 +99,7 @@ def test_project_settings_refuse_someone_who_does_not_administer_the_project(
     page.get_by_role("alert").get_by_text("Only project administrators").wait_for()
 
 
-def test_the_personal_page_turns_the_weekly_digest_on(browser: object, ui: str,
+def test_the_personal_page_turns_the_weekly_digest_on(browser: object, ui: str,  # noqa: F811
                                                       rovo: Rovo) -> None:  # noqa: F811
     from plugin.pipeline.digests import is_subscribed
 

@@ -23,7 +23,8 @@ from tests.panels.conftest import seed_issues
 def test_social_services_work_the_same_on_each_backend(database_url: str, fake_host: FakeHost,
                                                        activemq_issues: list[dict[str, Any]]
                                                        ) -> None:
-    app = build_app(database_url, INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(database_url, INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     issues = activemq_issues[:40]
     fake_host.load_jira_issues(issues)
@@ -32,8 +33,8 @@ def test_social_services_work_the_same_on_each_backend(database_url: str, fake_h
     tid, key = tenant.tenant_id, keys[-1]
     try:
         with db.session() as session:
-            client = HostClient.for_tenant(session.get(Tenant, tid),
-                                           fake_host.app_key).as_user("aco")
+            client = HostClient.for_tenant(session.get(Tenant, tid), fake_host.app_key,
+                                           auth_server=fake_host.url).as_user("aco")
             question = questions.ask(session, tid, source="jira", key=key, project="AMQ",
                                      asker_account_id="aco", expert_account_id="jstrachan",
                                      expert_name="james", text="Why?", client=client,

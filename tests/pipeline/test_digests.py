@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 
 from connect.db import utcnow
@@ -30,7 +30,7 @@ def test_weekly_digest_is_sent_once_to_subscribers_on_their_latest_issue(
     )
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
     week = digests.last_week(utcnow())
-    thanked_at = datetime.combine(week, time(12), tzinfo=timezone.utc)
+    thanked_at = datetime.combine(week, time(12), tzinfo=UTC)
     with site.db.session() as session:
         for receiver in ("bob", "alice"):
             session.add(

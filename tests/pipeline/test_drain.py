@@ -60,7 +60,7 @@ def updates(site: Site, count: int, items: int, extra: list | None = None
     site.host.load_jira_issues(issues)
     script, newest = [], {}
     rng = random.Random(7)
-    for n in range(count):
+    for _ in range(count):
         issue = issues[rng.randrange(items)]
         stamp = ms(T_A) + rng.randrange(10_000_000)
         title = f"{issue['key']} at {stamp}"

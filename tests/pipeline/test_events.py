@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -15,8 +15,8 @@ from plugin.models.content import Contribution, Item
 from plugin.pipeline import events, fetch
 from tests.pipeline.conftest import Site, v2_issue
 
-T_A = datetime(2024, 3, 1, tzinfo=timezone.utc)
-T_B = datetime(2024, 2, 1, tzinfo=timezone.utc)
+T_A = datetime(2024, 3, 1, tzinfo=UTC)
+T_B = datetime(2024, 2, 1, tzinfo=UTC)
 
 
 def jira_time(moment: datetime) -> str:
@@ -207,7 +207,7 @@ def confluence_script(site: Site) -> list[tuple[str, dict[str, Any], int]]:
     site.host.load_confluence_pages([page])
     site.host.add_footer_comment("777", "dave", "<p>Worked for me</p>", "2024-03-02T00:00:00.000Z")
     ref = {"id": 777, "spaceKey": "TSC", "contentType": "page"}
-    base = ms(datetime(2024, 3, 1, tzinfo=timezone.utc))
+    base = ms(datetime(2024, 3, 1, tzinfo=UTC))
     return [
         ("page_created", {"page": ref}, base - 3000),
         ("page_updated", {"page": ref}, base),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rq.serializers import JSONSerializer
 from rq.job import Job
+from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from connect.models import WebhookEvent

@@ -1,6 +1,7 @@
 """`inflow serve` as a real process: serves the app, and takes every child down with it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,10 +56,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield served
     finally:
         for pid in descendants(proc.pid) | {proc.pid}:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait(timeout=10)
 
 

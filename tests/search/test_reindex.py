@@ -1,8 +1,6 @@
 """`inflow reindex`: a site (or every site) indexed anew from the database, and moved between shards."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from plugin.cli import main

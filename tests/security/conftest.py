@@ -50,7 +50,7 @@ def target(tmp_path: Path, fake_host: FakeHost, key_service: KeyService,  # noqa
     CACHE.clear()
     app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
                     INFLOW_INSTALL_KEYS_URL=key_service.url, INFLOW_FORGE_JWKS_URL=jwks.url,
-                    INFLOW_FORGE_APP_ID=APP_ID)
+                    INFLOW_FORGE_APP_ID=APP_ID, INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     a = fake_host.install_into(db, "jira")
     a_confluence = fake_host.install_into(db, "confluence")

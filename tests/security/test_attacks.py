@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt as pyjwt
-import pytest
 
 from connect.jwt import CONTEXT_QSH, parse_query, query_string_hash
 from tests.connect.conftest import AtlassianSigner, alg_none_token, install_payload, new_rsa_key

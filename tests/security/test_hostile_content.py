@@ -127,7 +127,8 @@ def huge_adf(paragraphs: int) -> dict[str, Any]:
 @pytest.fixture
 def site(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, Database, TenantAuth]]:
     CACHE.clear()
-    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     auth = fake_host.install_into(db, "jira")
     yield app, db, auth

@@ -82,15 +82,14 @@ class World(tuple):
 
 
 @pytest.fixture
-def world(tmp_path: Path, fake_host: FakeHost,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Database, list[Tenant]]]:
+def world(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, Database, list[Tenant]]]:
     CACHE.clear()
     app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key)
     db: Database = app.extensions["inflow.db"]
     source = data.jira_dataset("apache-zookeeper")[:12]
     tenants = [_tenant("a", db, source), _tenant("b", db, source)]
-    # One OAuth server per process: tenant a's site, so a's people can ask (b's asks get 502).
-    monkeypatch.setenv("INFLOW_AUTH_SERVER_URL", tenants[0].host.url)
+    # One OAuth server per app: tenant a's site, so a's people can ask (b's asks get 502).
+    app.config["INFLOW_AUTH_SERVER_URL"] = tenants[0].host.url
     yield World((app, db, tenants))
     for t in tenants:
         t.host.stop()
@@ -173,7 +172,7 @@ def test_both_tenants_really_have_data_to_leak(world: tuple[Any, Database, list[
     app, db, tenants = world
     client = app.test_client()
     for t in tenants:
-        for n in range(3):
+        for _ in range(3):
             assert ingest(client, db, t).status_code == 202
     with db.session() as session:
         owners = session.execute(select(Item.tenant_id, Item.title)).all()

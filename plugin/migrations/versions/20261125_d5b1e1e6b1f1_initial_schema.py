@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: d5b1e1e6b1f1
-Revises: 
+Revises:
 Create Date: 2026-11-25 21:00:31.214730
 """
 from __future__ import annotations
