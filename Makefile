@@ -56,7 +56,7 @@ lint: install
 # pg_virtualenv.
 test: lint browser postgres node
 	@if command -v pg_virtualenv >/dev/null; then \
-	  pg_virtualenv -v 15 -- sh -c '$(PYTEST)'; \
+	  pg_virtualenv -t -v 15 -- sh -c '$(PYTEST)'; \
 	else \
 	  echo "WARNING: pg_virtualenv not found, PostgreSQL tests will be SKIPPED"; \
 	  sh -c '$(PYTEST)'; \
