@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     experts = commands.add_parser("experts", help="who fixed it: hit@k and MRR")
     experts.add_argument("--issues", nargs="+", required=True, help="Jira REST JSON files")
     experts.add_argument("--json", action="store_true", help="print one JSON object")
+    experts.add_argument("--asker", choices=["reporter"],
+                         help="the query's reporter asks (never suggested to themselves); the "
+                              "replay is also run without the asker's circle, for comparison")
     experts.set_defaults(func=run_experts)
 
 
@@ -36,7 +39,7 @@ def run_reuse(args: argparse.Namespace) -> int:
 def run_experts(args: argparse.Namespace) -> int:
     """Evaluate expert suggestions."""
     started = time.monotonic()
-    result = evaluate_experts(load_issues(args.issues))
+    result = evaluate_experts(load_issues(args.issues), reporter_asks=args.asker == "reporter")
     return _report(result, args.json, time.monotonic() - started)
 
 
@@ -48,6 +51,8 @@ def _report(result: dict[str, Any], as_json: bool, seconds: float) -> int:
     if "not_reporter" in result:
         rows += [("inflow, not reporter", result["not_reporter"]),
                  ("baseline, not reporter", result["baseline"]["not_reporter"])]
+    if "without_circle" in result:
+        rows += [("no circle, not reporter", result["without_circle"]["not_reporter"])]
     metrics = [k for k in result if "@" in k] + ["mrr"]
     print(f"{'':24}{'queries':>9}" + "".join(f"{m:>11}" for m in metrics))
     for name, row in rows:

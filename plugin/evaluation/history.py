@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import lzma
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +13,14 @@ from plugin.content.normalize import parse_time
 
 
 def load_issues(paths: list[str]) -> list[dict[str, Any]]:
-    """Issues from Jira REST JSON files: search responses (`{"issues": [...]}`) or plain lists."""
+    """Issues from Jira REST JSON files: search responses (`{"issues": [...]}`) or plain lists.
+
+    A file ending in `.xz` is read compressed, as the sandbox's sets are shipped.
+    """
     issues: list[dict[str, Any]] = []
     for path in paths:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
+        data = json.loads(lzma.decompress(raw) if path.endswith(".xz") else raw)
         batch = data.get("issues", []) if isinstance(data, dict) else data
         issues.extend(issue for issue in batch if isinstance(issue, dict) and issue.get("key"))
     unique = {issue["key"]: issue for issue in issues}

@@ -85,20 +85,34 @@ def expert_queries(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and ((i["fields"].get("resolution") or {}).get("name") or "").lower() == "fixed"]
 
 
-def evaluate_experts(issues: list[dict[str, Any]]) -> dict[str, Any]:
-    """Replay the history; each query asks, at its creation, who should handle it."""
-    queries = {i["key"]: i for i in expert_queries(issues)}
+def _expert_ranks(issues: list[dict[str, Any]], queries: dict[str, dict[str, Any]],
+                  reporter_asks: bool, circle: bool) -> dict[str, int | None]:
     ranks: dict[str, int | None] = {}
 
     def ask(session: Session, tenant_id: int, issue: dict[str, Any]) -> None:
         doc = jira_issue_to_doc(issue, SITE)
         found = suggest_experts(session, tenant_id, doc, limit=EXPERT_DEPTH, now=doc.created,
-                                min_confidence=0.0)
+                                min_confidence=0.0, asker=_reporter(issue) if reporter_asks else None,
+                                circle=circle)
         ranks[issue["key"]] = _rank([s.account_id for s in found], {_assignee(queries[issue["key"]])})
 
     replay(issues, set(queries), ask)
+    return ranks
+
+
+def evaluate_experts(issues: list[dict[str, Any]], reporter_asks: bool = False) -> dict[str, Any]:
+    """Replay the history; each query asks, at its creation, who should handle it.
+
+    With `reporter_asks`, the query's reporter is the asker, as in the product: never suggested
+    to themselves (so only the `not_reporter` queries can be answered), and their circle counts;
+    the result then holds the same replay without the circle too.
+    """
+    queries = {i["key"]: i for i in expert_queries(issues)}
+    ranks = _expert_ranks(issues, queries, reporter_asks, circle=True)
     keys = sorted(queries)
     result = _expert_summary(keys, ranks, queries)
+    if reporter_asks:
+        result["without_circle"] = _expert_summary(keys, _expert_ranks(issues, queries, True, False), queries)
     result["baseline"] = _expert_summary(keys, _baseline_experts(issues, queries), queries)
     return result
 

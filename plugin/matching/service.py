@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, load_only
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching import candidates, experts, reuse
+from plugin.matching import circle as circles
 from plugin.matching.candidates import among
 from plugin.matching.experts import Evidence, ExpertSuggestion
 from plugin.matching.query import as_target
@@ -142,11 +143,16 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
                     asker: str | None = None, visible: Visible | None = None,
                     eligible: Callable[[str], bool] | None = None,
                     load: Callable[[str], int] | None = None, now: datetime | None = None,
-                    min_confidence: float = CONFIDENCE_FLOOR) -> list[ExpertSuggestion]:
-    """People who worked on the most similar items, with evidence, above a confidence floor."""
+                    min_confidence: float = CONFIDENCE_FLOOR, circle: bool = True) -> list[ExpertSuggestion]:
+    """People who worked on the most similar items, with evidence, above a confidence floor.
+
+    The asker is never suggested; with `circle`, people who worked with the asker rank a little higher.
+    """
     items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, target, visible,
                                                                     now or utcnow())
     ranked = {account: score * prior[account] for account, score in scores.items()}
+    if asker and circle:
+        ranked = circles.lifted(ranked, circles.together(session, tenants, asker, list(ranked)))
     picked: list[tuple[str, float]] = []
     for account, score in experts.order(ranked, load):
         if account == asker or scores[account] / available < min_confidence:

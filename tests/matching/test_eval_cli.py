@@ -53,3 +53,20 @@ def test_eval_experts_reports_hits_including_the_not_reporter_subset(
     keys = {"queries", "hit@1", "hit@3", "hit@5", "hit@10", "mrr"}
     assert keys <= set(result) and keys <= set(result["not_reporter"]) and keys <= set(result["baseline"])
     assert result["queries"] > 0 and result["hit@10"] > 0
+
+
+def test_eval_experts_with_the_reporter_asking_reports_the_circle_beside_no_circle(
+        zookeeper_slice: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    issues, _ = zookeeper_slice
+    assert main(["eval", "experts", "--issues", str(issues), "--asker", "reporter", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # The reporter is never suggested to themselves: their own fixes are misses.
+    assert result["hit@10"] <= result["not_reporter"]["hit@10"] or result["not_reporter"]["queries"] == 0
+    assert set(result["without_circle"]["not_reporter"]) == set(result["not_reporter"])
+
+
+def test_eval_reads_the_shipped_compressed_sets(capsys: pytest.CaptureFixture[str]) -> None:
+    from plugin.evaluation.history import load_issues
+
+    path = str(datasets.DATA / f"{ZOOKEEPER}.json.xz")
+    assert len(load_issues([path])) == len(datasets.jira_issues(ZOOKEEPER))
