@@ -1,12 +1,12 @@
-"""The fake site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
+"""The sandbox site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from tests.fakehost import confluence_api, jira_api
-from tests.fakehost.server import FakeHost, build_flask, error
+from sandbox.site import confluence_api, jira_api
+from sandbox.site.server import FakeHost, build_flask, error
 
 MAX_REPORTED_ACCOUNTS = 90
 
