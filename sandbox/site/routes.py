@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from sandbox.site import confluence_api, jira_api
+from sandbox.site import confluence_api, control, jira_api
 from sandbox.site.server import FakeHost, build_flask, error
 
 MAX_REPORTED_ACCOUNTS = 90
@@ -16,6 +16,7 @@ def build_app(host: FakeHost) -> Flask:
     app = build_flask(host)
     jira_api.register(app, host)
     confluence_api.register(app, host)
+    control.register(app, host)
     app.wsgi_app = _forge_gateway(app.wsgi_app, host)  # type: ignore[method-assign]
 
     @app.post("/app/report-accounts/")

@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -23,8 +23,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connect.jwt import CONTEXT_QSH, parse_query, query_string_hash
 from sandbox.site import data
+from sandbox.site.signing import InstallSigner
 
 DEFAULT_APP_KEY = "io.inflow.app"
+CONTROL_PREFIX = "/_sandbox"  # the sandbox's own endpoints (sandbox/site/control.py)
 JWT_LEEWAY = 30
 ACCESS_TOKEN_TTL = 900
 ASSERTION_MAX_TTL = 60
@@ -107,11 +109,12 @@ class _QuietHandler(WSGIRequestHandler):
 class FakeHost:
     """One Jira + Confluence Cloud site serving the sandbox data; tests start one per test."""
 
-    def __init__(self, app_key: str = DEFAULT_APP_KEY) -> None:
+    def __init__(self, app_key: str = DEFAULT_APP_KEY, keep_calls: int | None = None) -> None:
         self.app_key = app_key
         self.lock = threading.RLock()
         self.store = Store()
-        self.calls: list[Call] = []
+        # Tests read every call; a long-running sandbox keeps only the latest `keep_calls`.
+        self.calls: deque[Call] = deque(maxlen=keep_calls)
         self.injections: list[Injection] = []
         # Results of JQL searches that later pages continue: (cursor, jql, account) -> issue keys.
         self.jql_cursors: dict[tuple[int, str, str | None], list[str]] = {}
@@ -127,17 +130,20 @@ class FakeHost:
         }
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._signer: InstallSigner | None = None
+        self.descriptors: dict[str, dict[str, Any]] = {}  # product -> installed app's descriptor
+        self.jira_sets: list[str] = []  # the sandbox data sets served (their duplicates are known)
         self.url = ""
         self._add_user({"accountId": self.app_account_id, "displayName": "Inflow",
                         "accountType": "app"})
 
     # ---------- lifecycle ----------
 
-    def start(self) -> FakeHost:
-        """Serve on a free loopback port in a background thread."""
+    def start(self, port: int = 0) -> FakeHost:
+        """Serve on loopback (a free port unless given) in a background thread."""
         from sandbox.site.routes import build_app
 
-        self._server = make_server("127.0.0.1", 0, build_app(self), threaded=True,
+        self._server = make_server("127.0.0.1", port, build_app(self), threaded=True,
                                    request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # A short poll interval keeps stop() (and so each test's teardown) quick.
@@ -154,6 +160,14 @@ class FakeHost:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
+
+    @property
+    def signer(self) -> InstallSigner:
+        """The key that signs this site's installs (made on first use: RSA keys take a while)."""
+        with self.lock:
+            if self._signer is None:
+                self._signer = InstallSigner()
+            return self._signer
 
     # ---------- identity of the installs (contract names refer to the Jira install) ----------
 
@@ -188,6 +202,7 @@ class FakeHost:
         """Serve one of the sandbox Jira sets (parsed once per process, converted on demand)."""
         issues = data.jira_dataset(name)
         keys = self._add_issues(issues[:limit] if limit else issues)
+        self.jira_sets.append(name)
         with self.lock:
             for account_id, person in data.dataset_people(name).items():
                 self.store.users.setdefault(account_id, person)
@@ -511,6 +526,8 @@ def build_flask(host: FakeHost) -> Flask:
 
     @app.before_request
     def gate() -> Response | None:
+        if request.path.startswith(CONTROL_PREFIX + "/"):
+            return None  # not an Atlassian API: neither recorded nor authenticated
         raw_path, raw_query = raw_path_and_query()
         call = host.record(Call(request.method, request.path, parse_query(raw_query),
                                 request.get_json(silent=True),
