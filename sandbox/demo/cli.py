@@ -62,7 +62,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
     env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
-    site_url = _start_site(supervisor, env, args.issues, args.pages)
+    try:
+        site_url = _start_site(supervisor, env, args.issues, args.pages)
+    except BaseException:
+        supervisor.stop_all()
+        raise
     env = demo_env(env, args.dir, site_url, port)
     app_url = env["INFLOW_BASE_URL"]
 
@@ -130,7 +134,8 @@ def _get_ready(supervisor: Supervisor, app_url: str, site: SiteClient, database_
         _backfill(app_url, site, database_url, alive, out)
         _panels_fill(app_url, site, catalog, alive)
     except readiness.NotReady as exc:
-        out.write(f"inflow demo: {exc}; the processes' logs above say why\n")
+        if not supervisor.signals:  # after Ctrl-C there is nothing to explain
+            out.write(f"inflow demo: {exc}; the processes' logs above say why\n")
         return  # the supervisor stops everything if a process died, or serves what there is
     out.write(f"\nInflow's demo is ready after {time.monotonic() - started:.0f} s: "
               f"{app_url}/demo   (Ctrl-C stops it)\n\n")
