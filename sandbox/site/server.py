@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -113,8 +113,9 @@ class FakeHost:
         self.app_key = app_key
         self.lock = threading.RLock()
         self.store = Store()
-        # Tests read every call; a long-running sandbox keeps only the latest `keep_calls`.
-        self.calls: deque[Call] = deque(maxlen=keep_calls)
+        # Tests read every call; a long-running sandbox keeps the latest `keep_calls` or so.
+        self.calls: list[Call] = []
+        self.keep_calls = keep_calls
         self.injections: list[Injection] = []
         # Results of JQL searches that later pages continue: (cursor, jql, account) -> issue keys.
         self.jql_cursors: dict[tuple[int, str, str | None], list[str]] = {}
@@ -474,6 +475,8 @@ class FakeHost:
     def record(self, call: Call) -> Call:
         with self.lock:
             self.calls.append(call)
+            if self.keep_calls and len(self.calls) >= 2 * self.keep_calls:
+                del self.calls[:-self.keep_calls]  # in halves: trimming costs once per keep_calls
         return call
 
     def issue_view(self, key: str) -> dict[str, Any] | None:
