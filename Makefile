@@ -9,7 +9,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-instal
 # pytest exits 5 when it collected no test (e.g. a -k filter matched nothing): not a failure.
 PYTEST := $(BIN)/pytest $(PYTEST_ARGS); status=$$?; [ $$status -ne 5 ] || status=0; exit $$status
 
-.PHONY: install run lint test browser postgres node forge migration bench soak clean
+.PHONY: install run demo lint test browser postgres node forge migration bench soak clean
 
 # The shared first step: the virtualenv with the project (editable) and its test extras.
 install: $(STAMP)
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml
 
 # Web + worker + embedded Valkey on SQLite (instance/), on http://localhost:$${PORT:-8000}.
 run: install
+	@echo "Inflow: http://localhost:$${PORT:-8000}. No Atlassian site yet? Stop this and run" \
+	  "'make demo' to try it on a sandbox site at http://localhost:$${PORT:-8000}/demo"
 	$(BIN)/inflow serve
+
+# Inflow installed into a sandbox site of real public data: http://localhost:$${PORT:-8000}/demo.
+demo: install
+	$(BIN)/inflow demo
 
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here).
 browser:
@@ -35,7 +41,7 @@ postgres:
 	  { command -v apt-get >/dev/null && \
 	    (apt-get update -qq && $(APT_INSTALL) postgresql-15 postgresql-common >/dev/null); } || true
 
-# npm packages the tests use: Atlassian's atlassian-jwt (cross-check) and axe-core.
+# npm packages the tests use: Atlassian's atlassian-jwt (cross-check), all.js and axe-core.
 node: tests/node/node_modules/.installed
 
 tests/node/node_modules/.installed: tests/node/package.json

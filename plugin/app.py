@@ -39,4 +39,8 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     plugin.health.init_app(app)
     plugin.openapi.init_app(app)  # GET /api/openapi.json
     plugin.fastpath.install(app)  # last: it checks the request hooks registered above
+    if settings.sandbox_url:  # only under `inflow demo`: a deployment never has a sandbox
+        import sandbox.demo
+
+        sandbox.demo.init_app(app, settings.sandbox_url)
     return app

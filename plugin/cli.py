@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "plugin.search.cli",       # reindex
     "jobs.cli",                # backfill
     "plugin.forge_cli",        # forge-manifest
+    "sandbox.demo.cli",        # demo (the sandbox site; only this command and /demo use it)
 )
 
 

@@ -105,6 +105,7 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1,::1"
     metrics_token: str | None = None
     prometheus_multiproc_dir: str | None = None
+    sandbox_url: str | None = None  # set by `inflow demo` only: the sandbox site behind /demo
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +140,7 @@ class Settings:
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", d.forwarded_allow_ips),
             metrics_token=env.get("INFLOW_METRICS_TOKEN") or None,
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            sandbox_url=(env.get("INFLOW_SANDBOX_URL") or "").rstrip("/") or None,
         )
 
     def flask_config(self) -> dict[str, object]:

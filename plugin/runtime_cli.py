@@ -8,6 +8,7 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from plugin.config import PROJECT_ROOT, Settings
@@ -45,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def _setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings) -> None:
+    """Log lines with time and source at INFLOW_LOG_LEVEL (once per process)."""
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -53,7 +55,7 @@ def _setup_logging(settings: Settings) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Upgrade the database schema."""
     settings = Settings.from_env()
-    _setup_logging(settings)
+    setup_logging(settings)
     _migrate(settings.database_url, args.revision)
     return 0
 
@@ -78,7 +80,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from jobs.worker import load_schedule, run_worker
 
     settings = Settings.from_env()
-    _setup_logging(settings)
+    setup_logging(settings)
     redis_url = settings.redis_url
     if not redis_url:
         print("inflow worker: REDIS_URL is not set (inflow serve starts an embedded Valkey)",
@@ -105,12 +107,23 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_serve(_args: argparse.Namespace) -> int:
     """Migrate, then run Valkey (when REDIS_URL is unset), gunicorn and the worker together."""
-    settings = Settings.from_env()
-    _setup_logging(settings)
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
-    _migrate(settings.database_url)
     env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
+    return serve(supervisor, env)
+
+
+def serve(supervisor: Supervisor, env: dict[str, str],
+          started: Callable[[dict[str, str]], None] | None = None) -> int:
+    """What `inflow serve` runs, with `env` as the environment, under a supervisor that may
+    already hold other children.
+
+    `started(env)` is called once the web server and the worker are spawned (`inflow demo`
+    installs its sandbox site then); the supervision starts when it returns.
+    """
+    settings = Settings.from_env(env)
+    setup_logging(settings)
+    _migrate(settings.database_url)
     try:
         if not settings.redis_url:
             env["REDIS_URL"] = _start_valkey(supervisor, env, settings)
@@ -118,6 +131,8 @@ def cmd_serve(_args: argparse.Namespace) -> int:
             supervisor.stop_all()
             return 0
         _start_app(supervisor, env, settings)
+        if started is not None:
+            started(env)
         return supervisor.run()
     except BaseException:
         supervisor.stop_all()
@@ -142,13 +157,13 @@ def _start_valkey(supervisor: Supervisor, env: dict[str, str], settings: Setting
     if settings.valkey_port is not None:
         argv += ["--port", str(settings.valkey_port)]
     child = supervisor.spawn("valkey", argv, env, tier=0, stdout=subprocess.PIPE)
-    url = _await_ready(child, timeout=30.0)
+    url = await_ready(child, timeout=30.0)
     _embedded_url_file(settings).write_text(url + "\n")
     log.info("embedded Valkey at %s, data in %s", url, data_dir)
     return url
 
 
-def _await_ready(child: Child, timeout: float) -> str:
+def await_ready(child: Child, timeout: float) -> str:
     """The URL from the child's `ready <url>` line; raises if it exits or times out first."""
     assert child.proc.stdout is not None
     with selectors.DefaultSelector() as selector:
@@ -161,7 +176,7 @@ def _await_ready(child: Child, timeout: float) -> str:
                     return line.split(" ", 1)[1]
                 if not line and child.proc.poll() is not None:
                     break
-    raise RuntimeError(f"embedded Valkey did not start (exit status {child.proc.poll()})")
+    raise RuntimeError(f"{child.name} did not start (exit status {child.proc.poll()})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ def _read_json(filename: str) -> Any:
     return json.loads(raw)
 
 
-# Shared results: tests and the fake host read the same sets many times per process, so each file
+# Shared results: tests and the sandbox site read the same sets many times per process, so each file
 # is decompressed and parsed once; callers must copy before changing anything.
 _cached_json = lru_cache(maxsize=None)(_read_json)
 

@@ -20,7 +20,7 @@ from plugin.app import create_app
 from plugin.config import Settings
 from tests.jwt_helpers import host_token
 
-pytest_plugins = ["tests.fakehost.fixtures"]
+pytest_plugins = ["tests.sandbox_site"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_URL = "https://inflow.test"

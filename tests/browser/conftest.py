@@ -20,9 +20,9 @@ from plugin.config import Settings
 from plugin.content.normalize import confluence_page_to_doc
 from plugin.matching.store import remember_people, upsert_item
 from plugin.services.permissions import CACHE
+from sandbox.site import data
+from sandbox.site.server import FakeHost
 from tests.conftest import ROOT, TenantAuth, build_app, install_tenant
-from tests.fakehost import data
-from tests.fakehost.server import FakeHost
 from tests.jwt_helpers import host_token, signed_url
 from tests.panels.conftest import activemq_issues, adopt_fake_host, seeded_database  # noqa: F401
 

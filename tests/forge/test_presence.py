@@ -13,7 +13,7 @@ from connect import forge_presence, lifecycle
 from connect.db import utcnow
 from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 from tests.forge.conftest import ForgeInstall
 from tests.forge.fit import installation
 from tests.forge.test_events import forge_issue_event

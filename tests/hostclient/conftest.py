@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from connect.host_client import HostClient
-from tests.fakehost.server import DEFAULT_APP_KEY, FakeHost
+from sandbox.site.server import DEFAULT_APP_KEY, FakeHost
 
 
 def tenant_of(host: FakeHost, product: str = "jira") -> SimpleNamespace:

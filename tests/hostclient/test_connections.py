@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from connect.host_client import HostClient, HostError, HostUnreachable
-from tests.fakehost.server import DEFAULT_APP_KEY, FakeHost
+from sandbox.site.server import DEFAULT_APP_KEY, FakeHost
 from tests.hostclient.conftest import tenant_of
 
 PATH = "/rest/api/3/project/search"

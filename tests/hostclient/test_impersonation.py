@@ -6,7 +6,7 @@ import pytest
 
 from connect.adf import text_to_adf
 from connect.host_client import HostClient, HostError
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 from tests.hostclient.conftest import tenant_of
 
 

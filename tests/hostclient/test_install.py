@@ -9,7 +9,8 @@ from sqlalchemy import select
 from connect.db import Database
 from connect.host_client import HostClient
 from connect.models import Tenant
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
+from tests.sandbox_site import install_into
 
 
 @pytest.fixture
@@ -26,8 +27,8 @@ def test_installed_tenants_reach_the_site_as_app_and_as_user(fake_host: FakeHost
     db = tenant_store
     fake_host.load_jira_dataset("apache-zookeeper", limit=5)
     fake_host.load_confluence_dataset(limit=5)
-    jira_auth = fake_host.install_into(db)
-    wiki_auth = fake_host.install_into(db, "confluence")
+    jira_auth = install_into(fake_host, db)
+    wiki_auth = install_into(fake_host, db, "confluence")
     with db.session() as session:
         jira = session.scalars(select(Tenant).where(Tenant.id == jira_auth.tenant_id)).one()
         wiki = session.scalars(select(Tenant).where(Tenant.id == wiki_auth.tenant_id)).one()

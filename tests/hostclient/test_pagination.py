@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 
 from connect.host_client import HostClient
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 
 
 def test_search_jql_pages_through_hundreds_of_issues_each_once(fake_host: FakeHost,

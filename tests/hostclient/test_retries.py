@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from connect.host_client import HostClient, HostError
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 
 
 def test_429_waits_at_least_retry_after_then_succeeds(fake_host: FakeHost,

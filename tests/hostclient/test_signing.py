@@ -9,7 +9,7 @@ import requests
 
 from connect.host_client import HostClient, HostError
 from connect.jwt import encode_token
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 from tests.hostclient.conftest import tenant_of
 
 ADF = {"type": "doc", "version": 1,

@@ -23,9 +23,9 @@ from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.matching.store import remember_people, upsert_item
 from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE
+from sandbox.site import data
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app, install_tenant
-from tests.fakehost import data
-from tests.fakehost.server import FakeHost
 
 DATASET = "apache-activemq"
 SLICE = 300

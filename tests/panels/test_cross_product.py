@@ -9,8 +9,8 @@ import pytest
 from plugin import search
 from plugin.content.normalize import confluence_page_to_doc
 from plugin.matching.store import upsert_item
+from sandbox.site import data
 from tests.conftest import TenantAuth
-from tests.fakehost import data
 from tests.panels.conftest import Site, install_wiki
 
 VIEWER = "chirino"

@@ -10,7 +10,7 @@ from connect.db import utcnow
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.social import Kudos
 from plugin.services.people import UNKNOWN
-from tests.fakehost import data
+from sandbox.site import data
 from tests.panels.conftest import Site, install_wiki
 
 BULK = "/wiki/rest/api/user/bulk"

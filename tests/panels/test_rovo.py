@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from connect.models import Tenant
-from tests.fakehost.server import FakeHost
+from sandbox.site.server import FakeHost
 from tests.forge.fit import APP_ID, JWKSServer, SigningKey, fit_claims, sign
 from tests.panels.conftest import Site, install_wiki
 

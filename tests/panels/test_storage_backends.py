@@ -15,9 +15,10 @@ from plugin.models.social import Question
 from plugin.services import adoption, feedback, privacy, questions, recognition
 from plugin.services.errors import Refused
 from plugin.services.settings import is_eligible, save_project_settings, set_preference
+from sandbox.site.server import FakeHost
 from tests.conftest import build_app
-from tests.fakehost.server import FakeHost
 from tests.panels.conftest import seed_issues
+from tests.sandbox_site import install_into
 
 
 def test_social_services_work_the_same_on_each_backend(database_url: str, fake_host: FakeHost,
@@ -28,7 +29,7 @@ def test_social_services_work_the_same_on_each_backend(database_url: str, fake_h
     db: Database = app.extensions["inflow.db"]
     issues = activemq_issues[:40]
     fake_host.load_jira_issues(issues)
-    tenant = fake_host.install_into(db)
+    tenant = install_into(fake_host, db)
     keys = seed_issues(db, tenant.tenant_id, tenant.base_url, issues)
     tid, key = tenant.tenant_id, keys[-1]
     try:

@@ -13,8 +13,9 @@ from connect.db import Database
 from connect.host_client import HostClient
 from connect.models import Tenant
 from jobs import core
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app
-from tests.fakehost.server import FakeHost
+from tests.sandbox_site import install_into
 
 
 @dataclass
@@ -56,7 +57,7 @@ def make_site(
         app = build_app(database_url, **({"REDIS_URL": redis_url} if redis_url else {}))
         apps.append(app)
         db = app.extensions["inflow.db"]
-        return Site(app, db, fake_host, fake_host.install_into(db, product), database_url)
+        return Site(app, db, fake_host, install_into(fake_host, db, product), database_url)
 
     yield make
     for app in apps:

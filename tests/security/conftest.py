@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from connect.db import Base, Database
 from plugin.services.permissions import CACHE
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app, install_tenant
 from tests.connect.conftest import KeyService, atlassian_key, key_service, signer  # noqa: F401
-from tests.fakehost.server import FakeHost
 from tests.forge.conftest import forge_key, jwks  # noqa: F401
 from tests.forge.fit import APP_ID, JWKSServer
+from tests.sandbox_site import install_into
 
 
 def table_checksums(db: Database) -> dict[str, str]:
@@ -52,8 +53,8 @@ def target(tmp_path: Path, fake_host: FakeHost, key_service: KeyService,  # noqa
                     INFLOW_INSTALL_KEYS_URL=key_service.url, INFLOW_FORGE_JWKS_URL=jwks.url,
                     INFLOW_FORGE_APP_ID=APP_ID, INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
-    a = fake_host.install_into(db, "jira")
-    a_confluence = fake_host.install_into(db, "confluence")
+    a = install_into(fake_host, db, "jira")
+    a_confluence = install_into(fake_host, db, "confluence")
     b = install_tenant(db, "jira")
     yield Target(app, app.test_client(), db, fake_host, a, a_confluence, b)
     db.dispose()

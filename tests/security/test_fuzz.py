@@ -20,10 +20,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from connect.db import Database
 from plugin.services.permissions import CACHE
+from sandbox.site import data
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app
-from tests.fakehost import data
-from tests.fakehost.server import FakeHost
 from tests.panels.conftest import seed_issues
+from tests.sandbox_site import install_into
 
 VIEWER = "aco"
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
@@ -41,7 +42,7 @@ def fuzz_site(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, Tenant
     db: Database = app.extensions["inflow.db"]
     issues = data.jira_dataset("apache-activemq")[:40]
     fake_host.load_jira_issues(issues)
-    auth = fake_host.install_into(db, "jira")
+    auth = install_into(fake_host, db, "jira")
     seed_issues(db, auth.tenant_id, fake_host.base_url(), issues)
     fake_host.set_project_admin(VIEWER, "AMQ")
     yield app, auth

@@ -23,9 +23,10 @@ from connect.models import WebhookEvent
 from plugin.models.content import Item
 from plugin.pipeline import events
 from plugin.services.permissions import CACHE
+from sandbox.site import data
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app
-from tests.fakehost import data
-from tests.fakehost.server import FakeHost
+from tests.sandbox_site import install_into
 
 SCRIPT = '<script>alert("xss")</script>'
 HANDLERS = '<img src=x onerror=alert(1)><svg onload=alert(2)><a href="#" onclick="alert(3)">x</a>'
@@ -130,7 +131,7 @@ def site(tmp_path: Path, fake_host: FakeHost) -> Iterator[tuple[Any, Database, T
     app = build_app(f"sqlite:///{tmp_path / 'inflow.db'}", INFLOW_APP_KEY=fake_host.app_key,
                     INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
-    auth = fake_host.install_into(db, "jira")
+    auth = install_into(fake_host, db, "jira")
     yield app, db, auth
     db.dispose()
     CACHE.clear()

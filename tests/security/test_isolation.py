@@ -25,9 +25,10 @@ from connect.models import WebhookEvent
 from plugin.models.content import Item
 from plugin.pipeline import events
 from plugin.services.permissions import CACHE
+from sandbox.site import data
+from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app
-from tests.fakehost import data
-from tests.fakehost.server import FakeHost
+from tests.sandbox_site import install_into
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _rewrite(issue: dict[str, Any], n: int, t: Tenant) -> dict[str, Any]:
 def _tenant(name: str, db: Database, source: list[dict[str, Any]]) -> Tenant:
     host = FakeHost().start()
     token = f"tok{secrets.token_hex(6)}"
-    t = Tenant(name, host, host.install_into(db, "jira"), f"P{secrets.token_hex(3).upper()}",
+    t = Tenant(name, host, install_into(host, db, "jira"), f"P{secrets.token_hex(3).upper()}",
                token, [f"acc-{token}-{i}" for i in range(3)])
     t.issues = [_rewrite(issue, n, t) for n, issue in enumerate(source, start=1)]
     host.load_jira_issues(t.issues)

@@ -1,4 +1,4 @@
-"""Confluence Cloud endpoints of the fake site (v2 pages, v1 CQL search and permission check)."""
+"""Confluence Cloud endpoints of the sandbox site (v2 pages, v1 CQL search and permission check)."""
 from __future__ import annotations
 
 import base64
@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, g, jsonify, request
 
-from tests.fakehost import data, query
-from tests.fakehost.server import FakeHost
+from sandbox.site import data, query
+from sandbox.site.server import FakeHost
 
 
 def v2_error(status: int, title: str) -> Response:
@@ -158,7 +158,7 @@ def _search(host: FakeHost, shape: Callable[[FakeHost, dict[str, Any]], dict[str
 
 
 def register(app: Flask, host: FakeHost) -> None:
-    """Add the Confluence endpoints to the fake site's app."""
+    """Add the Confluence endpoints to the sandbox site's app."""
 
     @app.get("/wiki/api/v2/pages")
     def list_pages() -> Response:

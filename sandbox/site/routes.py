@@ -1,12 +1,12 @@
-"""The fake site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
+"""The sandbox site's WSGI app: gate (record, inject, authenticate) plus every product endpoint."""
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from tests.fakehost import confluence_api, jira_api
-from tests.fakehost.server import FakeHost, build_flask, error
+from sandbox.site import confluence_api, control, jira_api
+from sandbox.site.server import FakeHost, build_flask, error
 
 MAX_REPORTED_ACCOUNTS = 90
 
@@ -16,6 +16,7 @@ def build_app(host: FakeHost) -> Flask:
     app = build_flask(host)
     jira_api.register(app, host)
     confluence_api.register(app, host)
+    control.register(app, host)
     app.wsgi_app = _forge_gateway(app.wsgi_app, host)  # type: ignore[method-assign]
 
     @app.post("/app/report-accounts/")

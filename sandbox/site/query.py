@@ -1,4 +1,4 @@
-"""The slice of JQL and CQL the fake host understands; anything else is a 400 as on a real site."""
+"""The slice of JQL and CQL the sandbox site understands; anything else is a 400 as on a real site."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,7 @@ _RELATIVE = re.compile(r"^-?(\d+)([wdhm])$")
 
 
 class QueryError(ValueError):
-    """A query the fake host does not understand (the host answers 400)."""
+    """A query the sandbox site does not understand (the host answers 400)."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Jira Cloud REST v3 endpoints of the fake site (paths exactly as Atlassian's)."""
+"""Jira Cloud REST v3 endpoints of the sandbox site (paths exactly as Atlassian's)."""
 from __future__ import annotations
 
 import base64
@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from tests.fakehost import data, query
-from tests.fakehost.server import FakeHost, error
+from sandbox.site import data, query
+from sandbox.site.server import FakeHost, error
 
 LINK_TYPES = {"duplicate": "Duplicate", "relates": "Relates", "blocks": "Blocks",
               "cloners": "Cloners"}
@@ -153,7 +153,7 @@ def _split_list(values: list[str]) -> list[str]:
 
 
 def register(app: Flask, host: FakeHost) -> None:
-    """Add the Jira endpoints to the fake site's app."""
+    """Add the Jira endpoints to the sandbox site's app."""
 
     @app.get("/rest/api/3/search/jql")
     def search_jql() -> Response:

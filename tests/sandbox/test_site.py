@@ -1,0 +1,131 @@
+"""The sandbox site as a host: signed installs, signed frames and tokens, its own endpoints."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from connect.db import Database
+from connect.models import Tenant
+from plugin.app import create_app
+from plugin.config import Settings
+from sandbox.site.install import install_payload
+from sandbox.site.server import FakeHost
+from sandbox.site.signing import InstallSigner
+from tests.conftest import free_port
+
+ISSUES = 300
+
+
+@dataclass
+class App:
+    """Inflow over real HTTP, trusting the sandbox's install keys, as `inflow demo` runs it."""
+
+    url: str
+    app: Flask
+    db: Database
+
+
+@pytest.fixture
+def app(fake_host: FakeHost, tmp_path: Path) -> Iterator[App]:
+    fake_host.load_jira_dataset("apache-activemq", limit=ISSUES)
+    fake_host.load_confluence_dataset(limit=20)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings.from_env({
+        "INFLOW_BASE_URL": url, "DATABASE_URL": f"sqlite:///{tmp_path / 'inflow.db'}",
+        "INFLOW_INSTALL_KEYS_URL": f"{fake_host.url}/_sandbox/install-keys",
+        "INFLOW_AUTH_SERVER_URL": fake_host.url})
+    application = create_app({"TESTING": True}, settings=settings)
+    db: Database = application.extensions["inflow.db"]
+    db.create_all()
+    server = make_server("127.0.0.1", port, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield App(url, application, db)
+    finally:
+        server.shutdown()
+        thread.join(5)
+        db.dispose()
+
+
+def _control(host: FakeHost, method: str, path: str, **kwargs: object) -> requests.Response:
+    return requests.request(method, f"{host.url}/_sandbox{path}", timeout=30, **kwargs)
+
+
+def test_the_site_installs_the_app_with_a_signed_install_and_its_frames_are_trusted(
+        fake_host: FakeHost, app: App) -> None:
+    answer = _control(fake_host, "POST", "/install", json={"app_url": app.url})
+    assert answer.status_code == 200, answer.text
+    with app.db.session() as session:
+        stored = {t.product_type: (t.client_key, t.shared_secret, t.base_url)
+                  for t in session.scalars(select(Tenant))}
+    assert stored == {p: (i.client_key, i.secret, fake_host.base_url(p))
+                      for p, i in fake_host.installs.items()}
+    assert answer.json()["installed"] == {p: i.client_key for p, i in fake_host.installs.items()}
+
+    key = max(fake_host.store.issues, key=lambda k: int(k.split("-")[1]))
+    src = _control(fake_host, "GET", "/frame/jira/inflow-experts-panel", params={
+        "as": "chirino", "issue.key": key, "project.key": "AMQ"}).json()["src"]
+    assert src.startswith(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ&jwt=")
+    panel = requests.get(app.url + src, timeout=30)
+    assert panel.status_code == 200 and "Ask an expert" in panel.text
+    token = _control(fake_host, "GET", "/token/jira", params={"as": "chirino"}).json()["token"]
+    api = requests.get(f"{app.url}/api/content/jira/{key}/reuse", timeout=30,
+                       headers={"Authorization": f"JWT {token}"})
+    assert api.status_code == 200 and api.json()["panel"] == "reuse"
+    tampered = src.replace("projectKey=AMQ", "projectKey=ZOO")  # the qsh covers the query
+    assert requests.get(app.url + tampered, timeout=30).status_code == 401
+
+
+def test_an_install_signed_with_an_unpublished_key_changes_nothing(fake_host: FakeHost,
+                                                                   app: App) -> None:
+    forger = InstallSigner()  # never published by the site's keys service
+    payload = install_payload(fake_host, "jira", "io.inflow.app")
+    token = forger.lifecycle_token(payload["clientKey"], app.url, "/installed")
+    answer = requests.post(f"{app.url}/installed", json=payload, timeout=30,
+                           headers={"Authorization": f"JWT {token}"})
+    assert answer.status_code == 401
+    with app.db.session() as session:
+        assert session.scalars(select(Tenant)).all() == []
+
+
+def test_the_catalog_offers_issues_with_known_duplicates_people_and_the_admin(
+        fake_host: FakeHost) -> None:
+    fake_host.load_jira_dataset("apache-activemq", limit=ISSUES)
+    fake_host.set_project_admin("chirino", "AMQ")
+    catalog = _control(fake_host, "GET", "/catalog").json()
+    issues = catalog["jira"]["issues"]
+    assert issues[0]["duplicate_of"] in fake_host.store.issues
+    assert {i["key"] for i in issues} <= set(fake_host.store.issues)
+    assert len(catalog["jira"]["people"]) == 8
+    assert catalog["jira"]["admins"] == [{"account_id": "chirino", "project": "AMQ"}]
+    assert (catalog["jira"]["issue_count"], catalog["jira"]["issue_total"]) == (ISSUES, 4649)
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("POST", "/install", {"json": {}}, 400),
+    ("POST", "/install", {"json": {"app_url": "ftp://x"}}, 400),
+    ("POST", "/install", {"json": {"app_url": "http://127.0.0.1:9", "products": ["bamboo"]}},
+     400),
+    ("POST", "/install", {"json": {"app_url": "http://127.0.0.1:9"}}, 502),
+    ("GET", "/install-keys/not-a-kid", {}, 404),
+    ("GET", "/frame/bitbucket/inflow-experts-panel", {}, 404),
+    ("GET", "/frame/jira/inflow-experts-panel", {}, 404),  # nothing installed yet
+    ("GET", "/frame/jira/inflow-experts-panel", {"params": {"part": "style"}}, 400),
+    ("GET", "/token/bitbucket", {}, 404),
+    ("GET", "/issues/AMQ-1", {}, 404),
+    ("GET", "/pages/1", {}, 404),
+])
+def test_the_sandbox_endpoints_refuse_bad_input(fake_host: FakeHost, method: str, path: str,
+                                                kwargs: dict[str, object], status: int) -> None:
+    answer = _control(fake_host, method, path, **kwargs)
+    assert answer.status_code == status, answer.text
