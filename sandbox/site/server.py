@@ -60,6 +60,7 @@ class Call:
     product: str = "jira"
     status: int | None = None
     rejected: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic clock)
 
     def param(self, name: str) -> str | None:
         """The first value of a query parameter."""
@@ -109,8 +110,12 @@ class _QuietHandler(WSGIRequestHandler):
 class FakeHost:
     """One Jira + Confluence Cloud site serving the sandbox data; tests start one per test."""
 
-    def __init__(self, app_key: str = DEFAULT_APP_KEY, keep_calls: int | None = None) -> None:
+    def __init__(self, app_key: str = DEFAULT_APP_KEY, keep_calls: int | None = None,
+                 latency: float = 0.0) -> None:
         self.app_key = app_key
+        # Seconds each REST call waits before it is answered, as a real site's round trip does
+        # (Jira Cloud answers in roughly 100-300 ms); 0 in tests and the demo, set by the benchmarks.
+        self.latency = latency
         self.lock = threading.RLock()
         self.store = Store()
         # Tests read every call; a long-running sandbox keeps the latest `keep_calls` or so.
@@ -536,6 +541,8 @@ def build_flask(host: FakeHost) -> Flask:
                                 request.get_json(silent=True),
                                 product=host.install_for_path(raw_path).product))
         g.call = call
+        if host.latency and request.path != "/oauth2/token":
+            time.sleep(host.latency)
         injection = host.take_injection(request.path)
         if injection is not None:
             time.sleep(injection.delay)
