@@ -391,7 +391,8 @@ class ForgeHostClient(HostClient):
             which = "user" if as_user else "system"
             raise HostError(0, f"No Forge {which} token or apiBaseUrl on this invocation")
         site = ForgeSite(base_url=inv.api_base_url, client_key=f"forge:{inv.installation_id}")
-        session = HostSession(auth=BearerAuth(lambda: token), timeout=timeout)
+        budget = inv.api_base_url + (f" as {inv.principal}" if as_user else "")
+        session = HostSession(auth=BearerAuth(lambda: token), timeout=timeout, site=budget)
         client = cls(site, app_key, session, account_id=inv.principal if as_user else None)
         client.invocation = inv
         return client

@@ -3,7 +3,9 @@
 Every request carries a fresh app JWT whose qsh covers the exact method, path and query as sent
 (path relative to the site's base URL), or, via `.as_user()`, a user access token from the
 OAuth 2.0 JWT bearer grant. 429 and 503 are retried honouring Retry-After; any other non-2xx
-raises HostError.
+raises HostError. A Retry-After holds every call of this process to that site, not only the one
+that received it: Atlassian answers a call sent before the time is up with another 429, so
+concurrent calls (a batch's re-reads) wait together rather than each earning its own.
 
 Why our own retry loop rather than atlassian-python-api's `backoff_and_retry`: with urllib3 2 that
 option mounts a urllib3 `Retry` adapter which re-sends the *same* prepared request (the same JWT,
@@ -106,6 +108,36 @@ class AppJWTAuth(AuthBase):
         return request
 
 
+class Pace:
+    """Per site, when this process may call it again (set by a Retry-After it received)."""
+
+    def __init__(self, max_sites: int = 10_000) -> None:
+        self.max_sites = max_sites
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, site: str, seconds: float) -> None:
+        """No call to `site` before `seconds` from now (a later hold already set stays)."""
+        with self._lock:
+            now = time.monotonic()
+            if len(self._until) >= self.max_sites:
+                self._until = {k: v for k, v in self._until.items() if v > now}
+            self._until[site] = max(self._until.get(site, 0.0), now + seconds)
+
+    def remaining(self, site: str) -> float:
+        """Seconds until `site` may be called again (0 when it may be called now)."""
+        until = self._until.get(site)
+        return 0.0 if until is None else max(0.0, until - time.monotonic())
+
+    def clear(self) -> None:
+        """Forget every hold (tests)."""
+        with self._lock:
+            self._until.clear()
+
+
+PACE = Pace()
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
     """Retry-After as seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
     value = response.headers.get("Retry-After")
@@ -127,7 +159,8 @@ class HostSession(requests.Session):
     """A session with a default timeout, bounded 429/503 retries, and HostError for non-2xx."""
 
     def __init__(self, auth: AuthBase | None = None, timeout: Any = TIMEOUT,
-                 max_attempts: int = MAX_ATTEMPTS, max_wait: float = MAX_RETRY_WAIT) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, max_wait: float = MAX_RETRY_WAIT,
+                 site: str | None = None) -> None:
         super().__init__()
         adapter = shared_adapter()
         self.mount("https://", adapter)
@@ -136,6 +169,7 @@ class HostSession(requests.Session):
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_wait = max_wait
+        self.site = site  # the key of PACE this session honours and sets (None: neither)
 
     def request(self, method: str, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
@@ -143,12 +177,16 @@ class HostSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         for attempt in range(1, self.max_attempts + 1):
+            self._wait_for_site()
             try:
                 response = super().request(method, url, *args, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise HostUnreachable(exc) from exc
             if response.status_code not in RETRY_STATUSES:
                 break
+            asked = retry_after_seconds(response)
+            if asked is not None and self.site is not None:
+                PACE.hold(self.site, asked)  # every call to the site waits, not just this one
             delay = self._delay(response, attempt)
             if delay is None:
                 break
@@ -158,6 +196,18 @@ class HostSession(requests.Session):
             raise HostError(response.status_code, response.text, response,
                             retry_after_seconds(response))
         return response
+
+    def _wait_for_site(self) -> None:
+        """Wait out the site's Retry-After; refuse at once when this session would not wait."""
+        if self.site is None:
+            return
+        remaining = PACE.remaining(self.site)
+        if remaining <= 0:
+            return
+        if self.max_attempts <= 1 or remaining > self.max_wait:
+            raise HostError(429, f"Rate limited by the site for {remaining:.1f} s more",
+                            retry_after=remaining)
+        time.sleep(remaining)
 
     def _delay(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
@@ -207,8 +257,9 @@ class HostClient:
             from connect.forge import client_for_tenant
             if (forge_client := client_for_tenant(tenant, app_key, timeout)) is not None:
                 return forge_client
-        auth = AppJWTAuth(app_key, tenant.shared_secret, tenant.base_url.rstrip("/"))
-        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout),
+        site = tenant.base_url.rstrip("/")
+        auth = AppJWTAuth(app_key, tenant.shared_secret, site)
+        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout, site=site),
                    auth_server=auth_server)
 
     def as_user(self, account_id: str) -> HostClient:
@@ -223,7 +274,9 @@ class HostClient:
             return TOKENS.get(key, lambda: request_token(token_session, self.tenant, account_id,
                                                          auth_server))
 
-        session = HostSession(auth=BearerAuth(token), timeout=self.session.timeout)
+        # The app-and-user budget is not the app's: a Retry-After on one does not hold the other.
+        budget = f"{self.session.site} as {account_id}" if self.session.site else None
+        session = HostSession(auth=BearerAuth(token), timeout=self.session.timeout, site=budget)
         return HostClient(self.tenant, self.app_key, session, account_id=account_id,
                           auth_server=self.auth_server)
 

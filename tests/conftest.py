@@ -46,6 +46,16 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     close_all()
 
 
+@pytest.fixture(autouse=True)
+def no_site_holds() -> Iterator[None]:
+    """A Retry-After one test's fake site sent never holds a later test's site on the same port."""
+    from connect.host_client import PACE
+
+    PACE.clear()
+    yield
+    PACE.clear()
+
+
 # ---------- PostgreSQL (from pg_virtualenv's PG* variables) ----------
 
 def postgres_available() -> bool:
