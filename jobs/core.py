@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -119,11 +120,12 @@ def _coalesced_id(base: str, status: str | None, next_status: str | None, stamp:
 
 def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple[Any, ...]]],
                       queue: str = QUEUE_DEFAULT, retry: Retry | None = None,
-                      timeout: int = DEFAULT_TIMEOUT) -> bool:
+                      timeout: int = DEFAULT_TIMEOUT, delay: float = 0.0) -> bool:
     """Enqueue each (base id, args) call unless a job of that id waits; False when Redis is down.
 
     One job waiting per base id covers any number of calls; while it runs, a second id
     (`<base>-next`) waits for what it may already have missed. Two round trips for all calls.
+    With `delay` (seconds) the jobs are scheduled that much later (a scheduled job waits too).
     """
     try:
         with connection.pipeline(transaction=False) as pipe:
@@ -132,13 +134,18 @@ def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple
                 _status_of(pipe, base + "-next")
             found = [_text(status) for status in pipe.execute()]
         stamp = time.time_ns() // 1000
-        datas = [Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
-                                    retry=retry or Retry(max=3, interval=[30, 300, 1800]),
-                                    failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
-                 for n, (base, args) in enumerate(calls)
-                 if (job_id := _coalesced_id(base, found[2 * n], found[2 * n + 1], stamp))]
-        if datas:
-            get_queue(connection, queue).enqueue_many(datas)
+        options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
+                                   "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
+        due = [(job_id, args) for n, (base, args) in enumerate(calls)
+               if (job_id := _coalesced_id(base, found[2 * n], found[2 * n + 1], stamp))]
+        target = get_queue(connection, queue)
+        if delay > 0:
+            for job_id, args in due:
+                target.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id,
+                                  job_timeout=timeout, **options)
+        elif due:
+            target.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
+                                                    **options) for job_id, args in due])
         return True
     except RedisError as exc:
         log.warning("enqueue of %d %s job(s) skipped, Redis unavailable: %s", len(calls), func, exc)

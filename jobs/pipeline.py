@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from connect import forge_presence
 from connect.db import Database, utcnow
-from connect.host_client import HostClient
+from connect.host_client import RETRY_STATUSES, HostClient, HostError
 from connect.models import Tenant, WebhookEvent
 from jobs.core import (
     QUEUE_BULK,
@@ -92,10 +92,11 @@ def job_id_for(prefix: str, *parts: Any) -> str:
 DRAIN_SECONDS = 3.0
 
 
-def enqueue_drain(connection: Redis, tenant_id: int) -> bool:
+def enqueue_drain(connection: Redis, tenant_id: int, delay: float = 0.0) -> bool:
     """Make sure a drain of the tenant's stored events waits (one covers any number of events)."""
     return enqueue_coalesced(connection, "jobs.pipeline.drain_events",
-                             [(relay.drain_job_id(tenant_id), (tenant_id,))], retry=EVENT_RETRY)
+                             [(relay.drain_job_id(tenant_id), (tenant_id,))], retry=EVENT_RETRY,
+                             delay=delay)
 
 
 def drain_events(tenant_id: int) -> int:
@@ -118,15 +119,40 @@ def drain_events(tenant_id: int) -> int:
         try:
             with db.session() as session:
                 applied += events.process_events(session, tenant_id, claimed, client_for, changed)
+        except HostError as exc:
+            if exc.status not in RETRY_STATUSES or exc.retry_after is None:
+                _batch_failed(connection, tenant_id, claimed)
+                continue
+            _wait_for_site(db, connection, tenant_id, claimed, exc.retry_after)
+            return applied
         except Exception:
-            log.exception("a batch of %d events of tenant %s failed; each gets its own job",
-                          len(claimed), tenant_id)
-            _hand_over(connection, claimed)
+            _batch_failed(connection, tenant_id, claimed)
             continue
         _refresh_later(tenant_id, changed)
     if connection is not None:
         enqueue_drain(connection, tenant_id)  # time is up: continue behind the others
     return applied
+
+
+def _batch_failed(connection: Redis | None, tenant_id: int, event_ids: list[int]) -> None:
+    log.exception("a batch of %d events of tenant %s failed; each gets its own job",
+                  len(event_ids), tenant_id)
+    _hand_over(connection, event_ids)
+
+
+def _wait_for_site(db: Database, connection: Redis | None, tenant_id: int, event_ids: list[int],
+                   seconds: float) -> None:
+    """The site asked us to wait longer than a call waits: the batch and the drain wait too.
+
+    Per-event jobs would each ask the site again on their own back-off (and earn more 429s);
+    the batch is handed back untried and the drain resumes once the site's time is up.
+    """
+    with db.session() as session:
+        relay.release(session, tenant_id, event_ids)
+    log.warning("site of tenant %s asked to wait %.0f s; its drain resumes then", tenant_id,
+                seconds)
+    if connection is not None:
+        enqueue_drain(connection, tenant_id, delay=seconds)
 
 
 def _hand_over(connection: Redis | None, event_ids: list[int]) -> None:

@@ -71,6 +71,17 @@ def claim(session: Session, tenant_id: int, limit: int = CLAIM) -> list[int]:
     return sorted(taken)
 
 
+def release(session: Session, tenant_id: int, event_ids: list[int]) -> int:
+    """Hand claimed events back untried: the site asked us to wait, so no attempt was spent."""
+    released = session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(event_ids), WebhookEvent.tenant_id == tenant_id,
+               WebhookEvent.processed_at.is_(None), WebhookEvent.attempts == 1)
+        .values(attempts=0),
+        execution_options={"synchronize_session": False})
+    return int(released.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def pending_events(
     session: Session, now: datetime | None = None, grace: timedelta = GRACE
 ) -> list[tuple[int, int, int]]:
