@@ -23,7 +23,6 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
 
     import connect
     import jobs
-    import plugin.fastpath
     import plugin.health
     import plugin.hooks
     import plugin.metrics
@@ -38,7 +37,6 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
     plugin.metrics.init_app(app)  # GET /metrics, request timing
     plugin.health.init_app(app)
     plugin.openapi.init_app(app)  # GET /api/openapi.json
-    plugin.fastpath.install(app)  # last: it checks the request hooks registered above
     if settings.sandbox_url:  # only under `inflow demo`: a deployment never has a sandbox
         import sandbox.demo
 

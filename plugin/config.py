@@ -96,7 +96,6 @@ class Settings:
     shards: tuple[str, ...] = (DEFAULT_SHARD,)
     analysis_processes: int | None = None  # None: one helper on a machine with 2+ cores
     panel_cache: bool = True
-    fast_path: bool = True
     access_log: str | None = "-"  # gunicorn's: "-" is stderr, None is off
     log_level: str = "INFO"
     web_concurrency: int = 2
@@ -131,7 +130,6 @@ class Settings:
             shards=shard_names(env.get("INFLOW_SHARDS") or ",".join(d.shards)),
             analysis_processes=_optional_count(env.get("INFLOW_ANALYSIS_PROCESSES")),
             panel_cache=parse_boolean(env.get("INFLOW_PANEL_CACHE"), True, "INFLOW_PANEL_CACHE"),
-            fast_path=parse_boolean(env.get("INFLOW_FAST_PATH"), True, "INFLOW_FAST_PATH"),
             access_log=env.get("INFLOW_ACCESS_LOG", d.access_log) or None,
             log_level=env.get("INFLOW_LOG_LEVEL", d.log_level).upper(),
             web_concurrency=_integer(env, "WEB_CONCURRENCY", d.web_concurrency),
@@ -154,7 +152,6 @@ class Settings:
             "INFLOW_APP_KEY": self.app_key,
             "INFLOW_AUTH_SERVER_URL": self.auth_server_url,
             "INFLOW_PANEL_CACHE": self.panel_cache,
-            "INFLOW_FAST_PATH": self.fast_path,
             "INFLOW_METRICS_TOKEN": self.metrics_token,
             "PROMETHEUS_MULTIPROC_DIR": self.prometheus_multiproc_dir,
             "MAX_CONTENT_LENGTH": self.max_body_bytes,

@@ -8,6 +8,7 @@ from flask import Blueprint, abort, g, jsonify, request
 from connect.auth import get_db, require_jwt
 from plugin.api.common import register_errors
 from plugin.services import panels
+from plugin.views import fragments
 from plugin.views.common import eligible, fetcher, people, project_of, visible
 
 bp = Blueprint("api_content", __name__, url_prefix="/api/content")
@@ -16,17 +17,17 @@ register_errors(bp)
 
 def panel_data(session: Any, panel: str, source: str, key: str, project: str | None,
                topic: str | None = None) -> dict[str, Any]:
-    """One panel's data for the verified viewer."""
-    tenant_id, viewer = g.tenant.id, g.account_id
+    """One panel's data for the verified viewer (recorded in the watch of a cached render)."""
+    tenant_id, viewer, watch = g.tenant.id, g.account_id, g.get("inflow_watch")
     if panel == "experts":
         return panels.experts(session, tenant_id, source, key, project, viewer, visible(),
                               eligible(session, project), fetcher(source, key), topic=topic,
-                              names=people(session))
+                              names=people(session), watch=watch)
     if panel == "reuse":
         return panels.reuse(session, tenant_id, source, key, project, viewer, visible(),
-                            fetcher(source, key))
+                            fetcher(source, key), watch=watch)
     return panels.contributors(session, tenant_id, source, key, project, viewer, visible(),
-                               names=people(session))
+                               names=people(session), watch=watch)
 
 
 @bp.get("/<source>/<key>/<panel>")
@@ -38,5 +39,10 @@ def content_panel(source: str, key: str, panel: str) -> Any:
     if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
         abort(404)  # the other product's content is not on this site
     project = project_of(source, key, request.args.get("project"))
-    with get_db().session() as session:
-        return jsonify(panel_data(session, panel, source, key, project))
+
+    def render() -> Any:
+        with get_db().session() as session:
+            return jsonify(panel_data(session, panel, source, key, project))
+
+    return fragments.cached(("api", source, key, panel, project),
+                            panels.depends_on(panel, source, key, project, g.account_id), render)

@@ -122,10 +122,11 @@ def _change(site: str, read: dict[Read, ItemDoc | None], target: Target, event_m
     if target.action == "embedded":
         doc = jira_issue_to_doc(payload["issue"], site)
         return versions.Change(doc.source, doc.key, versions.to_ms(doc.updated), doc)
-    doc = read[_read_of(target)]
-    if doc is None:
+    fetched = read[_read_of(target)]
+    if fetched is None:
         return None
-    return versions.Change(doc.source, doc.key, max(event_ms, versions.to_ms(doc.updated)), doc)
+    return versions.Change(fetched.source, fetched.key,
+                           max(event_ms, versions.to_ms(fetched.updated)), fetched)
 
 
 def _reread(tenant: Tenant, reads: list[Read], client_for: ClientFactory,

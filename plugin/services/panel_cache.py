@@ -1,128 +1,38 @@
-"""Rendered panels kept per process, served again only while everything they show is unchanged.
+"""Rendered views kept per process, served again only while everything they showed is still true.
 
-A cached panel is exact, not "fresh enough": each entry holds a stamp of what it was rendered
-from, read from the database *before* rendering, and a hit re-reads that stamp in one query:
-- the item (its id and index_seq: every change to it bumps the sequence; deleted → no row),
-- its stored reuse suggestions (row, when computed), so a refresh after an event shows,
-- the project's settings row (id, updated_at): panels turned off, purpose, privacy,
-- this viewer's verdicts on the item (count, newest id and update),
-- how many of the items it shows still exist (a deleted suggestion disappears at once).
-Permissions are the viewer's own (the key holds the viewer) and an entry expires no later than
-the earliest permission answer it was built from (`Horizon`), exactly when an uncached render
-would ask the host again. Only panels served from stored suggestions are cached: a live
-ranking depends on the whole index.
+A cached view is exact, not "fresh enough". Each entry holds the facts it depends on
+(`plugin.services.freshness`) with their values: those the view declares are read *before* it
+renders, those its render records (the people and items it read, the viewer's impact) are what
+the render saw; a hit reads all of them again in one query and is served only if every value is
+the same. Permissions are the viewer's own (the key holds the viewer) and an entry expires no
+later than the earliest host answer it was built from (permissions, group memberships, names
+from the host, a pause that ends), exactly when an uncached render would ask or count again.
+A render that ranked live or asked the host for its item (`Watch.live`) is not kept: it depends
+on the whole index or on the site.
 """
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import os
-import re
 import threading
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, QueuePool, Table, insert
+from sqlalchemy import Engine, Table, insert
 
 from connect.db import utcnow
 from plugin.models.social import PanelEvent
-from plugin.services.permissions import CACHE as PERMISSIONS
+from plugin.services import freshness
+from plugin.services.freshness import Fact
 
 log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
 
-SHOWN = 5  # a panel shows at most five suggestions (panels.LIMIT)
-_STAMP = """
-SELECT i.id, i.index_seq,
-  (SELECT s.id FROM stored_suggestions s
-    WHERE s.tenant_id = :tenant AND s.item_id = i.id AND s.kind = 'reuse'),
-  (SELECT s.computed_at FROM stored_suggestions s
-    WHERE s.tenant_id = :tenant AND s.item_id = i.id AND s.kind = 'reuse'),
-  (SELECT p.id FROM project_settings p WHERE p.tenant_id = :tenant AND p.project_key = :project),
-  (SELECT p.updated_at FROM project_settings p
-    WHERE p.tenant_id = :tenant AND p.project_key = :project),
-  (SELECT COUNT(*) FROM feedback f WHERE f.tenant_id = :tenant AND f.source = :source
-    AND f.item_key = :key AND f.account_id = :viewer),
-  (SELECT MAX(f.id) FROM feedback f WHERE f.tenant_id = :tenant AND f.source = :source
-    AND f.item_key = :key AND f.account_id = :viewer),
-  (SELECT MAX(f.updated_at) FROM feedback f WHERE f.tenant_id = :tenant AND f.source = :source
-    AND f.item_key = :key AND f.account_id = :viewer),
-  (SELECT COUNT(*) FROM items r WHERE r.id IN (:r0, :r1, :r2, :r3, :r4)
-    AND r.tenant_id + 0 = :tenant)
-FROM (SELECT 1 AS one) o
-LEFT JOIN items i ON i.tenant_id = :tenant AND i.source = :source AND i.key = :key
-"""
 RECORD = insert(cast(Table, PanelEvent.__table__))
-_NONE = (-1,) * SHOWN
-_ID_PARAMS = tuple(f"r{n}" for n in range(SHOWN))
-
-
-@functools.lru_cache(maxsize=8)
-def _stamp_sql(paramstyle: str) -> str:
-    # The driver's own placeholders: this query runs on the raw DBAPI connection (a hit's one
-    # database read), where SQLAlchemy's statement handling cost several times the query.
-    if paramstyle in ("pyformat", "format"):
-        return re.sub(r":(\w+)", r"%(\1)s", _STAMP)
-    return _STAMP  # sqlite3 takes :name placeholders whatever its declared paramstyle
-
-
-def reuse_stamp(engine: Engine, tenant_id: int, source: str, key: str, project: str | None,
-                viewer: str | None, shown: Sequence[int]) -> tuple[Any, ...]:
-    """Everything a reuse panel's HTML depends on in the database, as one comparable tuple."""
-    ids = (*shown, *_NONE)[:SHOWN]  # ids are positive: -1 matches nothing
-    params = {"tenant": tenant_id, "source": source, "key": key, "project": project or "",
-              "viewer": viewer or "", **dict(zip(_ID_PARAMS, ids, strict=True))}
-    own = _own_connection(engine)
-    if own is not None:
-        try:
-            row = own.execute(_stamp_sql(engine.dialect.paramstyle), params).fetchall()[0]
-        except Exception:
-            _LOCAL.connections.pop(engine, None)  # a broken connection is not used again
-            raise
-        return tuple(str(value) for value in row)
-    conn = engine.raw_connection()
-    try:
-        cursor = conn.cursor()
-        cursor.execute(_stamp_sql(engine.dialect.paramstyle), params)
-        row = cursor.fetchall()[0]  # always one row: FROM (SELECT 1) o
-        cursor.close()
-    finally:
-        conn.close()  # back to the pool
-    return tuple(str(value) for value in row)
-
-
-_LOCAL = threading.local()
-
-
-def _own_connection(engine: Engine) -> Any | None:
-    """This thread's own SQLite connection for stamp reads, or None (use the pool).
-
-    Why: a hit's one query cost less than the pool's checkout and reset around it. Only for a
-    SQLite file (QueuePool): a plain SELECT there runs in autocommit, so every read sees the
-    latest commit, and draining the rows ends its read transaction. PostgreSQL reads keep the
-    pool (a SELECT there would hold a snapshot until rolled back; pre-ping replaces dead links).
-    """
-    if engine.dialect.name != "sqlite" or not isinstance(engine.pool, QueuePool):
-        return None
-    connections = getattr(_LOCAL, "connections", None)
-    if connections is None:
-        connections = _LOCAL.connections = weakref.WeakKeyDictionary()
-    conn = connections.get(engine)
-    if conn is None:
-        fairy = engine.raw_connection()  # opened with the engine's pragmas (WAL, busy timeout)
-        fairy.detach()  # ours from now on: the pool opens another when it needs one
-        conn = connections[engine] = fairy.dbapi_connection
-    return conn
-
-
-def servable(stamp: tuple[Any, ...]) -> bool:
-    """Whether a render from this state may be kept: the item is stored and so are its suggestions."""
-    return stamp[0] != "None" and stamp[2] != "None"
 
 
 def view_events(tenant_id: int, panel: str, source: str, key: str, project: str | None,
@@ -183,36 +93,54 @@ EVENTS = EventBuffer()
 atexit.register(EVENTS.flush)
 
 
-class Horizon:
-    """The earliest moment any permission answer used for one render expires.
+def generations() -> tuple[int, ...]:
+    """Of the per-process caches of host answers a render may use: a clear ends its entries."""
+    from plugin.services.people import BACKOFF, PROFILES
+    from plugin.services.permissions import CACHE
 
-    `generation` is the permission cache's when the render began: answers dropped early (a
-    clear) end every entry built from them, too.
-    """
+    return CACHE.generation, PROFILES.generation, BACKOFF.generation
 
-    def __init__(self, limit: float, generation: int = 0) -> None:
+
+class Watch:
+    """What one render relied on besides its declared facts (see the module's docstring)."""
+
+    def __init__(self, limit: float) -> None:
         self.until = time.monotonic() + limit
-        self.generation = generation
+        self.generations = generations()
+        self.facts: list[Fact] = []
+        self.values: list[Any] = []
+        self.views: list[tuple[str, str, str, str | None, int]] = []
+        self.live = False  # ranked live or asked the host for the item: not kept
 
     def note(self, expires_at: float) -> None:
-        """A permission answer the render relied on, valid until `expires_at` (monotonic)."""
+        """A host answer the render relied on, valid until `expires_at` (monotonic)."""
         self.until = min(self.until, expires_at)
+
+    def note_until(self, moment: datetime) -> None:
+        """Something the render counted changes at this wall-clock moment (a pause ends)."""
+        self.note(freshness.wall_to_monotonic(moment))
+
+    def record(self, fact: Fact, value: Any) -> None:
+        """A fact only the render knows, with the value it saw."""
+        self.facts.append(fact)
+        self.values.append(value)
+
+    def viewed(self, panel: str, source: str, key: str, project: str | None, shown: int) -> None:
+        """The adoption events the render recorded (a hit records them again)."""
+        self.views.append((panel, source, key, project, shown))
 
 
 @dataclass(frozen=True)
 class Fragment:
-    """A rendered panel, the stamp it was rendered from and what it showed."""
+    """A rendered view: its body and content type, the facts it depends on and their values."""
 
-    html: str
-    stamp: tuple[Any, ...]
-    shown: tuple[int, ...]
-    expires_at: float
-    generation: int = 0
-
-    @functools.cached_property
-    def body(self) -> bytes:
-        """The HTML as UTF-8 (the response body), encoded once for all the hits it serves."""
-        return self.html.encode("utf-8")
+    body: bytes
+    content_type: str
+    facts: tuple[Fact, ...]
+    values: tuple[Any, ...]
+    views: tuple[tuple[str, str, str, str | None, int], ...] = ()
+    expires_at: float = 0.0
+    generations: tuple[int, ...] = field(default_factory=generations)
 
 
 class FragmentCache:
@@ -251,19 +179,31 @@ class FragmentCache:
 FRAGMENTS = FragmentCache()
 
 
-def reuse_hit(engine: Engine, cache_key: Key) -> Fragment | None:
-    """The cached reuse panel for this key if its stamp still matches (view recorded), else None.
+def hit(engine: Engine, key: Key) -> Fragment | None:
+    """The cached view for this key if every fact it depends on is unchanged (views recorded).
 
-    `cache_key` is (database URL, tenant id, "reuse", source, key, project, viewer). Needs no
-    Flask request: the view and the WSGI fast path in front of the app serve hits through it.
+    `key` is (database URL, tenant id, what the route was asked, ..., viewer).
     """
-    entry = FRAGMENTS.get(cache_key)
-    if entry is None or entry.generation != PERMISSIONS.generation:
+    entry = FRAGMENTS.get(key)
+    if entry is None or entry.generations != generations():
         return None
-    _, tenant_id, panel, source, key, project, viewer = cache_key
-    if reuse_stamp(engine, tenant_id, source, key, project, viewer, entry.shown) != entry.stamp:
+    tenant_id, viewer = key[1], key[-1]
+    if freshness.read(engine, tenant_id, entry.facts) != entry.values:
         return None
-    EVENTS.add(engine, view_events(tenant_id, panel, source, key, project, viewer,
-                                   len(entry.shown)))
+    if entry.views:
+        EVENTS.add(engine, [event for panel, source, item, project, shown in entry.views
+                            for event in view_events(tenant_id, panel, source, item, project,
+                                                     viewer, shown)])
     FRAGMENTS.hits += 1
     return entry
+
+
+def keep(key: Key, body: bytes, content_type: str, facts: list[Fact], before: tuple[Any, ...],
+         watch: Watch) -> bool:
+    """Keep a render (declared facts with the values read before it, then what it recorded)."""
+    if watch.live:
+        return False
+    FRAGMENTS.put(key, Fragment(body, content_type, (*facts, *watch.facts),
+                                (*before, *watch.values), tuple(watch.views), watch.until,
+                                watch.generations))
+    return True

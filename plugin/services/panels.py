@@ -17,7 +17,9 @@ from plugin.matching.precompute import stored_suggestions
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
-from plugin.services import adoption, feedback, questions, recognition
+from plugin.services import adoption, feedback, freshness, questions, recognition
+from plugin.services.freshness import Fact
+from plugin.services.panel_cache import Watch
 from plugin.services.people import People
 from plugin.services.settings import project_settings
 
@@ -25,6 +27,33 @@ Visible = Callable[[list[Any]], list[Any]]  # Items and fetched ItemDocs alike
 Eligible = Callable[[str], bool]
 Fetch = Callable[[], ItemDoc | None]
 LIMIT = 5
+IMPACT_DAYS = 30  # the contributors panel's "this month"
+
+
+def depends_on(view: str, source: str, key: str, project: str | None,
+               viewer: str | None) -> list[Fact]:
+    """What a view shows that lives in the database, besides what its render records.
+
+    `view` is a panel (experts, reuse, contributors), `counts` (the byline's title) or `board`.
+    The item's change sequence covers its contributions; permissions, names and the items
+    checked are recorded by the render (`Watch`).
+    """
+    item = [freshness.ItemState(source, key)]
+    settings = [freshness.Settings(project)] if project else []
+    if view == "reuse":
+        return [*item, *settings, freshness.Stored(source, key, "reuse"),
+                freshness.Verdicts(source, key, viewer)]
+    if view == "experts":
+        return [*item, *settings, freshness.Stored(source, key, "experts"),
+                freshness.Preferences(), freshness.Questions(source, key)]
+    if view == "contributors":
+        return [*item, *settings, freshness.KudosOn(source, key)]
+    if view == "counts":
+        return [*item, freshness.Stored(source, key, "reuse"),
+                freshness.Stored(source, key, "experts"), freshness.Preferences()]
+    if view == "board":
+        return [freshness.AllKudos()]
+    raise ValueError(f"no such view: {view}")
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -57,7 +86,8 @@ def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
 
 
 def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
-             visible: Visible, with_stored: bool = True, computing: bool = False) -> Subject:
+             visible: Visible, with_stored: bool = True, computing: bool = False,
+             watch: Watch | None = None) -> Subject:
     """The panel's item if this viewer may see it, checked with its suggestions in one go.
 
     `computing`: suggestions will be computed now when none are stored; the item is then left
@@ -69,6 +99,8 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
     item: Item | ItemDoc | None = stored_item
     if item is None and fetch is not None:
         item = fetch()
+        if watch is not None:
+            watch.live = True  # what the host said of an item not stored yet: asked every time
     if item is None:
         return Subject(None)
     if computing and stored is None:
@@ -76,7 +108,7 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
     # One host call for the item and everything its stored suggestions name: the later checks
     # of the suggestions read the permission cache. The API takes any key: nothing about an
     # item the viewer may not see may come back.
-    light = _light(session, tenant_id, _referenced(stored))
+    light = _light(session, tenant_id, _referenced(stored), watch)
     allowed = visible([item, *light])
     return Subject(item, stored, light=light) if any(i is item for i in allowed) else Subject(None)
 
@@ -114,7 +146,10 @@ def _item_summary(target: Item | ItemDoc | None) -> dict[str, Any] | None:
 
 
 def _record_view(session: Session, tenant_id: int, panel: str, source: str, key: str,
-                 project: str | None, viewer: str | None, shown: int) -> None:
+                 project: str | None, viewer: str | None, shown: int,
+                 watch: Watch | None = None) -> None:
+    if watch is not None:
+        watch.viewed(panel, source, key, project, shown)
     adoption.record(session, tenant_id, panel, "viewed", source, key, project, viewer)
     if shown:
         adoption.record(session, tenant_id, panel, "shown", source, key, project, viewer)
@@ -123,14 +158,14 @@ def _record_view(session: Session, tenant_id: int, panel: str, source: str, key:
 def experts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
             viewer: str | None, visible: Visible, eligible: Eligible, fetch: Fetch | None = None,
             topic: str | None = None, record: bool = True,
-            names: People | None = None) -> dict[str, Any]:
+            names: People | None = None, watch: Watch | None = None) -> dict[str, Any]:
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
     subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic,
-                       computing=True)
+                       computing=True, watch=watch)
     found = _expert_candidates(session, tenant_id, subject, topic, viewer,
-                               _riding(visible, subject), eligible)
+                               _riding(visible, subject), eligible, watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
@@ -143,7 +178,8 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
         for person in people:
             person["evidence"] = []
     if record:
-        _record_view(session, tenant_id, "experts", source, key, project, viewer, len(people))
+        _record_view(session, tenant_id, "experts", source, key, project, viewer, len(people),
+                     watch)
     return {"panel": "experts", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["experts"], "experts": people,
             "questions": _question_rows(asked, names),
@@ -151,7 +187,8 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
 
 
 def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic: str | None,
-                       viewer: str | None, visible: Visible, eligible: Eligible) -> list[Any]:
+                       viewer: str | None, visible: Visible, eligible: Eligible,
+                       watch: Watch | None = None) -> list[Any]:
     target, stored = subject.item, None if topic else subject.stored
     if stored is not None:
         return _filter_stored_experts(session, tenant_id, stored["experts"], viewer, visible,
@@ -159,19 +196,26 @@ def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic
     query = f"{topic} {target.title if target else ''}".strip() if topic else target
     if not query:
         return []
+    if watch is not None:
+        watch.live = True  # ranked on the whole index now
     return suggest_experts(session, tenant_id, query, limit=LIMIT, asker=viewer, visible=visible,
                            eligible=eligible)
 
 
-def _light(session: Session, tenant_id: int, ids: set[int]) -> list[Any]:
+def _light(session: Session, tenant_id: int, ids: set[int],
+           watch: Watch | None = None) -> list[Any]:
     """Just what a permission check reads of each item (never their texts)."""
     if not ids:
         return []
     # `tenant_id + 0`: given a bare tenant_id term, SQLite walks the tenant's whole
     # (tenant_id, index_seq) index instead of looking the ids up by primary key (2.5 ms per
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
-    return list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
+    rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
         Item.id.in_(ids), Item.tenant_id + 0 == tenant_id)).all())
+    if watch is not None:
+        watch.record(freshness.Items(tuple(sorted(ids))),
+                     frozenset(freshness.Items.row(*row) for row in rows))
+    return rows
 
 
 def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible,
@@ -253,28 +297,32 @@ def names_of(session: Session, tenant_id: int, accounts: set[str],
 
 def reuse(session: Session, tenant_id: int, source: str, key: str, project: str | None,
           viewer: str | None, visible: Visible, fetch: Fetch | None = None,
-          record: bool = True) -> dict[str, Any]:
+          record: bool = True, watch: Watch | None = None) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
-    subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True)
-    found = _reuse_candidates(session, tenant_id, subject, _riding(visible, subject))
+    subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True,
+                       watch=watch)
+    found = _reuse_candidates(session, tenant_id, subject, _riding(visible, subject), watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     if record:
-        _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items))
+        _record_view(session, tenant_id, "reuse", source, key, project, viewer, len(items),
+                     watch)
     return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["reuse"], "suggestions": items,
             "empty_reason": None if items else _reuse_empty_reason(target)}
 
 
 def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
-                      visible: Visible) -> list[Any]:
+                      visible: Visible, watch: Watch | None = None) -> list[Any]:
     target, stored = subject.item, subject.stored
     if target is None:
         return []
     if stored is None:
+        if watch is not None:
+            watch.live = True  # ranked on the whole index now
         return suggest_reuse(session, tenant_id, target, limit=LIMIT, visible=visible)
     seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible,
                         subject.light)
@@ -309,12 +357,14 @@ def _contributors(session: Session, tenant_id: int, item: Item, names: People,
 
 def contributors(session: Session, tenant_id: int, source: str, key: str, project: str | None,
                  viewer: str | None, visible: Visible, now: datetime | None = None,
-                 names: People | None = None, record: bool = True) -> dict[str, Any]:
+                 names: People | None = None, record: bool = True,
+                 watch: Watch | None = None) -> dict[str, Any]:
     """Who contributed and how, the thanks given here, and the viewer's own impact."""
     now = now or utcnow()
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
-    item = _subject(session, tenant_id, source, key, None, visible, with_stored=False).item
+    item = _subject(session, tenant_id, source, key, None, visible, with_stored=False,
+                    watch=watch).item
     thanks = recognition.kudos_on(session, tenant_id, source, key) if item is not None else []
     thanked = [a for k in thanks for a in (k.from_account_id, k.to_account_id)]
     people = _contributors(session, tenant_id, item, names, thanked) \
@@ -322,29 +372,38 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
     public = settings["privacy"]["public_kudos_messages"]
     if record:
         _record_view(session, tenant_id, "contributors", source, key, project, viewer,
-                     len(people))
+                     len(people), watch)
+    impact = _impact(session, tenant_id, viewer, now, watch) if viewer else None
     return {"panel": "contributors", "item": _item_summary(item), "purpose": settings["purpose"],
             "enabled": settings["panels"]["contributors"], "contributors": people,
             "thanks": [{"from": names.name(k.from_account_id), "to": names.name(k.to_account_id),
                         "message": k.message if public or viewer in (k.to_account_id,
                                                                      k.from_account_id) else "",
                         "at": k.created_at.isoformat()} for k in thanks[:10]],
-            "impact": recognition.impact(session, tenant_id, viewer, now - timedelta(days=30),
-                                         now) if viewer else None,
+            "impact": impact,
             "viewer": viewer,
             "empty_reason": None if people else
             "Inflow has not recorded anyone's work on this item yet."}
 
 
+def _impact(session: Session, tenant_id: int, viewer: str, now: datetime,
+            watch: Watch | None) -> dict[str, int]:
+    found = recognition.impact(session, tenant_id, viewer, now - timedelta(days=IMPACT_DAYS), now)
+    if watch is not None:  # the window moves with the clock: a cached view counts again
+        watch.record(freshness.Impact(viewer, IMPACT_DAYS), tuple(found.values()))
+    return found
+
+
 def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str | None,
-           visible: Visible, eligible: Eligible) -> dict[str, int]:
+           visible: Visible, eligible: Eligible, watch: Watch | None = None) -> dict[str, int]:
     """How many experts and related items a page has (the byline's title)."""
-    subject = _subject(session, tenant_id, source, key, None, visible)
+    subject = _subject(session, tenant_id, source, key, None, visible, watch=watch)
     if subject.item is None:
         return {"experts": 0, "related": 0}
-    found = _expert_candidates(session, tenant_id, subject, None, viewer, visible, eligible)
+    found = _expert_candidates(session, tenant_id, subject, None, viewer, visible, eligible,
+                               watch)
     return {"experts": len(found), "related": len(_reuse_candidates(session, tenant_id, subject,
-                                                                    visible))}
+                                                                    visible, watch))}
 
 
 def open_questions_count(session: Session, tenant_id: int, source: str, key: str) -> int:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plugin.models.content import Person
-from plugin.services.permissions import Requester, TTLCache
+from plugin.services.freshness import People as PeopleFact
+from plugin.services.permissions import Expiry, Requester, TTLCache
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,23 @@ def host_lookup(client: Any, product: str) -> Lookup:
     return lookup
 
 
+class Watch(Expiry, Protocol):
+    """What a cached render needs to hear of the people it names (panel_cache.Watch)."""
+
+    def record(self, fact: PeopleFact, value: frozenset[str]) -> None: ...
+
+
 class People:
-    """One request's view of people: each account loaded once, missing names resolved in bulk."""
+    """One request's view of people: each account loaded once, missing names resolved in bulk.
+
+    With a `watch` (a render that may be cached), the stored rows read are recorded and every
+    answer from the host (or the pause after a failed lookup) notes when it expires.
+    """
 
     def __init__(self, session: Session, tenant_id: int, lookup: Lookup | None = None,
-                 cache: TTLCache = PROFILES) -> None:
+                 cache: TTLCache = PROFILES, watch: Watch | None = None) -> None:
         self.session, self.tenant_id, self.lookup, self.cache = session, tenant_id, lookup, cache
+        self.watch = watch
         self._known: dict[str, Profile] = {}
 
     def prefetch(self, accounts: Iterable[str | None]) -> None:
@@ -85,6 +97,9 @@ class People:
                                            Person.avatar_url).where(
             Person.tenant_id == self.tenant_id, Person.account_id.in_(wanted))).all()
         stored = {account: (name, avatar) for account, name, avatar in rows}
+        if self.watch is not None:
+            self.watch.record(PeopleFact(tuple(sorted(wanted))), frozenset(
+                PeopleFact.row(account, *profile) for account, profile in stored.items()))
         self._known.update(stored)
         missing = [a for a in wanted if not stored.get(a, (None, None))[0]]
         if missing:
@@ -96,26 +111,38 @@ class People:
         found: dict[str, Profile] = {}
         ask = []
         for account in accounts:
-            hit = self.cache.get((self.tenant_id, account))
-            (ask.append(account) if hit is None else found.__setitem__(account, hit))
+            hit = self.cache.entry((self.tenant_id, account))
+            if hit is None:
+                ask.append(account)
+            else:
+                self._note(hit[0])
+                found[account] = hit[1]
         fetched = self._ask_host(ask) if ask else None
         if fetched is None:  # no host, or it failed: not remembered as "nobody has a name"
             return found
         for account in ask:
             found[account] = fetched.get(account, (None, None))
-            self.cache.put((self.tenant_id, account), found[account])
+            self._note(self.cache.put((self.tenant_id, account), found[account]))
         self._write_back({a: p for a, p in fetched.items() if a in stored and p[0]})
         return found
 
     def _ask_host(self, accounts: list[str]) -> dict[str, Profile] | None:
-        if self.lookup is None or BACKOFF.get(self.tenant_id) is not None:
+        if self.lookup is None:
+            return None
+        pause = BACKOFF.entry(self.tenant_id)
+        if pause is not None:
+            self._note(pause[0])  # the host is asked again once the pause is over
             return None
         try:
             return self.lookup(accounts)
         except Exception as exc:  # noqa: BLE001  (names are a nicety; the panel goes on)
             log.warning("name lookup of %d people failed: %s", len(accounts), exc)
-            BACKOFF.put(self.tenant_id, True)
+            self._note(BACKOFF.put(self.tenant_id, True))
             return None
+
+    def _note(self, expires_at: float) -> None:
+        if self.watch is not None:
+            self.watch.note(expires_at)
 
     def _write_back(self, profiles: dict[str, Profile]) -> None:
         for account, (name, avatar) in profiles.items():

@@ -109,7 +109,7 @@ def _check_uncached(clients: Callable[[str], Requester | None], account_id: str,
 
 
 class Expiry(Protocol):
-    """Told when each permission answer a caller relied on expires (see panel_cache.Horizon)."""
+    """Told when each host answer a caller relied on expires (see panel_cache.Watch)."""
 
     def note(self, expires_at: float) -> None: ...
 
@@ -185,19 +185,22 @@ def is_project_admin(client: Requester, account_id: str | None, project_key: str
                for entry in data.get("projectPermissions", []))
 
 
-def groups_lookup(client: Requester, tenant_id: int,
-                  cache: TTLCache = CACHE) -> Callable[[str], set[str]]:
-    """Group names of an account, from the host, cached like permissions."""
+def groups_lookup(client: Requester, tenant_id: int, cache: TTLCache = CACHE,
+                  horizon: Expiry | None = None) -> Callable[[str], set[str]]:
+    """Group names of an account, from the host, cached like permissions (`horizon` as in
+    `visible_to`)."""
 
     def groups_of(account_id: str) -> set[str]:
         key = (tenant_id, "groups", account_id)
-        hit = cache.get(key)
+        hit = cache.entry(key)
         if hit is None:
             rows = client.request("GET", "/rest/api/3/user/groups",
                                   params={"accountId": account_id}).json()
-            hit = {row.get("name", "") for row in rows if isinstance(row, dict)}
-            cache.put(key, hit)
-        return hit
+            groups = {row.get("name", "") for row in rows if isinstance(row, dict)}
+            hit = (cache.put(key, groups), groups)
+        if horizon is not None:
+            horizon.note(hit[0])
+        return hit[1]
 
     return groups_of
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Select, distinct, func, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -13,6 +13,7 @@ from plugin.models.social import Feedback, Kudos, Question
 from plugin.services.errors import Refused
 from plugin.services.feedback import AUTHOR_ROLES
 from plugin.services.people import People
+from plugin.services.settings import Until
 
 PER_PAIR_PER_ITEM_PER_DAY = 1
 PER_GIVER_PER_DAY = 20
@@ -55,26 +56,29 @@ def kudos_on(session: Session, tenant_id: int, source: str, key: str) -> list[Ku
         Kudos.kind == "thanks").order_by(Kudos.created_at.desc()).limit(50)))
 
 
+def impact_queries(tenant_id: Any, account_id: Any, since: Any, until: Any) -> list[Select[Any]]:
+    """The three counts of `impact`, one query each (values or bind parameters alike)."""
+    helped = (select(func.count(distinct(Feedback.source + ":" + Feedback.item_key)))
+              .join(Contribution, Contribution.item_id == Feedback.target_item_id)
+              .where(Feedback.tenant_id == tenant_id, Feedback.verdict == "helped",
+                     Contribution.tenant_id == tenant_id, Contribution.account_id == account_id,
+                     Contribution.role.in_(AUTHOR_ROLES), Feedback.account_id != account_id,
+                     Feedback.updated_at >= since, Feedback.updated_at < until))
+    answered = select(func.count(Question.id)).where(
+        Question.tenant_id == tenant_id, Question.expert_account_id == account_id,
+        Question.answered_at >= since, Question.answered_at < until)
+    kudos = select(func.count(Kudos.id)).where(
+        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
+        Kudos.created_at >= since, Kudos.created_at < until)
+    return [helped, answered, kudos]
+
+
 def impact(session: Session, tenant_id: int, account_id: str, since: datetime,
            until: datetime | None = None) -> dict[str, int]:
     """What a person's work did for others between `since` and `until` (default now)."""
-    until = until or utcnow()
-    helped = session.scalar(select(func.count(distinct(Feedback.source + ":" + Feedback.item_key)))
-                            .join(Contribution, Contribution.item_id == Feedback.target_item_id)
-                            .where(Feedback.tenant_id == tenant_id, Feedback.verdict == "helped",
-                                   Contribution.tenant_id == tenant_id,
-                                   Contribution.account_id == account_id,
-                                   Contribution.role.in_(AUTHOR_ROLES),
-                                   Feedback.account_id != account_id,
-                                   Feedback.updated_at >= since, Feedback.updated_at < until))
-    answered = session.scalar(select(func.count(Question.id)).where(
-        Question.tenant_id == tenant_id, Question.expert_account_id == account_id,
-        Question.answered_at >= since, Question.answered_at < until))
-    kudos = session.scalar(select(func.count(Kudos.id)).where(
-        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
-        Kudos.created_at >= since, Kudos.created_at < until))
-    return {"items_helped": int(helped or 0), "questions_answered": int(answered or 0),
-            "kudos_received": int(kudos or 0)}
+    queries = impact_queries(tenant_id, account_id, since, until or utcnow())
+    helped, answered, kudos = (int(session.scalar(query) or 0) for query in queries)
+    return {"items_helped": helped, "questions_answered": answered, "kudos_received": kudos}
 
 
 def _display_names(session: Session, tenant_id: int, accounts: set[str]) -> dict[str, str]:
@@ -107,12 +111,19 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
 
 
 def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,
-          limit: int = 10, names: People | None = None) -> list[dict[str, Any]]:
-    """People most thanked and credited since a date, optionally within one space."""
-    query = select(Kudos.to_account_id, func.count(Kudos.id).label("n")).where(
-        Kudos.tenant_id == tenant_id, Kudos.created_at >= since)
-    if space:
-        query = query.where(Kudos.space == space)
+          limit: int = 10, names: People | None = None,
+          until: Until | None = None) -> list[dict[str, Any]]:
+    """People most thanked and credited since a date, optionally within one space.
+
+    `until` hears when the oldest kudos counted leaves a window of the same length.
+    """
+    counted = (Kudos.tenant_id == tenant_id, Kudos.created_at >= since,
+               *((Kudos.space == space,) if space else ()))
+    query = select(Kudos.to_account_id, func.count(Kudos.id).label("n")).where(*counted)
+    if until is not None:
+        oldest = session.scalar(select(func.min(Kudos.created_at)).where(*counted))
+        if oldest is not None:
+            until.note_until(oldest + (utcnow() - since))
     rows = session.execute(query.group_by(Kudos.to_account_id)
                            .order_by(func.count(Kudos.id).desc(), Kudos.to_account_id)
                            .limit(limit)).all()

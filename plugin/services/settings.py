@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -82,11 +82,21 @@ def set_preference(session: Session, tenant_id: int, account_id: str, opted_out:
     return row
 
 
-def _unavailable(session: Session, tenant_id: int, now: datetime) -> set[str]:
+class Until(Protocol):
+    """Told when something counted now changes by the clock alone (panel_cache.Watch)."""
+
+    def note_until(self, moment: datetime) -> None: ...
+
+
+def _unavailable(session: Session, tenant_id: int, now: datetime,
+                 until: Until | None = None) -> set[str]:
     rows = session.execute(select(
         PersonPreference.account_id, PersonPreference.opted_out, PersonPreference.paused_until,
     ).where(PersonPreference.tenant_id == tenant_id)).all()
-    return {acc for acc, out, until in rows if out or (until is not None and until > now)}
+    paused = [end for _, _, end in rows if end is not None and end > now]
+    if until is not None and paused:
+        until.note_until(min(paused))  # that person may be suggested again then
+    return {acc for acc, out, end in rows if out or (end is not None and end > now)}
 
 
 def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsOf | None) -> bool:
@@ -102,10 +112,11 @@ def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsO
 
 
 def eligibility(session: Session, tenant_id: int, project_key: str | None,
-                now: datetime | None = None, groups_of: GroupsOf | None = None) -> Callable[[str], bool]:
+                now: datetime | None = None, groups_of: GroupsOf | None = None,
+                until: Until | None = None) -> Callable[[str], bool]:
     """A fast predicate for many accounts: preferences and project rules loaded once."""
     rules = project_settings(session, tenant_id, project_key)
-    unavailable = _unavailable(session, tenant_id, now or utcnow())
+    unavailable = _unavailable(session, tenant_id, now or utcnow(), until)
     return lambda account_id: (account_id not in unavailable
                                and _allowed_by_rules(account_id, rules, groups_of))
 

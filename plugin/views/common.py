@@ -43,7 +43,8 @@ def people(session: Session) -> People:
         if hasattr(client, "session") and hasattr(client.session, "max_attempts"):
             client.session.max_attempts = 1  # a rate-limited host shows "Unknown user", no wait
         g.inflow_names_host = client
-    return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type))
+    return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type),
+                  watch=g.get("inflow_watch"))
 
 
 def partner_host() -> HostClient | None:
@@ -60,8 +61,8 @@ def visible() -> Callable[[list[Item]], list[Item]]:
     """The viewer's permission filter (host checks, cached 60 s; a client only when one is due).
 
     Each item is checked by its own product: the site's other installation checks its items, and
-    without one they are hidden. A render that may be cached sets `g.inflow_horizon` to learn when
-    the answers it used expire.
+    without one they are hidden. A render that may be cached (`g.inflow_watch`) learns when the
+    answers it used expire.
     """
     own = g.tenant.product_type
 
@@ -69,13 +70,14 @@ def visible() -> Callable[[list[Item]], list[Item]]:
         return host() if source == own else partner_host()
 
     return permissions.visible_to(host, g.tenant.id, g.account_id,
-                                  horizon=g.get("inflow_horizon"), clients=clients)
+                                  horizon=g.get("inflow_watch"), clients=clients)
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:
     """Who may be suggested here: preferences, project rules, groups from the host when needed."""
-    groups = permissions.groups_lookup(host(), g.tenant.id)
-    return eligibility(session, g.tenant.id, project, groups_of=groups)
+    watch = g.get("inflow_watch")
+    groups = permissions.groups_lookup(host(), g.tenant.id, horizon=watch)
+    return eligibility(session, g.tenant.id, project, groups_of=groups, until=watch)
 
 
 def site_url() -> str:

@@ -11,6 +11,7 @@ from connect.db import utcnow
 from connect.host_client import HostError
 from plugin.api.content import panel_data
 from plugin.services import panels, recognition
+from plugin.views import fragments
 from plugin.views.common import eligible, people, visible
 from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
 
@@ -32,7 +33,7 @@ def _board(session: Any, scope: str, space: str | None, period: str) -> dict[str
     in_space = scope != "site" and bool(space)
     return {"board": recognition.board(session, g.tenant.id, utcnow() - timedelta(days=days),
                                        space=space if in_space else None,
-                                       names=people(session)),
+                                       names=people(session), until=fragments.watch()),
             "board_scope": f"Space {space}" if in_space else "Whole site",
             "period_label": "All time" if period == "all" else f"Last {days} days"}
 
@@ -47,22 +48,30 @@ def macro(macro: str) -> Any:
     if request.args.get("outputType", "display").lower() not in INTERACTIVE_OUTPUTS:
         return render("confluence/unavailable.html", heading=heading, what=heading.lower())
     page_id, space = _page_id(), request.args.get("spaceKey") or None
-    context: dict[str, Any] = {}
-    panel = MACROS[macro]
-    try:
-        with get_db().session() as session:
-            if panel is None:
-                context = _board(session, request.args.get("scope", "space"), space,
-                                 request.args.get("period", "month"))
-            elif page_id:
-                context["data"] = panel_data(session, panel, "confluence", page_id,
-                                             space, topic=request.args.get("topic") or None)
-    except HostError:
-        return error_page(UNREACHABLE, 502, heading)
     if MACROS[macro] is not None and not page_id:
         return error_page("This macro needs a page.", 400, heading)
-    return render("confluence/macro.html", macro=macro, heading=heading, source="confluence",
-                  key=page_id, project=space, **context)
+    topic = request.args.get("topic") or None
+    scope, period = request.args.get("scope", "space"), request.args.get("period", "month")
+    facts = panels.depends_on(MACROS[macro] or "board", "confluence", page_id, space,
+                              g.account_id)
+
+    panel = MACROS[macro]
+
+    def render_macro() -> Any:
+        with get_db().session() as session:
+            if panel is None:
+                context = _board(session, scope, space, period)
+            else:
+                context = {"data": panel_data(session, panel, "confluence", page_id,
+                                              space, topic=topic)}
+        return render("confluence/macro.html", macro=macro, heading=heading,
+                      source="confluence", key=page_id, project=space, **context)
+
+    try:
+        return fragments.cached(("macro", macro, page_id, space, topic, scope, period), facts,
+                                render_macro)
+    except HostError:
+        return error_page(UNREACHABLE, 502, heading)
 
 
 @bp.get("/macros/export")
@@ -80,14 +89,21 @@ def byline() -> Any:
     page_id = _page_id()
     if not page_id:
         return error_page("This view needs a page.", 400)
-    try:
+    views = ("experts", "reuse", "contributors")
+
+    def render_byline() -> Any:
         with get_db().session() as session:
             data = {name: panel_data(session, name, "confluence", page_id, None)
-                    for name in ("experts", "reuse", "contributors")}
+                    for name in views}
+        return render("confluence/byline.html", experts=data["experts"], reuse=data["reuse"],
+                      contributors=data["contributors"], source="confluence", key=page_id)
+
+    facts = [fact for name in views for fact in
+             panels.depends_on(name, "confluence", page_id, None, g.account_id)]
+    try:
+        return fragments.cached(("byline", page_id), list(dict.fromkeys(facts)), render_byline)
     except HostError:
         return error_page(UNREACHABLE, 502)
-    return render("confluence/byline.html", experts=data["experts"], reuse=data["reuse"],
-                  contributors=data["contributors"], source="confluence", key=page_id)
 
 
 @bp.get("/byline/context")
@@ -95,15 +111,23 @@ def byline() -> Any:
 def byline_context() -> Any:
     """The byline item's title for a page ("3 experts · 5 related"), as a context provider."""
     page_id = _page_id()
-    try:
-        with get_db().session() as session:
-            n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id, visible(),
-                              eligible(session, None)) if page_id else {"experts": 0, "related": 0}
-        title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
-    except HostError:  # no permission answers, so no counts; the byline still opens and explains
-        title = "Inflow"
-    return jsonify({"title": {"value": title}, "tooltip": {"value": "Inflow: people and work "
-                                                                      "related to this page"}})
+
+    def render_title() -> Any:
+        try:
+            with get_db().session() as session:
+                n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id,
+                                  visible(), eligible(session, None), watch=fragments.watch()) \
+                    if page_id else {"experts": 0, "related": 0}
+            title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
+        except HostError:  # no permission answers, so no counts; the byline opens and explains
+            fragments.not_kept()
+            title = "Inflow"
+        return jsonify({"title": {"value": title},
+                        "tooltip": {"value": "Inflow: people and work related to this page"}})
+
+    return fragments.cached(("byline title", page_id),
+                            panels.depends_on("counts", "confluence", page_id, None, g.account_id),
+                            render_title)
 
 
 @bp.get("/me")

@@ -1,22 +1,17 @@
-"""The reuse panel served from the per-process fragment cache when nothing it shows has changed."""
+"""Every panel, macro and byline view answered from the per-process cache while nothing it showed
+changed (`plugin.services.panel_cache`): the one place the routes consult it."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flask import current_app, g
+from flask import Response, current_app, g
 
 from connect.auth import get_db
 from plugin.config import parse_boolean
-from plugin.services.panel_cache import (
-    FRAGMENTS,
-    Fragment,
-    Horizon,
-    reuse_hit,
-    reuse_stamp,
-    servable,
-)
-from plugin.services.permissions import CACHE as PERMISSIONS
+from plugin.services import freshness, panel_cache
+from plugin.services.freshness import Fact
+from plugin.services.panel_cache import FRAGMENTS, Watch
 from plugin.services.permissions import TTL_SECONDS
 
 
@@ -26,26 +21,37 @@ def enabled(config: Mapping[str, Any] | None = None) -> bool:
     return parse_boolean(config.get("INFLOW_PANEL_CACHE"), True, "INFLOW_PANEL_CACHE")
 
 
-def cached_reuse(source: str, key: str, project: str | None,
-                 render: Callable[[], tuple[str, list[int]]]) -> Any:
-    """The reuse panel's HTML: from the cache when its stamp still matches, else `render()`.
+def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -> Any:
+    """The view's response from the cache while its facts are unchanged, else `render()`'s.
 
-    `render` returns the HTML and the ids of the suggestions it showed; it is called with
-    `g.inflow_horizon` set, so the entry expires with the permission answers it used.
+    `parts` name everything the route was asked (with the tenant and the viewer they make the
+    key); `facts` are what the view declares it depends on, read before `render` runs. The
+    render runs with `g.inflow_watch` set, through which it records what only it knows.
     """
-    db, tenant_id, viewer = get_db(), g.tenant.id, g.account_id
-    cache_key = (db.url, tenant_id, "reuse", source, key, project, viewer)
-    entry = reuse_hit(db.engine, cache_key)
+    if not enabled():
+        return render()
+    db, tenant_id = get_db(), g.tenant.id
+    key = (db.url, tenant_id, *parts, g.account_id)
+    entry = panel_cache.hit(db.engine, key)
     if entry is not None:
-        return entry.html
+        return current_app.response_class(entry.body, content_type=entry.content_type)
     FRAGMENTS.misses += 1
-    # Read before rendering: a change in between shows on the next view.
-    before = reuse_stamp(db.engine, tenant_id, source, key, project, viewer, ())
-    g.inflow_horizon = horizon = Horizon(TTL_SECONDS, PERMISSIONS.generation)
-    html, shown = render()
-    if servable(before):
-        # Every item shown existed when rendered: a hit needs all of them still there.
-        stamp = (*before[:-1], str(len(shown)))
-        FRAGMENTS.put(cache_key, Fragment(html, stamp, tuple(shown), horizon.until,
-                                          horizon.generation))
-    return html
+    before = freshness.read(db.engine, tenant_id, facts)  # a change from here on shows next time
+    g.inflow_watch = watch = Watch(TTL_SECONDS)
+    response: Response = current_app.make_response(render())
+    if response.status_code == 200 and not response.is_streamed:
+        panel_cache.keep(key, response.get_data(), response.content_type or "", facts, before,
+                         watch)
+    return response
+
+
+def not_kept() -> None:
+    """The render being cached must not be kept (it could not ask the host what it needed)."""
+    watch = g.get("inflow_watch")
+    if watch is not None:
+        watch.live = True
+
+
+def watch() -> Watch | None:
+    """The current render's watch, when its view may be cached."""
+    return g.get("inflow_watch")

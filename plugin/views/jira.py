@@ -9,7 +9,7 @@ from connect.auth import get_db, require_jwt
 from connect.host_client import HostError
 from plugin.api.content import panel_data
 from plugin.schemas.settings import PROJECT_KEY
-from plugin.services import adoption, permissions
+from plugin.services import adoption, panels, permissions
 from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
 from plugin.views import fragments
@@ -32,9 +32,9 @@ def issue_panel(panel: str) -> Any:
         return error_page("This panel needs an issue.", 400, HEADINGS[panel])
     project = project_of("jira", key, request.args.get("projectKey"))
     try:
-        if panel == "reuse" and fragments.enabled():
-            return fragments.cached_reuse("jira", key, project, lambda: _reuse_page(key, project))
-        return _panel_page(panel, key, project)
+        return fragments.cached(("jira panel", panel, key, project),
+                                panels.depends_on(panel, "jira", key, project, g.account_id),
+                                lambda: _panel_page(panel, key, project))
     except HostError:
         return error_page(UNREACHABLE, 502, HEADINGS[panel])
 
@@ -44,15 +44,6 @@ def _panel_page(panel: str, key: str, project: str | None) -> str:
         data = panel_data(session, panel, "jira", key, project)
     return render("jira/panel.html", panel=panel, heading=HEADINGS[panel], data=data,
                   source="jira", key=key, project=project)
-
-
-def _reuse_page(key: str, project: str | None) -> tuple[str, list[int]]:
-    """The reuse panel and the ids of the suggestions it shows (the fragment cache's stamp)."""
-    with get_db().session() as session:
-        data = panel_data(session, "reuse", "jira", key, project)
-    html = render("jira/panel.html", panel="reuse", heading=HEADINGS["reuse"], data=data,
-                  source="jira", key=key, project=project)
-    return html, [s["item_id"] for s in data["suggestions"]]
 
 
 def _valid_project(key: str) -> bool:

@@ -12,7 +12,8 @@ from plugin.matching.precompute import refresh_suggestions
 from plugin.matching.store import delete_item, get_item
 from plugin.models.content import StoredSuggestion
 from plugin.models.social import PanelEvent
-from plugin.services.panel_cache import _LOCAL, EVENTS, FRAGMENTS
+from plugin.services.freshness import _LOCAL
+from plugin.services.panel_cache import EVENTS, FRAGMENTS
 from plugin.services.permissions import CACHE
 from plugin.services.settings import save_project_settings
 from tests.panels.conftest import VIEWER, Site

@@ -9,7 +9,7 @@ import pytest
 from plugin.config import PROJECT_ROOT, Settings, parse_boolean
 from tests.conftest import ROOT, build_app
 
-SWITCHES = {"INFLOW_PANEL_CACHE": "panel_cache", "INFLOW_FAST_PATH": "fast_path"}
+SWITCHES = {"INFLOW_PANEL_CACHE": "panel_cache"}
 ON = ["1", "true", "TRUE", "yes", "On", " on ", ""]
 OFF = ["0", "false", "False", "no", "OFF", " off "]
 
@@ -39,7 +39,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.auth_server_url == "https://oauth-2-authorization-server.services.atlassian.com"
     assert (s.valkey_dir, s.valkey_port) == (PROJECT_ROOT / "instance" / "valkey", None)
     assert (s.index_dir, s.shards) == (PROJECT_ROOT / "instance" / "index", ("0",))
-    assert (s.analysis_processes, s.panel_cache, s.fast_path) == (None, True, True)
+    assert (s.analysis_processes, s.panel_cache) == (None, True)
     assert (s.access_log, s.log_level, s.web_concurrency, s.web_threads, s.web_timeout) == (
         "-", "INFO", 2, 4, 60)
     assert s.forwarded_allow_ips == "127.0.0.1,::1"
@@ -71,7 +71,7 @@ def test_a_number_that_is_not_one_names_the_variable() -> None:
 
 def test_the_app_config_carries_what_connect_and_the_views_read(sqlite_url: str) -> None:
     app = build_app(sqlite_url)
-    for key in ("INFLOW_AUTH_SERVER_URL", "INFLOW_PANEL_CACHE", "INFLOW_FAST_PATH",
+    for key in ("INFLOW_AUTH_SERVER_URL", "INFLOW_PANEL_CACHE",
                 "INFLOW_METRICS_TOKEN", "PROMETHEUS_MULTIPROC_DIR"):
         assert key in app.config
     app.extensions["inflow.db"].dispose()
