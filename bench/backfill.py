@@ -1,6 +1,6 @@
 """Backfill: `inflow backfill` pulling every issue from the fake Jira site over signed REST calls.
 
-The fake site (tests/fakehost, a real HTTP server on loopback that verifies every app JWT and
+The fake site (sandbox/site, a real HTTP server on loopback that verifies every app JWT and
 serves issues as REST v3 with ADF bodies) runs in this process; the backfill runs as the
 `inflow backfill --tenant …` command in its own process, and its rate is read from the
 backfill's own started/finished times, so Python start-up is not counted.
@@ -24,7 +24,7 @@ MIN_ISSUES_PER_S = 200
 
 def run(size: Size, backends: tuple[str, ...] = ("sqlite",), **_: object) -> list[Row]:
     """Backfill throughput on each backend."""
-    from tests.fakehost.server import FakeHost
+    from sandbox.site.server import FakeHost
 
     site = FakeHost().start()
     try:

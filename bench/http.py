@@ -77,13 +77,13 @@ class Client:
 
 
 def start_fake_site(issue_count: int, seed: int = 1, full_issues: list[dict[str, Any]] | None = None):
-    """The fake Jira site (tests/fakehost) knowing every generated issue id, for permission checks.
+    """The fake Jira site (sandbox/site) knowing every generated issue id, for permission checks.
 
     Permission checks only need each issue's id, key and project, so most issues are served as
     that skeleton; `full_issues` are served whole.
     """
     from bench import corpus
-    from tests.fakehost.server import FakeHost
+    from sandbox.site.server import FakeHost
 
     site = FakeHost().start()
     skeletons = []

@@ -352,7 +352,7 @@ def _has_suggestions(site: Site, key: str) -> bool:
 
 def _page_edited(site: Site, key: str) -> None:
     from plugin.content.normalize import confluence_page_to_doc
-    from tests.fakehost import data
+    from sandbox.site import data
 
     page = next(p for p in data.confluence_pages() if str(p["id"]) == key)
     page = {**page, "title": "Runbook, rewritten",

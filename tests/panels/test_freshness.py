@@ -14,18 +14,20 @@ from plugin.matching.store import delete_item, get_item
 from plugin.models.content import Item, Person
 from plugin.services import feedback, freshness, questions, recognition
 from plugin.services.settings import save_project_settings, set_preference
+from sandbox.site.server import FakeHost
 from tests.conftest import build_app
-from tests.fakehost.server import FakeHost
 from tests.panels.conftest import seed_issues
+from tests.sandbox_site import install_into
 
 
 def test_facts_read_alike_and_see_every_change_on_each_backend(
         database_url: str, fake_host: FakeHost, activemq_issues: list[dict[str, Any]]) -> None:
-    app = build_app(database_url, INFLOW_APP_KEY=fake_host.app_key)
+    app = build_app(database_url, INFLOW_APP_KEY=fake_host.app_key,
+                    INFLOW_AUTH_SERVER_URL=fake_host.url)
     db: Database = app.extensions["inflow.db"]
     issues = activemq_issues[:40]
     fake_host.load_jira_issues(issues)
-    tenant = fake_host.install_into(db)
+    tenant = install_into(fake_host, db)
     keys = seed_issues(db, tenant.tenant_id, tenant.base_url, issues)
     tid, key = tenant.tenant_id, keys[-1]
     with db.session() as session:
@@ -61,7 +63,8 @@ def test_facts_read_alike_and_see_every_change_on_each_backend(
     assert first[11] == tuple(found.values())
 
     with db.session() as session:
-        client = HostClient.for_tenant(session.get(Tenant, tid), fake_host.app_key).as_user("aco")
+        client = HostClient.for_tenant(session.get(Tenant, tid), fake_host.app_key,
+                                       auth_server=fake_host.url).as_user("aco")
         target = session.scalar(select(Item.id).where(Item.tenant_id == tid, Item.key == keys[0]))
         changes = [
             lambda: session.execute(update(Item).where(Item.id == item_id)

@@ -1,1 +1,0 @@
-"""Kept only while bench/ still imports the site from here (it moved to sandbox/site/)."""
