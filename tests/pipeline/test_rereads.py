@@ -166,8 +166,10 @@ def test_rereads_of_different_items_run_side_by_side(sqlite_url: str, make_site:
     reads = sorted(c.at for c in site.host.calls_to(ISSUE_PATH, "GET"))
     assert len(reads) == 8
     # Others were asked while the first was still unanswered (one after another, none would
-    # be); how fast that makes a burst is measured by `make bench ONLY=traffic`.
-    assert sum(at < reads[0] + site.host.latency for at in reads) >= 4
+    # be, and the eight would span 3.5 s); how fast that makes a burst is measured by
+    # `make bench ONLY=traffic`. Loose bounds: threads start late on a loaded machine.
+    assert sum(at < reads[0] + site.host.latency for at in reads) >= 2
+    assert reads[-1] - reads[0] < 7 * site.host.latency / 2
 
 
 def test_a_retry_after_holds_every_reread_of_the_batch_and_loses_no_event(

@@ -121,8 +121,12 @@ def running_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
     try:
         yield RunningWorker(proc, url, log)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.terminate()  # warm shutdown: the job in hand finishes first
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # rq's second signal: cold shutdown, the work horse is stopped
+            proc.wait(timeout=30)
         server.stop()
 
 
