@@ -14,8 +14,8 @@ from plugin.matching import candidates, experts, reuse
 from plugin.matching import circle as circles
 from plugin.matching.candidates import among
 from plugin.matching.experts import Evidence, ExpertSuggestion
-from plugin.matching.query import as_target
-from plugin.matching.ranking import ranked_for
+from plugin.matching.query import Target, as_target
+from plugin.matching.ranking import Ranking, ranked_for
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
@@ -29,8 +29,8 @@ Visible = Callable[[list[Item]], list[Item]]
 
 # What ranking, reasons, evidence and permission checks read; the rest loads on access.
 _SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title, Item.project, Item.space,
-          Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
-          Item.not_relevant_count, Item.created)
+          Item.components, Item.labels, Item.links, Item.status, Item.resolution, Item.url, Item.external_id,
+          Item.helpful_count, Item.not_relevant_count, Item.created)
 _HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
 # A snippet's text: the item's text, else its comments.
 _BODY = func.coalesce(func.nullif(Item.text, ""), func.nullif(Item.comments_text, ""), "")
@@ -106,12 +106,32 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
-    terms = set(ranking.query)
     bodies.update(_bodies(session, ranking.tenants, [item.id for item in shown if item.id not in bodies]))
-    return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
-                            item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
-                            round(scores[item.id], 4), reuse.reasons(item, ranking.query, goal.meta, tokens))
+    weights = _weights(ranking)
+    viewed = _viewed(goal, target)
+    similar = {item.key for item in shown if item.source == "jira"}
+    return [_reuse(item, bodies.get(item.id, ""), scores[item.id], viewed, weights, similar - {item.key})
             for item in shown]
+
+
+def _weights(ranking: Ranking) -> dict[str, float]:
+    """How telling each query term is: its idf, else (from a machine that sent none) its query weight."""
+    return {t: ranking.idf.get(t, w) for t, w in ranking.query.items()} if ranking.idf else dict(ranking.query)
+
+
+def _viewed(goal: Target, target: Item | ItemDoc | str) -> reuse.Viewed:
+    """What reasons compare suggestions with: the viewed item's texts, components, labels, space and links."""
+    return reuse.Viewed(f"{goal.title}\n{goal.text[:20_000]}\n{goal.comments[:20_000]}", frozenset(goal.meta),
+                        goal.key, goal.source, getattr(target, "space", None), frozenset(goal.links))
+
+
+def _reuse(item: Item, body: str, score: float, viewed: reuse.Viewed, weights: dict[str, float],
+           similar: set[str]) -> ReuseSuggestion:
+    """One suggestion: its best passage with the matches marked, and the evidence it shares."""
+    shown = reuse.passage(body, weights, tokens)
+    why, words = reuse.reasons(item, body, viewed, weights, tokens, similar)
+    return ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status, item.resolution,
+                           shown.text, round(score, 4), why, snippet_marks=shown.marks, shared_terms=words)
 
 
 def _bodies(session: Session, tenants: Sequence[int], ids: list[int]) -> dict[int, str]:
