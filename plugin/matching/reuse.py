@@ -141,6 +141,13 @@ _LIBRARY_FRAMES = ("java.", "javax.", "jdk.", "sun.", "com.sun.", "org.junit.", 
 _TRACE_LINE = re.compile(r"^\s*(?:at\s+[\w$.<>/]+\(|\.\.\. \d+ (?:more|common frames omitted)|Caused by:"
                          r"|(?:[a-z_][\w]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::|\s*$))")
 
+# A log line: it starts with a date, a time or a level ("2006-01-13 18:00:04,620 [main] WARN ...",
+# "INFO TransportConnector - ..."), or names a level within its first words.
+_LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d\d-\d\d|.{0,40}?\b\d{1,2}:\d\d:\d\d\b"
+                       r"|.{0,60}?\b(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
+# A line of code or configuration: braces, an assignment, a statement's semicolon.
+_CODE = re.compile(r"[{}]| = |;\s*$")
+
 
 @dataclass(frozen=True)
 class Snippet:
@@ -188,28 +195,29 @@ def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str
     return sum(weights.get(t, 0.0) for t in set(stem(piece)))
 
 
-def _trace(piece: str) -> bool:
-    return bool(_TRACE_LINE.match(piece))
+def _machine(piece: str) -> bool:
+    """Whether a piece of text is machine output: a trace, a log line or a line of code."""
+    return bool(_TRACE_LINE.match(piece) or _LOG_LINE.match(piece) or _CODE.search(piece))
 
 
-def _prose(text: str) -> str:
+def _untraced(text: str) -> str:
     """The text without its stack-trace lines."""
-    return "\n".join(line for line in text.splitlines() if not _trace(line))
+    return "\n".join(line for line in text.splitlines() if not _TRACE_LINE.match(line))
 
 
 def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[str], list[str]],
                   size: int) -> str:
     """The sentence, or two adjacent ones that fit, holding the weightiest query terms."""
     worth = [_worth(s, weights, stem) for s in found]
-    # Prose explains; a trace line matches on class names alone. Traces only when nothing else matches.
-    prose = [n for n, s in enumerate(found) if worth[n] > 0 and not _trace(s)]
+    # Prose explains; a trace, log or code line matches on names alone. Those only when nothing else does.
+    prose = [n for n, s in enumerate(found) if worth[n] > 0 and not _machine(s)]
     pool = prose or [n for n in range(len(found)) if worth[n] > 0]
     if not pool:
         return ""
     best = max(pool, key=lambda n: (worth[n], -n))
     chosen = found[best]
     after = best + 1
-    if after < len(found) and not _trace(found[after]) and len(chosen) + 1 + len(found[after]) <= size:
+    if after < len(found) and not _machine(found[after]) and len(chosen) + 1 + len(found[after]) <= size:
         pair = chosen + " " + found[after]
         if _worth(pair, weights, stem) > worth[best]:  # the second sentence adds a term
             chosen = pair
@@ -260,7 +268,7 @@ def shared_terms(text: str, weights: dict[str, float], stem: Callable[[str], lis
     """
     whole: dict[str, str] = {}  # term -> the first word that is that term on its own
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
-    for match in _WORD.finditer(_prose(text)):
+    for match in _WORD.finditer(_untraced(text)):
         if match.group().isdigit():
             continue  # line numbers, ports, versions: shared by chance, telling nobody anything
         terms = stem(match.group())

@@ -115,8 +115,12 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
 
 
 def _weights(ranking: Ranking) -> dict[str, float]:
-    """How telling each query term is: its idf, else (from a machine that sent none) its query weight."""
-    return {t: ranking.idf.get(t, w) for t, w in ranking.query.items()} if ranking.idf else dict(ranking.query)
+    """How telling each query term is: its idf times its weight in the query, as the query chose its terms.
+
+    Idf alone favours words that are rare by accident ("occasionally"); the query weight favours
+    what the viewed item is about (its title and components). A machine that sent no idf leaves the weight.
+    """
+    return {t: w * ranking.idf.get(t, 1.0) for t, w in ranking.query.items()}
 
 
 def _viewed(goal: Target, target: Item | ItemDoc | str) -> reuse.Viewed:

@@ -99,3 +99,4 @@ def _body(key: str) -> str:
     return {"ZK-1": "After restart the follower crashes while loading the snapshot.\n"
                     + TRACE.format(error="java.lang.NullPointerException"),
             "ZK-2": "Loading a large snapshot takes minutes on the follower."}[key]
+
