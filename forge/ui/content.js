@@ -47,7 +47,8 @@ function expertRow(ctx, expert, reload) {
   const evidence = (expert.evidence || []).map((e) => h('li', {}, link(e.url, `${e.key} ${e.title || ''}`), ` (${e.role})`));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
-    h('span', { class: 'inflow-reason', title: expert.reason || '', text: expert.summary || expert.reason || '' }), ' ', ask,
+    h('span', { class: 'inflow-reason', title: expert.reason || '',
+      text: [expert.summary || expert.reason || '', expert.work].filter(Boolean).join(': ') }), ' ', ask,
     evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
 }
 

@@ -19,6 +19,7 @@ from plugin.matching.ranking import Ranking, ranked_for
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
+from plugin.models.social import Question
 
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
@@ -145,9 +146,9 @@ def _bodies(session: Session, tenants: Sequence[int], ids: list[int]) -> dict[in
     return dict(session.execute(_statements_for(session).bodies, {"tenants": list(tenants), "ids": ids}).tuples().all())
 
 
-def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
+def _neighbours(session: Session, tenant_id: int, goal: Target, visible: Visible | None,
                 now: datetime) -> tuple[dict[int, Item], experts.Tally, tuple[int, ...]]:
-    ranking = ranked_for(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
+    ranking = ranked_for(session, tenant_id, goal, experts.NEIGHBOURS)
     if ranking is None:
         return {}, ({}, {}, 1e-9, {}), (tenant_id,)
     ranked = ranking.ranked[:experts.NEIGHBOURS]
@@ -172,7 +173,8 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
 
     The asker is never suggested; with `circle`, people who worked with the asker rank a little higher.
     """
-    items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, target, visible,
+    goal = as_target(session, tenant_id, target)
+    items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, goal, visible,
                                                                     now or utcnow())
     ranked = {account: score * prior[account] for account, score in scores.items()}
     if asker and circle:
@@ -187,8 +189,23 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
         if len(picked) >= limit:
             break
     people = _people(session, tenants, [a for a, _ in picked])
-    return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account))
+    answered = _answered_here(session, tenants, goal.source, goal.project or getattr(target, "space", None),
+                              [a for a, _ in picked])
+    return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account),
+                    answered.get(account, 0))
             for account, score in picked]
+
+
+def _answered_here(session: Session, tenants: Sequence[int], source: str | None, place: str | None,
+                   accounts: list[str]) -> dict[str, int]:
+    """Questions asked through Inflow in this project (or space) that each person answered."""
+    if not accounts or not source or not place:
+        return {}  # free text, or an item of no known project: no "here" to count in
+    rows = session.execute(select(Question.expert_account_id, func.count(Question.id)).where(
+        Question.tenant_id.in_(list(tenants)), Question.source == source, Question.project == place,
+        Question.state.in_(("answered", "accepted")), Question.expert_account_id.in_(accounts))
+        .group_by(Question.expert_account_id))
+    return {account: int(n) for account, n in rows}
 
 
 def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -200,7 +217,8 @@ def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> di
 
 
 def _expert(account: str, score: float, confidence: float, votes: list[experts.Vote],
-            items: dict[int, Item], person: tuple[str | None, str | None] | None) -> ExpertSuggestion:
+            items: dict[int, Item], person: tuple[str | None, str | None] | None,
+            answered_here: int = 0) -> ExpertSuggestion:
     best = sorted(votes, key=lambda v: (-v.weight, v.item_id))[:3]
     evidence = [Evidence(v.item_id, items[v.item_id].source, items[v.item_id].key,
                          items[v.item_id].title, items[v.item_id].url, v.role) for v in best]
@@ -208,4 +226,4 @@ def _expert(account: str, score: float, confidence: float, votes: list[experts.V
     reason = (f"{len(votes)} similar item(s) as {', '.join(roles)}; "
               f"confidence {round(100 * min(confidence, 1.0))}%")
     name, avatar = person or (None, None)
-    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence)
+    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence, answered_here)

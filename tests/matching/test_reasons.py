@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from plugin.matching import reuse
+from plugin.matching.experts import Evidence, work_line
 from plugin.matching.reuse import passage
 from plugin.matching.service import suggest_reuse
 from plugin.matching.store import get_item
@@ -100,3 +101,13 @@ def _body(key: str) -> str:
                     + TRACE.format(error="java.lang.NullPointerException"),
             "ZK-2": "Loading a large snapshot takes minutes on the follower."}[key]
 
+
+def test_an_experts_work_line_names_what_they_did_to_which_items() -> None:
+    evidence = [Evidence(1, "jira", "ZK-1", "Crash", None, "resolver"),
+                Evidence(2, "jira", "ZK-7", "Slow load", None, "commenter"),
+                Evidence(3, "jira", "ZK-2", "Crash again", None, "resolver")]
+    assert work_line(evidence, 2) == "resolved ZK-1 and ZK-2; commented on ZK-7; answered 2 questions here"
+    page = {"item_id": 4, "source": "confluence", "key": "98765", "title": "Runbook: restoring a snapshot",
+            "url": None, "role": "editor"}
+    assert work_line([page]) == 'edited "Runbook: restoring a snapshot"'
+    assert work_line([], 1) == "answered 1 question here" and work_line([]) == ""

@@ -1,4 +1,4 @@
-"""Panels show why: reuse reasons and marked snippets (escaped), and old stored rows still render."""
+"""Panels show why: reuse reasons and marked snippets (escaped), experts' concrete work, old rows too."""
 from __future__ import annotations
 
 import re
@@ -8,6 +8,7 @@ from sqlalchemy import select
 from plugin.matching.precompute import refresh_suggestions
 from plugin.matching.store import get_item
 from plugin.models.content import StoredSuggestion
+from plugin.models.social import Question
 from tests.panels.conftest import Site
 from tests.panels.test_pages import hostile  # noqa: F401
 
@@ -41,6 +42,23 @@ def test_the_api_returns_plain_snippets_whose_marks_point_at_matched_words(site:
     assert '<script>alert("x")</script>' in twin["snippet"]  # JSON carries plain text, unescaped
     assert "kahadb" in [twin["snippet"][a:b] for a, b in twin["snippet_marks"]]
     assert any(r.startswith("shares ") for r in twin["reasons"]) and twin["shared_terms"]
+
+
+def test_experts_name_their_work_and_the_questions_they_answered_here(site: Site) -> None:
+    key = site.keys[-1]
+    first = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"][0]
+    with site.db.session() as session:
+        session.add(Question(tenant_id=site.tenant.tenant_id, source="jira", item_key=site.keys[0], project="AMQ",
+                             asker_account_id="someone", expert_account_id=first["account_id"], text="How?",
+                             state="answered"))
+    person = next(e for e in site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+                  if e["account_id"] == first["account_id"])
+    assert person["answered_here"] == 1 and person["work"].endswith("; answered 1 question here")
+    assert all(ev["key"] in person["work"] for ev in person["evidence"])
+    html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert "answered 1 question here" in html
+    ev = person["evidence"][0]
+    assert re.search(rf'<a href="{re.escape(ev["url"])}"[^>]*>{ev["key"]}</a>', html)
 
 
 def test_rows_stored_in_the_old_format_still_render(site: Site) -> None:
