@@ -132,13 +132,13 @@ _WORD = re.compile(r"[^\W_]+")
 # "KeeperException$ConnectionLossException". A bare "Error" or "Exception" is only a word.
 _EXCEPTION = re.compile(r"\b(?:[a-z_][\w]*\.)*([A-Z][\w$]*(?:Exception|Error))\b")
 # A stack frame: "at org.apache.zookeeper.server.DataTree.processTxn(DataTree.java:123)".
-_FRAME = re.compile(r"^[\s|]*at\s+([\w$.<>/]+)\(")
+_FRAME = re.compile(r"^[\s|]*(?:\[\w+\]\s*)?at\s+([\w$.<>/]+)\(")  # "[junit] at ..." from Ant too
 # Frames of the runtime and test harnesses: every trace has them, so they tell nothing apart.
 _LIBRARY_FRAMES = ("java.", "javax.", "jdk.", "sun.", "com.sun.", "org.junit.", "junit.", "org.testng.",
                    "org.mockito.", "kotlin.", "scala.", "groovy.", "org.codehaus.groovy.")
 # A line that belongs to a trace rather than prose: a frame, "... 12 more", "Caused by:", a
 # bare "pkg.SomeException: message" header.
-_TRACE_LINE = re.compile(r"^\s*(?:at\s+[\w$.<>/]+\(|\.\.\. \d+ (?:more|common frames omitted)|Caused by:"
+_TRACE_LINE = re.compile(r"^\s*(?:\[\w+\]\s*)?(?:at\s+[\w$.<>/]+\(|\.\.\. \d+ (?:more|common frames omitted)|Caused by:"
                          r"|(?:[a-z_][\w]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::|\s*$))")
 
 # A log line: it starts with a date, a time or a level ("2006-01-13 18:00:04,620 [main] WARN ...",
@@ -201,8 +201,8 @@ def _machine(piece: str) -> bool:
 
 
 def _untraced(text: str) -> str:
-    """The text without its stack-trace lines."""
-    return "\n".join(line for line in text.splitlines() if not _TRACE_LINE.match(line))
+    """The text without its stack-trace and log lines."""
+    return "\n".join(line for line in text.splitlines() if not (_TRACE_LINE.match(line) or _LOG_LINE.match(line)))
 
 
 def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[str], list[str]],
@@ -263,8 +263,8 @@ def shared_terms(text: str, weights: dict[str, float], stem: Callable[[str], lis
                  limit: int = SHARED_TERMS) -> list[str]:
     """The query's weightiest terms in the text's prose, as the text spells them (not as stems).
 
-    Trace lines are left out: their package names and line numbers are rare, hence weighty, and
-    shared by every trace through the same code; the error reason speaks for them.
+    Trace and log lines are left out: their package, host and thread names are rare, hence weighty,
+    and shared by every trace or log of the same code; the error reason speaks for traces.
     """
     whole: dict[str, str] = {}  # term -> the first word that is that term on its own
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
