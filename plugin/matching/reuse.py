@@ -1,6 +1,7 @@
 """Reuse ranking: similar earlier items, answered and helpful ones first."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -313,12 +314,19 @@ def _short_frame(frame: str) -> str:
     return ".".join(frame.split(".")[-2:])
 
 
+@functools.lru_cache(maxsize=16)
+def _failures(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A text's exceptions and top frames, kept: the viewed item's are compared with every suggestion."""
+    return tuple(errors(text)), tuple(top_frames(text))
+
+
 def same_error(mine: str, theirs: str) -> str | None:
     """The reason two texts fail alike: the same exception, the same top frame, or both."""
+    my_errors, my_frames = _failures(mine)
     theirs_errors = set(errors(theirs))
-    error = next((e for e in errors(mine) if e in theirs_errors), None)
+    error = next((e for e in my_errors if e in theirs_errors), None)
     theirs_frames = set(top_frames(theirs))
-    frame = next((f for f in top_frames(mine) if f in theirs_frames), None)
+    frame = next((f for f in my_frames if f in theirs_frames), None)
     if error and frame:
         return f"same error: {error} at {_short_frame(frame)}"
     if error:

@@ -7,6 +7,7 @@ from plugin.matching.reuse import passage
 from plugin.matching.service import suggest_reuse
 from plugin.matching.store import get_item
 from plugin.matching.text import tokens
+from plugin.models.content import Item
 from tests.matching.helpers import database, doc, store
 
 TRACE = """{error}: lost the session
@@ -111,3 +112,15 @@ def test_an_experts_work_line_names_what_they_did_to_which_items() -> None:
             "url": None, "role": "editor"}
     assert work_line([page]) == 'edited "Runbook: restoring a snapshot"'
     assert work_line([], 1) == "answered 1 question here" and work_line([]) == ""
+
+
+def test_pages_in_the_same_space_and_items_with_shared_labels_say_so() -> None:
+    viewed = reuse.Viewed("Restore a snapshot", frozenset(["backup"]), "1", "confluence", "OPS")
+    page = Item(source="confluence", key="2", title="Snapshot restore runbook", space="OPS", components=[],
+                labels=["backup"], links=[], resolution=None, helpful_count=3)
+    other = Item(source="confluence", key="3", title="Snapshot restore runbook", space="DEV", components=[],
+                 labels=["misc"], links=[], resolution=None, helpful_count=0)
+    weights = _weights("restore snapshot")
+    assert reuse.reasons(page, "", viewed, weights, tokens)[0] == [
+        'shares "restore", "Snapshot"', "same label: backup", "same space: OPS", "helped 3 people before"]
+    assert reuse.reasons(other, "", viewed, weights, tokens)[0] == ['shares "restore", "Snapshot"']
