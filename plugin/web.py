@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from plugin.matching.experts import work_groups
 from plugin.services.people import UNKNOWN
 
 
@@ -36,3 +37,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["href"] = href
     app.jinja_env.filters["when"] = when
     app.jinja_env.globals["unknown_user"] = UNKNOWN
+    app.jinja_env.globals["work_groups"] = work_groups  # an expert's evidence grouped by what they did

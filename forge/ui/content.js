@@ -47,7 +47,8 @@ function expertRow(ctx, expert, reload) {
   const evidence = (expert.evidence || []).map((e) => h('li', {}, link(e.url, `${e.key} ${e.title || ''}`), ` (${e.role})`));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
-    h('span', { class: 'inflow-reason', title: expert.reason || '', text: expert.summary || expert.reason || '' }), ' ', ask,
+    h('span', { class: 'inflow-reason', title: expert.reason || '',
+      text: [expert.summary || expert.reason || '', expert.work].filter(Boolean).join(': ') }), ' ', ask,
     evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
 }
 
@@ -94,13 +95,29 @@ function verdictButtons(ctx, item) {
   return h('div', { class: 'inflow-actions' }, buttons, note);
 }
 
+// The snippet as text nodes with its matched words in <mark>. Offsets count Unicode code points
+// (as the server's strings do), so the text is split into code points, not UTF-16 units.
+export function marked(text, marks) {
+  const chars = Array.from(text);
+  const parts = [];
+  let at = 0;
+  for (const span of marks || []) {
+    const [start, end] = Array.isArray(span) ? span : [];
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < at || end <= start || end > chars.length) continue;
+    parts.push(chars.slice(at, start).join(''), h('mark', { text: chars.slice(start, end).join('') }));
+    at = end;
+  }
+  parts.push(chars.slice(at).join(''));
+  return parts;
+}
+
 function reuse(ctx, data) {
   const items = data.suggestions || [];
   if (!items.length) return empty(data);
   return h('ul', { class: 'inflow-list' }, items.map((item) => h('li', { class: 'inflow-suggestion' },
     link(item.url, `${item.key} ${item.title || ''}`), ' ',
     h('span', { class: 'inflow-meta', text: [item.status, item.resolution].filter(Boolean).join(' · ') }),
-    item.snippet ? h('p', { class: 'inflow-snippet', text: item.snippet }) : null,
+    item.snippet ? h('p', { class: 'inflow-snippet' }, marked(item.snippet, item.snippet_marks)) : null,
     (item.reasons || []).length ? h('p', { class: 'inflow-reason', text: item.reasons.join('; ') }) : null,
     verdictButtons(ctx, item))));
 }

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, g, jsonify, request
 
 from connect.auth import get_db, require_jwt
 from plugin.api.common import register_errors
+from plugin.matching.experts import work_line
 from plugin.services import panels
 from plugin.views import fragments
 from plugin.views.common import eligible, fetcher, people, project_of, visible
@@ -20,14 +21,26 @@ def panel_data(session: Any, panel: str, source: str, key: str, project: str | N
     """One panel's data for the verified viewer (recorded in the watch of a cached render)."""
     tenant_id, viewer, watch = g.tenant.id, g.account_id, g.get("inflow_watch")
     if panel == "experts":
-        return panels.experts(session, tenant_id, source, key, project, viewer, visible(),
-                              eligible(session, project), fetcher(source, key), topic=topic,
-                              names=people(session), watch=watch)
+        return with_work(panels.experts(session, tenant_id, source, key, project, viewer, visible(),
+                                        eligible(session, project), fetcher(source, key),
+                                        topic=topic, names=people(session), watch=watch))
     if panel == "reuse":
         return panels.reuse(session, tenant_id, source, key, project, viewer, visible(),
                             fetcher(source, key), watch=watch)
     return panels.contributors(session, tenant_id, source, key, project, viewer, visible(),
                                names=people(session), watch=watch)
+
+
+def with_work(data: dict[str, Any]) -> dict[str, Any]:
+    """Each expert's concrete work as one line, from the evidence this viewer may see.
+
+    A project that hides evidence hides the answered questions too: both say why someone is suggested.
+    """
+    for person in data.get("experts", []):
+        if not person.get("evidence"):
+            person["answered_here"] = 0
+        person["work"] = work_line(person.get("evidence") or [], person.get("answered_here", 0))
+    return data
 
 
 @bp.get("/<source>/<key>/<panel>")

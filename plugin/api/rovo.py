@@ -17,6 +17,7 @@ from flask import Blueprint, g, jsonify
 from connect.auth import get_db
 from connect.forge import verify_forge_request
 from plugin.api.common import load, register_errors
+from plugin.api.content import with_work
 from plugin.schemas.rovo import RovoPayloadSchema
 from plugin.services import panels
 from plugin.services.errors import Refused
@@ -87,10 +88,11 @@ def find_experts() -> Any:
     source, key = _target(body)
     project = project_of(source, key)
     with get_db().session() as session:
-        data = panels.experts(session, g.tenant.id, source, key, project, g.account_id,
-                              visible(), eligible(session, project), fetcher(source, key),
-                              topic=body.get("topic"), record=False, names=people(session))
-    found = [{"name": e["display_name"], "accountId": e["account_id"], "why": e["summary"],
+        data = with_work(panels.experts(session, g.tenant.id, source, key, project, g.account_id,
+                                        visible(), eligible(session, project), fetcher(source, key),
+                                        topic=body.get("topic"), record=False, names=people(session)))
+    found = [{"name": e["display_name"], "accountId": e["account_id"],
+              "why": f"{e['summary']}: {e['work']}" if e["work"] else e["summary"],
               "evidence": [{"key": ev["key"], "title": ev["title"], "url": ev["url"],
                             "role": ev["role"]} for ev in e["evidence"][:EVIDENCE]]}
              for e in data["experts"]]

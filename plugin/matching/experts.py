@@ -15,13 +15,14 @@ decay of the votes already covers.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
-from plugin.matching.roles import role_weight
+from plugin.matching.roles import done, role_weight
 
 REPEAT_BONUS = 0.1  # each extra contribution to the same item (max three counted)
 # Recent work counts more; year-old work counts half. Replays of two trackers agree that
@@ -58,6 +59,9 @@ class ExpertSuggestion:
     score: float
     reason: str
     evidence: list[Evidence] = field(default_factory=list)
+    # Questions asked through Inflow in the viewed item's project (or space) that they answered.
+    # Rows stored before this field existed load with 0.
+    answered_here: int = 0
 
 
 @dataclass
@@ -126,3 +130,39 @@ def order(scores: dict[str, float], load: Callable[[str], int] | None) -> list[t
         penalty = LOAD_PENALTY * min(load(account), 5) if load else 0.0
         return scores[account] * (1.0 - penalty)
     return sorted(((a, adjusted(a)) for a in scores), key=lambda pair: (-pair[1], pair[0]))
+
+
+def _field(evidence: Evidence | Mapping[str, Any], name: str) -> Any:
+    """An evidence field, whether it is an `Evidence` or the dict a panel made of one."""
+    return evidence.get(name) if isinstance(evidence, Mapping) else getattr(evidence, name)
+
+
+def work_groups(evidence: Sequence[Evidence | Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """The evidence grouped by what the person did, strongest work first: [("resolved", [ev, ...]), ...]."""
+    groups: dict[str, list[Any]] = {}
+    for ev in evidence:
+        groups.setdefault(done(_field(ev, "role")), []).append(ev)
+    return list(groups.items())
+
+
+def _name(evidence: Evidence | Mapping[str, Any]) -> str:
+    """An issue by its key; a page by its title, since its key is a number nobody knows."""
+    if _field(evidence, "source") == "jira":
+        return str(_field(evidence, "key"))
+    title = str(_field(evidence, "title") or _field(evidence, "key"))
+    return f'"{title[:40]}{"…" if len(title) > 40 else ""}"'
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def work_line(evidence: Sequence[Evidence | Mapping[str, Any]], answered_here: int = 0) -> str:
+    """The concrete work behind a suggestion: "resolved AMQ-1 and AMQ-2; commented on AMQ-7; answered 2 questions here".
+
+    Built from the evidence as shown, so items hidden from the viewer are never named.
+    """
+    parts = [f"{verb} {_listed([_name(ev) for ev in items])}" for verb, items in work_groups(evidence)]
+    if answered_here:
+        parts.append(f"answered {answered_here} question{'s' if answered_here != 1 else ''} here")
+    return "; ".join(parts)

@@ -5,7 +5,7 @@ change after the suggestions were computed.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import select
@@ -47,9 +47,15 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> None:
     session.flush()
 
 
+def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's fields the dataclass has: a row written by a newer release still loads here."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in entry.items() if k in names}
+
+
 def _expert(entry: dict[str, Any]) -> ExpertSuggestion:
-    evidence = [Evidence(**e) for e in entry.get("evidence", [])]
-    return ExpertSuggestion(**{**entry, "evidence": evidence})
+    evidence = [Evidence(**_known(Evidence, e)) for e in entry.get("evidence", [])]
+    return ExpertSuggestion(**{**_known(ExpertSuggestion, entry), "evidence": evidence})
 
 
 def stored_suggestions(session: Session, tenant_id: int, item_id: int) -> dict[str, list[Any]] | None:
@@ -63,7 +69,7 @@ def stored_suggestions(session: Session, tenant_id: int, item_id: int) -> dict[s
     found: dict[str, list[Any]] = {"reuse": [], "experts": []}
     for row in rows:
         if row.kind == "reuse":
-            found["reuse"] = [ReuseSuggestion(**entry) for entry in row.payload or []]
+            found["reuse"] = [ReuseSuggestion(**_known(ReuseSuggestion, entry)) for entry in row.payload or []]
         elif row.kind == "experts":
             found["experts"] = [_expert(entry) for entry in row.payload or []]
     return found

@@ -37,6 +37,8 @@ class Ranking:
     # given for the people of the best neighbours when the ranking came from another machine.
     people: dict[str, tuple[float, float]] = field(default_factory=dict)
     view: SiteView | None = None
+    # Each query term's idf: reasons name the rarest words a suggestion shares (ranking never reads it).
+    idf: dict[str, float] = field(default_factory=dict)
 
     def worked_on(self, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(items each person worked on, items they did the work on) in the site."""
@@ -49,14 +51,16 @@ class Ranking:
     def as_json(self) -> dict[str, Any]:
         """Plain data to send to another machine."""
         return {"query": self.query, "ranked": self.ranked, "owning_share": self.owning_share,
-                "tenants": list(self.tenants), "people": self.people}
+                "tenants": list(self.tenants), "people": self.people, "idf": self.idf}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ranking:
         """The ranking another machine sent."""
         return cls(dict(data["query"]), [(int(i), float(s)) for i, s in data["ranked"]],
                    float(data["owning_share"]), tuple(int(t) for t in data["tenants"]),
-                   {a: (float(t), float(o)) for a, (t, o) in data["people"].items()})
+                   {a: (float(t), float(o)) for a, (t, o) in data["people"].items()},
+                   # A machine on the previous release sends none: reasons then go by query weight.
+                   idf={t: float(v) for t, v in (data.get("idf") or {}).items()})
 
 
 def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> Ranking:
@@ -73,7 +77,8 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
         candidate.norm = norms[candidate.item_id]
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
                         excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
-    return Ranking(query, ranked, view.averages().owning_share, view.members, view=view)
+    return Ranking(query, ranked, view.averages().owning_share, view.members, view=view,
+                   idf={t: view.idf(t) for t in query})
 
 
 def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """Reuse ranking: similar earlier items, answered and helpful ones first."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -41,6 +42,10 @@ class ReuseSuggestion:
     snippet: str
     score: float
     reasons: list[str] = field(default_factory=list)
+    # Offsets [start, end) into `snippet` of its words that match the query, for highlighting.
+    # Rows stored before these fields existed load with them empty.
+    snippet_marks: list[list[int]] = field(default_factory=list)
+    shared_terms: list[str] = field(default_factory=list)  # the distinctive words both items use
 
 
 @dataclass(slots=True)
@@ -120,6 +125,49 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Sequence[Candidate], que
 # with its sentence) rather than looking behind for it lets the regex skip ahead: 20 times faster.
 _BREAK = re.compile(r"[.!?]\s+|\n+")
 SNIPPET_SENTENCES = 60
+SNIPPET_SIZE = 200
+SHARED_TERMS = 4  # distinctive words named in a reason: more reads as noise
+MAX_REASONS = 5
+_WORD = re.compile(r"[^\W_]+")
+# A Java-style exception or error class, optionally package-qualified: "java.io.IOException",
+# "KeeperException$ConnectionLossException". A bare "Error" or "Exception" is only a word.
+_EXCEPTION = re.compile(r"\b(?:[a-z_][\w]*\.)*([A-Z][\w$]*(?:Exception|Error))\b")
+# A stack frame: "at org.apache.zookeeper.server.DataTree.processTxn(DataTree.java:123)".
+_FRAME = re.compile(r"^[\s|]*(?:\[\w+\]\s*)?at\s+([\w$.<>/]+)\(")  # "[junit] at ..." from Ant too
+# Frames of the runtime and test harnesses: every trace has them, so they tell nothing apart.
+_LIBRARY_FRAMES = ("java.", "javax.", "jdk.", "sun.", "com.sun.", "org.junit.", "junit.", "org.testng.",
+                   "org.mockito.", "kotlin.", "scala.", "groovy.", "org.codehaus.groovy.")
+# A line that belongs to a trace rather than prose: a frame, "... 12 more", "Caused by:", a
+# bare "pkg.SomeException: message" header.
+_TRACE_LINE = re.compile(r"^\s*(?:\[\w+\]\s*)?(?:at\s+[\w$.<>/]+\(|\.\.\. \d+ (?:more|common frames omitted)|Caused by:"
+                         r"|(?:[a-z_][\w]*\.)+[A-Z][\w$]*(?:Exception|Error)(?::|\s*$))")
+
+# A log line: it starts with a date, a time or a level ("2006-01-13 18:00:04,620 [main] WARN ...",
+# "INFO TransportConnector - ..."), or names a level within its first words.
+_LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d\d-\d\d|.{0,40}?\b\d{1,2}:\d\d:\d\d\b"
+                       r"|.{0,60}?\b(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
+# A line of code or configuration: braces, an assignment, a statement's semicolon.
+_CODE = re.compile(r"[{}]| = |;\s*$")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A passage of an item's text, and the (start, end) offsets of the query terms in it."""
+
+    text: str
+    marks: list[list[int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """What reasons compare a suggestion with: the item being viewed, as far as it is known."""
+
+    text: str = ""
+    meta: frozenset[str] = frozenset()
+    key: str | None = None
+    source: str | None = None
+    space: str | None = None
+    links: frozenset[str] = frozenset()
 
 
 def sentences(text: str, limit: int = SNIPPET_SENTENCES) -> list[str]:
@@ -138,26 +186,203 @@ def sentences(text: str, limit: int = SNIPPET_SENTENCES) -> list[str]:
     return out + [piece] if piece else out
 
 
-def snippet(text: str, terms: set[str], stem: Callable[[str], list[str]], size: int = 240) -> str:
-    """The sentence of the text sharing most terms with the query, cut to size."""
-    found = sentences(text[:20_000])
-    if not found:
+def marks(text: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> list[list[int]]:
+    """[start, end] of each word of the text whose terms are among the query's."""
+    return [[m.start(), m.end()] for m in _WORD.finditer(text) if any(t in weights for t in stem(m.group()))]
+
+
+def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
+    """The summed weight of the distinct query terms a piece of text holds."""
+    return sum(weights.get(t, 0.0) for t in set(stem(piece)))
+
+
+def _machine(piece: str) -> bool:
+    """Whether a piece of text is machine output: a trace, a log line or a line of code."""
+    return bool(_TRACE_LINE.match(piece) or _LOG_LINE.match(piece) or _CODE.search(piece))
+
+
+def _untraced(text: str) -> str:
+    """The text without its stack-trace and log lines."""
+    return "\n".join(line for line in text.splitlines() if not (_TRACE_LINE.match(line) or _LOG_LINE.match(line)))
+
+
+def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[str], list[str]],
+                  size: int) -> str:
+    """The sentence, or two adjacent ones that fit, holding the weightiest query terms."""
+    worth = [_worth(s, weights, stem) for s in found]
+    # Prose explains; a trace, log or code line matches on names alone. Those only when nothing else does.
+    prose = [n for n, s in enumerate(found) if worth[n] > 0 and not _machine(s)]
+    pool = prose or [n for n in range(len(found)) if worth[n] > 0]
+    if not pool:
         return ""
-    best = max(found, key=lambda s: len(terms.intersection(stem(s))))
-    return best[:size] + ("…" if len(best) > size else "")
+    best = max(pool, key=lambda n: (worth[n], -n))
+    chosen = found[best]
+    after = best + 1
+    if after < len(found) and not _machine(found[after]) and len(chosen) + 1 + len(found[after]) <= size:
+        pair = chosen + " " + found[after]
+        if _worth(pair, weights, stem) > worth[best]:  # the second sentence adds a term
+            chosen = pair
+    return chosen
 
 
-def reasons(item: Item, query: dict[str, float], meta: list[str], stem: Callable[[str], list[str]]) -> list[str]:
-    """Human-readable reasons an item was suggested."""
+def _cut(passage: str, spans: list[list[int]], size: int) -> str:
+    """The passage cut to about `size` characters at word breaks, keeping its first match in view."""
+    if len(passage) <= size:
+        return passage
+    first = spans[0][0] if spans else 0
+    start = max(0, min(first - size // 4, len(passage) - size))
+    if start:
+        space = passage.find(" ", start)
+        start = space + 1 if 0 <= space < first else start
+    end = start + size
+    if end < len(passage):
+        space = passage.rfind(" ", start, end)
+        end = space if space > start else end
+    return ("…" if start else "") + passage[start:end].strip() + ("…" if end < len(passage) else "")
+
+
+def passage(text: str, weights: dict[str, float], stem: Callable[[str], list[str]],
+            size: int = SNIPPET_SIZE) -> Snippet:
+    """The passage of the text matching the query best, with its matched words marked.
+
+    Empty when no sentence holds a query term: an arbitrary first line explains nothing.
+    """
+    found = sentences(text[:20_000])
+    chosen = _best_passage(found, weights, stem, size)
+    if not chosen:
+        return Snippet("")
+    cut = _cut(chosen, marks(chosen, weights, stem), size)
+    return Snippet(cut, marks(cut, weights, stem))
+
+
+def snippet(text: str, terms: set[str], stem: Callable[[str], list[str]], size: int = SNIPPET_SIZE) -> str:
+    """The best-matching passage of the text as plain text, every query term weighing the same."""
+    return passage(text, dict.fromkeys(terms, 1.0), stem, size).text
+
+
+def shared_terms(text: str, weights: dict[str, float], stem: Callable[[str], list[str]],
+                 limit: int = SHARED_TERMS) -> list[str]:
+    """The query's weightiest terms in the text's prose, as the text spells them (not as stems).
+
+    Trace and log lines are left out: their package, host and thread names are rare, hence weighty,
+    and shared by every trace or log of the same code; the error reason speaks for traces.
+    """
+    whole: dict[str, str] = {}  # term -> the first word that is that term on its own
+    part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
+    for match in _WORD.finditer(_untraced(text)):
+        if match.group().isdigit():
+            continue  # line numbers, ports, versions: shared by chance, telling nobody anything
+        terms = stem(match.group())
+        for n, term in enumerate(terms):
+            if term in weights:
+                (whole if n == 0 else part).setdefault(term, match.group())
+    spelled = {**part, **whole}
+    best = sorted(spelled, key=lambda t: (-weights[t], t))
     out: list[str] = []
-    shared = [t for t in stem(item.title) if t in query]
-    if shared:
-        out.append("similar title")
-    common = sorted(set(item.components or []).intersection(meta))
-    if common:
-        out.append("same component: " + ", ".join(common[:3]))
-    if item.resolution:
-        out.append(f"resolved ({item.resolution})")
+    for term in best:
+        if spelled[term] not in out:
+            out.append(spelled[term])
+        if len(out) >= limit:
+            break
+    return out
+
+
+def errors(text: str) -> list[str]:
+    """Exception class names a text mentions (without their package), first mention first."""
+    return list(dict.fromkeys(m.group(1) for m in _EXCEPTION.finditer(text)))
+
+
+def top_frames(text: str) -> list[str]:
+    """Each stack trace's first application frame ("pkg.Class.method"), first trace first."""
+    out: list[str] = []
+    looking = in_trace = False
+    for line in text.splitlines():
+        match = _FRAME.match(line)
+        if match is None:
+            in_trace = False
+            continue
+        looking = looking or not in_trace  # a frame after a non-frame line starts a trace
+        in_trace = True
+        if looking and not match.group(1).startswith(_LIBRARY_FRAMES):
+            out.append(match.group(1))
+            looking = False
+    return list(dict.fromkeys(out))
+
+
+def _short_frame(frame: str) -> str:
+    """"org.apache.zookeeper.server.DataTree.processTxn" as people say it: "DataTree.processTxn"."""
+    return ".".join(frame.split(".")[-2:])
+
+
+@functools.lru_cache(maxsize=16)
+def _failures(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A text's exceptions and top frames, kept: the viewed item's are compared with every suggestion."""
+    return tuple(errors(text)), tuple(top_frames(text))
+
+
+def same_error(mine: str, theirs: str) -> str | None:
+    """The reason two texts fail alike: the same exception, the same top frame, or both."""
+    my_errors, my_frames = _failures(mine)
+    theirs_errors = set(errors(theirs))
+    error = next((e for e in my_errors if e in theirs_errors), None)
+    theirs_frames = set(top_frames(theirs))
+    frame = next((f for f in my_frames if f in theirs_frames), None)
+    if error and frame:
+        return f"same error: {error} at {_short_frame(frame)}"
+    if error:
+        return f"same error: {error}"
+    if frame:
+        return f"fails in the same place: {_short_frame(frame)}"
+    return None
+
+
+def _quoted(words: list[str]) -> str:
+    return ", ".join(f'"{w}"' for w in words)
+
+
+def _linked(item: Item, viewed: Viewed, similar: set[str]) -> str | None:
+    """A link the item has to the viewed item, or to an item the viewed one or a suggestion is."""
+    links = list(item.links or [])
+    if viewed.key and viewed.source == item.source and viewed.key in links:
+        return "already linked to this item"
+    both = [k for k in links if k in viewed.links]
+    if both:
+        return f"both linked to {', '.join(both[:2])}"
+    suggested = [k for k in links if k in similar]
+    return f"linked to {', '.join(suggested[:2])}, also suggested" if suggested else None
+
+
+def _same_place(item: Item, viewed: Viewed) -> list[str]:
+    """Shared components, labels and (for pages) the same space."""
+    out: list[str] = []
+    components = [c for c in item.components or [] if c in viewed.meta]
+    if components:
+        out.append("same component: " + ", ".join(components[:3]))
+    labels = [c for c in item.labels or [] if c in viewed.meta and c not in components]
+    if labels:
+        out.append("same label: " + ", ".join(labels[:3]))
+    if item.source == "confluence" and item.space and item.space == viewed.space:
+        out.append(f"same space: {item.space}")
+    return out
+
+
+def _settled(item: Item) -> list[str]:
+    """Whether people found the item helpful, and how it ended."""
+    out: list[str] = []
     if item.helpful_count:
-        out.append(f"helped {item.helpful_count} time(s) before")
-    return out or ["similar text"]
+        out.append(f"helped {item.helpful_count} {'person' if item.helpful_count == 1 else 'people'} before")
+    if item.resolution and item.resolution.strip().lower() != "unresolved":
+        out.append(f"resolved ({item.resolution})")
+    return out
+
+
+def reasons(item: Item, body: str, viewed: Viewed, weights: dict[str, float], stem: Callable[[str], list[str]],
+            similar: set[str] | None = None) -> tuple[list[str], list[str]]:
+    """Why an item was suggested, strongest first, from evidence both items hold; and the words they share."""
+    text = f"{item.title}\n{body[:20_000]}"
+    words = shared_terms(text, weights, stem)
+    error = same_error(viewed.text, text)
+    named = [w for w in words if not error or w not in error]  # the error reason names its own words
+    found = [_linked(item, viewed, similar or set()), error, f"shares {_quoted(named)}" if named else None]
+    out = [r for r in found if r] + _same_place(item, viewed) + _settled(item)
+    return (out[:MAX_REASONS] or ["similar text"]), words

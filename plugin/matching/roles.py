@@ -17,3 +17,13 @@ def role_weight(role: str) -> float:
 def strongest(roles: list[str]) -> str:
     """The role that ties a person most to an item (the first of equals)."""
     return max(roles, key=role_weight)
+
+# What each role says someone did, as a reason reads it: "resolved AMQ-1 and AMQ-2".
+DONE = {"resolver": "resolved", "assignee": "was assigned", "answerer": "answered questions on",
+        "creator": "wrote", "editor": "edited", "kudos": "was thanked for", "commenter": "commented on",
+        "reporter": "reported"}
+
+
+def done(role: str) -> str:
+    """What a role says someone did to an item."""
+    return DONE.get(role, "worked on")

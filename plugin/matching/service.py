@@ -14,11 +14,12 @@ from plugin.matching import candidates, experts, reuse
 from plugin.matching import circle as circles
 from plugin.matching.candidates import among
 from plugin.matching.experts import Evidence, ExpertSuggestion
-from plugin.matching.query import as_target
-from plugin.matching.ranking import ranked_for
+from plugin.matching.query import Target, as_target
+from plugin.matching.ranking import Ranking, ranked_for
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.text import tokens
 from plugin.models.content import Item, Person
+from plugin.models.social import Question
 
 __all__ = ["ReuseSuggestion", "ExpertSuggestion", "Evidence", "suggest_reuse", "suggest_experts",
            "CONFIDENCE_FLOOR"]
@@ -29,8 +30,8 @@ Visible = Callable[[list[Item]], list[Item]]
 
 # What ranking, reasons, evidence and permission checks read; the rest loads on access.
 _SHOWN = (Item.id, Item.tenant_id, Item.source, Item.key, Item.kind, Item.title, Item.project, Item.space,
-          Item.components, Item.status, Item.resolution, Item.url, Item.external_id, Item.helpful_count,
-          Item.not_relevant_count, Item.created)
+          Item.components, Item.labels, Item.links, Item.status, Item.resolution, Item.url, Item.external_id,
+          Item.helpful_count, Item.not_relevant_count, Item.created)
 _HELD = 200  # items a session keeps at hand: reuse and experts for one target rank the same ones
 # A snippet's text: the item's text, else its comments.
 _BODY = func.coalesce(func.nullif(Item.text, ""), func.nullif(Item.comments_text, ""), "")
@@ -106,12 +107,36 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]
     scores = dict(ranked)
-    terms = set(ranking.query)
     bodies.update(_bodies(session, ranking.tenants, [item.id for item in shown if item.id not in bodies]))
-    return [ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status,
-                            item.resolution, reuse.snippet(bodies.get(item.id, ""), terms, tokens),
-                            round(scores[item.id], 4), reuse.reasons(item, ranking.query, goal.meta, tokens))
+    weights = _weights(ranking)
+    viewed = _viewed(goal, target)
+    similar = {item.key for item in shown if item.source == "jira"}
+    return [_reuse(item, bodies.get(item.id, ""), scores[item.id], viewed, weights, similar - {item.key})
             for item in shown]
+
+
+def _weights(ranking: Ranking) -> dict[str, float]:
+    """How telling each query term is: its idf times its weight in the query, as the query chose its terms.
+
+    Idf alone favours words that are rare by accident ("occasionally"); the query weight favours
+    what the viewed item is about (its title and components). A machine that sent no idf leaves the weight.
+    """
+    return {t: w * ranking.idf.get(t, 1.0) for t, w in ranking.query.items()}
+
+
+def _viewed(goal: Target, target: Item | ItemDoc | str) -> reuse.Viewed:
+    """What reasons compare suggestions with: the viewed item's texts, components, labels, space and links."""
+    return reuse.Viewed(f"{goal.title}\n{goal.text[:20_000]}\n{goal.comments[:20_000]}", frozenset(goal.meta),
+                        goal.key, goal.source, getattr(target, "space", None), frozenset(goal.links))
+
+
+def _reuse(item: Item, body: str, score: float, viewed: reuse.Viewed, weights: dict[str, float],
+           similar: set[str]) -> ReuseSuggestion:
+    """One suggestion: its best passage with the matches marked, and the evidence it shares."""
+    shown = reuse.passage(body, weights, tokens)
+    why, words = reuse.reasons(item, body, viewed, weights, tokens, similar)
+    return ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status, item.resolution,
+                           shown.text, round(score, 4), why, snippet_marks=shown.marks, shared_terms=words)
 
 
 def _bodies(session: Session, tenants: Sequence[int], ids: list[int]) -> dict[int, str]:
@@ -121,9 +146,9 @@ def _bodies(session: Session, tenants: Sequence[int], ids: list[int]) -> dict[in
     return dict(session.execute(_statements_for(session).bodies, {"tenants": list(tenants), "ids": ids}).tuples().all())
 
 
-def _neighbours(session: Session, tenant_id: int, target: Item | ItemDoc | str, visible: Visible | None,
+def _neighbours(session: Session, tenant_id: int, goal: Target, visible: Visible | None,
                 now: datetime) -> tuple[dict[int, Item], experts.Tally, tuple[int, ...]]:
-    ranking = ranked_for(session, tenant_id, as_target(session, tenant_id, target), experts.NEIGHBOURS)
+    ranking = ranked_for(session, tenant_id, goal, experts.NEIGHBOURS)
     if ranking is None:
         return {}, ({}, {}, 1e-9, {}), (tenant_id,)
     ranked = ranking.ranked[:experts.NEIGHBOURS]
@@ -148,7 +173,8 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
 
     The asker is never suggested; with `circle`, people who worked with the asker rank a little higher.
     """
-    items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, target, visible,
+    goal = as_target(session, tenant_id, target)
+    items, (scores, votes, available, prior), tenants = _neighbours(session, tenant_id, goal, visible,
                                                                     now or utcnow())
     ranked = {account: score * prior[account] for account, score in scores.items()}
     if asker and circle:
@@ -163,8 +189,23 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
         if len(picked) >= limit:
             break
     people = _people(session, tenants, [a for a, _ in picked])
-    return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account))
+    answered = _answered_here(session, tenants, goal.source, goal.project or getattr(target, "space", None),
+                              [a for a, _ in picked])
+    return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account),
+                    answered.get(account, 0))
             for account, score in picked]
+
+
+def _answered_here(session: Session, tenants: Sequence[int], source: str | None, place: str | None,
+                   accounts: list[str]) -> dict[str, int]:
+    """Questions asked through Inflow in this project (or space) that each person answered."""
+    if not accounts or not source or not place:
+        return {}  # free text, or an item of no known project: no "here" to count in
+    rows = session.execute(select(Question.expert_account_id, func.count(Question.id)).where(
+        Question.tenant_id.in_(list(tenants)), Question.source == source, Question.project == place,
+        Question.state.in_(("answered", "accepted")), Question.expert_account_id.in_(accounts))
+        .group_by(Question.expert_account_id))
+    return {account: int(n) for account, n in rows}
 
 
 def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -176,7 +217,8 @@ def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> di
 
 
 def _expert(account: str, score: float, confidence: float, votes: list[experts.Vote],
-            items: dict[int, Item], person: tuple[str | None, str | None] | None) -> ExpertSuggestion:
+            items: dict[int, Item], person: tuple[str | None, str | None] | None,
+            answered_here: int = 0) -> ExpertSuggestion:
     best = sorted(votes, key=lambda v: (-v.weight, v.item_id))[:3]
     evidence = [Evidence(v.item_id, items[v.item_id].source, items[v.item_id].key,
                          items[v.item_id].title, items[v.item_id].url, v.role) for v in best]
@@ -184,4 +226,4 @@ def _expert(account: str, score: float, confidence: float, votes: list[experts.V
     reason = (f"{len(votes)} similar item(s) as {', '.join(roles)}; "
               f"confidence {round(100 * min(confidence, 1.0))}%")
     name, avatar = person or (None, None)
-    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence)
+    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence, answered_here)

@@ -15,4 +15,5 @@ def test_sentences_keep_their_punctuation_and_skip_blank_pieces() -> None:
 def test_snippet_picks_the_sentence_sharing_most_query_terms() -> None:
     text = "The build is slow. The datanode disk is full on restart. Thanks!"
     assert snippet(text, set(tokens("datanode disk full")), tokens) == "The datanode disk is full on restart."
-    assert snippet("x" * 300, {"x"}, tokens, size=10) == "x" * 10 + "…"
+    assert snippet("zxid " * 60, {"zxid"}, tokens, size=10) == "zxid zxid…"
+    assert snippet("The build is slow. Thanks!", set(tokens("datanode")), tokens) == ""  # no match, no snippet

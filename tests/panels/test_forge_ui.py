@@ -5,6 +5,7 @@ with the tokens it issued; screenshots go to tests/artifacts/ (git-ignored).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +111,21 @@ def test_the_personal_page_turns_the_weekly_digest_on(browser: object, ui: str, 
     page.get_by_text("Saved: you can be suggested.").wait_for()
     with rovo.site.db.session() as session:
         assert is_subscribed(session, rovo.site.tenant.tenant_id, VIEWER)
+
+
+def test_the_issue_panel_marks_matched_words_and_says_why(browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    key = rovo.site.keys[-1]
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    similar = page.get_by_role("region", name="Similar earlier work")
+    similar.locator(".inflow-snippet mark").first.wait_for()
+    data = rovo.site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"][0]
+    first = similar.locator(".inflow-snippet").first
+    assert first.inner_text() == data["snippet"]  # text nodes: the snippet reads as the API sent it
+    assert first.locator("mark").all_inner_texts() == [data["snippet"][a:b] for a, b in data["snippet_marks"]]
+    assert similar.locator(".inflow-reason").first.inner_text() == "; ".join(data["reasons"])
+    people = page.get_by_role("region", name="People who can help")
+    assert re.search(r"similar issues?: (was assigned|resolved|commented on) AMQ-\d+",
+                     people.locator(".inflow-reason").first.inner_text())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "forge-issue-panel-why.png"), full_page=True)

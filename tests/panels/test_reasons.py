@@ -1,0 +1,84 @@
+"""Panels show why: reuse reasons and marked snippets (escaped), experts' concrete work, old rows too."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from plugin.matching.precompute import refresh_suggestions
+from plugin.matching.store import get_item
+from plugin.models.content import StoredSuggestion
+from plugin.models.social import Question
+from tests.panels.conftest import Site
+from tests.panels.test_pages import hostile  # noqa: F401
+
+
+def _snippets(html: str) -> list[str]:
+    return re.findall(r'<div class="snippet">(.*?)</div>', html, re.S)
+
+
+def test_hostile_text_is_escaped_inside_the_marked_snippet(site: Site, hostile: list[str]) -> None:  # noqa: F811
+    html = site.page(f"/jira/panels/reuse?issueKey={hostile[1]}&projectKey=AMQ", sub="chirino").get_data(True)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    twin = next(s for s in _snippets(html) if "kahadb" in s)
+    assert "<mark>kahadb</mark>" in twin and "&lt;" in twin
+    # Nothing but <mark> tags in the snippet: the rest is escaped text.
+    assert set(re.findall(r"<(/?\w+)", twin)) == {"mark", "/mark"}
+    assert 'class="meta why">Why: ' in html
+
+
+def test_the_api_returns_plain_snippets_whose_marks_point_at_matched_words(site: Site,
+                                                                           hostile: list[str]) -> None:  # noqa: F811
+    found = site.get(f"/api/content/jira/{hostile[1]}/reuse", sub="chirino").get_json()["suggestions"]
+    assert found
+    for s in found:
+        assert isinstance(s["reasons"], list) and all(isinstance(r, str) for r in s["reasons"])
+        marks = s["snippet_marks"]
+        assert marks == sorted(marks) and all(0 <= a < b <= len(s["snippet"]) for a, b in marks)
+        assert all(b <= c for (_, b), (c, _) in zip(marks, marks[1:], strict=False))
+        assert all(re.fullmatch(r"[^\W_]+", s["snippet"][a:b]) for a, b in marks)
+        assert bool(marks) == bool(s["snippet"])
+    twin = next(s for s in found if s["key"] == hostile[0])
+    assert '<script>alert("x")</script>' in twin["snippet"]  # JSON carries plain text, unescaped
+    assert "kahadb" in [twin["snippet"][a:b] for a, b in twin["snippet_marks"]]
+    assert any(r.startswith("shares ") for r in twin["reasons"]) and twin["shared_terms"]
+
+
+def test_experts_name_their_work_and_the_questions_they_answered_here(site: Site) -> None:
+    key = site.keys[-1]
+    first = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"][0]
+    with site.db.session() as session:
+        session.add(Question(tenant_id=site.tenant.tenant_id, source="jira", item_key=site.keys[0], project="AMQ",
+                             asker_account_id="someone", expert_account_id=first["account_id"], text="How?",
+                             state="answered"))
+    person = next(e for e in site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+                  if e["account_id"] == first["account_id"])
+    assert person["answered_here"] == 1 and person["work"].endswith("; answered 1 question here")
+    assert all(ev["key"] in person["work"] for ev in person["evidence"])
+    html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert "answered 1 question here" in html
+    ev = person["evidence"][0]
+    assert re.search(rf'<a href="{re.escape(ev["url"])}"[^>]*>{ev["key"]}</a>', html)
+
+
+def test_rows_stored_in_the_old_format_still_render(site: Site) -> None:
+    key = site.keys[-1]
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        refresh_suggestions(session, site.tenant.tenant_id, item.id)
+        for row in session.scalars(select(StoredSuggestion).where(StoredSuggestion.item_id == item.id)):
+            old = [{k: v for k, v in entry.items() if k not in ("snippet_marks", "shared_terms", "answered_here")}
+                   for entry in row.payload]
+            if row.kind == "reuse":
+                old = [{**entry, "reasons": ["similar title", "similar text"], "snippet": "x" * 300}
+                       for entry in old]
+            # And a field from a later release, which this one must ignore rather than fail on.
+            row.payload = [{**entry, "from_a_later_release": 1} for entry in old]
+    for panel in ("reuse", "experts"):
+        response = site.page(f"/jira/panels/{panel}?issueKey={key}&projectKey=AMQ")
+        assert response.status_code == 200
+        assert site.get(f"/api/content/jira/{key}/{panel}").status_code == 200
+    html = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert "Why: similar title; similar text" in html and "x" * 177 + "..." in html
+    data = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
+    assert data[0]["snippet_marks"] == [] and data[0]["reasons"] == ["similar title", "similar text"]
