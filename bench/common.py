@@ -61,7 +61,7 @@ class Size:
     traffic_burst: int = 1_000  # events of each burst (real history, comment-heavy)
     traffic_rate: float = 20.0  # replayed events/s in the steady phase
     traffic_seconds: float = 60.0  # how long the steady phase lasts
-    traffic_views: float = 10.0  # issue views/s (each opens the three panels at once)
+    traffic_views: float = 200 / 3  # issue views/s, each the three panels at once: 200 requests/s
     traffic_viewers: int = 50
     traffic_pool: int = 300  # issues the viewers open (half of them active in the replay)
     tiny: bool = False
