@@ -253,6 +253,7 @@ class Replay:
         self.last_ms = 0
         self.failures: list[str] = []
         self.samples: list[Sample] = []
+        self.accept: list[float] = []  # seconds each POST took to be answered
         self.late_s = 0.0  # how far behind its schedule the latest send was, at most
 
     def _next_ms(self) -> int:
@@ -300,8 +301,10 @@ class Replay:
         path = f"/webhooks/jira/{slug}"
         token = host_token(self.tenant, "POST", path, sub=None, ttl=600)
         headers = {"Authorization": f"JWT {token}", "X-Atlassian-Webhook-Identifier": uuid.uuid4().hex}
+        t0 = time.perf_counter()
         try:
             status, answer, _ = client.post_json(path, body, headers)
+            self.accept.append(time.perf_counter() - t0)
         except OSError as exc:
             self.failures.append(f"{slug}: {exc}")
             return
@@ -527,6 +530,9 @@ def _steady_rows(size: Size, replay: Replay, t0: float, panels: list[dict[str, A
                          f"senders at most {replay.late_s * 1000:.0f} ms behind schedule; "
                          f"{size.traffic_items:,} learned issues; fake site {HOST_LATENCY_S * 1000:.0f} ms "
                          f"per REST call; {calls}"))
+    rows += latency_rows(NAME, "steady: webhook accept time", replay.accept,
+                         note="POST -> 202 (event stored and enqueued) by the web server that also "
+                              "serves the panels; a late answer delays the senders behind it")
     rows += _stored_rows("steady", samples)
     rows += latency_rows(NAME, "steady: webhook -> fresh suggestion", fresh,
                          note=f"POST -> item stored at the event's version and its stored reuse "
