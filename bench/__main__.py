@@ -24,7 +24,7 @@ from bench.common import DEFAULT, ROOT, TINY, Row, cpu_cores, log, self_peak_rss
 
 # Run order matters only for speed: matching leaves a seeded 100,000-item SQLite file in the
 # cache that panels and pipeline copy instead of seeding again.
-BENCHMARKS = ("matching", "panels", "pipeline", "backfill", "ace", "scaling")
+BENCHMARKS = ("matching", "panels", "pipeline", "backfill", "ace", "traffic", "scaling")
 RESULTS = ROOT / "bench" / "results.json"
 
 

@@ -57,6 +57,13 @@ class Size:
     site_steps: tuple[int, ...] = (100, 1_000)  # many small sites in one shard
     site_full_step: int = 10_000
     site_items: int = 100
+    traffic_items: int = 20_000  # the mixed-traffic site's learned issues
+    traffic_burst: int = 1_000  # events of each burst (real history, comment-heavy)
+    traffic_rate: float = 20.0  # replayed events/s in the steady phase
+    traffic_seconds: float = 60.0  # how long the steady phase lasts
+    traffic_views: float = 200 / 3  # issue views/s, each the three panels at once: 200 requests/s
+    traffic_viewers: int = 50
+    traffic_pool: int = 300  # issues the viewers open (half of them active in the replay)
     tiny: bool = False
 
 
@@ -65,7 +72,8 @@ DEFAULT = Size()
 TINY = Size(items=40, queries=3, updates=3, panel_requests=3, pipeline_events=2,
             latency_samples=1, backfill_issues=20, ace_seconds=1, ace_rate=10, ace_urls=3,
             scaling_steps=(20,), scaling_full_step=40, site_steps=(2,), site_full_step=3, site_items=10,
-            tiny=True)
+            traffic_items=40, traffic_burst=12, traffic_rate=4, traffic_seconds=2, traffic_views=2,
+            traffic_viewers=3, traffic_pool=6, tiny=True)
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float]:

@@ -76,16 +76,18 @@ class Client:
             self.conn = None
 
 
-def start_fake_site(issue_count: int, seed: int = 1, full_issues: list[dict[str, Any]] | None = None):
+def start_fake_site(issue_count: int, seed: int = 1, full_issues: list[dict[str, Any]] | None = None,
+                    latency: float = 0.0, keep_calls: int | None = None):
     """The fake Jira site (sandbox/site) knowing every generated issue id, for permission checks.
 
     Permission checks only need each issue's id, key and project, so most issues are served as
-    that skeleton; `full_issues` are served whole.
+    that skeleton; `full_issues` are served whole. `latency` is the seconds every REST call waits
+    (a real site's round trip); `keep_calls` bounds the calls it remembers on long runs.
     """
     from bench import corpus
     from sandbox.site.server import FakeHost
 
-    site = FakeHost().start()
+    site = FakeHost(latency=latency, keep_calls=keep_calls).start()
     skeletons = []
     for index in range(issue_count):
         project = corpus.PROJECTS[index % len(corpus.PROJECTS)]

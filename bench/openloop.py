@@ -112,19 +112,22 @@ async def _send(pool: _Pool, request: bytes, timeout: float) -> int:
     return await _once(pool, await pool.take(fresh=True), request, timeout)
 
 
-async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds: float,
-               timeout: float) -> OpenLoopResult:
-    result = OpenLoopResult()
+async def _run(host: str, port: int, groups: Sequence[Sequence[str]], rate: float,
+               seconds: float, timeout: float) -> list[OpenLoopResult]:
+    """Each due time sends one group's requests at once; a result per place in the group."""
+    width = max(len(group) for group in groups)
+    results = [OpenLoopResult() for _ in range(width)]
     pool = _Pool(host, port)
     total = int(rate * seconds)
-    requests = [f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in paths]
+    requests = [[f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() for p in group]
+                for group in groups]
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
 
-    async def one(i: int) -> None:
-        due = start + i / rate
+    async def one(i: int, place: int, request: bytes) -> None:
+        due, result = start + i / rate, results[place]
         try:
-            status = await _send(pool, requests[i % len(requests)], timeout)
+            status = await _send(pool, request, timeout)
             result.latencies.append(loop.time() - due)
             result.non_2xx += not 200 <= status < 300
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, _NothingBack):
@@ -135,22 +138,35 @@ async def _run(host: str, port: int, paths: Sequence[str], rate: float, seconds:
         delay = start + i / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i)))
-        result.sent += 1
+        for place, request in enumerate(requests[i % len(requests)]):
+            tasks.append(asyncio.create_task(one(i, place, request)))
+            results[place].sent += 1
     await asyncio.gather(*tasks)
-    result.seconds = loop.time() - start
-    result.max_connections = pool.opened
+    for result in results:
+        result.seconds = loop.time() - start
+        result.max_connections = pool.opened
     pool.close()
-    return result
+    return results
 
 
 def open_loop(base_url: str, paths: Sequence[str], rate: float, seconds: float,
               timeout: float = 10.0) -> OpenLoopResult:
     """GET `paths` round-robin at `rate` requests/s for `seconds`, open loop."""
+    return open_loop_together(base_url, [[p] for p in paths], rate, seconds, timeout)[0]
+
+
+def open_loop_together(base_url: str, groups: Sequence[Sequence[str]], rate: float,
+                       seconds: float, timeout: float = 10.0) -> list[OpenLoopResult]:
+    """GET each group's paths at once (as a page loads its frames), `rate` groups/s, open loop.
+
+    Returns one result per place in a group (the first path of each group, the second, ...).
+    """
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
     t0 = time.perf_counter()
-    result = asyncio.run(_run(parts.hostname or "127.0.0.1", parts.port or 80, paths, rate, seconds, timeout))
-    result.seconds = time.perf_counter() - t0
-    return result
+    results = asyncio.run(_run(parts.hostname or "127.0.0.1", parts.port or 80, groups, rate,
+                               seconds, timeout))
+    for result in results:
+        result.seconds = time.perf_counter() - t0
+    return results
