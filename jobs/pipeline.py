@@ -223,11 +223,11 @@ def refresh_suggestions(tenant_id: int) -> int:
         if not members:
             return count
         search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
-        for n, item_id in enumerate(int(m) for m in members):
+        for n, member in enumerate(members):
             if n and (events_queue.count or time.monotonic() > deadline):
                 mark_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
-            count += _refresh_item(connection, tenant_id, item_id)
+            count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
         if events_queue.count:
             break
@@ -235,13 +235,25 @@ def refresh_suggestions(tenant_id: int) -> int:
     return count
 
 
-def _refresh_item(connection: Redis, tenant_id: int, item_id: int) -> bool:
+# A due member is a changed item's id, or NEIGHBOUR + the id of an item next to one: a changed
+# item's neighbours are marked due when it is refreshed, so they queue behind the changes already
+# waiting instead of each change costing six rankings before the next change is fresh.
+NEIGHBOUR = "n"
+
+
+def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) -> bool:
+    """Refresh one due member: a changed item (then mark its neighbours due), or a neighbour."""
+    neighbour = member.startswith(NEIGHBOUR)
+    item_id = int(member[len(NEIGHBOUR):] if neighbour else member)
     try:
-        return versions.refresh_around_apart(_db(), tenant_id, item_id)
+        neighbours = versions.refresh_one(_db(), tenant_id, item_id, neighbours=not neighbour)
     except Exception:
         log.exception("refresh of item %s failed; it gets its own job", item_id)
         _enqueue_item_refresh(connection, tenant_id, item_id)
         return False
+    if neighbours:
+        mark_due(connection, key, [f"{NEIGHBOUR}{n}" for n in neighbours])
+    return neighbours is not None
 
 
 def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:

@@ -73,6 +73,20 @@ def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
     _refresh_each(lambda: nullcontext(session), tenant_id, item_id)
 
 
+def refresh_one(db: Database, tenant_id: int, item_id: int,
+                neighbours: bool = True) -> list[int] | None:
+    """Refresh the item's stored suggestions alone; its nearest neighbours, or None when gone.
+
+    The caller refreshes the neighbours later: what changed is what its viewers wait for.
+    """
+    with db.session() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            return None
+        precompute.refresh_suggestions(session, tenant_id, item_id)
+        return _neighbours(session, tenant_id, item) if neighbours else []
+
+
 def refresh_around_apart(db: Database, tenant_id: int, item_id: int) -> bool:
     """`refresh_around` with one transaction per refreshed item; False when the item is gone.
 

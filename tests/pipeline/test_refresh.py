@@ -115,3 +115,32 @@ def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
     run_worker(redis_url)
     with site.db.session() as session:
         assert precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"] == []
+
+
+def test_changed_items_are_refreshed_before_the_neighbours_of_earlier_changes(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
+    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
+        issue = host_view(site, key)
+        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
+    run_worker(redis_url)  # both stored, each the other's neighbour
+    first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
+    connection = redis_connection(redis_url)
+    key = jobs.refresh_key(site.tenant_id)
+    mark_due(connection, key, [first])
+    lease, taken = take_due(connection, key, 1, lease_s=60)
+    assert jobs._refresh_member(connection, key, site.tenant_id, taken[0])
+    settle(connection, key, lease, taken)
+    # The changed item's neighbour waits as a neighbour, behind nothing it would delay.
+    assert [m.decode() for m in connection.zrange(key, 0, -1)] == [f"{jobs.NEIGHBOUR}{second}"]
+    mark_due(connection, key, [second])  # a change arriving later queues behind it: FIFO
+    # The neighbour, the later change, then that change's neighbour; a neighbour's refresh marks
+    # no neighbours of its own, so it ends.
+    assert jobs.refresh_suggestions(site.tenant_id) == 3
+    assert connection.zcard(key) == 0
+
+
+def item_id(site: Any, key: str) -> int:
+    with site.db.session() as session:
+        return session.scalar(select(Item.id).where(Item.key == key))
