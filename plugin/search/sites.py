@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from connect.models import Tenant
@@ -71,9 +71,15 @@ def partner(session: Session, tenant: Tenant) -> Tenant | None:
     mine = set(_link(tenant.cloud_id, tenant.base_url))
     if not mine:
         return None
+    # Narrowed in the database (a panel asks this on every render; a shard holds many sites),
+    # then confirmed on the same links `site_keys` uses.
+    host = host_of(tenant.base_url)
+    same = [Tenant.cloud_id == tenant.cloud_id] if tenant.cloud_id else []
+    same += [Tenant.base_url.like(f"{scheme}://{host}%") for scheme in ("https", "http") if host]
     for candidate in session.scalars(select(Tenant).where(Tenant.product_type == other,
                                                           Tenant.installed.is_(True),
-                                                          Tenant.enabled.is_(True)).order_by(Tenant.id)):
+                                                          Tenant.enabled.is_(True), or_(*same))
+                                     .order_by(Tenant.id)):
         if mine & set(_link(candidate.cloud_id, candidate.base_url)):
             return candidate
     return None

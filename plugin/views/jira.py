@@ -9,6 +9,7 @@ from connect.auth import get_db, require_jwt
 from connect.host_client import HostError
 from plugin.api.content import panel_data
 from plugin.schemas.settings import PROJECT_KEY
+from plugin.search import sites
 from plugin.services import adoption, panels, permissions
 from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
@@ -71,10 +72,12 @@ def project_admin() -> Any:
         settings = project_settings(session, g.tenant.id, project)
         dashboard = adoption.dashboard(session, g.tenant.id, project)
         backfill = admin_status(session, g.tenant.id)
+        linked = sites.partner(session, g.tenant) is not None
     percent_weeks = [{**week, "shown_pct": round(100 * week["shown_share"]),
                       "used_pct": round(100 * week["used_share"])} for week in dashboard["weeks"]]
     return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
-                  percent_weeks=percent_weeks, backfill=backfill, source="jira", key="")
+                  percent_weeks=percent_weeks, backfill=backfill, linked=linked, source="jira",
+                  key="")
 
 
 @bp.get("/me")

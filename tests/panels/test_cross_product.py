@@ -79,3 +79,21 @@ def test_without_the_other_installation_its_items_are_left_out(both: tuple) -> N
         session.get(Tenant, wiki.tenant_id).installed = False  # Confluence uninstalled
     on_issue = _get(site, jira, f"/api/content/jira/{key}/reuse")["suggestions"]
     assert on_issue and all(s["source"] == "jira" for s in on_issue)
+
+
+def test_the_admin_page_says_whether_confluence_is_linked(both: tuple) -> None:
+    from connect.models import Tenant
+
+    site, jira, wiki, _ = both
+    site.host.set_project_admin(VIEWER, "AMQ")
+    path = "/jira/admin?projectKey=AMQ"
+
+    def admin_page() -> str:
+        response = site.client.get(path, headers=jira.headers("GET", path, sub=VIEWER))
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    assert "Confluence linked" in admin_page()
+    with site.db.session() as session:
+        session.get(Tenant, wiki.tenant_id).installed = False
+    assert "Confluence not linked" in admin_page()
