@@ -179,10 +179,15 @@ def _now_ms() -> int:
 DUE_INDEX = "inflow:due-sets"  # every due set's key, so finding the due ones needs no key scan
 
 
-def mark_due(connection: Redis, key: str, members: list[Any]) -> None:
+# Members marked `ahead` are scored this far in the past: due before every member marked without
+# it, however long those have waited, and in the order they were marked among themselves.
+AHEAD_MS = 10**12
+
+
+def mark_due(connection: Redis, key: str, members: list[Any], ahead: bool = False) -> None:
     """Make members due now (again, if a taker holds them: it will not settle them)."""
     if members:
-        now = _now_ms()
+        now = _now_ms() - (AHEAD_MS if ahead else 0)
         with connection.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {str(m): now for m in members})
             pipe.sadd(DUE_INDEX, key)

@@ -225,7 +225,7 @@ def refresh_suggestions(tenant_id: int) -> int:
         search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
         for n, member in enumerate(members):
             if n and (events_queue.count or time.monotonic() > deadline):
-                mark_due(connection, key, members[n:])  # not refreshed: due again at once
+                _mark_members_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
             count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
@@ -236,9 +236,15 @@ def refresh_suggestions(tenant_id: int) -> int:
 
 
 # A due member is a changed item's id, or NEIGHBOUR + the id of an item next to one: a changed
-# item's neighbours are marked due when it is refreshed, so they queue behind the changes already
-# waiting instead of each change costing six rankings before the next change is fresh.
+# item's neighbours are marked due when it is refreshed, behind every changed item (changes are
+# marked `ahead`), instead of each change costing six rankings before the next change is fresh.
 NEIGHBOUR = "n"
+
+
+def _mark_members_due(connection: Redis, key: str, members: list[str]) -> None:
+    """Mark members due again, changed items still ahead of neighbours."""
+    mark_due(connection, key, [m for m in members if not m.startswith(NEIGHBOUR)], ahead=True)
+    mark_due(connection, key, [m for m in members if m.startswith(NEIGHBOUR)])
 
 
 def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) -> bool:
@@ -269,7 +275,7 @@ def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
     connection = _connection()
     try:
         if connection is not None:
-            mark_due(connection, refresh_key(tenant_id), item_ids)
+            mark_due(connection, refresh_key(tenant_id), item_ids, ahead=True)
             if enqueue_refresh(connection, tenant_id):
                 return
     except RedisError as exc:

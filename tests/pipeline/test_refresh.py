@@ -117,7 +117,7 @@ def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
         assert precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"] == []
 
 
-def test_changed_items_are_refreshed_before_the_neighbours_of_earlier_changes(
+def test_changed_items_are_refreshed_before_any_neighbour(
     sqlite_url: str, make_site: Any, redis_url: str
 ) -> None:
     site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
@@ -132,10 +132,11 @@ def test_changed_items_are_refreshed_before_the_neighbours_of_earlier_changes(
     lease, taken = take_due(connection, key, 1, lease_s=60)
     assert jobs._refresh_member(connection, key, site.tenant_id, taken[0])
     settle(connection, key, lease, taken)
-    # The changed item's neighbour waits as a neighbour, behind nothing it would delay.
+    # The changed item's neighbour waits as a neighbour, behind any change.
     assert [m.decode() for m in connection.zrange(key, 0, -1)] == [f"{jobs.NEIGHBOUR}{second}"]
-    mark_due(connection, key, [second])  # a change arriving later queues behind it: FIFO
-    # The neighbour, the later change, then that change's neighbour; a neighbour's refresh marks
+    mark_due(connection, key, [second], ahead=True)  # a later change still goes first
+    assert [m.decode() for m in connection.zrange(key, 0, -1)] == [str(second), f"{jobs.NEIGHBOUR}{second}"]
+    # The later change, the neighbour, then that change's neighbour; a neighbour's refresh marks
     # no neighbours of its own, so it ends.
     assert jobs.refresh_suggestions(site.tenant_id) == 3
     assert connection.zcard(key) == 0
