@@ -99,7 +99,7 @@ class Settings:
     access_log: str | None = "-"  # gunicorn's: "-" is stderr, None is off
     log_level: str = "INFO"
     web_concurrency: int = 2
-    web_threads: int = 4
+    web_threads: int = 16
     web_timeout: int = 60
     forwarded_allow_ips: str = "127.0.0.1,::1"
     metrics_token: str | None = None

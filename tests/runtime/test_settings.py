@@ -41,7 +41,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.index_dir, s.shards) == (PROJECT_ROOT / "instance" / "index", ("0",))
     assert (s.analysis_processes, s.panel_cache) == (None, True)
     assert (s.access_log, s.log_level, s.web_concurrency, s.web_threads, s.web_timeout) == (
-        "-", "INFO", 2, 4, 60)
+        "-", "INFO", 2, 16, 60)
     assert s.forwarded_allow_ips == "127.0.0.1,::1"
     assert (s.metrics_token, s.prometheus_multiproc_dir, s.forge_app_id) == (None, None, None)
 
