@@ -191,6 +191,9 @@ def process_event(event_id: int) -> bool:
 REFRESH_CHUNK = 20
 REFRESH_LEASE_S = 120.0  # far longer than a chunk takes; a dead worker's chunk is due after it
 REFRESH_SECONDS = 3.0
+# Events go first, but not always: under a steady stream some drain always waits, and a refresh
+# that gave way at once refreshed one item per drain and fell ever further behind.
+REFRESH_SLICE_S = 0.5
 
 
 REFRESH_PREFIX = "inflow:refresh:"
@@ -210,26 +213,33 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
 def refresh_suggestions(tenant_id: int) -> int:
     """Refresh the tenant's changed items, a leased chunk at a time; returns how many.
 
-    It gives way as soon as events wait (they are what makes suggestions fresh), and an item
-    whose refresh fails gets its own retrying job (and fails loudly); the rest go on.
+    After a slice of REFRESH_SLICE_S it gives way to waiting events (they are what makes
+    suggestions fresh), and an item whose refresh fails gets its own retrying job (and fails
+    loudly); the rest go on.
     """
     connection, key, count = _connection(), refresh_key(tenant_id), 0
     if connection is None:
         return 0
     events_queue = get_queue(connection, QUEUE_DEFAULT)
-    deadline = time.monotonic() + REFRESH_SECONDS
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+
+    def give_way() -> bool:
+        now = time.monotonic()
+        return now > started + REFRESH_SECONDS or (now > started + REFRESH_SLICE_S
+                                                   and events_queue.count > 0)
+
+    while True:  # at least one item each time: a refresh always makes progress
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count
         search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
         for n, member in enumerate(members):
-            if n and (events_queue.count or time.monotonic() > deadline):
+            if n and give_way():
                 _mark_members_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
             count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
-        if events_queue.count:
+        if give_way():
             break
     enqueue_refresh(connection, tenant_id)  # continue behind the events (or the others)
     return count

@@ -10,7 +10,16 @@ from sqlalchemy import select
 
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
-from jobs.core import DUE_INDEX, due_keys, mark_due, redis_connection, settle, take_due
+from jobs.core import (
+    DUE_INDEX,
+    QUEUE_DEFAULT,
+    due_keys,
+    get_queue,
+    mark_due,
+    redis_connection,
+    settle,
+    take_due,
+)
 from plugin.matching import precompute
 from plugin.models.content import Item
 from tests.pipeline.conftest import v2_issue
@@ -145,3 +154,23 @@ def test_changed_items_are_refreshed_before_any_neighbour(
 def item_id(site: Any, key: str) -> int:
     with site.db.session() as session:
         return session.scalar(select(Item.id).where(Item.key == key))
+
+
+def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
+) -> None:
+    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
+    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
+        issue = host_view(site, key)
+        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
+    run_worker(redis_url)
+    connection = redis_connection(redis_url)
+    key = jobs.refresh_key(site.tenant_id)
+    items = [item_id(site, k) for k in ("AMQ-1", "AMQ-2")]
+    get_queue(connection, QUEUE_DEFAULT).enqueue("builtins.print", "an event waits")
+    monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
+    mark_due(connection, key, items, ahead=True)
+    assert jobs.refresh_suggestions(site.tenant_id) == 1  # the event waits: one item, then its turn
+    monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 60.0)
+    # Within its slice it goes on although the event still waits: the other item, both neighbours.
+    assert jobs.refresh_suggestions(site.tenant_id) == 3
