@@ -33,12 +33,12 @@ class SiteWait:
 
     @property
     def reason(self) -> str:
-        """The wait in words an admin understands."""
+        """The wait in words an admin understands, after the product's name."""
         if self.status == 429:
-            return "rate-limiting"
+            return "is rate-limiting Inflow on this site"
         if self.status == 0:
-            return "not answering in time"
-        return f"failing (HTTP {self.status})"
+            return "is not answering Inflow in time on this site"
+        return f"is failing Inflow's calls on this site (HTTP {self.status})"
 
 
 def key(tenant_id: int) -> str:
