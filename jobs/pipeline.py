@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -218,27 +219,48 @@ def _hand_over(connection: Redis | None, event_ids: list[int]) -> None:
             return
 
 
+class SiteWaiting(Exception):
+    """The event's site asked us to wait: its job is retried later, the site not asked now."""
+
+
 def process_event(event_id: int) -> bool:
-    """Apply one stored event alone (idempotent: a processed event is skipped)."""
-    db = _db()
+    """Apply one stored event alone (idempotent: a processed event is skipped).
+
+    While its site's wait runs (a drain recorded it), the job fails without asking the site or
+    spending an attempt, and rq retries it on its back-off; a refusal by the site starts a wait,
+    so the other events' jobs do not each ask again (or each hold a worker on a slow site).
+    """
+    db, connection = _db(), _connection()
     with db.session() as session:
         event = session.get(WebhookEvent, event_id)
         if event is None or event.processed_at is not None:
             return False
-        event.attempts = (event.attempts or 0) + 1
         tenant_id = event.tenant_id
+        if _site_waits(connection, tenant_id):
+            raise SiteWaiting(f"site of tenant {tenant_id} asked to wait")
+        event.attempts = (event.attempts or 0) + 1
     changed: list[int] = []
     try:
         with db.session() as session:
-            done = events.process_events(session, tenant_id, [event_id], client_for, changed) > 0
+            done = events.process_events(session, tenant_id, [event_id], drain_client_for,
+                                         changed) > 0
     except Exception as exc:
-        with db.session() as session:
-            event = session.get(WebhookEvent, event_id)
-            if event is not None:
-                event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        _event_failed(db, connection, event_id, tenant_id, exc)
         raise
     _refresh_later(tenant_id, changed)
     return done
+
+
+def _event_failed(db: Database, connection: Redis | None, event_id: int, tenant_id: int,
+                  exc: Exception) -> None:
+    """Keep the error on the event; a refusal by the site starts (or extends) its wait."""
+    with db.session() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is not None:
+            event.error = f"{type(exc).__name__}: {exc}"[:2000]
+    if isinstance(exc, HostError) and exc.status in throttle.SITE_STATUSES and connection:
+        with contextlib.suppress(RedisError):
+            throttle.record(connection, tenant_id, exc.status, exc.retry_after)
 
 
 # Changed items wait in a per-tenant due set; one coalescing job per tenant refreshes them a leased

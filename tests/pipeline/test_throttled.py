@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
+from connect.host_client import HostError
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
 from jobs import throttle
@@ -96,4 +98,27 @@ def test_a_site_too_slow_to_answer_waits_like_one_that_refuses(
     wait = throttle.current(connection, site.tenant_id)
     assert wait is not None and wait.status == 0 and "not answering" in wait.reason
     assert _untouched(site, ids)
+    connection.close()
+
+
+def test_an_events_own_job_neither_asks_a_waiting_site_nor_spends_an_attempt(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    shown = load_issues(site, 2)
+    first, second = store_events(site, site.tenant_id, "jira",
+                                 [comment_event(shown[n], "created", ms(T_A) + n) for n in range(2)])
+    site.host.inject(ISSUE_PATH, 503, times=10_000)
+    connection = Redis.from_url(redis_url)
+
+    with pytest.raises(HostError):
+        jobs.process_event(first)  # its own job (its batch failed): the site refuses it
+    wait = throttle.current(connection, site.tenant_id)
+    assert wait is not None and wait.status == 503  # so the site's other events wait too
+    asked = len(site.host.calls_to(ISSUE_PATH))
+    with pytest.raises(jobs.SiteWaiting):
+        jobs.process_event(second)
+    assert len(site.host.calls_to(ISSUE_PATH)) == asked
+    with site.db.session() as session:
+        assert session.get(WebhookEvent, second).attempts == 0
     connection.close()

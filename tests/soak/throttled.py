@@ -93,6 +93,8 @@ def run(args: Any, work: Path, log: Callable[[str], None]) -> Result:
         log(f"{FAULT}: the well site's events applied {well_lag(run, well.tenant_id)} s after "
             "its last was stored (None: not all yet)")
         wait_for(FAULT, run, acknowledged, args.timeout)
+        log(f"{FAULT}: in the end the well site's last event was applied "
+            f"{well_lag(run, well.tenant_id)} s after its last was stored")
     finally:
         run.close()
     waits = (run.folder / "worker.log").read_text(errors="replace").count("refused a batch")
