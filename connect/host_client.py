@@ -248,10 +248,12 @@ class HostClient:
 
     @classmethod
     def for_tenant(cls, tenant: Any, app_key: str, timeout: Any = TIMEOUT,
-                   auth_server: str = DEFAULT_AUTH_SERVER) -> HostClient:
+                   auth_server: str = DEFAULT_AUTH_SERVER,
+                   max_wait: float = MAX_RETRY_WAIT) -> HostClient:
         """A client acting as the app on the tenant's site (tenant: base_url, shared_secret, ...).
 
         `auth_server`: where `.as_user()` gets user tokens (the app's INFLOW_AUTH_SERVER_URL).
+        `max_wait`: the longest Retry-After a call sleeps on; a longer one raises HostError.
         """
         if getattr(tenant, "host", None) == "forge":  # inside a Forge call: its bearer tokens
             from connect.forge import client_for_tenant
@@ -259,8 +261,8 @@ class HostClient:
                 return forge_client
         site = tenant.base_url.rstrip("/")
         auth = AppJWTAuth(app_key, tenant.shared_secret, site)
-        return cls(tenant, app_key, HostSession(auth=auth, timeout=timeout, site=site),
-                   auth_server=auth_server)
+        session = HostSession(auth=auth, timeout=timeout, max_wait=max_wait, site=site)
+        return cls(tenant, app_key, session, auth_server=auth_server)
 
     def as_user(self, account_id: str) -> HostClient:
         """A client whose calls run as that user (OAuth 2.0 JWT bearer grant, ACT_AS_USER)."""

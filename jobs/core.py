@@ -21,11 +21,14 @@ log = logging.getLogger(__name__)
 # Queue names live here only, in the order workers take from them. `inflow` is the main queue
 # (webhook events, questions); `inflow-refresh` recomputes stored suggestions after changes, so a
 # burst of events is applied first and each item's refresh (coalesced) follows; `inflow-bulk`
-# takes backfills so they never delay fresh webhook events.
+# takes backfills so they never delay fresh webhook events. `inflow-backlog` takes the continuation
+# of a drain that used its time slice: a site with a long backlog takes turns behind every other
+# site's fresh events and refreshes, so its burst never delays another site's suggestions.
 QUEUE_DEFAULT = "inflow"
 QUEUE_REFRESH = "inflow-refresh"
+QUEUE_BACKLOG = "inflow-backlog"
 QUEUE_BULK = "inflow-bulk"
-QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BULK)
+QUEUES = (QUEUE_DEFAULT, QUEUE_REFRESH, QUEUE_BACKLOG, QUEUE_BULK)
 
 
 def worker_queues(settings: Settings | None = None) -> tuple[str, ...]:

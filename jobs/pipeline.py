@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -17,9 +18,11 @@ from sqlalchemy import select
 
 from connect import forge_presence
 from connect.db import Database, utcnow
-from connect.host_client import RETRY_STATUSES, HostClient, HostError
+from connect.host_client import HostClient, HostError
 from connect.models import Tenant, WebhookEvent
+from jobs import throttle
 from jobs.core import (
+    QUEUE_BACKLOG,
     QUEUE_BULK,
     QUEUE_DEFAULT,
     QUEUE_REFRESH,
@@ -88,24 +91,48 @@ def job_id_for(prefix: str, *parts: Any) -> str:
 # ---------- webhook events ----------
 
 # A drain job applies batches of its tenant's events for at most this long, then queues its
-# continuation behind whatever else waits (other tenants' drains), so no tenant holds a worker.
+# continuation on the backlog queue, behind every other site's fresh events and refreshes; it
+# yields sooner, after any batch, when another site's events wait. So a site's burst of 100,000
+# events never holds a worker while another site's webhook waits (round-robin over sites).
 DRAIN_SECONDS = 3.0
+# A drain's re-reads wait out a site's Retry-After up to this long; a longer one hands the batch
+# back and frees the worker for other sites until the site's time is up.
+DRAIN_MAX_WAIT = 5.0
 
 
-def enqueue_drain(connection: Redis, tenant_id: int, delay: float = 0.0) -> bool:
+def enqueue_drain(connection: Redis, tenant_id: int, delay: float = 0.0,
+                  queue: str = QUEUE_DEFAULT) -> bool:
     """Make sure a drain of the tenant's stored events waits (one covers any number of events)."""
     return enqueue_coalesced(connection, "jobs.pipeline.drain_events",
                              [(relay.drain_job_id(tenant_id), (tenant_id,))], retry=EVENT_RETRY,
-                             delay=delay)
+                             delay=delay, queue=queue)
+
+
+def drain_client_for(tenant: Tenant) -> HostClient:
+    """The tenant's client for re-reads: it does not sleep long on a site's Retry-After."""
+    settings = _settings()
+    return HostClient.for_tenant(tenant, settings.app_key, auth_server=settings.auth_server_url,
+                                 max_wait=DRAIN_MAX_WAIT)
+
+
+def _others_waiting(connection: Redis | None) -> bool:
+    """Whether fresh work (another site's drain, say) waits on the main queue."""
+    try:
+        return connection is not None and get_queue(connection, QUEUE_DEFAULT).count > 0
+    except RedisError:
+        return False
 
 
 def drain_events(tenant_id: int) -> int:
     """Apply the tenant's stored events in batches, one transaction each; returns how many.
 
     A batch that fails is rolled back and each of its events handed to its own job, which
-    retries with back-off and fails loudly; the drain goes on with the next batch.
+    retries with back-off and fails loudly; the drain goes on with the next batch. A batch the
+    site refused as a whole (throttling, an outage) is handed back and the drain waits.
     """
     db, connection, applied = _db(), _connection(), 0
+    if _site_waits(connection, tenant_id):
+        return 0  # the drain scheduled for the end of the site's wait resumes its events
     # Without Redis there is nothing to continue on: drain to the end.
     deadline = time.monotonic() + (DRAIN_SECONDS if connection is not None else math.inf)
     while time.monotonic() < deadline:
@@ -114,23 +141,47 @@ def drain_events(tenant_id: int) -> int:
         if not claimed:
             return applied
         if len(claimed) == relay.CLAIM and connection is not None:
-            enqueue_drain(connection, tenant_id)  # more wait: a second worker may share them
-        changed: list[int] = []
-        try:
-            with db.session() as session:
-                applied += events.process_events(session, tenant_id, claimed, client_for, changed)
-        except HostError as exc:
-            if exc.status not in RETRY_STATUSES or exc.retry_after is None:
-                _batch_failed(connection, tenant_id, claimed)
-                continue
-            _wait_for_site(db, connection, tenant_id, claimed, exc.retry_after)
-            return applied
-        except Exception:
-            _batch_failed(connection, tenant_id, claimed)
-            continue
-        _refresh_later(tenant_id, changed)
+            # More wait: a second worker may share them, taking its turn like a continuation.
+            enqueue_drain(connection, tenant_id, queue=QUEUE_BACKLOG)
+        outcome = _apply_batch(db, connection, tenant_id, claimed)
+        if outcome is None:
+            return applied  # the site asked us to wait: the drain is scheduled for then
+        applied += outcome
+        if _others_waiting(connection):
+            break
     if connection is not None:
-        enqueue_drain(connection, tenant_id)  # time is up: continue behind the others
+        enqueue_drain(connection, tenant_id, queue=QUEUE_BACKLOG)  # continue behind the others
+    return applied
+
+
+def _site_waits(connection: Redis | None, tenant_id: int) -> bool:
+    """Whether the site asked us to wait and its time is not up (a webhook's drain, say)."""
+    try:
+        wait = throttle.current(connection, tenant_id) if connection is not None else None
+    except RedisError:
+        return False
+    return wait is not None and wait.until > time.time()
+
+
+def _apply_batch(db: Database, connection: Redis | None, tenant_id: int,
+                 claimed: list[int]) -> int | None:
+    """Apply one claimed batch; how many it applied, or None when the site must be waited for."""
+    changed: list[int] = []
+    try:
+        with db.session() as session:
+            applied = events.process_events(session, tenant_id, claimed, drain_client_for,
+                                            changed)
+    except HostError as exc:
+        if exc.status not in throttle.SITE_STATUSES:
+            _batch_failed(connection, tenant_id, claimed)
+            return 0
+        _wait_for_site(db, connection, tenant_id, claimed, exc)
+        return None
+    except Exception:
+        _batch_failed(connection, tenant_id, claimed)
+        return 0
+    throttle.clear(connection, tenant_id)
+    _refresh_later(tenant_id, changed)
     return applied
 
 
@@ -141,18 +192,24 @@ def _batch_failed(connection: Redis | None, tenant_id: int, event_ids: list[int]
 
 
 def _wait_for_site(db: Database, connection: Redis | None, tenant_id: int, event_ids: list[int],
-                   seconds: float) -> None:
-    """The site asked us to wait longer than a call waits: the batch and the drain wait too.
+                   error: HostError) -> None:
+    """The site refused the batch as a whole: the batch is handed back and the drain waits.
 
     Per-event jobs would each ask the site again on their own back-off (and earn more 429s);
-    the batch is handed back untried and the drain resumes once the site's time is up.
+    the batch is handed back untried and the drain resumes once the site's time is up (its
+    Retry-After, else a back-off growing with each refusal in a row).
     """
     with db.session() as session:
         relay.release(session, tenant_id, event_ids)
-    log.warning("site of tenant %s asked to wait %.0f s; its drain resumes then", tenant_id,
-                seconds)
-    if connection is not None:
-        enqueue_drain(connection, tenant_id, delay=seconds)
+    if connection is None:
+        return  # the relay enqueues the drain again on its next run
+    try:
+        seconds = throttle.record(connection, tenant_id, error.status, error.retry_after)
+    except RedisError:
+        return
+    log.warning("site of tenant %s refused a batch (%s); its drain resumes in %.0f s", tenant_id,
+                error.status, seconds)
+    enqueue_drain(connection, tenant_id, delay=seconds)
 
 
 def _hand_over(connection: Redis | None, event_ids: list[int]) -> None:
@@ -162,27 +219,48 @@ def _hand_over(connection: Redis | None, event_ids: list[int]) -> None:
             return
 
 
+class SiteWaiting(Exception):
+    """The event's site asked us to wait: its job is retried later, the site not asked now."""
+
+
 def process_event(event_id: int) -> bool:
-    """Apply one stored event alone (idempotent: a processed event is skipped)."""
-    db = _db()
+    """Apply one stored event alone (idempotent: a processed event is skipped).
+
+    While its site's wait runs (a drain recorded it), the job fails without asking the site or
+    spending an attempt, and rq retries it on its back-off; a refusal by the site starts a wait,
+    so the other events' jobs do not each ask again (or each hold a worker on a slow site).
+    """
+    db, connection = _db(), _connection()
     with db.session() as session:
         event = session.get(WebhookEvent, event_id)
         if event is None or event.processed_at is not None:
             return False
-        event.attempts = (event.attempts or 0) + 1
         tenant_id = event.tenant_id
+        if _site_waits(connection, tenant_id):
+            raise SiteWaiting(f"site of tenant {tenant_id} asked to wait")
+        event.attempts = (event.attempts or 0) + 1
     changed: list[int] = []
     try:
         with db.session() as session:
-            done = events.process_events(session, tenant_id, [event_id], client_for, changed) > 0
+            done = events.process_events(session, tenant_id, [event_id], drain_client_for,
+                                         changed) > 0
     except Exception as exc:
-        with db.session() as session:
-            event = session.get(WebhookEvent, event_id)
-            if event is not None:
-                event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        _event_failed(db, connection, event_id, tenant_id, exc)
         raise
     _refresh_later(tenant_id, changed)
     return done
+
+
+def _event_failed(db: Database, connection: Redis | None, event_id: int, tenant_id: int,
+                  exc: Exception) -> None:
+    """Keep the error on the event; a refusal by the site starts (or extends) its wait."""
+    with db.session() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is not None:
+            event.error = f"{type(exc).__name__}: {exc}"[:2000]
+    if isinstance(exc, HostError) and exc.status in throttle.SITE_STATUSES and connection:
+        with contextlib.suppress(RedisError):
+            throttle.record(connection, tenant_id, exc.status, exc.retry_after)
 
 
 # Changed items wait in a per-tenant due set; one coalescing job per tenant refreshes them a leased

@@ -45,8 +45,8 @@ def _untried() -> ColumnElement[bool]:
     return func.coalesce(WebhookEvent.attempts, 0) == 0
 
 
-def claim(session: Session, tenant_id: int, limit: int = CLAIM) -> list[int]:
-    """Take up to `limit` of the tenant's never-tried events, oldest first, for one batch.
+def claim(session: Session, tenant_id: int, limit: int | None = None) -> list[int]:
+    """Take up to `limit` (else CLAIM) of the tenant's never-tried events, oldest first.
 
     Claimed events count one attempt (the caller commits before applying them), so a batch
     whose worker dies is not claimed again: the relay gives those events their own jobs. On
@@ -57,7 +57,7 @@ def claim(session: Session, tenant_id: int, limit: int = CLAIM) -> list[int]:
         .where(WebhookEvent.processed_at.is_(None), WebhookEvent.tenant_id == tenant_id,
                _untried(), WebhookEvent.error.is_(None))
         .order_by(WebhookEvent.id)
-        .limit(limit)
+        .limit(limit or CLAIM)
     )
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)

@@ -117,6 +117,10 @@ def _people(connection: Connection, ids: list[int]) -> dict[int, dict[str, str]]
     return {item_id: {a: strongest(r) for a, r in people.items()} for item_id, people in roles.items()}
 
 
+class LockLost(Exception):
+    """This process no longer holds the shard's lock (its file was deleted): it must not write."""
+
+
 class ShardLock:
     """The right to write a shard on this machine: a flock beside its index, dropped when the process dies."""
 
@@ -137,6 +141,16 @@ class ShardLock:
             return False
         self._fd = fd
         return True
+
+    def held(self) -> bool:
+        """Whether this process still holds the lock: its file may have been deleted (the whole
+        index directory removed), and then another process can take a new one at that path."""
+        if self._fd is None:
+            return False
+        try:
+            return os.fstat(self._fd).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            return False
 
     def release(self) -> None:
         """Let another process write the shard."""
@@ -164,6 +178,8 @@ class Indexer:
             index, identity = self.shard.reader()
             index.searcher().search(tantivy.Query.all_query(), 1, count=False)  # a damaged index fails here
         except (ShardUnavailable, ValueError, OSError):
+            if not self.lock.held():  # the directory went with its lock: whoever holds it now creates
+                raise LockLost(self.shard.name) from None
             log.warning("shard %s has no readable index: creating it; its sites are indexed anew",
                         self.shard.name)
             identity = self.shard.create()
@@ -359,6 +375,10 @@ def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
 def _write_until(indexer: Indexer, stop: threading.Event) -> None:
     failures = 0
     while not stop.is_set():
+        if not indexer.lock.held():
+            log.warning("lost the lock of shard %s (its file went): taking it again",
+                        indexer.shard.name)
+            return  # `run` releases it and takes the lock anew, or stands by
         try:
             written = indexer.step()
             failures = 0

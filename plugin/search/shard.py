@@ -86,9 +86,19 @@ class Shard:
         return index.searcher(), identity
 
     def reload(self) -> None:
-        """See this process's own commits now rather than after the reader's next poll."""
-        if self.index is not None:
+        """See this process's own commits now rather than after the reader's next poll.
+
+        An index whose directory was deleted cannot reload (Tantivy cannot lock its files): it
+        is forgotten, and the next `reader()` opens whatever the directory holds by then.
+        """
+        if self.index is None:
+            return
+        try:
             self.index.reload()
+        except (ValueError, OSError):
+            log.warning("index of shard %s went away: reopening it on next read", self.name)
+            with self._lock:
+                self.index, self.identity, self._checked = None, None, 0.0
 
     def create(self) -> str:
         """A new, empty index in the shard's directory (whatever was there is removed); its identity."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, current_app, g, request
 
 from connect.auth import get_db, require_jwt
 from connect.host_client import HostError
@@ -13,6 +13,7 @@ from plugin.search import sites
 from plugin.services import adoption, panels, permissions
 from plugin.services.backfill import admin_status
 from plugin.services.settings import project_settings
+from plugin.services.site_wait import site_wait
 from plugin.views import fragments
 from plugin.views.common import host, project_of
 from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
@@ -73,11 +74,12 @@ def project_admin() -> Any:
         dashboard = adoption.dashboard(session, g.tenant.id, project)
         backfill = admin_status(session, g.tenant.id)
         linked = sites.partner(session, g.tenant) is not None
+        wait = site_wait(session, g.tenant.id, "jira", current_app.config.get("REDIS_URL"))
     percent_weeks = [{**week, "shown_pct": round(100 * week["shown_share"]),
                       "used_pct": round(100 * week["used_share"])} for week in dashboard["weeks"]]
     return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
-                  percent_weeks=percent_weeks, backfill=backfill, linked=linked, source="jira",
-                  key="")
+                  percent_weeks=percent_weeks, backfill=backfill, linked=linked, wait=wait,
+                  source="jira", key="")
 
 
 @bp.get("/me")

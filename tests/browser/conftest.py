@@ -58,6 +58,7 @@ class Stack:
     product: str = "jira"
     viewer: str = "aco"
     mode: str = "light"
+    app: Any = None  # the Flask app behind `url` (a test may point it at Redis)
 
     @property
     def tenant(self) -> TenantAuth:
@@ -120,7 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory,
     thread.start()
     try:
         yield Stack(f"http://127.0.0.1:{server.server_port}", db, host, tenants,
-                    seeded_database[1], [str(p["id"]) for p in data.confluence_pages()[:PAGES]])
+                    seeded_database[1], [str(p["id"]) for p in data.confluence_pages()[:PAGES]],
+                    app=app)
     finally:
         server.shutdown()
         thread.join(5)

@@ -26,7 +26,8 @@ def test_healthy_with_database_and_redis_reports_queue_depth(tmp_path: Path,
     assert body["status"] == "ok"
     assert body["database"] == {"ok": True}
     assert body["redis"]["ok"] is True
-    assert body["redis"]["queues"] == {"inflow": 1, "inflow-refresh": 0, "inflow-bulk": 0}
+    assert body["redis"]["queues"] == {"inflow": 1, "inflow-refresh": 0, "inflow-backlog": 0,
+                                         "inflow-bulk": 0}
 
 
 def test_unreachable_redis_is_503(tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ def test_serve_answers_health_and_both_descriptors(served: Served) -> None:
     health = requests.get(f"{served.url}/healthz", timeout=5)
     assert health.status_code == 200
     assert health.json()["database"]["ok"] and health.json()["redis"]["ok"]
-    assert health.json()["redis"]["queues"] == {"inflow": 0, "inflow-refresh": 0, "inflow-bulk": 0}
+    assert health.json()["redis"]["queues"] == {"inflow": 0, "inflow-refresh": 0,
+                                                 "inflow-backlog": 0, "inflow-bulk": 0}
     for product in ("jira", "confluence"):
         response = requests.get(f"{served.url}/{product}/atlassian-connect.json", timeout=5)
         assert response.status_code == 200, f"{product}: {response.status_code}"

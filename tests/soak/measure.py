@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,14 +88,21 @@ def item_state(db: Database) -> tuple[dict[str, tuple[Any, ...]], Counter]:
     return items, contributions
 
 
-def replay(deliveries: list[Delivery], acknowledged: set[str]) -> tuple[dict, Counter]:
-    """The acknowledged deliveries processed into a fresh database with no faults."""
+def replay(deliveries: list[Delivery], acknowledged: set[str],
+           site: ReplaySite | None = None) -> tuple[dict, Counter]:
+    """The acknowledged deliveries processed into a fresh database with no faults.
+
+    With `site`, the replay's tenant is that site (events that re-read their item read it there).
+    """
     from plugin.pipeline import events
 
     folder = Path(tempfile.mkdtemp(prefix="soak-replay-"))
     db = Database(f"sqlite:///{folder / 'replay.db'}")
     db.create_all()
-    tenant_id = add_tenant(db, "replay", "replay-secret", "https://replay.atlassian.net")
+    key, secret, url = ("replay", "replay-secret", "https://replay.atlassian.net") \
+        if site is None else (site.client_key, site.secret, site.base_url)
+    tenant_id = add_tenant(db, key, secret, url)
+    client_for = (lambda tenant: None) if site is None else site.client_for
     # Newest revision first: the rest are then stale and cheap, and order must not matter.
     chosen = sorted((d for d in deliveries if d.identifier in acknowledged),
                     key=lambda d: d.updated, reverse=True)
@@ -108,10 +116,20 @@ def replay(deliveries: list[Delivery], acknowledged: set[str]) -> tuple[dict, Co
         ids = list(session.scalars(select(WebhookEvent.id).order_by(WebhookEvent.id)))
     for event_id in ids:
         with db.session() as session:
-            events.process_event(session, event_id, lambda tenant: None)
+            events.process_event(session, event_id, client_for)
     state = item_state(db)
     db.dispose()
     return state
+
+
+@dataclass(frozen=True)
+class ReplaySite:
+    """The site a replay's re-reads go to: the tenant's credentials and a client factory."""
+
+    client_key: str
+    secret: str
+    base_url: str
+    client_for: Callable[[Any], Any]
 
 
 @dataclass
@@ -127,7 +145,8 @@ class Tally:
     notes: list[str]
 
 
-def tally(db: Database, deliveries: list[Delivery], acknowledged: set[str]) -> Tally:
+def tally(db: Database, deliveries: list[Delivery], acknowledged: set[str],
+          site: ReplaySite | None = None) -> Tally:
     """Count processed, lost and duplicated events and compare the state with a clean replay."""
     rows = _event_rows(db)
     items, contributions = item_state(db)
@@ -142,7 +161,7 @@ def tally(db: Database, deliveries: list[Delivery], acknowledged: set[str]) -> T
         item = items.get(d.key)
         if row and row[1] is not None and item and item[6] >= d.updated.isoformat():
             processed += 1
-    expected_items, expected_contributions = replay(deliveries, acknowledged)
+    expected_items, expected_contributions = replay(deliveries, acknowledged, site)
     surplus = sum((contributions - expected_contributions).values())
     twice = sum(n - 1 for n in commits.values() if n > 1)
     notes = []
@@ -163,3 +182,12 @@ def tally(db: Database, deliveries: list[Delivery], acknowledged: set[str]) -> T
 def count_events(db: Database) -> int:
     with db.session() as session:
         return int(session.scalar(select(func.count(WebhookEvent.id))) or 0)
+
+
+@dataclass
+class Result:
+    """One fault's tally, whether it held, and any lines it adds to the summary."""
+
+    tally: Tally
+    healthy: bool
+    lines: list[str]

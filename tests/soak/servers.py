@@ -107,6 +107,27 @@ class Valkey:
             self.server.stop()
             self.server = None
 
+    def _client(self) -> Any:
+        from redis import Redis
+
+        return Redis(host="127.0.0.1", port=self.port)
+
+    def fill(self) -> int:
+        """Make it full, as production's Redis would be: maxmemory below what it uses, noeviction
+        (every write is refused with OOM, reads go on); returns the bytes it used."""
+        client = self._client()
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(used // 2))
+        client.close()
+        return used
+
+    def unfill(self) -> None:
+        """Memory freed: no limit again."""
+        client = self._client()
+        client.config_set("maxmemory", "0")
+        client.close()
+
 
 # ---------- Inflow processes ----------
 
