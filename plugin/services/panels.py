@@ -8,14 +8,14 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
-from plugin.models.content import Contribution, Item
+from plugin.models.content import Contribution, IndexProgress, Item
 from plugin.models.social import Kudos, Question
 from plugin.services import adoption, feedback, freshness, questions, recognition
 from plugin.services.freshness import Fact
@@ -210,8 +210,13 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # `tenant_id + 0`: given a bare tenant_id term, SQLite walks the tenant's whole
     # (tenant_id, index_seq) index instead of looking the ids up by primary key (2.5 ms per
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
+    # Scoped by site: a stored suggestion may be the other product's item (one site, both
+    # products, one site key in the index); `visible` checks each with its own product.
+    site = select(IndexProgress.site).where(IndexProgress.tenant_id == tenant_id).scalar_subquery()
+    same_site = select(IndexProgress.tenant_id).where(IndexProgress.site == site)
     rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
-        Item.id.in_(ids), Item.tenant_id + 0 == tenant_id)).all())
+        Item.id.in_(ids), or_(Item.tenant_id + 0 == tenant_id,
+                              (Item.tenant_id + 0).in_(same_site)))).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))

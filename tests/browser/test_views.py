@@ -206,3 +206,36 @@ def test_confluence_views_work_and_pass_axe(audit_page: Any, stack: Stack) -> No
     with stack.db.session() as session:
         kudos = session.scalars(select(Kudos).where(Kudos.source == "confluence")).one()
         assert kudos.item_key == page and kudos.space
+
+
+def test_an_issue_panel_suggests_the_runbook_page_with_its_reason(host_page: Any,
+                                                                  stack: Stack) -> None:
+    """One site, both products: a Confluence page about an issue shows on the issue's panel."""
+    import copy
+
+    from plugin import search
+    from plugin.content.normalize import confluence_page_to_doc
+    from plugin.matching import precompute
+    from plugin.matching.store import get_item, upsert_item
+    from sandbox.site import data
+
+    key, wiki = stack.keys[-2], stack.tenants["confluence"]
+    jira_tenant = stack.tenants["jira"].tenant_id
+    with stack.db.session() as session:
+        issue = get_item(session, jira_tenant, "jira", key)
+        page = copy.deepcopy(data.confluence_pages()[0])
+        page["id"], page["title"] = "990002", f"Runbook: {issue.title}"
+        page["body"]["storage"]["value"] = (f"<p>When this happens: {issue.title}.</p>"
+                                            f"<p>{issue.text[:1200]}</p><p>What fixed it for us.</p>")
+        stack.host.load_confluence_pages([page])
+        upsert_item(session, wiki.tenant_id, confluence_page_to_doc(page, wiki.base_url))
+    assert search.catch_up(stack.db)
+    with stack.db.session() as session:
+        item = get_item(session, jira_tenant, "jira", key)
+        precompute.refresh_suggestions(session, jira_tenant, item.id)
+    frame = host_page.open_view(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
+    row = frame.locator("#reuse li", has_text="Runbook:").first
+    row.wait_for()
+    assert "Why:" in row.inner_text()
+    assert row.locator("mark").count() > 0  # the matched words, marked in its snippet
+    shoot(host_page, "jira-reuse-with-confluence-page")

@@ -97,3 +97,18 @@ def test_the_admin_page_says_whether_confluence_is_linked(both: tuple) -> None:
     with site.db.session() as session:
         session.get(Tenant, wiki.tenant_id).installed = False
     assert "Confluence not linked" in admin_page()
+
+
+def test_stored_suggestions_keep_the_other_products_items(both: tuple) -> None:
+    from plugin.matching import precompute
+    from plugin.matching.store import get_item
+
+    site, jira, wiki, key = both
+    with site.db.session() as session:
+        precompute.refresh_suggestions(session, jira.tenant_id,
+                                       get_item(session, jira.tenant_id, "jira", key).id)
+    site.host.deny(VIEWER, PAGE_ID)  # still checked with Confluence, as each viewer
+    allowed = _get(site, jira, f"/api/content/jira/{key}/reuse", sub="rajdavies")["suggestions"]
+    assert ("confluence", PAGE_ID) in {(s["source"], s["key"]) for s in allowed}
+    denied = _get(site, jira, f"/api/content/jira/{key}/reuse")["suggestions"]
+    assert ("confluence", PAGE_ID) not in {(s["source"], s["key"]) for s in denied}
