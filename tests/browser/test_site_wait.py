@@ -26,7 +26,7 @@ def test_a_project_admin_sees_that_jira_is_rate_limiting_inflow(host_page: Any, 
         frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
         banner = frame.locator("#site-wait")
         banner.get_by_text("Jira is rate-limiting Inflow on this site", exact=False).wait_for()
-        assert "events waiting, next try at" in banner.inner_text()
+        assert "next try at" in banner.inner_text()  # no count when no event waits
         assert banner.get_attribute("role") == "status"  # read out by screen readers
         shoot(host_page, "jira-admin-throttled")
         audit_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
