@@ -11,9 +11,10 @@ whose partner lives in another shard stays on its own (a site moves between shar
 """
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from connect.models import Tenant
@@ -63,6 +64,12 @@ def site_keys(session: Session, tenant_ids: list[int]) -> dict[int, int]:
 def site_key(session: Session, tenant_id: int) -> int:
     """The key one tenant's documents are indexed under (see `site_keys`)."""
     return site_keys(session, [tenant_id])[tenant_id]
+
+
+def site_tenants(tenant: Any) -> Select[Any]:
+    """The tenants indexed under the tenant's site key (a SQL subquery; `tenant` an id or bind)."""
+    site = select(IndexProgress.site).where(IndexProgress.tenant_id == tenant).scalar_subquery()
+    return select(IndexProgress.tenant_id).where(IndexProgress.site == site)
 
 
 def partner(session: Session, tenant: Tenant) -> Tenant | None:

@@ -15,8 +15,9 @@ from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
-from plugin.models.content import Contribution, IndexProgress, Item
+from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
+from plugin.search import sites
 from plugin.services import adoption, feedback, freshness, questions, recognition
 from plugin.services.freshness import Fact
 from plugin.services.panel_cache import Watch
@@ -212,11 +213,9 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
-    site = select(IndexProgress.site).where(IndexProgress.tenant_id == tenant_id).scalar_subquery()
-    same_site = select(IndexProgress.tenant_id).where(IndexProgress.site == site)
     rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
         Item.id.in_(ids), or_(Item.tenant_id + 0 == tenant_id,
-                              (Item.tenant_id + 0).in_(same_site)))).all())
+                              (Item.tenant_id + 0).in_(sites.site_tenants(tenant_id))))).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))

@@ -373,7 +373,8 @@ WIKI_CHANGES: dict[str, Callable[[Site, str], None]] = {
         _shown_expert(site, key), VIEWER, *[p["account_id"] for p in
                                             _data(site, key, "contributors")["contributors"]]]),
     "a related page is deleted": lambda site, key: _delete(
-        site, _data(site, key, "reuse")["suggestions"][0]["key"]),
+        site, next(s["key"] for s in _data(site, key, "reuse")["suggestions"]
+                   if s["source"] == "confluence")),  # issues of the site's Jira show here too
     "a permission is withdrawn": lambda site, key: _deny(
         site, _data(site, key, "reuse")["suggestions"][0]["key"]),
     "a question is asked": lambda site, key: _asked(site, key),
