@@ -145,7 +145,11 @@ def test_a_drain_whose_worker_is_killed_leaves_its_batch_to_the_relay_with_the_r
     assert jobs.enqueue_drain(connection, site.tenant_id)
     kill_worker_mid_read(site, sqlite_url, redis_url, "/rest/api/3/issue/AMQ-1")
     retry_abandoned(connection, redis_url)  # the drain again: the claimed event is not its any more
-    assert jobs.relay_pending_events(grace_seconds=0) == 1  # so it gets its own job
+    relayed = jobs.relay_pending_events(grace_seconds=0)
+    if not relayed:  # on a loaded machine the retry may still have been scheduled, not yet run
+        run_worker(redis_url)
+        relayed = jobs.relay_pending_events(grace_seconds=0)
+    assert relayed == 1  # so it gets its own job
     run_worker(redis_url)
     connection.close()
     assert_applied_on_second_attempt(site, event_id, "Same")
