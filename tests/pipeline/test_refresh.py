@@ -66,6 +66,16 @@ def test_a_burst_of_edits_to_one_item_queues_one_refresh_and_fresh_suggestions_f
     assert connection.zcard(jobs.refresh_key(site.tenant_id)) == 0
 
 
+def two_stored_issues(site: Any, redis_url: str) -> Any:
+    """The two-issue site with both issues learned through webhooks, each the other's neighbour."""
+    two_issue_site(site)
+    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
+        issue = host_view(site, key)
+        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
+    run_worker(redis_url)
+    return site
+
+
 def other_id(site: Any) -> int:
     with site.db.session() as session:
         return session.scalar(select(Item.id).where(Item.key == "AMQ-2"))
@@ -105,11 +115,7 @@ def post_deletion(site: Any, n: int, issue_id: str, key: str) -> int:
 def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
     sqlite_url: str, make_site: Any, redis_url: str
 ) -> None:
-    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
-    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
-        issue = host_view(site, key)
-        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
-    run_worker(redis_url)
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
     kept = other_id(site)
     with site.db.session() as session:
         assert [s.key for s in precompute.stored_suggestions(session, site.tenant_id, kept)["reuse"]] == ["AMQ-1"]
@@ -129,11 +135,7 @@ def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
 def test_changed_items_are_refreshed_before_any_neighbour(
     sqlite_url: str, make_site: Any, redis_url: str
 ) -> None:
-    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
-    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
-        issue = host_view(site, key)
-        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
-    run_worker(redis_url)  # both stored, each the other's neighbour
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
     first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
     connection = redis_connection(redis_url)
     key = jobs.refresh_key(site.tenant_id)
@@ -159,11 +161,7 @@ def item_id(site: Any, key: str) -> int:
 def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
 ) -> None:
-    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
-    for n, key in enumerate(("AMQ-1", "AMQ-2"), start=1):
-        issue = host_view(site, key)
-        assert post_webhook(site, n, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
-    run_worker(redis_url)
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
     connection = redis_connection(redis_url)
     key = jobs.refresh_key(site.tenant_id)
     items = [item_id(site, k) for k in ("AMQ-1", "AMQ-2")]
