@@ -34,17 +34,19 @@ def _store(session: Session, tenant_id: int, item_id: int, kind: str, payload: l
               "computed_at": stmt.excluded.computed_at}))
 
 
-def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> None:
-    """Compute and store the top reuse and expert candidates for an item (idempotent)."""
+def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> Item | None:
+    """Compute and store the top reuse and expert candidates for an item (idempotent); the item,
+    or None when the tenant has no such item."""
     item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
     if item is None:
-        return
+        return None
     seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
     reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
     experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
     _store(session, tenant_id, item_id, "reuse", [asdict(s) for s in reuse], seq)
     _store(session, tenant_id, item_id, "experts", [asdict(s) for s in experts], seq)
     session.flush()
+    return item
 
 
 def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:

@@ -53,19 +53,24 @@ def _neighbours(session: Session, tenant_id: int, item: Item) -> list[int]:
     return [s.item_id for s in found if s.item_id != item.id][:FANOUT]
 
 
+def _refresh_one(sessions: Callable[[], AbstractContextManager[Session]], tenant_id: int,
+                 item_id: int, neighbours: bool) -> list[int] | None:
+    """Refresh one item in a session of `sessions()`; its nearest neighbours (when asked), or None
+    when it is gone."""
+    with sessions() as session:
+        item = precompute.refresh_suggestions(session, tenant_id, item_id)
+        if item is None:
+            return None
+        return _neighbours(session, tenant_id, item) if neighbours else []
+
+
 def _refresh_each(sessions: Callable[[], AbstractContextManager[Session]], tenant_id: int,
                   item_id: int) -> bool:
     """Refresh the item, then its nearest neighbours, each in a session of `sessions()`."""
-    with sessions() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            return False
-        precompute.refresh_suggestions(session, tenant_id, item_id)
-        neighbours = _neighbours(session, tenant_id, item)
-    for neighbour_id in neighbours:
-        with sessions() as session:
-            precompute.refresh_suggestions(session, tenant_id, neighbour_id)
-    return True
+    neighbours = _refresh_one(sessions, tenant_id, item_id, neighbours=True)
+    for neighbour_id in neighbours or []:
+        _refresh_one(sessions, tenant_id, neighbour_id, neighbours=False)
+    return neighbours is not None
 
 
 def refresh_around(session: Session, tenant_id: int, item_id: int) -> None:
@@ -79,12 +84,7 @@ def refresh_one(db: Database, tenant_id: int, item_id: int,
 
     The caller refreshes the neighbours later: what changed is what its viewers wait for.
     """
-    with db.session() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            return None
-        precompute.refresh_suggestions(session, tenant_id, item_id)
-        return _neighbours(session, tenant_id, item) if neighbours else []
+    return _refresh_one(db.session, tenant_id, item_id, neighbours)
 
 
 def refresh_around_apart(db: Database, tenant_id: int, item_id: int) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from connect.models import Tenant
@@ -66,10 +66,12 @@ def site_key(session: Session, tenant_id: int) -> int:
     return site_keys(session, [tenant_id])[tenant_id]
 
 
-def site_tenants(tenant: Any) -> Select[Any]:
-    """The tenants indexed under the tenant's site key (a SQL subquery; `tenant` an id or bind)."""
+def of_site(column: Any, tenant: Any) -> ColumnElement[bool]:
+    """SQL: `column` (a tenant id) is the tenant's or another tenant's indexed under its site key
+    (`tenant` an id or a bind parameter). The tenant itself counts before it is indexed."""
     site = select(IndexProgress.site).where(IndexProgress.tenant_id == tenant).scalar_subquery()
-    return select(IndexProgress.tenant_id).where(IndexProgress.site == site)
+    return or_(column == tenant,
+               column.in_(select(IndexProgress.tenant_id).where(IndexProgress.site == site)))
 
 
 def partner(session: Session, tenant: Tenant) -> Tenant | None:

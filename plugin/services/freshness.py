@@ -30,7 +30,6 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    or_,
     select,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -298,11 +297,10 @@ class Items(_Rows):
     def columns(self, bind: Bind, dialect: str) -> list[ColumnElement[Any]]:
         ids = [bind(f"i{n}", Integer()) for n in range(self.shape[1])]
         # `tenant_id + 0`: the ids are looked up by primary key; by site, as panels._light reads.
-        tenant = Item.tenant_id + literal_column("0")
         return [_aggregate(_joined(dialect, cast(Item.id, String), Item.source, Item.key,
                                    Item.external_id),
-                           (Item.id.in_(ids), or_(tenant == bind("tenant"),
-                                                  tenant.in_(sites.site_tenants(bind("tenant"))))),
+                           (Item.id.in_(ids),
+                            sites.of_site(Item.tenant_id + literal_column("0"), bind("tenant"))),
                            dialect)]
 
     def params(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
@@ -214,8 +214,7 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
     rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
-        Item.id.in_(ids), or_(Item.tenant_id + 0 == tenant_id,
-                              (Item.tenant_id + 0).in_(sites.site_tenants(tenant_id))))).all())
+        Item.id.in_(ids), sites.of_site(Item.tenant_id + 0, tenant_id))).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))
