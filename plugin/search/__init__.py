@@ -126,14 +126,30 @@ def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0)
         if lock.acquire():
             indexer = Indexer(db, shard, lock)
             try:
-                while indexer.step():
-                    if time.monotonic() > deadline:
-                        return False
+                if not _write_all(indexer, deadline):
+                    return False
             finally:
                 indexer.close()
         elif not _wait_for_writer(db, shard.name, tenant_id, target, deadline):
             return False
         shard.reload()
+    return True
+
+
+def _write_all(indexer: Indexer, deadline: float) -> bool:
+    """Apply every pending change, then finish the merges those commits started; False on timeout.
+
+    A writer dropped with merges under way abandons them: a process that caught up once per
+    change would leave a segment per change behind, and every later query and commit pays for
+    each of them.
+    """
+    written = 0
+    while step := indexer.step():
+        written += step
+        if time.monotonic() > deadline:
+            return False
+    if written:
+        indexer.settle()
     return True
 
 
