@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import defaultdict
@@ -384,12 +385,25 @@ def _write_until(indexer: Indexer, stop: threading.Event) -> None:
             failures = 0
         except Exception:  # the database or the disk away for a moment: the step is retried whole
             failures += 1
-            log.exception("indexing shard %s failed (%d in a row)", indexer.shard.name, failures)
+            # Tantivy reports a full disk only as a writer thread that died: say what is left.
+            log.exception("indexing shard %s failed (%d in a row; %s free on the index's disk)",
+                          indexer.shard.name, failures, _free_space(indexer.shard.path))
             indexer._writer = None
             written = 0
             stop.wait(min(30.0, IDLE_SECONDS * 2 ** failures))
         if not written:
             stop.wait(IDLE_SECONDS)
+
+
+def _free_space(path: Path) -> str:
+    """The free space of the filesystem that holds `path`, for people to read."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown"
+    return f"{free} B" if free < 2**20 else f"{free / 2**20:,.0f} MiB"
 
 
 def start(db: Database, settings: Settings, stop: threading.Event) -> list[threading.Thread]:
