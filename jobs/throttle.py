@@ -46,22 +46,36 @@ def key(tenant_id: int) -> str:
     return f"{PREFIX}{tenant_id}"
 
 
-def delay_for(failures: int, retry_after: float | None) -> float:
-    """How long the drain waits: the site's own Retry-After, else the back-off for `failures`."""
-    if retry_after is not None:
-        return max(1.0, retry_after)
-    return min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, failures - 1))
+# One refusal episode is one failure: the batches of a site's concurrent drains are refused at the
+# same moment, and each counting one would take the back-off to its maximum at once. So a refusal
+# while the site's wait runs only lengthens it to a later Retry-After; once the wait is over, a
+# refusal is one more failure in a row. A Retry-After is the site's own schedule, not a failure of
+# ours: it sets the wait and leaves the back-off where it was.
+_RECORD = """
+local now, retry_after = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ends = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+local delay
+if retry_after >= 0 then
+  delay = math.max(1, retry_after)
+  if ends > now + delay then return tostring(ends - now) end
+elseif ends > now then
+  return tostring(ends - now)
+else
+  local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+  delay = math.min(tonumber(ARGV[5]), tonumber(ARGV[4]) * 2 ^ (failures - 1))
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'until', tostring(now + delay))
+redis.call('EXPIRE', KEYS[1], math.floor(delay) + tonumber(ARGV[6]))
+return tostring(delay)
+"""
 
 
 def record(connection: Redis, tenant_id: int, status: int, retry_after: float | None) -> float:
-    """Note one more failure in a row and when to try again; returns the delay in seconds."""
-    failures = int(connection.hincrby(key(tenant_id), "failures", 1))
-    delay = delay_for(failures, retry_after)
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hset(key(tenant_id), mapping={"status": status, "until": time.time() + delay})
-        pipe.expire(key(tenant_id), int(delay) + KEEP_AFTER)
-        pipe.execute()
-    return delay
+    """Note the site's refusal and when to try again; returns the delay in seconds from now."""
+    found = connection.eval(_RECORD, 1, key(tenant_id), time.time(),
+                            -1 if retry_after is None else retry_after, status, FIRST_BACKOFF,
+                            MAX_BACKOFF, KEEP_AFTER)
+    return float(found.decode() if isinstance(found, bytes) else found)
 
 
 def clear(connection: Redis | None, tenant_id: int) -> None:
@@ -79,4 +93,4 @@ def current(connection: Redis, tenant_id: int) -> SiteWait | None:
     if "until" not in found:
         return None
     return SiteWait(int(found.get("status", 0)), float(found["until"]),
-                    int(found.get("failures", 1)))
+                    int(found.get("failures", 0)))

@@ -127,3 +127,24 @@ def test_an_events_own_job_neither_asks_a_waiting_site_nor_spends_an_attempt(
     with site.db.session() as session:
         assert session.get(WebhookEvent, second).attempts == 0
     connection.close()
+
+
+def test_refusals_of_one_episode_count_once_and_a_retry_after_is_no_failure(redis_url: str) -> None:
+    connection = Redis.from_url(redis_url)
+    tenant = 9_001
+    connection.delete(throttle.key(tenant))
+    first = throttle.record(connection, tenant, 503, None)
+    ends = throttle.current(connection, tenant)
+    # The batches of concurrent drains are refused at the same moment: one failure, one wait.
+    for _ in range(3):
+        assert throttle.record(connection, tenant, 503, None) <= first
+    again = throttle.current(connection, tenant)
+    assert ends is not None and again == ends and again.failures == 1
+    # The site's own schedule: a longer Retry-After lengthens the wait without counting a failure.
+    assert throttle.record(connection, tenant, 429, 60) == 60
+    wait = throttle.current(connection, tenant)
+    assert wait is not None and wait.status == 429 and wait.failures == 1 and wait.until > ends.until
+    _time_is_up(connection, tenant)
+    assert throttle.record(connection, tenant, 503, None) == 2 * throttle.FIRST_BACKOFF  # the next in a row
+    connection.delete(throttle.key(tenant))
+    connection.close()
