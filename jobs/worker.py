@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterable
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
@@ -52,19 +55,55 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
 
     Beside the jobs, each local search shard gets an indexer thread: the one of the machine's
     workers that holds the shard's lock writes it, the others stand by to take over.
+
+    rq quits on a Redis error outside a job (a full Redis refuses even the record of a job's
+    end). This process then waits until Redis takes writes again and works on as a new rq
+    worker, rather than exiting into a restart loop that a full Redis would refuse as well.
     """
     connection = worker_connection(redis_url)
     connection.ping()  # fail fast, with a clear error, when Redis is not there
-    reconcile(connection, schedule)
     from jobs.core import database
     from plugin.config import Settings
     from plugin.search import indexer
 
-    stop = threading.Event()
+    stop, requested = threading.Event(), threading.Event()
     indexer.start(database(), Settings.from_env(), stop)
+    base = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
     try:
-        worker = build_worker(connection, name)
-        worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+        for attempt in itertools.count():
+            if attempt and not _wait_for_room(connection, requested):
+                return 0  # stopped while waiting
+            try:
+                reconcile(connection, schedule)
+                worker = build_worker(connection, f"{base}.{attempt}" if attempt else base)
+                worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+            except RedisError:
+                log.warning("Redis refused a write the worker needs: waiting for it", exc_info=True)
+                continue
+            if burst or worker._shutdown_requested_date is not None:
+                return 0
+            # rq logged the error it quit on; its registry entry expires (the next name differs)
     finally:
         stop.set()
     return 0
+
+
+def _wait_for_room(connection: Redis, requested: threading.Event, most: float = 10.0) -> bool:
+    """Wait a moment, then until Redis takes a write; False when SIGINT/SIGTERM came meanwhile."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: requested.set())
+    probe, delay, told = f"inflow:worker-room:{os.getpid()}", 1.0, False
+    while not requested.wait(delay):
+        try:
+            connection.set(probe, "1", ex=60)
+            connection.delete(probe)
+        except RedisError as exc:
+            if not told:
+                log.warning("Redis does not take writes (%s): waiting for room", exc)
+                told = True
+            delay = min(most, delay * 2)
+            continue
+        if told:
+            log.info("Redis takes writes again: working on")
+        return True
+    return False
