@@ -83,6 +83,11 @@ def job_status(connection: Redis, job_id: str) -> str | None:
     return _text(_status_of(connection, job_id))
 
 
+def job_origin(connection: Redis, job_id: str) -> str | None:
+    """The queue the job was enqueued on, or None when there is no such job."""
+    return _text(connection.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "origin"))
+
+
 def is_live(connection: Redis, job_id: str) -> bool:
     """True when a job with this id is waiting or running."""
     return job_status(connection, job_id) in LIVE_STATUSES

@@ -33,6 +33,8 @@ from jobs.core import (
     enqueue_unique,
     get_queue,
     is_live,
+    job_origin,
+    job_status,
     mark_due,
     redis_connection,
     settle,
@@ -303,8 +305,8 @@ def refresh_suggestions(tenant_id: int) -> int:
 
     def give_way() -> bool:
         now = time.monotonic()
-        return now > started + REFRESH_SECONDS or (now > started + REFRESH_SLICE_S
-                                                   and events_queue.count > 0)
+        return now > started + REFRESH_SECONDS or (now > started + REFRESH_SLICE_S and (
+            events_queue.count > 0 or _own_drain_waits(connection, tenant_id) is not None))
 
     while True:  # at least one item each time: a refresh always makes progress
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
@@ -319,8 +321,21 @@ def refresh_suggestions(tenant_id: int) -> int:
         settle(connection, key, lease, members)
         if give_way():
             break
-    enqueue_refresh(connection, tenant_id)  # continue behind the events (or the others)
+    # Continue behind the events; behind the site's own drain when that waits on the backlog
+    # queue (a long drain continues there), or the site's refreshes, always due again since
+    # each marks neighbours, would hold back the events that make them worth doing.
+    behind = QUEUE_BACKLOG if _own_drain_waits(connection, tenant_id) == QUEUE_BACKLOG else QUEUE_REFRESH
+    enqueue_refresh(connection, tenant_id, queue=behind)
     return count
+
+
+def _own_drain_waits(connection: Redis, tenant_id: int) -> str | None:
+    """The queue where a drain of the tenant's events waits to run, if one does."""
+    base = relay.drain_job_id(tenant_id)
+    for job_id in (base, f"{base}-next"):
+        if job_status(connection, job_id) == "queued":
+            return job_origin(connection, job_id)
+    return None
 
 
 # A due member is a changed item's id, or NEIGHBOUR + the id of an item next to one: a changed
@@ -372,10 +387,10 @@ def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
         refresh_item_suggestions(tenant_id, item_id)
 
 
-def enqueue_refresh(connection: Redis, tenant_id: int) -> bool:
+def enqueue_refresh(connection: Redis, tenant_id: int, queue: str = QUEUE_REFRESH) -> bool:
     """Make sure a refresh of the tenant's stale items waits (one covers any number)."""
     return enqueue_coalesced(connection, "jobs.pipeline.refresh_suggestions",
-                             [(f"refresh-{tenant_id}", (tenant_id,))], queue=QUEUE_REFRESH)
+                             [(f"refresh-{tenant_id}", (tenant_id,))], queue=queue)
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:

@@ -12,7 +12,9 @@ from connect.models import WebhookEvent
 from jobs import pipeline as jobs
 from jobs.core import (
     DUE_INDEX,
+    QUEUE_BACKLOG,
     QUEUE_DEFAULT,
+    QUEUE_REFRESH,
     due_keys,
     get_queue,
     mark_due,
@@ -21,6 +23,7 @@ from jobs.core import (
     take_due,
 )
 from plugin.matching import precompute
+from plugin.pipeline import relay
 from plugin.models.content import Item
 from tests.pipeline.conftest import v2_issue
 from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
@@ -172,3 +175,26 @@ def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 60.0)
     # Within its slice it goes on although the event still waits: the other item, both neighbours.
     assert jobs.refresh_suggestions(site.tenant_id) == 3
+
+
+def test_a_refresh_gives_way_to_its_sites_drain_waiting_on_the_backlog_and_continues_behind_it(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
+) -> None:
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    connection = redis_connection(redis_url)
+    key = jobs.refresh_key(site.tenant_id)
+    items = [item_id(site, k) for k in ("AMQ-1", "AMQ-2")]
+    monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
+    # Another site's long drain waits on the backlog: not this refresh's business.
+    jobs.enqueue_drain(connection, site.tenant_id + 1, queue=QUEUE_BACKLOG)
+    mark_due(connection, key, items, ahead=True)
+    assert jobs.refresh_suggestions(site.tenant_id) == 4  # both items and their neighbours
+    # This site's own drain continues on the backlog (its events outlasted a slice): the refresh
+    # gives way after one item, and its continuation waits behind that drain, not ahead of it.
+    jobs.enqueue_drain(connection, site.tenant_id, queue=QUEUE_BACKLOG)
+    mark_due(connection, key, items, ahead=True)
+    assert jobs.refresh_suggestions(site.tenant_id) == 1
+    backlog = get_queue(connection, QUEUE_BACKLOG).get_job_ids()
+    drain = relay.drain_job_id(site.tenant_id)
+    assert backlog.index(drain) < backlog.index(f"refresh-{site.tenant_id}")
+    assert not get_queue(connection, QUEUE_REFRESH).get_job_ids()
