@@ -161,13 +161,17 @@ def item_id(site: Any, key: str) -> int:
         return session.scalar(select(Item.id).where(Item.key == key))
 
 
+def refreshing(site: Any, redis_url: str) -> tuple[Any, str, list[int]]:
+    """A connection, the site's due set and the ids of its two stored issues."""
+    return (redis_connection(redis_url), jobs.refresh_key(site.tenant_id),
+            [item_id(site, k) for k in ("AMQ-1", "AMQ-2")])
+
+
 def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
 ) -> None:
     site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
-    connection = redis_connection(redis_url)
-    key = jobs.refresh_key(site.tenant_id)
-    items = [item_id(site, k) for k in ("AMQ-1", "AMQ-2")]
+    connection, key, items = refreshing(site, redis_url)
     get_queue(connection, QUEUE_DEFAULT).enqueue("builtins.print", "an event waits")
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
     mark_due(connection, key, items, ahead=True)
@@ -181,9 +185,7 @@ def test_a_refresh_gives_way_to_its_sites_drain_waiting_on_the_backlog_and_conti
     sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
 ) -> None:
     site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
-    connection = redis_connection(redis_url)
-    key = jobs.refresh_key(site.tenant_id)
-    items = [item_id(site, k) for k in ("AMQ-1", "AMQ-2")]
+    connection, key, items = refreshing(site, redis_url)
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
     # Another site's long drain waits on the backlog: not this refresh's business.
     jobs.enqueue_drain(connection, site.tenant_id + 1, queue=QUEUE_BACKLOG)
