@@ -15,7 +15,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from jobs.core import get_queue, worker_queues
+from jobs import refresher
+from jobs.core import get_queue, redis_connection, worker_queues
 from jobs.scheduling import PeriodicJob, reconcile
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
     """Reconcile the periodic jobs, then work until stopped (SIGINT/SIGTERM: warm shutdown).
 
     Beside the jobs, each local search shard gets an indexer thread: the one of the machine's
-    workers that holds the shard's lock writes it, the others stand by to take over.
+    workers that holds the shard's lock writes it, the others stand by to take over. A refresher
+    thread refreshes stale stored suggestions while the jobs wait on sites (`jobs.refresher`).
 
     rq quits on a Redis error outside a job (a full Redis refuses even the record of a job's
     end). This process then waits until Redis takes writes again and works on as a new rq
@@ -68,6 +70,8 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
 
     stop, requested = threading.Event(), threading.Event()
     indexer.start(database(), Settings.from_env(), stop)
+    if not burst:  # a burst worker runs its queues empty and ends; refresh jobs do its refreshing
+        refresher.start(redis_connection(redis_url), stop)
     base = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
     try:
         for attempt in itertools.count():

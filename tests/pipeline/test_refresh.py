@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
@@ -23,8 +28,9 @@ from jobs.core import (
     take_due,
 )
 from plugin.matching import precompute
+from plugin.models.content import Item, StoredSuggestion
 from plugin.pipeline import relay
-from plugin.models.content import Item
+from tests.conftest import ROOT, wait_until
 from tests.pipeline.conftest import v2_issue
 from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
 from tests.pipeline.test_relay import post_webhook, run_worker
@@ -200,3 +206,30 @@ def test_a_refresh_gives_way_to_its_sites_drain_waiting_on_the_backlog_and_conti
     drain = relay.drain_job_id(site.tenant_id)
     assert backlog.index(drain) < backlog.index(f"refresh-{site.tenant_id}")
     assert not get_queue(connection, QUEUE_REFRESH).get_job_ids()
+
+
+def test_a_workers_refresher_refreshes_while_its_job_thread_waits(
+    sqlite_url: str, make_site: Any, redis_url: str, index_dir: Path
+) -> None:
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    connection, key, items = refreshing(site, redis_url)
+    with site.db.session() as session:
+        session.execute(delete(StoredSuggestion))
+    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker", "--schedule", "none"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": sqlite_url})
+    try:
+        busy = get_queue(connection, QUEUE_DEFAULT).enqueue("time.sleep", 30)  # a drain waiting on its site
+        assert wait_until(lambda: busy.get_status(refresh=True) == "started", 30)
+        mark_due(connection, key, items, ahead=True)  # no refresh job: the job thread is taken anyway
+
+        def stored() -> bool:
+            with site.db.session() as session:
+                return all(precompute.stored_suggestions(session, site.tenant_id, i) for i in items)
+
+        assert wait_until(stored, 20), "nothing refreshed the due items while the job ran"
+        assert busy.get_status(refresh=True) == "started"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # with rq's scheduler process: nothing left behind
+        proc.wait(timeout=30)
+

@@ -11,6 +11,7 @@ from plugin.matching.store import upsert_items
 from plugin.models.content import IndexProgress
 from plugin.search import catch_up, indexed_through, site_view
 from plugin.search.indexer import ShardLock
+from tests.conftest import wait_until
 from tests.matching.helpers import database
 from tests.search.test_writers import _corpus, _indexer, _keys
 
@@ -26,15 +27,6 @@ def _writers(procs: list) -> int:
 def _progress(db, tenant: int) -> str | None:  # noqa: ANN001
     with db.session() as s:
         return s.get(IndexProgress, tenant).index_id
-
-
-def _wait_until(check, timeout: float = 60.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_the_index_directory_deleted_under_two_workers_is_rebuilt_by_one(
@@ -56,7 +48,7 @@ def test_the_index_directory_deleted_under_two_workers_is_rebuilt_by_one(
 
         with db.session() as s:  # until rebuilt, panels read what was stored
             assert stored_suggestions(s, tenant, target) == before
-        assert _wait_until(lambda: _progress(db, tenant) not in (None, old))  # rebuilt by a worker
+        assert wait_until(lambda: _progress(db, tenant) not in (None, old))  # rebuilt by a worker
         time.sleep(1.1)  # this process's reader looks at the shard's identity once a second
         assert catch_up(db, timeout=60)
         with db.session() as s:

@@ -1,0 +1,56 @@
+"""A worker's refresher thread: stale stored suggestions are refreshed beside the worker's jobs.
+
+A drain waits on its site (a re-read takes 100-300 ms on Atlassian Cloud) while it holds the
+worker's one job thread, and a steady stream of webhooks keeps that thread draining: with the
+refresh queued behind, a comment's suggestions were fresh half a minute after it (the traffic
+bench, one worker). Refreshing ranks on the CPU while a drain waits on the network, so each worker
+process also runs this thread. It takes due items from the same due sets as the refresh jobs,
+under the same leases, so both can work on one site at once without refreshing an item twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+
+from redis import Redis
+
+from jobs.core import due_keys
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 0.25  # between two looks at the due sets when none had anything due
+
+
+NICENESS = 10  # below the jobs and any web process on the host: a panel view waits, a refresh can
+
+
+def run(connection: Redis, stop: threading.Event) -> None:
+    """Refresh every site's due items until `stop`, the sites in turn."""
+    from jobs import pipeline
+
+    with contextlib.suppress(OSError, AttributeError):  # Linux sets a thread's own priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    failures = 0
+    while not stop.is_set():
+        try:
+            keys = due_keys(connection, pipeline.REFRESH_PREFIX)
+            for key in keys:
+                if stop.is_set():
+                    return
+                pipeline.refresh_suggestions(int(key.removeprefix(pipeline.REFRESH_PREFIX)))
+            failures = 0
+        except Exception:  # Redis or the database away for a moment: try again shortly
+            failures += 1
+            log.exception("refreshing stored suggestions failed (%d in a row)", failures)
+            keys = []
+        if not keys:
+            stop.wait(min(30.0, IDLE_SECONDS * 2 ** failures))
+
+
+def start(connection: Redis, stop: threading.Event) -> threading.Thread:
+    """The process's refresher thread (a daemon: it stops with the process or at `stop`)."""
+    thread = threading.Thread(target=run, args=(connection, stop), name="inflow-refresher", daemon=True)
+    thread.start()
+    return thread
