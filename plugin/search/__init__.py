@@ -5,6 +5,7 @@ writer; `catch_up` brings local shards level with the database now (replays, the
 """
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -136,20 +137,17 @@ def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0)
     return True
 
 
-def _write_all(indexer: Indexer, deadline: float) -> bool:
+def _write_all(indexer: Indexer, deadline: float = math.inf) -> bool:
     """Apply every pending change, then finish the merges those commits started; False on timeout.
 
     A writer dropped with merges under way abandons them: a process that caught up once per
     change would leave a segment per change behind, and every later query and commit pays for
     each of them.
     """
-    written = 0
-    while step := indexer.step():
-        written += step
+    while indexer.step():
         if time.monotonic() > deadline:
             return False
-    if written:
-        indexer.settle()
+    indexer.settle()
     return True
 
 
@@ -173,9 +171,7 @@ def writing(db: Database) -> Iterator[Callable[[], None]]:
 
         def sync() -> None:
             for indexer in indexers:
-                while indexer.step():
-                    pass
-                indexer.settle()
+                _write_all(indexer)
                 indexer.shard.reload()
 
         yield sync
