@@ -83,9 +83,10 @@ def job_status(connection: Redis, job_id: str) -> str | None:
     return _text(_status_of(connection, job_id))
 
 
-def job_origin(connection: Redis, job_id: str) -> str | None:
-    """The queue the job was enqueued on, or None when there is no such job."""
-    return _text(connection.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "origin"))
+def queued_on(connection: Redis, job_id: str) -> str | None:
+    """The queue where the job waits to run, or None when it is not waiting in one."""
+    status, origin = connection.hmget(f"{Job.redis_job_namespace_prefix}{job_id}", ["status", "origin"])
+    return _text(origin) if _text(status) == "queued" else None
 
 
 def is_live(connection: Redis, job_id: str) -> bool:

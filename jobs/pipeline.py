@@ -33,9 +33,8 @@ from jobs.core import (
     enqueue_unique,
     get_queue,
     is_live,
-    job_origin,
-    job_status,
     mark_due,
+    queued_on,
     redis_connection,
     settle,
     take_due,
@@ -332,10 +331,7 @@ def refresh_suggestions(tenant_id: int) -> int:
 def _own_drain_waits(connection: Redis, tenant_id: int) -> str | None:
     """The queue where a drain of the tenant's events waits to run, if one does."""
     base = relay.drain_job_id(tenant_id)
-    for job_id in (base, f"{base}-next"):
-        if job_status(connection, job_id) == "queued":
-            return job_origin(connection, job_id)
-    return None
+    return queued_on(connection, base) or queued_on(connection, f"{base}-next")
 
 
 # A due member is a changed item's id, or NEIGHBOUR + the id of an item next to one: a changed
