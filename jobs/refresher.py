@@ -21,8 +21,6 @@ from jobs.core import due_keys
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 0.25  # between two looks at the due sets when none had anything due
-
-
 NICENESS = 10  # below the jobs and any web process on the host: a panel view waits, a refresh can
 
 

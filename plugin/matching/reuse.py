@@ -196,14 +196,19 @@ def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str
     return sum(weights.get(t, 0.0) for t in set(stem(piece)))
 
 
+def _traced(line: str) -> bool:
+    """Whether a line belongs to a stack trace or a log."""
+    return bool(_TRACE_LINE.match(line) or _LOG_LINE.match(line))
+
+
 def _machine(piece: str) -> bool:
     """Whether a piece of text is machine output: a trace, a log line or a line of code."""
-    return bool(_TRACE_LINE.match(piece) or _LOG_LINE.match(piece) or _CODE.search(piece))
+    return _traced(piece) or bool(_CODE.search(piece))
 
 
 def _untraced(text: str) -> str:
     """The text without its stack-trace and log lines."""
-    return "\n".join(line for line in text.splitlines() if not (_TRACE_LINE.match(line) or _LOG_LINE.match(line)))
+    return "\n".join(line for line in text.splitlines() if not _traced(line))
 
 
 def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[str], list[str]],
