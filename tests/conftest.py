@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,12 +217,3 @@ def confluence_tenant(db: Database) -> TenantAuth:
     """An installed Confluence tenant."""
     return install_tenant(db, "confluence")
 
-
-def wait_until(check: Callable[[], Any], timeout: float = 60.0) -> bool:
-    """Poll `check` until it holds (True) or `timeout` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False

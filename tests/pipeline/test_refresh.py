@@ -13,6 +13,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, select
 
+from bench.common import wait_until
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
 from jobs.core import (
@@ -30,7 +31,7 @@ from jobs.core import (
 from plugin.matching import precompute
 from plugin.models.content import Item, StoredSuggestion
 from plugin.pipeline import relay
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ROOT
 from tests.pipeline.conftest import v2_issue
 from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
 from tests.pipeline.test_relay import post_webhook, run_worker
@@ -220,14 +221,14 @@ def test_a_workers_refresher_refreshes_while_its_job_thread_waits(
                             env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": sqlite_url})
     try:
         busy = get_queue(connection, QUEUE_DEFAULT).enqueue("time.sleep", 30)  # a drain waiting on its site
-        assert wait_until(lambda: busy.get_status(refresh=True) == "started", 30)
+        assert wait_until(lambda: busy.get_status(refresh=True) == "started", 30, interval=0.1)
         mark_due(connection, key, items, ahead=True)  # no refresh job: the job thread is taken anyway
 
         def stored() -> bool:
             with site.db.session() as session:
                 return all(precompute.stored_suggestions(session, site.tenant_id, i) for i in items)
 
-        assert wait_until(stored, 20), "nothing refreshed the due items while the job ran"
+        assert wait_until(stored, 20, interval=0.1), "nothing refreshed the due items while the job ran"
         assert busy.get_status(refresh=True) == "started"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # with rq's scheduler process: nothing left behind

@@ -6,12 +6,12 @@ import shutil
 import time
 from pathlib import Path
 
+from bench.common import wait_until
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.store import upsert_items
 from plugin.models.content import IndexProgress
 from plugin.search import catch_up, indexed_through, site_view
 from plugin.search.indexer import ShardLock
-from tests.conftest import wait_until
 from tests.matching.helpers import database
 from tests.search.test_writers import _corpus, _indexer, _keys
 
@@ -48,7 +48,7 @@ def test_the_index_directory_deleted_under_two_workers_is_rebuilt_by_one(
 
         with db.session() as s:  # until rebuilt, panels read what was stored
             assert stored_suggestions(s, tenant, target) == before
-        assert wait_until(lambda: _progress(db, tenant) not in (None, old))  # rebuilt by a worker
+        assert wait_until(lambda: _progress(db, tenant) not in (None, old), 60, interval=0.2)  # rebuilt by a worker
         time.sleep(1.1)  # this process's reader looks at the shard's identity once a second
         assert catch_up(db, timeout=60)
         with db.session() as s:
