@@ -319,7 +319,10 @@ def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
 
     Kept out of the backfill itself: ranking costs far more per item than storing it, and panels
     rank on demand until an item's suggestions are stored. Each batch starts after the last one,
-    so done items are not walked again.
+    so done items are not walked again. Each item commits on its own: on SQLite a batch in one
+    transaction held the write lock through all its rankings, and a panel's adoption record
+    waited behind it for seconds (the busy handler sleeps between tries and kept missing the
+    moment between two batches).
     """
     count, after = 0, 0
     search.catch_up(db, tenant_id, timeout=FRESH_WAIT)  # rank on every item the backfill stored
@@ -328,7 +331,8 @@ def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
             # The table grows from empty here, faster than autovacuum keeps its statistics.
             refresh_statistics(session, ["stored_suggestions"])
             ids = items_without_suggestions(session, tenant_id, batch, after)
-            for item_id in ids:
+        for item_id in ids:
+            with db.session() as session:
                 precompute.refresh_suggestions(session, tenant_id, item_id)
         count += len(ids)
         after = ids[-1] if ids else after

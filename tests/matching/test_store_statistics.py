@@ -105,3 +105,38 @@ def test_long_texts_are_compressed_with_lz4_when_the_server_has_it(young_pg) -> 
         store_items(s, tenant, [doc("APP-1", "Long", long_text)])
     with db.engine.connect() as conn:
         assert conn.scalar(text("SELECT pg_column_compression(text) FROM items")) == "lz4"
+
+
+def test_filling_suggestions_leaves_the_write_lock_free_between_items(sqlite_url: str,
+                                                                     monkeypatch) -> None:
+    """A panel's write must not wait behind a whole batch of rankings (SQLite has one writer)."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    from plugin.matching import precompute
+    from plugin.pipeline.backfill import fill_suggestions
+
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        store_items(s, tenant, _page(0, 12))
+    path = make_url(db.url).database
+    free: list[bool] = []
+    real = precompute.refresh_suggestions
+
+    def refresh_after_probe(session, tenant_id: int, item_id: int):
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # fails at once while another transaction writes
+            other.execute("ROLLBACK")
+            free.append(True)
+        except sqlite3.OperationalError:
+            free.append(False)
+        finally:
+            other.close()
+        return real(session, tenant_id, item_id)
+
+    monkeypatch.setattr(precompute, "refresh_suggestions", refresh_after_probe)
+    assert fill_suggestions(db, tenant, batch=5) == 12
+    assert free == [True] * 12
+    db.dispose()
