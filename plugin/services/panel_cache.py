@@ -37,14 +37,14 @@ RECORD = insert(cast(Table, PanelEvent.__table__))
 
 def view_events(tenant_id: int, panel: str, source: str, key: str, project: str | None,
                 viewer: str | None, shown: int) -> list[dict[str, Any]]:
-    """The adoption events an uncached view records (viewed, and shown when it showed any)."""
+    """The adoption events of one view (viewed, and shown when it showed any)."""
     row = {"tenant_id": tenant_id, "panel": panel, "source": source, "item_key": key,
            "project": project, "account_id": viewer, "target": None, "at": utcnow()}
     return [{**row, "kind": "viewed"}] + ([{**row, "kind": "shown"}] if shown else [])
 
 
 class EventBuffer:
-    """Adoption events of cached views, written in one transaction at most `delay` s later.
+    """Adoption events of panel views, written in one transaction at most `delay` s later.
 
     Why: a write per view serialises every request on the database's write lock (SQLite's
     busy handler sleeps between retries); the weekly dashboard and the metrics (read at most

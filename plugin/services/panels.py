@@ -18,9 +18,9 @@ from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_r
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
 from plugin.search import sites
-from plugin.services import adoption, feedback, freshness, questions, recognition
+from plugin.services import feedback, freshness, questions, recognition
 from plugin.services.freshness import Fact
-from plugin.services.panel_cache import Watch
+from plugin.services.panel_cache import EVENTS, Watch, view_events
 from plugin.services.people import People
 from plugin.services.settings import project_settings
 
@@ -151,9 +151,10 @@ def _record_view(session: Session, tenant_id: int, panel: str, source: str, key:
                  watch: Watch | None = None) -> None:
     if watch is not None:
         watch.viewed(panel, source, key, project, shown)
-    adoption.record(session, tenant_id, panel, "viewed", source, key, project, viewer)
-    if shown:
-        adoption.record(session, tenant_id, panel, "shown", source, key, project, viewer)
+    # Queued like a cached view's, not written in this transaction: on SQLite a view's write
+    # waited behind a worker's drain or refresh for the write lock, seconds in a burst.
+    EVENTS.add(session.get_bind(), view_events(tenant_id, panel, source, key, project, viewer,
+                                               shown))
 
 
 def experts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
