@@ -114,17 +114,24 @@ class Expiry(Protocol):
     def note(self, expires_at: float) -> None: ...
 
 
+def vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
+    """Whether the host vouched for this item: it is the one (source, key) the host signed for."""
+    return vouched is not None and item.source == vouched[0] and item.key == vouched[1]
+
+
 def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
                account_id: str | None, cache: TTLCache = CACHE,
                horizon: Expiry | None = None,
-               clients: Callable[[str], Requester | None] | None = None) -> Callable[[list[Any]], list[Any]]:
+               clients: Callable[[str], Requester | None] | None = None,
+               vouched: tuple[str, str] | None = None) -> Callable[[list[Any]], list[Any]]:
     """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
 
     `client` may be a factory, called only when some answer is not cached. `clients`, when
     given, picks the client of each item's product (the site's other installation, or None when
     there is none: its items are then hidden); without it every item is checked with `client`.
     `horizon`, when given, hears when every answer used expires, so whatever is built from them
-    can expire too.
+    can expire too. `vouched` is the (source, key) of an item the host itself showed this viewer
+    (the issue of a signed issue-view panel): it is visible without asking.
     """
 
     def visible(items: list[Any]) -> list[Any]:
@@ -132,7 +139,10 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
             return []
         known: dict[tuple[str, str], bool] = {}
         missing: set[tuple[str, str]] = set()
-        for ref in {_item_ref(item) for item in items}:
+        for item in items:
+            if vouches(vouched, item):
+                known[_item_ref(item)] = True
+        for ref in {_item_ref(item) for item in items} - known.keys():
             hit = cache.entry((tenant_id, account_id, ref))
             if hit is None:
                 missing.add(ref)

@@ -70,7 +70,8 @@ def visible() -> Callable[[list[Item]], list[Item]]:
         return host() if source == own else partner_host()
 
     return permissions.visible_to(host, g.tenant.id, g.account_id,
-                                  horizon=g.get("inflow_watch"), clients=clients)
+                                  horizon=g.get("inflow_watch"), clients=clients,
+                                  vouched=g.get("inflow_vouched"))
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:

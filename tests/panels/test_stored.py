@@ -46,3 +46,28 @@ def test_each_panel_asks_the_host_about_permissions_once(site: Site) -> None:
         assert data["item"]["key"] == key and (data.get("experts") or data.get("suggestions"))
         # The item itself and every suggestion are checked in one bulk call.
         assert len(site.host.calls_to(checks, "POST")) - before == 1, (key, panel)
+
+
+def test_an_issue_view_panel_does_not_ask_about_the_issue_jira_showed(site: Site) -> None:
+    """Jira signs an issue panel's URL (issue key under the qsh) only for people who may browse
+    the issue: its contributors need no check, the suggestions of the others still do."""
+    checks = "/rest/api/3/permissions/check"
+    key = site.keys[-1]
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        refresh_suggestions(session, site.tenant.tenant_id, item.id)
+        issue_id = int(item.external_id)
+    CACHE.clear()
+    before = len(site.host.calls_to(checks, "POST"))
+    page = site.page(f"/jira/panels/contributors?issueKey={key}&projectKey={key.split('-')[0]}")
+    assert page.status_code == 200 and "Contributors" in page.get_data(as_text=True)
+    assert len(site.host.calls_to(checks, "POST")) == before
+    page = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey={key.split('-')[0]}")
+    asked = site.host.calls_to(checks, "POST")[before:]
+    assert page.status_code == 200 and len(asked) == 1
+    issues = asked[0].json["projectPermissions"][0]["issues"]
+    assert issues and issue_id not in issues  # the suggestions only
+    # The JSON API's context token names no issue: there the issue is checked too.
+    CACHE.clear()
+    site.host.deny("aco", key)
+    assert site.get(f"/api/content/jira/{key}/contributors").get_json()["item"] is None
