@@ -87,7 +87,7 @@ def start_fake_site(issue_count: int, seed: int = 1, full_issues: list[dict[str,
     from bench import corpus
     from sandbox.site.server import FakeHost
 
-    site = FakeHost(latency=latency, keep_calls=keep_calls).start()
+    site = FakeHost(latency=latency, keep_calls=keep_calls, keep_alive=True).start()
     skeletons = []
     for index in range(issue_count):
         project = corpus.PROJECTS[index % len(corpus.PROJECTS)]

@@ -107,12 +107,21 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+class _KeepAliveHandler(_QuietHandler):
+    # HTTP/1.1 keeps a caller's connection open between calls, as Jira and Confluence Cloud do.
+    protocol_version = "HTTP/1.1"
+
+
 class FakeHost:
     """One Jira + Confluence Cloud site serving the sandbox data; tests start one per test."""
 
     def __init__(self, app_key: str = DEFAULT_APP_KEY, keep_calls: int | None = None,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, keep_alive: bool = False) -> None:
         self.app_key = app_key
+        # Benchmarks keep connections open as a real site does (a connection and a server thread
+        # per call cost both sides CPU no site puts on its callers); tests close each one, so a
+        # call abandoned by a timeout never leaves a half-used connection to the next test step.
+        self.keep_alive = keep_alive
         # Seconds each REST call waits before it is answered, as a real site's round trip does
         # (Jira Cloud answers in roughly 100-300 ms); 0 in tests and the demo, set by the benchmarks.
         self.latency = latency
@@ -149,8 +158,9 @@ class FakeHost:
         """Serve on loopback (a free port unless given) in a background thread."""
         from sandbox.site.routes import build_app
 
+        handler = _KeepAliveHandler if self.keep_alive else _QuietHandler
         self._server = make_server("127.0.0.1", port, build_app(self), threaded=True,
-                                   request_handler=_QuietHandler)
+                                   request_handler=handler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         # A short poll interval keeps stop() (and so each test's teardown) quick.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
