@@ -13,7 +13,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 from plugin.schemas.actions import (
     FeedbackSchema,
@@ -46,6 +46,59 @@ class ErrorSchema(Schema):
     errors = fields.Dict(keys=fields.String())
 
 
+class _Open(Schema):
+    """A response object that may gain fields in later releases (clients ignore unknown ones)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+class EvidenceSchema(_Open):
+    """An item that makes someone an expert, and their role on it."""
+
+    item_id = fields.Integer(required=True)
+    source = fields.String(required=True)
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    url = fields.String(allow_none=True)
+    role = fields.String(required=True)
+
+
+class ExpertSchema(_Open):
+    """A person to ask: why (`reason`, `work`), and the items that show it (`evidence`)."""
+
+    account_id = fields.String(required=True)
+    display_name = fields.String(allow_none=True)
+    avatar_url = fields.String(allow_none=True)
+    score = fields.Float(required=True)
+    reason = fields.String(required=True)
+    evidence = fields.List(fields.Nested(EvidenceSchema), required=True)
+    answered_here = fields.Integer()
+    summary = fields.String()
+    work = fields.String(metadata={"description": "Their concrete work, e.g. \"resolved AMQ-1 and AMQ-2\""})
+
+
+class SuggestionSchema(_Open):
+    """An earlier item worth reusing, with its strongest evidence and this viewer's verdict."""
+
+    item_id = fields.Integer(required=True)
+    source = fields.String(required=True)
+    key = fields.String(required=True)
+    title = fields.String(required=True)
+    url = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    resolution = fields.String(allow_none=True)
+    snippet = fields.String(required=True, metadata={
+        "description": "The passage that matches best (plain text: escape it when rendering)"})
+    score = fields.Float(required=True)
+    reasons = fields.List(fields.String(), required=True)
+    snippet_marks = fields.List(fields.List(fields.Integer()), metadata={
+        "description": "[start, end) offsets into `snippet` of the matched words"})
+    shared_terms = fields.List(fields.String(), metadata={
+        "description": "The distinctive words both items use"})
+    verdict = fields.String(allow_none=True, metadata={"description": "helped, not_relevant or null"})
+
+
 class PanelSchema(Schema):
     """The data one panel renders (experts, reuse or contributors)."""
 
@@ -54,9 +107,9 @@ class PanelSchema(Schema):
     purpose = fields.String(required=True)
     enabled = fields.Boolean(required=True)
     empty_reason = fields.String(allow_none=True)
-    experts = fields.List(fields.Dict())
+    experts = fields.List(fields.Nested(ExpertSchema))
     questions = fields.List(fields.Dict())
-    suggestions = fields.List(fields.Dict())
+    suggestions = fields.List(fields.Nested(SuggestionSchema))
     contributors = fields.List(fields.Dict())
     thanks = fields.List(fields.Dict())
     impact = fields.Dict(allow_none=True)

@@ -115,3 +115,26 @@ def test_asking_about_the_other_products_content_is_a_4xx(
         json={"source": "confluence", "key": "12345", "expert_account_id": "chirino",
               "text": "Could you help?"})
     assert 400 <= response.status_code < 500, response.status_code
+
+
+def test_real_panels_match_their_documented_shape(fuzz_site: tuple[Any, TenantAuth]) -> None:
+    """Typed suggestions and experts (with evidence, marks and shared terms) as served."""
+    from plugin import search
+    from plugin.matching.precompute import refresh_suggestions
+    from plugin.matching.store import get_item
+
+    app, auth = fuzz_site
+    key = data.jira_dataset("apache-activemq")[39]["key"]
+    db: Database = app.extensions["inflow.db"]
+    assert search.catch_up(db)
+    with db.session() as session:
+        item = get_item(session, auth.tenant_id, "jira", key)
+        refresh_suggestions(session, auth.tenant_id, item.id)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    operation = schema["/api/content/{source}/{key}/{panel}"]["GET"]
+    client = app.test_client()
+    for panel, listed in (("reuse", "suggestions"), ("experts", "experts")):
+        response = client.get(f"/api/content/jira/{key}/{panel}",
+                              headers=auth.context_headers(sub=VIEWER))
+        assert response.status_code == 200 and response.get_json()[listed], panel
+        operation.validate_response(response)
