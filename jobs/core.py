@@ -74,19 +74,20 @@ def _status_of(pipe: Any, job_id: str) -> Any:
     return pipe.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "status")
 
 
-def _text(value: Any) -> str | None:
+def decoded(value: Any) -> Any:
+    """A Redis reply as text: bytes decoded (a client without decode_responses), else as it is."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def job_status(connection: Redis, job_id: str) -> str | None:
     """The job's status, or None when there is no such job (or its hash has no status yet)."""
-    return _text(_status_of(connection, job_id))
+    return decoded(_status_of(connection, job_id))
 
 
 def queued_on(connection: Redis, job_id: str) -> str | None:
     """The queue where the job waits to run, or None when it is not waiting in one."""
     status, origin = connection.hmget(f"{Job.redis_job_namespace_prefix}{job_id}", ["status", "origin"])
-    return _text(origin) if _text(status) == "queued" else None
+    return decoded(origin) if decoded(status) == "queued" else None
 
 
 def is_live(connection: Redis, job_id: str) -> bool:
@@ -141,7 +142,7 @@ def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple
             for base, _ in calls:
                 _status_of(pipe, base)
                 _status_of(pipe, base + "-next")
-            found = [_text(status) for status in pipe.execute()]
+            found = [decoded(status) for status in pipe.execute()]
         stamp = time.time_ns() // 1000
         options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
                                    "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
@@ -208,7 +209,7 @@ def take_due(connection: Redis, key: str, count: int, lease_s: float) -> tuple[i
     now = _now_ms()
     lease = now + int(lease_s * 1000)
     taken = connection.register_script(_TAKE_DUE)(keys=[key], args=[now, count, lease])
-    return lease, [str(_text(m)) for m in taken]
+    return lease, [str(decoded(m)) for m in taken]
 
 
 def settle(connection: Redis, key: str, lease: int, members: list[str]) -> None:
@@ -231,7 +232,7 @@ def due_keys(connection: Redis, prefix: str) -> list[str]:
     """
     now, due = _now_ms(), []
     forget = connection.register_script(_FORGET_EMPTY)
-    for key in map(_text, connection.smembers(DUE_INDEX)):
+    for key in map(decoded, connection.smembers(DUE_INDEX)):
         if key is None or not key.startswith(prefix):
             continue
         if connection.zcount(key, "-inf", now):

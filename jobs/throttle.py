@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 
+from jobs.core import decoded
+
 # Statuses that say the site (not one item) cannot answer now; 0 is "unreachable or too slow".
 SITE_STATUSES = frozenset({0, 429, 502, 503, 504})
 FIRST_BACKOFF = 5.0  # seconds, doubled with each failure in a row
@@ -75,7 +77,7 @@ def record(connection: Redis, tenant_id: int, status: int, retry_after: float | 
     found = connection.eval(_RECORD, 1, key(tenant_id), time.time(),
                             -1 if retry_after is None else retry_after, status, FIRST_BACKOFF,
                             MAX_BACKOFF, KEEP_AFTER)
-    return float(found.decode() if isinstance(found, bytes) else found)
+    return float(decoded(found))
 
 
 def clear(connection: Redis | None, tenant_id: int) -> None:
@@ -88,8 +90,7 @@ def clear(connection: Redis | None, tenant_id: int) -> None:
 
 def current(connection: Redis, tenant_id: int) -> SiteWait | None:
     """The site's wait, or None when its last batch went through."""
-    found = {k.decode() if isinstance(k, bytes) else k: v
-             for k, v in connection.hgetall(key(tenant_id)).items()}
+    found = {decoded(k): v for k, v in connection.hgetall(key(tenant_id)).items()}
     if "until" not in found:
         return None
     return SiteWait(int(found.get("status", 0)), float(found["until"]),
