@@ -114,7 +114,7 @@ class Expiry(Protocol):
     def note(self, expires_at: float) -> None: ...
 
 
-def vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
+def _vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
     """Whether the host vouched for this item: it is the one (source, key) the host signed for."""
     return vouched is not None and item.source == vouched[0] and item.key == vouched[1]
 
@@ -137,11 +137,8 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
     def visible(items: list[Any]) -> list[Any]:
         if not account_id or not items:
             return []
-        known: dict[tuple[str, str], bool] = {}
+        known = {_item_ref(item): True for item in items if _vouches(vouched, item)}
         missing: set[tuple[str, str]] = set()
-        for item in items:
-            if vouches(vouched, item):
-                known[_item_ref(item)] = True
         for ref in {_item_ref(item) for item in items} - known.keys():
             hit = cache.entry((tenant_id, account_id, ref))
             if hit is None:
