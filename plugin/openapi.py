@@ -53,14 +53,19 @@ class _Open(Schema):
         unknown = INCLUDE
 
 
-class EvidenceSchema(_Open):
-    """An item that makes someone an expert, and their role on it."""
+class _ItemRef(_Open):
+    """An issue or page a response names, with the link to open it."""
 
     item_id = fields.Integer(required=True)
     source = fields.String(required=True)
     key = fields.String(required=True)
     title = fields.String(required=True)
     url = fields.String(allow_none=True)
+
+
+class EvidenceSchema(_ItemRef):
+    """An item that makes someone an expert, and their role on it."""
+
     role = fields.String(required=True)
 
 
@@ -78,14 +83,9 @@ class ExpertSchema(_Open):
     work = fields.String(metadata={"description": "Their concrete work, e.g. \"resolved AMQ-1 and AMQ-2\""})
 
 
-class SuggestionSchema(_Open):
+class SuggestionSchema(_ItemRef):
     """An earlier item worth reusing, with its strongest evidence and this viewer's verdict."""
 
-    item_id = fields.Integer(required=True)
-    source = fields.String(required=True)
-    key = fields.String(required=True)
-    title = fields.String(required=True)
-    url = fields.String(allow_none=True)
     status = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
     snippet = fields.String(required=True, metadata={
