@@ -290,15 +290,30 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
 
 
 def refresh_suggestions(tenant_id: int) -> int:
-    """Refresh the tenant's changed items, a leased chunk at a time; returns how many.
+    """The refresh job: refresh the tenant's changed items; when it gave way, continue behind the events.
 
-    After a slice of REFRESH_SLICE_S it gives way to waiting events (they are what makes
-    suggestions fresh), and an item whose refresh fails gets its own retrying job (and fails
-    loudly); the rest go on.
+    An item whose refresh fails gets its own retrying job (and fails loudly); the rest go on.
     """
-    connection, key, count = _connection(), refresh_key(tenant_id), 0
+    connection = _connection()
     if connection is None:
         return 0
+    count, gave_way = refresh_due(connection, tenant_id)
+    if gave_way:
+        # Behind the site's own drain when that waits on the backlog queue (a long drain continues
+        # there), or the site's refreshes, always due again since each marks neighbours, would hold
+        # back the events that make them worth doing.
+        behind = QUEUE_BACKLOG if _own_drain_waits(connection, tenant_id) == QUEUE_BACKLOG else QUEUE_REFRESH
+        enqueue_refresh(connection, tenant_id, queue=behind)
+    return count
+
+
+def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
+    """Refresh the tenant's due items, a leased chunk at a time: (how many, whether it gave way).
+
+    After a slice of REFRESH_SLICE_S it gives way to waiting events (they are what makes
+    suggestions fresh); the items it did not reach stay due.
+    """
+    key, count = refresh_key(tenant_id), 0
     events_queue = get_queue(connection, QUEUE_DEFAULT)
     started = time.monotonic()
 
@@ -310,7 +325,7 @@ def refresh_suggestions(tenant_id: int) -> int:
     while True:  # at least one item each time: a refresh always makes progress
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
-            return count
+            return count, False
         search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
         for n, member in enumerate(members):
             if n and give_way():
@@ -319,13 +334,7 @@ def refresh_suggestions(tenant_id: int) -> int:
             count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
         if give_way():
-            break
-    # Continue behind the events; behind the site's own drain when that waits on the backlog
-    # queue (a long drain continues there), or the site's refreshes, always due again since
-    # each marks neighbours, would hold back the events that make them worth doing.
-    behind = QUEUE_BACKLOG if _own_drain_waits(connection, tenant_id) == QUEUE_BACKLOG else QUEUE_REFRESH
-    enqueue_refresh(connection, tenant_id, queue=behind)
-    return count
+            return count, True
 
 
 def _own_drain_waits(connection: Redis, tenant_id: int) -> str | None:

@@ -37,7 +37,8 @@ def run(connection: Redis, stop: threading.Event) -> None:
             for key in keys:
                 if stop.is_set():
                     return
-                pipeline.refresh_suggestions(int(key.removeprefix(pipeline.REFRESH_PREFIX)))
+                # No continuation job when it gives way: this thread comes back to the due sets itself.
+                pipeline.refresh_due(connection, int(key.removeprefix(pipeline.REFRESH_PREFIX)))
             failures = 0
         except Exception:  # Redis or the database away for a moment: try again shortly
             failures += 1

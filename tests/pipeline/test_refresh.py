@@ -182,10 +182,17 @@ def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     get_queue(connection, QUEUE_DEFAULT).enqueue("builtins.print", "an event waits")
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
     mark_due(connection, key, items, ahead=True)
-    assert jobs.refresh_suggestions(site.tenant_id) == 1  # the event waits: one item, then its turn
+    refresh_queue = get_queue(connection, QUEUE_REFRESH)
+    # A worker's refresher thread: one item, then it gives way; the rest stay due, and no job is
+    # queued (the thread comes back to the due sets itself).
+    assert jobs.refresh_due(connection, site.tenant_id) == (1, True)
+    assert connection.zcard(key) == 2 and not refresh_queue.get_job_ids()
+    # The job gives way alike, and queues its own continuation behind the events.
+    assert jobs.refresh_suggestions(site.tenant_id) == 1
+    assert refresh_queue.get_job_ids() == [f"refresh-{site.tenant_id}"]
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 60.0)
-    # Within its slice it goes on although the event still waits: the other item, both neighbours.
-    assert jobs.refresh_suggestions(site.tenant_id) == 3
+    # Within its slice it goes on although the event still waits: both neighbours.
+    assert jobs.refresh_suggestions(site.tenant_id) == 2
 
 
 def test_a_refresh_gives_way_to_its_sites_drain_waiting_on_the_backlog_and_continues_behind_it(
