@@ -37,7 +37,18 @@ def worker_connection(redis_url: str) -> Redis:
     return Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
 
 
-def build_worker(connection: Redis, name: str | None = None) -> SimpleWorker:
+class Worker(SimpleWorker):
+    """rq's non-forking worker, remembering whether it was told to stop (SIGINT/SIGTERM)."""
+
+    stop_requested = False
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        """Remember the request, then rq's warm shutdown."""
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+
+def build_worker(connection: Redis, name: str | None = None) -> Worker:
     """A non-forking rq worker on the local shards' queues and every Inflow queue, in priority order.
 
     Why SimpleWorker: the process keeps its database pool, its host connections and its open
@@ -47,7 +58,7 @@ def build_worker(connection: Redis, name: str | None = None) -> SimpleWorker:
     """
     queues = [get_queue(connection, q) for q in worker_queues()]
     name = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
-    return SimpleWorker(queues, connection=connection, serializer=JSONSerializer, name=name)
+    return Worker(queues, connection=connection, serializer=JSONSerializer, name=name)
 
 
 def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = False,
@@ -84,7 +95,7 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
             except RedisError:
                 log.warning("Redis refused a write the worker needs: waiting for it", exc_info=True)
                 continue
-            if burst or worker._shutdown_requested_date is not None:
+            if burst or worker.stop_requested:
                 return 0
             # rq logged the error it quit on; its registry entry expires (the next name differs)
     finally:
