@@ -23,8 +23,11 @@ def test_a_worker_told_to_stop_exits_instead_of_starting_again(sqlite_url: str, 
                             env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": sqlite_url})
     try:
         redis = Redis.from_url(redis_url)
-        assert wait_until(lambda: any(k.startswith(b"rq:worker:inflow.") for k in redis.keys("rq:worker:*")),
-                          30, interval=0.1), "the worker never registered"
+
+        def waiting_for_jobs() -> bool:  # idle comes after rq installed its signal handlers
+            return any(redis.hget(k, "state") == b"idle" for k in redis.keys("rq:worker:inflow.*"))
+
+        assert wait_until(waiting_for_jobs, 30, interval=0.1), "the worker never waited for jobs"
         proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
     finally:
