@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +27,10 @@ from jobs.core import (
 from plugin.matching import precompute
 from plugin.models.content import Item, StoredSuggestion
 from plugin.pipeline import relay
-from tests.conftest import ROOT
 from tests.pipeline.conftest import v2_issue
 from tests.pipeline.test_events import T_A, host_view, jira_time, snapshot
 from tests.pipeline.test_relay import post_webhook, run_worker
+from tests.runtime.helpers import worker_process
 
 
 def two_issue_site(site: Any) -> Any:
@@ -223,10 +219,7 @@ def test_a_workers_refresher_refreshes_while_its_job_thread_waits(
     connection, key, items = refreshing(site, redis_url)
     with site.db.session() as session:
         session.execute(delete(StoredSuggestion))
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker", "--schedule", "none"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": sqlite_url})
-    try:
+    with worker_process(sqlite_url, redis_url):
         busy = get_queue(connection, QUEUE_DEFAULT).enqueue("time.sleep", 30)  # a drain waiting on its site
         assert wait_until(lambda: busy.get_status(refresh=True) == "started", 30, interval=0.1)
         mark_due(connection, key, items, ahead=True)  # no refresh job: the job thread is taken anyway
@@ -237,7 +230,4 @@ def test_a_workers_refresher_refreshes_while_its_job_thread_waits(
 
         assert wait_until(stored, 20, interval=0.1), "nothing refreshed the due items while the job ran"
         assert busy.get_status(refresh=True) == "started"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # with rq's scheduler process: nothing left behind
-        proc.wait(timeout=30)
 

@@ -1,10 +1,13 @@
 """Process helpers for the runtime tests: the `inflow` command, process trees, waiting."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,3 +70,17 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def worker_process(database_url: str, redis_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`inflow worker` (no periodic jobs) on this database and Redis; killed with its children after."""
+    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker", "--schedule", "none"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # with rq's scheduler process: nothing left behind
+        proc.wait(timeout=30)

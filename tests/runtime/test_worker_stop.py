@@ -1,16 +1,13 @@
 """`inflow worker` stops when told: SIGTERM or SIGINT is a warm shutdown, then exit 0."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 from redis import Redis
 
 from bench.common import wait_until
-from tests.conftest import ROOT
+from tests.runtime.helpers import worker_process
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -18,10 +15,7 @@ def test_a_worker_told_to_stop_exits_instead_of_starting_again(sqlite_url: str, 
                                                                signum: int) -> None:
     # rq returns from its loop both when told to stop and when Redis refused a write; only the
     # second may start a new rq worker, so the process must know which one happened.
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "worker", "--schedule", "none"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": sqlite_url})
-    try:
+    with worker_process(sqlite_url, redis_url) as proc:
         redis = Redis.from_url(redis_url)
 
         def waiting_for_jobs() -> bool:  # idle comes after rq installed its signal handlers
@@ -30,7 +24,3 @@ def test_a_worker_told_to_stop_exits_instead_of_starting_again(sqlite_url: str, 
         assert wait_until(waiting_for_jobs, 30, interval=0.1), "the worker never waited for jobs"
         proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
