@@ -26,8 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from plugin.matching.reuse import Candidate, is_resolved
+from plugin.matching.packed import Packed
+from plugin.matching.reuse import Candidate, Pool, is_resolved
 from plugin.matching.roles import role_weight
+from plugin.matching.similarity import Vector
 from plugin.models.content import Contribution, Item
 
 MAX_TIMES = 1000  # contributions per person and item counted (the ranking uses three)
@@ -61,29 +63,42 @@ def epochs(values: Sequence[Any], dialect: str) -> list[float]:
 
 
 @functools.lru_cache(maxsize=4)
-def _statements(dialect: str) -> tuple[Any, Any]:
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
     array = dialect == "postgresql"
     # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
     # walking the tenant's whole (tenant, seq) index.
-    items = select(Item.id, cast(Item.terms, Text), Item.resolution, Item.status, Item.helpful_count,
+    items = select(Item.id, Item.packed_terms, Item.resolution, Item.status, Item.helpful_count,
                    Item.not_relevant_count, _raw_time(Item.created, dialect)).where(
         among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array))
     people = select(Contribution.item_id, Contribution.account_id, Contribution.role,
                     _raw_time(Contribution.at, dialect)).where(
         among(Contribution.tenant_id + 0, "tenants", array), among(Contribution.item_id, "ids", array))
-    return items, people
+    vectors = select(Item.id, cast(Item.terms, Text)).where(
+        among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array))
+    return items, people, vectors
 
 
-def load(session: Session, tenants: Sequence[int], ids: list[int]) -> list[Candidate]:
+def load(session: Session, tenants: Sequence[int], ids: list[int]) -> Pool:
     """The stored candidates among `ids` (of the given tenants), in that order (items deleted since are left out)."""
+    if not ids:
+        return Pool([], Packed.of([]), lambda wanted: [{} for _ in wanted])
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(_statements(dialect)[0], {"tenants": list(tenants), "ids": ids}).all()
+    found = {row[0]: row for row in rows}
+    rows = [found[i] for i in ids if i in found]
+    items = [Candidate(row[0], is_resolved(row[2], row[3]), row[4] or 0, row[5] or 0, at)
+             for row, at in zip(rows, epochs([row[6] for row in rows], dialect), strict=True)]
+    return Pool(items, Packed.of([row[1] for row in rows]), functools.partial(vectors, session, tenants))
+
+
+def vectors(session: Session, tenants: Sequence[int], ids: list[int]) -> list[Vector]:
+    """The named term vectors of some items, in order ({} for one deleted since)."""
     if not ids:
         return []
     dialect = session.get_bind().dialect.name
-    rows = session.execute(_statements(dialect)[0], {"tenants": list(tenants), "ids": ids}).all()
-    when = epochs([row[6] for row in rows], dialect)
-    found = {row[0]: Candidate(row[0], orjson.loads(row[1]) if row[1] else {}, is_resolved(row[2], row[3]),
-                               row[4] or 0, row[5] or 0, at) for row, at in zip(rows, when, strict=False)}
-    return [found[i] for i in ids if i in found]
+    rows = session.execute(_statements(dialect)[2], {"tenants": list(tenants), "ids": ids}).all()
+    found = {item_id: orjson.loads(text) if text else {} for item_id, text in rows}
+    return [found.get(i, {}) for i in ids]
 
 
 def people(session: Session, tenants: Sequence[int], ids: list[int]) -> People:

@@ -16,7 +16,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from plugin.config import Settings
-from plugin.matching.vectors import encoded_term_vector
+from plugin.matching.packed import pack
+from plugin.matching.vectors import term_vector, to_json
 
 log = logging.getLogger(__name__)
 MIN_BATCH = 64
@@ -38,9 +39,12 @@ def helper_count() -> int:
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
-def encoded_vectors(fields: list[Texts]) -> list[str]:
-    """Each item's term vector as stored (JSON text)."""
-    return [encoded_term_vector(*texts) for texts in fields]
+Encoded = tuple[str, bytes]  # a term vector as the store writes it: JSON text, and packed for ranking
+
+
+def encoded_vectors(fields: list[Texts]) -> list[Encoded]:
+    """Each item's term vector as stored (JSON text, and packed)."""
+    return [(to_json(vector), pack(vector)) for vector in (term_vector(*texts) for texts in fields)]
 
 
 def _executor(helpers: int) -> ProcessPoolExecutor:
@@ -63,7 +67,7 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def vectors_of(fields: list[Texts]) -> list[str]:
+def vectors_of(fields: list[Texts]) -> list[Encoded]:
     """The items' encoded term vectors, in order; a large batch shared with helper processes."""
     if len(fields) < MIN_BATCH:
         return encoded_vectors(fields)
@@ -74,7 +78,7 @@ def vectors_of(fields: list[Texts]) -> list[str]:
     size = -(-len(fields) // (helpers + 1))
     shares = [fields[i:i + size] for i in range(0, len(fields), size)]
     try:
-        futures: list[Future[list[str]]] = [pool.submit(encoded_vectors, share) for share in shares[1:]]
+        futures: list[Future[list[Encoded]]] = [pool.submit(encoded_vectors, share) for share in shares[1:]]
     except (BrokenProcessPool, RuntimeError):
         _discard(pool)
         return encoded_vectors(fields)

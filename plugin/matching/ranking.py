@@ -73,7 +73,7 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
     norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
     norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
     pool = candidates.load(session, view.members, list(norms))
-    for candidate in pool:
+    for candidate in pool.items:
         candidate.norm = norms[candidate.item_id]
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
                         excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))

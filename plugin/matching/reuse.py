@@ -4,12 +4,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from plugin.matching import similarity
+from plugin.matching.packed import Packed
 from plugin.matching.similarity import Statistics, Vector
 from plugin.models.content import Item
 
@@ -50,15 +51,32 @@ class ReuseSuggestion:
 
 @dataclass(slots=True)
 class Candidate:
-    """An item the engine found, with what ranking reads of it."""
+    """An item the engine found, with what ranking reads of it (its terms are in its `Pool`)."""
 
     item_id: int
-    terms: Vector
     resolved: bool
     helpful: int
     not_relevant: int
     created: float  # epoch seconds
     norm: float = 0.0  # its statement's tf-idf length, as the engine holds it
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The candidates of one target, their packed term vectors, and how to read their full vectors."""
+
+    items: list[Candidate]
+    packed: Packed
+    # The named term vectors of some of the items, by id ({} for one deleted since): exact norms
+    # need each term's own statistics, which only its name finds.
+    vectors: Callable[[list[int]], list[Vector]]
+
+    def without(self, exclude: set[int]) -> Pool:
+        """The pool without the excluded items."""
+        keep = [n for n, c in enumerate(self.items) if c.item_id not in exclude]
+        if len(keep) == len(self.items):
+            return self
+        return Pool([self.items[n] for n in keep], self.packed.take(keep), self.vectors)
 
 
 def is_resolved(resolution: str | None, status: str | None) -> bool:
@@ -93,30 +111,30 @@ def heaviest(cosine_query: dict[str, float]) -> dict[str, float]:
     return dict(sorted(cosine_query.items(), key=lambda tw: (-tw[1], tw[0]))[:COSINE_TERMS])
 
 
-def rank(stats: Statistics, averages: np.ndarray, pool: Sequence[Candidate], query: dict[str, float],
+def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, float],
          heaviest: dict[str, float], exclude: set[int], k: int, at: float | None = None,
          title: set[str] | None = None) -> list[tuple[int, float]]:
     """The k best (item id, score) pairs of the pool, priors applied, excluded items left out."""
-    pool = [c for c in pool if c.item_id not in exclude]
-    if not pool:
+    pool = pool.without(exclude)
+    if not pool.items:
         return []
-    vectors = [c.terms for c in pool]
-    bm25 = similarity.bm25f(stats, vectors, query, averages)
-    cosine = similarity.cosine(stats, vectors, [c.norm for c in pool], heaviest)
-    scores = fuse(bm25, cosine)
-    if title:
-        scores = scores + TITLE_SHARE * similarity.title_agreement(stats, vectors, title)
+    packed = pool.packed
+    bm25 = similarity.bm25f(stats, packed, query, averages)
+    norms = np.array([c.norm for c in pool.items], dtype=np.float64)
+    cosine = similarity.cosine(stats, packed, norms, heaviest)
+    titles = TITLE_SHARE * similarity.title_agreement(stats, packed, title) if title else 0.0
+    scores = fuse(bm25, cosine) + titles
     # The index's norms date from when each item was indexed (renewed as the site doubles): the
     # best matches, whose order matters most, get theirs from today's statistics.
     top = np.argsort(-scores, kind="stable")[:EXACT_TOP]
-    exact = [similarity.statement_norm(similarity.statement(vectors[n]), _listed(stats)) for n in top]
-    cosine[top] = similarity.cosine(stats, [vectors[n] for n in top], exact, heaviest)
-    scores = fuse(bm25, cosine)
-    if title:
-        scores = scores + TITLE_SHARE * similarity.title_agreement(stats, vectors, title)
+    vectors = pool.vectors([pool.items[n].item_id for n in top])
+    norms[top] = [similarity.statement_norm(similarity.statement(v), _listed(stats)) for v in vectors]
+    cosine[top] = similarity.cosine(stats, packed.take(top), norms[top], heaviest)
+    scores = fuse(bm25, cosine) + titles
     # Priors reorder the best matches; they never lift an item that matched nothing.
-    best = sorted((n for n in range(len(pool)) if scores[n] > 0), key=lambda n: (-scores[n], pool[n].item_id))
-    out = [(pool[n].item_id, float(scores[n]) * prior(pool[n], at)) for n in best[:k * 3]]
+    items = pool.items
+    best = sorted((n for n in range(len(items)) if scores[n] > 0), key=lambda n: (-scores[n], items[n].item_id))
+    out = [(items[n].item_id, float(scores[n]) * prior(items[n], at)) for n in best[:k * 3]]
     out.sort(key=lambda pair: (-pair[1], pair[0]))
     return out[:k]
 

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from plugin.matching.packed import TITLE, Packed
 from plugin.matching.vectors import FIELDS
 
 K1 = 1.2
@@ -21,6 +22,8 @@ FIELD_WEIGHTS = (2.5, 1.0, 0.4, 1.5)  # title, body, comments, meta
 FIELD_B = (0.3, 0.75, 0.75, 0.3)
 # The statement of an item: title twice, body and meta; its discussion is left out.
 STATEMENT_WEIGHTS = (("t", 2.0), ("d", 1.0), ("m", 1.0))
+_WEIGHTS, _B = np.array(FIELD_WEIGHTS), np.array(FIELD_B)
+_STATEMENT = np.array([dict(STATEMENT_WEIGHTS).get(name, 0.0) for name in FIELDS])
 
 Vector = dict[str, dict[str, int]]
 
@@ -33,32 +36,17 @@ class Statistics(Protocol):
     def cosine_idf(self, value: str, exact: bool = True) -> float: ...
 
 
-def field_lengths(vector: Vector) -> list[float]:
-    """The length (sum of term frequencies) of each field of a term vector."""
-    return [float(sum((vector.get(name) or {}).values())) for name in FIELDS]
-
-
-def bm25f(stats: Statistics, vectors: Sequence[Vector], query: dict[str, float],
-          averages: np.ndarray) -> np.ndarray:
+def bm25f(stats: Statistics, packed: Packed, query: dict[str, float], averages: np.ndarray) -> np.ndarray:
     """BM25F of each item for the weighted query terms, with the site's mean field lengths."""
-    idf = {t: stats.idf(t) * w for t, w in query.items()}
-    means = [float(a) for a in averages]
-    scores = np.zeros(len(vectors), dtype=np.float64)
-    keys = query.keys()
-    for n, vector in enumerate(vectors):
-        weighted: dict[str, float] = {}
-        for f, name in enumerate(FIELDS):
-            terms = vector.get(name)
-            if not terms:
-                continue
-            common = keys & terms.keys()
-            if not common:  # a field's length is summed only where it matters (comments are long)
-                continue
-            scale = FIELD_WEIGHTS[f] / ((1.0 - FIELD_B[f]) + FIELD_B[f] * sum(terms.values()) / means[f])
-            for t in common:
-                weighted[t] = weighted.get(t, 0.0) + terms[t] * scale
-        scores[n] = sum([idf[t] * w / (K1 + w) for t, w in weighted.items()])
-    return scores
+    values = list(query)
+    idf = np.array([stats.idf(t) * w for t, w in query.items()], dtype=np.float64)
+    rows, which = packed.matches(values)
+    field, owner = packed.field[rows], packed.owner[rows]
+    means = np.where(averages > 0, averages, 1.0)
+    scale = _WEIGHTS[field] / ((1.0 - _B[field]) + _B[field] * packed.lengths[owner, field] / means[field])
+    weighted = np.bincount(owner * len(values) + which, weights=packed.tf[rows] * scale,
+                           minlength=packed.count * len(values)).reshape(packed.count, len(values))
+    return (idf * weighted / (K1 + weighted)).sum(axis=1)
 
 
 def statement(vector: Vector) -> dict[str, float]:
@@ -89,44 +77,35 @@ def statement_norms(vectors: Sequence[Vector], idf: Callable[[list[str], np.ndar
     return np.sqrt(np.bincount(owner, weights=weights * weights, minlength=len(said)))
 
 
-def cosine(stats: Statistics, vectors: Sequence[Vector], norms: Sequence[float],
-           query: dict[str, float]) -> np.ndarray:
+def cosine(stats: Statistics, packed: Packed, norms: np.ndarray, query: dict[str, float]) -> np.ndarray:
     """Cosine of each item's statement (sublinear tf-idf) with the unit query vector.
 
     Each item's norm was computed by the indexer with the idf of its day (again once the site
     doubled), so only the query's terms are looked up here.
     """
-    scores = np.zeros(len(vectors), dtype=np.float64)
-    weights = {t: w * stats.cosine_idf(t) for t, w in query.items()}
-    keys = weights.keys()
-    for n, (vector, norm) in enumerate(zip(vectors, norms, strict=False)):
-        if norm <= 0:
-            continue
-        said: dict[str, float] = {}
-        for name, weight in STATEMENT_WEIGHTS:
-            terms = vector.get(name)
-            if terms:
-                for t in keys & terms.keys():
-                    said[t] = said.get(t, 0.0) + weight * terms[t]
-        scores[n] = sum(weights[t] * (1.0 + math.log(tf)) for t, tf in said.items()) / norm
-    return scores
+    values = list(query)
+    weights = np.array([w * stats.cosine_idf(t) for t, w in query.items()], dtype=np.float64)
+    rows, which = packed.matches(values)
+    owner, said = packed.owner[rows], _STATEMENT[packed.field[rows]] * packed.tf[rows]
+    tf = np.bincount(owner * len(values) + which, weights=said,
+                     minlength=packed.count * len(values)).reshape(packed.count, len(values))
+    dots = (weights * (1.0 + np.log(np.where(tf > 0, tf, 1.0))) * (tf > 0)).sum(axis=1)
+    return np.divide(dots, norms, out=np.zeros(packed.count), where=norms > 0)
 
 
-def title_agreement(stats: Statistics, vectors: Sequence[Vector], title: set[str]) -> np.ndarray:
+def title_agreement(stats: Statistics, packed: Packed, title: set[str]) -> np.ndarray:
     """Binary idf cosine of each item's title with the target's title terms, at most 1.
 
     An item's own title norm is estimated from its length and the query's mean idf.
     """
-    scores = np.zeros(len(vectors), dtype=np.float64)
-    weights = {t: w for t in title if (w := stats.cosine_idf(t)) > 0}
+    weights = {t: w for t in sorted(title) if (w := stats.cosine_idf(t)) > 0}
     if not weights:
-        return scores
-    mean = sum(weights.values()) / len(weights)
-    query_norm = math.sqrt(sum(w * w for w in weights.values()))
-    for n, vector in enumerate(vectors):
-        terms = vector.get("t") or {}
-        shared = sum(weights[t] ** 2 for t in weights.keys() & terms.keys())
-        if shared:
-            root = math.sqrt(max(float(sum(terms.values())), 1.0))
-            scores[n] = min(shared / (root * query_norm * mean), 1.0)
-    return scores
+        return np.zeros(packed.count, dtype=np.float64)
+    values = np.array(list(weights.values()), dtype=np.float64)
+    mean = float(values.mean())
+    query_norm = math.sqrt(float((values * values).sum()))
+    rows, which = packed.matches(list(weights))
+    titled = packed.field[rows] == TITLE
+    shared = np.bincount(packed.owner[rows][titled], weights=values[which[titled]] ** 2, minlength=packed.count)
+    root = np.sqrt(np.maximum(packed.lengths[:, TITLE], 1.0))
+    return np.minimum(shared / (root * query_norm * mean), 1.0)

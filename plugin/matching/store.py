@@ -13,6 +13,7 @@ from sqlalchemy import (
     CursorResult,
     DateTime,
     Integer,
+    LargeBinary,
     Table,
     bindparam,
     delete,
@@ -116,8 +117,9 @@ def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[di
     fields = [_fields(d, stamp) for d in docs]
     vectors = vectors_of([texts for _, texts in fields])  # a large page: on more than one core
     return [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": None,
-             "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector}
-            for d, (columns, _), vector in zip(docs, fields, vectors, strict=True)]
+             "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector,
+             "packed_terms": packed}
+            for d, (columns, _), (vector, packed) in zip(docs, fields, vectors, strict=True)]
 
 
 def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: list[dict[str, Any]]) -> list[int]:
@@ -182,7 +184,7 @@ def _upsert_sql(dialect: str, paramstyle: str, rows: int) -> str:
 
 def _pg_array_type(column: Any) -> str:
     """The array type a column's values travel in: text for strings and JSON (cast where stored)."""
-    if isinstance(getattr(column.type, "impl", column.type), (Integer, DateTime)):
+    if isinstance(getattr(column.type, "impl", column.type), (Integer, DateTime, LargeBinary)):
         return column.type.compile(dialect=postgresql.dialect())
     return "TEXT"
 

@@ -37,8 +37,3 @@ def to_json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # such as a lone surrogate in a label
         return json.dumps(value)
-
-
-def encoded_term_vector(title: str, text: str, comments: list[str] | str, meta: list[str]) -> str:
-    """An item's term vector as the store writes it (JSON text)."""
-    return to_json(term_vector(title, text, comments, meta))

@@ -9,7 +9,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-        String,
+    LargeBinary,
+    String,
     Text,
     UniqueConstraint,
 )
@@ -55,6 +56,8 @@ class Item(Base):
     comments_text: Mapped[str] = mapped_column(Text, default="")
     # Compact term vector {"field": {"term": tf}}: what the search engine indexes and ranking reads.
     terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
+    # The same vector packed for ranking (`plugin.matching.packed`), written with it.
+    packed_terms: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class Contribution(Base):

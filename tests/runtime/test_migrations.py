@@ -1,6 +1,8 @@
 """Alembic: `upgrade head` on an empty database yields exactly the models' schema."""
 from __future__ import annotations
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -43,19 +45,31 @@ def _tenant_of_that_time(db: Database) -> int:
         return int(connection.execute(text("SELECT id FROM tenants")).scalar_one())
 
 
+def _item_of_that_time(connection: Connection, tenant_id: int, key: str, vector: dict) -> int:
+    """An item row as an old schema has it; its id."""
+    connection.execute(text(
+        "INSERT INTO items (tenant_id, source, key, kind, title, labels, components, links, created, updated,"
+        " helpful_count, not_relevant_count, index_seq, indexed_at, text, comments_text, terms) VALUES (:tenant,"
+        " 'jira', :key, 'issue', 'title', '[]', '[]', '[]', :now, :now, 0, 0, 1, :now, 'text', '', :terms)"),
+        {"tenant": tenant_id, "key": key, "now": "2026-11-30 00:00:00+00:00", "terms": json.dumps(vector)})
+    return int(connection.execute(text("SELECT id FROM items WHERE key = :key"), {"key": key}).scalar_one())
+
+
 def test_dropping_the_contributions_keys_keeps_the_rows_and_deletes_still_clean_up(database_url: str) -> None:
     from alembic import command
 
-    from plugin.matching.store import delete_item, upsert_item
-    from tests.matching.helpers import doc
+    from plugin.matching.store import delete_item
 
     migrations.upgrade(database_url, "6f1bdc47322a")  # the schema before the key was dropped
     db = Database(database_url)
     try:
         tenant_id = _tenant_of_that_time(db)
-        with db.session() as session:
+        with db.engine.begin() as connection:
             for key in ("A-1", "A-2"):
-                upsert_item(session, tenant_id, doc(key, "title", "text", people={"ann": "assignee"}))
+                item_id = _item_of_that_time(connection, tenant_id, key, {"t": {"titl": 1}})
+                connection.execute(text("INSERT INTO contributions (tenant_id, item_id, account_id, role, at)"
+                                        " VALUES (:tenant, :item, 'ann', 'assignee', :now)"),
+                                   {"tenant": tenant_id, "item": item_id, "now": "2026-11-30 00:00:00+00:00"})
         with db.engine.connect() as connection:
             assert _keys(connection) == ["items", "tenants"]
         migrations.upgrade(database_url)
@@ -71,5 +85,24 @@ def test_dropping_the_contributions_keys_keeps_the_rows_and_deletes_still_clean_
         with db.engine.connect() as connection:
             assert _keys(connection) == ["items", "tenants"]
             assert connection.execute(text("SELECT count(*) FROM contributions")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_packing_the_terms_fills_every_stored_item_from_its_json(database_url: str) -> None:
+    from plugin.matching.packed import pack
+
+    migrations.upgrade(database_url, "c41f7a2e9d08")  # the schema before items had packed terms
+    db = Database(database_url)
+    vectors = [{"t": {"disk": 1}, "d": {"full": 2}, "c": {}, "m": {}}, {}]
+    try:
+        tenant_id = _tenant_of_that_time(db)
+        with db.engine.begin() as connection:
+            for n, vector in enumerate(vectors):
+                _item_of_that_time(connection, tenant_id, f"A-{n}", vector)
+        migrations.upgrade(database_url)
+        with db.engine.connect() as connection:
+            packed = connection.execute(text("SELECT packed_terms FROM items ORDER BY key")).scalars().all()
+        assert [bytes(p) for p in packed] == [pack(v) for v in vectors]
     finally:
         db.dispose()

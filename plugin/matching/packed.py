@@ -1,0 +1,94 @@
+"""Term vectors packed for ranking: each term of an item as a 64-bit hash with its field and frequency.
+
+Why: ranking reads the term vectors of a few hundred candidates per target. Parsed from JSON,
+every term becomes Python objects, which cost more than the whole ranking computed with them.
+Packed, one target's candidates are one numpy array, and each view of similarity matches the
+query's terms against all of them at once. The JSON vector stays the stored truth (the index,
+norms and reasons read terms by name); this column is derived from it by the same writer.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from plugin.matching.vectors import FIELDS
+
+# One entry per (field, term): the term's hash, and its field in the top two bits of the frequency.
+ENTRY = np.dtype([("hash", "<u8"), ("code", "<u4")])
+_FIELD_SHIFT = 30
+_TF_MASK = (1 << _FIELD_SHIFT) - 1
+TITLE = FIELDS.index("t")
+
+
+@functools.lru_cache(maxsize=1 << 18)  # terms repeat across items (Zipf): most are hashed once
+def term_hash(value: str) -> int:
+    """A term's 64-bit hash, the same in every process and release."""
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def pack(vector: dict[str, dict[str, int]]) -> bytes:
+    """The packed form of a term vector {"field": {"term": tf}}."""
+    fields = [(f, terms) for f, name in enumerate(FIELDS) if (terms := vector.get(name))]
+    entries = np.empty(sum(len(terms) for _, terms in fields), dtype=ENTRY)
+    start = 0
+    for f, terms in fields:
+        end = start + len(terms)
+        entries["hash"][start:end] = np.fromiter(map(term_hash, terms), dtype=np.uint64, count=len(terms))
+        tf = np.fromiter(terms.values(), dtype=np.int64, count=len(terms))
+        entries["code"][start:end] = (f << _FIELD_SHIFT) | np.clip(tf, 0, _TF_MASK)
+        start = end
+    return entries.tobytes()
+
+
+def hashes(values: Sequence[str]) -> np.ndarray:
+    """The hashes of some terms, as an array."""
+    return np.fromiter((term_hash(v) for v in values), dtype=np.uint64, count=len(values))
+
+
+@dataclass(frozen=True)
+class Packed:
+    """The term vectors of several items as flat arrays: one row per (item, field, term)."""
+
+    count: int  # items
+    hash: np.ndarray  # uint64
+    tf: np.ndarray  # float64
+    field: np.ndarray  # index into FIELDS
+    owner: np.ndarray  # the item's position
+    lengths: np.ndarray  # (count, len(FIELDS)): each field's summed term frequency
+
+    @classmethod
+    def of(cls, blobs: Sequence[bytes | None]) -> Packed:
+        """The items' packed vectors, in order (None for an item without terms)."""
+        parts = [b or b"" for b in blobs]
+        entries = np.frombuffer(b"".join(parts), dtype=ENTRY)
+        owner = np.repeat(np.arange(len(parts)), [len(p) // ENTRY.itemsize for p in parts])
+        code = entries["code"]
+        tf = (code & _TF_MASK).astype(np.float64)
+        field = (code >> _FIELD_SHIFT).astype(np.int64)
+        width = len(FIELDS)
+        lengths = np.bincount(owner * width + field, weights=tf, minlength=len(parts) * width)
+        return cls(len(parts), entries["hash"], tf, field, owner, lengths.reshape(len(parts), width))
+
+    def take(self, positions: Sequence[int] | np.ndarray) -> Packed:
+        """The packed vectors of some of these items, renumbered in the given order."""
+        order = np.full(self.count, -1, dtype=np.int64)
+        order[np.asarray(positions, dtype=np.int64)] = np.arange(len(positions))
+        keep = order[self.owner] >= 0
+        return Packed(len(positions), self.hash[keep], self.tf[keep], self.field[keep],
+                      order[self.owner[keep]], self.lengths[np.asarray(positions, dtype=np.int64)])
+
+    def matches(self, values: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows holding one of the terms, which term each holds as an index into `values`)."""
+        if not values or not len(self.hash):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        wanted = hashes(values)
+        order = np.argsort(wanted)
+        ordered = wanted[order]
+        at = np.minimum(np.searchsorted(ordered, self.hash), len(ordered) - 1)
+        rows = np.flatnonzero(ordered[at] == self.hash)
+        return rows, order[at[rows]]
