@@ -83,12 +83,28 @@ def load(session: Session, tenants: Sequence[int], ids: list[int]) -> Pool:
     if not ids:
         return Pool([], Packed.of([]), lambda wanted: [{} for _ in wanted])
     dialect = session.get_bind().dialect.name
-    rows = session.execute(_statements(dialect)[0], {"tenants": list(tenants), "ids": ids}).all()
+    rows = _binary_rows(session, _statements(dialect)[0], {"tenants": list(tenants), "ids": ids})
     found = {row[0]: row for row in rows}
     rows = [found[i] for i in ids if i in found]
     items = [Candidate(row[0], is_resolved(row[2], row[3]), row[4] or 0, row[5] or 0, at)
              for row, at in zip(rows, epochs([row[6] for row in rows], dialect), strict=True)]
     return Pool(items, Packed.of([row[1] for row in rows]), functools.partial(vectors, session, tenants))
+
+
+def _binary_rows(session: Session, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+    """A statement's rows; on PostgreSQL asked for in binary.
+
+    Why: psycopg otherwise receives bytea as hex text, twice the bytes of the packed vectors,
+    decoded in Python row by row; in binary their read took half the time.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return connection.execute(statement, params).all()
+    compiled = statement.compile(dialect=connection.dialect)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cursor:
+        return cursor.execute(str(compiled), {**compiled.params, **params}).fetchall()
 
 
 def vectors(session: Session, tenants: Sequence[int], ids: list[int]) -> list[Vector]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     ForeignKey,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,10 +56,16 @@ class Item(Base):
     # ranking reads (titles, urls, status of 40 neighbours) stay cheap when bodies are long.
     text: Mapped[str] = mapped_column(Text, default="")
     comments_text: Mapped[str] = mapped_column(Text, default="")
-    # Compact term vector {"field": {"term": tf}}: what the search engine indexes and ranking reads.
+    # Compact term vector {"field": {"term": tf}}: what the search engine indexes and reasons name.
     terms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)
     # The same vector packed for ranking (`plugin.matching.packed`), written with it.
     packed_terms: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+
+
+# PostgreSQL keeps the packed vector in the row: ranking reads it for hundreds of candidates,
+# and each value moved out of line would cost a lookup in the TOAST table (texts go there first).
+KEEP_PACKED_TERMS_IN_ROW = "ALTER TABLE items ALTER COLUMN packed_terms SET STORAGE MAIN"
+event.listen(Item.__table__, "after_create", DDL(KEEP_PACKED_TERMS_IN_ROW).execute_if(dialect="postgresql"))
 
 
 class Contribution(Base):

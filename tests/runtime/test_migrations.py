@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -103,6 +104,30 @@ def test_packing_the_terms_fills_every_stored_item_from_its_json(database_url: s
         migrations.upgrade(database_url)
         with db.engine.connect() as connection:
             packed = connection.execute(text("SELECT packed_terms FROM items ORDER BY key")).scalars().all()
+            if db.engine.dialect.name == "postgresql":  # kept in the row, as a new table has it
+                assert _packed_storage(connection) == "m"
         assert [bytes(p) for p in packed] == [pack(v) for v in vectors]
     finally:
         db.dispose()
+
+
+def test_both_ways_of_making_the_schema_keep_packed_terms_in_the_row_on_postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage setting")
+    migrated, created = Database(database_url), Database(database_url)
+    try:
+        migrations.upgrade(database_url)
+        with migrated.engine.begin() as connection:
+            assert _packed_storage(connection) == "m"
+            connection.execute(text("DROP TABLE items CASCADE"))
+        created.create_all()
+        with created.engine.connect() as connection:
+            assert _packed_storage(connection) == "m"
+    finally:
+        migrated.dispose()
+        created.dispose()
+
+
+def _packed_storage(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT attstorage FROM pg_attribute"
+                                       " WHERE attrelid = 'items'::regclass AND attname = 'packed_terms'")).scalar())
