@@ -151,7 +151,8 @@ def _request_timer(method: str, endpoint: str, status: int) -> Any:
 
 def _observe(response: Response) -> Response:
     started = g.get("inflow_request_started")
-    if started is not None and request.endpoint != "inflow_metrics":
+    # A cached view renewed in the background (plugin.views.renewal) is no request anyone made.
+    if started is not None and request.endpoint != "inflow_metrics" and not request.environ.get("inflow.renewal"):
         endpoint = request.endpoint or "unmatched"  # route names, never raw paths: bounded labels
         observe_request(request.method, endpoint, response.status_code, started)
     return response

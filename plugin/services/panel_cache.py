@@ -102,15 +102,25 @@ def generations() -> tuple[int, ...]:
 
 
 class Watch:
-    """What one render relied on besides its declared facts (see the module's docstring)."""
+    """What one render relied on besides its declared facts (see the module's docstring).
 
-    def __init__(self, limit: float) -> None:
+    A render renewing a cached view (`renew_before` > 0) asks the host again for every answer
+    expiring before that moment, and records no adoption event: nobody viewed it.
+    """
+
+    def __init__(self, limit: float, renew_before: float = 0.0) -> None:
+        self.renew_before = renew_before
         self.until = time.monotonic() + limit
         self.generations = generations()
         self.facts: list[Fact] = []
         self.values: list[Any] = []
         self.views: list[tuple[str, str, str, str | None, int]] = []
         self.live = False  # ranked live or asked the host for the item: not kept
+
+    @property
+    def renewing(self) -> bool:
+        """Whether this render renews a cached view rather than answers a viewer."""
+        return self.renew_before > 0.0
 
     def note(self, expires_at: float) -> None:
         """A host answer the render relied on, valid until `expires_at` (monotonic)."""

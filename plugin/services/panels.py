@@ -151,6 +151,8 @@ def _record_view(session: Session, tenant_id: int, panel: str, source: str, key:
                  watch: Watch | None = None) -> None:
     if watch is not None:
         watch.viewed(panel, source, key, project, shown)
+        if watch.renewing:
+            return
     # Queued like a cached view's, not written in this transaction: on SQLite a view's write
     # waited behind a worker's drain or refresh for the write lock, seconds in a burst.
     EVENTS.add(session.get_bind(), view_events(tenant_id, panel, source, key, project, viewer,

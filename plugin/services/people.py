@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from plugin.models.content import Person
 from plugin.services.freshness import People as PeopleFact
-from plugin.services.permissions import Expiry, Requester, TTLCache
+from plugin.services.permissions import Expiry, Requester, TTLCache, renew_before
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class People:
         found: dict[str, Profile] = {}
         ask = []
         for account in accounts:
-            hit = self.cache.entry((self.tenant_id, account))
+            hit = self.cache.entry((self.tenant_id, account), renew_before(self.watch))
             if hit is None:
                 ask.append(account)
             else:

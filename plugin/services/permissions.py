@@ -35,11 +35,12 @@ class TTLCache:
         hit = self.entry(key)
         return None if hit is None else hit[1]
 
-    def entry(self, key: Any) -> tuple[float, Any] | None:
-        """(expires_at on the monotonic clock, value), or None when missing or expired."""
+    def entry(self, key: Any, renew_before: float = 0.0) -> tuple[float, Any] | None:
+        """(expires_at on the monotonic clock, value), or None when missing, expired, or expiring
+        before `renew_before` (a render renewing its view asks those again)."""
         with self._lock:
             hit = self._data.get(key)
-            if hit is None or hit[0] < time.monotonic():
+            if hit is None or hit[0] < max(time.monotonic(), renew_before):
                 return None
             return hit
 
@@ -109,9 +110,20 @@ def _check_uncached(clients: Callable[[str], Requester | None], account_id: str,
 
 
 class Expiry(Protocol):
-    """Told when each host answer a caller relied on expires (see panel_cache.Watch)."""
+    """Told when each host answer a caller relied on expires (see panel_cache.Watch).
+
+    `renew_before` (monotonic; 0 for none): cached answers expiring before it are asked again,
+    for a cached view renewed ahead of its expiry.
+    """
+
+    renew_before: float
 
     def note(self, expires_at: float) -> None: ...
+
+
+def renew_before(horizon: Expiry | None) -> float:
+    """The moment before which a cached answer counts as due (0.0: none is)."""
+    return horizon.renew_before if horizon is not None else 0.0
 
 
 def _vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
@@ -140,7 +152,7 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
         known = {_item_ref(item): True for item in items if _vouches(vouched, item)}
         missing: set[tuple[str, str]] = set()
         for ref in {_item_ref(item) for item in items} - known.keys():
-            hit = cache.entry((tenant_id, account_id, ref))
+            hit = cache.entry((tenant_id, account_id, ref), renew_before(horizon))
             if hit is None:
                 missing.add(ref)
                 continue
@@ -199,7 +211,7 @@ def groups_lookup(client: Requester, tenant_id: int, cache: TTLCache = CACHE,
 
     def groups_of(account_id: str) -> set[str]:
         key = (tenant_id, "groups", account_id)
-        hit = cache.entry(key)
+        hit = cache.entry(key, renew_before(horizon))
         if hit is None:
             rows = client.request("GET", "/rest/api/3/user/groups",
                                   params={"accountId": account_id}).json()

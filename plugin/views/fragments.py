@@ -2,6 +2,7 @@
 changed (`plugin.services.panel_cache`): the one place the routes consult it."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from plugin.services import freshness, panel_cache
 from plugin.services.freshness import Fact
 from plugin.services.panel_cache import FRAGMENTS, Watch
 from plugin.services.permissions import TTL_SECONDS
+from plugin.views import renewal
 
 
 def enabled(config: Mapping[str, Any] | None = None) -> bool:
@@ -32,12 +34,16 @@ def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -
         return render()
     db, tenant_id = get_db(), g.tenant.id
     key = (db.url, tenant_id, *parts, g.account_id)
-    entry = panel_cache.hit(db.engine, key)
+    renewing = renewal.renewing()
+    entry = None if renewing else panel_cache.hit(db.engine, key)
     if entry is not None:
+        if entry.expires_at - time.monotonic() < renewal.AHEAD:
+            renewal.ahead(key)
         return current_app.response_class(entry.body, content_type=entry.content_type)
-    FRAGMENTS.misses += 1
+    FRAGMENTS.misses += not renewing
     before = freshness.read(db.engine, tenant_id, facts)  # a change from here on shows next time
-    g.inflow_watch = watch = Watch(TTL_SECONDS)
+    now = time.monotonic()
+    g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=now + renewal.AHEAD if renewing else 0.0)
     response: Response = current_app.make_response(render())
     if response.status_code == 200 and not response.is_streamed:
         panel_cache.keep(key, response.get_data(), response.content_type or "", facts, before,

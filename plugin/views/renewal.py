@@ -1,0 +1,84 @@
+"""Cached views renewed in the background shortly before they expire, so viewers never wait for it.
+
+Why: a cached view lives until the first host answer it used expires (permissions live 60 s).
+The next view after that asked the host again, a REST call of 100-300 ms, and Jira shows an
+issue only when its slowest panel is there. A view served from the cache within `AHEAD`
+seconds of its expiry is rendered again here, off the request: the same request, through the
+same routes and checks, with the answers about to expire asked again (`Watch.renew_before`).
+The renewed view replaces the old one only when it succeeds; nothing is shown from answers
+older than they may be, and a renewal records no adoption event.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, current_app, request
+
+log = logging.getLogger(__name__)
+
+AHEAD = 30.0  # seconds before a cached view expires from which a view of it renews it
+THREADS = 2  # renewals at once per process: each is mostly a wait for the host
+MAX_PENDING = 256  # views waiting for renewal per process; beyond it, they renew on their next view
+ENVIRON_KEY = "inflow.renewal"
+
+_lock = threading.Lock()
+_pending: set[Any] = set()
+_executor: ThreadPoolExecutor | None = None
+_owner = 0  # the pid that started the executor: a forked child starts its own
+
+
+def renewing() -> bool:
+    """Whether the current request renews a cached view (rather than answers a viewer)."""
+    return bool(request.environ.get(ENVIRON_KEY))
+
+
+def ahead(key: Any) -> None:
+    """Renew the current request's cached view (known by `key`) in the background, once."""
+    with _lock:
+        if key in _pending or len(_pending) >= MAX_PENDING:
+            return
+        _pending.add(key)
+        executor = _started()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    environ = {**request.environ, ENVIRON_KEY: True, "wsgi.input": io.BytesIO(b"")}
+    executor.submit(_renew, app, environ, key)
+
+
+def _started() -> ThreadPoolExecutor:
+    global _executor, _owner
+    if _executor is None or _owner != os.getpid():
+        _executor = ThreadPoolExecutor(THREADS, thread_name_prefix="inflow-renewal")
+        _owner = os.getpid()
+    return _executor
+
+
+def _renew(app: Flask, environ: dict[str, Any], key: Any) -> None:
+    try:
+        with app.request_context(environ):
+            response = app.full_dispatch_request()
+            if response.status_code != 200:
+                log.info("renewing a cached view answered %s; it renews on a later view",
+                         response.status_code)
+    except Exception:  # noqa: BLE001  (the cached view expires as it would have; the next view renders)
+        log.exception("renewing a cached view failed")
+    finally:
+        with _lock:
+            _pending.discard(key)
+
+
+def wait_idle(timeout: float = 10.0) -> bool:
+    """Wait until no renewal is pending (tests)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _lock:
+            if not _pending:
+                return True
+        time.sleep(0.01)
+    return False

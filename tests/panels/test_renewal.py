@@ -1,0 +1,102 @@
+"""Cached views renewed before they expire: the host is asked again off the request, and what it
+says now (a permission withdrawn) shows in the next view, which never waits for the host."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from plugin.matching.precompute import refresh_suggestions
+from plugin.matching.store import get_item
+from plugin.models.social import PanelEvent
+from plugin.services.panel_cache import EVENTS, FRAGMENTS
+from plugin.views import renewal
+from tests.panels.conftest import VIEWER, Site
+
+CHECKS = "/rest/api/3/permissions/check"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    FRAGMENTS.clear()
+
+
+def _near_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make views cached a second ago count as near their end (60 s of life, 59 s ahead)."""
+    monkeypatch.setattr(renewal, "AHEAD", 59.0)
+    time.sleep(1.1)
+
+
+def _stored(site: Site) -> str:
+    key = site.keys[-1]
+    with site.db.session() as session:
+        refresh_suggestions(session, site.tenant.tenant_id, get_item(session, site.tenant.tenant_id, "jira", key).id)
+    return key
+
+
+def _shown(site: Site, key: str) -> list[str]:
+    response = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
+    assert response.status_code == 200
+    return re.findall(r'data-track="([^"]+)"', response.get_data(as_text=True))
+
+
+def _checks(site: Site) -> int:
+    return len(site.host.calls_to(CHECKS))
+
+
+def _views(site: Site) -> int:
+    EVENTS.flush()
+    with site.db.session() as session:
+        return session.scalar(select(func.count()).select_from(PanelEvent).where(
+            PanelEvent.kind == "viewed", PanelEvent.panel == "reuse"))
+
+
+def test_a_view_far_from_expiry_is_served_as_it_is(site: Site) -> None:
+    key = _stored(site)
+    shown = _shown(site, key)
+    checks, hits = _checks(site), FRAGMENTS.hits
+    assert _shown(site, key) == shown
+    assert renewal.wait_idle()
+    assert (FRAGMENTS.hits, _checks(site)) == (hits + 1, checks)
+
+
+def test_a_view_near_expiry_is_renewed_off_the_request_and_counted_once(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _stored(site)
+    shown = _shown(site, key)
+    _near_expiry(monkeypatch)
+    checks, hits, misses = _checks(site), FRAGMENTS.hits, FRAGMENTS.misses
+    assert _shown(site, key) == shown  # served from the cache; the renewal runs behind it
+    assert renewal.wait_idle()
+    assert _checks(site) == checks + 1  # the renewal asked the host again
+    assert (FRAGMENTS.hits, FRAGMENTS.misses) == (hits + 1, misses)
+    assert _views(site) == 2  # the renewal is nobody's view
+
+
+def test_what_the_host_says_at_renewal_shows_in_the_next_view(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _stored(site)
+    shown = _shown(site, key)
+    site.host.deny(VIEWER, shown[0])
+    _near_expiry(monkeypatch)
+    assert _shown(site, key) == shown  # the answer given 0 s ago still stands: from the cache
+    assert renewal.wait_idle()
+    checks = _checks(site)
+    assert shown[0] not in _shown(site, key)  # the renewed view, without asking the host now
+    assert _checks(site) <= checks + 1  # at most the next renewal, behind this view
+    assert renewal.wait_idle()
+
+
+def test_a_renewal_that_fails_keeps_nothing_new(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _stored(site)
+    shown = _shown(site, key)
+    _near_expiry(monkeypatch)
+    site.host.inject(CHECKS, 400, times=1)
+    checks = _checks(site)
+    assert _shown(site, key) == shown
+    assert renewal.wait_idle()
+    assert _checks(site) == checks + 1  # the renewal asked, and the host refused
+    assert _shown(site, key) == shown  # the old view until it expires (its answers are < 60 s old)
+    assert renewal.wait_idle()
