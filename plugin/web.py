@@ -5,9 +5,11 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Flask
+from redis import Redis
 
 from plugin.matching.experts import work_groups
 from plugin.services.people import UNKNOWN
+from plugin.services.permissions import SharedAnswers
 
 
 def href(url: str | None) -> str:
@@ -33,6 +35,11 @@ def init_app(app: Flask) -> None:
 
     for module in (content, actions, admin, backfill, me, rovo, jira, confluence):
         app.register_blueprint(module.bp)
+    url = app.extensions.get("inflow.redis_url")
+    if url:  # the viewers' permission answers, shared by the web processes
+        # Short timeouts: a Redis that hangs must cost a view a moment, then the host is asked.
+        connection = Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        app.extensions["inflow.answers"] = SharedAnswers(connection)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["href"] = href
     app.jinja_env.filters["when"] = when

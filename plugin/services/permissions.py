@@ -1,14 +1,20 @@
 """What a viewer may see and administer, asked of the host as the app and cached briefly."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import requests
+from redis import Redis
+from redis.exceptions import RedisError
 
 from connect.host_client import HostError
+
+log = logging.getLogger(__name__)
 
 TTL_SECONDS = 60.0
 
@@ -44,13 +50,16 @@ class TTLCache:
                 return None
             return hit
 
-    def put(self, key: Any, value: Any) -> float:
-        """Store a value, returning when it expires; a full cache is cleared, not grown."""
+    def put(self, key: Any, value: Any, ttl: float | None = None) -> float:
+        """Store a value for `ttl` seconds (the cache's own by default), returning when it expires.
+
+        A full cache is cleared, not grown.
+        """
         with self._lock:
             if len(self._data) >= self.max_entries:
                 self._data.clear()
                 self.generation += 1
-            expires_at = time.monotonic() + self.ttl
+            expires_at = time.monotonic() + (self.ttl if ttl is None else ttl)
             self._data[key] = (expires_at, value)
             return expires_at
 
@@ -61,7 +70,77 @@ class TTLCache:
             self.generation += 1
 
 
-CACHE = TTLCache()
+class SharedAnswers:
+    """Permission answers shared by every process of the app through Redis.
+
+    A viewer's requests land on any web process, each with its own `TTLCache`, so an answer one
+    process got from the host is offered to the others until the moment it expires there: no
+    answer is used longer than `TTL_SECONDS` after the host gave it. Redis away or full only
+    means asking the host, as without it.
+    """
+
+    PREFIX = "inflow:answer:"
+
+    def __init__(self, connection: Redis) -> None:
+        self.connection = connection
+        _SHARED.add(self)
+
+    def _key(self, tenant_id: int, account_id: str, ref: tuple[str, str]) -> str:
+        return f"{self.PREFIX}{tenant_id}|{account_id}|{ref[0]}|{ref[1]}"
+
+    def get(self, tenant_id: int, account_id: str,
+            refs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[float, bool]]:
+        """The shared answers among `refs`: (seconds left, allowed) each."""
+        try:
+            found = self.connection.mget([self._key(tenant_id, account_id, ref) for ref in refs])
+        except RedisError as exc:
+            log.debug("shared permission answers unavailable: %s", exc)
+            return {}
+        now, out = time.time(), {}
+        for ref, raw in zip(refs, found, strict=True):
+            if raw:
+                allowed, _, until = (raw.decode() if isinstance(raw, bytes) else raw).partition("|")
+                if float(until) > now:
+                    out[ref] = (float(until) - now, allowed == "1")
+        return out
+
+    def put(self, tenant_id: int, account_id: str, answers: dict[tuple[str, str], bool], ttl: float) -> None:
+        """Share the host's fresh answers for `ttl` seconds."""
+        until = time.time() + ttl
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for ref, allowed in answers.items():
+                    pipe.set(self._key(tenant_id, account_id, ref), f"{int(allowed)}|{until:.3f}",
+                             px=max(1, int(ttl * 1000)))
+                pipe.execute()
+        except RedisError as exc:
+            log.debug("could not share permission answers: %s", exc)
+
+    def clear(self) -> None:
+        """Forget every shared answer (tests)."""
+        try:
+            keys = list(self.connection.scan_iter(match=self.PREFIX + "*", count=1000))
+            if keys:
+                self.connection.delete(*keys)
+        except RedisError as exc:
+            log.debug("could not clear shared permission answers: %s", exc)
+
+
+# The shared stores of this process's apps (one per Redis): TTLCache.clear forgets theirs too.
+_SHARED: weakref.WeakSet[SharedAnswers] = weakref.WeakSet()
+
+
+class AnswerCache(TTLCache):
+    """This process's permission answers; clearing it forgets the shared ones too (tests)."""
+
+    def clear(self) -> None:
+        """Forget every answer, here and in the shared stores of this process's apps."""
+        super().clear()
+        for shared in list(_SHARED):
+            shared.clear()
+
+
+CACHE = AnswerCache()
 
 
 def _jira_browsable(client: Requester, account_id: str, issue_ids: list[str]) -> set[str]:
@@ -135,7 +214,8 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
                account_id: str | None, cache: TTLCache = CACHE,
                horizon: Expiry | None = None,
                clients: Callable[[str], Requester | None] | None = None,
-               vouched: tuple[str, str] | None = None) -> Callable[[list[Any]], list[Any]]:
+               vouched: tuple[str, str] | None = None,
+               shared: SharedAnswers | None = None) -> Callable[[list[Any]], list[Any]]:
     """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
 
     `client` may be a factory, called only when some answer is not cached. `clients`, when
@@ -143,8 +223,14 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
     there is none: its items are then hidden); without it every item is checked with `client`.
     `horizon`, when given, hears when every answer used expires, so whatever is built from them
     can expire too. `vouched` is the (source, key) of an item the host itself showed this viewer
-    (the issue of a signed issue-view panel): it is visible without asking.
+    (the issue of a signed issue-view panel): it is visible without asking. `shared`, when given,
+    offers the answers other processes got before the host is asked, and takes this one's.
     """
+
+    def remember(ref: tuple[str, str], ok: bool, ttl: float | None = None) -> None:
+        expires_at = cache.put((tenant_id, account_id, ref), ok, ttl)
+        if horizon is not None:
+            horizon.note(expires_at)
 
     def visible(items: list[Any]) -> list[Any]:
         if not account_id or not items:
@@ -159,6 +245,14 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
             known[ref] = hit[1]
             if horizon is not None:
                 horizon.note(hit[0])
+        if missing and shared is not None:
+            due = renew_before(horizon) - time.monotonic()
+            for ref, (left, ok) in shared.get(tenant_id, account_id, sorted(missing)).items():
+                if left < due:  # renewing: as due as this process's own answer was
+                    continue
+                remember(ref, ok, left)
+                known[ref] = ok
+                missing.discard(ref)
         if missing:
             if clients is None:
                 requester = client if hasattr(client, "request") else client()
@@ -166,10 +260,10 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
             else:
                 checked = _check_uncached(clients, account_id, missing)
             for ref, ok in checked.items():
-                expires_at = cache.put((tenant_id, account_id, ref), ok)
-                if horizon is not None:
-                    horizon.note(expires_at)
+                remember(ref, ok)
                 known[ref] = ok
+            if shared is not None:
+                shared.put(tenant_id, account_id, checked, cache.ttl)
         return [item for item in items if known.get(_item_ref(item))]
 
     return visible

@@ -60,6 +60,8 @@ def partner_host() -> HostClient | None:
 def visible() -> Callable[[list[Item]], list[Item]]:
     """The viewer's permission filter (host checks, cached 60 s; a client only when one is due).
 
+    With Redis, the answers are shared by the app's processes (`permissions.SharedAnswers`).
+
     Each item is checked by its own product: the site's other installation checks its items, and
     without one they are hidden. A render that may be cached (`g.inflow_watch`) learns when the
     answers it used expire.
@@ -71,7 +73,8 @@ def visible() -> Callable[[list[Item]], list[Item]]:
 
     return permissions.visible_to(host, g.tenant.id, g.account_id,
                                   horizon=g.get("inflow_watch"), clients=clients,
-                                  vouched=g.get("inflow_vouched"))
+                                  vouched=g.get("inflow_vouched"),
+                                  shared=current_app.extensions.get("inflow.answers"))
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:

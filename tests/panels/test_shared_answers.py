@@ -1,0 +1,98 @@
+"""Permission answers are shared by the web processes through Redis, never past their time."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis import Redis
+
+from plugin.matching.precompute import refresh_suggestions
+from plugin.matching.store import get_item
+from plugin.services.permissions import CACHE, SharedAnswers, TTLCache, visible_to
+from tests.conftest import free_port
+from tests.panels.conftest import Site
+
+CHECKS = "/rest/api/3/permissions/check"
+
+
+class Item:
+    """What the permission filter reads of an item."""
+
+    def __init__(self, external_id: str) -> None:
+        self.source, self.key, self.external_id = "jira", f"AMQ-{external_id}", external_id
+
+
+class Host:
+    """A host that lets everyone see even issue ids, counting the checks it answers."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[int]] = []
+
+    def request(self, method: str, path: str, params: Any = None, json: Any = None) -> Any:
+        issues = json["projectPermissions"][0]["issues"]
+        self.asked.append(issues)
+        allowed = [i for i in issues if i % 2 == 0]
+
+        class Answer:
+            def json(self) -> Any:
+                return {"projectPermissions": [{"permission": "BROWSE_PROJECTS", "issues": allowed}]}
+
+        return Answer()
+
+
+class Horizon:
+    def __init__(self) -> None:
+        self.until = float("inf")
+        self.renew_before = 0.0
+
+    def note(self, expires_at: float) -> None:
+        self.until = min(self.until, expires_at)
+
+
+def test_another_process_uses_the_answer_until_the_moment_it_expires(redis_url: str) -> None:
+    shared, host = SharedAnswers(Redis.from_url(redis_url)), Host()
+    items = [Item("10"), Item("11")]
+    first = visible_to(host, 1, "viewer", cache=TTLCache(ttl=0.5), shared=shared)
+    assert [i.key for i in first(items)] == ["AMQ-10"] and len(host.asked) == 1
+    time.sleep(0.2)
+    horizon = Horizon()
+    second = visible_to(host, 1, "viewer", cache=TTLCache(ttl=0.5), shared=shared, horizon=horizon)
+    # Refusals are shared as well as grants, and the render learns when they run out: when the
+    # first process's do, not a full period after this process took them.
+    assert [i.key for i in second(items)] == ["AMQ-10"] and len(host.asked) == 1
+    assert horizon.until - time.monotonic() < 0.35
+    # Another viewer, or another site, is asked about on their own.
+    visible_to(host, 1, "someone else", cache=TTLCache(), shared=shared)(items)
+    visible_to(host, 2, "viewer", cache=TTLCache(), shared=shared)(items)
+    assert len(host.asked) == 3
+    time.sleep(0.4)
+    visible_to(host, 1, "viewer", cache=TTLCache(ttl=0.5), shared=shared)(items)
+    assert len(host.asked) == 4  # past its time, nobody uses the answer
+
+
+def test_without_redis_the_host_is_asked_and_the_view_still_answers() -> None:
+    shared, host = SharedAnswers(Redis(port=free_port(), socket_connect_timeout=0.5)), Host()
+    for _ in range(2):
+        shown = visible_to(host, 1, "viewer", cache=TTLCache(), shared=shared)([Item("10"), Item("11")])
+        assert [i.key for i in shown] == ["AMQ-10"]
+    assert len(host.asked) == 2
+
+
+def test_an_issue_panel_in_another_web_process_does_not_ask_again(site: Site, redis_url: str) -> None:
+    site.app.extensions["inflow.answers"] = SharedAnswers(Redis.from_url(redis_url))
+    key = site.keys[-1]
+    with site.db.session() as session:
+        refresh_suggestions(session, site.tenant.tenant_id, get_item(session, site.tenant.tenant_id, "jira", key).id)
+    path = f"/jira/panels/reuse?issueKey={key}&projectKey={key.split('-')[0]}"
+    before = len(site.host.calls_to(CHECKS, "POST"))
+    page = site.page(path)
+    assert page.status_code == 200 and len(site.host.calls_to(CHECKS, "POST")) == before + 1
+    # A process that never saw these answers (this one, its own cache emptied) renders the same
+    # panel from the shared answers.
+    TTLCache.clear(CACHE)
+    again = site.page(path)
+    assert again.get_data() == page.get_data() and len(site.host.calls_to(CHECKS, "POST")) == before + 1
+    # Forgetting the answers (as their 60 s running out does) asks the host again.
+    CACHE.clear()
+    site.page(path)
+    assert len(site.host.calls_to(CHECKS, "POST")) == before + 2
