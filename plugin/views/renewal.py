@@ -39,6 +39,8 @@ def renewing() -> bool:
 
 def ahead(key: Any) -> None:
     """Renew the current request's cached view (known by `key`) in the background, once."""
+    if request.method != "GET":  # views are read; nothing that writes is ever sent twice
+        return
     with _lock:
         if key in _pending or len(_pending) >= MAX_PENDING:
             return
