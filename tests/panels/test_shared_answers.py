@@ -70,6 +70,19 @@ def test_another_process_uses_the_answer_until_the_moment_it_expires(redis_url: 
     assert len(host.asked) == 4  # past its time, nobody uses the answer
 
 
+def test_a_renewal_asks_the_host_for_a_shared_answer_as_due_as_its_own(redis_url: str) -> None:
+    shared, host = SharedAnswers(Redis.from_url(redis_url)), Host()
+    items = [Item("10")]
+    visible_to(host, 1, "viewer", cache=TTLCache(ttl=5.0), shared=shared)(items)
+    renewal = Horizon()
+    renewal.renew_before = time.monotonic() + 10.0  # answers expiring in the next 10 s are due
+    visible_to(host, 1, "viewer", cache=TTLCache(ttl=5.0), shared=shared, horizon=renewal)(items)
+    assert len(host.asked) == 2  # the shared answer expires in 5 s: asked again, not taken
+    renewal.renew_before = time.monotonic() + 1.0
+    visible_to(host, 1, "viewer", cache=TTLCache(ttl=5.0), shared=shared, horizon=renewal)(items)
+    assert len(host.asked) == 2  # the renewed answer is shared, and it is not due yet
+
+
 def test_without_redis_the_host_is_asked_and_the_view_still_answers() -> None:
     shared, host = SharedAnswers(Redis(port=free_port(), socket_connect_timeout=0.5)), Host()
     for _ in range(2):
