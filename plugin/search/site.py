@@ -112,6 +112,13 @@ class SiteView:
         self._averages: Averages | None = None
         self.current = self.averages().current  # the share of listed documents that are current
         self.count = self.listed * self.current  # the site's items
+        # A small site none of whose documents awaits a merge (replaced or deleted): then every
+        # count in the term dictionary is exact, and no term's postings need counting. One count
+        # here instead of one per rare term (nearly every term of a small site), and none of the
+        # cached counts, which can be stale: a merge dropping old versions and new versions
+        # added since can bring a term's listed count back to the value a count was kept for.
+        self.settled = 0 < self.listed <= EXACT_BELOW and searcher.search(
+            tantivy.Query.term_query(SCHEMA, "site", site), 1, count=True).count == self.listed  # type: ignore[attr-defined]
 
     def df(self, value: str, exact: bool = True) -> float:
         """How many of the site's items hold the term (in any field).
@@ -122,6 +129,8 @@ class SiteView:
         listed = self._listed.get(value)
         if listed is None:
             listed = self._listed[value] = self.searcher.doc_freq("all", term(self.site, value))
+        if self.settled:
+            return float(listed)
         if not exact or not 0 < listed <= EXACT_BELOW:
             return listed * self.current
         found = self._df.get(value)
@@ -163,6 +172,8 @@ class SiteView:
     def _people(self, field: str, account: str) -> float:
         key = term(self.site, account)
         listed = self.searcher.doc_freq(field, key)
+        if self.settled:
+            return float(listed)
         if 0 < listed <= EXACT_BELOW:
             return float(COUNTS.current(self.searcher, self.identity, field, key, listed))
         return listed * self.current
