@@ -81,7 +81,7 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
 def load(session: Session, tenants: Sequence[int], ids: list[int]) -> Pool:
     """The stored candidates among `ids` (of the given tenants), in that order (items deleted since are left out)."""
     if not ids:
-        return Pool([], Packed.of([]), lambda wanted: [{} for _ in wanted])
+        return Pool([], Packed.of([]), functools.partial(vectors, session, tenants))
     dialect = session.get_bind().dialect.name
     rows = _binary_rows(session, _statements(dialect)[0], {"tenants": list(tenants), "ids": ids})
     found = {row[0]: row for row in rows}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,16 +39,16 @@ def pack(vector: dict[str, dict[str, int]]) -> bytes:
     start = 0
     for f, terms in fields:
         end = start + len(terms)
-        entries["hash"][start:end] = np.fromiter(map(term_hash, terms), dtype=np.uint64, count=len(terms))
+        entries["hash"][start:end] = hashes(terms.keys())
         tf = np.fromiter(terms.values(), dtype=np.int64, count=len(terms))
         entries["code"][start:end] = (f << _FIELD_SHIFT) | np.clip(tf, 0, _TF_MASK)
         start = end
     return entries.tobytes()
 
 
-def hashes(values: Sequence[str]) -> np.ndarray:
+def hashes(values: Collection[str]) -> np.ndarray:
     """The hashes of some terms, as an array."""
-    return np.fromiter((term_hash(v) for v in values), dtype=np.uint64, count=len(values))
+    return np.fromiter(map(term_hash, values), dtype=np.uint64, count=len(values))
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,7 @@ def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -
         return current_app.response_class(entry.body, content_type=entry.content_type)
     FRAGMENTS.misses += not renewing
     before = freshness.read(db.engine, tenant_id, facts)  # a change from here on shows next time
-    now = time.monotonic()
-    g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=now + renewal.AHEAD if renewing else 0.0)
+    g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=time.monotonic() + renewal.AHEAD if renewing else 0.0)
     response: Response = current_app.make_response(render())
     if response.status_code == 200 and not response.is_streamed:
         panel_cache.keep(key, response.get_data(), response.content_type or "", facts, before,

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -75,8 +76,6 @@ def _renew(app: Flask, environ: dict[str, Any], key: Any) -> None:
 
 def wait_idle(timeout: float = 10.0) -> bool:
     """Wait until no renewal is pending (tests)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with _lock:
