@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connect.db import Database, utcnow
 from connect.models import Tenant
@@ -20,7 +20,9 @@ from plugin import search
 from plugin.config import Settings
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
-from plugin.matching.store import remember_people, upsert_item
+from plugin.matching.precompute import refresh_suggestions
+from plugin.matching.store import get_item, remember_people, upsert_item
+from plugin.models.social import PanelEvent
 from plugin.services.people import BACKOFF, PROFILES
 from plugin.services.permissions import CACHE
 from sandbox.site import data
@@ -79,6 +81,20 @@ class Site:
     def page(self, path: str, sub: str | None = VIEWER) -> Any:
         """GET an iframe page with a qsh JWT, as the host loads it."""
         return self.client.get(path, headers=self.tenant.headers("GET", path, sub=sub))
+
+    def stored(self, index: int = -1) -> str:
+        """The key of one of the site's issues, with its suggestions computed and stored."""
+        key = self.keys[index]
+        with self.db.session() as session:
+            item = get_item(session, self.tenant.tenant_id, "jira", key)
+            refresh_suggestions(session, self.tenant.tenant_id, item.id)
+        return key
+
+    def views(self, panel: str) -> int:
+        """How many views of a panel the adoption events written so far count."""
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(PanelEvent).where(
+                PanelEvent.panel == panel, PanelEvent.kind == "viewed")) or 0
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,11 @@ import re
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connect.db import utcnow
-from plugin.matching.precompute import refresh_suggestions
-from plugin.matching.store import delete_item, get_item
+from plugin.matching.store import delete_item
 from plugin.models.content import StoredSuggestion
-from plugin.models.social import PanelEvent
 from plugin.services.freshness import _LOCAL
 from plugin.services.panel_cache import EVENTS, FRAGMENTS
 from plugin.services.permissions import CACHE
@@ -26,14 +24,6 @@ def empty_cache() -> None:
     FRAGMENTS.clear()
 
 
-def _stored(site: Site, index: int = -1) -> str:
-    key = site.keys[index]
-    with site.db.session() as session:
-        item = get_item(session, site.tenant.tenant_id, "jira", key)
-        refresh_suggestions(session, site.tenant.tenant_id, item.id)
-    return key
-
-
 def _page(site: Site, key: str, sub: str | None = VIEWER) -> str:
     response = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ", sub=sub)
     assert response.status_code == 200
@@ -44,24 +34,18 @@ def _shown(html: str) -> list[str]:
     return re.findall(r'data-track="([^"]+)"', html)
 
 
-def _views(site: Site) -> int:
-    with site.db.session() as session:
-        return session.scalar(select(func.count()).select_from(PanelEvent).where(
-            PanelEvent.kind == "viewed", PanelEvent.panel == "reuse"))
-
-
 def test_a_repeat_view_is_served_from_the_cache_and_still_counted(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     first = _page(site, key)
     hits = FRAGMENTS.hits
     assert _page(site, key) == first and _shown(first)
     assert FRAGMENTS.hits == hits + 1
     EVENTS.flush()  # a cached view's events are written in a batch within a second
-    assert _views(site) == 2  # adoption counts every view, cached or not
+    assert site.views("reuse") == 2  # adoption counts every view, cached or not
 
 
 def test_a_hits_own_sqlite_read_sees_other_writes_and_holds_no_snapshot(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     first = _page(site, key)
     assert _page(site, key) == first  # a hit: the stamp was read on this thread's own connection
     own = _LOCAL.connections[site.db.engine]
@@ -86,7 +70,7 @@ def test_live_ranked_panels_are_not_kept(site: Site) -> None:
 
 
 def test_each_viewer_gets_their_own_permissions(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(_page(site, key))
     site.host.deny(OTHER, shown[0])
     theirs = _shown(_page(site, key, sub=OTHER))
@@ -95,7 +79,7 @@ def test_each_viewer_gets_their_own_permissions(site: Site) -> None:
 
 
 def test_a_permission_answer_dropped_early_ends_the_entry(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(_page(site, key))
     site.host.deny(VIEWER, shown[0])
     CACHE.clear()  # as a reinstall does; expiry after 60 s ends entries the same way
@@ -103,7 +87,7 @@ def test_a_permission_answer_dropped_early_ends_the_entry(site: Site) -> None:
 
 
 def test_the_viewers_verdict_shows_at_once(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     html = _page(site, key)
     target = re.search(r'data-group="fb-(\d+)"', html).group(1)
     body = {"source": "jira", "key": key, "target_item_id": int(target), "verdict": "helped"}
@@ -114,7 +98,7 @@ def test_the_viewers_verdict_shows_at_once(site: Site) -> None:
 
 
 def test_settings_and_refreshed_suggestions_show_at_once(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(_page(site, key))
     with site.db.session() as session:
         row = session.scalars(select(StoredSuggestion).where(
@@ -130,7 +114,7 @@ def test_settings_and_refreshed_suggestions_show_at_once(site: Site) -> None:
 
 
 def test_a_deleted_suggestion_disappears_at_once(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(_page(site, key))
     with site.db.session() as session:
         assert delete_item(session, site.tenant.tenant_id, "jira", shown[0])
@@ -138,7 +122,7 @@ def test_a_deleted_suggestion_disappears_at_once(site: Site) -> None:
 
 
 def test_the_cache_can_be_turned_off(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     site.app.config["INFLOW_PANEL_CACHE"] = "0"
     first = _page(site, key)
     hits, misses = FRAGMENTS.hits, FRAGMENTS.misses
@@ -147,10 +131,10 @@ def test_the_cache_can_be_turned_off(site: Site) -> None:
 
 
 def test_a_cached_views_events_are_written_within_a_second_or_so(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     _page(site, key)
     _page(site, key)  # from the cache: its events wait in the per-process buffer
     deadline = time.monotonic() + 5
-    while _views(site) < 2 and time.monotonic() < deadline:
+    while site.views("reuse") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _views(site) == 2
+    assert site.views("reuse") == 2

@@ -6,11 +6,7 @@ import re
 import time
 
 import pytest
-from sqlalchemy import func, select
 
-from plugin.matching.precompute import refresh_suggestions
-from plugin.matching.store import get_item
-from plugin.models.social import PanelEvent
 from plugin.services.panel_cache import EVENTS, FRAGMENTS
 from plugin.views import renewal
 from tests.panels.conftest import VIEWER, Site
@@ -29,13 +25,6 @@ def _near_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     time.sleep(1.1)
 
 
-def _stored(site: Site) -> str:
-    key = site.keys[-1]
-    with site.db.session() as session:
-        refresh_suggestions(session, site.tenant.tenant_id, get_item(session, site.tenant.tenant_id, "jira", key).id)
-    return key
-
-
 def _shown(site: Site, key: str) -> list[str]:
     response = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
     assert response.status_code == 200
@@ -46,15 +35,8 @@ def _checks(site: Site) -> int:
     return len(site.host.calls_to(CHECKS))
 
 
-def _views(site: Site) -> int:
-    EVENTS.flush()
-    with site.db.session() as session:
-        return session.scalar(select(func.count()).select_from(PanelEvent).where(
-            PanelEvent.kind == "viewed", PanelEvent.panel == "reuse"))
-
-
 def test_a_view_far_from_expiry_is_served_as_it_is(site: Site) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(site, key)
     checks, hits = _checks(site), FRAGMENTS.hits
     assert _shown(site, key) == shown
@@ -64,7 +46,7 @@ def test_a_view_far_from_expiry_is_served_as_it_is(site: Site) -> None:
 
 def test_a_view_near_expiry_is_renewed_off_the_request_and_counted_once(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(site, key)
     _near_expiry(monkeypatch)
     checks, hits, misses = _checks(site), FRAGMENTS.hits, FRAGMENTS.misses
@@ -72,12 +54,13 @@ def test_a_view_near_expiry_is_renewed_off_the_request_and_counted_once(
     assert renewal.wait_idle()
     assert _checks(site) == checks + 1  # the renewal asked the host again
     assert (FRAGMENTS.hits, FRAGMENTS.misses) == (hits + 1, misses)
-    assert _views(site) == 2  # the renewal is nobody's view
+    EVENTS.flush()
+    assert site.views("reuse") == 2  # the renewal is nobody's view
 
 
 def test_what_the_host_says_at_renewal_shows_in_the_next_view(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(site, key)
     site.host.deny(VIEWER, shown[0])
     _near_expiry(monkeypatch)
@@ -90,7 +73,7 @@ def test_what_the_host_says_at_renewal_shows_in_the_next_view(
 
 
 def test_a_renewal_that_fails_keeps_nothing_new(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    key = _stored(site)
+    key = site.stored()
     shown = _shown(site, key)
     _near_expiry(monkeypatch)
     site.host.inject(CHECKS, 400, times=1)

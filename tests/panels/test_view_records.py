@@ -4,25 +4,17 @@ from __future__ import annotations
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from plugin.models.social import PanelEvent
 from plugin.services.panel_cache import EVENTS
 from tests.panels.conftest import Site
-
-
-def _views(site: Site, panel: str) -> int:
-    with site.db.session() as session:
-        return session.scalar(select(func.count()).select_from(PanelEvent).where(
-            PanelEvent.panel == panel, PanelEvent.kind == "viewed")) or 0
 
 
 def test_a_first_view_answers_while_a_worker_holds_the_write_lock(site: Site) -> None:
     key = site.keys[-1]
     assert site.get(f"/api/content/jira/{key}/reuse").status_code == 200  # people and items read once
     EVENTS.flush()
-    before = _views(site, "experts")
+    before = site.views("experts")
     holder = sqlite3.connect(make_url(site.db.url).database, isolation_level=None)
     with ThreadPoolExecutor(1) as pool:
         holder.execute("BEGIN IMMEDIATE")  # as a drain's batch holds it while it stores items
@@ -34,4 +26,4 @@ def test_a_first_view_answers_while_a_worker_holds_the_write_lock(site: Site) ->
             holder.close()
     assert response.status_code == 200 and response.get_json()["experts"]
     EVENTS.flush()  # the buffer writes within a second; a test need not wait for it
-    assert _views(site, "experts") == before + 1
+    assert site.views("experts") == before + 1
