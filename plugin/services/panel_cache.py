@@ -56,6 +56,7 @@ class EventBuffer:
         # Keyed by the engine itself (identity): hashing its URL cost more than the view's lookup.
         self._pending: dict[Any, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # held while a flush writes
         self._wake = threading.Event()
         self._owner: int | None = None  # the process whose thread flushes (gunicorn forks)
 
@@ -72,12 +73,17 @@ class EventBuffer:
             self._wake.set()
 
     def flush(self) -> None:
-        """Write everything queued now (also at exit, and from tests)."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for engine, events in pending.items():
-            with engine.begin() as conn:
-                conn.execute(RECORD, events)
+        """Write everything queued now (also at exit, and from tests), and wait for a write under way.
+
+        Why the wait: the flusher thread may have taken events just before; a caller reading the
+        table after flush() must find them written.
+        """
+        with self._writing:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for engine, events in pending.items():
+                with engine.begin() as conn:
+                    conn.execute(RECORD, events)
 
     def _run(self) -> None:
         while True:
