@@ -25,7 +25,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from atlassian import Confluence, Jira
@@ -219,6 +219,11 @@ class HostSession(requests.Session):
         # Why give up rather than wait less: retrying before Retry-After only earns another 429;
         # the caller (an rq job) can reschedule itself using HostError.retry_after.
         return asked if asked <= self.max_wait else None
+
+
+def segment(value: object) -> str:
+    """A key or id as one escaped path segment: `A-1?x` or `A-1/../B` must not reach another route."""
+    return quote(str(value), safe="")
 
 
 def _site_url(base_url: str, path: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
+from connect.host_client import segment
 from connect.models import Tenant
 from plugin.models.content import Contribution, Item
 from plugin.models.pipeline import DigestDelivery, DigestSubscription
@@ -137,7 +138,7 @@ def send_digest(db: Database, tenant_id: int, account_id: str, week: date, clien
                     "voters": False,
                 },
             }
-            client.request("POST", f"/rest/api/3/issue/{issue}/notify", json=body)
+            client.request("POST", f"/rest/api/3/issue/{segment(issue)}/notify", json=body)
     except Exception:
         _release(db, tenant_id, account_id, week)
         raise

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import requests
 
-from connect.host_client import HostError
+from connect.host_client import HostError, segment
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 
@@ -38,7 +38,7 @@ def _get_or_none(client: Requester, path: str, params: dict[str, Any] | None = N
 
 def jira_issue(client: Requester, key_or_id: str, site_url: str) -> ItemDoc | None:
     """The issue as it is now (with its comments), or None when it no longer exists."""
-    issue = _get_or_none(client, f"/rest/api/3/issue/{key_or_id}", {"fields": JIRA_FIELDS})
+    issue = _get_or_none(client, f"/rest/api/3/issue/{segment(key_or_id)}", {"fields": JIRA_FIELDS})
     return jira_issue_to_doc(issue, site_url) if issue else None
 
 
@@ -47,14 +47,14 @@ def space_key(client: Requester, space_id: str | None, cache: dict[str, str]) ->
     if not space_id:
         return None
     if space_id not in cache:
-        space = _get_or_none(client, f"/wiki/api/v2/spaces/{space_id}")
+        space = _get_or_none(client, f"/wiki/api/v2/spaces/{segment(space_id)}")
         cache[space_id] = str(space.get("key") or space_id) if space else str(space_id)
     return cache[space_id]
 
 
 def footer_comments(client: Requester, kind: str, content_id: str) -> list[dict[str, Any]]:
     """The footer comments of a page or blog post (storage bodies), a bounded number of pages."""
-    path: str | None = f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}/footer-comments"
+    path: str | None = f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{segment(content_id)}/footer-comments"
     params: dict[str, Any] | None = {"body-format": "storage", "limit": 100}
     comments: list[dict[str, Any]] = []
     for _ in range(MAX_COMMENT_PAGES):
@@ -81,7 +81,7 @@ def confluence_item(
     """The page or blog post as it is now, or None when deleted, trashed or not current."""
     params = {"body-format": "storage", "include-labels": "true"}
     content = _get_or_none(
-        client, f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{content_id}", params
+        client, f"/wiki/api/v2/{CONFLUENCE_COLLECTIONS[kind]}/{segment(content_id)}", params
     )
     if not content or content.get("status", "current") != "current":
         return None

@@ -12,7 +12,7 @@ import requests
 from redis import Redis
 from redis.exceptions import RedisError
 
-from connect.host_client import HostError
+from connect.host_client import HostError, segment
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _jira_browsable(client: Requester, account_id: str, issue_ids: list[str]) ->
 
 def _confluence_readable(client: Requester, account_id: str, page_id: str) -> bool:
     body = {"subject": {"type": "user", "identifier": account_id}, "operation": "read"}
-    response = client.request("POST", f"/wiki/rest/api/content/{page_id}/permission/check", json=body)
+    response = client.request("POST", f"/wiki/rest/api/content/{segment(page_id)}/permission/check", json=body)
     return bool(response.json().get("hasPermission"))
 
 
@@ -271,7 +271,7 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
 
 def _project_id(client: Requester, project_key: str) -> int | None:
     try:
-        response = client.request("GET", f"/rest/api/3/project/{project_key}")
+        response = client.request("GET", f"/rest/api/3/project/{segment(project_key)}")
     except HostError as exc:
         if exc.status == 404:  # no such project: nobody administers it
             return None

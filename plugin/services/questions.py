@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
+from connect.host_client import segment
 from connect.models import Tenant
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.services.errors import Refused
@@ -31,7 +32,7 @@ def post_comment(client: Any, source: str, key: str, account_id: str, name: str 
     body: dict[str, Any]
     if source == "jira":
         body = {"body": _adf_comment(account_id, name, text)}
-        response = client.request("POST", f"/rest/api/3/issue/{key}/comment", json=body)
+        response = client.request("POST", f"/rest/api/3/issue/{segment(key)}/comment", json=body)
     else:
         value = (f'<p><ac:link><ri:user ri:account-id="{escape(account_id)}" /></ac:link> '
                  f"{escape(text)}</p>")

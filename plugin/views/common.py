@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from connect.host_client import HostClient, HostError
+from connect.host_client import HostClient, HostError, segment
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.models.content import Item
@@ -95,9 +95,9 @@ def fetcher(source: str, key: str) -> Callable[[], ItemDoc | None]:
     def fetch() -> ItemDoc | None:
         try:
             if source == "jira":
-                issue = host().get_json(f"/rest/api/3/issue/{key}", params={"fields": JIRA_FIELDS})
+                issue = host().get_json(f"/rest/api/3/issue/{segment(key)}", params={"fields": JIRA_FIELDS})
                 return jira_issue_to_doc(issue, site_url())
-            page = host().get_json(f"/wiki/api/v2/pages/{key}", params={"body-format": "storage"})
+            page = host().get_json(f"/wiki/api/v2/pages/{segment(key)}", params={"body-format": "storage"})
             return confluence_page_to_doc(page, site_url())
         except HostError as exc:
             if exc.status == 0 or exc.status >= 500:

@@ -117,6 +117,24 @@ def test_asking_about_the_other_products_content_is_a_4xx(
     assert 400 <= response.status_code < 500, response.status_code
 
 
+@pytest.mark.parametrize("suffix", ["?x=", "#x", "/comment/../..", "%2F.."])
+def test_a_key_cannot_steer_the_host_call_to_another_route(
+        fuzz_site: tuple[Any, TenantAuth], fake_host: FakeHost, suffix: str) -> None:
+    """A key is one escaped path segment: `A-1?x` once turned the comment POST into a 405."""
+    app, auth = fuzz_site
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    key = data.jira_dataset("apache-activemq")[0]["key"]
+    before = len(fake_host.comments(key))
+    response = app.test_client().post(
+        "/api/questions", headers=auth.context_headers(sub=VIEWER),
+        json={"source": "jira", "key": key + suffix, "expert_account_id": "chirino",
+              "text": "Could you help?"})
+    assert 400 <= response.status_code < 500, response.status_code
+    assert len(fake_host.comments(key)) == before
+    assert all(c.path.startswith(f"/rest/api/3/issue/{key}{suffix}")
+               for c in fake_host.calls_to("/rest/api/3/issue/"))
+
+
 def test_real_panels_match_their_documented_shape(fuzz_site: tuple[Any, TenantAuth]) -> None:
     """Typed suggestions and experts (with evidence, marks and shared terms) as served."""
     from plugin import search
