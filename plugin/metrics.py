@@ -26,6 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from plugin.views import renewal
+
 log = logging.getLogger(__name__)
 
 # Panel views should answer in tens of milliseconds; the top buckets catch host timeouts.
@@ -151,8 +153,8 @@ def _request_timer(method: str, endpoint: str, status: int) -> Any:
 
 def _observe(response: Response) -> Response:
     started = g.get("inflow_request_started")
-    # A cached view renewed in the background (plugin.views.renewal) is no request anyone made.
-    if started is not None and request.endpoint != "inflow_metrics" and not request.environ.get("inflow.renewal"):
+    # A cached view renewed in the background is no request anyone made.
+    if started is not None and request.endpoint != "inflow_metrics" and not renewal.renewing():
         endpoint = request.endpoint or "unmatched"  # route names, never raw paths: bounded labels
         observe_request(request.method, endpoint, response.status_code, started)
     return response
