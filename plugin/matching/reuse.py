@@ -12,6 +12,7 @@ import numpy as np
 from plugin.matching import similarity
 from plugin.matching.packed import Packed
 from plugin.matching.similarity import Statistics, Vector
+from plugin.matching.text import word_terms
 from plugin.models.content import Item
 
 RESOLVED_BOOST = 0.05  # answered items win near-ties; more than that buries the open duplicate
@@ -102,8 +103,10 @@ def fuse(bm25: np.ndarray, cosine: np.ndarray) -> np.ndarray:
     return COSINE_SHARE * cosine + (1.0 - COSINE_SHARE) * (bm25 / top if top > 0 else bm25)
 
 
-def _listed(stats: Statistics) -> Callable[[str], float]:
-    return lambda value: stats.cosine_idf(value, exact=False)
+def _listed(stats: Statistics) -> Callable[[list[str], np.ndarray], np.ndarray]:
+    """Today's cosine idf of distinct terms, from the dictionary's counts (no postings read)."""
+    return lambda terms, _held: np.fromiter((stats.cosine_idf(t, exact=False) for t in terms),
+                                            dtype=np.float64, count=len(terms))
 
 
 def heaviest(cosine_query: dict[str, float]) -> dict[str, float]:
@@ -128,7 +131,7 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, f
     # best matches, whose order matters most, get theirs from today's statistics.
     top = np.argsort(-scores, kind="stable")[:EXACT_TOP]
     vectors = pool.vectors([pool.items[n].item_id for n in top])
-    norms[top] = [similarity.statement_norm(similarity.statement(v), _listed(stats)) for v in vectors]
+    norms[top] = similarity.statement_norms(vectors, _listed(stats))
     cosine[top] = similarity.cosine(stats, packed.take(top), norms[top], heaviest)
     scores = fuse(bm25, cosine) + titles
     # Priors reorder the best matches; they never lift an item that matched nothing.
@@ -204,9 +207,9 @@ def sentences(text: str, limit: int = SNIPPET_SENTENCES) -> list[str]:
     return out + [piece] if piece else out
 
 
-def marks(text: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> list[list[int]]:
+def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
     """[start, end] of each word of the text whose terms are among the query's."""
-    return [[m.start(), m.end()] for m in _WORD.finditer(text) if any(t in weights for t in stem(m.group()))]
+    return [[m.start(), m.end()] for m in _WORD.finditer(text) if any(t in weights for t in word_terms(m.group()))]
 
 
 def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
@@ -274,8 +277,8 @@ def passage(text: str, weights: dict[str, float], stem: Callable[[str], list[str
     chosen = _best_passage(found, weights, stem, size)
     if not chosen:
         return Snippet("")
-    cut = _cut(chosen, marks(chosen, weights, stem), size)
-    return Snippet(cut, marks(cut, weights, stem))
+    cut = _cut(chosen, marks(chosen, weights), size)
+    return Snippet(cut, marks(cut, weights))
 
 
 def snippet(text: str, terms: set[str], stem: Callable[[str], list[str]], size: int = SNIPPET_SIZE) -> str:
@@ -283,8 +286,7 @@ def snippet(text: str, terms: set[str], stem: Callable[[str], list[str]], size: 
     return passage(text, dict.fromkeys(terms, 1.0), stem, size).text
 
 
-def shared_terms(text: str, weights: dict[str, float], stem: Callable[[str], list[str]],
-                 limit: int = SHARED_TERMS) -> list[str]:
+def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS) -> list[str]:
     """The query's weightiest terms in the text's prose, as the text spells them (not as stems).
 
     Trace and log lines are left out: their package, host and thread names are rare, hence weighty,
@@ -295,8 +297,7 @@ def shared_terms(text: str, weights: dict[str, float], stem: Callable[[str], lis
     for match in _WORD.finditer(_untraced(text)):
         if match.group().isdigit():
             continue  # line numbers, ports, versions: shared by chance, telling nobody anything
-        terms = stem(match.group())
-        for n, term in enumerate(terms):
+        for n, term in enumerate(word_terms(match.group())):
             if term in weights:
                 (whole if n == 0 else part).setdefault(term, match.group())
     spelled = {**part, **whole}
@@ -399,11 +400,11 @@ def _settled(item: Item) -> list[str]:
     return out
 
 
-def reasons(item: Item, body: str, viewed: Viewed, weights: dict[str, float], stem: Callable[[str], list[str]],
+def reasons(item: Item, body: str, viewed: Viewed, weights: dict[str, float],
             similar: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Why an item was suggested, strongest first, from evidence both items hold; and the words they share."""
     text = f"{item.title}\n{body[:20_000]}"
-    words = shared_terms(text, weights, stem)
+    words = shared_terms(text, weights)
     error = same_error(viewed.text, text)
     named = [w for w in words if not error or w not in error]  # the error reason names its own words
     found = [_linked(item, viewed, similar or set()), error, f"shares {_quoted(named)}" if named else None]

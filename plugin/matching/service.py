@@ -134,7 +134,7 @@ def _reuse(item: Item, body: str, score: float, viewed: reuse.Viewed, weights: d
            similar: set[str]) -> ReuseSuggestion:
     """One suggestion: its best passage with the matches marked, and the evidence it shares."""
     shown = reuse.passage(body, weights, tokens)
-    why, words = reuse.reasons(item, body, viewed, weights, tokens, similar)
+    why, words = reuse.reasons(item, body, viewed, weights, similar)
     return ReuseSuggestion(item.id, item.source, item.key, item.title, item.url, item.status, item.resolution,
                            shown.text, round(score, 4), why, snippet_marks=shown.marks, shared_terms=words)
 

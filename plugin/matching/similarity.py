@@ -58,11 +58,6 @@ def statement(vector: Vector) -> dict[str, float]:
     return out
 
 
-def statement_norm(said: dict[str, float], idf: Callable[[str], float]) -> float:
-    """The length of one item's statement as a sublinear tf-idf vector."""
-    return math.sqrt(sum(((1.0 + math.log(tf)) * idf(t)) ** 2 for t, tf in said.items()))
-
-
 def statement_norms(vectors: Sequence[Vector], idf: Callable[[list[str], np.ndarray], np.ndarray]) -> np.ndarray:
     """The length of each item's statement as a sublinear tf-idf vector.
 

@@ -113,6 +113,11 @@ def tokens(text: str) -> list[str]:
     return list(_terms(text))
 
 
+def word_terms(word: str) -> tuple[str, ...]:
+    """Index terms of one word as `_WORD` finds it: what `tokens` gives for it, without the split."""
+    return _analysed[word.encode("ascii") if word.isascii() else word]
+
+
 def term_counts(text: str) -> dict[str, int]:
     """Term frequencies of a text (each distinct word analysed once: long texts repeat a lot)."""
     # All in C: the split, the cached analysis of each word and the counting. Counter's own

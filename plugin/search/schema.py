@@ -74,7 +74,7 @@ class Entry:
     project: str | None
     terms: dict[str, dict[str, int]]
     people: dict[str, str]  # account -> best role
-    norm: float  # the statement vector's length (`plugin.matching.similarity.statement_norm`)
+    norm: float  # the statement vector's length (`plugin.matching.similarity.statement_norms`)
     basis: int  # the site's number of items that norm's idf was computed with
 
 

@@ -55,7 +55,7 @@ def test_hostile_text_stays_text_and_marks_point_into_it() -> None:
 def test_shared_terms_are_the_rarest_query_words_spelled_as_the_item_spells_them() -> None:
     weights = {"zxid": 5.0, "snapshot": 4.0, "truncat": 3.0, "log": 0.5, "datatre": 2.0, "follow": 0.1}
     text = "Snapshots and the ZXID: we Truncate the log in DataTree; followers wait."
-    assert reuse.shared_terms(text, weights, tokens) == ["ZXID", "Snapshots", "Truncate", "DataTree"]
+    assert reuse.shared_terms(text, weights) == ["ZXID", "Snapshots", "Truncate", "DataTree"]
 
 
 def test_errors_and_top_frames_are_read_from_traces() -> None:
@@ -121,6 +121,6 @@ def test_pages_in_the_same_space_and_items_with_shared_labels_say_so() -> None:
     other = Item(source="confluence", key="3", title="Snapshot restore runbook", space="DEV", components=[],
                  labels=["misc"], links=[], resolution=None, helpful_count=0)
     weights = _weights("restore snapshot")
-    assert reuse.reasons(page, "", viewed, weights, tokens)[0] == [
+    assert reuse.reasons(page, "", viewed, weights)[0] == [
         'shares "restore", "Snapshot"', "same label: backup", "same space: OPS", "helped 3 people before"]
-    assert reuse.reasons(other, "", viewed, weights, tokens)[0] == ['shares "restore", "Snapshot"']
+    assert reuse.reasons(other, "", viewed, weights)[0] == ['shares "restore", "Snapshot"']

@@ -101,3 +101,10 @@ def test_analysis_cache_starts_over_when_full(monkeypatch: pytest.MonkeyPatch) -
     assert text.tokens("alpha beta gamma delta epsilon alpha") == reference_tokens(
         "alpha beta gamma delta epsilon alpha")
     assert len(text._analysed) <= 3
+
+
+def test_a_words_terms_are_what_tokens_gives_for_it(doc_texts: list[tuple]) -> None:
+    """Snippets and shared terms analyse word by word: the same terms as the index's."""
+    words = {w for title, body, *_ in doc_texts for w in text._WORD.findall(f"{title}\n{body}")}
+    words |= {"ZooKeeper", "naïve", "Größe", "HTTPServer2", "x", "the", "12345678"}
+    assert all(list(text.word_terms(w)) == text.tokens(w) for w in words)
