@@ -70,11 +70,12 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
     # One engine query per view of similarity that ranking weighs most: the whole item for its
     # BM25F, the statement (title, description, components) for its cosine.
     size = max(ENGINE_POOL, k)
-    norms = {hit.item_id: hit.norm for hit in view.candidates(query, size)}
-    norms |= {hit.item_id: hit.norm for hit in view.candidates(heaviest, size, "statement")}
-    pool = candidates.load(session, view.members, list(norms))
+    hits = {hit.item_id: hit for hit in view.candidates(query, size)}
+    hits |= {hit.item_id: hit for hit in view.candidates(heaviest, size, "statement")}
+    pool = candidates.load(session, view.members, list(hits))
     for candidate in pool.items:
-        candidate.norm = norms[candidate.item_id]
+        hit = hits[candidate.item_id]
+        candidate.norm, candidate.norm_is_current = hit.norm, hit.basis == int(view.count)
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
                         excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
     return Ranking(query, ranked, view.averages().owning_share, view.members, view=view,

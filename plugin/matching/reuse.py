@@ -60,6 +60,7 @@ class Candidate:
     not_relevant: int
     created: float  # epoch seconds
     norm: float = 0.0  # its statement's tf-idf length, as the engine holds it
+    norm_is_current: bool = False  # computed on the site as it is now (as many items)
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,14 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, f
     titles = TITLE_SHARE * similarity.title_agreement(stats, packed, title) if title else 0.0
     scores = fuse(bm25, cosine) + titles
     # The index's norms date from when each item was indexed (renewed as the site doubles): the
-    # best matches, whose order matters most, get theirs from today's statistics.
-    top = np.argsort(-scores, kind="stable")[:EXACT_TOP]
-    vectors = pool.vectors([pool.items[n].item_id for n in top])
-    norms[top] = similarity.statement_norms(vectors, _listed(stats))
-    cosine[top] = similarity.cosine(stats, packed.take(top), norms[top], heaviest)
+    # best matches, whose order matters most, get theirs from today's statistics, unless theirs
+    # were computed on the site as it is (then they are today's, and a small site rarely changes).
+    top = np.array([n for n in np.argsort(-scores, kind="stable")[:EXACT_TOP]
+                    if not pool.items[n].norm_is_current], dtype=np.int64)
+    if len(top):
+        vectors = pool.vectors([pool.items[n].item_id for n in top])
+        norms[top] = similarity.statement_norms(vectors, _listed(stats))
+        cosine[top] = similarity.cosine(stats, packed.take(top), norms[top], heaviest)
     scores = fuse(bm25, cosine) + titles
     # Priors reorder the best matches; they never lift an item that matched nothing.
     items = pool.items

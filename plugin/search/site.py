@@ -91,11 +91,13 @@ def _compute_averages(searcher: tantivy.Searcher, site: int) -> Averages:
 
 
 class Hit(NamedTuple):
-    """An item the engine found: its id, the engine's score and its statement's norm."""
+    """An item the engine found: its id, the engine's score, its statement's norm and the site's
+    size that norm was computed at."""
 
     item_id: int
     score: float
     norm: float
+    basis: int = -1
 
 
 class SiteView:
@@ -205,10 +207,11 @@ class SiteView:
         ids = self.searcher.fast_field_values("id", addresses)
         owners = self.searcher.fast_field_values("tenant", addresses)
         norms = self.searcher.fast_field_values("norm", addresses)
+        bases = self.searcher.fast_field_values("basis", addresses)
         # Terms carry the site already; the check costs one fast-field read and keeps a
         # mistake anywhere above from ever showing one site's item to another.
-        return [Hit(int(i), float(score), float(norm or 0.0))
-                for (score, _), i, owner, norm in zip(hits, ids, owners, norms, strict=False)
+        return [Hit(int(i), float(score), float(norm or 0.0), int(basis if basis is not None else -1))
+                for (score, _), i, owner, norm, basis in zip(hits, ids, owners, norms, bases, strict=False)
                 if owner in self.members and i is not None]
 
     def stale_norms(self, limit: int) -> list[tuple[int, int]]:
