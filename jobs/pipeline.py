@@ -20,7 +20,7 @@ from connect import forge_presence
 from connect.db import Database, utcnow
 from connect.host_client import HostClient, HostError
 from connect.models import Tenant, WebhookEvent
-from jobs import throttle
+from jobs import throttle, warming
 from jobs.core import (
     QUEUE_BACKLOG,
     QUEUE_BULK,
@@ -367,6 +367,8 @@ def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) ->
         return False
     if neighbours:
         mark_due(connection, key, [f"{NEIGHBOUR}{n}" for n in neighbours])
+    if neighbours is not None:
+        warming.after_refresh(connection, tenant_id, item_id)
     return neighbours is not None
 
 

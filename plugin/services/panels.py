@@ -224,6 +224,16 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     return rows
 
 
+def checked_items(session: Session, tenant_id: int, item_id: int) -> list[Any]:
+    """What a view of the item asks the viewer's permissions on: its stored suggestions and the
+    stored experts' evidence (as `_light` reads them)."""
+    stored = stored_suggestions(session, tenant_id, item_id)
+    if not stored:
+        return []
+    ids = {s.item_id for s in stored["reuse"]} | {ev.item_id for e in stored["experts"] for ev in e.evidence}
+    return _light(session, tenant_id, ids)
+
+
 def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible,
                  light: list[Any] | None = None) -> set[int]:
     # `light`: rows already read for these ids (the subject's check), not read twice.

@@ -17,6 +17,9 @@ from connect.host_client import HostError, segment
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 60.0
+# Who opened an item lately, for `warm`: the last few, for as long as they are likely to come back.
+RECENT_VIEWERS = 5
+VIEWERS_FOR_SECONDS = 1800.0
 
 
 class Requester(Protocol):
@@ -80,6 +83,7 @@ class SharedAnswers:
     """
 
     PREFIX = "inflow:answer:"
+    VIEWERS = "inflow:viewers:"
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
@@ -115,6 +119,28 @@ class SharedAnswers:
                 pipe.execute()
         except RedisError as exc:
             log.debug("could not share permission answers: %s", exc)
+
+    def saw(self, tenant_id: int, item: tuple[str, str], account_id: str) -> None:
+        """Remember that this person opened the item (source, key): the last few, for a while."""
+        key, now = f"{self.VIEWERS}{tenant_id}|{item[0]}|{item[1]}", time.time()
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {account_id: now})
+                pipe.zremrangebyrank(key, 0, -RECENT_VIEWERS - 1)
+                pipe.expire(key, int(VIEWERS_FOR_SECONDS))
+                pipe.execute()
+        except RedisError as exc:
+            log.debug("could not remember a viewer: %s", exc)
+
+    def viewers(self, tenant_id: int, item: tuple[str, str]) -> list[str]:
+        """Who opened the item (source, key) lately, the most recent first."""
+        key = f"{self.VIEWERS}{tenant_id}|{item[0]}|{item[1]}"
+        try:
+            found = self.connection.zrevrangebyscore(key, "+inf", time.time() - VIEWERS_FOR_SECONDS)
+        except RedisError as exc:
+            log.debug("recent viewers unavailable: %s", exc)
+            return []
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in found]
 
     def clear(self) -> None:
         """Forget every shared answer (tests)."""
@@ -267,6 +293,27 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
         return [item for item in items if known.get(_item_ref(item))]
 
     return visible
+
+
+def warm(tenant_id: int, items: list[Any], clients: Callable[[str], Requester | None],
+         shared: SharedAnswers, viewers: list[str]) -> int:
+    """Ask the host now, for each viewer, about the items no process holds a lasting answer for.
+
+    Why: when an item's suggestions change, the next view of it would wait for the host's
+    answers on the new ones; the people who opened it lately are likely to open it again. The
+    answers are shared (`SharedAnswers`) for `TTL_SECONDS`, as a view's own are. Returns how
+    many viewers were asked about.
+    """
+    refs = sorted({_item_ref(item) for item in items})
+    asked = 0
+    for account_id in viewers if refs else []:
+        held = shared.get(tenant_id, account_id, refs)
+        # An answer this close to its end would be asked again by the view that uses it.
+        missing = {ref for ref in refs if held.get(ref, (0.0, False))[0] < TTL_SECONDS / 2}
+        if missing:
+            shared.put(tenant_id, account_id, _check_uncached(clients, account_id, missing), TTL_SECONDS)
+            asked += 1
+    return asked
 
 
 def _project_id(client: Requester, project_key: str) -> int | None:

@@ -66,15 +66,16 @@ def visible() -> Callable[[list[Item]], list[Item]]:
     without one they are hidden. A render that may be cached (`g.inflow_watch`) learns when the
     answers it used expire.
     """
-    own = g.tenant.product_type
+    own, shared, vouched = g.tenant.product_type, current_app.extensions.get("inflow.answers"), g.get("inflow_vouched")
+    if shared is not None and vouched is not None and g.account_id:
+        shared.saw(g.tenant.id, vouched, g.account_id)  # the worker asks ahead for them (jobs.warming)
 
     def clients(source: str) -> HostClient | None:
         return host() if source == own else partner_host()
 
     return permissions.visible_to(host, g.tenant.id, g.account_id,
                                   horizon=g.get("inflow_watch"), clients=clients,
-                                  vouched=g.get("inflow_vouched"),
-                                  shared=current_app.extensions.get("inflow.answers"))
+                                  vouched=vouched, shared=shared)
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:

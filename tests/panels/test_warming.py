@@ -1,0 +1,91 @@
+"""Permission answers asked ahead: once an item's suggestions changed, the worker asks the host
+about them for the people who opened the item lately, so their next view does not wait for it."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from redis import Redis
+
+from jobs import warming
+from plugin.matching.store import get_item
+from plugin.services.panel_cache import FRAGMENTS
+from plugin.services.permissions import CACHE, SharedAnswers, TTLCache
+from tests.panels.conftest import VIEWER, Site
+
+CHECKS = "/rest/api/3/permissions/check"
+
+
+@pytest.fixture
+def shared(site: Site, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> SharedAnswers:
+    """The app's processes share answers through Redis; the worker reads the site's database."""
+    monkeypatch.setenv("DATABASE_URL", str(site.db.engine.url))
+    monkeypatch.setenv("INFLOW_APP_KEY", site.host.app_key)
+    answers = site.app.extensions["inflow.answers"] = SharedAnswers(Redis.from_url(redis_url))
+    FRAGMENTS.clear()
+    return answers
+
+
+def _view(site: Site, key: str, sub: str = VIEWER) -> list[str]:
+    response = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ", sub=sub)
+    assert response.status_code == 200
+    return re.findall(r'data-track="([^"]+)"', response.get_data(as_text=True))
+
+
+def _as_if_the_suggestions_were_new() -> None:
+    """Nobody holds an answer on them any more, here or in Redis; no view is cached."""
+    CACHE.clear()
+    FRAGMENTS.clear()
+
+
+def _item_id(site: Site, key: str) -> int:
+    with site.db.session() as session:
+        return get_item(session, site.tenant.tenant_id, "jira", key).id
+
+
+def test_the_next_view_after_a_change_finds_the_answers_the_worker_asked_for(
+        site: Site, shared: SharedAnswers) -> None:
+    key = site.stored()
+    shown = _view(site, key)
+    assert shared.viewers(site.tenant.tenant_id, ("jira", key)) == [VIEWER]
+    _as_if_the_suggestions_were_new()
+    site.host.deny(VIEWER, shown[0])  # what the host says now is what the warmed answers say
+    assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, _item_id(site, key)) == 1
+    TTLCache.clear(CACHE)  # another web process: only the shared answers
+    FRAGMENTS.clear()
+    checks = len(site.host.calls_to(CHECKS))
+    after = _view(site, key)
+    assert shown[0] not in after and after[:len(shown) - 1] == shown[1:]
+    assert len(site.host.calls_to(CHECKS)) == checks  # the view did not wait for the host
+
+
+def test_only_recent_viewers_are_asked_about_and_fresh_answers_are_not_asked_again(
+        site: Site, shared: SharedAnswers) -> None:
+    key, other = site.stored(), site.stored(-2)
+    _view(site, other, sub="someone-else")
+    item_id = _item_id(site, key)
+    assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, item_id) == 0  # never opened
+    _view(site, key)
+    assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, item_id) == 0  # answers held
+    _as_if_the_suggestions_were_new()
+    checks = len(site.host.calls_to(CHECKS))
+    assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, item_id) == 1
+    assert len(site.host.calls_to(CHECKS)) == checks + 1  # one bulk check for the viewer
+
+
+def test_a_refresh_warms_off_its_thread_and_a_refusing_host_loses_nothing(
+        site: Site, shared: SharedAnswers) -> None:
+    key = site.stored()
+    shown = _view(site, key)
+    _as_if_the_suggestions_were_new()
+    checks = len(site.host.calls_to(CHECKS))
+    site.host.inject(CHECKS, 400, times=1)
+    warming.after_refresh(shared.connection, site.tenant.tenant_id, _item_id(site, key))
+    deadline = time.monotonic() + 10
+    while warming._waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not warming._waiting
+    assert len(site.host.calls_to(CHECKS)) == checks + 1  # the worker's, refused
+    assert _view(site, key) == shown  # the view asked the host itself
+    assert len(site.host.calls_to(CHECKS)) == checks + 2
