@@ -367,7 +367,7 @@ def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) ->
         return False
     if neighbours:
         mark_due(connection, key, [f"{NEIGHBOUR}{n}" for n in neighbours])
-    if neighbours is not None:
+    if neighbours is not None and not neighbour:  # a changed item's suggestions change most
         warming.after_refresh(connection, tenant_id, item_id)
     return neighbours is not None
 

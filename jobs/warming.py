@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from redis import Redis
+from sqlalchemy import select
 
 from connect.host_client import HostClient, HostError
 from connect.models import Tenant
@@ -57,12 +58,12 @@ def warm_viewers(connection: Redis, tenant_id: int, item_id: int) -> int:
 
     shared = permissions.SharedAnswers(connection)
     with _db().session() as session:
-        item, tenant = session.get(Item, item_id), session.get(Tenant, tenant_id)
-        if item is None or tenant is None or item.tenant_id != tenant_id:
-            return 0
-        viewers = shared.viewers(tenant_id, (item.source, item.key))
+        ref = session.execute(select(Item.source, Item.key).where(
+            Item.id == item_id, Item.tenant_id == tenant_id)).first()
+        viewers = shared.viewers(tenant_id, (ref[0], ref[1])) if ref is not None else []
         checked = panels.checked_items(session, tenant_id, item_id) if viewers else []
-        if not checked:
+        tenant = session.get(Tenant, tenant_id) if checked else None
+        if tenant is None:
             return 0
         partner = sites.partner(session, tenant)
         own_product, own = tenant.product_type, client_for(tenant)
