@@ -125,7 +125,8 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, f
     packed = pool.packed
     bm25 = similarity.bm25f(stats, packed, query, averages)
     norms = np.array([c.norm for c in pool.items], dtype=np.float64)
-    cosine = similarity.cosine(stats, packed, norms, heaviest)
+    dots = similarity.statement_dots(stats, packed, heaviest)
+    cosine = similarity.over_norms(dots, norms)
     titles = TITLE_SHARE * similarity.title_agreement(stats, packed, title) if title else 0.0
     scores = fuse(bm25, cosine) + titles
     # The index's norms date from when each item was indexed (renewed as the site doubles): the
@@ -136,7 +137,7 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, f
     if len(top):
         vectors = pool.vectors([pool.items[n].item_id for n in top])
         norms[top] = similarity.statement_norms(vectors, _listed(stats))
-        cosine[top] = similarity.cosine(stats, packed.take(top), norms[top], heaviest)
+        cosine = similarity.over_norms(dots, norms)
     scores = fuse(bm25, cosine) + titles
     # Priors reorder the best matches; they never lift an item that matched nothing.
     items = pool.items

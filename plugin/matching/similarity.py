@@ -78,14 +78,23 @@ def cosine(stats: Statistics, packed: Packed, norms: np.ndarray, query: dict[str
     Each item's norm was computed by the indexer with the idf of its day (again once the site
     doubled), so only the query's terms are looked up here.
     """
+    return over_norms(statement_dots(stats, packed, query), norms)
+
+
+def over_norms(dots: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Each item's dot product over its statement's norm (0 where the norm is unknown)."""
+    return np.divide(dots, norms, out=np.zeros(len(dots)), where=norms > 0)
+
+
+def statement_dots(stats: Statistics, packed: Packed, query: dict[str, float]) -> np.ndarray:
+    """Dot product of each item's statement (sublinear tf-idf) with the unit query vector."""
     values = list(query)
     weights = np.array([w * stats.cosine_idf(t) for t, w in query.items()], dtype=np.float64)
     rows, which = packed.matches(values)
     owner, said = packed.owner[rows], _STATEMENT[packed.field[rows]] * packed.tf[rows]
     tf = np.bincount(owner * len(values) + which, weights=said,
                      minlength=packed.count * len(values)).reshape(packed.count, len(values))
-    dots = (weights * (1.0 + np.log(np.where(tf > 0, tf, 1.0))) * (tf > 0)).sum(axis=1)
-    return np.divide(dots, norms, out=np.zeros(packed.count), where=norms > 0)
+    return (weights * (1.0 + np.log(np.where(tf > 0, tf, 1.0))) * (tf > 0)).sum(axis=1)
 
 
 def title_agreement(stats: Statistics, packed: Packed, title: set[str]) -> np.ndarray:
