@@ -52,6 +52,7 @@ def content_panel(source: str, key: str, panel: str) -> Any:
     if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
         abort(404)  # the other product's content is not on this site
     project = project_of(source, key, request.args.get("project"))
+    g.inflow_viewed = (source, key)
 
     def render() -> Any:
         with get_db().session() as session:

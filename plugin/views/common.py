@@ -67,8 +67,9 @@ def visible() -> Callable[[list[Item]], list[Item]]:
     answers it used expire.
     """
     own, shared, vouched = g.tenant.product_type, current_app.extensions.get("inflow.answers"), g.get("inflow_vouched")
-    if shared is not None and vouched is not None and g.account_id:
-        shared.saw(g.tenant.id, vouched, g.account_id)  # the worker asks ahead for them (jobs.warming)
+    viewed = vouched or g.get("inflow_viewed")  # the item whose panel this is, if it is one item's
+    if shared is not None and viewed is not None and g.account_id:
+        shared.saw(g.tenant.id, viewed, g.account_id)  # the worker asks ahead for them (jobs.warming)
 
     def clients(source: str) -> HostClient | None:
         return host() if source == own else partner_host()

@@ -56,6 +56,8 @@ def macro(macro: str) -> Any:
                               g.account_id)
 
     panel = MACROS[macro]
+    if panel is not None:
+        g.inflow_viewed = ("confluence", page_id)
 
     def render_macro() -> Any:
         with get_db().session() as session:

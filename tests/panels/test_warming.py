@@ -89,3 +89,13 @@ def test_a_refresh_warms_off_its_thread_and_a_refusing_host_loses_nothing(
     assert len(site.host.calls_to(CHECKS)) == checks + 1  # the worker's, refused
     assert _view(site, key) == shown  # the view asked the host itself
     assert len(site.host.calls_to(CHECKS)) == checks + 2
+
+
+def test_a_panel_read_through_the_api_counts_its_viewer_too(site: Site, shared: SharedAnswers) -> None:
+    """Forge's Custom UI reads panels through the JSON API, where no iframe URL vouches for the item."""
+    key = site.stored()
+    response = site.get(f"/api/content/jira/{key}/reuse")
+    assert response.status_code == 200 and response.get_json()["suggestions"]
+    assert shared.viewers(site.tenant.tenant_id, ("jira", key)) == [VIEWER]
+    _as_if_the_suggestions_were_new()
+    assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, _item_id(site, key)) == 1
