@@ -109,3 +109,16 @@ def test_an_issue_panel_in_another_web_process_does_not_ask_again(site: Site, re
     CACHE.clear()
     site.page(path)
     assert len(site.host.calls_to(CHECKS, "POST")) == before + 2
+
+
+def test_an_items_recent_viewers_are_the_last_few_most_recent_first(redis_url: str) -> None:
+    from plugin.services.permissions import RECENT_VIEWERS
+
+    shared = SharedAnswers(Redis.from_url(redis_url))
+    for n in range(RECENT_VIEWERS + 2):
+        shared.saw(1, ("jira", "AMQ-1"), f"viewer-{n}")
+        time.sleep(0.002)
+    shared.saw(1, ("jira", "AMQ-1"), "viewer-3")  # seen again: the most recent now
+    expected = ["viewer-3"] + [f"viewer-{n}" for n in range(RECENT_VIEWERS + 1, 1, -1) if n != 3]
+    assert shared.viewers(1, ("jira", "AMQ-1")) == expected[:RECENT_VIEWERS]
+    assert shared.viewers(2, ("jira", "AMQ-1")) == [] and shared.viewers(1, ("jira", "AMQ-2")) == []
