@@ -53,6 +53,7 @@ from plugin.pipeline import (
     versions,
 )
 from plugin.services import privacy, questions
+from plugin.services.permissions import SharedAnswers
 
 log = logging.getLogger(__name__)
 
@@ -590,7 +591,8 @@ def report_personal_data(tenant_id: int) -> dict[str, int]:
     if tenant is None or not tenant.installed:
         return {}
     try:
-        return privacy_cycle.report_tenant(db, tenant_id, client_for(tenant))
+        return privacy_cycle.report_tenant(db, tenant_id, client_for(tenant),
+                                           erased=lambda accounts: _forget(tenant_id, accounts))
     except Exception as exc:
         privacy_cycle.record_failure(db, tenant_id, exc)
         raise
@@ -600,6 +602,13 @@ def erase_person(tenant_id: int, account_id: str) -> None:
     """Erase one person's data everywhere in a tenant (a request from their personal page)."""
     with _db().session() as session:
         privacy.erase_person(session, tenant_id, account_id)
+    _forget(tenant_id, [account_id])
+
+
+def _forget(tenant_id: int, accounts: list[str]) -> None:
+    """Drop erased people's recent views and permission answers kept in Redis."""
+    if accounts and (connection := _connection()) is not None:
+        SharedAnswers(connection).forget(tenant_id, set(accounts))
 
 
 def enqueue_erasure(connection: Redis, tenant_id: int, account_id: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
 from connect.auth import get_db, require_jwt
 from connect.db import utcnow
@@ -95,4 +95,6 @@ def erase() -> Any:
     viewer = _viewer()
     with get_db().session() as session:
         privacy.erase_person(session, g.tenant.id, viewer)
+    if (shared := current_app.extensions.get("inflow.answers")) is not None:
+        shared.forget(g.tenant.id, {viewer})
     return jsonify({"erased": True})

@@ -8,6 +8,7 @@ again, in hours.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,9 +102,14 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
 
 
 def report_tenant(
-    db: Database, tenant_id: int, client: Any, now: datetime | None = None
+    db: Database, tenant_id: int, client: Any, now: datetime | None = None,
+    erased: Callable[[list[str]], None] | None = None,
 ) -> dict[str, int]:
-    """Run one tenant's reporting cycle; each batch's erasures commit with that batch."""
+    """Run one tenant's reporting cycle; each batch's erasures commit with that batch.
+
+    `erased` hears each batch's closed accounts once their erasure committed (for what the
+    database does not hold: recent views and permission answers in Redis).
+    """
     now = now or utcnow()
     with db.session() as session:
         tenant = session.get(Tenant, tenant_id)
@@ -115,15 +121,19 @@ def report_tenant(
     for start in range(0, len(held), BATCH):
         answers, asked = _post_batch(client, held[start : start + BATCH])
         period = asked or period
+        gone: list[str] = []
         with db.session() as session:
             for answer in answers:
                 account = str(answer.get("accountId") or "")
                 if answer.get("status") == "closed" and account:
                     privacy.erase_person(session, tenant_id, account)
-                    closed += 1
+                    gone.append(account)
                 elif answer.get("status") == "updated" and account:
                     _refresh_person(session, tenant, client, account)
                     updated += 1
+        closed += len(gone)
+        if erased is not None and gone:
+            erased(gone)
     _schedule(db, tenant_id, now, period, len(held), closed)
     return {"reported": len(held), "closed": closed, "updated": updated}
 

@@ -142,6 +142,23 @@ class SharedAnswers:
             return []
         return [v.decode() if isinstance(v, bytes) else str(v) for v in found]
 
+    def forget(self, tenant_id: int, accounts: set[str]) -> None:
+        """Drop what is kept of these people in one site: their recent views, the answers about them.
+
+        For erasure, which is rare: one walk over the site's keys, whatever the number of people.
+        """
+        if not accounts:
+            return
+        try:
+            for key in self.connection.scan_iter(match=f"{self.VIEWERS}{tenant_id}|*", count=1000):
+                self.connection.zrem(key, *accounts)
+            answers = [key for key in self.connection.scan_iter(match=f"{self.PREFIX}{tenant_id}|*", count=1000)
+                       if (key.decode() if isinstance(key, bytes) else key).split("|", 2)[1] in accounts]
+            if answers:
+                self.connection.delete(*answers)
+        except RedisError as exc:  # both expire within half an hour regardless
+            log.warning("could not forget %d people's recent views and answers: %s", len(accounts), exc)
+
     def clear(self) -> None:
         """Forget every shared answer (tests)."""
         try:

@@ -122,3 +122,16 @@ def test_an_items_recent_viewers_are_the_last_few_most_recent_first(redis_url: s
     expected = ["viewer-3"] + [f"viewer-{n}" for n in range(RECENT_VIEWERS + 1, 1, -1) if n != 3]
     assert shared.viewers(1, ("jira", "AMQ-1")) == expected[:RECENT_VIEWERS]
     assert shared.viewers(2, ("jira", "AMQ-1")) == [] and shared.viewers(1, ("jira", "AMQ-2")) == []
+
+
+def test_forgetting_people_drops_their_views_and_answers_in_that_site_only(redis_url: str) -> None:
+    shared = SharedAnswers(Redis.from_url(redis_url))
+    for tenant in (1, 2):
+        for person in ("gone", "stays"):
+            shared.saw(tenant, ("jira", "AMQ-1"), person)
+            shared.put(tenant, person, {("jira", "10"): True}, 60.0)
+    shared.forget(1, {"gone"})
+    assert shared.viewers(1, ("jira", "AMQ-1")) == ["stays"]
+    assert shared.get(1, "gone", [("jira", "10")]) == {}
+    assert shared.get(1, "stays", [("jira", "10")]) and shared.get(2, "gone", [("jira", "10")])
+    assert sorted(shared.viewers(2, ("jira", "AMQ-1"))) == ["gone", "stays"]

@@ -99,3 +99,11 @@ def test_a_panel_read_through_the_api_counts_its_viewer_too(site: Site, shared: 
     assert shared.viewers(site.tenant.tenant_id, ("jira", key)) == [VIEWER]
     _as_if_the_suggestions_were_new()
     assert warming.warm_viewers(shared.connection, site.tenant.tenant_id, _item_id(site, key)) == 1
+
+
+def test_erasing_oneself_drops_ones_recent_views(site: Site, shared: SharedAnswers) -> None:
+    key = site.stored()
+    _view(site, key)
+    _view(site, key, sub="someone-else")
+    assert site.post("/api/me/erase", {"confirm": "ERASE"}).status_code == 200
+    assert shared.viewers(site.tenant.tenant_id, ("jira", key)) == ["someone-else"]
