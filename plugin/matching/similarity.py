@@ -72,22 +72,17 @@ def statement_norms(vectors: Sequence[Vector], idf: Callable[[list[str], np.ndar
     return np.sqrt(np.bincount(owner, weights=weights * weights, minlength=len(said)))
 
 
-def cosine(stats: Statistics, packed: Packed, norms: np.ndarray, query: dict[str, float]) -> np.ndarray:
-    """Cosine of each item's statement (sublinear tf-idf) with the unit query vector.
-
-    Each item's norm was computed by the indexer with the idf of its day (again once the site
-    doubled), so only the query's terms are looked up here.
-    """
-    return over_norms(statement_dots(stats, packed, query), norms)
-
-
 def over_norms(dots: np.ndarray, norms: np.ndarray) -> np.ndarray:
-    """Each item's dot product over its statement's norm (0 where the norm is unknown)."""
+    """The cosines: each item's dot product over its statement's norm (0 where the norm is unknown)."""
     return np.divide(dots, norms, out=np.zeros(len(dots)), where=norms > 0)
 
 
 def statement_dots(stats: Statistics, packed: Packed, query: dict[str, float]) -> np.ndarray:
-    """Dot product of each item's statement (sublinear tf-idf) with the unit query vector."""
+    """Dot product of each item's statement (sublinear tf-idf) with the unit query vector.
+
+    Only the query's terms are looked up here: each item's norm, which `over_norms` divides by,
+    was computed by the indexer with the idf of its day (again once the site doubled).
+    """
     values = list(query)
     weights = np.array([w * stats.cosine_idf(t) for t, w in query.items()], dtype=np.float64)
     rows, which = packed.matches(values)

@@ -120,9 +120,12 @@ class SharedAnswers:
         except RedisError as exc:
             log.debug("could not share permission answers: %s", exc)
 
+    def _viewers_key(self, tenant_id: int, item: tuple[str, str]) -> str:
+        return f"{self.VIEWERS}{tenant_id}|{item[0]}|{item[1]}"
+
     def saw(self, tenant_id: int, item: tuple[str, str], account_id: str) -> None:
         """Remember that this person opened the item (source, key): the last few, for a while."""
-        key, now = f"{self.VIEWERS}{tenant_id}|{item[0]}|{item[1]}", time.time()
+        key, now = self._viewers_key(tenant_id, item), time.time()
         try:
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {account_id: now})
@@ -134,7 +137,7 @@ class SharedAnswers:
 
     def viewers(self, tenant_id: int, item: tuple[str, str]) -> list[str]:
         """Who opened the item (source, key) lately, the most recent first."""
-        key = f"{self.VIEWERS}{tenant_id}|{item[0]}|{item[1]}"
+        key = self._viewers_key(tenant_id, item)
         try:
             found = self.connection.zrevrangebyscore(key, "+inf", time.time() - VIEWERS_FOR_SECONDS)
         except RedisError as exc:

@@ -74,7 +74,7 @@ def test_views_of_similarity_equal_the_sums_over_named_terms() -> None:
     norms = np.array([2.0, 3.0, 0.0, 1.5])
     bm25 = similarity.bm25f(Stats(), packed, query, np.array(means))
     assert bm25 == pytest.approx([_bm25f(v, query, means) for v in VECTORS])
-    cosine = similarity.cosine(Stats(), packed, norms, query)
+    cosine = similarity.over_norms(similarity.statement_dots(Stats(), packed, query), norms)
     assert cosine == pytest.approx([_cosine(v, n, query) if n else 0.0 for v, n in zip(VECTORS, norms, strict=True)])
     assert cosine[2] == 0.0 and bm25[2] == 0.0  # an item without terms matches nothing
     titles = similarity.title_agreement(Stats(), packed, {"disk", "full"})
@@ -87,4 +87,4 @@ def test_views_of_similarity_equal_the_sums_over_named_terms() -> None:
 def test_comments_are_no_part_of_the_statement() -> None:
     assert dict(STATEMENT_WEIGHTS).get("c") is None
     packed = Packed.of([pack({"c": {"log": 3}})])
-    assert similarity.cosine(Stats(), packed, np.array([1.0]), {"log": 1.0}).tolist() == [0.0]
+    assert similarity.statement_dots(Stats(), packed, {"log": 1.0}).tolist() == [0.0]
