@@ -369,7 +369,7 @@ def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) ->
     if neighbours:
         mark_due(connection, key, [f"{NEIGHBOUR}{n}" for n in neighbours])
     if neighbours is not None and not neighbour:  # a changed item's suggestions change most
-        warming.after_refresh(connection, tenant_id, item_id)
+        warming.after_refresh(connection, tenant_id, item_id, neighbours)
     return neighbours is not None
 
 

@@ -11,7 +11,7 @@ from redis import Redis
 from jobs import warming
 from plugin.matching.store import get_item
 from plugin.services.panel_cache import FRAGMENTS
-from plugin.services.permissions import CACHE, SharedAnswers, TTLCache
+from plugin.services.permissions import CACHE, SharedAnswers, TTLCache, _item_ref
 from tests.panels.conftest import VIEWER, Site
 
 CHECKS = "/rest/api/3/permissions/check"
@@ -74,6 +74,46 @@ def test_only_recent_viewers_are_asked_about_and_fresh_answers_are_not_asked_aga
     assert len(site.host.calls_to(CHECKS)) == checks + 1  # one bulk check for the viewer
 
 
+def _ref(site: Site, key: str) -> tuple[str, str]:
+    with site.db.session() as session:
+        return _item_ref(get_item(session, site.tenant.tenant_id, "jira", key))
+
+
+def test_a_changed_items_neighbours_viewers_are_asked_about_it(site: Site, shared: SharedAnswers) -> None:
+    """It is about to enter their suggestions: the next view of a neighbour finds the answer."""
+    key, neighbour = site.stored(), site.stored(-2)
+    _view(site, neighbour, sub="someone-else")
+    _as_if_the_suggestions_were_new()
+    tenant_id, ref = site.tenant.tenant_id, _ref(site, key)
+    assert ref not in shared.get(tenant_id, "someone-else", [ref])
+    checks = len(site.host.calls_to(CHECKS))
+    changed, around = _item_id(site, key), [_item_id(site, neighbour)]
+    assert warming.warm_viewers(shared.connection, tenant_id, changed, around) == 1
+    assert len(site.host.calls_to(CHECKS)) == checks + 1
+    assert shared.get(tenant_id, "someone-else", [ref])[ref][1] is True
+    assert warming.warm_viewers(shared.connection, tenant_id, changed, around) == 0  # held now
+
+
+def test_neighbours_viewers_wait_while_warming_lags(site: Site, shared: SharedAnswers,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    key, neighbour = site.stored(), site.stored(-2)
+    _view(site, neighbour, sub="someone-else")
+    _as_if_the_suggestions_were_new()
+    monkeypatch.setattr(warming, "BEHIND", 0)  # as if a burst of refreshes queued ahead
+    warming.after_refresh(shared.connection, site.tenant.tenant_id, _item_id(site, key),
+                          [_item_id(site, neighbour)])
+    _settle()
+    ref = _ref(site, key)
+    assert ref not in shared.get(site.tenant.tenant_id, "someone-else", [ref])
+
+
+def _settle() -> None:
+    deadline = time.monotonic() + 10
+    while warming._waiting and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not warming._waiting
+
+
 def test_a_refresh_warms_off_its_thread_and_a_refusing_host_loses_nothing(
         site: Site, shared: SharedAnswers) -> None:
     key = site.stored()
@@ -82,10 +122,7 @@ def test_a_refresh_warms_off_its_thread_and_a_refusing_host_loses_nothing(
     checks = len(site.host.calls_to(CHECKS))
     site.host.inject(CHECKS, 400, times=1)
     warming.after_refresh(shared.connection, site.tenant.tenant_id, _item_id(site, key))
-    deadline = time.monotonic() + 10
-    while warming._waiting and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not warming._waiting
+    _settle()
     assert len(site.host.calls_to(CHECKS)) == checks + 1  # the worker's, refused
     assert _view(site, key) == shown  # the view asked the host itself
     assert len(site.host.calls_to(CHECKS)) == checks + 2
