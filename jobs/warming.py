@@ -82,7 +82,7 @@ def warm_viewers(connection: Redis, tenant_id: int, item_id: int, neighbours: Se
     def clients(source: str) -> HostClient | None:
         return own if source == own_product else other
 
-    return sum(permissions.warm(tenant_id, items, clients, shared, [viewer]) for viewer, items in asks.items())
+    return permissions.warm(tenant_id, asks, clients, shared)
 
 
 def _asks(session: Any, shared: permissions.SharedAnswers, tenant_id: int, item_id: int,

@@ -59,12 +59,18 @@ def register(index: tantivy.Index) -> tantivy.Index:
     return index
 
 
+def _affixes(site: int) -> tuple[str, str]:
+    """What the site's key puts before and after each of its terms and accounts."""
+    # Before, so a site's terms are neighbours in the dictionary; after, so no site's terms share
+    # the dictionary's suffix nodes with another's: a lookup then reads only its own site's part
+    # of the file instead of nodes scattered over every site's.
+    return f"{site}:", f":{site}"
+
+
 def term(site: int, value: str) -> str:
     """A term or account as the index holds it: scoped to its site."""
-    # The key is a prefix, so a site's terms are neighbours in the dictionary, and a suffix, so
-    # no site's terms share the dictionary's suffix nodes with another's: a lookup then reads
-    # only its own site's part of the file instead of nodes scattered over every site's.
-    return f"{site}:{value}:{site}"
+    prefix, suffix = _affixes(site)
+    return prefix + value + suffix
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class Entry:
 
 def _weighted(site: int, terms: dict[str, dict[str, int]], weights: dict[str, int]) -> str:
     """The terms of the weighted fields, each repeated by its weighted frequency, as one text."""
-    prefix, suffix = term(site, "\0").split("\0")  # term() without a call per term: millions a backfill
+    prefix, suffix = _affixes(site)  # once, not a term() call per term: millions a backfill
     suffix += " "
     out: list[str] = []
     for name, repeats in weights.items():

@@ -315,19 +315,19 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
     return visible
 
 
-def warm(tenant_id: int, items: list[Any], clients: Callable[[str], Requester | None],
-         shared: SharedAnswers, viewers: list[str]) -> int:
-    """Ask the host now, for each viewer, about the items no process holds a lasting answer for.
+def warm(tenant_id: int, asks: dict[str, list[Any]], clients: Callable[[str], Requester | None],
+         shared: SharedAnswers) -> int:
+    """Ask the host now, for each viewer, about their items no process holds a lasting answer for.
 
     Why: when an item's suggestions change, the next view of it would wait for the host's
     answers on the new ones; the people who opened it lately are likely to open it again. The
-    answers are shared (`SharedAnswers`) for `TTL_SECONDS`, as a view's own are. Returns how
-    many viewers were asked about.
+    answers are shared (`SharedAnswers`) for `TTL_SECONDS`, as a view's own are. `asks` maps
+    each viewer to the items to ask about. Returns how many viewers were asked about.
     """
-    refs = sorted({_item_ref(item) for item in items})
     asked = 0
-    for account_id in viewers if refs else []:
-        held = shared.get(tenant_id, account_id, refs)
+    for account_id, items in asks.items():
+        refs = sorted({_item_ref(item) for item in items})
+        held = shared.get(tenant_id, account_id, refs) if refs else {}
         # An answer this close to its end would be asked again by the view that uses it.
         missing = {ref for ref in refs if held.get(ref, (0.0, False))[0] < TTL_SECONDS / 2}
         if missing:
