@@ -18,7 +18,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ from plugin.services.freshness import Fact
 
 log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
+Ref = tuple[str, str]  # an item as its product's permission API knows it
 
 RECORD = insert(cast(Table, PanelEvent.__table__))
 
@@ -107,6 +109,11 @@ def generations() -> tuple[int, ...]:
     return CACHE.generation, PROFILES.generation, BACKOFF.generation
 
 
+# A kept view is rendered again at least this often, however long its answers are renewed
+# (`extend`): a bound on whatever a render reads that no fact or answer stands for.
+RENDER_EVERY = 600.0
+
+
 class Watch:
     """What one render relied on besides its declared facts (see the module's docstring).
 
@@ -122,6 +129,8 @@ class Watch:
         self.values: list[Any] = []
         self.views: list[tuple[str, str, str, str | None, int]] = []
         self.live = False  # ranked live or asked the host for the item: not kept
+        self.answers: dict[Ref, bool] = {}  # the permission answers it showed or hid items by
+        self.lasting = time.monotonic() + RENDER_EVERY  # until its other host answers expire
 
     @property
     def renewing(self) -> bool:
@@ -130,6 +139,12 @@ class Watch:
 
     def note(self, expires_at: float) -> None:
         """A host answer the render relied on, valid until `expires_at` (monotonic)."""
+        self.until = min(self.until, expires_at)
+        self.lasting = min(self.lasting, expires_at)
+
+    def answered(self, ref: Ref, allowed: bool, expires_at: float) -> None:
+        """A permission answer the render relied on (see `extend`)."""
+        self.answers[ref] = allowed
         self.until = min(self.until, expires_at)
 
     def note_until(self, moment: datetime) -> None:
@@ -157,6 +172,8 @@ class Fragment:
     views: tuple[tuple[str, str, str, str | None, int], ...] = ()
     expires_at: float = 0.0
     generations: tuple[int, ...] = field(default_factory=generations)
+    answers: dict[Ref, bool] = field(default_factory=dict)
+    lasting: float = 0.0  # when its host answers other than `answers` expire
 
 
 class FragmentCache:
@@ -221,5 +238,28 @@ def keep(key: Key, body: bytes, content_type: str, facts: list[Fact], before: tu
         return False
     FRAGMENTS.put(key, Fragment(body, content_type, (*facts, *watch.facts),
                                 (*before, *watch.values), tuple(watch.views), watch.until,
-                                watch.generations))
+                                watch.generations, dict(watch.answers), watch.lasting))
     return True
+
+
+def extend(engine: Engine, key: Key, renew_before: float,
+           ask: Callable[[set[Ref], Watch], dict[Ref, bool]]) -> Fragment | None:
+    """Keep the cached view longer if nothing it showed changed, permission answers included.
+
+    Why: renewing a view used to render it again, a CPU cost per view and minute that the views
+    being served pay for. Its facts and its other host answers are what a render would find
+    (they last past `renew_before`), so only the permission answers are asked again (`ask`, as
+    a render asks them). Unchanged, the same render would give the same body: it is kept until
+    the new answers expire. None when the view must be rendered.
+    """
+    entry = FRAGMENTS.get(key)
+    if entry is None or not entry.answers or entry.lasting < renew_before \
+            or entry.generations != generations() \
+            or freshness.read(engine, key[1], entry.facts) != entry.values:
+        return None
+    watch = Watch(entry.lasting - time.monotonic(), renew_before=renew_before)
+    if ask(set(entry.answers), watch) != entry.answers or generations() != entry.generations:
+        return None
+    renewed = replace(entry, expires_at=watch.until)
+    FRAGMENTS.put(key, renewed)
+    return renewed

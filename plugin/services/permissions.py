@@ -245,6 +245,9 @@ class Expiry(Protocol):
 
     def note(self, expires_at: float) -> None: ...
 
+    def answered(self, ref: tuple[str, str], allowed: bool, expires_at: float) -> None:
+        """A permission answer relied on: which item, what it was, until when."""
+
 
 def renew_before(horizon: Expiry | None) -> float:
     """The moment before which a cached answer counts as due (0.0: none is)."""
@@ -256,41 +259,37 @@ def _vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
     return vouched is not None and item.source == vouched[0] and item.key == vouched[1]
 
 
-def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
+Ref = tuple[str, str]
+
+
+def answers_to(client: Requester | Callable[[], Requester], tenant_id: int,
                account_id: str | None, cache: TTLCache = CACHE,
                horizon: Expiry | None = None,
                clients: Callable[[str], Requester | None] | None = None,
-               vouched: tuple[str, str] | None = None,
-               shared: SharedAnswers | None = None) -> Callable[[list[Any]], list[Any]]:
-    """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
+               shared: SharedAnswers | None = None) -> Callable[[set[Ref]], dict[Ref, bool]]:
+    """Whether this viewer may see each item ref (source, id): cached, shared, else the host's.
 
-    `client` may be a factory, called only when some answer is not cached. `clients`, when
-    given, picks the client of each item's product (the site's other installation, or None when
-    there is none: its items are then hidden); without it every item is checked with `client`.
-    `horizon`, when given, hears when every answer used expires, so whatever is built from them
-    can expire too. `vouched` is the (source, key) of an item the host itself showed this viewer
-    (the issue of a signed issue-view panel): it is visible without asking. `shared`, when given,
-    offers the answers other processes got before the host is asked, and takes this one's.
+    The arguments are `visible_to`'s. Each answer used is told to `horizon` with its expiry.
     """
 
-    def remember(ref: tuple[str, str], ok: bool, ttl: float | None = None) -> None:
+    def remember(ref: Ref, ok: bool, ttl: float | None = None) -> None:
         expires_at = cache.put((tenant_id, account_id, ref), ok, ttl)
         if horizon is not None:
-            horizon.note(expires_at)
+            horizon.answered(ref, ok, expires_at)
 
-    def visible(items: list[Any]) -> list[Any]:
-        if not account_id or not items:
-            return []
-        known = {_item_ref(item): True for item in items if _vouches(vouched, item)}
-        missing: set[tuple[str, str]] = set()
-        for ref in {_item_ref(item) for item in items} - known.keys():
+    def answers(refs: set[Ref]) -> dict[Ref, bool]:
+        if not account_id:
+            return {}
+        known: dict[Ref, bool] = {}
+        missing: set[Ref] = set()
+        for ref in refs:
             hit = cache.entry((tenant_id, account_id, ref), renew_before(horizon))
             if hit is None:
                 missing.add(ref)
                 continue
             known[ref] = hit[1]
             if horizon is not None:
-                horizon.note(hit[0])
+                horizon.answered(ref, hit[1], hit[0])
         if missing and shared is not None:
             due = renew_before(horizon) - time.monotonic()
             for ref, (left, ok) in shared.get(tenant_id, account_id, sorted(missing)).items():
@@ -310,7 +309,35 @@ def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
                 known[ref] = ok
             if shared is not None:
                 shared.put(tenant_id, account_id, checked, cache.ttl)
-        return [item for item in items if known.get(_item_ref(item))]
+        return known
+
+    return answers
+
+
+def visible_to(client: Requester | Callable[[], Requester], tenant_id: int,
+               account_id: str | None, cache: TTLCache = CACHE,
+               horizon: Expiry | None = None,
+               clients: Callable[[str], Requester | None] | None = None,
+               vouched: tuple[str, str] | None = None,
+               shared: SharedAnswers | None = None) -> Callable[[list[Any]], list[Any]]:
+    """A `visible` filter for matching: keeps only items this viewer may see (fails closed).
+
+    `client` may be a factory, called only when some answer is not cached. `clients`, when
+    given, picks the client of each item's product (the site's other installation, or None when
+    there is none: its items are then hidden); without it every item is checked with `client`.
+    `horizon`, when given, hears when every answer used expires, so whatever is built from them
+    can expire too. `vouched` is the (source, key) of an item the host itself showed this viewer
+    (the issue of a signed issue-view panel): it is visible without asking. `shared`, when given,
+    offers the answers other processes got before the host is asked, and takes this one's.
+    """
+    answers = answers_to(client, tenant_id, account_id, cache, horizon, clients, shared)
+
+    def visible(items: list[Any]) -> list[Any]:
+        if not account_id or not items:
+            return []
+        granted = {_item_ref(item) for item in items if _vouches(vouched, item)}
+        known = answers({_item_ref(item) for item in items} - granted)
+        return [item for item in items if _item_ref(item) in granted or known.get(_item_ref(item))]
 
     return visible
 

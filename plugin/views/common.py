@@ -14,6 +14,7 @@ from plugin.models.content import Item
 from plugin.search import sites
 from plugin.services import permissions
 from plugin.services.people import LOOKUP_TIMEOUT, People, host_lookup
+from plugin.services.permissions import Expiry, Ref
 from plugin.services.settings import eligibility
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,23 @@ def visible() -> Callable[[list[Item]], list[Item]]:
     without one they are hidden. A render that may be cached (`g.inflow_watch`) learns when the
     answers it used expire.
     """
-    own, shared, vouched = g.tenant.product_type, current_app.extensions.get("inflow.answers"), g.get("inflow_vouched")
+    shared, vouched = current_app.extensions.get("inflow.answers"), g.get("inflow_vouched")
     viewed = vouched or g.get("inflow_viewed")  # the item whose panel this is, if it is one item's
     if shared is not None and viewed is not None and g.account_id:
         shared.saw(g.tenant.id, viewed, g.account_id)  # the worker asks ahead for them (jobs.warming)
+    return permissions.visible_to(host, g.tenant.id, g.account_id, horizon=g.get("inflow_watch"),
+                                  clients=_clients, vouched=vouched, shared=shared)
 
-    def clients(source: str) -> HostClient | None:
-        return host() if source == own else partner_host()
 
-    return permissions.visible_to(host, g.tenant.id, g.account_id,
-                                  horizon=g.get("inflow_watch"), clients=clients,
-                                  vouched=vouched, shared=shared)
+def answers(horizon: Expiry) -> Callable[[set[Ref]], dict[Ref, bool]]:
+    """The viewer's permission answers by item ref, asked as `visible()` asks them."""
+    return permissions.answers_to(host, g.tenant.id, g.account_id, horizon=horizon, clients=_clients,
+                                  shared=current_app.extensions.get("inflow.answers"))
+
+
+def _clients(source: str) -> HostClient | None:
+    """The client that checks an item of `source`: this installation's, or the other product's."""
+    return host() if source == g.tenant.product_type else partner_host()
 
 
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:

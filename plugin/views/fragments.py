@@ -14,7 +14,7 @@ from plugin.services import freshness, panel_cache
 from plugin.services.freshness import Fact
 from plugin.services.panel_cache import FRAGMENTS, Watch
 from plugin.services.permissions import TTL_SECONDS
-from plugin.views import renewal
+from plugin.views import common, renewal
 
 
 def enabled(config: Mapping[str, Any] | None = None) -> bool:
@@ -40,6 +40,11 @@ def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -
         if entry.expires_at - time.monotonic() < renewal.AHEAD:
             renewal.ahead(key)
         return current_app.response_class(entry.body, content_type=entry.content_type)
+    if renewing:
+        renewed = panel_cache.extend(db.engine, key, time.monotonic() + renewal.AHEAD,
+                                     lambda refs, watch: common.answers(watch)(refs))
+        if renewed is not None:
+            return current_app.response_class(renewed.body, content_type=renewed.content_type)
     FRAGMENTS.misses += not renewing
     before = freshness.read(db.engine, tenant_id, facts)  # a change from here on shows next time
     g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=time.monotonic() + renewal.AHEAD if renewing else 0.0)

@@ -3,10 +3,12 @@
 Why: a cached view lives until the first host answer it used expires (permissions live 60 s).
 The next view after that asked the host again, a REST call of 100-300 ms, and Jira shows an
 issue only when its slowest panel is there. A view served from the cache within `AHEAD`
-seconds of its expiry is rendered again here, off the request: the same request, through the
-same routes and checks, with the answers about to expire asked again (`Watch.renew_before`).
-The renewed view replaces the old one only when it succeeds; nothing is shown from answers
-older than they may be, and a renewal records no adoption event.
+seconds of its expiry is renewed here, off the request: the same request, through the same
+routes and checks, with the answers about to expire asked again (`Watch.renew_before`). When
+only permission answers were about to expire and the host gives the same ones, the view is kept
+longer without rendering it (`panel_cache.extend`); otherwise it is rendered again. The renewed
+view replaces the old one only when it succeeds; nothing is shown from answers older than they
+may be, and a renewal records no adoption event.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from flask import Flask, current_app, request
 log = logging.getLogger(__name__)
 
 AHEAD = 30.0  # seconds before a cached view expires from which a view of it renews it
-THREADS = 2  # renewals at once per process: each is mostly a wait for the host
+THREADS = 8  # renewals at once per process: each is mostly a wait for the host (`extend`)
 MAX_PENDING = 256  # views waiting for renewal per process; beyond it, they renew on their next view
 ENVIRON_KEY = "inflow.renewal"
 

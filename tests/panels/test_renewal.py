@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from plugin.services.panel_cache import EVENTS, FRAGMENTS
+from plugin.services import panel_cache
+from plugin.services.panel_cache import EVENTS, FRAGMENTS, Fragment
 from plugin.views import renewal
 from tests.panels.conftest import VIEWER, Site
 
@@ -83,3 +84,47 @@ def test_a_renewal_that_fails_keeps_nothing_new(site: Site, monkeypatch: pytest.
     assert _checks(site) == checks + 1  # the renewal asked, and the host refused
     assert _shown(site, key) == shown  # the old view until it expires (its answers are < 60 s old)
     assert renewal.wait_idle()
+
+
+def _entry(site: Site, key: str) -> Fragment:
+    """The cached reuse view of `key` for the viewer."""
+    path = ("jira panel", "reuse", key, "AMQ")
+    found = [entry for k, entry in FRAGMENTS._data.items() if k[2:-1] == path and k[-1] == VIEWER]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_a_renewal_with_unchanged_answers_extends_the_view_without_rendering_it(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = site.stored()
+    response = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
+    before = _entry(site, key)
+    assert before.answers and all(before.answers.values())  # it showed items it asked about
+    _near_expiry(monkeypatch)
+    checks = _checks(site)
+    assert _shown(site, key)
+    assert renewal.wait_idle()
+    after = _entry(site, key)
+    assert _checks(site) == checks + 1  # one bulk check for every item it showed
+    # Not rendered again: the same body, kept by the same render, living until the new answers end.
+    assert (after.body, after.lasting, after.answers) == (before.body, before.lasting, before.answers)
+    assert after.expires_at > before.expires_at + 0.5
+    # And it is what the route answers with the cache off.
+    site.app.config["INFLOW_PANEL_CACHE"] = "0"
+    try:
+        uncached = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
+    finally:
+        del site.app.config["INFLOW_PANEL_CACHE"]
+    assert uncached.get_data() == response.get_data() == after.body
+
+
+def test_a_view_kept_for_its_longest_is_rendered_again_not_extended(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(panel_cache, "RENDER_EVERY", 30.0)  # within the renewal's 59 s horizon
+    key = site.stored()
+    _shown(site, key)
+    before = _entry(site, key)
+    _near_expiry(monkeypatch)
+    _shown(site, key)
+    assert renewal.wait_idle()
+    assert _entry(site, key).lasting > before.lasting  # a new render, with a new bound
