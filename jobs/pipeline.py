@@ -368,8 +368,8 @@ def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) ->
         return False
     if neighbours:
         mark_due(connection, key, [f"{NEIGHBOUR}{n}" for n in neighbours])
-    if neighbours is not None and not neighbour:  # a changed item's suggestions change most
-        warming.after_refresh(connection, tenant_id, item_id, neighbours)
+    if neighbours is not None:  # its viewers' next view finds the answers on what changed
+        warming.after_refresh(connection, tenant_id, item_id, neighbours, unless_behind=neighbour)
     return neighbours is not None
 
 

@@ -5,6 +5,8 @@ A panel shows a suggestion only once the host said the viewer may see it (`visib
 60 s). New suggestions are ones nobody asked about, so the first view after a change waited a
 host round trip (150 ms in the traffic bench, more on a busy site). The worker asks instead,
 off the refresh's thread: a refresh never waits for a host, and warming is best effort.
+A neighbour's refresh warms too, unless warming lags: the change reorders a neighbour's
+suggestions as well, bringing in items its viewers were never asked about.
 
 The changed item is also about to enter its nearest neighbours' suggestions (they are refreshed
 right after it), so the people who opened those neighbours lately are asked about it too, in
@@ -38,13 +40,13 @@ _lock = threading.Lock()
 
 
 def after_refresh(connection: Redis | None, tenant_id: int, item_id: int,
-                  neighbours: Sequence[int] = ()) -> None:
+                  neighbours: Sequence[int] = (), unless_behind: bool = False) -> None:
     """Warm the answers of the item's recent viewers, and its neighbours' viewers' answers on
-    it, off this thread (once per item at a time)."""
+    it, off this thread (once per item at a time; `unless_behind`: not while warming lags)."""
     if connection is None:
         return
     with _lock:
-        if (tenant_id, item_id) in _waiting:
+        if (tenant_id, item_id) in _waiting or (unless_behind and len(_waiting) >= BEHIND):
             return
         if len(_waiting) >= BEHIND:
             neighbours = ()

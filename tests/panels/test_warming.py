@@ -8,7 +8,7 @@ import time
 import pytest
 from redis import Redis
 
-from jobs import warming
+from jobs import pipeline, warming
 from plugin.matching.store import get_item
 from plugin.services.panel_cache import FRAGMENTS
 from plugin.services.permissions import CACHE, SharedAnswers, TTLCache, _item_ref
@@ -126,6 +126,37 @@ def test_a_refresh_warms_off_its_thread_and_a_refusing_host_loses_nothing(
     assert len(site.host.calls_to(CHECKS)) == checks + 1  # the worker's, refused
     assert _view(site, key) == shown  # the view asked the host itself
     assert len(site.host.calls_to(CHECKS)) == checks + 2
+
+
+def _refresh_as_neighbour(site: Site, shared: SharedAnswers, key: str) -> None:
+    tenant_id = site.tenant.tenant_id
+    member = f"{pipeline.NEIGHBOUR}{_item_id(site, key)}"
+    assert pipeline._refresh_member(shared.connection, pipeline.refresh_key(tenant_id), tenant_id, member)
+    _settle()
+
+
+def test_a_neighbours_refresh_warms_its_own_viewers_answers(site: Site, shared: SharedAnswers) -> None:
+    """A change reorders its neighbours' suggestions too: their viewers' next view finds the answers."""
+    key = site.stored()
+    shown = _view(site, key)
+    _as_if_the_suggestions_were_new()
+    _refresh_as_neighbour(site, shared, key)
+    TTLCache.clear(CACHE)  # another web process: only the shared answers
+    FRAGMENTS.clear()
+    checks = len(site.host.calls_to(CHECKS))
+    assert _view(site, key) == shown
+    assert len(site.host.calls_to(CHECKS)) == checks  # the view did not wait for the host
+
+
+def test_a_neighbours_refresh_does_not_warm_while_warming_lags(site: Site, shared: SharedAnswers,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    key = site.stored()
+    _view(site, key)
+    _as_if_the_suggestions_were_new()
+    monkeypatch.setattr(warming, "BEHIND", 0)  # as if a burst of refreshes queued ahead
+    checks = len(site.host.calls_to(CHECKS))
+    _refresh_as_neighbour(site, shared, key)
+    assert len(site.host.calls_to(CHECKS)) == checks  # the view will ask for itself
 
 
 def test_a_panel_read_through_the_api_counts_its_viewer_too(site: Site, shared: SharedAnswers) -> None:
