@@ -29,10 +29,10 @@ from connect.db import utcnow
 from plugin.models.social import PanelEvent
 from plugin.services import freshness
 from plugin.services.freshness import Fact
+from plugin.services.permissions import Ref
 
 log = logging.getLogger(__name__)
 Key = tuple[Any, ...]
-Ref = tuple[str, str]  # an item as its product's permission API knows it
 
 RECORD = insert(cast(Table, PanelEvent.__table__))
 

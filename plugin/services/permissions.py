@@ -20,6 +20,7 @@ TTL_SECONDS = 60.0
 # Who opened an item lately, for `warm`: the last few, for as long as they are likely to come back.
 RECENT_VIEWERS = 5
 VIEWERS_FOR_SECONDS = 1800.0
+Ref = tuple[str, str]  # an item as its product's permission API knows it: (source, id or key)
 
 
 class Requester(Protocol):
@@ -245,7 +246,7 @@ class Expiry(Protocol):
 
     def note(self, expires_at: float) -> None: ...
 
-    def answered(self, ref: tuple[str, str], allowed: bool, expires_at: float) -> None:
+    def answered(self, ref: Ref, allowed: bool, expires_at: float) -> None:
         """A permission answer relied on: which item, what it was, until when."""
 
 
@@ -257,9 +258,6 @@ def renew_before(horizon: Expiry | None) -> float:
 def _vouches(vouched: tuple[str, str] | None, item: Any) -> bool:
     """Whether the host vouched for this item: it is the one (source, key) the host signed for."""
     return vouched is not None and item.source == vouched[0] and item.key == vouched[1]
-
-
-Ref = tuple[str, str]
 
 
 def answers_to(client: Requester | Callable[[], Requester], tenant_id: int,
