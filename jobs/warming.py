@@ -46,9 +46,10 @@ def after_refresh(connection: Redis | None, tenant_id: int, item_id: int,
     if connection is None:
         return
     with _lock:
-        if (tenant_id, item_id) in _waiting or (unless_behind and len(_waiting) >= BEHIND):
+        behind = len(_waiting) >= BEHIND
+        if (tenant_id, item_id) in _waiting or (unless_behind and behind):
             return
-        if len(_waiting) >= BEHIND:
+        if behind:
             neighbours = ()
         _waiting.add((tenant_id, item_id))
     _pool.submit(_warm_logged, connection, tenant_id, item_id, tuple(neighbours))

@@ -212,17 +212,21 @@ class FragmentCache:
 FRAGMENTS = FragmentCache()
 
 
+def _unchanged(engine: Engine, key: Key, entry: Fragment) -> bool:
+    """Whether the answer caches and the facts are still as the kept entry saw them."""
+    return entry.generations == generations() and \
+        freshness.read(engine, key[1], entry.facts) == entry.values
+
+
 def hit(engine: Engine, key: Key) -> Fragment | None:
     """The cached view for this key if every fact it depends on is unchanged (views recorded).
 
     `key` is (database URL, tenant id, what the route was asked, ..., viewer).
     """
     entry = FRAGMENTS.get(key)
-    if entry is None or entry.generations != generations():
+    if entry is None or not _unchanged(engine, key, entry):
         return None
     tenant_id, viewer = key[1], key[-1]
-    if freshness.read(engine, tenant_id, entry.facts) != entry.values:
-        return None
     if entry.views:
         EVENTS.add(engine, [event for panel, source, item, project, shown in entry.views
                             for event in view_events(tenant_id, panel, source, item, project,
@@ -254,8 +258,7 @@ def extend(engine: Engine, key: Key, renew_before: float,
     """
     entry = FRAGMENTS.get(key)
     if entry is None or not entry.answers or entry.lasting < renew_before \
-            or entry.generations != generations() \
-            or freshness.read(engine, key[1], entry.facts) != entry.values:
+            or not _unchanged(engine, key, entry):
         return None
     watch = Watch(entry.lasting - time.monotonic(), renew_before=renew_before)
     if ask(set(entry.answers), watch) != entry.answers or generations() != entry.generations:
