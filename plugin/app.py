@@ -41,4 +41,7 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         import sandbox.demo
 
         sandbox.demo.init_app(app, settings.sandbox_url)
+    import plugin.views.front
+
+    plugin.views.front.init_app(app)  # last: it answers only for the hooks it knows
     return app

@@ -58,5 +58,4 @@ def content_panel(source: str, key: str, panel: str) -> Any:
         with get_db().session() as session:
             return jsonify(panel_data(session, panel, source, key, project))
 
-    return fragments.cached(("api", source, key, panel, project),
-                            panels.depends_on(panel, source, key, project, g.account_id), render)
+    return fragments.cached(panels.depends_on(panel, source, key, project, g.account_id), render)

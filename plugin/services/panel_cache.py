@@ -174,6 +174,7 @@ class Fragment:
     generations: tuple[int, ...] = field(default_factory=generations)
     answers: dict[Ref, bool] = field(default_factory=dict)
     lasting: float = 0.0  # when its host answers other than `answers` expire
+    endpoint: str = ""  # the route that rendered it (the request metrics' label)
 
 
 class FragmentCache:
@@ -221,7 +222,7 @@ def _unchanged(engine: Engine, key: Key, entry: Fragment) -> bool:
 def hit(engine: Engine, key: Key) -> Fragment | None:
     """The cached view for this key if every fact it depends on is unchanged (views recorded).
 
-    `key` is (database URL, tenant id, what the route was asked, ..., viewer).
+    `key` is (database URL, tenant id, what was asked, viewer): `views.fragments.key_of`.
     """
     entry = FRAGMENTS.get(key)
     if entry is None or not _unchanged(engine, key, entry):
@@ -236,13 +237,13 @@ def hit(engine: Engine, key: Key) -> Fragment | None:
 
 
 def keep(key: Key, body: bytes, content_type: str, facts: list[Fact], before: tuple[Any, ...],
-         watch: Watch) -> bool:
+         watch: Watch, endpoint: str = "") -> bool:
     """Keep a render (declared facts with the values read before it, then what it recorded)."""
     if watch.live:
         return False
     FRAGMENTS.put(key, Fragment(body, content_type, (*facts, *watch.facts),
                                 (*before, *watch.values), tuple(watch.views), watch.until,
-                                watch.generations, dict(watch.answers), watch.lasting))
+                                watch.generations, dict(watch.answers), watch.lasting, endpoint))
     return True
 
 

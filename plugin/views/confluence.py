@@ -70,8 +70,7 @@ def macro(macro: str) -> Any:
                       source="confluence", key=page_id, project=space, **context)
 
     try:
-        return fragments.cached(("macro", macro, page_id, space, topic, scope, period), facts,
-                                render_macro)
+        return fragments.cached(facts, render_macro)
     except HostError:
         return error_page(UNREACHABLE, 502, heading)
 
@@ -103,7 +102,7 @@ def byline() -> Any:
     facts = [fact for name in views for fact in
              panels.depends_on(name, "confluence", page_id, None, g.account_id)]
     try:
-        return fragments.cached(("byline", page_id), list(dict.fromkeys(facts)), render_byline)
+        return fragments.cached(list(dict.fromkeys(facts)), render_byline)
     except HostError:
         return error_page(UNREACHABLE, 502)
 
@@ -127,8 +126,7 @@ def byline_context() -> Any:
         return jsonify({"title": {"value": title},
                         "tooltip": {"value": "Inflow: people and work related to this page"}})
 
-    return fragments.cached(("byline title", page_id),
-                            panels.depends_on("counts", "confluence", page_id, None, g.account_id),
+    return fragments.cached(panels.depends_on("counts", "confluence", page_id, None, g.account_id),
                             render_title)
 
 

@@ -3,16 +3,16 @@ changed (`plugin.services.panel_cache`): the one place the routes consult it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 
 from connect.auth import get_db
 from plugin.config import parse_boolean
 from plugin.services import freshness, panel_cache
 from plugin.services.freshness import Fact
-from plugin.services.panel_cache import FRAGMENTS, Watch
+from plugin.services.panel_cache import FRAGMENTS, Key, Watch
 from plugin.services.permissions import TTL_SECONDS
 from plugin.views import common, renewal
 
@@ -23,22 +23,38 @@ def enabled(config: Mapping[str, Any] | None = None) -> bool:
     return parse_boolean(config.get("INFLOW_PANEL_CACHE"), True, "INFLOW_PANEL_CACHE")
 
 
-def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -> Any:
+# Path prefixes of the routes that kept a view in this process (bounded by the routes): the front
+# layer tries nothing else, so no other request pays for a token check twice.
+ROUTES: tuple[str, ...] = ()
+
+
+def key_of(db_url: str, tenant_id: int, path: str, query_string: str, viewer: str | None) -> Key:
+    """A cached view's key: the request as asked (its token aside), its tenant and viewer.
+
+    Why the request itself: a route's answer is a function of what it was asked, the tenant and
+    the viewer (and of the facts, checked on every hit), so `plugin.views.front` can find the
+    view before Flask routes the request.
+    """
+    asked = "&".join(part for part in query_string.split("&") if not part.startswith("jwt="))
+    return (db_url, tenant_id, path, asked, viewer)
+
+
+def cached(facts: list[Fact], render: Callable[[], Any]) -> Any:
     """The view's response from the cache while its facts are unchanged, else `render()`'s.
 
-    `parts` name everything the route was asked (with the tenant and the viewer they make the
-    key); `facts` are what the view declares it depends on, read before `render` runs. The
-    render runs with `g.inflow_watch` set, through which it records what only it knows.
+    `facts` are what the view declares it depends on, read before `render` runs. The render
+    runs with `g.inflow_watch` set, through which it records what only it knows.
     """
     if not enabled():
         return render()
     db, tenant_id = get_db(), g.tenant.id
-    key = (db.url, tenant_id, *parts, g.account_id)
+    key = key_of(db.url, tenant_id, request.path, request.environ.get("QUERY_STRING", ""),
+                 g.account_id)
     renewing = renewal.renewing()
     entry = None if renewing else panel_cache.hit(db.engine, key)
     if entry is not None:
         if entry.expires_at - time.monotonic() < renewal.AHEAD:
-            renewal.ahead(key)
+            renewal.ahead(current_app._get_current_object(), request.environ, key)  # type: ignore[attr-defined]
         return current_app.response_class(entry.body, content_type=entry.content_type)
     if renewing:
         renewed = panel_cache.extend(db.engine, key, time.monotonic() + renewal.AHEAD,
@@ -49,10 +65,18 @@ def cached(parts: Sequence[Any], facts: list[Fact], render: Callable[[], Any]) -
     before = freshness.read(db.engine, tenant_id, facts)  # a change from here on shows next time
     g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=time.monotonic() + renewal.AHEAD if renewing else 0.0)
     response: Response = current_app.make_response(render())
-    if response.status_code == 200 and not response.is_streamed:
-        panel_cache.keep(key, response.get_data(), response.content_type or "", facts, before,
-                         watch)
+    if response.status_code == 200 and not response.is_streamed and panel_cache.keep(
+            key, response.get_data(), response.content_type or "", facts, before, watch,
+            request.endpoint or ""):
+        _route_kept()
     return response
+
+
+def _route_kept() -> None:
+    global ROUTES
+    prefix = request.url_rule.rule.split("<", 1)[0] if request.url_rule else ""
+    if prefix and prefix not in ROUTES:
+        ROUTES = (*ROUTES, prefix)
 
 
 def not_kept() -> None:

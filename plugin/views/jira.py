@@ -37,8 +37,7 @@ def issue_panel(panel: str) -> Any:
     # covered by the token's qsh: the host has vouched for the issue, so it is not asked again.
     g.inflow_vouched = ("jira", key)
     try:
-        return fragments.cached(("jira panel", panel, key, project),
-                                panels.depends_on(panel, "jira", key, project, g.account_id),
+        return fragments.cached(panels.depends_on(panel, "jira", key, project, g.account_id),
                                 lambda: _panel_page(panel, key, project))
     except HostError:
         return error_page(UNREACHABLE, 502, HEADINGS[panel])

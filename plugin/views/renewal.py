@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,16 @@ def renewing() -> bool:
     return bool(request.environ.get(ENVIRON_KEY))
 
 
-def ahead(key: Any) -> None:
-    """Renew the current request's cached view (known by `key`) in the background, once."""
-    if request.method != "GET":  # views are read; nothing that writes is ever sent twice
+def ahead(app: Flask, environ: dict[str, Any], key: Any) -> None:
+    """Renew the cached view (known by `key`) that `environ` asked for in the background, once."""
+    if environ.get("REQUEST_METHOD") != "GET":  # views are read; nothing that writes is sent twice
         return
     with _lock:
         if key in _pending or len(_pending) >= MAX_PENDING:
             return
         _pending.add(key)
         executor = _started()
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    environ = {**request.environ, ENVIRON_KEY: True, "wsgi.input": io.BytesIO(b"")}
+    environ = {**environ, ENVIRON_KEY: True, "wsgi.input": io.BytesIO(b"")}
     executor.submit(_renew, app, environ, key)
 
 

@@ -88,8 +88,8 @@ def test_a_renewal_that_fails_keeps_nothing_new(site: Site, monkeypatch: pytest.
 
 def _entry(site: Site, key: str) -> Fragment:
     """The cached reuse view of `key` for the viewer."""
-    path = ("jira panel", "reuse", key, "AMQ")
-    found = [entry for k, entry in FRAGMENTS._data.items() if k[2:-1] == path and k[-1] == VIEWER]
+    asked = ("/jira/panels/reuse", f"issueKey={key}&projectKey=AMQ")
+    found = [entry for k, entry in FRAGMENTS._data.items() if k[2:4] == asked and k[-1] == VIEWER]
     assert len(found) == 1
     return found[0]
 
