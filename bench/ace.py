@@ -18,7 +18,8 @@ What each side does per request (the same JWT work: HS256 signature, exp/iat, qs
   token for the response header, sends a fixed page.
 - Inflow: reads the tenant from a 10 s per-process cache, verifies, reads the panel's state in
   one query and serves the rendered panel from its fragment cache when nothing it shows changed
-  (else renders it: stored suggestions re-checked against the viewer's permissions, cached 60 s).
+  (in front of Flask, `plugin/views/front.py`), and records the view's adoption events; else
+  Flask renders it (stored suggestions re-checked against the viewer's permissions, cached 60 s).
 Neither writes an access log (ACE's peer has no request logger; Inflow runs with
 INFLOW_ACCESS_LOG=""). The pooled issues get stored suggestions first, as production's fill after
 a backfill leaves every item; one more Inflow run with INFLOW_PANEL_CACHE=0 shows what every
