@@ -167,7 +167,7 @@ class Fragment:
 
     body: bytes
     content_type: str
-    facts: tuple[Fact, ...]
+    reading: freshness.Reading  # its facts, ready to be read again
     values: tuple[Any, ...]
     views: tuple[tuple[str, str, str, str | None, int], ...] = ()
     expires_at: float = 0.0
@@ -216,7 +216,7 @@ FRAGMENTS = FragmentCache()
 def _unchanged(engine: Engine, key: Key, entry: Fragment) -> bool:
     """Whether the answer caches and the facts are still as the kept entry saw them."""
     return entry.generations == generations() and \
-        freshness.read(engine, key[1], entry.facts) == entry.values
+        freshness.read_again(engine, entry.reading) == entry.values
 
 
 def hit(engine: Engine, key: Key) -> Fragment | None:
@@ -236,14 +236,15 @@ def hit(engine: Engine, key: Key) -> Fragment | None:
     return entry
 
 
-def keep(key: Key, body: bytes, content_type: str, facts: list[Fact], before: tuple[Any, ...],
-         watch: Watch, endpoint: str = "") -> bool:
+def keep(engine: Engine, key: Key, body: bytes, content_type: str, facts: list[Fact],
+         before: tuple[Any, ...], watch: Watch, endpoint: str = "") -> bool:
     """Keep a render (declared facts with the values read before it, then what it recorded)."""
     if watch.live:
         return False
-    FRAGMENTS.put(key, Fragment(body, content_type, (*facts, *watch.facts),
-                                (*before, *watch.values), tuple(watch.views), watch.until,
-                                watch.generations, dict(watch.answers), watch.lasting, endpoint))
+    reading = freshness.reading(engine, key[1], (*facts, *watch.facts))
+    FRAGMENTS.put(key, Fragment(body, content_type, reading, (*before, *watch.values),
+                                tuple(watch.views), watch.until, watch.generations,
+                                dict(watch.answers), watch.lasting, endpoint))
     return True
 
 

@@ -66,7 +66,7 @@ def cached(facts: list[Fact], render: Callable[[], Any]) -> Any:
     g.inflow_watch = watch = Watch(TTL_SECONDS, renew_before=time.monotonic() + renewal.AHEAD if renewing else 0.0)
     response: Response = current_app.make_response(render())
     if response.status_code == 200 and not response.is_streamed and panel_cache.keep(
-            key, response.get_data(), response.content_type or "", facts, before, watch,
+            db.engine, key, response.get_data(), response.content_type or "", facts, before, watch,
             request.endpoint or ""):
         _route_kept()
     return response
