@@ -94,8 +94,11 @@ def _rows(label: str, probe: dict, stored_s: float, indexed_s: float, written: d
                  "index files, shared with every process through the page cache",
             extra=probe["memory"]),
         Row(NAME, f"{label}: indexer memory", round(written["peak_rss_mb"], 1), "MiB",
-            note=f"peak resident of `inflow index`, the worker's part, while it indexed them all (at the "
-                 f"end {written['anon_mb']:.0f} MiB its own, {written['file_mb']:.0f} MiB of mapped files)"),
+            note=f"peak resident of `inflow index`, the worker's part, while it indexed them all; sampled "
+                 f"every 0.2 s, its own memory peaked at {written['peak_anon_mb']:.0f} MiB and its mapped "
+                 f"index files (page cache its merges read, shared) at {written['peak_file_mb']:.0f} MiB; "
+                 f"at the end {written['anon_mb']:.0f} MiB its own, {written['file_mb']:.0f} MiB mapped",
+            extra={"peak_anon_mb": written["peak_anon_mb"], "peak_file_mb": written["peak_file_mb"]}),
         Row(NAME, f"{label}: index time", round(indexed_s, 1), "s",
             note=f"`inflow index` after the store ({stored_s:.1f} s storing; {written['cpu_s']:.1f} s of its CPU)"),
         Row(NAME, f"{label}: index on disk", round(disk_mb, 1), "MiB", note=f"{files} files in the shard"),
