@@ -42,10 +42,7 @@ class IndexerProcess:
 
     def _sample(self) -> None:
         while self.proc.poll() is None:
-            try:
-                now = memory_mb(self.proc.pid)
-            except (OSError, IndexError, ValueError):  # the process just ended
-                return
+            now = memory_mb(self.proc.pid)  # NaN once it ended, which max() passes over
             for kind in self.peak:
                 self.peak[kind] = max(self.peak[kind], now[kind])
             time.sleep(SAMPLE_S)

@@ -1,7 +1,6 @@
 """Atlassian Connect JWT: canonical requests, query string hashes, and the ordered verifier."""
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -181,8 +180,7 @@ def _plain(token: str) -> dict[str, Any] | None:
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) and len(part) % 4 != 1 for part in parts):
         return None
     try:
-        header, payload = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-                           for part in parts[:2])
+        header, payload = (json.loads(pyjwt.utils.base64url_decode(part)) for part in parts[:2])
     except (ValueError, binascii.Error):
         return None
     if not isinstance(header, dict) or not isinstance(payload, dict) or not header.keys() <= {"alg", "typ"}:

@@ -431,8 +431,6 @@ def read(engine: Engine, tenant_id: int, facts: Sequence[Fact]) -> tuple[Any, ..
 
 def read_again(engine: Engine, prepared: Reading) -> tuple[Any, ...]:
     """The value of each fact of a prepared reading now, in one statement."""
-    if not prepared.facts:
-        return ()
     statement = prepared.statement
     params = prepared.params
     if params is None:

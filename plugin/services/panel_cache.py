@@ -213,7 +213,7 @@ class FragmentCache:
 FRAGMENTS = FragmentCache()
 
 
-def _unchanged(engine: Engine, key: Key, entry: Fragment) -> bool:
+def _unchanged(engine: Engine, entry: Fragment) -> bool:
     """Whether the answer caches and the facts are still as the kept entry saw them."""
     return entry.generations == generations() and \
         freshness.read_again(engine, entry.reading) == entry.values
@@ -225,7 +225,7 @@ def hit(engine: Engine, key: Key) -> Fragment | None:
     `key` is (database URL, tenant id, what was asked, viewer): `views.fragments.key_of`.
     """
     entry = FRAGMENTS.get(key)
-    if entry is None or not _unchanged(engine, key, entry):
+    if entry is None or not _unchanged(engine, entry):
         return None
     tenant_id, viewer = key[1], key[-1]
     if entry.views:
@@ -260,7 +260,7 @@ def extend(engine: Engine, key: Key, renew_before: float,
     """
     entry = FRAGMENTS.get(key)
     if entry is None or not entry.answers or entry.lasting < renew_before \
-            or not _unchanged(engine, key, entry):
+            or not _unchanged(engine, entry):
         return None
     watch = Watch(entry.lasting - time.monotonic(), renew_before=renew_before)
     if ask(set(entry.answers), watch) != entry.answers or generations() != entry.generations:

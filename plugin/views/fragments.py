@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Engine
 
 from connect.auth import get_db
 from plugin.config import parse_boolean
@@ -39,6 +40,15 @@ def key_of(db_url: str, tenant_id: int, path: str, query_string: str, viewer: st
     return (db_url, tenant_id, path, asked, viewer)
 
 
+def hit(app: Flask, environ: dict[str, Any], engine: Engine, key: Key) -> panel_cache.Fragment | None:
+    """The cached view for `key` while unchanged (`panel_cache.hit`), renewed in the background
+    when it is near its expiry; the route and `plugin.views.front` both answer hits through it."""
+    entry = panel_cache.hit(engine, key)
+    if entry is not None and entry.expires_at - time.monotonic() < renewal.AHEAD:
+        renewal.ahead(app, environ, key)
+    return entry
+
+
 def cached(facts: list[Fact], render: Callable[[], Any]) -> Any:
     """The view's response from the cache while its facts are unchanged, else `render()`'s.
 
@@ -51,10 +61,9 @@ def cached(facts: list[Fact], render: Callable[[], Any]) -> Any:
     key = key_of(db.url, tenant_id, request.path, request.environ.get("QUERY_STRING", ""),
                  g.account_id)
     renewing = renewal.renewing()
-    entry = None if renewing else panel_cache.hit(db.engine, key)
+    entry = None if renewing else hit(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                      request.environ, db.engine, key)
     if entry is not None:
-        if entry.expires_at - time.monotonic() < renewal.AHEAD:
-            renewal.ahead(current_app._get_current_object(), request.environ, key)  # type: ignore[attr-defined]
         return current_app.response_class(entry.body, content_type=entry.content_type)
     if renewing:
         renewed = panel_cache.extend(db.engine, key, time.monotonic() + renewal.AHEAD,

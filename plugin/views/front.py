@@ -68,7 +68,7 @@ class CachedViews:
             verified = verify_token(token, facts, db)
             key = fragments.key_of(db.url, verified.tenant.id, facts.path,
                                    environ.get("QUERY_STRING", ""), verified.account_id)
-            entry = panel_cache.hit(db.engine, key)
+            entry = fragments.hit(self.app, environ, db.engine, key)
         except (JWTRejected, SQLAlchemyError):
             return None  # Flask verifies again and refuses, or answers the database error
         except Exception:
@@ -76,8 +76,6 @@ class CachedViews:
             return None
         if entry is None:
             return None
-        if entry.expires_at - time.monotonic() < renewal.AHEAD:
-            renewal.ahead(self.app, environ, key)
         mimetype = entry.content_type.split(";", 1)[0].strip().lower()
         return entry, [("Content-Type", entry.content_type),
                        ("Content-Length", str(len(entry.body))),
