@@ -256,14 +256,16 @@ def extend(engine: Engine, key: Key, renew_before: float,
     being served pay for. Its facts and its other host answers are what a render would find
     (they last past `renew_before`), so only the permission answers are asked again (`ask`, as
     a render asks them). Unchanged, the same render would give the same body: it is kept until
-    the new answers expire. None when the view must be rendered.
+    the new answers expire. A view that asked no permission (the contributors panel, a panel
+    showing nothing) is kept as it is. None when the view must be rendered.
     """
     entry = FRAGMENTS.get(key)
-    if entry is None or not entry.answers or entry.lasting < renew_before \
-            or not _unchanged(engine, entry):
+    if entry is None or entry.lasting < renew_before or not _unchanged(engine, entry):
         return None
     watch = Watch(entry.lasting - time.monotonic(), renew_before=renew_before)
-    if ask(set(entry.answers), watch) != entry.answers or generations() != entry.generations:
+    if entry.answers and ask(set(entry.answers), watch) != entry.answers:
+        return None
+    if generations() != entry.generations:
         return None
     renewed = replace(entry, expires_at=watch.until)
     FRAGMENTS.put(key, renewed)

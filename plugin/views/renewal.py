@@ -5,8 +5,9 @@ The next view after that asked the host again, a REST call of 100-300 ms, and Ji
 issue only when its slowest panel is there. A view served from the cache within `AHEAD`
 seconds of its expiry is renewed here, off the request: the same request, through the same
 routes and checks, with the answers about to expire asked again (`Watch.renew_before`). When
-only permission answers were about to expire and the host gives the same ones, the view is kept
-longer without rendering it (`panel_cache.extend`); otherwise it is rendered again. The renewed
+only permission answers were about to expire and the host gives the same ones, or the view asked
+none, the view is kept longer without rendering it (`panel_cache.extend`); otherwise it is
+rendered again. The renewed
 view replaces the old one only when it succeeds; nothing is shown from answers older than they
 may be, and a renewal records no adoption event.
 """

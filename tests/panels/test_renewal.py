@@ -86,9 +86,9 @@ def test_a_renewal_that_fails_keeps_nothing_new(site: Site, monkeypatch: pytest.
     assert renewal.wait_idle()
 
 
-def _entry(site: Site, key: str) -> Fragment:
-    """The cached reuse view of `key` for the viewer."""
-    asked = ("/jira/panels/reuse", f"issueKey={key}&projectKey=AMQ")
+def _entry(site: Site, key: str, panel: str = "reuse") -> Fragment:
+    """The cached view of `key`'s panel for the viewer."""
+    asked = (f"/jira/panels/{panel}", f"issueKey={key}&projectKey=AMQ")
     found = [entry for k, entry in FRAGMENTS._data.items() if k[2:4] == asked and k[-1] == VIEWER]
     assert len(found) == 1
     return found[0]
@@ -116,6 +116,23 @@ def test_a_renewal_with_unchanged_answers_extends_the_view_without_rendering_it(
     finally:
         del site.app.config["INFLOW_PANEL_CACHE"]
     assert uncached.get_data() == response.get_data() == after.body
+
+
+def test_a_view_that_asked_no_permission_is_extended_without_rendering_it(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = site.stored()
+    path = f"/jira/panels/contributors?issueKey={key}&projectKey=AMQ"
+    response = site.page(path)
+    before = _entry(site, key, "contributors")
+    assert not before.answers  # the contributors panel shows people, not items to check
+    _near_expiry(monkeypatch)
+    calls = len(site.host.calls_to("/"))
+    assert site.page(path).get_data() == response.get_data()
+    assert renewal.wait_idle()
+    after = _entry(site, key, "contributors")
+    assert len(site.host.calls_to("/")) == calls  # nothing to ask the host
+    assert (after.body, after.lasting) == (before.body, before.lasting)  # the same render
+    assert after.expires_at > before.expires_at + 0.5
 
 
 def test_a_view_kept_for_its_longest_is_rendered_again_not_extended(
