@@ -10,6 +10,8 @@ The load generators run on the other core:
 ACE and each of Inflow's three issue panels are measured in 3 alternating rounds (ACE, reuse,
 experts, contributors) and each panel's median ratio to that round's ACE is the one judged: other
 load on the machine moves either side by a third between runs.
+Then 3 more rounds by the issue's own protocol: each server as deployed (gunicorn with its
+configured workers; node's one process), `wrk -t2 -c32`, nothing pinned.
 ACE's tenant is written into its sequelize (sqlite3) store directly before it listens, as its
 /installed hook would store it; Inflow's tenant is the seeded one, its host the fake site.
 
@@ -35,6 +37,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench import corpus
@@ -56,6 +60,9 @@ NAME = "ace"
 DEFAULT_BACKENDS = ("sqlite",)
 PEER = ROOT / "bench" / "peers" / "ace"
 CONNECTIONS = 16
+# The issue's own measurement: wrk -t2 -c32 on loopback against each server as it is deployed
+# (Inflow's gunicorn with its configured workers, ACE's one node process), nothing pinned.
+DEPLOYED_WRK = (2, 32)
 INFLOW_PANELS = ("reuse", "experts", "contributors")  # Jira loads every one on each issue view
 ROUNDS = 3  # alternating ACE / Inflow rounds; each panel's judged ratio is its median round's
 TARGET_RATIO = 1.5  # each panel against ACE's hello panel, same run
@@ -67,6 +74,7 @@ def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -
     ensure_wrk()
     ensure_peer_modules()
     server_core, load_core = _cores()
+    every_core = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     if backends[0] != "sqlite":
         raise ValueError("the side-by-side runs on the embedded default (sqlite) only")
     url = f"sqlite:///{fresh_dir('ace-sqlite') / 'inflow.db'}"
@@ -84,11 +92,12 @@ def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -
         env = {"DATABASE_URL": url, "INFLOW_BASE_URL": "https://inflow.bench", "INFLOW_LOG_LEVEL": "warning",
                "INFLOW_AUTH_SERVER_URL": site.url, "INFLOW_ACCESS_LOG": ""}
         results = _paired_rounds(env, tenant, size, server_core, load_core)
+        deployed = _deployed_rounds(env, tenant, size, every_core)
         if not size.tiny:  # the same panel with every render done afresh: what a first view costs
             results["inflow reuse uncached"] = _measure_inflow({**env, "INFLOW_PANEL_CACHE": "0"}, tenant,
                                                                "reuse", size, server_core, load_core,
                                                                open_loop_too=False)
-        return _rows(results, size, server_core, stored)
+        return _rows(results, size, server_core, stored) + _deployed_rows(deployed)
     finally:
         site.stop()
 
@@ -200,6 +209,15 @@ def _issue_query(i: int, items: int) -> dict[str, str]:
 
 
 def _measure_ace(size: Size, server_core: str | None, load_core: str | None) -> dict:
+    with _ace_server(server_core) as (base, proc, tenant):
+        paths = _ace_paths(tenant, size)
+        first = _warm(base, paths)
+        return {**_load(base, paths, size, load_core, proc.pid), "first_view": first}
+
+
+@contextmanager
+def _ace_server(cores: str | None) -> Iterator[tuple[str, subprocess.Popen, dict]]:
+    """ACE's hello-world peer listening on loopback with its tenant stored: (base URL, process, tenant)."""
     tenant = {"key": "io.inflow.bench.ace-peer", "clientKey": "bench-ace-client",
               "sharedSecret": os.urandom(24).hex(), "baseUrl": "https://bench.atlassian.net",
               "productType": "jira", "eventType": "installed"}
@@ -208,18 +226,40 @@ def _measure_ace(size: Size, server_core: str | None, load_core: str | None) -> 
     env = {**os.environ, "PORT": str(port), "ACE_STORE": str(store), "ACE_TENANT": json.dumps(tenant),
            "NODE_ENV": "production"}
     logfile = open(fresh_dir("ace-peer") / "node.log", "wb")  # noqa: SIM115 (the peer's, for its life)
-    proc = subprocess.Popen(pin(["node", "app.js"], server_core), cwd=PEER, env=env, stdout=logfile,
+    proc = subprocess.Popen(pin(["node", "app.js"], cores), cwd=PEER, env=env, stdout=logfile,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, timeout=60, proc=proc)
-        base = f"http://127.0.0.1:{port}"
-        paths = _ace_paths(tenant, size)
-        first = _warm(base, paths)
-        return {**_load(base, paths, size, load_core, proc.pid), "first_view": first}
+        yield f"http://127.0.0.1:{port}", proc, tenant
     finally:
         stop_process(proc)
         logfile.close()
         shutil.rmtree(store.parent, ignore_errors=True)
+
+
+def _deployed_rounds(env: dict[str, str], tenant: TenantInfo, size: Size, cores: str) -> dict:
+    """The issue's own protocol: each server as deployed, wrk -t2 -c32, nothing pinned.
+
+    Inflow runs gunicorn with its configured workers (WEB_CONCURRENCY) and threads, as `inflow web`
+    does; ACE runs its one node process, as `npm start` does. Alternating rounds, as above.
+    """
+    threads, connections = DEPLOYED_WRK
+    workers = int(str(web_config()["workers"]))
+    panels_measured = INFLOW_PANELS[:1] if size.tiny else INFLOW_PANELS
+    rounds = []
+    for _ in range(1 if size.tiny else ROUNDS):
+        with _ace_server(cores) as (base, _proc, ace_tenant):
+            paths = _ace_paths(ace_tenant, size)
+            _warm(base, paths)
+            ace = _wrk(base, paths, size.ace_seconds, cores, threads, connections)
+        panels = {}
+        for panel in panels_measured:
+            with gunicorn(env, workers=workers, cores=cores) as (base, _proc):
+                paths = _inflow_paths(tenant, panel, size)
+                _warm(base, paths)
+                panels[panel] = _wrk(base, paths, size.ace_seconds, cores, threads, connections)
+        rounds.append((ace, panels))
+    return {"rounds": rounds, "workers": workers}
 
 
 def _warm(base: str, paths: list[str]) -> dict:
@@ -292,10 +332,11 @@ end
 """
 
 
-def _wrk(base: str, paths: list[str], seconds: int, load_core: str | None) -> dict:
+def _wrk(base: str, paths: list[str], seconds: int, load_core: str | None,
+         threads: int = 1, connections: int = CONNECTIONS) -> dict:
     script = fresh_dir(f"wrk-{time.time_ns()}") / "panel.lua"
     script.write_text(LUA % ",\n".join(f"  [[{p}]]" for p in paths))
-    command = pin(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
+    command = pin(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                    "-s", str(script), base], load_core)
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, env=bench_env())
     shutil.rmtree(script.parent, ignore_errors=True)
@@ -365,4 +406,27 @@ def _rows(results: dict, size: Size, server_core: str | None, stored_s: float = 
                              f"serving in {stored_s:.0f} s, as the fill after a backfill leaves them); "
                              f"{size.ace_urls} URLs over 20 viewers, so after the first round every view "
                              f"is a repeat the fragment cache may answer{what}"))
+    return rows
+
+
+def _deployed_rows(deployed: dict) -> list[Row]:
+    """Each panel's median ratio to ACE under the issue's own protocol (`_deployed_rounds`)."""
+    rounds, (threads, connections) = deployed["rounds"], DEPLOYED_WRK
+    aces = sorted(ace["rps"] for ace, _ in rounds)
+    rows = [Row(NAME, f"ACE hello panel as deployed: throughput (wrk -t{threads} -c{connections})",
+                round(aces[len(aces) // 2], 1), "requests/s",
+                note=f"one node process, not pinned; median of {len(rounds)} rounds "
+                     f"({', '.join(f'{a:,.0f}' for a in aces)})")]
+    for panel in rounds[0][1]:
+        ranked = sorted(((panels[panel]["rps"] / ace["rps"], panels[panel]) for ace, panels in rounds
+                         if ace["rps"]), key=lambda r: r[0])
+        ratio, median = ranked[len(ranked) // 2]
+        rows.append(Row(NAME, f"Inflow {panel} panel as deployed / ACE hello panel throughput "
+                              f"(wrk -t{threads} -c{connections})", round(ratio, 2), "x",
+                        target=f">= {TARGET_RATIO:g}x", passed=ratio >= TARGET_RATIO,
+                        note=f"the issue's protocol: gunicorn with {deployed['workers']} workers as "
+                             f"configured vs ACE's node process, both and wrk on every core, nothing "
+                             f"pinned; {median['rps']:,.0f} requests/s (p99 {median['p99_us'] / 1000:.1f} "
+                             f"ms, non-2xx {median['non_2xx']}); median of {len(ranked)} alternating "
+                             f"rounds ({', '.join(f'{r:.2f}x' for r, _ in ranked)})"))
     return rows

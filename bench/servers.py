@@ -120,9 +120,10 @@ def web_config() -> dict[str, object]:
     """The production gunicorn settings the benchmarks run with (deploy/gunicorn.conf.py)."""
     conf = ROOT / "deploy" / "gunicorn.conf.py"
     if not conf.exists():
-        return {"worker_class": "sync", "threads": 1}
+        return {"worker_class": "sync", "threads": 1, "workers": 1}
     settings = runpy.run_path(str(conf))  # reads the same environment gunicorn will
-    return {"worker_class": settings.get("worker_class", "sync"), "threads": settings.get("threads", 1)}
+    return {"worker_class": settings.get("worker_class", "sync"), "threads": settings.get("threads", 1),
+            "workers": settings.get("workers", 1)}
 
 
 @contextmanager
