@@ -20,6 +20,7 @@ reuses an open (TLS) connection to the site instead of opening its own.
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import threading
 import time
@@ -53,6 +54,24 @@ class HostError(requests.HTTPError):
         self.status = status
         self.body = body
         self.retry_after = retry_after
+
+    def messages(self, limit: int = 5) -> list[str]:
+        """What the host said was wrong, from Jira's or Confluence's error shapes (at most `limit`)."""
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return []
+        found: list[Any] = []
+        if isinstance(data, dict):
+            found += data.get("errorMessages") or []  # Jira
+            errors = data.get("errors")
+            if isinstance(errors, dict):  # Jira: field -> message
+                found += [f"{name}: {text}" for name, text in errors.items()]
+            elif isinstance(errors, list):  # Confluence REST v2
+                found += [e.get("title") or e.get("detail") for e in errors if isinstance(e, dict)]
+            if data.get("message"):  # Confluence REST v1
+                found.append(data["message"])
+        return [str(text)[:300] for text in found if text][:limit]
 
 
 class HostUnreachable(HostError):

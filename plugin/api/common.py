@@ -28,13 +28,27 @@ def _refused(exc: Refused) -> tuple[Response, int]:
     return jsonify(exc.payload()), exc.status
 
 
-def _host_failed(exc: HostError) -> tuple[Response, int]:
+# The host judged what the client sent (a comment too long, a page id it does not know the shape
+# of, a link it does not allow): the client's to change, so a 4xx that says what the host said.
+_REJECTED = (400, 409, 413, 422)
+
+
+def _host_failed(exc: HostError) -> Response | tuple[Response, int]:
     log.warning("host call failed: %s", exc)
-    status = getattr(exc, "status", 0)
+    status = exc.status
     if status in (403, 404):
         # The host refused the viewer (no permission, no such issue): theirs to fix, not ours.
         return jsonify({"error": "host_refused", "message":
                         "The product refused this action for you (no permission or not found)."}), 403
+    if status in _REJECTED:
+        return jsonify({"error": "host_rejected", "message": "The product rejected this request.",
+                        "host_messages": exc.messages()}), 422
+    if status == 429:  # the site's rate limit, still on after our retries: later, not never
+        response = jsonify({"error": "host_busy", "message": "The product is busy; try again shortly."})
+        response.status_code = 503
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
     return jsonify({"error": "host_unavailable",
                     "message": "The product could not be reached; try again."}), 502
 

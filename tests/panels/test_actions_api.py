@@ -244,3 +244,29 @@ def test_content_of_the_other_product_is_refused_before_calling_the_host(site: S
     assert response.status_code == 422 and "source" in response.get_json()["errors"]
     assert site.get("/api/content/confluence/123/experts").status_code == 404
     assert len(site.host.calls) == calls
+
+
+def test_a_question_the_host_rejects_is_a_4xx_that_says_why_and_stores_nothing(site: Site) -> None:
+    key = site.keys[-1]
+    site.host.inject(f"/rest/api/3/issue/{key}/comment", 400)  # e.g. a comment Jira will not take
+    response = site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": EXPERT,
+                                            "text": "How do reconnects work here?"}, sub=ASKER)
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "host_rejected"
+    assert response.get_json()["host_messages"] == ["Injected 400"]
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Question)) == 0
+
+
+def test_a_site_still_rate_limiting_after_retries_is_a_503_with_when_to_retry(site: Site) -> None:
+    from connect.host_client import PACE
+
+    site.host.inject("/rest/api/3/issueLink", 429, retry_after=120)  # longer than a request waits
+    try:
+        response = site.post("/api/links", {"key": site.keys[-1], "target_key": site.keys[0],
+                                            "link_type": "relates"})
+    finally:
+        PACE.clear()  # the site's pause is this process's: later tests call the same site
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "120"
+    assert response.get_json()["error"] == "host_busy"
