@@ -250,6 +250,8 @@ class Replay:
         self.history, self.site, self.tenant, self.base, self.tracker = history, site, tenant, base, tracker
         self.events = events
         self.lock = threading.Lock()
+        self.turn = threading.Condition(self.lock)  # events change the site in history order
+        self.applied = 0  # how many of the current run's events changed the site
         self.last_ms = 0
         self.failures: list[str] = []
         self.samples: list[Sample] = []
@@ -264,6 +266,7 @@ class Replay:
         """Send `events` at `rate`/s (None: as fast as SENDERS can); returns (start, end) times."""
         counter = itertools.count()
         start = time.perf_counter() + 0.05
+        self.applied = 0
 
         def sender() -> None:
             client = Client(self.base, timeout=120)
@@ -278,7 +281,7 @@ class Replay:
                     if delay > 0:
                         time.sleep(delay)
                     self.late_s = max(self.late_s, -delay)
-                    self._send(client, events[i])
+                    self._send(client, events[i], i)
             finally:
                 client.close()
 
@@ -289,8 +292,12 @@ class Replay:
             thread.join()
         return start, time.perf_counter()
 
-    def _send(self, client: Client, event: Event) -> None:
-        with self.lock:  # the site changes in history order, each version newer than the last
+    def _send(self, client: Client, event: Event, i: int) -> None:
+        with self.turn:  # the site changes in history order, each version newer than the last
+            # A sender can take event i + 1 and get here before the one that took event i.
+            self.turn.wait_for(lambda: self.applied == i)
+            self.applied += 1
+            self.turn.notify_all()
             at_ms = self._next_ms()
             issue = apply(self.history, event, from_ms(at_ms))
             self.site.load_jira_issues([issue])
