@@ -68,8 +68,13 @@ def post_preferences() -> Any:
         # Digests are e-mailed through Jira's notify API; a Confluence site cannot send them.
         raise Refused(422, "Weekly digests are sent from Jira; this site cannot send them.",
                       "weekly_digest")
-    until = utcnow() + timedelta(days=body["pause_days"]) if body["pause_days"] else None
+    days = body["pause_days"]
     with get_db().session() as session:
+        if days is None:
+            current = preference(session, g.tenant.id, viewer)
+            until = current.paused_until if current is not None else None
+        else:
+            until = utcnow() + timedelta(days=days) if days else None
         set_preference(session, g.tenant.id, viewer, body["opted_out"], until)
         if body["weekly_digest"] is not None:
             set_subscription(session, g.tenant.id, viewer, body["weekly_digest"])

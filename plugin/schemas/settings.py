@@ -61,7 +61,9 @@ class PreferencesSchema(Schema):
         unknown = RAISE
 
     opted_out = fields.Boolean(required=True)
-    pause_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=365))
+    # 0 ends a pause; absent or null leaves it as it is (saving the digest must not end it).
+    pause_days = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                validate=validate.Range(min=0, max=365))
     weekly_digest = fields.Boolean(load_default=None)  # absent: left as it is
 
 

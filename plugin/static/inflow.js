@@ -54,7 +54,10 @@
       if (!el.name) { return; }
       var type = el.getAttribute("data-type"), v;
       if (el.type === "checkbox") { v = el.checked; }
-      else if (type === "int") { v = parseInt(el.value, 10); if (isNaN(v)) { v = el.value; } }
+      else if (type === "int") {
+        v = el.value === "" ? null : parseInt(el.value, 10);  // "" keeps the stored value
+        if (typeof v === "number" && isNaN(v)) { v = el.value; }
+      }
       else if (type === "list") { v = el.value.split(/[,\n]/).map(function (s) { return s.trim(); }).filter(Boolean); }
       else { v = el.value; }
       setPath(body, el.name, v);
@@ -123,12 +126,15 @@
     ev.preventDefault();
     var submit = form.querySelector("[type=submit]"); if (submit) { submit.disabled = true; }
     setStatus(form, "Saving…");
+    var ok = false;
     api("POST", form.getAttribute("data-api"), formBody(form)).then(function (data) {
+      ok = true;
       var text = (done[form.getAttribute("data-done")] || function () { return "Done."; })(form, data);
       var holder = form.hidden ? form.parentNode : form;
       setStatus(holder, text);
     }).catch(function (e) { setStatus(form, e.message, true); })
-      .then(function () { if (submit && form.getAttribute("data-done") !== "erased") { submit.disabled = false; } });
+      // Erasing is done once; anything else, and any failure, may be sent again.
+      .then(function () { if (submit && !(ok && form.getAttribute("data-done") === "erased")) { submit.disabled = false; } });
   }
 
   function download(form) {
@@ -162,7 +168,9 @@
   function post(btn) {
     var row = btn.closest(".grow") || btn.parentNode;
     btn.disabled = true;
+    var ok = false;
     api("POST", btn.getAttribute("data-post"), JSON.parse(btn.getAttribute("data-body") || "{}")).then(function (data) {
+      ok = true;
       var group = btn.getAttribute("data-group");
       if (group) {
         document.querySelectorAll('[data-group="' + group + '"]').forEach(function (b) { b.setAttribute("aria-pressed", String(b === btn)); });
@@ -172,7 +180,8 @@
       var text = doneName ? done[doneName](btn, data) : (data.link_type ? "Linked " + data.key + " to " + data.target_key + "." : "Thanks for the feedback.");
       setStatus(row, text);
     }).catch(function (e) { setStatus(row, e.message, true); })
-      .then(function () { if (!btn.getAttribute("data-done")) { btn.disabled = false; } });
+      // A button that is done once (accept, link) stays done; a failed one may be pressed again.
+      .then(function () { if (!ok || !btn.getAttribute("data-done")) { btn.disabled = false; } });
   }
 
   document.addEventListener("submit", onSubmit);

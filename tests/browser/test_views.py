@@ -11,6 +11,7 @@ from sqlalchemy import select
 from plugin.models.pipeline import BackfillState
 from plugin.models.social import Feedback, Kudos, ProjectSettings, Question
 from plugin.pipeline import digests
+from plugin.services.settings import preference, set_preference
 from tests.browser.conftest import Stack, run_axe, shoot
 
 pytestmark = pytest.mark.browser
@@ -132,6 +133,33 @@ def test_opting_in_to_the_weekly_digest(host_page: Any, stack: Stack) -> None:
     with stack.db.session() as session:
         assert digests.is_subscribed(session, stack.tenant.tenant_id, "jstrachan")
         digests.set_subscription(session, stack.tenant.tenant_id, "jstrachan", False)
+
+
+def test_saving_other_choices_keeps_a_pause_and_a_failed_erase_can_be_sent_again(
+        host_page: Any, stack: Stack) -> None:
+    stack.viewer = "jstrachan"
+    try:
+        frame = host_page.open_view("/jira/me", width=1040, height=900)
+        frame.get_by_label("Pause suggestions").select_option("14")
+        frame.get_by_role("button", name="Save", exact=True).click()
+        frame.locator(".status", has_text="Preferences saved.").first.wait_for()
+        frame = host_page.open_view("/jira/me", width=1040, height=900)
+        frame.get_by_label("Send me a weekly digest", exact=False).check()
+        frame.get_by_role("button", name="Save", exact=True).click()
+        frame.locator(".status", has_text="Preferences saved.").first.wait_for()
+        with stack.db.session() as session:
+            kept = preference(session, stack.tenant.tenant_id, "jstrachan")
+            assert kept is not None and kept.paused_until is not None  # the digest did not end it
+        erase = frame.get_by_role("button", name="Erase my data")
+        frame.get_by_label("Type ERASE to confirm").fill("erase please")
+        erase.click()
+        frame.locator("#erase .status", has_text="ERASE").wait_for()
+        assert erase.is_enabled()  # refused, so it may be sent again once corrected
+    finally:
+        stack.viewer = "aco"
+        with stack.db.session() as session:
+            set_preference(session, stack.tenant.tenant_id, "jstrachan", False, None)
+            digests.set_subscription(session, stack.tenant.tenant_id, "jstrachan", False)
 
 
 def test_downloading_my_data(host_page: Any, stack: Stack) -> None:

@@ -115,6 +115,14 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
     paused = site.post("/api/me/preferences", {"opted_out": False, "pause_days": 7},
                        sub="jstrachan").get_json()
     assert paused["paused_until"] and not paused["opted_out"]
+    # Saving the other choices leaves the pause alone; 0 ends it.
+    kept = site.post("/api/me/preferences", {"opted_out": False, "weekly_digest": True},
+                     sub="jstrachan").get_json()
+    assert kept["paused_until"] == paused["paused_until"] and kept["weekly_digest"]
+    assert site.post("/api/me/preferences", {"opted_out": False, "pause_days": None},
+                     sub="jstrachan").get_json()["paused_until"] == paused["paused_until"]
+    assert site.post("/api/me/preferences", {"opted_out": False, "pause_days": 0},
+                     sub="jstrachan").get_json()["paused_until"] is None
     bad = site.post("/api/me/preferences", {"opted_out": "sometimes", "pause_days": -1})
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
 
