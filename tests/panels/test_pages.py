@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -191,3 +192,17 @@ def test_confluence_views_explain_a_site_that_cannot_be_reached(wiki: Site) -> N
     context = wiki.page(f"/confluence/byline/context?pageId={page}")
     assert context.status_code == 200
     assert "expert" not in context.get_json()["title"]["value"]
+
+
+def test_the_question_offered_on_a_page_names_pages_by_their_titles(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    html = wiki.page(f"/confluence/macros/experts?pageId={page}&spaceKey=TSC&outputType=display"
+                     ).get_data(True)
+    texts = re.findall(r'<textarea[^>]*name="text"[^>]*>([^<]*)</textarea>', html)
+    assert texts
+    for text in texts:
+        assert 'Could you help with the page "' in text and page not in text
+        named = re.search(r"you worked on similar (issues|pages|issues and pages) \((.*)\)\.", text)
+        assert named, text
+        # Issues by their keys, pages by their titles: never a bare page id.
+        assert not re.search(r"(^|, )\d+(,|$)", named.group(2)), text
