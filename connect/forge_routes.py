@@ -99,6 +99,9 @@ def events() -> Any:
         event = map_event(body)
     except UnsupportedEvent as exc:
         abort(400, description=str(exc))
+    problem = webhooks.malformed(event.product, event.payload)
+    if problem:
+        abort(400, description=f"Not a {event.product} event: {problem}.")
     if verified.tenant.product_type != product:
         raise JWTRejected(f"This installation does not send {product} events", status=403)
     g.tenant = verified.tenant

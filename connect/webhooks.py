@@ -97,6 +97,30 @@ def event_timestamp(body: dict[str, Any]) -> int:
     return int(time.time() * 1000)
 
 
+# The parts of a delivery that Jira and Confluence always send as JSON objects, and what lies
+# inside them: a signed body that breaks this is refused, not stored for the worker to trip on.
+OBJECTS = {"jira": ("issue", "comment", "issueLink", "changelog", "user"),
+           "confluence": ("page", "blog", "blogpost", "comment", "content", "labeled", "label",
+                          "attachment", "space", "user")}
+INNER = (("issue", "fields"), ("comment", "parent"))
+
+
+def malformed(product: str, body: dict[str, Any]) -> str | None:
+    """What is not shaped as the host sends it (a field that must be an object), else None."""
+    for name in OBJECTS[product]:
+        if name in body and body[name] is not None and not isinstance(body[name], dict):
+            return f"'{name}' must be an object"
+    for outer, inner in INNER:
+        value = (body.get(outer) or {}).get(inner)
+        if value is not None and not isinstance(value, dict):
+            return f"'{outer}.{inner}' must be an object"
+    comment = ((body.get("issue") or {}).get("fields") or {}).get("comment")
+    if comment is not None and not (isinstance(comment, dict)
+                                    and isinstance(comment.get("comments", []), list)):
+        return "'issue.fields.comment' must be an object with a list of comments"
+    return None
+
+
 def _verified_tenant(product: str) -> Any:
     verified = verify_current_request(allow_context_qsh=False)
     if verified.tenant.product_type != product:
@@ -148,6 +172,9 @@ def receive(product: str, slug: str) -> Any:
         abort(404)
     tenant = _verified_tenant(product)
     body = read_json_object()
+    problem = malformed(product, body)
+    if problem:
+        return jsonify({"error": "malformed", "message": f"Not a {product} webhook: {problem}."}), 400
     raw = request.get_data(cache=True)
     event_id = store_event(tenant.id, product, slug, raw, body)
     if event_id is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -124,6 +125,22 @@ def test_malformed_json_is_400_and_nothing_stored(
         response = deliver(client, tenant, "/webhooks/jira/issue_created", body)
         assert response.status_code == 400
         assert response.get_json()["error"] == "bad_request"
+    assert events(db) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"webhookEvent": "jira:issue_created", "issue": "str"},
+    {"webhookEvent": "jira:issue_updated", "issue": {"key": "A-1", "fields": ["x"]}},
+    {"webhookEvent": "jira:issue_updated", "issue": {"key": "A-1", "fields": {"comment": "x"}}},
+    {"webhookEvent": "jira:issue_updated",
+     "issue": {"key": "A-1", "fields": {"comment": {"comments": "x"}}}},
+    {"webhookEvent": "comment_created", "issue": {"key": "A-1"}, "comment": 7},
+    {"webhookEvent": "issuelink_created", "issueLink": [1, 2]},
+])
+def test_a_signed_body_not_shaped_as_jira_sends_it_is_400_and_nothing_stored(
+        client: FlaskClient, db: Database, tenant: TenantAuth, body: dict) -> None:
+    response = deliver(client, tenant, "/webhooks/jira/issue_created", body)
+    assert response.status_code == 400 and response.get_json()["error"] == "malformed"
     assert events(db) == []
 
 

@@ -110,8 +110,9 @@ def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask
                                                                 forge_install: ForgeInstall) -> None:
     client = forge_app.test_client()
     headers = forge_install.headers(ui=False)
+    misshapen = {**forge_issue_event(), "issue": {**ISSUE, "fields": "not an object"}}
     for body in ({"eventType": "avi:jira:created:worklog"}, {"eventType": "avi:jira:updated:issue"},
-                 {"issue": ISSUE}, ["not", "an", "object"]):
+                 {"issue": ISSUE}, ["not", "an", "object"], misshapen):
         response = client.post("/forge/events", json=body, headers=headers)
         assert response.status_code == 400 and response.is_json, body
     assert client.post("/forge/events", data=b"{nope", headers={**headers, "Content-Type": "application/json"}
