@@ -137,7 +137,8 @@ def metrics_view() -> Response:
     """The Prometheus text exposition."""
     if not _allowed():
         abort(404)
-    return Response(generate_latest(registry_for(current_app)), mimetype=CONTENT_TYPE_LATEST)
+    # content_type: CONTENT_TYPE_LATEST names its charset already (a mimetype would get another).
+    return Response(generate_latest(registry_for(current_app)), content_type=CONTENT_TYPE_LATEST)
 
 
 def _start_timer() -> None:

@@ -31,9 +31,9 @@ def when(value: str | None) -> str:
 def init_app(app: Flask) -> None:
     """Blueprints and product hooks (panels, API, admin, personal pages)."""
     from plugin.api import actions, admin, backfill, content, me, rovo
-    from plugin.views import confluence, jira
+    from plugin.views import confluence, home, jira
 
-    for module in (content, actions, admin, backfill, me, rovo, jira, confluence):
+    for module in (content, actions, admin, backfill, me, rovo, jira, confluence, home):
         app.register_blueprint(module.bp)
     url = app.extensions.get("inflow.redis_url")
     if url:  # the viewers' permission answers, shared by the web processes

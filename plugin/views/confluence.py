@@ -79,8 +79,10 @@ def macro(macro: str) -> Any:
 @require_jwt()
 def macro_export() -> Any:
     """Static storage-format XHTML Confluence embeds in exports of a macro."""
-    heading = HEADINGS.get(request.args.get("macro", ""), "Inflow")
-    return "<p>" + render("confluence/export.html", heading=heading, what=heading.lower()) + "</p>"
+    macro = request.args.get("macro", "")
+    if macro not in MACROS:
+        return error_page("No such macro.", 404)
+    return "<p>" + render("confluence/export.html", heading=HEADINGS[macro]) + "</p>"
 
 
 @bp.get("/byline")

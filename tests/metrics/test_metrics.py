@@ -16,6 +16,7 @@ def _scrape(app: Flask, **kw: object) -> str:
     response = app.test_client().get("/metrics", environ_base={**LOCAL, **kw.pop("environ", {})}, **kw)
     assert response.status_code == 200, response.data
     assert response.mimetype == "text/plain"
+    assert response.headers["Content-Type"].count("charset") == 1
     return response.get_data(as_text=True)
 
 

@@ -88,7 +88,10 @@ def test_confluence_macros_render_in_view_mode_and_degrade_in_exports(wiki: Site
         pdf = wiki.page(url.replace("display", "pdf")).get_data(True)
         assert "this part of the page is interactive" in pdf and "<button" not in pdf
     export = wiki.page(f"/confluence/macros/export?macro=related&pageId={page}&spaceKey=TSC")
-    assert export.status_code == 200 and "Open the page in Confluence" in export.get_data(True)
+    assert export.status_code == 200
+    assert "Related work</strong>: this part of the page is interactive. Open the page in Confluence to use it." \
+        in export.get_data(True)
+    assert wiki.page(f"/confluence/macros/export?macro=bogus&pageId={page}").status_code == 404
 
 
 def test_byline_shows_counts_and_opens_the_combined_view(wiki: Site) -> None:

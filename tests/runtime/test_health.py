@@ -40,6 +40,19 @@ def test_unreachable_redis_is_503(tmp_path: Path) -> None:
     assert body["redis"]["ok"] is False and body["redis"]["error"]
 
 
+def test_the_server_address_says_what_it_is_and_links_install_and_health(tmp_path: Path) -> None:
+    client = client_for(f"sqlite:///{tmp_path / 'h.db'}", None)
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    links = [link for link in ("/forge/manifest.yml", "/jira/atlassian-connect.json",
+                               "/confluence/atlassian-connect.json", "/healthz", "/api/openapi.json")
+             if f'href="{link}"' in html]
+    assert len(links) == 5
+    for link in links:
+        assert client.get(link).status_code == 200, link
+
+
 def test_without_redis_configured_the_web_app_is_still_healthy(tmp_path: Path) -> None:
     response = client_for(f"sqlite:///{tmp_path / 'h.db'}", None).get("/healthz")
     assert response.status_code == 200
