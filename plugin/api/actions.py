@@ -18,6 +18,7 @@ from plugin.schemas.actions import (
 from plugin.services import adoption, feedback, panels, questions, recognition
 from plugin.services.errors import Refused
 from plugin.services.panels import names_of
+from plugin.services.people import is_known
 from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
 
 bp = Blueprint("api_actions", __name__, url_prefix="/api")
@@ -56,18 +57,18 @@ def ask_question() -> Any:
     project = project_of(body["source"], body["key"])
     with get_db().session() as session:
         tenant_id = g.tenant.id
-        if not eligible(session, project)(body["expert_account_id"]):
+        expert = body["expert_account_id"]
+        # Only someone who worked on this site: the question is the asker's comment mentioning them.
+        if not is_known(session, tenant_id, expert) or not eligible(session, project)(expert):
             raise Refused(422, "This person cannot be asked here.", "expert_account_id")
-        name = names_of(session, tenant_id, {body["expert_account_id"]},
-                        people(session))[body["expert_account_id"]]
+        name = names_of(session, tenant_id, {expert}, people(session))[expert]
         question = questions.ask(
             session, tenant_id, source=body["source"], key=body["key"], project=project,
-            asker_account_id=asker, expert_account_id=body["expert_account_id"], expert_name=name,
+            asker_account_id=asker, expert_account_id=expert, expert_name=name,
             text=body["text"], client=as_viewer(),
-            next_experts=_next_experts(session, tenant_id, body["source"], body["key"], project,
-                                       body["expert_account_id"]))
+            next_experts=_next_experts(session, tenant_id, body["source"], body["key"], project, expert))
         adoption.record(session, tenant_id, "experts", "used", body["source"], body["key"],
-                        project, asker, target=body["expert_account_id"])
+                        project, asker, target=expert)
         return jsonify({"id": question.id, "state": question.state,
                         "expert": {"account_id": question.expert_account_id, "name": name},
                         "comment_id": question.comment_id}), 201
@@ -123,6 +124,8 @@ def give_kudos() -> Any:
     body = load(KudosSchema())
     giver = _viewer()
     with get_db().session() as session:
+        if not is_known(session, g.tenant.id, body["to_account_id"]):
+            raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
         item = get_item(session, g.tenant.id, body["source"], body["key"])
         space = item.space if item is not None else body["space"]
         kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=body["key"],

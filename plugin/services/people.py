@@ -167,3 +167,11 @@ class People:
         accounts = set(accounts)
         self.prefetch(accounts)
         return {account: self.name(account) for account in accounts}
+
+
+def is_known(session: Session, tenant_id: int, account_id: str) -> bool:
+    """Whether the account worked on something of the tenant's site (either product's installation)."""
+    from plugin.search.sites import of_site
+
+    return session.scalar(select(Person.id).where(of_site(Person.tenant_id, tenant_id),
+                                                  Person.account_id == account_id).limit(1)) is not None

@@ -270,3 +270,16 @@ def test_a_site_still_rate_limiting_after_retries_is_a_503_with_when_to_retry(si
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "120"
     assert response.get_json()["error"] == "host_busy"
+
+
+def test_no_one_unknown_to_the_site_can_be_asked_or_thanked(site: Site) -> None:
+    key = site.keys[-1]
+    asked = site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "nobody",
+                                         "text": "hello there"}, sub=ASKER)
+    assert asked.status_code == 422 and "expert_account_id" in asked.get_json()["errors"]
+    thanked = site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": "nobody-at-all",
+                                       "message": "thanks"}, sub=ASKER)
+    assert thanked.status_code == 422 and "to_account_id" in thanked.get_json()["errors"]
+    assert site.host.comments(key) == []  # nothing was posted as the asker
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Kudos)) == 0

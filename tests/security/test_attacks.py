@@ -20,7 +20,7 @@ from tests.forge.fit import APP_ID, SigningKey, fit_claims, installation, sign, 
 from tests.security.conftest import Target, table_checksums
 
 # Endpoints anyone may call: what hosts fetch before an install, probes, assets, the API's map.
-PUBLIC = {"static", "descriptor.serve", "health.healthz", "inflow_metrics", "forge.manifest",
+PUBLIC = {"static", "descriptor.serve", "health.healthz", "inflow_metrics", "forge.manifest", "home.home",
           "openapi.serve"}
 SIGNED_INSTALL = {"/installed", "/uninstalled"}
 FORGE_ONLY = {"/forge/events", "/forge/lifecycle", "/forge/scheduled", "/forge/rovo/experts",
