@@ -29,6 +29,7 @@ from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
 from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
 from connect.models import Tenant
+from connect.strings import account_id, all_storable
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def token_expiry(token: str, now: datetime | None = None) -> datetime:
         exp = pyjwt.decode(token, options={"verify_signature": False}).get("exp")
     except pyjwt.PyJWTError:
         exp = None
-    if not isinstance(exp, (int, float)):
+    if not isinstance(exp, (int, float)) or not 0 < exp < 2**40:  # 2**40 s is year 36812
         return now + SYSTEM_TOKEN_LIFETIME
     until = datetime.fromtimestamp(exp, UTC) - TOKEN_MARGIN
     return min(max(until, now), now + MAX_TOKEN_LIFETIME)
@@ -353,6 +354,9 @@ def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
         raise JWTRejected("Missing Forge Invocation Token")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     claims = verify_fit(token, jwks_for(app), forge_settings(app)[1], ic_jwks_for(app))
+    principal = claims.get("principal")
+    if not all_storable(claims) or (principal is not None and not account_id(principal)):
+        raise JWTRejected("Forge Invocation Token claims cannot be stored")
     inv = invocation_from_claims(claims, _strip_bearer(request.headers.get(SYSTEM_TOKEN_HEADER)),
                                  _strip_bearer(request.headers.get(USER_TOKEN_HEADER)))
     with app.extensions["inflow.db"].session() as session:

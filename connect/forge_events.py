@@ -89,7 +89,7 @@ def event_key(body: dict[str, Any]) -> str:
 def _timestamp_ms(*candidates: Any) -> int:
     """The first usable time among ISO strings / epoch ms, else now."""
     for value in candidates:
-        if isinstance(value, (int, float)) and value > 0:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
             return int(value)
         if isinstance(value, str) and value:
             try:
@@ -107,6 +107,8 @@ def map_event(body: dict[str, Any]) -> ConnectEvent:
     """The Connect equivalent of a Forge product event body; raises UnsupportedEvent."""
     body = delivered(body)
     forge_type = body.get("eventType")
+    if not isinstance(forge_type, str):
+        raise UnsupportedEvent("Forge event without an event type")
     if forge_type in JIRA_EVENTS:
         return _jira_event(body, JIRA_EVENTS[forge_type])
     if forge_type in CONFLUENCE_EVENTS:

@@ -74,6 +74,8 @@ def manifest() -> Response:
 # ---------- events ----------
 
 def _product_of(forge_type: Any) -> str | None:
+    if not isinstance(forge_type, str):  # a list or an object is no event type (nor hashable)
+        return None
     if forge_type in JIRA_EVENTS:
         return "jira"
     if forge_type in CONFLUENCE_EVENTS:
@@ -93,7 +95,7 @@ def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
 def events() -> Any:
     """A product event from a Forge trigger: stored once as its Connect equivalent."""
     verified = verify_forge_request()
-    body = read_json_object()
+    body = read_json_object(clean=True)  # the site's text, NUL and all: kept, not refused
     product = _product_of(delivered(body).get("eventType"))
     try:
         event = map_event(body)

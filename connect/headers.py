@@ -13,6 +13,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from connect.strings import all_storable, cleaned
+
 log = logging.getLogger(__name__)
 
 ALL_JS_ORIGIN = "https://connect-cdn.atl-paas.net"
@@ -141,8 +143,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def read_json_object() -> dict[str, Any]:
-    """The request body as a JSON object: 413 when too large, 400 when not a JSON object."""
+def read_json_object(clean: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object: 413 when too large, 400 when not a JSON object.
+
+    Text no database stores (NUL, a lone surrogate, 1e400) is a 400, or with `clean` (what a
+    host signed: the site's own content) stored as well as it can be (`strings.cleaned`).
+    """
     raw = request.get_data(cache=True)  # raises 413 over MAX_CONTENT_LENGTH
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
@@ -150,11 +156,23 @@ def read_json_object() -> dict[str, Any]:
         abort(400, description="Request body is not valid JSON")
     if not isinstance(body, dict):
         abort(400, description="Request body must be a JSON object")
+    if not all_storable(body):
+        if clean:
+            return cleaned(body)
+        abort(400, description="Request body holds text or a number that cannot be stored")
     return body
+
+
+def refuse_unstorable_url() -> None:
+    """400 for a path or query holding a NUL (%00): no database stores it, so no view may use it."""
+    if "\x00" in request.path or any("\x00" in name or "\x00" in value
+                                      for name, value in request.args.items(multi=True)):
+        abort(400, description="The address holds a NUL character")
 
 
 def init_app(app: Flask) -> None:
     """Security headers on every response and JSON errors for the JSON endpoints."""
+    app.before_request(refuse_unstorable_url)
     app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, render_http_error)
     # A busy or unreachable database (SQLite's write lock held past the busy timeout, a

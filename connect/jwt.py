@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import jwt as pyjwt
 
+from connect.strings import account_id, storable
+
 CONTEXT_QSH = "context-qsh"
 LEEWAY_SECONDS = 30
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")  # exactly what quote(safe="-._~") leaves as it is
@@ -223,10 +225,14 @@ def verify_symmetric(token: str, facts: RequestFacts,
     issuer = unverified["payload"].get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise JWTRejected("JWT has no issuer")
+    if len(issuer) > 255 or not storable(issuer):  # looked up before the signature is checked
+        raise JWTRejected("JWT issuer is not a client key")
     tenant = load_tenant(issuer)
     if tenant is None:
         raise JWTRejected("Unknown tenant")
     claims = _verified_claims(token, secret_of(tenant), audience)
+    if claims.get("sub") is not None and not account_id(claims["sub"]):
+        raise JWTRejected("JWT subject is not an account id")
     context = check_qsh(claims, facts, allow_context_qsh)
     return Verified(claims=claims, tenant=tenant, context_qsh=context)
 

@@ -17,6 +17,7 @@ from connect.auth import get_db, verify_current_request
 from connect.headers import database_unavailable, read_json_object
 from connect.jwt import JWTRejected
 from connect.models import WebhookEvent
+from connect.strings import storable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def set_event_handler(app: Flask, fn: EventHandler | None) -> None:
 def event_key(product: str, slug: str, raw_body: bytes) -> str:
     """The host's delivery id when sent (stable across retries), else a content hash."""
     identifier = request.headers.get(IDENTIFIER_HEADER, "").strip()
-    if identifier and len(identifier) <= 200:
+    if identifier and len(identifier) <= 200 and storable(identifier):
         return f"id:{identifier}"
     digest = hashlib.sha256(f"{product}/{slug}\n".encode() + raw_body).hexdigest()
     return f"sha256:{digest}"
@@ -171,7 +172,7 @@ def receive(product: str, slug: str) -> Any:
     if product not in PRODUCTS or not EVENT_SLUG.match(slug):
         abort(404)
     tenant = _verified_tenant(product)
-    body = read_json_object()
+    body = read_json_object(clean=True)  # the site's text, NUL and all: kept, not refused
     problem = malformed(product, body)
     if problem:
         return jsonify({"error": "malformed", "message": f"Not a {product} webhook: {problem}."}), 400

@@ -47,7 +47,8 @@ def with_work(data: dict[str, Any]) -> dict[str, Any]:
 @require_jwt(context=True)
 def content_panel(source: str, key: str, panel: str) -> Any:
     """experts | reuse | contributors for an issue or page."""
-    if source not in ("jira", "confluence") or panel not in ("experts", "reuse", "contributors"):
+    if source not in ("jira", "confluence") or panel not in ("experts", "reuse", "contributors") \
+            or len(key) > 255:
         abort(404)
     if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
         abort(404)  # the other product's content is not on this site

@@ -122,4 +122,5 @@ def project_of(source: str, key: str, given: str | None = None) -> str | None:
     """The Jira project of an issue key (the key's prefix is authoritative)."""
     if source == "jira" and "-" in key:
         return key.rsplit("-", 1)[0]
-    return given or None
+    # A space key no Confluence has is no space: it reaches the adoption events' 255 characters.
+    return given if given and len(given) <= 255 else None

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # The request hooks a hit answers for (timing, security headers). Any other hook could change a
 # response, so with one the layer stays off rather than answer differently from Flask.
+# A URL the refusing hook turns away is never rendered, so never cached: no hit can be for one.
 HOOKS = frozenset({"before_request plugin.metrics._start_timer",
+                   "before_request connect.headers.refuse_unstorable_url",
                    "after_request connect.headers.add_security_headers",
                    "after_request plugin.metrics._observe"})
 

@@ -112,7 +112,8 @@ def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask
     headers = forge_install.headers(ui=False)
     misshapen = {**forge_issue_event(), "issue": {**ISSUE, "fields": "not an object"}}
     for body in ({"eventType": "avi:jira:created:worklog"}, {"eventType": "avi:jira:updated:issue"},
-                 {"issue": ISSUE}, ["not", "an", "object"], misshapen):
+                 {"issue": ISSUE}, ["not", "an", "object"], misshapen,
+                 {"eventType": [], "issue": ISSUE}, {"eventType": {}, "issue": ISSUE}):
         response = client.post("/forge/events", json=body, headers=headers)
         assert response.status_code == 400 and response.is_json, body
     assert client.post("/forge/events", data=b"{nope", headers={**headers, "Content-Type": "application/json"}
@@ -187,3 +188,26 @@ def test_background_jobs_call_the_product_with_the_last_forge_system_token(
         assert "Forge system token" in str(exc.body)
     else:
         raise AssertionError("an expired Forge token must not be used")
+
+
+def test_a_time_past_any_clock_is_taken_as_the_receipt_time(forge_app: Flask,
+                                                            forge_install: ForgeInstall) -> None:
+    client = forge_app.test_client()
+    for when in (1e300, 10**30):
+        body = {**forge_issue_event(), "timestamp": when, "issue": {**ISSUE, "fields": {
+            **ISSUE["fields"], "updated": None, "created": None}}}
+        response = client.post("/forge/events", json=body, headers=forge_install.headers(ui=False))
+        assert response.status_code == 202, response.data
+    assert all(0 < event.event_ts < 2**53 for event in stored(forge_app))
+
+
+def test_a_product_token_with_an_expiry_past_any_clock_is_used_for_its_minimum_life() -> None:
+    import jwt as pyjwt
+
+    from connect.db import utcnow
+    from connect.forge import SYSTEM_TOKEN_LIFETIME, token_expiry
+
+    now = utcnow()
+    for exp in (1e30, -1e30):
+        token = pyjwt.encode({"exp": exp}, "k" * 32, algorithm="HS256")
+        assert token_expiry(token, now) == now + SYSTEM_TOKEN_LIFETIME

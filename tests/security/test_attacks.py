@@ -113,6 +113,18 @@ def connect_attacks(target: Target, probe: Probe) -> dict[str, dict[str, str]]:
             _claims(auth, probe, qsh=query_string_hash(probe.method, "/somewhere/else", [])),
             auth.secret, algorithm="HS256")),
         "garbage": jwt("not.a.jwt"),
+        # Text no database stores (a lone surrogate, NUL) or longer than an account id: the
+        # issuer is looked up before the signature is checked, the subject is written.
+        "issuer with a lone surrogate": jwt(pyjwt.encode(_claims(auth, probe, iss="\ud800"), "x" * 32,
+                                                         algorithm="HS256")),
+        "issuer with NUL": jwt(pyjwt.encode(_claims(auth, probe, iss="a\x00b"), "x" * 32,
+                                            algorithm="HS256")),
+        "subject with a lone surrogate": jwt(pyjwt.encode(_claims(auth, probe, sub="\ud800"),
+                                                          auth.secret, algorithm="HS256")),
+        "subject with NUL": jwt(pyjwt.encode(_claims(auth, probe, sub="a\x00b"), auth.secret,
+                                             algorithm="HS256")),
+        "subject longer than an account id": jwt(pyjwt.encode(_claims(auth, probe, sub="x" * 200),
+                                                              auth.secret, algorithm="HS256")),
     }
     if not probe.path.startswith("/api/"):
         # Iframe pages, webhooks and lifecycle calls need the qsh of the exact request.
@@ -137,6 +149,11 @@ def forge_attacks(forge_key: SigningKey) -> dict[str, dict[str, str]]:
         "expired FIT": bearer(sign(fit_claims(inst, cloud, exp=now - 3600), forge_key)),
         "FIT for another app": bearer(sign(fit_claims(inst, cloud,
                                                       aud=APP_ID[:-4] + "beef"), forge_key)),
+        "principal with a lone surrogate": bearer(sign({**claims, "principal": "\ud800"}, forge_key)),
+        "principal longer than an account id": bearer(sign({**claims, "principal": "x" * 200},
+                                                           forge_key)),
+        "installation with NUL": bearer(sign({**claims, "app": {**claims["app"],
+                                                                "installationId": "a\x00b"}}, forge_key)),
     }
 
 

@@ -156,3 +156,47 @@ def test_real_panels_match_their_documented_shape(fuzz_site: tuple[Any, TenantAu
                               headers=auth.context_headers(sub=VIEWER))
         assert response.status_code == 200 and response.get_json()[listed], panel
         operation.validate_response(response)
+
+
+# Text no database stores or no page encodes (found by an adversarial run, since fixed).
+UNSTORABLE = ["\ud800", "a\x00b"]
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+@pytest.mark.parametrize("path, body", [
+    ("/api/events", {"source": "jira", "key": "{t}", "panel": "experts", "kind": "clicked"}),
+    ("/api/feedback", {"source": "jira", "key": "{t}", "target_item_id": 1, "verdict": "helpful"}),
+    ("/api/kudos", {"source": "jira", "key": "AMQ-1", "to_account_id": "chirino", "message": "{t}"}),
+    ("/api/questions", {"source": "jira", "key": "AMQ-1", "expert_account_id": "chirino",
+                        "text": "about {t}"}),
+    ("/api/admin/projects/AMQ/settings", {"purpose": "x{t}y"}),
+])
+def test_text_no_database_stores_is_a_400_and_nothing_stored(
+        fuzz_site: tuple[Any, TenantAuth], path: str, body: dict[str, Any], text: str) -> None:
+    from tests.security.conftest import table_checksums
+
+    app, auth = fuzz_site
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    before = table_checksums(app.extensions["inflow.db"])
+    filled = {k: v.replace("{t}", text) if isinstance(v, str) else v for k, v in body.items()}
+    response = app.test_client().post(path, json=filled, headers=auth.context_headers(sub=VIEWER))
+    assert response.status_code == 400, (response.status_code, response.data[:200])
+    assert table_checksums(app.extensions["inflow.db"]) == before
+    assert app.test_client().get("/jira/admin?projectKey=AMQ",  # still renders for the admin
+                                 headers=auth.context_headers(sub=VIEWER)).status_code != 500
+
+
+@pytest.mark.parametrize("url", ["/api/content/jira/%00/experts",
+                                 "/api/content/confluence/123/experts?project=%00"])
+def test_a_nul_in_the_address_is_a_400(fuzz_site: tuple[Any, TenantAuth], url: str) -> None:
+    app, auth = fuzz_site
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert app.test_client().get(url, headers=auth.context_headers(sub=VIEWER)).status_code == 400
+
+
+def test_a_space_key_longer_than_any_space_is_not_recorded(fuzz_site: tuple[Any, TenantAuth]) -> None:
+    """It went into the adoption events' batch and made the whole batch fail on PostgreSQL."""
+    from plugin.views.common import project_of
+
+    assert project_of("confluence", "123", "P" * 256) is None
+    assert project_of("confluence", "123", "TSC") == "TSC"
