@@ -155,6 +155,7 @@ SNIPPET_SIZE = 200
 SHARED_TERMS = 4  # distinctive words named in a reason: more reads as noise
 MAX_REASONS = 5
 _WORD = re.compile(r"[^\W_]+")
+_URL = re.compile(r"\b(?:https?|ftp)://\S+")
 # A Java-style exception or error class, optionally package-qualified: "java.io.IOException",
 # "KeeperException$ConnectionLossException". A bare "Error" or "Exception" is only a word.
 _EXCEPTION = re.compile(r"\b(?:[a-z_][\w]*\.)*([A-Z][\w$]*(?:Exception|Error))\b")
@@ -299,12 +300,14 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     """
     whole: dict[str, str] = {}  # term -> the first word that is that term on its own
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
-    for match in _WORD.finditer(_untraced(text)):
-        if match.group().isdigit():
-            continue  # line numbers, ports, versions: shared by chance, telling nobody anything
-        for n, term in enumerate(word_terms(match.group())):
+    # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
+    for match in _WORD.finditer(_URL.sub(" ", _untraced(text))):
+        word = match.group()
+        if sum(c.isdigit() for c in word) > sum(c.isalpha() for c in word):
+            continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
+        for n, term in enumerate(word_terms(word)):
             if term in weights:
-                (whole if n == 0 else part).setdefault(term, match.group())
+                (whole if n == 0 else part).setdefault(term, word)
     spelled = {**part, **whole}
     best = sorted(spelled, key=lambda t: (-weights[t], t))
     out: list[str] = []

@@ -58,6 +58,13 @@ def test_shared_terms_are_the_rarest_query_words_spelled_as_the_item_spells_them
     assert reuse.shared_terms(text, weights) == ["ZXID", "Snapshots", "Truncate", "DataTree"]
 
 
+def test_shared_terms_are_words_people_wrote_not_links_or_times() -> None:
+    weights = {"23t05": 9.0, "000z": 9.0, "ryan": 8.0, "grid": 1.0, "log4j": 2.0}
+    text = ("Edited 2022-09-23T05:12:00.000Z, see https://wiki.example.org/display/Ryan/Grid "
+            "for the log4j grid.")
+    assert reuse.shared_terms(text, weights) == ["log4j", "grid"]
+
+
 def test_errors_and_top_frames_are_read_from_traces() -> None:
     text = ("KeeperException$ConnectionLossException and java.io.IOException, an Error, SomeErrors\n"
             + TRACE.format(error="java.lang.NullPointerException"))
