@@ -187,7 +187,7 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     return {"panel": "experts", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["experts"], "experts": people,
             "questions": _question_rows(asked, names),
-            "empty_reason": None if people else _experts_empty_reason(target)}
+            "empty_reason": None if people else _experts_empty_reason(target, viewer)}
 
 
 def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic: str | None,
@@ -281,7 +281,14 @@ def _summary(expert: Any, source: str) -> str:
     return f"{verb} {count} similar {noun}{'s' if count != 1 else ''}"
 
 
-def _experts_empty_reason(target: Item | ItemDoc | None) -> str:
+# Someone not signed in (anonymous access): no permission can be checked for them, so nothing
+# of the site is shown, and the item is not "unknown" either.
+SIGN_IN = "Log in to see who knows about this and the similar work done before."
+
+
+def _experts_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> str:
+    if viewer is None:
+        return SIGN_IN
     if target is None:
         return ("Inflow has not learned this item yet, so it cannot tell who knows about it. "
                 "Suggestions appear shortly after it is indexed.")
@@ -328,7 +335,7 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
                      watch)
     return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["reuse"], "suggestions": items,
-            "empty_reason": None if items else _reuse_empty_reason(target)}
+            "empty_reason": None if items else _reuse_empty_reason(target, viewer)}
 
 
 def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
@@ -345,7 +352,9 @@ def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
     return [s for s in stored["reuse"] if s.item_id in seen][:LIMIT]
 
 
-def _reuse_empty_reason(target: Item | ItemDoc | None) -> str:
+def _reuse_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> str:
+    if viewer is None:
+        return SIGN_IN
     if target is None:
         return "Inflow has not learned this item yet; similar work appears once it is indexed."
     return ("Nothing similar that you can see has been done before. When related issues or "

@@ -209,3 +209,11 @@ def test_the_question_offered_on_a_page_names_pages_by_their_titles(wiki: Site) 
         assert named, text
         # Issues by their keys, pages by their titles: never a bare page id.
         assert not re.search(r"(^|, )\d+(,|$)", named.group(2)), text
+
+
+@pytest.mark.parametrize("panel", ["experts", "reuse"])
+def test_someone_not_logged_in_is_asked_to_log_in_not_told_the_item_is_unknown(
+        site: Site, panel: str) -> None:
+    html = site.page(f"/jira/panels/{panel}?issueKey={site.keys[-1]}&projectKey=AMQ", sub=None
+                     ).get_data(True)
+    assert "Log in to see who knows about this" in html and "not learned" not in html
