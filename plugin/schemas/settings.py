@@ -8,6 +8,13 @@ from marshmallow import RAISE, Schema, fields, validate
 PROJECT_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,49}$", error="Not a project key.")
 
 
+class ProjectKey(fields.String):
+    """A Jira project key as people type it: Jira keys are upper case, so `amq` is AMQ."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().upper()
+
+
 def _names(**kw: Any) -> fields.List:
     return fields.List(fields.String(validate=validate.Length(min=1, max=255)),
                        validate=validate.Length(max=200), load_default=list, **kw)
@@ -48,7 +55,7 @@ class ProjectSettingsSchema(Schema):
     exclude_people = _names()
     follow_up_hours = fields.Integer(load_default=48, strict=True,
                                      validate=validate.Range(min=1, max=24 * 30))
-    learn_projects = fields.List(fields.String(validate=PROJECT_KEY), load_default=list,
+    learn_projects = fields.List(ProjectKey(validate=PROJECT_KEY), load_default=list,
                                  validate=validate.Length(max=200))
     learn_spaces = _names()
     privacy = fields.Nested(PrivacySchema, load_default=dict)

@@ -30,8 +30,15 @@
   function messageOf(data) {
     var parts = [data.message || "Something went wrong."];
     var errs = data.errors || {};
-    Object.keys(errs).forEach(function (k) { parts.push(k + ": " + [].concat(flat(errs[k])).join(" ")); });
+    Object.keys(errs).forEach(function (k) { parts.push(fieldName(k) + ": " + [].concat(flat(errs[k])).join(" ")); });
     return parts.join(" ");
+  }
+  // A field as the page labels it ("Learn from these projects"), not as the API names it.
+  function fieldName(name) {
+    var input = document.querySelector('[name="' + name.replace(/["\\]/g, "") + '"]');
+    var label = input && input.id && document.querySelector('label[for="' + input.id + '"]');
+    var text = label ? label.textContent.replace(/\s+/g, " ").trim() : "";
+    return text || name.replace(/_/g, " ");
   }
   function flat(v) { return (v && typeof v === "object" && !Array.isArray(v)) ? Object.keys(v).map(function (k) { return flat(v[k]); }) : v; }
 

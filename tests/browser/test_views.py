@@ -97,7 +97,9 @@ def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) 
         frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
         frame.get_by_label("Learn from these projects", exact=False).fill("not a key")
         frame.get_by_role("button", name="Save settings").click()
-        frame.get_by_text("learn_projects", exact=False).wait_for()
+        # Named as the page labels it, not by the API's field name.
+        frame.get_by_text("Learn from these projects (keys; empty: all): Not a project key.",
+                          exact=False).wait_for()
     finally:
         stack.viewer = "aco"
 

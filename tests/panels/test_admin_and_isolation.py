@@ -42,6 +42,8 @@ def test_a_project_admin_saves_settings_and_panels_follow_them(site: Site) -> No
     response = site.post(SETTINGS, _valid_settings(), sub=ADMIN)
     assert response.status_code == 200, response.get_json()
     assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
+    typed = site.post(SETTINGS, {**_valid_settings(), "learn_projects": [" amq "]}, sub=ADMIN)
+    assert typed.get_json()["learn_projects"] == ["AMQ"]  # keys as people type them
     key = site.keys[-1]
     experts = site.get(f"/api/content/jira/{key}/experts", sub="aco").get_json()
     assert experts["purpose"] == "Help the broker team find answers fast."
