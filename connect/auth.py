@@ -161,10 +161,12 @@ def verify_token(token: str, facts: RequestFacts, db: Database,
                                 allow_context_qsh=allow_context_qsh)
 
 
-def require_jwt(context: bool = False) -> Callable[[F], F]:
+def require_jwt(context: bool = False, product: str | None = None) -> Callable[[F], F]:
     """Require a valid tenant JWT; `context=True` also accepts `qsh: context-qsh` tokens.
 
-    On success sets g.tenant (Tenant), g.jwt_claims and g.account_id (the `sub`, may be None).
+    `product`: only that product's installations (a module of the other product's descriptor
+    is refused with 403). On success sets g.tenant (Tenant), g.jwt_claims and g.account_id
+    (the `sub`, may be None).
     """
 
     def decorator(view: F) -> F:
@@ -176,6 +178,8 @@ def require_jwt(context: bool = False) -> Callable[[F], F]:
                 verified = verify_forge_request()
             else:
                 verified = verify_current_request(allow_context_qsh=context)
+            if product is not None and verified.tenant.product_type != product:
+                raise JWTRejected(f"This view is for {product.capitalize()} installations", status=403)
             g.tenant = verified.tenant
             g.jwt_claims = verified.claims
             g.account_id = verified.account_id

@@ -39,7 +39,7 @@ def _board(session: Any, scope: str, space: str | None, period: str) -> dict[str
 
 
 @bp.get("/macros/<macro>")
-@require_jwt()
+@require_jwt(product="confluence")
 def macro(macro: str) -> Any:
     """A macro in view mode; exports (PDF, Word, email) get a clear static message instead."""
     if macro not in MACROS:
@@ -76,7 +76,7 @@ def macro(macro: str) -> Any:
 
 
 @bp.get("/macros/export")
-@require_jwt()
+@require_jwt(product="confluence")
 def macro_export() -> Any:
     """Static storage-format XHTML Confluence embeds in exports of a macro."""
     macro = request.args.get("macro", "")
@@ -86,7 +86,7 @@ def macro_export() -> Any:
 
 
 @bp.get("/byline")
-@require_jwt()
+@require_jwt(product="confluence")
 def byline() -> Any:
     """The combined view for a page: experts, related work, contributors."""
     page_id = _page_id()
@@ -110,7 +110,7 @@ def byline() -> Any:
 
 
 @bp.get("/byline/context")
-@require_jwt()
+@require_jwt(product="confluence")
 def byline_context() -> Any:
     """The byline item's title for a page ("3 experts · 5 related"), as a context provider."""
     page_id = _page_id()
@@ -133,7 +133,7 @@ def byline_context() -> Any:
 
 
 @bp.get("/me")
-@require_jwt()
+@require_jwt(product="confluence")
 def personal_page() -> Any:
     """What Inflow knows about the viewer (Confluence entry point)."""
     return render_personal_page("confluence")

@@ -24,7 +24,7 @@ UNREACHABLE = "Inflow could not reach Jira just now. Reload the page to try agai
 
 
 @bp.get("/panels/<panel>")
-@require_jwt()
+@require_jwt(product="jira")
 def issue_panel(panel: str) -> Any:
     """An issue panel, rendered complete on the server."""
     if panel not in ("experts", "reuse", "contributors"):
@@ -59,7 +59,7 @@ def _valid_project(key: str) -> bool:
 
 
 @bp.get("/admin")
-@require_jwt()
+@require_jwt(product="jira")
 def project_admin() -> Any:
     """Project settings and the adoption dashboard, for that project's admins only."""
     project = request.args.get("projectKey", "")
@@ -85,7 +85,7 @@ def project_admin() -> Any:
 
 
 @bp.get("/me")
-@require_jwt()
+@require_jwt(product="jira")
 def personal_page() -> Any:
     """What Inflow knows about the viewer, with their choices and data rights."""
     return render_personal_page("jira")

@@ -217,3 +217,16 @@ def test_someone_not_logged_in_is_asked_to_log_in_not_told_the_item_is_unknown(
     html = site.page(f"/jira/panels/{panel}?issueKey={site.keys[-1]}&projectKey=AMQ", sub=None
                      ).get_data(True)
     assert "Log in to see who knows about this" in html and "not learned" not in html
+
+
+def test_a_view_of_the_other_products_descriptor_is_refused(wiki: Site) -> None:
+    """Each installation's token opens its own product's modules only."""
+    from tests.conftest import install_tenant
+
+    jira = install_tenant(wiki.db, "jira")
+    page = wiki.keys[-1]
+    assert wiki.page("/jira/panels/experts?issueKey=AMQ-1&projectKey=AMQ").status_code == 403
+    assert wiki.page("/jira/me").status_code == 403
+    for path in (f"/confluence/byline?pageId={page}", f"/confluence/macros/experts?pageId={page}"):
+        assert wiki.client.get(path, headers=jira.headers("GET", path, sub="aco")).status_code == 403
+        assert wiki.page(path).status_code == 200  # the Confluence installation's own view
