@@ -50,7 +50,7 @@ def depends_on(view: str, source: str, key: str, project: str | None,
     if view == "contributors":
         return [*item, *settings, freshness.KudosOn(source, key)]
     if view == "counts":
-        return [*item, freshness.Stored(source, key, "reuse"),
+        return [*item, *settings, freshness.Stored(source, key, "reuse"),
                 freshness.Stored(source, key, "experts"), freshness.Preferences()]
     if view == "board":
         return [freshness.AllKudos()]

@@ -10,6 +10,7 @@ from connect.auth import get_db, require_jwt
 from connect.db import utcnow
 from connect.host_client import HostError
 from plugin.api.content import panel_data
+from plugin.matching.store import get_item
 from plugin.services import panels, recognition
 from plugin.views import fragments
 from plugin.views.common import eligible, people, visible
@@ -85,6 +86,15 @@ def macro_export() -> Any:
     return "<p>" + render("confluence/export.html", heading=HEADINGS[macro]) + "</p>"
 
 
+def _space_of(page_id: str) -> str | None:
+    """The page's space as Inflow stored it: the byline's URL names the page only."""
+    if not page_id:
+        return None
+    with get_db().session() as session:
+        item = get_item(session, g.tenant.id, "confluence", page_id)
+        return item.space if item is not None else None
+
+
 @bp.get("/byline")
 @require_jwt(product="confluence")
 def byline() -> Any:
@@ -93,16 +103,17 @@ def byline() -> Any:
     if not page_id:
         return error_page("This view needs a page.", 400)
     views = ("experts", "reuse", "contributors")
+    space = _space_of(page_id)  # its settings (excluded people, panels off) hold here as in a macro
 
     def render_byline() -> Any:
         with get_db().session() as session:
-            data = {name: panel_data(session, name, "confluence", page_id, None)
+            data = {name: panel_data(session, name, "confluence", page_id, space)
                     for name in views}
         return render("confluence/byline.html", experts=data["experts"], reuse=data["reuse"],
                       contributors=data["contributors"], source="confluence", key=page_id)
 
     facts = [fact for name in views for fact in
-             panels.depends_on(name, "confluence", page_id, None, g.account_id)]
+             panels.depends_on(name, "confluence", page_id, space, g.account_id)]
     try:
         return fragments.cached(list(dict.fromkeys(facts)), render_byline)
     except HostError:
@@ -114,12 +125,13 @@ def byline() -> Any:
 def byline_context() -> Any:
     """The byline item's title for a page ("3 experts · 5 related"), as a context provider."""
     page_id = _page_id()
+    space = _space_of(page_id)
 
     def render_title() -> Any:
         try:
             with get_db().session() as session:
                 n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id,
-                                  visible(), eligible(session, None), watch=fragments.watch()) \
+                                  visible(), eligible(session, space), watch=fragments.watch()) \
                     if page_id else {"experts": 0, "related": 0}
             title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
         except HostError:  # no permission answers, so no counts; the byline opens and explains
@@ -128,7 +140,7 @@ def byline_context() -> Any:
         return jsonify({"title": {"value": title},
                         "tooltip": {"value": "Inflow: people and work related to this page"}})
 
-    return fragments.cached(panels.depends_on("counts", "confluence", page_id, None, g.account_id),
+    return fragments.cached(panels.depends_on("counts", "confluence", page_id, space, g.account_id),
                             render_title)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from plugin import search
 from plugin.content.normalize import jira_issue_to_doc
-from plugin.matching.store import upsert_item
+from plugin.matching.store import get_item, upsert_item
 from tests.panels.conftest import Site
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -230,3 +230,23 @@ def test_a_view_of_the_other_products_descriptor_is_refused(wiki: Site) -> None:
     for path in (f"/confluence/byline?pageId={page}", f"/confluence/macros/experts?pageId={page}"):
         assert wiki.client.get(path, headers=jira.headers("GET", path, sub="aco")).status_code == 403
         assert wiki.page(path).status_code == 200  # the Confluence installation's own view
+
+
+def test_the_pages_space_settings_hold_in_the_byline(wiki: Site) -> None:
+    """The byline's URL names the page only; its space's settings (people excluded) still hold."""
+    from plugin.services.settings import save_project_settings
+
+    with wiki.db.session() as session:
+        spaced = [key for key in wiki.keys
+                  if (item := get_item(session, wiki.tenant.tenant_id, "confluence", key)) and item.space]
+        page = spaced[-1]
+        space = get_item(session, wiki.tenant.tenant_id, "confluence", page).space
+
+    def experts() -> list[str]:
+        html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)
+        return re.findall(r'name="expert_account_id" value="([^"]+)"', html)
+
+    first, *_ = experts()
+    with wiki.db.session() as session:
+        save_project_settings(session, wiki.tenant.tenant_id, space, {"exclude_people": [first]}, "admin")
+    assert first not in experts()
