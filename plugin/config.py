@@ -112,9 +112,11 @@ class Settings:
         FORWARDED_ALLOW_IPS and PROMETHEUS_MULTIPROC_DIR."""
         env = dict(os.environ if env is None else env)
         d = cls()
+        port = _integer(env, "PORT", d.port)
         return cls(
-            base_url=env.get("INFLOW_BASE_URL", d.base_url).rstrip("/"),
-            port=_integer(env, "PORT", d.port),
+            # Unset, the base URL is this machine on the port it listens on (descriptors name it).
+            base_url=env.get("INFLOW_BASE_URL", f"http://localhost:{port}").rstrip("/"),
+            port=port,
             database_url=env.get("DATABASE_URL") or d.database_url,
             redis_url=env.get("REDIS_URL") or None,
             install_keys_url=env.get("INFLOW_INSTALL_KEYS_URL", d.install_keys_url).rstrip("/"),

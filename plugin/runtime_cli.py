@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import selectors
+import socket
 import subprocess
 import sys
 import time
@@ -123,6 +124,10 @@ def serve(supervisor: Supervisor, env: dict[str, str],
     """
     settings = Settings.from_env(env)
     setup_logging(settings)
+    if not port_free(settings.port):
+        log.error("port %s is in use (another `make run` or `make demo`?): stop it, or set PORT "
+                  "to a free port", settings.port)
+        return 2
     _migrate(settings.database_url)
     try:
         if not settings.redis_url:
@@ -140,6 +145,17 @@ def serve(supervisor: Supervisor, env: dict[str, str],
     finally:
         if not settings.redis_url:
             _embedded_url_file(settings).unlink(missing_ok=True)
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on the port now (gunicorn would otherwise retry, then exit)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_app(supervisor: Supervisor, env: dict[str, str], settings: Settings) -> None:

@@ -88,8 +88,6 @@ def macro_export() -> Any:
 
 def _space_of(page_id: str) -> str | None:
     """The page's space as Inflow stored it: the byline's URL names the page only."""
-    if not page_id:
-        return None
     with get_db().session() as session:
         item = get_item(session, g.tenant.id, "confluence", page_id)
         return item.space if item is not None else None
@@ -125,14 +123,15 @@ def byline() -> Any:
 def byline_context() -> Any:
     """The byline item's title for a page ("3 experts · 5 related"), as a context provider."""
     page_id = _page_id()
+    if not page_id:
+        return jsonify({"error": "bad_request", "message": "This view needs a page."}), 400
     space = _space_of(page_id)
 
     def render_title() -> Any:
         try:
             with get_db().session() as session:
                 n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id,
-                                  visible(), eligible(session, space), watch=fragments.watch()) \
-                    if page_id else {"experts": 0, "related": 0}
+                                  visible(), eligible(session, space), watch=fragments.watch())
             title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
         except HostError:  # no permission answers, so no counts; the byline opens and explains
             fragments.not_kept()

@@ -96,6 +96,7 @@ def test_confluence_macros_render_in_view_mode_and_degrade_in_exports(wiki: Site
 
 def test_byline_shows_counts_and_opens_the_combined_view(wiki: Site) -> None:
     page = wiki.keys[-1]
+    assert wiki.page("/confluence/byline/context").status_code == 400  # as the byline: a page
     title = wiki.page(f"/confluence/byline/context?pageId={page}").get_json()["title"]["value"]
     assert "related" in title and "expert" in title
     html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)

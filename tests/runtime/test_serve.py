@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -92,3 +93,18 @@ def test_a_dying_child_stops_the_rest_and_serve_exits_nonzero(served: Served) ->
     assert served.proc.wait(timeout=30) != 0
     wait_for(lambda: not any(alive(pid) for pid in children), 5, "children to be gone")
     assert "web exited" in served.output()
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path, caplog: Any) -> None:
+    import socket
+
+    from plugin.runtime.supervisor import Supervisor
+    from plugin.runtime_cli import serve
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+        assert serve(Supervisor(), env) == 2
+    assert f"port {port} is in use" in caplog.text and "set PORT" in caplog.text

@@ -36,6 +36,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.base_url, s.port, s.redis_url, s.app_key, s.purge_after_days) == (
         "http://localhost:8000", 8000, None, "io.inflow.app", 30)
     assert s.database_url == f"sqlite:///{PROJECT_ROOT / 'instance' / 'inflow.db'}"
+    assert Settings.from_env({"PORT": "8011"}).base_url == "http://localhost:8011"  # where it listens
     assert s.auth_server_url == "https://oauth-2-authorization-server.services.atlassian.com"
     assert (s.valkey_dir, s.valkey_port) == (PROJECT_ROOT / "instance" / "valkey", None)
     assert (s.index_dir, s.shards) == (PROJECT_ROOT / "instance" / "index", ("0",))
