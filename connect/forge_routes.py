@@ -22,8 +22,6 @@ from connect import lifecycle, webhooks
 from connect.db import utcnow
 from connect.forge import forge_settings, verify_forge_request
 from connect.forge_events import (
-    CONFLUENCE_EVENTS,
-    JIRA_EVENTS,
     LIFECYCLE_EVENTS,
     ConnectEvent,
     UnsupportedEvent,
@@ -73,16 +71,6 @@ def manifest() -> Response:
 
 # ---------- events ----------
 
-def _product_of(forge_type: Any) -> str | None:
-    if not isinstance(forge_type, str):  # a list or an object is no event type (nor hashable)
-        return None
-    if forge_type in JIRA_EVENTS:
-        return "jira"
-    if forge_type in CONFLUENCE_EVENTS:
-        return "confluence"
-    return None
-
-
 def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
     """Insert the translated event; None when this delivery was already stored."""
     return webhooks.insert_event(WebhookEvent(
@@ -96,7 +84,6 @@ def events() -> Any:
     """A product event from a Forge trigger: stored once as its Connect equivalent."""
     verified = verify_forge_request()
     body = read_json_object(clean=True)  # the site's text, NUL and all: kept, not refused
-    product = _product_of(delivered(body).get("eventType"))
     try:
         event = map_event(body)
     except UnsupportedEvent as exc:
@@ -104,8 +91,8 @@ def events() -> Any:
     problem = webhooks.malformed(event.product, event.payload)
     if problem:
         abort(400, description=f"Not a {event.product} event: {problem}.")
-    if verified.tenant.product_type != product:
-        raise JWTRejected(f"This installation does not send {product} events", status=403)
+    if verified.tenant.product_type != event.product:
+        raise JWTRejected(f"This installation does not send {event.product} events", status=403)
     g.tenant = verified.tenant
     event_id = store_forge_event(verified.tenant.id, event)
     if event_id is None:
