@@ -263,9 +263,8 @@ def extend(engine: Engine, key: Key, renew_before: float,
     if entry is None or entry.lasting < renew_before or not _unchanged(engine, entry):
         return None
     watch = Watch(entry.lasting - time.monotonic(), renew_before=renew_before)
-    if entry.answers and ask(set(entry.answers), watch) != entry.answers:
-        return None
-    if generations() != entry.generations:
+    if (entry.answers and ask(set(entry.answers), watch) != entry.answers) \
+            or generations() != entry.generations:
         return None
     renewed = replace(entry, expires_at=watch.until)
     FRAGMENTS.put(key, renewed)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plugin.models.content import Person
+from plugin.search.sites import of_site
 from plugin.services.freshness import People as PeopleFact
 from plugin.services.permissions import Expiry, Requester, TTLCache, renew_before
 
@@ -171,7 +172,5 @@ class People:
 
 def is_known(session: Session, tenant_id: int, account_id: str) -> bool:
     """Whether the account worked on something of the tenant's site (either product's installation)."""
-    from plugin.search.sites import of_site
-
     return session.scalar(select(Person.id).where(of_site(Person.tenant_id, tenant_id),
                                                   Person.account_id == account_id).limit(1)) is not None
