@@ -133,15 +133,12 @@
     ev.preventDefault();
     var submit = form.querySelector("[type=submit]"); if (submit) { submit.disabled = true; }
     setStatus(form, "Saving…");
-    var ok = false;
     api("POST", form.getAttribute("data-api"), formBody(form)).then(function (data) {
-      ok = true;
       var text = (done[form.getAttribute("data-done")] || function () { return "Done."; })(form, data);
       var holder = form.hidden ? form.parentNode : form;
       setStatus(holder, text);
-    }).catch(function (e) { setStatus(form, e.message, true); })
-      // Erasing is done once; anything else, and any failure, may be sent again.
-      .then(function () { if (submit && !(ok && form.getAttribute("data-done") === "erased")) { submit.disabled = false; } });
+      if (submit && form.getAttribute("data-done") !== "erased") { submit.disabled = false; }  // erasing is done once
+    }).catch(function (e) { setStatus(form, e.message, true); if (submit) { submit.disabled = false; } });
   }
 
   function download(form) {
@@ -175,9 +172,7 @@
   function post(btn) {
     var row = btn.closest(".grow") || btn.parentNode;
     btn.disabled = true;
-    var ok = false;
     api("POST", btn.getAttribute("data-post"), JSON.parse(btn.getAttribute("data-body") || "{}")).then(function (data) {
-      ok = true;
       var group = btn.getAttribute("data-group");
       if (group) {
         document.querySelectorAll('[data-group="' + group + '"]').forEach(function (b) { b.setAttribute("aria-pressed", String(b === btn)); });
@@ -186,9 +181,8 @@
       if (data.link_type) { btn.textContent = data.link_type === "duplicate" ? "Linked as duplicate" : "Linked as related"; btn.setAttribute("data-done", "linked"); }
       var text = doneName ? done[doneName](btn, data) : (data.link_type ? "Linked " + data.key + " to " + data.target_key + "." : "Thanks for the feedback.");
       setStatus(row, text);
-    }).catch(function (e) { setStatus(row, e.message, true); })
-      // A button that is done once (accept, link) stays done; a failed one may be pressed again.
-      .then(function () { if (!ok || !btn.getAttribute("data-done")) { btn.disabled = false; } });
+      if (!btn.getAttribute("data-done")) { btn.disabled = false; }  // accept and link are done once
+    }).catch(function (e) { setStatus(row, e.message, true); btn.disabled = false; });
   }
 
   document.addEventListener("submit", onSubmit);
