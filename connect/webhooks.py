@@ -106,16 +106,22 @@ OBJECTS = {"jira": ("issue", "comment", "issueLink", "changelog", "user"),
 INNER = (("issue", "fields"), ("comment", "parent"))
 
 
+def _within(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The object under `name`, or an empty one (absent, or another product's field of another shape)."""
+    value = body.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def malformed(product: str, body: dict[str, Any]) -> str | None:
     """What is not shaped as the host sends it (a field that must be an object), else None."""
     for name in OBJECTS[product]:
         if name in body and body[name] is not None and not isinstance(body[name], dict):
             return f"'{name}' must be an object"
     for outer, inner in INNER:
-        value = (body.get(outer) or {}).get(inner)
+        value = _within(body, outer).get(inner)
         if value is not None and not isinstance(value, dict):
             return f"'{outer}.{inner}' must be an object"
-    comment = ((body.get("issue") or {}).get("fields") or {}).get("comment")
+    comment = _within(_within(body, "issue"), "fields").get("comment")
     if comment is not None and not (isinstance(comment, dict)
                                     and isinstance(comment.get("comments", []), list)):
         return "'issue.fields.comment' must be an object with a list of comments"

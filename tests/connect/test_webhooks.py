@@ -144,6 +144,15 @@ def test_a_signed_body_not_shaped_as_jira_sends_it_is_400_and_nothing_stored(
     assert events(db) == []
 
 
+def test_a_field_only_the_other_product_shapes_does_not_break_the_check(
+        client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
+    """An 'issue' inside a Confluence delivery is not Confluence's to shape: no 500 over it."""
+    from connect.webhooks import malformed
+
+    assert malformed("confluence", {"issue": "str", "page": {"id": "1"}}) is None
+    assert malformed("jira", {"issue": {"fields": "str"}}) == "'issue.fields' must be an object"
+
+
 def test_text_no_database_stores_is_kept_as_well_as_it_can_be(
         client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
     """The site's own text (a log pasted with a NUL in it) is its content: stored, not refused."""
