@@ -303,7 +303,7 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
     for match in _WORD.finditer(_URL.sub(" ", _untraced(text))):
         word = match.group()
-        if sum(c.isdigit() for c in word) > sum(c.isalpha() for c in word):
+        if not word.isalpha() and sum(c.isdigit() for c in word) > sum(c.isalpha() for c in word):
             continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
         for n, term in enumerate(word_terms(word)):
             if term in weights:
