@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -381,6 +381,14 @@ class ForgeSite:
     oauth_client_id: str | None = None
 
 
+class NoForgeToken(HostError):
+    """This Forge call sent no token of the kind a product call needs, and none can stand in."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(0, f"This Forge call carried no {which} token (x-forge-oauth-{which}); "
+                            f"the remote needs auth.app{which.capitalize()}Token enabled in the manifest")
+
+
 class ForgeHostClient(HostClient):
     """HostClient surface (.request/.jira()/.confluence()/.as_user()) with Forge bearer tokens."""
 
@@ -392,8 +400,7 @@ class ForgeHostClient(HostClient):
         """As the app (`x-forge-oauth-system`) or as the calling user (`x-forge-oauth-user`)."""
         token = inv.user_token if as_user else inv.system_token
         if not token or not inv.api_base_url:
-            which = "user" if as_user else "system"
-            raise HostError(0, f"No Forge {which} token or apiBaseUrl on this invocation")
+            raise NoForgeToken("user" if as_user else "system")
         site = ForgeSite(base_url=inv.api_base_url, client_key=f"forge:{inv.installation_id}")
         budget = inv.api_base_url + (f" as {inv.principal}" if as_user else "")
         session = HostSession(auth=BearerAuth(lambda: token), timeout=timeout, site=budget)
@@ -419,9 +426,13 @@ def client_for_tenant(tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> Host
     None for a Connect-adopted tenant outside a Forge call (its Connect secret still signs).
     """
     inv = g.get("forge") if has_request_context() else None
-    if inv is not None and inv.installation_id == getattr(tenant, "forge_installation_id", None):
-        return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)
     stored = stored_invocation(tenant)
+    if inv is not None and inv.installation_id == getattr(tenant, "forge_installation_id", None):
+        if stored is not None and not inv.system_token:  # acting as the app: the stored token
+            inv = replace(inv, system_token=stored.system_token, api_base_url=inv.api_base_url or stored.api_base_url)
+        if inv.system_token or str(getattr(tenant, "client_key", "")).startswith("forge:"):
+            return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)
+        return None  # adopted from Connect: its Connect secret signs as the app, as a system token would
     if stored is not None:
         return ForgeHostClient.for_invocation(stored, app_key, timeout=timeout)
     if str(getattr(tenant, "client_key", "")).startswith("forge:"):

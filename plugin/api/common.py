@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, ValidationError
 
+from connect.forge import NoForgeToken
 from connect.headers import read_json_object
 from connect.host_client import HostError
 from plugin.services.errors import Refused
@@ -35,6 +36,9 @@ _REJECTED = (400, 409, 413, 422)
 
 def _host_failed(exc: HostError) -> Response | tuple[Response, int]:
     log.warning("host call failed: %s", exc)
+    if isinstance(exc, NoForgeToken):
+        # The call lacks what acting on the site needs: the caller's to fix, no retry will do.
+        return jsonify({"error": "forge_token_missing", "message": exc.body}), 400
     status = exc.status
     if status in (403, 404):
         # The host refused the viewer (no permission, no such issue): theirs to fix, not ours.

@@ -7,11 +7,17 @@ from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import func, select
 
 from connect.db import utcnow
-from connect.forge import token_expiry
+from connect.forge import (
+    ForgeHostClient,
+    ForgeInvocation,
+    NoForgeToken,
+    client_for_tenant,
+    token_expiry,
+)
 from connect.models import Tenant
 from tests.forge.conftest import ForgeInstall, connect_only_app
 from tests.forge.fit import APP_ID, JWKSServer, SigningKey, installation, sign
@@ -148,3 +154,32 @@ def test_a_system_token_is_used_until_shortly_before_its_exp() -> None:
     assert token_expiry("opaque", now) - now == timedelta(minutes=50)
     far = pyjwt.encode({"exp": int(time.time()) + 30 * 86400}, "k" * 32, algorithm="HS256")
     assert token_expiry(far, now) - now == timedelta(hours=4)
+
+
+def test_a_call_without_the_user_token_an_action_needs_is_a_400_that_says_so(
+        full_app: Flask, forge_install: ForgeInstall) -> None:
+    # Forge sends x-forge-oauth-user only when the remote enables appUserToken; a link is made as the user.
+    response = full_app.test_client().post(
+        "/api/links", json={"key": "AMQ-1", "target_key": "AMQ-2", "link_type": "relates"},
+        headers=forge_install.headers(principal="acc-7"))
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "forge_token_missing"
+    assert "x-forge-oauth-user" in response.get_json()["message"]
+
+
+def test_a_call_without_the_system_token_acts_with_the_stored_one_and_keeps_its_user_token(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    assert forge_app.test_client().get("/api/echo", headers=forge_install.headers()).status_code == 200
+    tenant = tenants(forge_app)[0]  # the first call stored its system token
+    call = ForgeInvocation(claims={}, app_id=APP_ID, installation_id=forge_install.installation_id,
+                           cloud_id=forge_install.cloud_id, api_base_url=tenant.forge_api_base_url,
+                           product="jira", site_url=None, principal="acc-7", user_token="user-token")
+    with forge_app.test_request_context():
+        g.forge = call
+        client = client_for_tenant(tenant, "app")
+        assert isinstance(client, ForgeHostClient)
+        assert client.invocation.system_token == forge_install.system_token
+        assert client.as_user("acc-7").invocation.user_token == "user-token"
+        tenant.forge_system_token = None  # nothing stored either: said, not a 502
+        with pytest.raises(NoForgeToken, match="x-forge-oauth-system"):
+            client_for_tenant(tenant, "app")
