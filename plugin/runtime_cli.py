@@ -100,8 +100,9 @@ def cmd_status(_args: argparse.Namespace) -> int:
     if not redis_url and url_file.exists():
         redis_url = url_file.read_text().strip()
     if not redis_url:
-        print("inflow status: REDIS_URL is not set and no `inflow serve` is running",
-              file=sys.stderr)
+        print(f"inflow status: REDIS_URL is not set and no `inflow serve` is running (none left its "
+              f"address in {url_file}); for `make demo`: INFLOW_VALKEY_DIR=instance/demo/valkey "
+              f"inflow status", file=sys.stderr)
         return 2
     return print_status(redis_url)
 
