@@ -1,11 +1,14 @@
 """Issues, pages and what the app sent, shaped for the demo page to show as the products would."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from plugin.content.markup import adf_to_text, storage_to_text, wiki_to_text
 from sandbox.site import data
 from sandbox.site.server import FakeHost
+
+_MENTION = re.compile(r"@([\w:-]+)")
 
 MAX_COMMENTS = 30  # the demo shows the latest ones, as Jira's activity tab starts with
 
@@ -73,18 +76,23 @@ def page(host: FakeHost, page_id: str) -> dict[str, Any] | None:
     }
 
 
+def _mentions_named(text: str, names: dict[str, Any]) -> str:
+    """Storage-format mentions (read as "@<account id>") by the person's name, as Confluence shows them."""
+    return _MENTION.sub(lambda m: f"@{names.get(m.group(1)) or m.group(1)}", text)
+
+
 def activity(host: FakeHost) -> dict[str, Any]:
     """Everything the app wrote to the site: comments, footer comments, links, notifications."""
     with host.lock:
         comments = [{"on": key, **_comment(c, True)}
                     for key, posted in host.store.posted_comments.items() for c in posted]
-        footer = [{"on": page_id, "author": (host.store.users.get(c["version"]["authorId"]) or {})
-                   .get("displayName"), "created": c["version"]["createdAt"], "by_app": True,
-                   "text": storage_to_text(c["body"]["storage"]["value"])}
+        names = {a: u.get("displayName") for a, u in host.store.users.items()}
+        footer = [{"on": page_id, "author": names.get(c["version"]["authorId"]),
+                   "created": c["version"]["createdAt"], "by_app": True,
+                   "text": _mentions_named(storage_to_text(c["body"]["storage"]["value"]), names)}
                   for page_id, posted in host.store.posted_footer_comments.items() for c in posted]
         links = [dict(link) for link in host.store.links]  # copies: "by" is added below
         notifications = [dict(note) for note in host.store.notifications]
-        names = {a: u.get("displayName") for a, u in host.store.users.items()}
     for link in links:
         link["by"] = names.get(link.get("account_id") or "", link.get("account_id"))
     for note in notifications:

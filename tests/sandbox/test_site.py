@@ -19,6 +19,7 @@ from plugin.config import Settings
 from sandbox.site.install import install_payload
 from sandbox.site.server import FakeHost
 from sandbox.site.signing import InstallSigner
+from sandbox.site.views import _mentions_named
 from tests.conftest import free_port
 
 ISSUES = 300
@@ -129,3 +130,10 @@ def test_the_sandbox_endpoints_refuse_bad_input(fake_host: FakeHost, method: str
                                                 kwargs: dict[str, object], status: int) -> None:
     answer = _control(fake_host, method, path, **kwargs)
     assert answer.status_code == status, answer.text
+
+
+def test_what_was_sent_names_the_people_a_confluence_comment_mentions() -> None:
+    # Storage format mentions by account id; the page shows the name, as Confluence does.
+    names = {"557058:3f2a-9b": "Ann Lee"}
+    assert _mentions_named("Could @557058:3f2a-9b help? Mail a@b", names) == "Could @Ann Lee help? Mail a@b"
+    assert _mentions_named("@unknown-1 asked", names) == "@unknown-1 asked"
