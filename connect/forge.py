@@ -347,8 +347,26 @@ def _strip_bearer(value: str | None) -> str | None:
     return value.strip() or None if value else None
 
 
-def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
-    """Verify the current request's FIT, resolve its tenant; sets g.forge. Raises JWTRejected."""
+# The manifest's modules whose calls Forge makes itself, with no user behind them (Forge names the
+# endpoint, or the trigger that uses it): product and lifecycle events, the hourly trigger.
+TRIGGER_MODULES = frozenset({"inflow-events", "inflow-jira-events", "inflow-confluence-events",
+                             "inflow-lifecycle", "inflow-app-lifecycle", "inflow-scheduled", "inflow-hourly"})
+BACKEND_MODULE_TYPE = "core:endpoint"  # what app.module.type says of a call no UI module made
+
+
+def _from_trigger(claims: dict[str, Any]) -> bool:
+    """Whether the FIT is one of our triggers' (a UI module's names that module, and its user)."""
+    module = claims["app"].get("module")
+    return (isinstance(module, dict) and module.get("type") == BACKEND_MODULE_TYPE
+            and module.get("key") in TRIGGER_MODULES)
+
+
+def verify_forge_request(product_hint: str | None = None, trigger: bool = False) -> ForgeVerified:
+    """Verify the current request's FIT, resolve its tenant; sets g.forge. Raises JWTRejected.
+
+    `trigger`: only a call of one of our triggers will do. A user's panel call carries a valid FIT
+    too, and Custom UI chooses the path and body of its calls: it must not deliver events.
+    """
     token = bearer_token()
     if not token:
         raise JWTRejected("Missing Forge Invocation Token")
@@ -357,6 +375,8 @@ def verify_forge_request(product_hint: str | None = None) -> ForgeVerified:
     principal = claims.get("principal")
     if not all_storable(claims) or (principal is not None and not account_id(principal)):
         raise JWTRejected("Forge Invocation Token claims cannot be stored")
+    if trigger and not _from_trigger(claims):
+        raise JWTRejected("Only Inflow's Forge triggers call this route", status=403)
     inv = invocation_from_claims(claims, _strip_bearer(request.headers.get(SYSTEM_TOKEN_HEADER)),
                                  _strip_bearer(request.headers.get(USER_TOKEN_HEADER)))
     with app.extensions["inflow.db"].session() as session:

@@ -82,7 +82,7 @@ def store_forge_event(tenant_id: int, event: ConnectEvent) -> int | None:
 @bp.post("/forge/events")
 def events() -> Any:
     """A product event from a Forge trigger: stored once as its Connect equivalent."""
-    verified = verify_forge_request()
+    verified = verify_forge_request(trigger=True)
     body = read_json_object(clean=True)  # the site's text, NUL and all: kept, not refused
     try:
         event = map_event(body)
@@ -104,7 +104,7 @@ def events() -> Any:
 @bp.post("/forge/lifecycle")
 def app_lifecycle() -> Any:
     """`avi:forge:installed:app` / `upgraded:app`: the verified call made/refreshed the tenant."""
-    verified = verify_forge_request()
+    verified = verify_forge_request(trigger=True)
     forge_type = delivered(read_json_object()).get("eventType")
     if forge_type not in LIFECYCLE_EVENTS:
         abort(400, description=f"Unsupported Forge lifecycle event: {forge_type!r}")
@@ -121,7 +121,7 @@ SCHEDULED_EVENT = "forge:scheduled"
 def scheduled() -> Any:
     """The hourly scheduled trigger: the verified call brought a fresh system token (stored by
     `verify_forge_request`); the site's reconciliation is queued, once per delivery."""
-    verified = verify_forge_request()
+    verified = verify_forge_request(trigger=True)
     body = read_json_object()
     g.tenant = verified.tenant
     # Stored like an event (already processed) so a redelivery of the same invocation, which

@@ -76,7 +76,9 @@ def fit_claims(installation_id: str, cloud_id: str, product: str = "jira",
         "app": {"id": APP_ID, "version": "3", "installationId": installation_id,
                 "apiBaseUrl": f"{api_host}/ex/{product}/{cloud_id}",
                 "environment": {"type": "DEVELOPMENT", "id": str(uuid.uuid4())},
-                "module": {"type": "xen:macro", "key": "inflow-issue-panel"}},
+                # A UI module's call names that module; a trigger's, the endpoint Forge calls.
+                "module": ({"type": "xen:macro", "key": "inflow-issue-panel"} if ui
+                           else {"type": "core:endpoint", "key": "inflow-events"})},
     }
     if ui:
         claims["context"] = {"cloudId": cloud_id, "moduleKey": "inflow-issue-panel",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -137,15 +138,16 @@ def test_install_and_upgrade_create_then_refresh_the_forge_tenant(
                             json={"eventType": "avi:forge:installed:app", "installerAccountId": "admin-1",
                                   "app": {"id": "x", "version": "1"}})
     assert installed.status_code == 200, installed.get_json()
-    upgraded = client.post("/forge/lifecycle", headers=forge_install.headers(),
+    upgraded = client.post("/forge/lifecycle", headers=forge_install.headers(ui=False),
                            json={"eventType": "avi:forge:upgraded:app"})
     assert upgraded.status_code == 200
+    assert client.get("/api/echo", headers=forge_install.headers()).status_code == 200
     with forge_app.extensions["inflow.db"].session() as session:
         [tenant] = session.scalars(select(Tenant)).all()
         assert tenant.forge_installation_id == forge_install.installation_id
-        assert tenant.display_url.endswith(".atlassian.net")  # learnt from the UI call (upgrade)
+        assert tenant.display_url.endswith(".atlassian.net")  # learnt from the UI call
     assert notified == [("installed", tenant.id)]
-    assert client.post("/forge/lifecycle", headers=forge_install.headers(),
+    assert client.post("/forge/lifecycle", headers=forge_install.headers(ui=False),
                        json={"eventType": "avi:forge:deleted:app"}).status_code == 400
     assert stored(forge_app) == []
 
@@ -211,3 +213,19 @@ def test_a_product_token_with_an_expiry_past_any_clock_is_used_for_its_minimum_l
     for exp in (1e30, -1e30):
         token = pyjwt.encode({"exp": exp}, "k" * 32, algorithm="HS256")
         assert token_expiry(token, now) == now + SYSTEM_TOKEN_LIFETIME
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/forge/events", {"eventType": "avi:jira:deleted:issue", "issue": {"id": "1", "key": "INF-7"}}),
+    ("/forge/lifecycle", {"eventType": "avi:forge:installed:app"}),
+    ("/forge/scheduled", {}),
+])
+def test_a_users_panel_token_cannot_deliver_events_or_lifecycle_calls(
+        forge_app: Flask, forge_install: ForgeInstall, path: str, body: dict[str, Any]) -> None:
+    # Custom UI chooses the path and body of its remote calls: a panel's valid FIT must not be
+    # able to delete or rewrite stored items, or queue backfills, by posting what a trigger posts.
+    client = forge_app.test_client()
+    assert client.get("/api/echo", headers=forge_install.headers(principal="mallory")).status_code == 200
+    response = client.post(path, json=body, headers=forge_install.headers(principal="mallory"))
+    assert response.status_code == 403, response.get_json()
+    assert stored(forge_app) == []
