@@ -446,9 +446,12 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
                                                Contribution.account_id == account_id))
     session.execute(delete(Person).where(Person.tenant_id == tenant_id,
                                          Person.account_id == account_id))
+    # Only their entries go: a list emptied of everyone else would show "no one has worked on
+    # similar items" on every item they had worked near, until each item changed again.
     stored = session.scalars(select(StoredSuggestion).where(StoredSuggestion.tenant_id == tenant_id,
                                                             StoredSuggestion.kind == "experts"))
     for row in stored:
-        if any(entry.get("account_id") == account_id for entry in row.payload or []):
-            session.delete(row)
+        kept = [entry for entry in row.payload or [] if entry.get("account_id") != account_id]
+        if len(kept) != len(row.payload or []):
+            row.payload, row.computed_at = kept, utcnow()  # cached views of it see the change
     session.flush()
