@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from connect.forge import NoForgeToken
 from connect.headers import read_json_object
@@ -57,8 +58,17 @@ def _host_failed(exc: HostError) -> Response | tuple[Response, int]:
                     "message": "The product could not be reached; try again."}), 502
 
 
+def _conflict(exc: IntegrityError) -> tuple[Response, int]:
+    # Two requests saving the same new row at once (a double click, two tabs): one wins, the
+    # other's insert meets the unique key. Nothing stored is lost; the caller may send it again.
+    log.warning("a concurrent change won: %s", exc.orig)
+    return jsonify({"error": "conflict", "message":
+                    "The same thing was being saved at the same moment; reload and try again."}), 409
+
+
 def register_errors(bp: Blueprint) -> None:
-    """Turn validation, domain refusals and host failures into short JSON errors."""
+    """Turn validation, domain refusals, host failures and lost races into short JSON errors."""
     bp.register_error_handler(ValidationError, _invalid)
     bp.register_error_handler(Refused, _refused)
     bp.register_error_handler(HostError, _host_failed)
+    bp.register_error_handler(IntegrityError, _conflict)

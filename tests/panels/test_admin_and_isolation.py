@@ -1,6 +1,7 @@
 """Project admin API (host-checked admins only), tenant isolation, and the personal data API."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from connect.db import utcnow
@@ -127,6 +128,19 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
                      sub="jstrachan").get_json()["paused_until"] is None
     bad = site.post("/api/me/preferences", {"opted_out": "sometimes", "pause_days": -1})
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
+
+
+def test_a_save_that_loses_a_race_for_a_new_row_is_a_409_and_keeps_the_winner(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.services import settings
+
+    assert site.post("/api/me/preferences", {"opted_out": True}, sub="jstrachan").status_code == 200
+    # The other request inserted the row between this one's look (found none) and its insert.
+    monkeypatch.setattr(settings, "preference", lambda *_: None)
+    lost = site.post("/api/me/preferences", {"opted_out": False}, sub="jstrachan")
+    assert lost.status_code == 409 and lost.get_json()["error"] == "conflict"
+    monkeypatch.undo()
+    assert site.get("/api/me", sub="jstrachan").get_json()["preferences"]["opted_out"] is True
 
 
 def test_export_then_erase_removes_the_person_everywhere(site: Site) -> None:
