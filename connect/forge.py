@@ -361,6 +361,16 @@ def _from_trigger(claims: dict[str, Any]) -> bool:
             and module.get("key") in TRIGGER_MODULES)
 
 
+# What a tenant keeps of a FIT, and its column's width (the client key is "forge:" + installation):
+# far beyond any id or URL Atlassian sends, so a longer one is refused, never cut or a 500.
+_WIDTHS = (("installation_id", 249), ("cloud_id", 255), ("api_base_url", 512), ("site_url", 512))
+
+
+def _fits(inv: ForgeInvocation) -> bool:
+    """Whether every claim a tenant keeps fits its column."""
+    return all(len(getattr(inv, name) or "") <= width for name, width in _WIDTHS)
+
+
 def verify_forge_request(product_hint: str | None = None, trigger: bool = False) -> ForgeVerified:
     """Verify the current request's FIT, resolve its tenant; sets g.forge. Raises JWTRejected.
 
@@ -375,10 +385,12 @@ def verify_forge_request(product_hint: str | None = None, trigger: bool = False)
     principal = claims.get("principal")
     if not all_storable(claims) or (principal is not None and not account_id(principal)):
         raise JWTRejected("Forge Invocation Token claims cannot be stored")
-    if trigger and not _from_trigger(claims):
-        raise JWTRejected("Only Inflow's Forge triggers call this route", status=403)
     inv = invocation_from_claims(claims, _strip_bearer(request.headers.get(SYSTEM_TOKEN_HEADER)),
                                  _strip_bearer(request.headers.get(USER_TOKEN_HEADER)))
+    if not _fits(inv):
+        raise JWTRejected("Forge Invocation Token claims are longer than Atlassian's")
+    if trigger and not _from_trigger(claims):
+        raise JWTRejected("Only Inflow's Forge triggers call this route", status=403)
     with app.extensions["inflow.db"].session() as session:
         tenant = resolve_tenant(session, inv, product_hint)
     g.forge = inv

@@ -164,7 +164,8 @@ def _comment_parent(content: dict[str, Any]) -> dict[str, Any] | None:
     container = _dict(content.get("container"))
     if container.get("id"):
         return _page_shape(container)
-    ancestors = [a for a in content.get("ancestors") or [] if isinstance(a, dict)]
+    listed = content.get("ancestors")
+    ancestors = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
     return _page_shape(ancestors[-1]) if ancestors else None
 
 

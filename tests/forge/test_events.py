@@ -105,6 +105,11 @@ def test_confluence_page_and_comment_events_become_connect_webhooks(
     assert updated.payload["userAccountId"] == "acc-4" and "webhookEvent" not in updated.payload
     assert (commented.event_type, commented.item_ref) == ("comment_created", "confluence:98765")
     assert commented.payload["comment"]["parent"]["id"] == "98765"
+    # Ancestors that are not a list: stored without a parent (as an unknown shape is), not a 500.
+    orphan = {**comment, "id": "556", "container": None, "ancestors": 5}
+    assert client.post("/forge/events", headers=headers, json={
+        "eventType": "avi:confluence:created:comment", "content": orphan}).status_code == 202
+    assert "parent" not in stored(forge_app)[-1].payload["comment"]
 
 
 def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask,

@@ -65,7 +65,8 @@ def test_the_product_api_serves_a_forge_user(full_app: Flask, forge_install: For
 
 @pytest.mark.parametrize("case", ["wrong audience", "wrong issuer", "expired", "other key",
                                   "unknown kid", "alg none", "hs256 with public key",
-                                  "no installation", "garbage", "missing"])
+                                  "no installation", "garbage", "missing", "installation too long",
+                                  "cloud id too long", "site url too long"])
 def test_bad_tokens_get_401_json_and_store_nothing(forge_app: Flask, forge_install: ForgeInstall,
                                                    case: str) -> None:
     claims = forge_install.claims()
@@ -82,6 +83,11 @@ def test_bad_tokens_get_401_json_and_store_nothing(forge_app: Flask, forge_insta
         "no installation": lambda: forge_install.token(app={"id": APP_ID}),
         "garbage": lambda: "not.a.jwt",
         "missing": lambda: "",
+        # Valid signatures (only Atlassian could sign them), longer than any column keeps.
+        "installation too long": lambda: forge_install.token(app={**claims["app"], "installationId": "i" * 250}),
+        "cloud id too long": lambda: forge_install.token(context={**claims["context"], "cloudId": "c" * 256}),
+        "site url too long": lambda: forge_install.token(
+            context={**claims["context"], "siteUrl": "https://" + "s" * 510 + ".net"}),
     }[case]()
     client = forge_app.test_client()
     body = {"eventType": "avi:jira:created:issue", "issue": {"id": "1", "key": "P-1"}}
