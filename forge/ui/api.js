@@ -16,3 +16,10 @@ export async function call(method, path, body) {
   error.fields = data.errors || null;
   throw error;
 }
+
+// What to tell the user of a refused call: the field messages when there are some (the general
+// "Some fields are not valid." says nothing they can act on), else the message.
+export function explain(error) {
+  const messages = error.fields ? Object.values(error.fields).flat(Infinity).filter((m) => typeof m === 'string') : [];
+  return messages.length ? messages.join(' ') : error.message;
+}

@@ -2,6 +2,10 @@
 import { call } from './api.js';
 import { h, link, status, withButton } from './dom.js';
 
+// What each role did, in the words the Connect panels use (templates/parts.html).
+const ROLE_WORDS = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented on',
+  creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked on' };
+
 const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
 
 function section(title, data, body) {
@@ -44,7 +48,8 @@ function expertRow(ctx, expert, reload) {
       ask.setAttribute('aria-expanded', String(!open));
       slot.replaceChildren(open ? '' : askForm(ctx, expert, reload));
     } });
-  const evidence = (expert.evidence || []).map((e) => h('li', {}, link(e.url, `${e.key} ${e.title || ''}`), ` (${e.role})`));
+  const evidence = (expert.evidence || []).map((e) => h('li', {}, `${ROLE_WORDS[e.role] || e.role} `,
+    link(e.url, `${e.key} ${e.title || ''}`)));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
     h('span', { class: 'inflow-reason', title: expert.reason || '',

@@ -1,5 +1,5 @@
 // Project settings (project admins) and the personal page (everyone): same API as Connect.
-import { call } from './api.js';
+import { call, explain } from './api.js';
 import { h, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
@@ -118,24 +118,31 @@ export async function mountProjectSettings(root, projectKey) {
   }
 }
 
+// The date of an ISO time, as the Connect page shows it.
+const day = (iso) => String(iso).slice(0, 10);
+
 function preferencesForm(prefs) {
   const optedOut = checkbox('opted_out', prefs.opted_out);
   const digest = checkbox('weekly_digest', prefs.weekly_digest);
-  const pause = h('input', { type: 'number', name: 'pause_days', min: 0, max: 365, value: 0 });
+  // Empty keeps the pause as it is: a default of 0 would end an active pause on every save.
+  const pause = h('input', { type: 'number', name: 'pause_days', min: 0, max: 365, placeholder: 'as it is' });
   const note = h('p');
-  if (prefs.paused_until) status(note, `Paused until ${prefs.paused_until}.`);
+  if (prefs.paused_until) status(note, `Paused until ${day(prefs.paused_until)}.`);
   const save = h('button', { type: 'submit', class: 'inflow-primary', text: 'Save preferences' });
   const form = h('form', { class: 'inflow-preferences' }, field('Do not suggest me as an expert', optedOut),
-    field('Pause suggestions for (days, 0 to resume)', pause),
+    field('Pause suggestions for (days; 0 resumes, empty keeps the pause as it is)', pause),
     field('Send me a weekly digest of the thanks I received and what my work helped', digest), save, note);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     withButton(save, async () => {
       try {
-        const saved = await call('POST', '/api/me/preferences', { opted_out: optedOut.checked, pause_days: Number(pause.value),
-          weekly_digest: digest.checked });
-        status(note, saved.opted_out ? 'Saved: you will not be suggested.' : 'Saved: you can be suggested.');
-      } catch (error) { status(note, error.message, 'error'); }
+        const saved = await call('POST', '/api/me/preferences', { opted_out: optedOut.checked,
+          pause_days: pause.value === '' ? null : Number(pause.value), weekly_digest: digest.checked });
+        pause.value = '';
+        status(note, saved.opted_out ? 'Saved: you will not be suggested.'
+          : saved.paused_until ? `Saved: you will not be suggested until ${day(saved.paused_until)}.`
+            : 'Saved: you can be suggested.');
+      } catch (error) { status(note, explain(error), 'error'); }
     });
   });
   return form;
@@ -157,7 +164,7 @@ function dataTools(root) {
     try {
       await call('POST', '/api/me/erase', { confirm: confirm.value });
       status(note, 'Your data was erased from Inflow.');
-    } catch (error) { status(note, error.message, 'error'); }
+    } catch (error) { status(note, explain(error), 'error'); }
   }) });
   return h('section', { class: 'inflow-section', 'aria-label': 'Your data' }, h('h2', { text: 'Your data' }),
     exportButton, h('p', { text: 'To erase everything Inflow knows about you, type ERASE and press the button.' }),

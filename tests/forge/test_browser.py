@@ -73,6 +73,10 @@ def test_the_personal_page_saves_preferences_and_exports_through_forge_remote(
     page = open_page(browser, served, "personal-settings", forge_install.token(principal="acc-web"),
                      {"extension": {"type": "jira:personalSettingsPage"}})
     page.get_by_role("heading", name="Preferences").wait_for()
+    page.get_by_label("Pause suggestions for", exact=False).fill("7")
+    page.get_by_role("button", name="Save preferences").click()
+    page.get_by_text("Saved: you will not be suggested until ", exact=False).wait_for()
+    # Saving another choice leaves the pause as it is (the days field is empty again).
     page.get_by_label("Do not suggest me as an expert").check()
     page.get_by_role("button", name="Save preferences").click()
     page.get_by_text("Saved: you will not be suggested.").wait_for()
@@ -86,7 +90,8 @@ def test_the_personal_page_saves_preferences_and_exports_through_forge_remote(
         from connect.models import Tenant
         tenant = session.scalar(select(Tenant).where(
             Tenant.forge_installation_id == forge_install.installation_id))
-        assert preference(session, tenant.id, "acc-web").opted_out is True
+        saved = preference(session, tenant.id, "acc-web")
+        assert saved.opted_out is True and saved.paused_until is not None
 
 
 def test_a_panel_with_a_bad_token_shows_the_refusal(browser: object, served: str,
