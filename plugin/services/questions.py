@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from html import escape
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -102,8 +102,16 @@ def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
     if question.state == "accepted":
         return question
     now = now or utcnow()
-    question.state, question.accepted_at, question.follow_up_at = "accepted", now, None
-    question.answered_at = question.answered_at or now
+    # One conditional write, so of two accepts at once (a double click) one changes the row and
+    # credits the expert; the other finds it accepted already.
+    won = cast(CursorResult[Any], session.execute(
+        update(Question).where(Question.id == question.id, Question.state != "accepted")
+        .values(state="accepted", accepted_at=now, follow_up_at=None,
+                answered_at=question.answered_at or now)
+        .execution_options(synchronize_session=False))).rowcount
+    session.refresh(question)
+    if not won:
+        return question
     session.add(Kudos(tenant_id=tenant_id, source=question.source, item_key=question.item_key,
                       from_account_id=account_id, to_account_id=question.expert_account_id,
                       kind="answer", message="", created_at=now))

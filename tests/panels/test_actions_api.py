@@ -93,6 +93,23 @@ def test_only_the_asker_can_accept_an_answer(site: Site) -> None:
     assert site.post("/api/questions/999999/accept", {}).status_code == 404
 
 
+def test_two_accepts_at_once_credit_the_expert_once(site: Site) -> None:
+    from plugin.models.social import Question
+    from plugin.services import questions
+
+    created = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
+                                           "expert_account_id": EXPERT, "text": "Any idea?"})
+    question_id = created.get_json()["id"]
+    with site.db.session() as late:
+        seen = late.get(Question, question_id)  # it looked before the other wrote (and holds it)
+        assert seen is not None and seen.state == "asked"
+        with site.db.session() as first:
+            questions.accept(first, site.tenant.tenant_id, question_id, ASKER)
+        assert questions.accept(late, site.tenant.tenant_id, question_id, ASKER).state == "accepted"
+    with site.db.session() as session:
+        assert len(session.scalars(select(Kudos).where(Kudos.kind == "answer")).all()) == 1
+
+
 def _first_reuse(site: Site, key: str, sub: str = ASKER) -> dict:
     suggestions = site.get(f"/api/content/jira/{key}/reuse", sub=sub).get_json()["suggestions"]
     assert suggestions
