@@ -73,6 +73,11 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
         Kudos.from_account_id == account_id, Kudos.to_account_id == account_id))
     feedback = _rows(session, Feedback, Feedback.tenant_id == tenant_id,
                      Feedback.account_id == account_id)
+    steps = _rows(session, QuestionEvent, QuestionEvent.tenant_id == tenant_id,
+                  QuestionEvent.question_id.in_([q.id for q in questions]))
+    views = _rows(session, PanelEvent, PanelEvent.tenant_id == tenant_id, PanelEvent.account_id == account_id)
+    digests = _rows(session, DigestDelivery, DigestDelivery.tenant_id == tenant_id,
+                    DigestDelivery.account_id == account_id)
     return {
         "account_id": account_id,
         "person": {"display_name": person.display_name, "avatar_url": person.avatar_url}
@@ -88,6 +93,14 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
                    "at": _iso(k.created_at)} for k in kudos],
         "feedback": [{"source": f.source, "key": f.item_key, "target_item_id": f.target_item_id,
                       "verdict": f.verdict, "at": _iso(f.updated_at)} for f in feedback],
+        # Every row erasure removes is here too: the steps of their questions, their panel
+        # views and actions (the adoption figures), the digests sent to them.
+        "question_steps": [{"question": e.question_id, "step": e.kind, "by": e.account_id,
+                            "at": _iso(e.at)} for e in steps],
+        "panel_events": [{"panel": e.panel, "kind": e.kind, "source": e.source, "key": e.item_key,
+                          "project": e.project, "target": e.target, "at": _iso(e.at)} for e in views],
+        "digests": [{"week_start": d.week_start.isoformat(), "issue": d.issue_key, "status": d.status,
+                     "sent_at": _iso(d.sent_at)} for d in digests],
     }
 
 

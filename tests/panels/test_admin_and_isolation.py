@@ -147,11 +147,17 @@ def test_export_then_erase_removes_the_person_everywhere(site: Site) -> None:
     key = site.keys[-1]
     site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": "jstrachan",
                              "message": "thanks"}, sub="aco")
+    assert site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ", sub="jstrachan").status_code == 200
+    EVENTS.flush()
     exported = site.get("/api/me/export", sub="jstrachan")
     assert exported.status_code == 200
     assert "attachment" in exported.headers["Content-Disposition"]
     body = exported.get_json()
     assert body["contributions"] and body["kudos"][0]["message"] == "thanks"
+    # Everything erasure removes is exported too: here the view of the experts panel.
+    assert {"panel": "experts", "kind": "viewed", "key": key} in [
+        {k: e[k] for k in ("panel", "kind", "key")} for e in body["panel_events"]]
+    assert body["question_steps"] == [] and body["digests"] == []
     assert site.post("/api/me/erase", {"confirm": "yes"}, sub="jstrachan").status_code == 422
     assert site.post("/api/me/erase", {"confirm": "ERASE"}, sub="jstrachan").status_code == 200
     with site.db.session() as session:
