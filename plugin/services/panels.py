@@ -277,8 +277,13 @@ def _summary(expert: Any, source: str) -> str:
     # Name the role only when it holds for all the work counted; otherwise say "worked on".
     verb = VERBS.get(roles.pop(), "Worked on") if len(roles) == 1 and \
         count == len(expert.evidence) else "Worked on"
-    noun = "issue" if source == "jira" else "page"
+    # Named for the work itself: on a page, an expert's similar work can be Jira issues.
+    sources = {ev.source for ev in expert.evidence} or {source}
+    noun = NOUNS.get(sources.pop(), "item") if len(sources) == 1 else "item"
     return f"{verb} {count} similar {noun}{'s' if count != 1 else ''}"
+
+
+NOUNS = {"jira": "issue", "confluence": "page"}
 
 
 # Someone not signed in (anonymous access): no permission can be checked for them, so nothing
@@ -293,7 +298,7 @@ def _experts_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> 
         return ("Inflow has not learned this item yet, so it cannot tell who knows about it. "
                 "Suggestions appear shortly after it is indexed.")
     return ("No one you can see has worked on similar items yet, or the people who have "
-            "chose not to be suggested. As the team resolves more work, experts will appear.")
+            "chosen not to be suggested. As the team resolves more work, experts will appear.")
 
 
 def question_list(session: Session, tenant_id: int, source: str, key: str,

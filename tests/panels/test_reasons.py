@@ -82,3 +82,17 @@ def test_rows_stored_in_the_old_format_still_render(site: Site) -> None:
     assert "Why: similar title; similar text" in html and "x" * 177 + "..." in html
     data = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
     assert data[0]["snippet_marks"] == [] and data[0]["reasons"] == ["similar title", "similar text"]
+
+
+def test_an_experts_summary_names_the_kind_of_work_it_counts() -> None:
+    from plugin.matching.experts import Evidence, ExpertSuggestion
+    from plugin.services.panels import _summary
+
+    def expert(*sources: str) -> ExpertSuggestion:
+        evidence = [Evidence(n, source, f"K-{n}", "t", None, "assignee") for n, source in enumerate(sources)]
+        return ExpertSuggestion("acc", "Ann", None, 1.0, f"{len(sources)} similar", evidence)
+
+    # On a Confluence page, work on Jira issues is counted as issues, not pages.
+    assert _summary(expert("jira", "jira"), "confluence") == "Was assigned 2 similar issues"
+    assert _summary(expert("confluence"), "jira") == "Was assigned 1 similar page"
+    assert _summary(expert("jira", "confluence"), "jira") == "Was assigned 2 similar items"
