@@ -50,7 +50,7 @@ DEFAULT_MAX_AGE = 24 * 3600.0
 _API_BASE = re.compile(r"/ex/(jira|confluence)/([^/]+)")
 # Forge tokens from an Isolated Cloud carry `icLabel`, which names their JWKS. It goes into a URL,
 # so it must be a plain label before anything is done with it (Atlassian's rule, word for word).
-IC_LABEL = re.compile(r"^[a-z0-9_-]{1,50}$")
+IC_LABEL = re.compile(r"^[a-z0-9_-]{1,50}\Z")
 IC_PLACEHOLDER = "{IC_LABEL}"
 # Why a cap: each label is a key set fetched from its own URL; forged labels must not grow it.
 MAX_IC_LABELS = 16

@@ -41,7 +41,7 @@ bp = Blueprint("forge", __name__)
 TEMPLATE = Path(__file__).resolve().parent.parent / "forge" / "manifest.template.yml"
 # `forge register` replaces this with the real app id; the backend then needs INFLOW_FORGE_APP_ID.
 PLACEHOLDER_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-0000-0000-000000000000"
-APP_ID = re.compile(r"^ari:cloud:ecosystem::app/[0-9a-fA-F-]{36}$")
+APP_ID = re.compile(r"^ari:cloud:ecosystem::app/[0-9a-fA-F-]{36}\Z")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 

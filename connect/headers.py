@@ -36,7 +36,7 @@ BASE_POLICY = (
 JSON_ERROR_CODES = frozenset({400, 404, 405, 413, 415, 422})
 JSON_PATH_PREFIXES = ("/api/", "/webhooks/", "/forge/")
 LIFECYCLE_PATHS = frozenset({"/installed", "/uninstalled", "/enabled", "/disabled"})
-_ORIGIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+_ORIGIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?\Z")
 
 
 def site_origin(url: str | None) -> str | None:

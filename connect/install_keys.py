@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from connect.jwt import JWTRejected
 
 # Connect key ids are UUID-like; anything else could walk the keys service's paths.
-KID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+KID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 TIMEOUT_SECONDS = (2.0, 3.0)  # connect, read: an install must not hang on the keys service
 MAX_KEYS = 64  # only keys that verified a fetch are cached; bound it all the same
 MAX_KEY_BYTES = 16 * 1024

@@ -26,7 +26,7 @@ bp = Blueprint("webhooks", __name__)
 EventHandler = Callable[[int, int], None]
 HANDLER_KEY = "inflow.event_handler"
 PRODUCTS = ("jira", "confluence")
-EVENT_SLUG = re.compile(r"^[a-z0-9_:.-]{1,100}$")
+EVENT_SLUG = re.compile(r"^[a-z0-9_:.-]{1,100}\Z")
 IDENTIFIER_HEADER = "X-Atlassian-Webhook-Identifier"
 # Jira names issue events `jira:issue_*`; the URL slug drops the prefix (colons in paths confuse).
 JIRA_PREFIXED = frozenset({"issue_created", "issue_updated", "issue_deleted"})

@@ -17,7 +17,7 @@ from connect.impersonation import DEFAULT_AUTH_SERVER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHARD = "0"  # where a site lives until it is assigned elsewhere
-_SHARD_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")  # a directory name, never a path
+_SHARD_NAME = re.compile(r"^[a-z0-9_-]{1,32}\Z")  # a directory name, never a path
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"0", "false", "no", "off"})
 

@@ -26,8 +26,8 @@ from plugin.views.common import eligible, fetcher, people, project_of, visible
 bp = Blueprint("rovo", __name__, url_prefix="/forge/rovo")
 register_errors(bp)
 
-JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}$")
-PAGE_ID = re.compile(r"^[1-9][0-9]{0,19}$")
+JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}\Z")
+PAGE_ID = re.compile(r"^[1-9][0-9]{0,19}\Z")
 EVIDENCE = 3  # per person: enough to quote, short enough to read aloud
 
 

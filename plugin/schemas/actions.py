@@ -42,7 +42,7 @@ class LinkSchema(Schema):
 
     key = fields.String(required=True, validate=KEY)
     target_key = fields.String(required=True, validate=validate.Regexp(
-        r"^[A-Z][A-Z0-9_]*-\d+$", error="Not an issue key."))
+        r"^[A-Z][A-Z0-9_]*-\d+\Z", error="Not an issue key."))
     link_type = fields.String(required=True, validate=validate.OneOf(("duplicate", "relates")))
 
 

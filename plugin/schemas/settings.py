@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, fields, validate
 
-PROJECT_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,49}$", error="Not a project key.")
+PROJECT_KEY = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,49}\Z", error="Not a project key.")
 
 
 class ProjectKey(fields.String):

@@ -36,6 +36,10 @@ def test_non_admins_cannot_read_or_change_project_settings(site: Site) -> None:
     checks = site.host.calls_to("/rest/api/3/permissions/check", "POST")
     assert checks and all(call.json["accountId"] == "aco" and call.auth == "jwt"
                           for call in checks)
+    # A key with a trailing newline is no project key: not asked of the site at all.
+    asked = len(site.host.calls_to("/rest/api/3/permissions/check", "POST"))
+    assert site.get("/api/admin/projects/AMQ%0A/settings", sub="aco").status_code == 404
+    assert len(site.host.calls_to("/rest/api/3/permissions/check", "POST")) == asked
 
 
 def test_a_project_admin_saves_settings_and_panels_follow_them(site: Site) -> None:
