@@ -88,7 +88,12 @@
     accepted: function (btn) { btn.disabled = true; return "Answer accepted."; },
     saved: function () { return "Settings saved."; },
     prefs: function () { return "Preferences saved."; },
-    erased: function (form) { form.querySelector("button").disabled = true; return "Your data was erased."; },
+    erased: function (form) {
+      form.querySelector("button").disabled = true;
+      var known = document.getElementById("known");  // what the page showed is gone now
+      if (known) { known.replaceChildren(Object.assign(document.createElement("p"), {className: "empty", textContent: "Inflow no longer holds your work, questions, kudos or feedback."})); }
+      return "Your data was erased.";
+    },
     backfill: function (form, data) { showBackfill(data); watchBackfill(form); return data.active ? "Backfill requested." : "Backfill is " + data.status + "."; }
   };
 
