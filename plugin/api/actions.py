@@ -90,6 +90,7 @@ def give_feedback() -> Any:
     """Helped / Not relevant on a suggestion."""
     body = load(FeedbackSchema())
     viewer = _viewer()
+    _same_product(body["source"])
     with get_db().session() as session:
         row = feedback.give(session, g.tenant.id, source=body["source"], key=body["key"],
                             project=project_of(body["source"], body["key"]),
@@ -123,6 +124,7 @@ def give_kudos() -> Any:
     """Thank a contributor (no self-thanks; daily limits)."""
     body = load(KudosSchema())
     giver = _viewer()
+    _same_product(body["source"])
     with get_db().session() as session:
         if not is_known(session, g.tenant.id, body["to_account_id"]):
             raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
@@ -139,6 +141,7 @@ def give_kudos() -> Any:
 def panel_event() -> Any:
     """Record a click on a suggestion (adoption metrics)."""
     body = load(PanelEventSchema())
+    _same_product(body["source"])
     with get_db().session() as session:
         adoption.record(session, g.tenant.id, body["panel"], body["kind"], body["source"],
                         body["key"], project_of(body["source"], body["key"]), g.account_id,

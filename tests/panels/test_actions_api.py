@@ -261,6 +261,15 @@ def test_content_of_the_other_product_is_refused_before_calling_the_host(site: S
     assert response.status_code == 422 and "source" in response.get_json()["errors"]
     assert site.get("/api/content/confluence/123/experts").status_code == 404
     assert len(site.host.calls) == calls
+    # Thanks, verdicts and clicks are given on the viewed item, which is this site's product.
+    item = _first_reuse(site, site.keys[-1])["item_id"]
+    for path, body in (("/api/kudos", {"source": "confluence", "key": "123", "to_account_id": EXPERT}),
+                       ("/api/feedback", {"source": "confluence", "key": "123", "target_item_id": item,
+                                          "verdict": "helped"}),
+                       ("/api/events", {"panel": "reuse", "kind": "clicked", "source": "confluence",
+                                        "key": "123"})):
+        refused = site.post(path, body)
+        assert refused.status_code == 422 and "source" in refused.get_json()["errors"], path
 
 
 def test_a_question_the_host_rejects_is_a_4xx_that_says_why_and_stores_nothing(site: Site) -> None:
