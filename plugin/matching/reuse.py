@@ -213,9 +213,18 @@ def sentences(text: str, limit: int = SNIPPET_SENTENCES) -> list[str]:
     return out + [piece] if piece else out
 
 
+def _numeric(word: str) -> bool:
+    """Whether a word is more digits than letters: a line number, a port, a version, a time."""
+    return not word.isalpha() and sum(c.isdigit() for c in word) > sum(c.isalpha() for c in word)
+
+
 def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
-    """[start, end] of each word of the text whose terms are among the query's."""
-    return [[m.start(), m.end()] for m in _WORD.finditer(text) if any(t in weights for t in word_terms(m.group()))]
+    """[start, end] of each word of the text whose terms are among the query's (numbers and
+    pieces of links left out: shared by chance, they point at nothing a reader looks for)."""
+    links = [(m.start(), m.end()) for m in _URL.finditer(text)]
+    return [[m.start(), m.end()] for m in _WORD.finditer(text)
+            if not _numeric(m.group()) and not any(a <= m.start() < b for a, b in links)
+            and any(t in weights for t in word_terms(m.group()))]
 
 
 def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
@@ -229,8 +238,10 @@ def _traced(line: str) -> bool:
 
 
 def _machine(piece: str) -> bool:
-    """Whether a piece of text is machine output: a trace, a log line or a line of code."""
-    return _traced(piece) or bool(_CODE.search(piece))
+    """Whether a piece of text is machine output: a trace, a log line, a line of code, or
+    mostly a link (its percent-encoded path matches query words by chance)."""
+    linked = sum(len(link) for link in _URL.findall(piece))
+    return _traced(piece) or bool(_CODE.search(piece)) or 2 * linked > len(piece)
 
 
 def _untraced(text: str) -> str:
@@ -303,7 +314,7 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
     for match in _WORD.finditer(_URL.sub(" ", _untraced(text))):
         word = match.group()
-        if not word.isalpha() and sum(c.isdigit() for c in word) > sum(c.isalpha() for c in word):
+        if _numeric(word):
             continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
         for n, term in enumerate(word_terms(word)):
             if term in weights:

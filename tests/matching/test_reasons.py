@@ -45,6 +45,16 @@ def test_a_long_passage_is_cut_around_its_first_match_and_marks_stay_on_the_word
     assert [shown.text[s:e] for s, e in shown.marks] == ["zxid"]
 
 
+def test_a_link_is_no_passage_while_prose_matches_and_its_pieces_are_never_marked() -> None:
+    link = "https://wiki.example.org/display/OPS/Broker%22restart%22%2000%20guide?zxid=22"
+    text = f"See {link}\nThe broker restart guide covers the zxid reset in 22 steps."
+    shown = passage(text, _weights("broker restart guide zxid 22"), tokens)
+    assert shown.text.startswith("The broker restart guide")
+    assert [shown.text[s:e] for s, e in shown.marks] == ["broker", "restart", "guide", "zxid"]
+    only = passage(link, _weights("broker restart"), tokens)  # nothing but the link: shown, unmarked
+    assert only.text == link and only.marks == []
+
+
 def test_hostile_text_stays_text_and_marks_point_into_it() -> None:
     text = 'The <script>alert(1)</script> zxid "><img src=x onerror=alert(2)> broke.'
     shown = passage(text, _weights("zxid onerror"), tokens)
