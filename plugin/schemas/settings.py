@@ -15,6 +15,18 @@ class ProjectKey(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
+SPACE_KEY = validate.Regexp(r"^~?[A-Za-z0-9_-]{1,255}\Z", error="Not a space key.")
+
+
+class Flag(fields.Boolean):
+    """true or false as JSON writes them: not "yes", "true" or 1, which a typo or a bug sends."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _names(**kw: Any) -> fields.List:
     return fields.List(fields.String(validate=validate.Length(min=1, max=255)),
                        validate=validate.Length(max=200), load_default=list, **kw)
@@ -26,9 +38,9 @@ class PanelsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    experts = fields.Boolean(load_default=True)
-    reuse = fields.Boolean(load_default=True)
-    contributors = fields.Boolean(load_default=True)
+    experts = Flag(load_default=True)
+    reuse = Flag(load_default=True)
+    contributors = Flag(load_default=True)
 
 
 class PrivacySchema(Schema):
@@ -37,8 +49,8 @@ class PrivacySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    show_evidence = fields.Boolean(load_default=True)
-    public_kudos_messages = fields.Boolean(load_default=True)
+    show_evidence = Flag(load_default=True)
+    public_kudos_messages = Flag(load_default=True)
 
 
 class ProjectSettingsSchema(Schema):
@@ -57,7 +69,8 @@ class ProjectSettingsSchema(Schema):
                                      validate=validate.Range(min=1, max=24 * 30))
     learn_projects = fields.List(ProjectKey(validate=PROJECT_KEY), load_default=list,
                                  validate=validate.Length(max=200))
-    learn_spaces = _names()
+    learn_spaces = fields.List(fields.String(validate=SPACE_KEY), load_default=list,
+                               validate=validate.Length(max=200))
     privacy = fields.Nested(PrivacySchema, load_default=dict)
 
 
@@ -67,11 +80,11 @@ class PreferencesSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    opted_out = fields.Boolean(required=True)
+    opted_out = Flag(required=True)
     # 0 ends a pause; absent or null leaves it as it is (saving the digest must not end it).
     pause_days = fields.Integer(load_default=None, allow_none=True, strict=True,
                                 validate=validate.Range(min=0, max=365))
-    weekly_digest = fields.Boolean(load_default=None)  # absent: left as it is
+    weekly_digest = Flag(load_default=None)  # absent: left as it is
 
 
 class BackfillSchema(Schema):
@@ -80,7 +93,7 @@ class BackfillSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    restart = fields.Boolean(load_default=False)
+    restart = Flag(load_default=False)
 
 
 class EraseSchema(Schema):

@@ -62,11 +62,12 @@ def test_invalid_settings_are_422_with_field_messages_and_keep_what_was_stored(s
     site.host.set_project_admin(ADMIN, "AMQ")
     assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
     bad = {**_valid_settings(), "follow_up_hours": 0, "learn_projects": ["not a key"],
-           "panels": {"experts": "maybe"}, "colour": "red"}
+           "panels": {"experts": "no"}, "privacy": {"show_evidence": 1}, "learn_spaces": ["tsc", "!!"],
+           "colour": "red"}
     response = site.post(SETTINGS, bad, sub=ADMIN)
     assert response.status_code == 422
     errors = response.get_json()["errors"]
-    assert set(errors) == {"follow_up_hours", "learn_projects", "panels", "colour"}
+    assert set(errors) == {"follow_up_hours", "learn_projects", "panels", "privacy", "learn_spaces", "colour"}
     assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
 
 
@@ -130,7 +131,7 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
                      sub="jstrachan").get_json()["paused_until"] == paused["paused_until"]
     assert site.post("/api/me/preferences", {"opted_out": False, "pause_days": 0},
                      sub="jstrachan").get_json()["paused_until"] is None
-    bad = site.post("/api/me/preferences", {"opted_out": "sometimes", "pause_days": -1})
+    bad = site.post("/api/me/preferences", {"opted_out": "true", "pause_days": -1})
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
 
 
