@@ -1,10 +1,11 @@
 """Kudos with their fairness rules, personal impact, weekly digests and the recognition board."""
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -36,17 +37,32 @@ def thank(session: Session, tenant_id: int, *, source: str, key: str, space: str
         raise Refused(422, "You cannot thank yourself.", "to_account_id")
     now = now or utcnow()
     day_ago = now - timedelta(days=1)
-    if _count_given(session, tenant_id, giver, day_ago, to_account_id=receiver, source=source,
-                    item_key=key) >= PER_PAIR_PER_ITEM_PER_DAY:
-        raise Refused(429, "You already thanked this person for this item today.")
-    if _count_given(session, tenant_id, giver, day_ago) >= PER_GIVER_PER_DAY:
-        raise Refused(429, f"You can give {PER_GIVER_PER_DAY} thanks a day; try again tomorrow.")
+    # Stored first, then counted with the giver's other thanks, one request of theirs at a time:
+    # two at once (a double click, a script) each counted before the other wrote and both passed.
+    _one_at_a_time(session, tenant_id, giver)
     kudos = Kudos(tenant_id=tenant_id, source=source, item_key=key, space=space,
                   from_account_id=giver, to_account_id=receiver, kind="thanks",
                   message=message, created_at=now)
     session.add(kudos)
     session.flush()
+    if _count_given(session, tenant_id, giver, day_ago, to_account_id=receiver, source=source,
+                    item_key=key) > PER_PAIR_PER_ITEM_PER_DAY:
+        raise Refused(429, "You already thanked this person for this item today.")
+    if _count_given(session, tenant_id, giver, day_ago) > PER_GIVER_PER_DAY:
+        raise Refused(429, f"You can give {PER_GIVER_PER_DAY} thanks a day; try again tomorrow.")
     return kudos
+
+
+def _one_at_a_time(session: Session, tenant_id: int, giver: str) -> None:
+    """Hold the giver's lock until the transaction ends, so their requests count one by one.
+
+    PostgreSQL: a transaction-level advisory lock on the (tenant, giver) pair. SQLite takes its
+    one write lock at the insert that follows and holds it to the commit, which does the same.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"thanks:{tenant_id}:{giver}".encode(), digest_size=8).digest()
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": int.from_bytes(digest, "big", signed=True)})
 
 
 def kudos_on(session: Session, tenant_id: int, source: str, key: str) -> list[Kudos]:

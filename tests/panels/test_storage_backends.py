@@ -71,3 +71,32 @@ def test_social_services_work_the_same_on_each_backend(database_url: str, fake_h
             assert privacy.export_person(session, tid, "aco")["kudos"] == []
     finally:
         db.dispose()
+
+
+def test_thanks_sent_at_once_keep_to_the_daily_limits(database_url: str) -> None:
+    # A double click or a script: requests of one giver that overlap still count one by one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import install_tenant
+
+    app = build_app(database_url)
+    db: Database = app.extensions["inflow.db"]
+    tid = install_tenant(db, "jira").tenant_id
+
+    def thank(receiver: str) -> int:
+        try:
+            with db.session() as session:
+                recognition.thank(session, tid, source="jira", key="AMQ-1", space=None,
+                                  giver="aco", receiver=receiver, message="")
+            return 201
+        except Refused as refused:
+            return refused.status
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            same = list(pool.map(thank, ["jstrachan"] * 8))
+            many = list(pool.map(thank, [f"person-{n}" for n in range(30)]))
+        assert same.count(201) == 1 and set(same) == {201, 429}
+        assert many.count(201) == recognition.PER_GIVER_PER_DAY - 1  # the first thanks counts too
+    finally:
+        db.dispose()
