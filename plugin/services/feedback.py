@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -35,17 +35,28 @@ def _credit(session: Session, tenant_id: int, target: Item, source: str, key: st
                               kind="helped", message=f"Helped on {key}", created_at=now))
 
 
-def _uncredit(session: Session, tenant_id: int, target: Item, key: str, giver: str) -> None:
+def _uncredit(session: Session, tenant_id: int, target: Item, giver: str) -> None:
     session.execute(delete(Kudos).where(
         Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
-        Kudos.source == target.source, Kudos.item_key == target.key,
-        Kudos.message == f"Helped on {key}"))
+        Kudos.source == target.source, Kudos.item_key == target.key))
+
+
+def _verdicts_on(session: Session, tenant_id: int, target_item_id: int, giver: str, verdict: str) -> int:
+    """How many of the giver's verdicts on the item (given on any viewed item) are `verdict`."""
+    return int(session.scalar(select(func.count(Feedback.id)).where(
+        Feedback.tenant_id == tenant_id, Feedback.target_item_id == target_item_id,
+        Feedback.account_id == giver, Feedback.verdict == verdict)) or 0)
 
 
 def give(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,
          target_item_id: int, verdict: str, account_id: str,
          now: datetime | None = None) -> Feedback:
-    """Store (or change) a viewer's verdict; ranking counts and author credit follow it."""
+    """Store (or change) a viewer's verdict; ranking counts and author credit follow it.
+
+    The counts say how many people found the item helpful (or not relevant), as its reason reads
+    ("helped 3 people before"): a person counts once per item, however many issues they gave
+    the verdict on, and its authors are credited once per person.
+    """
     now = now or utcnow()
     target = session.get(Item, target_item_id)
     if target is None or target.tenant_id != tenant_id:
@@ -56,17 +67,22 @@ def give(session: Session, tenant_id: int, *, source: str, key: str, project: st
     if row is not None and row.verdict == verdict:
         return row
     if row is not None:
-        record_feedback(session, tenant_id, target_item_id, row.verdict == "helped", delta=-1)
-        if row.verdict == "helped":
-            _uncredit(session, tenant_id, target, key, account_id)
-        row.verdict = verdict
+        previous, row.verdict = row.verdict, verdict
+        session.flush()
+        if not _verdicts_on(session, tenant_id, target_item_id, account_id, previous):
+            record_feedback(session, tenant_id, target_item_id, previous == "helped", delta=-1)
+            if previous == "helped":
+                _uncredit(session, tenant_id, target, account_id)
     else:
         row = Feedback(tenant_id=tenant_id, source=source, item_key=key, account_id=account_id,
                        target_item_id=target_item_id, verdict=verdict, created_at=now)
         session.add(row)
-    record_feedback(session, tenant_id, target_item_id, verdict == "helped", delta=1)
+        session.flush()
+    if _verdicts_on(session, tenant_id, target_item_id, account_id, verdict) == 1:  # theirs is new
+        record_feedback(session, tenant_id, target_item_id, verdict == "helped", delta=1)
+        if verdict == "helped":
+            _credit(session, tenant_id, target, source, key, account_id, now)
     if verdict == "helped":
-        _credit(session, tenant_id, target, source, key, account_id, now)
         adoption.record(session, tenant_id, "reuse", "used", source, key, project, account_id,
                         target=target.key, at=now)
     session.flush()
