@@ -88,7 +88,7 @@ function verdictButtons(ctx, item) {
         } catch (error) { status(note, error.message, 'error'); }
       }) }));
   if (ctx.source === 'jira' && item.source === 'jira') {
-    for (const [type, label] of [['duplicate', 'Link as duplicate'], ['relates', 'Link as related']]) {
+    for (const [type, label] of [['duplicate', 'Link as duplicate'], ['relates', 'Relates to']]) {
       buttons.push(h('button', { type: 'button', text: label, onclick: (event) => withButton(event.target, async () => {
         try {
           await call('POST', '/api/links', { key: ctx.key, target_key: item.key, link_type: type });

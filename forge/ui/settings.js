@@ -18,7 +18,7 @@ function settingsForm(projectKey, data) {
   const purpose = h('textarea', { name: 'purpose', rows: 2, maxlength: 500 });
   purpose.value = data.purpose || '';
   const panels = ['experts', 'reuse', 'contributors'].map((p) => [p, checkbox(`panels.${p}`, data.panels?.[p])]);
-  const privacy = [['show_evidence', 'Show why someone is suggested'], ['public_kudos_messages', 'Everyone can read thank-you messages']]
+  const privacy = [['show_evidence', 'Show evidence links with expert suggestions'], ['public_kudos_messages', 'Kudos messages visible to everyone']]
     .map(([p, label]) => [p, label, checkbox(`privacy.${p}`, data.privacy?.[p])]);
   const followUp = h('input', { type: 'number', name: 'follow_up_hours', min: 1, max: 720, value: data.follow_up_hours ?? 48 });
   const lists = LISTS.map(([name, label]) => [name, label, h('input', { type: 'text', name, value: (data[name] || []).join(', ') })]);
