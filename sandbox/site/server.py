@@ -499,18 +499,30 @@ class FakeHost:
         with self.lock:
             source = self.store.issues.get(key)
             posted = list(self.store.posted_comments.get(key, []))
+            links = [link for link in self.store.links if key in (link["inward"], link["outward"])]
         if source is None:
             return None
         issue = data.v3_cached(source)
-        if not posted:
+        if not posted and not links:
             return issue
         view = dict(issue)
         view["fields"] = dict(issue["fields"])
-        comments = list(issue["fields"]["comment"]["comments"]) + copy.deepcopy(posted)
-        view["fields"]["comment"] = {"comments": comments, "maxResults": len(comments),
-                                     "total": len(comments), "startAt": 0}
-        view["fields"]["updated"] = self.issue_updated(key)
+        if posted:
+            comments = list(issue["fields"]["comment"]["comments"]) + copy.deepcopy(posted)
+            view["fields"]["comment"] = {"comments": comments, "maxResults": len(comments),
+                                         "total": len(comments), "startAt": 0}
+            view["fields"]["updated"] = self.issue_updated(key)
+        if links:  # as Jira shows a link: each end names the other
+            view["fields"]["issuelinks"] = list(issue["fields"].get("issuelinks") or []) + [
+                _link_end(link, key) for link in links]
         return view
+
+
+def _link_end(link: dict[str, Any], key: str) -> dict[str, Any]:
+    """A link as the issue `key` lists it in its issuelinks: the other end and the link type."""
+    if link["outward"] == key:
+        return {"type": {"name": link["type"]}, "inwardIssue": {"key": link["inward"]}}
+    return {"type": {"name": link["type"]}, "outwardIssue": {"key": link["outward"]}}
 
 
 def json_text(body: Any) -> str:

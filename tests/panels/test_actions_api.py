@@ -181,11 +181,38 @@ def test_link_as_duplicate_creates_a_real_issue_link_as_the_user(site: Site) -> 
     assert response.status_code == 201
     assert site.host.links == [{"type": "Duplicate", "inward": target["key"], "outward": key,
                                 "account_id": ASKER, "comment": None}]
+    _issuelink_event_applied(site, key, target["key"])
+    # Jira's link event read both ends again: the viewed issue lists the target, which is no
+    # longer offered as a suggestion to link (nor to link twice).
+    with site.db.session() as session:
+        assert target["key"] in get_item(session, site.tenant.tenant_id, "jira", key).links
+    shown = [s["key"] for s in site.get(f"/api/content/jira/{key}/reuse", sub=ASKER).get_json()["suggestions"]]
+    assert shown and target["key"] not in shown
     invalid = site.post("/api/links", {"key": key, "target_key": "not a key",
                                        "link_type": "clones"})
     assert invalid.status_code == 422
     assert set(invalid.get_json()["errors"]) == {"target_key", "link_type"}
     assert len(site.host.links) == 1
+
+
+def _issuelink_event_applied(site: Site, source_key: str, target_key: str) -> None:
+    """Jira's issuelink_created event, stored and applied: both ends are read again."""
+    from connect.host_client import HostClient
+    from connect.models import Tenant, WebhookEvent
+    from plugin.pipeline.events import process_event
+
+    ids = [site.host.issue_view(k)["id"] for k in (source_key, target_key)]
+    with site.db.session() as session:
+        event = WebhookEvent(tenant_id=site.tenant.tenant_id, event_key="link-1", event_type="issuelink_created",
+                             product="jira", item_ref=None, event_ts=int(utcnow().timestamp() * 1000),
+                             payload={"webhookEvent": "issuelink_created", "issueLink": {
+                                 "id": 1, "sourceIssueId": ids[0], "destinationIssueId": ids[1]}})
+        session.add(event)
+        session.flush()
+        event_id = event.id
+    with site.db.session() as session:
+        assert process_event(session, event_id, lambda tenant: HostClient.for_tenant(
+            session.get(Tenant, tenant.id), site.host.app_key, auth_server=site.host.url))
 
 
 def test_linking_an_issue_the_user_cannot_see_is_refused_by_the_host(site: Site) -> None:
