@@ -83,3 +83,16 @@ def test_unregistered_apps_get_a_placeholder_id_and_bad_config_is_refused() -> N
         render_manifest("inflow.example.com", APP_ID)
     with pytest.raises(ValueError):
         render_manifest("https://inflow.example.com", 'x"\nmodules: {}')
+
+
+def test_the_trigger_only_routes_know_every_trigger_of_the_manifest() -> None:
+    import yaml
+
+    from connect.forge import TRIGGER_MODULES
+
+    modules = yaml.safe_load(render_manifest(BASE_URL))["modules"]
+    triggers = modules["trigger"] + modules["scheduledTrigger"]
+    routes = {e["key"]: e.get("route", {}).get("path") for e in modules["endpoint"]}
+    # Every trigger, and the endpoint it calls, is let through; no UI or Rovo endpoint is.
+    assert {t["key"] for t in triggers} | {t["endpoint"] for t in triggers} == TRIGGER_MODULES
+    assert {routes[t["endpoint"]] for t in triggers} == {"/forge/events", "/forge/lifecycle", "/forge/scheduled"}
