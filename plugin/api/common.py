@@ -58,9 +58,17 @@ def _host_failed(exc: HostError) -> Response | tuple[Response, int]:
                     "message": "The product could not be reached; try again."}), 502
 
 
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a duplicate of a unique key (PostgreSQL 23505, SQLite's text)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
 def _conflict(exc: IntegrityError) -> tuple[Response, int]:
     # Two requests saving the same new row at once (a double click, two tabs): one wins, the
     # other's insert meets the unique key. Nothing stored is lost; the caller may send it again.
+    # Any other integrity error (a NOT NULL, a foreign key) is a bug: a 500 with its traceback.
+    if not _unique_violation(exc):
+        raise exc
     log.warning("a concurrent change won: %s", exc.orig)
     return jsonify({"error": "conflict", "message":
                     "The same thing was being saved at the same moment; reload and try again."}), 409

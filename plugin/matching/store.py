@@ -421,6 +421,17 @@ def delete_item(session: Session, tenant_id: int, source: str, key: str) -> bool
     return True
 
 
+def set_feedback_counts(session: Session, tenant_id: int, item_id: int, helpful: int,
+                        not_relevant: int) -> None:
+    """Set how many people found an item helpful or not relevant (ranking reads both)."""
+    item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
+    if item is None or (item.helpful_count, item.not_relevant_count) == (helpful, not_relevant):
+        return
+    item.helpful_count, item.not_relevant_count = helpful, not_relevant
+    item.index_seq = next_seq(session, tenant_id)
+    session.flush()
+
+
 def record_feedback(session: Session, tenant_id: int, item_id: int, helpful: bool,
                     delta: int = 1) -> None:
     """Count a 'helped' or 'not relevant' verdict on an item; ranking uses the counts."""

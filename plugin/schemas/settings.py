@@ -15,7 +15,7 @@ class ProjectKey(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
-SPACE_KEY = validate.Regexp(r"^~?[A-Za-z0-9_-]{1,255}\Z", error="Not a space key.")
+SPACE_KEY = validate.Regexp(r"^~?[A-Za-z0-9_:-]{1,255}\Z", error="Not a space key.")  # ~557058:… personal
 
 
 class Flag(fields.Boolean):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
-from plugin.matching.store import record_feedback
+from plugin.matching.store import set_feedback_counts
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Feedback, Kudos
 from plugin.services import adoption
@@ -41,11 +41,17 @@ def _uncredit(session: Session, tenant_id: int, target: Item, giver: str) -> Non
         Kudos.source == target.source, Kudos.item_key == target.key))
 
 
-def _verdicts_on(session: Session, tenant_id: int, target_item_id: int, giver: str, verdict: str) -> int:
-    """How many of the giver's verdicts on the item (given on any viewed item) are `verdict`."""
-    return int(session.scalar(select(func.count(Feedback.id)).where(
+def _people(session: Session, tenant_id: int, target_item_id: int, verdict: str) -> int:
+    """How many people gave the item this verdict (on whatever item it was suggested for)."""
+    return int(session.scalar(select(func.count(distinct(Feedback.account_id))).where(
         Feedback.tenant_id == tenant_id, Feedback.target_item_id == target_item_id,
-        Feedback.account_id == giver, Feedback.verdict == verdict)) or 0)
+        Feedback.verdict == verdict)) or 0)
+
+
+def _credited(session: Session, tenant_id: int, target: Item, giver: str) -> bool:
+    return session.scalar(select(Kudos.id).where(
+        Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
+        Kudos.source == target.source, Kudos.item_key == target.key).limit(1)) is not None
 
 
 def give(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,
@@ -54,8 +60,9 @@ def give(session: Session, tenant_id: int, *, source: str, key: str, project: st
     """Store (or change) a viewer's verdict; ranking counts and author credit follow it.
 
     The counts say how many people found the item helpful (or not relevant), as its reason reads
-    ("helped 3 people before"): a person counts once per item, however many issues they gave
-    the verdict on, and its authors are credited once per person.
+    ("helped 3 people before"): they are counted anew from the verdicts each time, a person
+    once per item however many issues they said it on, and its authors are credited once per
+    person while that person says it helped anywhere.
     """
     now = now or utcnow()
     target = session.get(Item, target_item_id)
@@ -67,21 +74,21 @@ def give(session: Session, tenant_id: int, *, source: str, key: str, project: st
     if row is not None and row.verdict == verdict:
         return row
     if row is not None:
-        previous, row.verdict = row.verdict, verdict
-        session.flush()
-        if not _verdicts_on(session, tenant_id, target_item_id, account_id, previous):
-            record_feedback(session, tenant_id, target_item_id, previous == "helped", delta=-1)
-            if previous == "helped":
-                _uncredit(session, tenant_id, target, account_id)
+        row.verdict = verdict
     else:
         row = Feedback(tenant_id=tenant_id, source=source, item_key=key, account_id=account_id,
                        target_item_id=target_item_id, verdict=verdict, created_at=now)
         session.add(row)
-        session.flush()
-    if _verdicts_on(session, tenant_id, target_item_id, account_id, verdict) == 1:  # theirs is new
-        record_feedback(session, tenant_id, target_item_id, verdict == "helped", delta=1)
-        if verdict == "helped":
-            _credit(session, tenant_id, target, source, key, account_id, now)
+    session.flush()
+    set_feedback_counts(session, tenant_id, target_item_id, _people(session, tenant_id, target_item_id, "helped"),
+                        _people(session, tenant_id, target_item_id, "not_relevant"))
+    still_helped = session.scalar(select(Feedback.id).where(
+        Feedback.tenant_id == tenant_id, Feedback.target_item_id == target_item_id,
+        Feedback.account_id == account_id, Feedback.verdict == "helped").limit(1)) is not None
+    if not still_helped:
+        _uncredit(session, tenant_id, target, account_id)
+    elif not _credited(session, tenant_id, target, account_id):
+        _credit(session, tenant_id, target, source, key, account_id, now)
     if verdict == "helped":
         adoption.record(session, tenant_id, "reuse", "used", source, key, project, account_id,
                         target=target.key, at=now)

@@ -132,6 +132,21 @@ def test_a_person_counts_once_per_suggested_item_however_many_issues_they_say_it
         assert session.scalar(select(func.count()).select_from(Kudos).where(Kudos.kind == "helped")) == 0
 
 
+def test_counts_left_by_an_earlier_release_are_counted_anew(site: Site) -> None:
+    # An earlier release counted a person once per issue they said it on: two verdicts, 2.
+    target = _first_reuse(site, site.keys[-1])["item_id"]
+    for key in (site.keys[-1], site.keys[-2]):
+        site.post("/api/feedback", {"source": "jira", "key": key, "target_item_id": target, "verdict": "helped"})
+    with site.db.session() as session:
+        session.get(Item, target).helpful_count = 2
+    for key, counts in ((site.keys[-1], (1, 1)), (site.keys[-2], (0, 1))):
+        site.post("/api/feedback", {"source": "jira", "key": key, "target_item_id": target,
+                                    "verdict": "not_relevant"})
+        with site.db.session() as session:
+            item = session.get(Item, target)
+            assert (item.helpful_count, item.not_relevant_count) == counts
+
+
 def _first_reuse(site: Site, key: str, sub: str = ASKER) -> dict:
     suggestions = site.get(f"/api/content/jira/{key}/reuse", sub=sub).get_json()["suggestions"]
     assert suggestions
