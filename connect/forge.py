@@ -351,14 +351,20 @@ def _strip_bearer(value: str | None) -> str | None:
 # endpoint, or the trigger that uses it): product and lifecycle events, the hourly trigger.
 TRIGGER_MODULES = frozenset({"inflow-events", "inflow-jira-events", "inflow-confluence-events",
                              "inflow-lifecycle", "inflow-app-lifecycle", "inflow-scheduled", "inflow-hourly"})
-BACKEND_MODULE_TYPE = "core:endpoint"  # what app.module.type says of a call no UI module made
 
 
 def _from_trigger(claims: dict[str, Any]) -> bool:
-    """Whether the FIT is one of our triggers' (a UI module's names that module, and its user)."""
+    """Whether the FIT is one of our triggers' (a UI module's call names that UI module).
+
+    The key alone decides: Atlassian documents `app.module.type` as `core:endpoint` for such
+    calls, but a type it sends differently must not lose every event.
+    """
     module = claims["app"].get("module")
-    return (isinstance(module, dict) and module.get("type") == BACKEND_MODULE_TYPE
-            and module.get("key") in TRIGGER_MODULES)
+    key = module.get("key") if isinstance(module, dict) else None
+    if key in TRIGGER_MODULES:
+        return True
+    log.warning("Forge call to a trigger route from module %r refused", module)
+    return False
 
 
 # What a tenant keeps of a FIT, and its column's width (the client key is "forge:" + installation):
