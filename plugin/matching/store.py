@@ -432,20 +432,6 @@ def set_feedback_counts(session: Session, tenant_id: int, item_id: int, helpful:
     session.flush()
 
 
-def record_feedback(session: Session, tenant_id: int, item_id: int, helpful: bool,
-                    delta: int = 1) -> None:
-    """Count a 'helped' or 'not relevant' verdict on an item; ranking uses the counts."""
-    item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
-    if item is None:
-        return
-    if helpful:
-        item.helpful_count = max(0, (item.helpful_count or 0) + delta)
-    else:
-        item.not_relevant_count = max(0, (item.not_relevant_count or 0) + delta)
-    item.index_seq = next_seq(session, tenant_id)
-    session.flush()
-
-
 def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
     """Remove someone's contributions, their Person row and stored suggestions naming them."""
     touched = select(Contribution.item_id).where(Contribution.tenant_id == tenant_id,

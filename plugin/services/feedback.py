@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
@@ -35,10 +36,14 @@ def _credit(session: Session, tenant_id: int, target: Item, source: str, key: st
                               kind="helped", message=f"Helped on {key}", created_at=now))
 
 
+def _helped_kudos(tenant_id: int, target: Item, giver: str) -> tuple[Any, ...]:
+    """The conditions of the credit a giver's "helped" verdicts on the item gave its authors."""
+    return (Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
+            Kudos.source == target.source, Kudos.item_key == target.key)
+
+
 def _uncredit(session: Session, tenant_id: int, target: Item, giver: str) -> None:
-    session.execute(delete(Kudos).where(
-        Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
-        Kudos.source == target.source, Kudos.item_key == target.key))
+    session.execute(delete(Kudos).where(*_helped_kudos(tenant_id, target, giver)))
 
 
 def _people(session: Session, tenant_id: int, target_item_id: int, verdict: str) -> int:
@@ -49,9 +54,7 @@ def _people(session: Session, tenant_id: int, target_item_id: int, verdict: str)
 
 
 def _credited(session: Session, tenant_id: int, target: Item, giver: str) -> bool:
-    return session.scalar(select(Kudos.id).where(
-        Kudos.tenant_id == tenant_id, Kudos.kind == "helped", Kudos.from_account_id == giver,
-        Kudos.source == target.source, Kudos.item_key == target.key).limit(1)) is not None
+    return session.scalar(select(Kudos.id).where(*_helped_kudos(tenant_id, target, giver)).limit(1)) is not None
 
 
 def give(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,

@@ -12,7 +12,7 @@ from plugin.matching.store import (
     delete_item,
     erase_person,
     get_item,
-    record_feedback,
+    set_feedback_counts,
     store_items,
     upsert_item,
     upsert_items,
@@ -90,7 +90,7 @@ def test_helpful_feedback_raises_an_item(sqlite_url: str) -> None:
     with db.session() as s:
         before = [r.key for r in suggest_reuse(s, tenant, "disk full build agent")]
         loser = get_item(s, tenant, "jira", before[1])
-        record_feedback(s, tenant, loser.id, helpful=True, delta=3)
+        set_feedback_counts(s, tenant, loser.id, helpful=3, not_relevant=0)
     indexed(db)
     with db.session() as s:
         assert suggest_reuse(s, tenant, "disk full build agent")[0].key == before[1]
