@@ -465,16 +465,17 @@ def client_for_tenant(tenant: Any, app_key: str, timeout: Any = TIMEOUT) -> Host
     """
     inv = g.get("forge") if has_request_context() else None
     stored = stored_invocation(tenant)
+    # Created by Forge: no Connect secret the site knows, so nothing but a Forge token can sign.
+    forge_made = str(getattr(tenant, "client_key", "")).startswith("forge:")
     if inv is not None and inv.installation_id == getattr(tenant, "forge_installation_id", None):
         if stored is not None and not inv.system_token:  # acting as the app: the stored token
             inv = replace(inv, system_token=stored.system_token, api_base_url=inv.api_base_url or stored.api_base_url)
-        if inv.system_token or str(getattr(tenant, "client_key", "")).startswith("forge:"):
+        if inv.system_token or forge_made:
             return ForgeHostClient.for_invocation(inv, app_key, timeout=timeout)
         return None  # adopted from Connect: its Connect secret signs as the app, as a system token would
     if stored is not None:
         return ForgeHostClient.for_invocation(stored, app_key, timeout=timeout)
-    if str(getattr(tenant, "client_key", "")).startswith("forge:"):
-        # Created by Forge: no Connect secret the site knows, so nothing else can sign.
+    if forge_made:
         raise HostError(0, "No current Forge system token for this installation; "
                            "it is renewed by the next Forge call or event")
     return None

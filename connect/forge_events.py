@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connect.webhooks import confluence_item_ref, jira_item_ref
+from connect.webhooks import as_object, confluence_item_ref, jira_item_ref
 
 # Forge event type -> (Connect webhook event, product)
 JIRA_EVENTS = {
@@ -99,10 +99,6 @@ def _timestamp_ms(*candidates: Any) -> int:
     return int(time.time() * 1000)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def map_event(body: dict[str, Any]) -> ConnectEvent:
     """The Connect equivalent of a Forge product event body; raises UnsupportedEvent."""
     body = delivered(body)
@@ -117,11 +113,11 @@ def map_event(body: dict[str, Any]) -> ConnectEvent:
 
 
 def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
-    issue = _dict(body.get("issue"))
+    issue = as_object(body.get("issue"))
     if not issue.get("key") and not issue.get("id"):
         raise UnsupportedEvent("Jira event without an issue")
-    fields = _dict(issue.get("fields"))
-    comment = _dict(body.get("comment"))
+    fields = as_object(issue.get("fields"))
+    comment = as_object(body.get("comment"))
     ts = _timestamp_ms(body.get("timestamp"), comment.get("updated"), fields.get("updated"),
                        fields.get("created"))
     payload: dict[str, Any] = {"timestamp": ts, "webhookEvent": connect_type, "issue": issue}
@@ -140,28 +136,28 @@ def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
 
 def _page_shape(content: dict[str, Any]) -> dict[str, Any]:
     """Confluence REST content as the flat object Connect webhooks carry."""
-    history = _dict(content.get("history"))
-    version = _dict(content.get("version"))
+    history = as_object(content.get("history"))
+    version = as_object(content.get("version"))
     created = history.get("createdDate")
     modified = version.get("when") or created
     page = {
         "id": content.get("id"),
         "title": content.get("title"),
         "contentType": content.get("type"),
-        "spaceKey": _dict(content.get("space")).get("key"),
-        "creatorAccountId": _dict(history.get("createdBy")).get("accountId"),
-        "lastModifierAccountId": _dict(version.get("by")).get("accountId"),
+        "spaceKey": as_object(content.get("space")).get("key"),
+        "creatorAccountId": as_object(history.get("createdBy")).get("accountId"),
+        "lastModifierAccountId": as_object(version.get("by")).get("accountId"),
         "creationDate": _timestamp_ms(created) if created else None,
         "modificationDate": _timestamp_ms(modified) if modified else None,
         "version": version.get("number"),
-        "self": _dict(content.get("_links")).get("self"),
+        "self": as_object(content.get("_links")).get("self"),
     }
     return {k: v for k, v in page.items() if v is not None}
 
 
 def _comment_parent(content: dict[str, Any]) -> dict[str, Any] | None:
     """The page or blog post a Confluence comment is on."""
-    container = _dict(content.get("container"))
+    container = as_object(content.get("container"))
     if container.get("id"):
         return _page_shape(container)
     listed = content.get("ancestors")
@@ -170,7 +166,7 @@ def _comment_parent(content: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _confluence_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
-    content = _dict(body.get("content"))
+    content = as_object(body.get("content"))
     if not content.get("id"):
         raise UnsupportedEvent("Confluence event without content")
     shaped = _page_shape(content)

@@ -106,9 +106,8 @@ OBJECTS = {"jira": ("issue", "comment", "issueLink", "changelog", "user"),
 INNER = (("issue", "fields"), ("comment", "parent"))
 
 
-def _within(body: dict[str, Any], name: str) -> dict[str, Any]:
-    """The object under `name`, or an empty one (absent, or another product's field of another shape)."""
-    value = body.get(name)
+def as_object(value: Any) -> dict[str, Any]:
+    """A JSON object as it is, anything else (absent, another product's field of another shape) as {}."""
     return value if isinstance(value, dict) else {}
 
 
@@ -118,10 +117,10 @@ def malformed(product: str, body: dict[str, Any]) -> str | None:
         if name in body and body[name] is not None and not isinstance(body[name], dict):
             return f"'{name}' must be an object"
     for outer, inner in INNER:
-        value = _within(body, outer).get(inner)
+        value = as_object(body.get(outer)).get(inner)
         if value is not None and not isinstance(value, dict):
             return f"'{outer}.{inner}' must be an object"
-    comment = _within(_within(body, "issue"), "fields").get("comment")
+    comment = as_object(as_object(body.get("issue")).get("fields")).get("comment")
     if comment is not None and not (isinstance(comment, dict)
                                     and isinstance(comment.get("comments", []), list)):
         return "'issue.fields.comment' must be an object with a list of comments"
