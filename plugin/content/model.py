@@ -15,6 +15,7 @@ class ContributionDoc:
     role: str
     at: datetime
     display_name: str | None = None
+    active: bool | None = None  # the host's `active` for the account, when the payload said
 
 
 @dataclass

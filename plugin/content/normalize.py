@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from plugin.content.markup import (  # noqa: F401  (re-exported: the contract names them here)
     MAX_TEXT,
@@ -37,14 +37,26 @@ def parse_time(value: Any, default: datetime | None = None) -> datetime:
     return default or datetime.fromtimestamp(0, tz=UTC)
 
 
-def _user(value: Any) -> tuple[str, str | None] | None:
-    """(account id, display name) of a Jira/Confluence user object; Server's `name` as fallback."""
+class _User(NamedTuple):
+    account: str
+    name: str | None
+    active: bool | None  # the host's `active` when the object carries it
+
+
+def _user(value: Any) -> _User | None:
+    """Account id, display name and `active` of a Jira/Confluence user object; Server's `name` as fallback."""
     if not isinstance(value, dict):
         return None
     account = value.get("accountId") or value.get("name") or value.get("key")
     if not account:
         return None
-    return str(account)[:255], (str(value["displayName"])[:255] if value.get("displayName") else None)
+    active = value.get("active")
+    return _User(str(account)[:255], str(value["displayName"])[:255] if value.get("displayName") else None,
+                 active if isinstance(active, bool) else None)
+
+
+def _contribution(user: _User, role: str, at: datetime) -> ContributionDoc:
+    return ContributionDoc(user.account, role, at, user.name, user.active)
 
 
 def _name(value: Any) -> str | None:
@@ -81,8 +93,7 @@ def _jira_comments(fields: dict[str, Any]) -> tuple[list[str], list[Contribution
         texts.append(clip(body_to_text(comment.get("body")), MAX_COMMENT_TEXT))
         author = _user(comment.get("author"))
         if author:
-            people.append(ContributionDoc(author[0], "commenter", parse_time(comment.get("created")),
-                                          author[1]))
+            people.append(_contribution(author, "commenter", parse_time(comment.get("created"))))
     return texts, people
 
 
@@ -90,15 +101,15 @@ def _jira_people(fields: dict[str, Any], created: datetime, updated: datetime) -
     people: list[ContributionDoc] = []
     reporter = _user(fields.get("reporter")) or _user(fields.get("creator"))
     if reporter:
-        people.append(ContributionDoc(reporter[0], "reporter", created, reporter[1]))
+        people.append(_contribution(reporter, "reporter", created))
     assignee = _user(fields.get("assignee"))
     if assignee:
         resolved_at = fields.get("resolutiondate")
         at = parse_time(resolved_at, updated) if resolved_at else updated
-        people.append(ContributionDoc(assignee[0], "assignee", at, assignee[1]))
+        people.append(_contribution(assignee, "assignee", at))
         if fields.get("resolution") and resolved_at:
             # Jira has no resolver field; the assignee at resolution time is who resolved it.
-            people.append(ContributionDoc(assignee[0], "resolver", at, assignee[1]))
+            people.append(_contribution(assignee, "resolver", at))
     return people
 
 

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CursorResult,
     DateTime,
     Integer,
@@ -184,7 +185,7 @@ def _upsert_sql(dialect: str, paramstyle: str, rows: int) -> str:
 
 def _pg_array_type(column: Any) -> str:
     """The array type a column's values travel in: text for strings and JSON (cast where stored)."""
-    if isinstance(getattr(column.type, "impl", column.type), (Integer, DateTime, LargeBinary)):
+    if isinstance(getattr(column.type, "impl", column.type), (Integer, DateTime, LargeBinary, Boolean)):
         return column.type.compile(dialect=postgresql.dialect())
     return "TEXT"
 
@@ -238,7 +239,9 @@ def _loaded(session: Session, ids: list[int]) -> list[Item]:
 _CONTRIBUTION_COLUMNS = ("tenant_id", "item_id", "account_id", "role", "at")
 # One array of ids: a page's 500 ids inline made each statement new SQL to convert and plan.
 _PG_FORGET = "DELETE FROM contributions WHERE item_id = ANY(%b::INTEGER[]) AND role = ANY(%b::TEXT[])"
-_PG_KNOWN_PEOPLE = "SELECT account_id, display_name FROM people WHERE tenant_id = %s AND account_id = ANY(%b::TEXT[])"
+Shown = tuple[str | None, bool | None]  # (display name, active) as the host last showed them
+_PG_KNOWN_PEOPLE = ("SELECT account_id, display_name, active FROM people "
+                    "WHERE tenant_id = %s AND account_id = ANY(%b::TEXT[])")
 # The items' derived contributions deleted and inserted anew, and the named people looked up, in
 # one statement: its parts share one snapshot, so the delete never sees the rows inserted beside it.
 _PG_REPLACE_CONTRIBUTIONS = (
@@ -247,8 +250,8 @@ _PG_REPLACE_CONTRIBUTIONS = (
 
 
 def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[int, ItemDoc]],
-                           accounts: list[str]) -> dict[str, str | None]:
-    """Replace the items' derived contributions; the stored display names of `accounts`."""
+                           accounts: list[str]) -> dict[str, Shown]:
+    """Replace the items' derived contributions; how `accounts` are stored (name, active)."""
     ids = [item_id for item_id, _ in items]
     dialect = session.get_bind().dialect.name
     stamp = _stamps(dialect)
@@ -256,12 +259,13 @@ def _replace_contributions(session: Session, tenant_id: int, items: list[tuple[i
             for item_id, doc in items for c in doc.contributions if c.role in DERIVED_ROLES and c.account_id]
     if dialect == "postgresql":  # one round trip: each one waits for the server to be scheduled
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _CONTRIBUTION_COLUMNS]
-        return dict(session.connection().exec_driver_sql(
-            _PG_REPLACE_CONTRIBUTIONS, (ids, list(DERIVED_ROLES), *columns, tenant_id, accounts)).all())
+        found = session.connection().exec_driver_sql(
+            _PG_REPLACE_CONTRIBUTIONS, (ids, list(DERIVED_ROLES), *columns, tenant_id, accounts)).all()
+        return {account: (name, active) for account, name, active in found}
     session.execute(delete(Contribution).where(Contribution.item_id.in_(ids),
                                                Contribution.role.in_(DERIVED_ROLES)))
     _insert_rows(session, Contribution, _CONTRIBUTION_COLUMNS, rows)
-    return dict(_known_people(session, tenant_id, accounts)) if accounts else {}
+    return _known_people(session, tenant_id, accounts) if accounts else {}
 
 
 def _insert_sql(session: Session, model: type, columns: tuple[str, ...]) -> str:
@@ -275,38 +279,41 @@ def _insert_sql(session: Session, model: type, columns: tuple[str, ...]) -> str:
 
 def remember_people(session: Session, tenant_id: int, people: Iterable[tuple[str, str | None]]) -> None:
     """Insert unknown people and refresh display names the host showed."""
-    named = _named(people)
+    named = _named((account, name, None) for account, name in people)
     if named:
-        _add_people(session, tenant_id, named, dict(_known_people(session, tenant_id, list(named))))
+        _add_people(session, tenant_id, named, _known_people(session, tenant_id, list(named)))
 
 
-def _named(people: Iterable[tuple[str, str | None]]) -> dict[str, str | None]:
-    """Each account once, with the last display name given for it."""
-    named: dict[str, str | None] = {}
-    for account, name in people:
+def _named(people: Iterable[tuple[str, str | None, bool | None]]) -> dict[str, Shown]:
+    """Each account once, with the last display name and `active` given for it."""
+    named: dict[str, Shown] = {}
+    for account, name, active in people:
         if account:
-            named[account] = name or named.get(account)
+            before = named.get(account, (None, None))
+            named[account] = (name or before[0], before[1] if active is None else active)
     return named
 
 
-def _add_people(session: Session, tenant_id: int, named: dict[str, str | None],
-                known: dict[str, str | None]) -> None:
-    """Insert the people not `known` and store the names that changed."""
-    changed = [(tenant_id, account, name) for account, name in named.items()
-               if account not in known or (name and known[account] != name)]
-    # One statement per kind of change, many rows each: per-person statements dominated backfills.
-    columns = ("tenant_id", "account_id", "display_name")
-    _insert_rows(session, Person, columns, [row for row in changed if row[2]],
-                 "ON CONFLICT (tenant_id, account_id) DO UPDATE SET display_name = excluded.display_name")
-    _insert_rows(session, Person, columns, [row for row in changed if not row[2]],
-                 "ON CONFLICT (tenant_id, account_id) DO NOTHING")
+def _add_people(session: Session, tenant_id: int, named: dict[str, Shown], known: dict[str, Shown]) -> None:
+    """Insert the people not `known` and store the names and `active` that changed."""
+    changed = [(tenant_id, account, name, active) for account, (name, active) in named.items()
+               if account not in known or (name and known[account][0] != name)
+               or (active is not None and known[account][1] is not active)]
+    # One statement, many rows: per-person statements dominated backfills. What a payload did
+    # not say (no name, no `active`) keeps what is stored.
+    _insert_rows(session, Person, ("tenant_id", "account_id", "display_name", "active"), changed,
+                 "ON CONFLICT (tenant_id, account_id) DO UPDATE SET "
+                 "display_name = COALESCE(excluded.display_name, people.display_name), "
+                 "active = COALESCE(excluded.active, people.active)")
 
 
-def _known_people(session: Session, tenant_id: int, accounts: list[str]) -> Iterable[tuple[str, str | None]]:
+def _known_people(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, Shown]:
     if session.get_bind().dialect.name == "postgresql":  # one array: the statement stays the same
-        return session.connection().exec_driver_sql(_PG_KNOWN_PEOPLE, (tenant_id, accounts)).all()
-    return session.execute(select(Person.account_id, Person.display_name).where(
-        Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).all()
+        rows = session.connection().exec_driver_sql(_PG_KNOWN_PEOPLE, (tenant_id, accounts)).all()
+    else:
+        rows = session.execute(select(Person.account_id, Person.display_name, Person.active).where(
+            Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).all()
+    return {account: (name, active) for account, name, active in rows}
 
 
 def _insert_rows(session: Session, model: type, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
@@ -366,7 +373,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     ids = _write_items(session, tenant_id, docs, rows)
     if len(docs) >= BULK_PAGE:  # a backfill's page: the statements below plan by these statistics
         refresh_statistics(session)
-    named = _named((c.account_id, c.display_name) for d in docs for c in d.contributions)
+    named = _named((c.account_id, c.display_name, c.active) for d in docs for c in d.contributions)
     known = _replace_contributions(session, tenant_id, list(zip(ids, docs, strict=True)), list(named))
     _add_people(session, tenant_id, named, known)
     for item_id in ids if session.identity_map else ():  # copies this session loaded are stale now

@@ -7,6 +7,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -94,13 +96,20 @@ class Person(Base):
     """A person known in a tenant, as the host last showed them."""
 
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("tenant_id", "account_id", name="uq_people_tenant_account"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "account_id", name="uq_people_tenant_account"),
+        # Few people of a site are deactivated: every experts view reads them through this.
+        Index("ix_people_inactive", "tenant_id", sqlite_where=text("active = 0"),
+              postgresql_where=text("active = false")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     account_id: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     avatar_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # The host's `active` as last seen (a deactivated account is never suggested); None: not shown yet.
+    active: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class IndexState(Base):

@@ -97,6 +97,8 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
             raise
         profile = {}
     person.display_name = profile.get("displayName") or None
+    if isinstance(profile.get("active"), bool):  # Jira's user says; a deactivated one is not suggested
+        person.active = profile["active"]
     avatars = profile.get("avatarUrls") or {}
     person.avatar_url = avatars.get("48x48") or person.avatar_url
 

@@ -45,6 +45,7 @@ from plugin.models.social import (
     QuestionEvent,
 )
 from plugin.search import sites
+from plugin.services import settings
 
 Bind = Callable[..., Any]  # bind(name, type_=None) -> a bind parameter of the fact
 FIELD, ROW = "\x1f", "\x1e"  # separators of the rows an aggregate fact reads
@@ -218,13 +219,17 @@ class AllKudos(_Plain):
 
 @dataclass(frozen=True)
 class Preferences(_Plain):
-    """Everyone's own choices (opt-outs, pauses): who may be suggested."""
+    """Who may be suggested: everyone's own choices (opt-outs, pauses) and who was deactivated."""
 
     shape: tuple[Any, ...] = ("preferences",)
 
     def columns(self, bind: Bind, dialect: str) -> list[ColumnElement[Any]]:
-        return _fingerprint(PersonPreference, PersonPreference.updated_at,
-                            PersonPreference.tenant_id == bind("tenant"))
+        inactive = select(Person.account_id.label("row")).where(*settings.inactive(bind("tenant"))) \
+            .order_by(Person.account_id).subquery()
+        agg = func.string_agg if dialect == "postgresql" else func.group_concat
+        return [*_fingerprint(PersonPreference, PersonPreference.updated_at,
+                              PersonPreference.tenant_id == bind("tenant")),
+                select(agg(inactive.c.row, _separator(ord(ROW), dialect))).scalar_subquery()]
 
     def params(self) -> dict[str, Any]:
         return {}

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
+from plugin.models.content import Person
 from plugin.models.social import PersonPreference, ProjectSettings
+from plugin.search.sites import of_site
 
 PANELS = ("experts", "reuse", "contributors")
 
@@ -96,7 +98,14 @@ def _unavailable(session: Session, tenant_id: int, now: datetime,
     paused = [end for _, _, end in rows if end is not None and end > now]
     if until is not None and paused:
         until.note_until(min(paused))  # that person may be suggested again then
-    return {acc for acc, out, end in rows if out or (end is not None and end > now)}
+    away = {acc for acc, out, end in rows if out or (end is not None and end > now)}
+    return away | set(session.scalars(select(Person.account_id).where(*inactive(tenant_id))))
+
+
+def inactive(tenant: Any) -> tuple[ColumnElement[bool], ...]:
+    """SQL: the site's people the host shows as deactivated (`tenant` an id or a bind parameter)."""
+    # Both products: someone who left shows as inactive in Jira's payloads, never in a page's.
+    return of_site(Person.tenant_id, tenant), Person.active == false()
 
 
 def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsOf | None) -> bool:

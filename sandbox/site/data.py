@@ -97,17 +97,41 @@ def user_v3(user: dict[str, Any] | None) -> dict[str, Any] | None:
     """A Cloud user: accountId (Server-era data falls back to the username), name, avatars."""
     if not user:
         return None
-    account_id = user.get("accountId") or user.get("name") or user.get("key")
+    account_id = _account(user)
     if not account_id:
         return None
     return {
         "accountId": account_id,
         "displayName": user.get("displayName") or account_id,
         "avatarUrls": {f"{s}x{s}": AVATAR.format(size=s) for s in (48, 24, 16, 32)},
-        "active": True,
+        "active": user.get("active", True) is not False,
         "accountType": user.get("accountType", "atlassian"),
         "timeZone": "UTC",
     }
+
+
+def _users_of(issue: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = issue["fields"]
+    comments = (fields.get("comment") or {}).get("comments", [])
+    found = [fields.get(role) for role in ("reporter", "creator", "assignee")]
+    found += [c.get(role) for c in comments for role in ("author", "updateAuthor")]
+    return [user for user in found if isinstance(user, dict)]
+
+
+def with_inactive(issue: dict[str, Any], account_id: str) -> dict[str, Any] | None:
+    """A copy of a (v2) issue in which the account shows as deactivated; None if it is not on it."""
+    if not any(_account(user) == account_id for user in _users_of(issue)):
+        return None
+    issue = copy.deepcopy(issue)
+    for user in _users_of(issue):
+        if _account(user) == account_id:
+            user["active"] = False
+    return issue
+
+
+def _account(user: dict[str, Any]) -> str | None:
+    """The account id user_v3 gives a data set's user."""
+    return user.get("accountId") or user.get("name") or user.get("key")
 
 
 def comment_v3(comment: dict[str, Any]) -> dict[str, Any]:

@@ -310,6 +310,16 @@ class FakeHost:
         with self.lock:
             self.store.account_status[account_id] = status
 
+    def deactivate(self, account_id: str) -> None:
+        """The account is deactivated (someone left): Jira shows `active: false` wherever it appears."""
+        with self.lock:
+            if account_id in self.store.users:
+                self.store.users[account_id] = {**self.store.users[account_id], "active": False}
+            for key, issue in list(self.store.issues.items()):
+                changed = data.with_inactive(issue, account_id)
+                if changed is not None:
+                    self.store.issues[key] = changed
+
     def can_see(self, account_id: str | None, *targets: str | None) -> bool:
         """The app sees everything; a user sees what no deny() covers."""
         if account_id is None:

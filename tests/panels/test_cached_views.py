@@ -184,6 +184,7 @@ JIRA_CHANGES: dict[str, Callable[[Site, str, list[dict[str, Any]]], None]] = {
         "target_item_id": _data(site, key, "reuse")["suggestions"][0]["item_id"]}),
     "someone is thanked": lambda site, key, _: _thanked(site, key),
     "an expert opts out": lambda site, key, _: _opt_out(site, _shown_expert(site, key)),
+    "an expert is deactivated": lambda site, key, issues: _deactivated(site, key, issues),
     "people are renamed": lambda site, key, _: _renamed(site, [
         _shown_expert(site, key), *[p["account_id"] for p in
                                     _data(site, key, "contributors")["contributors"]]]),
@@ -201,6 +202,14 @@ JIRA_CHANGES: dict[str, Callable[[Site, str, list[dict[str, Any]]], None]] = {
 def _opt_out(site: Site, account: str) -> None:
     with site.db.session() as session:
         set_preference(session, site.tenant.tenant_id, account, True, None)
+
+
+def _deactivated(site: Site, key: str, issues: list[dict[str, Any]]) -> None:
+    """Another issue of theirs is read again, and Jira shows the shown expert as deactivated."""
+    expert = _shown_expert(site, key)
+    other = next(i for i in issues if i["key"] != key)
+    _reissue(site, other["key"], other, assignee={"accountId": expert, "active": False})
+    assert _shown_expert(site, key) != expert
 
 
 def _delete(site: Site, key: str) -> None:
