@@ -390,22 +390,42 @@ def is_project_admin(client: Requester, account_id: str | None, project_key: str
                for entry in data.get("projectPermissions", []))
 
 
-def groups_lookup(client: Requester, tenant_id: int, cache: TTLCache = CACHE,
+GROUPS_PAGE = 200  # Confluence's page of a person's groups (its most)
+GROUPS_MAX = 1000  # groups read per person: rules name a few; no one is in more in practice
+
+
+def groups_lookup(client: Requester, tenant_id: int, product: str = "jira", cache: TTLCache = CACHE,
                   horizon: Expiry | None = None) -> Callable[[str], set[str]]:
     """Group names of an account, from the host, cached like permissions (`horizon` as in
-    `visible_to`)."""
+    `visible_to`). Each product has its own API: Jira's is not on a Confluence-only site."""
+    fetch = _confluence_groups if product == "confluence" else _jira_groups
 
     def groups_of(account_id: str) -> set[str]:
         key = (tenant_id, "groups", account_id)
         hit = cache.entry(key, renew_before(horizon))
         if hit is None:
-            rows = client.request("GET", "/rest/api/3/user/groups",
-                                  params={"accountId": account_id}).json()
-            groups = {row.get("name", "") for row in rows if isinstance(row, dict)}
+            groups = fetch(client, account_id)
             hit = (cache.put(key, groups), groups)
         if horizon is not None:
             horizon.note(hit[0])
         return hit[1]
 
     return groups_of
+
+
+def _jira_groups(client: Requester, account_id: str) -> set[str]:
+    rows = client.request("GET", "/rest/api/3/user/groups", params={"accountId": account_id}).json()
+    return {row.get("name", "") for row in rows if isinstance(row, dict)}
+
+
+def _confluence_groups(client: Requester, account_id: str) -> set[str]:
+    groups: set[str] = set()
+    for start in range(0, GROUPS_MAX, GROUPS_PAGE):
+        page = client.request("GET", "/wiki/rest/api/user/memberof", params={
+            "accountId": account_id, "start": start, "limit": GROUPS_PAGE}).json()
+        rows = [row for row in page.get("results") or [] if isinstance(row, dict)]
+        groups |= {str(row.get("name") or "") for row in rows}
+        if len(rows) < GROUPS_PAGE:
+            break
+    return groups - {""}
 

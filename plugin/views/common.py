@@ -89,7 +89,7 @@ def _clients(source: str) -> HostClient | None:
 def eligible(session: Session, project: str | None) -> Callable[[str], bool]:
     """Who may be suggested here: preferences, project rules, groups from the host when needed."""
     watch = g.get("inflow_watch")
-    groups = permissions.groups_lookup(host(), g.tenant.id, horizon=watch)
+    groups = permissions.groups_lookup(host(), g.tenant.id, g.tenant.product_type, horizon=watch)
     return eligibility(session, g.tenant.id, project, groups_of=groups, until=watch)
 
 

@@ -244,6 +244,19 @@ def register(app: Flask, host: FakeHost) -> None:
         return jsonify({"results": results, "start": 0, "limit": 200, "size": len(results),
                         "_links": {"base": host.base_url("confluence")}})
 
+    @app.get("/wiki/rest/api/user/memberof")
+    def confluence_member_of() -> Response:
+        """v1: the groups a user is a member of, a page at a time (start, limit)."""
+        account_id = request.args.get("accountId", "")
+        if account_id not in host.store.users:
+            return v1_error(404, f"No user found with accountId: {account_id}")
+        start, limit = int(request.args.get("start", 0)), min(int(request.args.get("limit", 200)), 200)
+        with host.lock:
+            names = sorted(host.store.groups.get(account_id, set()))
+        results = [{"type": "group", "name": name, "id": f"group-{name}"} for name in names[start:start + limit]]
+        return jsonify({"results": results, "start": start, "limit": limit, "size": len(results),
+                        "_links": {"base": host.base_url("confluence")}})
+
     @app.post("/wiki/rest/api/content/<page_id>/permission/check")
     def permission_check(page_id: str) -> Response:
         body = request.get_json(silent=True) or {}

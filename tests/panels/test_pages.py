@@ -251,3 +251,26 @@ def test_the_pages_space_settings_hold_in_the_byline(wiki: Site) -> None:
     with wiki.db.session() as session:
         save_project_settings(session, wiki.tenant.tenant_id, space, {"exclude_people": [first]}, "admin")
     assert first not in experts()
+
+
+def test_a_spaces_group_rule_asks_confluence_for_groups(wiki: Site) -> None:
+    """Confluence has its own API for a person's groups (Jira's is not on a Confluence-only site)."""
+    from plugin.services.settings import save_project_settings
+
+    with wiki.db.session() as session:
+        page = next(key for key in wiki.keys
+                    if (item := get_item(session, wiki.tenant.tenant_id, "confluence", key)) and item.space)
+        space = get_item(session, wiki.tenant.tenant_id, "confluence", page).space
+
+    def experts() -> list[str]:
+        response = wiki.page(f"/confluence/macros/experts?pageId={page}&spaceKey={space}")
+        assert response.status_code == 200
+        return re.findall(r'name="expert_account_id" value="([^"]+)"', response.get_data(True))
+
+    first, *_ = experts()
+    wiki.host.add_to_group(first, "contractors")
+    with wiki.db.session() as session:
+        save_project_settings(session, wiki.tenant.tenant_id, space, {"exclude_groups": ["contractors"]}, "admin")
+    assert first not in experts()
+    assert wiki.host.calls_to("/wiki/rest/api/user/memberof", "GET")
+    assert not wiki.host.calls_to("/wiki/rest/api/3/user/groups", "GET")
