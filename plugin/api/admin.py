@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, jsonify
+from marshmallow import ValidationError
 
 from connect.auth import get_db, require_jwt
 from plugin.api.common import load, register_errors
@@ -41,10 +42,29 @@ def get_settings(project_key: str) -> Any:
 def post_settings(project_key: str) -> Any:
     """Replace the project's settings with a validated body."""
     require_project_admin(project_key)
-    data = load(ProjectSettingsSchema())
+    data = with_known_groups(load(ProjectSettingsSchema()))
     with get_db().session() as session:
         return jsonify(save_project_settings(session, g.tenant.id, project_key, data,
                                              g.account_id))
+
+
+def with_known_groups(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings with each group as Jira spells it; 422 naming any group the site does not have.
+
+    Why: a rule's groups are compared with people's groups as Jira names them, so a misspelt
+    group would silently leave a rule that matches no one (or, in "only these", everyone out).
+    """
+    fields = ("include_groups", "exclude_groups")
+    found, missing = permissions.jira_group_names(host(), [n for f in fields for n in data[f]])
+    if missing:
+        raise ValidationError({f: [_no_group(n, missing[n]) for n in data[f] if n in missing]
+                               for f in fields if any(n in missing for n in data[f])})
+    return {**data, **{f: list(dict.fromkeys(found[n] for n in data[f])) for f in fields}}
+
+
+def _no_group(name: str, near: list[str]) -> str:
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    return f"This site has no group named {name!r}.{hint}"
 
 
 @bp.get("/<project_key>/dashboard")

@@ -392,6 +392,7 @@ def is_project_admin(client: Requester, account_id: str | None, project_key: str
 
 GROUPS_PAGE = 200  # Confluence's page of a person's groups (its most)
 GROUPS_MAX = 1000  # groups read per person: rules name a few; no one is in more in practice
+GROUP_HINTS = 20  # groups whose names contain a typed name, asked to find it among them
 
 
 def groups_lookup(client: Requester, tenant_id: int, product: str = "jira", cache: TTLCache = CACHE,
@@ -411,6 +412,23 @@ def groups_lookup(client: Requester, tenant_id: int, product: str = "jira", cach
         return hit[1]
 
     return groups_of
+
+
+def jira_group_names(client: Requester, names: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each name as Jira spells its group (names are matched without regard to case), and the
+    names no group has, each with the groups whose names contain it (what was perhaps meant)."""
+    found: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        data = client.request("GET", "/rest/api/3/groups/picker", params={
+            "query": name, "maxResults": GROUP_HINTS, "caseInsensitive": "true"}).json()
+        near = [str(row["name"]) for row in data.get("groups") or [] if isinstance(row, dict) and row.get("name")]
+        exact = [group for group in near if group.casefold() == name.casefold()]
+        if exact:
+            found[name] = exact[0]
+        else:
+            missing[name] = near[:3]
+    return found, missing
 
 
 def _jira_groups(client: Requester, account_id: str) -> set[str]:

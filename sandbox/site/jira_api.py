@@ -293,6 +293,19 @@ def register_people(app: Flask, host: FakeHost) -> None:
         return jsonify([{"name": name, "groupId": f"group-{name}"}
                         for name in sorted(host.store.groups.get(account_id, set()))])
 
+    @app.get("/rest/api/3/groups/picker")
+    def find_groups() -> Response:
+        """Groups whose names contain the query (case-insensitive when asked), at most maxResults."""
+        query = request.args.get("query", "")
+        folded = request.args.get("caseInsensitive", "false").lower() == "true"
+        limit = int(request.args.get("maxResults", 20))
+        with host.lock:
+            names = sorted(set().union(*host.store.groups.values()))
+        hits = [n for n in names if (query.casefold() in n.casefold() if folded else query in n)]
+        return jsonify({"header": f"Showing {min(len(hits), limit)} of {len(hits)} matching groups",
+                        "total": len(hits), "groups": [{"name": n, "html": n, "labels": [], "groupId": f"group-{n}"}
+                                                       for n in hits[:limit]]})
+
     @app.get("/rest/api/3/user/bulk")
     def bulk_users() -> Response:
         ids = request.args.getlist("accountId")

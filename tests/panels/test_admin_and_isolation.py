@@ -17,6 +17,12 @@ ADMIN = "chirino"
 SETTINGS = "/api/admin/projects/AMQ/settings"
 
 
+@pytest.fixture(autouse=True)
+def contractors(site: Site) -> None:
+    """The site has the group the settings below name."""
+    site.host.add_to_group("rajdavies", "contractors")
+
+
 def _valid_settings() -> dict:
     return {"purpose": "Help the broker team find answers fast.",
             "panels": {"experts": True, "reuse": True, "contributors": False},
@@ -69,6 +75,23 @@ def test_invalid_settings_are_422_with_field_messages_and_keep_what_was_stored(s
     errors = response.get_json()["errors"]
     assert set(errors) == {"follow_up_hours", "learn_projects", "panels", "privacy", "learn_spaces", "colour"}
     assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
+
+
+def test_groups_are_saved_as_the_site_spells_them_and_unknown_ones_refused(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    site.host.add_to_group("jstrachan", "broker-devs")
+    saved = site.post(SETTINGS, {**_valid_settings(), "include_groups": ["Broker-Devs", "broker-devs"]},
+                      sub=ADMIN)
+    assert saved.status_code == 200
+    assert saved.get_json()["include_groups"] == ["broker-devs"]  # people's groups are compared as Jira names them
+
+    typo = site.post(SETTINGS, {**_valid_settings(), "include_groups": ["broker-dev"],
+                                "exclude_groups": ["contractors", "interns"]}, sub=ADMIN)
+    assert typo.status_code == 422
+    errors = typo.get_json()["errors"]
+    assert errors == {"include_groups": ["This site has no group named 'broker-dev'. Did you mean 'broker-devs'?"],
+                      "exclude_groups": ["This site has no group named 'interns'."]}
+    assert site.get(SETTINGS, sub=ADMIN).get_json()["include_groups"] == ["broker-devs"]  # kept
 
 
 def test_the_dashboard_counts_twelve_weeks_of_adoption(site: Site) -> None:
