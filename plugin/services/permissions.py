@@ -206,7 +206,15 @@ def _jira_browsable(client: Requester, account_id: str, issue_ids: list[str]) ->
 
 def _confluence_readable(client: Requester, account_id: str, page_id: str) -> bool:
     body = {"subject": {"type": "user", "identifier": account_id}, "operation": "read"}
-    response = client.request("POST", f"/wiki/rest/api/content/{segment(page_id)}/permission/check", json=body)
+    try:
+        response = client.request("POST", f"/wiki/rest/api/content/{segment(page_id)}/permission/check",
+                                  json=body)
+    except HostError as exc:
+        # Purged (its event not applied yet) or out of the app's reach: that page is hidden,
+        # not the whole panel failed.
+        if exc.status in (403, 404):
+            return False
+        raise
     return bool(response.json().get("hasPermission"))
 
 

@@ -83,10 +83,10 @@ class Site:
         return self.client.get(path, headers=self.tenant.headers("GET", path, sub=sub))
 
     def stored(self, index: int = -1) -> str:
-        """The key of one of the site's issues, with its suggestions computed and stored."""
+        """The key of one of the site's issues (or pages), with its suggestions computed and stored."""
         key = self.keys[index]
         with self.db.session() as session:
-            item = get_item(session, self.tenant.tenant_id, "jira", key)
+            item = get_item(session, self.tenant.tenant_id, self.tenant.product, key)
             refresh_suggestions(session, self.tenant.tenant_id, item.id)
         return key
 
