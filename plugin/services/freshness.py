@@ -219,7 +219,8 @@ class AllKudos(_Plain):
 
 @dataclass(frozen=True)
 class Preferences(_Plain):
-    """Who may be suggested: everyone's own choices (opt-outs, pauses) and who was deactivated."""
+    """Who may be suggested: everyone's own choices (opt-outs, pauses; in either product of the
+    site) and who was deactivated."""
 
     shape: tuple[Any, ...] = ("preferences",)
 
@@ -228,7 +229,7 @@ class Preferences(_Plain):
             .order_by(Person.account_id).subquery()
         agg = func.string_agg if dialect == "postgresql" else func.group_concat
         return [*_fingerprint(PersonPreference, PersonPreference.updated_at,
-                              PersonPreference.tenant_id == bind("tenant")),
+                              sites.of_site(PersonPreference.tenant_id, bind("tenant"))),
                 select(agg(inactive.c.row, _separator(ord(ROW), dialect))).scalar_subquery()]
 
     def params(self) -> dict[str, Any]:

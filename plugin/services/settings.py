@@ -66,7 +66,14 @@ def save_project_settings(session: Session, tenant_id: int, project_key: str,
 
 
 def preference(session: Session, tenant_id: int, account_id: str) -> PersonPreference | None:
-    """A person's stored preference row, if any."""
+    """A person's choice on the site, if any: the latest they made in either product."""
+    return session.scalar(select(PersonPreference).where(
+        of_site(PersonPreference.tenant_id, tenant_id), PersonPreference.account_id == account_id)
+        .order_by(PersonPreference.updated_at.desc(), PersonPreference.id.desc()).limit(1))
+
+
+def own_preference(session: Session, tenant_id: int, account_id: str) -> PersonPreference | None:
+    """The row of a person's choice made in this product, if any."""
     return session.scalar(select(PersonPreference).where(
         PersonPreference.tenant_id == tenant_id, PersonPreference.account_id == account_id))
 
@@ -74,12 +81,13 @@ def preference(session: Session, tenant_id: int, account_id: str) -> PersonPrefe
 def set_preference(session: Session, tenant_id: int, account_id: str, opted_out: bool,
                    paused_until: datetime | None) -> PersonPreference:
     """Record whether a person may be suggested (opt out, or a pause until a date)."""
-    row = preference(session, tenant_id, account_id)
+    row = own_preference(session, tenant_id, account_id)
     if row is None:
         row = PersonPreference(tenant_id=tenant_id, account_id=account_id)
         session.add(row)
     row.opted_out = opted_out
     row.paused_until = paused_until
+    row.updated_at = utcnow()  # the latest choice wins on the site, even one that repeats this row
     session.flush()
     return row
 
@@ -92,13 +100,16 @@ class Until(Protocol):
 
 def _unavailable(session: Session, tenant_id: int, now: datetime,
                  until: Until | None = None) -> set[str]:
+    # Both products' rows, oldest first: a person's latest choice on the site holds in both.
     rows = session.execute(select(
         PersonPreference.account_id, PersonPreference.opted_out, PersonPreference.paused_until,
-    ).where(PersonPreference.tenant_id == tenant_id)).all()
-    paused = [end for _, _, end in rows if end is not None and end > now]
+    ).where(of_site(PersonPreference.tenant_id, tenant_id))
+        .order_by(PersonPreference.updated_at, PersonPreference.id)).all()
+    latest = {account: (out, end) for account, out, end in rows}
+    paused = [end for _, end in latest.values() if end is not None and end > now]
     if until is not None and paused:
         until.note_until(min(paused))  # that person may be suggested again then
-    away = {acc for acc, out, end in rows if out or (end is not None and end > now)}
+    away = {acc for acc, (out, end) in latest.items() if out or (end is not None and end > now)}
     return away | set(session.scalars(select(Person.account_id).where(*inactive(tenant_id))))
 
 

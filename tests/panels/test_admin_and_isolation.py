@@ -164,7 +164,7 @@ def test_a_save_that_loses_a_race_for_a_new_row_is_a_409_and_keeps_the_winner(
 
     assert site.post("/api/me/preferences", {"opted_out": True}, sub="jstrachan").status_code == 200
     # The other request inserted the row between this one's look (found none) and its insert.
-    monkeypatch.setattr(settings, "preference", lambda *_: None)
+    monkeypatch.setattr(settings, "own_preference", lambda *_: None)
     lost = site.post("/api/me/preferences", {"opted_out": False}, sub="jstrachan")
     assert lost.status_code == 409 and lost.get_json()["error"] == "conflict"
     monkeypatch.undo()

@@ -112,3 +112,30 @@ def test_stored_suggestions_keep_the_other_products_items(both: tuple) -> None:
     assert ("confluence", PAGE_ID) in {(s["source"], s["key"]) for s in allowed}
     denied = _get(site, jira, f"/api/content/jira/{key}/reuse")["suggestions"]
     assert ("confluence", PAGE_ID) not in {(s["source"], s["key"]) for s in denied}
+
+
+def test_a_choice_made_in_one_product_holds_in_the_other(both: tuple) -> None:
+    """One person, one site: opting out (or back in) on either product's personal page counts on both."""
+    site, jira, wiki, key = both
+
+    def experts(tenant: TenantAuth, source: str, item: str) -> list[str]:
+        return [e["account_id"] for e in _get(site, tenant, f"/api/content/{source}/{item}/experts")["experts"]]
+
+    def choose(tenant: TenantAuth, person: str, opted_out: bool) -> None:
+        body = {"opted_out": opted_out, "pause_days": None, "weekly_digest": None}
+        assert site.client.post("/api/me/preferences", json=body,
+                                headers=tenant.context_headers(sub=person)).status_code == 200
+
+    person = next(a for a in experts(wiki, "confluence", PAGE_ID) if a != VIEWER)
+    choose(jira, person, True)
+    assert person not in experts(wiki, "confluence", PAGE_ID)
+    asked = site.client.post("/api/questions", json={"source": "confluence", "key": PAGE_ID,
+                                                     "expert_account_id": person, "text": "Can you help?"},
+                             headers=wiki.context_headers(sub=VIEWER))
+    assert asked.status_code in (409, 422)
+    choose(wiki, person, False)
+    assert person in experts(wiki, "confluence", PAGE_ID)
+    choose(jira, person, True)  # the same choice as before, made again: the latest holds
+    assert person not in experts(wiki, "confluence", PAGE_ID)
+    me = site.client.get("/api/me", headers=wiki.context_headers(sub=person)).get_json()
+    assert me["preferences"]["opted_out"] is True
