@@ -20,6 +20,8 @@ register_errors(bp)
 
 def require_project_admin(project_key: str) -> None:
     """Ask the host (as the app) whether the viewer administers the project; refuse otherwise."""
+    if g.tenant.product_type != "jira":  # a Confluence installation has no projects to ask Jira about
+        raise Refused(404, "Project settings belong to Jira; this is a Confluence installation.")
     try:
         PROJECT_KEY(project_key)
     except Exception as exc:

@@ -235,3 +235,16 @@ def test_erasure_removes_the_digest_subscription_and_deliveries(site: Site) -> N
         for model in (DigestSubscription, DigestDelivery):
             assert session.scalar(select(func.count()).select_from(model)) == 0
     assert site.get("/api/me/export", sub="jstrachan").get_json()["weekly_digest"] is False
+
+
+def test_a_confluence_installation_has_no_project_settings_to_ask_jira_about(site: Site) -> None:
+    from tests.panels.conftest import install_wiki
+
+    wiki = install_wiki(site)
+    calls = len(wiki.host.calls)
+    for method, path in [("GET", SETTINGS), ("POST", SETTINGS), ("GET", "/api/admin/projects/AMQ/dashboard")]:
+        response = wiki.client.open(path, method=method, json=_valid_settings() if method == "POST" else None,
+                                    headers=wiki.tenant.context_headers(sub=ADMIN))
+        assert response.status_code == 404, path
+        assert "Confluence" in response.get_json()["message"]
+    assert len(wiki.host.calls) == calls  # nothing asked of the site
