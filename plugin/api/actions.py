@@ -129,7 +129,12 @@ def give_kudos() -> Any:
         if not is_known(session, g.tenant.id, body["to_account_id"]):
             raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
         item = get_item(session, g.tenant.id, body["source"], body["key"])
-        space = item.space if item is not None else body["space"]
+        # Not learned yet: the site says whether it exists and in which space (a made-up key or
+        # space would count on a board, and go around the once-per-item limit).
+        found = item if item is not None else fetcher(body["source"], body["key"])()
+        if found is None:
+            raise Refused(422, "This site has no such issue or page that Inflow can see.", "key")
+        space = found.space
         kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=body["key"],
                                   space=space, giver=giver, receiver=body["to_account_id"],
                                   message=body["message"])

@@ -51,7 +51,7 @@ class KudosSchema(ItemRefSchema):
 
     to_account_id = fields.String(required=True, validate=ACCOUNT)
     message = fields.String(load_default="", validate=validate.Length(max=500))
-    space = fields.String(load_default=None, allow_none=True, validate=KEY)
+    space = fields.String(load_default=None, allow_none=True, validate=KEY)  # ignored: the item's own is used
 
 
 class PanelEventSchema(ItemRefSchema):

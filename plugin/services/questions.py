@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from connect.db import utcnow
 from connect.host_client import segment
 from connect.models import Tenant
+from plugin.models.content import Item
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.services.errors import Refused
 from plugin.services.settings import is_eligible, project_settings
@@ -26,9 +27,16 @@ def _adf_comment(account_id: str, name: str | None, text: str) -> dict[str, Any]
         {"type": "paragraph", "content": [mention, {"type": "text", "text": " " + text}]}]}
 
 
+def content_kind(session: Session, tenant_id: int, source: str, key: str) -> str:
+    """What the item is (issue, page or blogpost) as stored; a page when it is not stored yet."""
+    kind = session.scalar(select(Item.kind).where(Item.tenant_id == tenant_id, Item.source == source,
+                                                  Item.key == key))
+    return kind or ("issue" if source == "jira" else "page")
+
+
 def post_comment(client: Any, source: str, key: str, account_id: str, name: str | None,
-                 text: str) -> str | None:
-    """Post a comment mentioning `account_id` on an issue or page; returns the comment id."""
+                 text: str, kind: str = "page") -> str | None:
+    """Post a comment mentioning `account_id` on an issue, page or blog post; returns the comment id."""
     body: dict[str, Any]
     if source == "jira":
         body = {"body": _adf_comment(account_id, name, text)}
@@ -36,7 +44,8 @@ def post_comment(client: Any, source: str, key: str, account_id: str, name: str 
     else:
         value = (f'<p><ac:link><ri:user ri:account-id="{escape(account_id)}" /></ac:link> '
                  f"{escape(text)}</p>")
-        body = {"pageId": key, "body": {"representation": "storage", "value": value}}
+        parent = "blogPostId" if kind == "blogpost" else "pageId"
+        body = {parent: key, "body": {"representation": "storage", "value": value}}
         response = client.request("POST", "/wiki/api/v2/footer-comments", json=body)
     comment_id = (response.json() or {}).get("id") if response.content else None
     return str(comment_id) if comment_id is not None else None
@@ -56,7 +65,8 @@ def ask(session: Session, tenant_id: int, *, source: str, key: str, project: str
         raise Refused(422, "You cannot ask yourself.", "expert_account_id")
     now = now or utcnow()
     hours = project_settings(session, tenant_id, project)["follow_up_hours"]
-    comment_id = post_comment(client, source, key, expert_account_id, expert_name, text)
+    comment_id = post_comment(client, source, key, expert_account_id, expert_name, text,
+                              content_kind(session, tenant_id, source, key))
     question = Question(tenant_id=tenant_id, source=source, item_key=key, project=project,
                         asker_account_id=asker_account_id, expert_account_id=expert_account_id,
                         next_experts=[a for a in next_experts
@@ -147,7 +157,8 @@ def follow_up(session: Session, question_id: int, client_factory: Callable[[Tena
     client = client_factory(session.get_one(Tenant, question.tenant_id))
     if question.reminded_at is None:
         post_comment(client, question.source, question.item_key, question.expert_account_id,
-                     None, f"a gentle reminder of the question above: {question.text}")
+                     None, f"a gentle reminder of the question above: {question.text}",
+                     content_kind(session, question.tenant_id, question.source, question.item_key))
         question.reminded_at, question.follow_up_at = now, now + timedelta(hours=hours)
         _event(session, question, "reminded", question.expert_account_id, now)
         return "reminded"
@@ -161,7 +172,8 @@ def _pass_on(session: Session, question: Question, client: Any, now: datetime, h
         _event(session, question, "unanswered", None, now)
         return "unanswered"
     post_comment(client, question.source, question.item_key, expert, None,
-                 f"could you help with this question? {question.text}")
+                 f"could you help with this question? {question.text}",
+                 content_kind(session, question.tenant_id, question.source, question.item_key))
     question.expert_account_id, question.reminded_at = expert, None
     question.follow_up_at = now + timedelta(hours=hours)
     _event(session, question, "passed", expert, now)

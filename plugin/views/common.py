@@ -7,10 +7,10 @@ from collections.abc import Callable
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from connect.host_client import HostClient, HostError, segment
+from connect.host_client import HostClient, HostError
 from plugin.content.model import ItemDoc
-from plugin.content.normalize import confluence_page_to_doc, jira_issue_to_doc
 from plugin.models.content import Item
+from plugin.pipeline import fetch as fetch_content
 from plugin.search import sites
 from plugin.services import permissions
 from plugin.services.people import LOOKUP_TIMEOUT, People, host_lookup
@@ -18,10 +18,6 @@ from plugin.services.permissions import Expiry, Ref
 from plugin.services.settings import eligibility
 
 log = logging.getLogger(__name__)
-
-JIRA_FIELDS = ("summary,description,comment,project,status,resolution,labels,components,"
-               "created,updated,assignee,reporter,creator,issuetype,resolutiondate")
-
 
 def host() -> HostClient:
     """A client for the verified tenant's site acting as the app (one per request)."""
@@ -99,15 +95,17 @@ def site_url() -> str:
 
 
 def fetcher(source: str, key: str) -> Callable[[], ItemDoc | None]:
-    """Fetch an item Inflow has not indexed yet from the host, so panels work on new issues."""
+    """Fetch an item Inflow has not indexed yet from the host, so panels work on new issues.
+
+    Read as the pipeline reads it: a page's space by its key, a blog post as a blog post.
+    """
 
     def fetch() -> ItemDoc | None:
         try:
             if source == "jira":
-                issue = host().get_json(f"/rest/api/3/issue/{segment(key)}", params={"fields": JIRA_FIELDS})
-                return jira_issue_to_doc(issue, site_url())
-            page = host().get_json(f"/wiki/api/v2/pages/{segment(key)}", params={"body-format": "storage"})
-            return confluence_page_to_doc(page, site_url())
+                return fetch_content.jira_issue(host(), key, site_url())
+            return (fetch_content.confluence_item(host(), "page", key, site_url())
+                    or fetch_content.confluence_item(host(), "blogpost", key, site_url()))
         except HostError as exc:
             if exc.status == 0 or exc.status >= 500:
                 raise  # the site is down or unreachable: the page says so rather than "nothing here"

@@ -115,6 +115,11 @@ def _search_result(host: FakeHost, page: dict[str, Any]) -> dict[str, Any]:
             "entityType": "content"}
 
 
+def _of_kind(host: FakeHost, page_id: str, path: str) -> bool:
+    """Whether the content is of the kind its v2 path names (/pages/ or /blogposts/)."""
+    return host.store.page_kinds.get(page_id) == ("blogpost" if "/blogposts/" in path else "page")
+
+
 def _content(host: FakeHost, page: dict[str, Any]) -> dict[str, Any]:
     """A page as v1 content (what /rest/api/content/search lists)."""
     kind = host.store.page_kinds[str(page["id"])]
@@ -172,7 +177,7 @@ def register(app: Flask, host: FakeHost) -> None:
     @app.get("/wiki/api/v2/blogposts/<page_id>")
     def get_page(page_id: str) -> Response:
         page = host.store.pages.get(page_id)
-        if page is None or not _visible(host, page):
+        if page is None or not _visible(host, page) or not _of_kind(host, page_id, request.path):
             return v2_error(404, "Page not found")
         return jsonify(shape_page(page, request.args.get("body-format")))
 
@@ -202,7 +207,9 @@ def register(app: Flask, host: FakeHost) -> None:
         page_id = str(body.get("pageId") or body.get("blogPostId") or "")
         storage = body.get("body") or {}
         page = host.store.pages.get(page_id)
-        if page is None or not _visible(host, page):
+        # As Confluence: a blog post's id given as pageId (or the other way round) finds nothing.
+        kind = "blogpost" if body.get("blogPostId") else "page"
+        if page is None or not _visible(host, page) or host.store.page_kinds.get(page_id) != kind:
             return v2_error(404, "Page not found")
         if storage.get("representation") != "storage" or not storage.get("value"):
             return v2_error(400, "body must be {representation: storage, value}")

@@ -293,3 +293,55 @@ def test_a_purged_page_among_suggestions_is_hidden_not_a_failed_view(wiki: Site)
     for path in (f"/confluence/macros/related?pageId={key}", f"/confluence/macros/experts?pageId={key}",
                  f"/confluence/byline?pageId={key}"):
         assert wiki.page(path, sub="aco").status_code == 200, path
+
+
+def _blog_post(wiki: Site, post_id: str) -> dict[str, Any]:
+    from sandbox.site import data
+
+    post = copy.deepcopy(data.confluence_pages()[300])
+    post["id"] = post_id
+    wiki.host.load_confluence_pages([post], kind="blogpost")
+    return post
+
+
+def test_a_blog_post_not_learned_yet_is_read_as_a_blog_post_in_its_space(wiki: Site) -> None:
+    from sandbox.site import data
+
+    post = _blog_post(wiki, "880003")
+    item = wiki.get("/api/content/confluence/880003/reuse").get_json()["item"]
+    space = {s["id"]: s["key"] for s in data.confluence_spaces()}[post["spaceId"]]
+    assert item["title"] == post["title"] and item["space"] == space  # its key, not its id
+
+
+def test_a_question_on_a_blog_post_is_a_comment_on_the_blog_post(wiki: Site) -> None:
+    from plugin.content.normalize import confluence_page_to_doc
+
+    post = _blog_post(wiki, "880002")
+    with wiki.db.session() as session:
+        upsert_item(session, wiki.tenant.tenant_id,
+                    confluence_page_to_doc(post, wiki.tenant.base_url, kind="blogpost"))
+    author = str(post["authorId"])
+    response = wiki.post("/api/questions", {"source": "confluence", "key": "880002",
+                                            "expert_account_id": author, "text": "Still true?"}, sub="aco")
+    assert response.status_code == 201, response.get_json()
+    [sent] = wiki.host.calls_to("/wiki/api/v2/footer-comments", "POST")
+    assert sent.json["blogPostId"] == "880002" and "pageId" not in sent.json
+
+
+def test_kudos_count_where_the_item_is_not_where_the_client_says(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    person = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"][0]["account_id"]
+    made_up = wiki.post("/api/kudos", {"source": "confluence", "key": "77777", "space": "~557058:abc",
+                                       "to_account_id": person}, sub="someone-else")
+    assert made_up.status_code == 422 and made_up.get_json()["errors"] == {
+        "key": ["This site has no such issue or page that Inflow can see."]}
+    post = _blog_post(wiki, "880004")  # not learned yet: the site says where it is
+    given = wiki.post("/api/kudos", {"source": "confluence", "key": "880004", "space": "~557058:abc",
+                                     "to_account_id": person}, sub="someone-else")
+    assert given.status_code == 201
+    from sqlalchemy import select
+
+    from plugin.models.social import Kudos
+    with wiki.db.session() as session:
+        stored = session.scalar(select(Kudos.space).where(Kudos.item_key == "880004"))
+    assert stored != "~557058:abc" and stored is not None and post["spaceId"] != stored
