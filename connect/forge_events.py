@@ -32,6 +32,7 @@ CONFLUENCE_EVENTS = {
     "avi:confluence:created:blogpost": "blog_created",
     "avi:confluence:updated:blogpost": "blog_updated",
     "avi:confluence:trashed:blogpost": "blog_trashed",
+    "avi:confluence:restored:blogpost": "blog_restored",
     "avi:confluence:deleted:blogpost": "blog_removed",
     "avi:confluence:created:comment": "comment_created",
     "avi:confluence:updated:comment": "comment_updated",

@@ -96,3 +96,15 @@ def test_the_trigger_only_routes_know_every_trigger_of_the_manifest() -> None:
     # Every trigger, and the endpoint it calls, is let through; no UI or Rovo endpoint is.
     assert {t["key"] for t in triggers} | {t["endpoint"] for t in triggers} == TRIGGER_MODULES
     assert {routes[t["endpoint"]] for t in triggers} == {"/forge/events", "/forge/lifecycle", "/forge/scheduled"}
+
+
+def test_every_product_event_the_manifest_subscribes_to_is_understood() -> None:
+    """An event Forge delivers that /forge/events cannot map would be refused (400) and lost."""
+    import yaml
+
+    from connect.forge_events import CONFLUENCE_EVENTS, JIRA_EVENTS
+
+    modules = yaml.safe_load(render_manifest(BASE_URL))["modules"]
+    subscribed = {event for trigger in modules["trigger"] for event in trigger["events"]
+                  if event.startswith(("avi:jira:", "avi:confluence:"))}
+    assert subscribed and subscribed == set(JIRA_EVENTS) | set(CONFLUENCE_EVENTS)
