@@ -68,7 +68,7 @@ def _statements(dialect: str) -> tuple[Any, Any, Any]:
     # `tenant_id + 0`: still scoped, but SQLite then looks the ids up by primary key instead of
     # walking the tenant's whole (tenant, seq) index.
     items = select(Item.id, Item.packed_terms, Item.resolution, Item.status, Item.helpful_count,
-                   Item.not_relevant_count, _raw_time(Item.created, dialect)).where(
+                   Item.not_relevant_count, _raw_time(Item.created, dialect), Item.title_vector).where(
         among(Item.tenant_id + 0, "tenants", array), among(Item.id, "ids", array))
     people = select(Contribution.item_id, Contribution.account_id, Contribution.role,
                     _raw_time(Contribution.at, dialect)).where(
@@ -86,7 +86,8 @@ def load(session: Session, tenants: Sequence[int], ids: list[int]) -> Pool:
     rows = _binary_rows(session, _statements(dialect)[0], {"tenants": list(tenants), "ids": ids})
     found = {row[0]: row for row in rows}
     rows = [found[i] for i in ids if i in found]
-    items = [Candidate(row[0], is_resolved(row[2], row[3]), row[4] or 0, row[5] or 0, at)
+    items = [Candidate(row[0], is_resolved(row[2], row[3]), row[4] or 0, row[5] or 0, at,
+                       title_vector=bytes(row[7]) if row[7] is not None else None)
              for row, at in zip(rows, epochs([row[6] for row in rows], dialect), strict=True)]
     return Pool(items, Packed.of([row[1] for row in rows]), functools.partial(vectors, session, tenants))
 

@@ -30,7 +30,7 @@ class Ranking:
     """A target's query terms and its most similar items, with what expert votes need of the site."""
 
     query: dict[str, float]
-    ranked: list[tuple[int, float]]
+    ranked: list[tuple[int, float]]  # by words and meaning: reuse suggestions
     owning_share: float
     tenants: tuple[int, ...]  # the site's tenants whose items the ranking may hold (one per product)
     # (items worked on, items the work was done on) per person: asked of the view when local,
@@ -39,6 +39,13 @@ class Ranking:
     view: SiteView | None = None
     # Each query term's idf: reasons name the rarest words a suggestion shares (ranking never reads it).
     idf: dict[str, float] = field(default_factory=dict)
+    # By words alone: the neighbours experts are drawn from (`reuse.Ranked`); None: as `ranked`.
+    neighbours: list[tuple[int, float]] | None = None
+
+    @property
+    def similar(self) -> list[tuple[int, float]]:
+        """The neighbours whose people experts are drawn from."""
+        return self.ranked if self.neighbours is None else self.neighbours
 
     def worked_on(self, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(items each person worked on, items they did the work on) in the site."""
@@ -51,7 +58,8 @@ class Ranking:
     def as_json(self) -> dict[str, Any]:
         """Plain data to send to another machine."""
         return {"query": self.query, "ranked": self.ranked, "owning_share": self.owning_share,
-                "tenants": list(self.tenants), "people": self.people, "idf": self.idf}
+                "tenants": list(self.tenants), "people": self.people, "idf": self.idf,
+                "neighbours": self.similar}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ranking:
@@ -60,7 +68,9 @@ class Ranking:
                    float(data["owning_share"]), tuple(int(t) for t in data["tenants"]),
                    {a: (float(t), float(o)) for a, (t, o) in data["people"].items()},
                    # A machine on the previous release sends none: reasons then go by query weight.
-                   idf={t: float(v) for t, v in (data.get("idf") or {}).items()})
+                   idf={t: float(v) for t, v in (data.get("idf") or {}).items()},
+                   # ... and no neighbours apart: experts then draw on the suggestions' items.
+                   neighbours=[(int(i), float(s)) for i, s in data["neighbours"]] if data.get("neighbours") else None)
 
 
 def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k: int) -> Ranking:
@@ -77,9 +87,10 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
         hit = hits[candidate.item_id]
         candidate.norm, candidate.norm_is_current = hit.norm, hit.basis == int(view.count)
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
-                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)))
-    return Ranking(query, ranked, view.averages().owning_share, view.members, view=view,
-                   idf={t: view.idf(t) for t in query})
+                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)),
+                        meaning=goal.title)
+    return Ranking(query, ranked.reuse, view.averages().owning_share, view.members, view=view,
+                   idf={t: view.idf(t) for t in query}, neighbours=ranked.neighbours)
 
 
 def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, Any] | None:
@@ -89,7 +100,7 @@ def answer(session: Session, tenant_id: int, goal: Target, k: int) -> dict[str, 
     except NotIndexed:
         return None
     ranking = rank_here(session, tenant_id, view, goal, max(k, RANKED_POOL))
-    best = [item_id for item_id, _ in ranking.ranked[:experts.NEIGHBOURS]]
+    best = [item_id for item_id, _ in ranking.similar[:experts.NEIGHBOURS]]
     accounts = sorted({row[0] for rows in candidates.people(session, view.members, best).values() for row in rows})
     touched, owned = view.worked_on(accounts)
     ranking.people = dict(zip(accounts, zip(touched.tolist(), owned.tolist(), strict=False), strict=False))

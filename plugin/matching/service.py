@@ -151,7 +151,7 @@ def _neighbours(session: Session, tenant_id: int, goal: Target, visible: Visible
     ranking = ranked_for(session, tenant_id, goal, experts.NEIGHBOURS)
     if ranking is None:
         return {}, ({}, {}, 1e-9, {}), (tenant_id,)
-    ranked = ranking.ranked[:experts.NEIGHBOURS]
+    ranked = ranking.similar[:experts.NEIGHBOURS]
     items = _load_items(session, ranking.tenants, [item_id for item_id, _ in ranked])
     # People are only ranked on items the viewer may see, so nothing hidden leaks into a reason.
     seen = {item.id for item in _visible(list(items.values()), visible)}

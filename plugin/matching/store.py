@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from connect.db import utcnow
 from plugin.content.markup import MAX_TEXT, clip
 from plugin.content.model import ItemDoc
+from plugin.matching import semantic
 from plugin.matching.parallel import Texts, vectors_of
 from plugin.matching.vectors import to_json
 from plugin.models.content import (
@@ -117,10 +118,11 @@ def _item_rows(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[di
     now = stamp(utcnow())
     fields = [_fields(d, stamp) for d in docs]
     vectors = vectors_of([texts for _, texts in fields])  # a large page: on more than one core
+    titles = semantic.packed_titles([d.title for d in docs])
     return [{"tenant_id": tenant_id, "source": d.source, "key": d.key, "index_seq": None,
              "indexed_at": now, "helpful_count": 0, "not_relevant_count": 0, **columns, "terms": vector,
-             "packed_terms": packed}
-            for d, (columns, _), (vector, packed) in zip(docs, fields, vectors, strict=True)]
+             "packed_terms": packed, "title_vector": title}
+            for d, (columns, _), (vector, packed), title in zip(docs, fields, vectors, titles, strict=True)]
 
 
 def _write_items(session: Session, tenant_id: int, docs: list[ItemDoc], rows: list[dict[str, Any]]) -> list[int]:

@@ -54,6 +54,8 @@ class Item(Base):
     # The tenant's change sequence at this item's last change; the search engine follows it.
     index_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     indexed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The title's meaning as 256 signed bytes (`plugin.matching.semantic`), read for every candidate.
+    title_vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     # The big columns come last: SQLite walks a row's overflow pages to reach later columns, so
     # ranking reads (titles, urls, status of 40 neighbours) stay cheap when bodies are long.
     text: Mapped[str] = mapped_column(Text, default="")
