@@ -22,7 +22,7 @@ _FRAME = re.compile(r"^[\s|]*(?:at\s+[\w$.<>/]+\([^()\n]*\)(?:\s*~?\[[^\[\]\n]*\
 # A trace's top frames say where it failed; the deeper ones are the test runner, reflection and
 # thread pool that every trace shares: kept, they make all reports with a trace look alike.
 TOP_FRAMES = 3
-_TEXTS = ("text", "comments_text")  # an item's columns a query reads, which panels load lazily
+_TEXTS = ("text", "comments_text", "title_vector")  # an item's columns a query reads, loaded lazily
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Target:
     links: list[str] = field(default_factory=list)
     project: str | None = None
     at: float | None = None  # when the target was created (epoch seconds), if it is an item
+    title_vector: bytes | None = None  # as stored with the item (`plugin.matching.semantic`)
 
 
 def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) -> Target:
@@ -50,7 +51,7 @@ def as_target(session: Session, tenant_id: int, target: Item | ItemDoc | str) ->
         return Target(target.title, target.text, target.comments_text or "",
                       list(target.components or []) + list(target.labels or []), target.source,
                       target.id, target.key, list(target.links or []), target.project,
-                      target.created.timestamp() if target.created else None)
+                      target.created.timestamp() if target.created else None, target.title_vector)
     stored_id = session.scalar(select(Item.id).where(
         Item.tenant_id == tenant_id, Item.source == target.source, Item.key == target.key))
     return Target(target.title, target.text, "\n".join(target.comments),

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from plugin.matching import candidates, experts, reuse
+from plugin.matching import candidates, experts, reuse, semantic
 from plugin.matching.query import Target, cosine_terms, excluded_ids, query_terms
 from plugin.matching.text import tokens
 from plugin.search import Elsewhere, NotIndexed, SiteView, remote, settings_for, site_view
@@ -88,7 +88,7 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
         candidate.norm, candidate.norm_is_current = hit.norm, hit.basis == int(view.count)
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
                         excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)),
-                        meaning=goal.title)
+                        meaning=semantic.of_title(goal.title, goal.title_vector))
     return Ranking(query, ranked.reuse, view.averages().owning_share, view.members, view=view,
                    idf={t: view.idf(t) for t in query}, neighbours=ranked.neighbours)
 

@@ -130,17 +130,17 @@ class Ranked:
 
 def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, float],
          heaviest: dict[str, float], exclude: set[int], k: int, at: float | None = None,
-         title: set[str] | None = None, meaning: str | None = None) -> Ranked:
-    """The k best (item id, score) pairs of the pool, priors applied, excluded items left out.
+         title: set[str] | None = None, meaning: np.ndarray | None = None) -> Ranked:
+    """The pool's k best, by words and meaning and by words alone (priors applied, excluded left out).
 
-    `meaning`: the target's title, whose vector each candidate's title is compared with.
+    `meaning`: the target's title vector (`plugin.matching.semantic`), compared with each candidate's.
     """
     pool = pool.without(exclude)
     if not pool.items:
         return Ranked([], [])
     scores = _scores(stats, averages, pool, query, heaviest, title)
     near = scores
-    if meaning:  # only for items that matched some words: meaning reorders, it does not find
+    if meaning is not None:  # only for items that matched some words: meaning reorders, it does not find
         near = scores + MEANING_SHARE * semantic.agreement(meaning, [c.title_vector for c in pool.items]) * (scores > 0)
     return Ranked(_best(pool.items, near, k, at), _best(pool.items, scores, k, at))
 

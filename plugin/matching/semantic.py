@@ -64,9 +64,20 @@ def packed_titles(titles: list[str]) -> list[bytes]:
     return [pack(vector) for vector in vectors(titles)]
 
 
-def agreement(title: str, packed: list[bytes | None]) -> np.ndarray:
-    """How close each stored title vector is to this title's: cosine, 0 where unknown or opposed."""
-    query = vectors([title])[0]
+def unpack(packed: bytes) -> np.ndarray:
+    """A stored vector as floats (about unit length)."""
+    return np.frombuffer(packed, dtype=np.int8).astype(np.float32) / SCALE
+
+
+def of_title(title: str, stored: bytes | None = None) -> np.ndarray:
+    """A title's vector: the stored one when there is one (no model needed), else computed."""
+    if stored is not None and len(stored) == DIMENSIONS:
+        return unpack(stored)
+    return vectors([title])[0]
+
+
+def agreement(query: np.ndarray, packed: list[bytes | None]) -> np.ndarray:
+    """How close each stored title vector is to the query's: cosine, 0 where unknown or opposed."""
     out = np.zeros(len(packed), dtype=np.float64)
     known = [(n, value) for n, value in enumerate(packed) if value is not None and len(value) == DIMENSIONS]
     if known and query.any():

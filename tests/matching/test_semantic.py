@@ -24,9 +24,12 @@ def test_titles_that_say_the_same_in_other_words_are_close() -> None:
 def test_a_stored_vector_keeps_the_cosine_and_unknown_ones_count_nothing() -> None:
     titles = ["Messages lost when the broker restarts", "Typo on the download page"]
     exact = semantic.vectors(titles) @ semantic.vectors(["Broker drops messages after restart"])[0]
-    stored = semantic.agreement("Broker drops messages after restart", [*semantic.packed_titles(titles), None, b"x"])
+    query = semantic.of_title("Broker drops messages after restart")
+    stored = semantic.agreement(query, [*semantic.packed_titles(titles), None, b"x"])
     assert np.allclose(stored[:2], np.maximum(exact, 0), atol=0.02)
     assert list(stored[2:]) == [0.0, 0.0]
+    packed = semantic.packed_titles(["Broker drops messages after restart"])[0]
+    assert np.allclose(semantic.of_title("ignored when stored", packed), query, atol=0.02)
 
 
 def test_items_are_stored_with_their_title_vector(sqlite_url: str) -> None:
