@@ -134,8 +134,8 @@ def give_kudos() -> Any:
         found = item if item is not None else fetcher(body["source"], body["key"])()
         if found is None:
             raise Refused(422, "This site has no such issue or page that Inflow can see.", "key")
-        space = found.space
-        kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=body["key"],
+        space, key = found.space, found.key  # the item's own key: an id or other spelling is one item
+        kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=key,
                                   space=space, giver=giver, receiver=body["to_account_id"],
                                   message=body["message"])
         return jsonify({"id": kudos.id, "to_account_id": kudos.to_account_id}), 201

@@ -13,10 +13,9 @@ import functools
 import importlib.util
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from safetensors import safe_open
-from tokenizers import Tokenizer
 
 DIMENSIONS = 256
 SCALE = 127.0  # a unit vector's components fit in a signed byte at this scale
@@ -25,8 +24,14 @@ _lock = threading.Lock()
 
 
 @functools.cache
-def _model() -> tuple[Tokenizer, np.ndarray]:
-    """The tokenizer and the (vocabulary x 256) float16 matrix, loaded once per process."""
+def _model() -> tuple[Any, np.ndarray]:
+    """The tokenizer and the (vocabulary x 256) float16 matrix, loaded once per process.
+
+    Imported here: a process that only ranks stored items never needs them (nor their memory).
+    """
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+
     spec = importlib.util.find_spec("wordllama")  # its files only: importing it loads far more
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the wordllama package is not installed")

@@ -69,7 +69,10 @@ class Item(Base):
 # PostgreSQL keeps the packed vector in the row: ranking reads it for hundreds of candidates,
 # and each value moved out of line would cost a lookup in the TOAST table (texts go there first).
 KEEP_PACKED_TERMS_IN_ROW = "ALTER TABLE items ALTER COLUMN packed_terms SET STORAGE MAIN"
+# The title vector too, read for the same candidates: a long packed vector would push it out first.
+KEEP_TITLE_VECTOR_IN_ROW = "ALTER TABLE items ALTER COLUMN title_vector SET STORAGE MAIN"
 event.listen(Item.__table__, "after_create", DDL(KEEP_PACKED_TERMS_IN_ROW).execute_if(dialect="postgresql"))
+event.listen(Item.__table__, "after_create", DDL(KEEP_TITLE_VECTOR_IN_ROW).execute_if(dialect="postgresql"))
 
 
 class Contribution(Base):

@@ -434,6 +434,8 @@ def jira_group_names(client: Requester, names: list[str]) -> tuple[dict[str, str
         exact = [group for group in near if group.casefold() == name.casefold()]
         if exact:
             found[name] = exact[0]
+        elif len(near) >= GROUP_HINTS:  # a page full of longer names: not seen is not absent
+            found[name] = name
         else:
             missing[name] = near[:3]
     return found, missing

@@ -248,3 +248,13 @@ def test_a_confluence_installation_has_no_project_settings_to_ask_jira_about(sit
         assert response.status_code == 404, path
         assert "Confluence" in response.get_json()["message"]
     assert len(wiki.host.calls) == calls  # nothing asked of the site
+
+
+def test_a_group_among_many_longer_names_is_saved_as_typed(site: Site) -> None:
+    """Jira's picker answers a page of names containing the typed one: a full page may not hold it."""
+    site.host.set_project_admin(ADMIN, "AMQ")
+    for n in range(25):
+        site.host.add_to_group("jstrachan", f"a{n:02d}-dev")
+    site.host.add_to_group("jstrachan", "dev")
+    saved = site.post(SETTINGS, {**_valid_settings(), "include_groups": ["dev"]}, sub=ADMIN)
+    assert saved.status_code == 200 and saved.get_json()["include_groups"] == ["dev"]

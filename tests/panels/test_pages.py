@@ -345,3 +345,13 @@ def test_kudos_count_where_the_item_is_not_where_the_client_says(wiki: Site) -> 
     with wiki.db.session() as session:
         stored = session.scalar(select(Kudos.space).where(Kudos.item_key == "880004"))
     assert stored != "~557058:abc" and stored is not None and post["spaceId"] != stored
+
+
+def test_kudos_on_an_issue_by_its_id_and_by_its_key_are_for_one_issue(site: Site, activemq_issues: list) -> None:
+    issue = copy.deepcopy(activemq_issues[0])
+    issue["id"], issue["key"] = "99777", "AMQ-9777"
+    site.host.load_jira_issues([issue])  # on the site, not learned by Inflow yet
+    body = {"source": "jira", "to_account_id": "jstrachan"}
+    assert site.post("/api/kudos", {**body, "key": "99777"}, sub="someone-else").status_code == 201
+    again = site.post("/api/kudos", {**body, "key": "AMQ-9777"}, sub="someone-else")
+    assert again.status_code == 429  # the same issue, already thanked today

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from plugin.matching.semantic import packed_titles
+from plugin.models.content import KEEP_TITLE_VECTOR_IN_ROW
 
 revision: str = 'f3c1a8d2e7b5'
 down_revision: str | Sequence[str] | None = 'e2b9f4c7a1d6'
@@ -27,6 +28,8 @@ PAGE = 2000
 def upgrade() -> None:
     op.add_column('items', sa.Column('title_vector', sa.LargeBinary(), nullable=True))
     bind = op.get_bind()
+    if bind.dialect.name == 'postgresql':
+        op.execute(KEEP_TITLE_VECTOR_IN_ROW)
     items = sa.table('items', sa.column('id', sa.Integer()), sa.column('title', sa.Text()),
                      sa.column('title_vector', sa.LargeBinary()))
     read = sa.select(items.c.id, items.c.title).where(items.c.id > sa.bindparam('after')) \
