@@ -155,7 +155,9 @@ def follow_up(session: Session, question_id: int, client_factory: Callable[[Tena
         return "nothing"
     hours = project_settings(session, question.tenant_id, question.project)["follow_up_hours"]
     client = client_factory(session.get_one(Tenant, question.tenant_id))
-    if question.reminded_at is None:
+    # Someone who opted out, paused or left since being asked is not reminded: the next one is asked.
+    available = is_eligible(session, question.tenant_id, question.expert_account_id, question.project, now)
+    if question.reminded_at is None and available:
         post_comment(client, question.source, question.item_key, question.expert_account_id,
                      None, f"a gentle reminder of the question above: {question.text}",
                      content_kind(session, question.tenant_id, question.source, question.item_key))

@@ -82,3 +82,18 @@ def test_a_question_is_reminded_once_passed_on_and_closed_by_the_next_experts_co
         question = session.get(Question, question_id)
         assert question.state == "answered" and question.expert_account_id == "carol"
     assert jobs.run_question_followups() == {}
+
+
+def test_an_expert_who_opted_out_since_being_asked_is_not_reminded(sqlite_url: str, make_site: Any) -> None:
+    from plugin.services.settings import set_preference
+
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    with site.db.session() as session:
+        questions.ask(session, site.tenant_id, source="jira", key="AMQ-1", project="AMQ",
+                      asker_account_id="alice", expert_account_id="bob", expert_name="Bob",
+                      text="Why?", client=site.client(), next_experts=["carol"],
+                      now=utcnow() - timedelta(hours=49))
+        set_preference(session, site.tenant_id, "bob", True, None)
+    assert jobs.run_question_followups() == {"passed": 1}  # at once, not after another period
+    assert mentions(site, "AMQ-1") == ["bob", "carol"]
