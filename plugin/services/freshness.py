@@ -225,12 +225,15 @@ class Preferences(_Plain):
     shape: tuple[Any, ...] = ("preferences",)
 
     def columns(self, bind: Bind, dialect: str) -> list[ColumnElement[Any]]:
-        # Who is deactivated, as a count and a sum of row ids: a few numbers however many left.
-        inactive = settings.inactive(bind("tenant"))
-        return [*_fingerprint(PersonPreference, PersonPreference.updated_at,
-                              sites.of_site(PersonPreference.tenant_id, bind("tenant"))),
-                select(func.count()).select_from(Person).where(*inactive).scalar_subquery(),
-                select(func.sum(Person.id)).where(*inactive).scalar_subquery()]
+        # One pass each over the site's choices and over who is deactivated (a count and a sum of
+        # row ids: a few numbers however many left); every cached experts view reads them.
+        def summary(*aggregates: Any) -> ColumnElement[Any]:
+            return _joined(dialect, *(cast(a, String) for a in aggregates))
+
+        return [select(summary(func.count(), func.max(PersonPreference.id), func.max(PersonPreference.updated_at)))
+                .where(sites.of_site(PersonPreference.tenant_id, bind("tenant"))).scalar_subquery(),
+                select(summary(func.count(), func.sum(Person.id)))
+                .where(*settings.inactive(bind("tenant"))).scalar_subquery()]
 
     def params(self) -> dict[str, Any]:
         return {}
