@@ -12,14 +12,14 @@ from datetime import date, datetime, timedelta
 from html import escape
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
 from connect.host_client import segment
 from connect.models import Tenant
-from plugin.models.content import Contribution, Item
+from plugin.models.content import Contribution, Item, Person
 from plugin.models.pipeline import DigestDelivery, DigestSubscription
 from plugin.services import recognition
 
@@ -55,16 +55,21 @@ def last_week(now: datetime) -> date:
 
 
 def due(session: Session, week: date) -> list[tuple[int, str]]:
-    """(tenant id, account id) of subscribers on installed Jira sites without this week's digest."""
+    """(tenant id, account id) of active subscribers on installed Jira sites without this week's digest."""
     sent = select(DigestDelivery.id).where(
         DigestDelivery.tenant_id == DigestSubscription.tenant_id,
         DigestDelivery.account_id == DigestSubscription.account_id,
         DigestDelivery.week_start == week,
     )
+    left = select(Person.id).where(  # deactivated (Jira says so): no one reads their mail
+        Person.tenant_id == DigestSubscription.tenant_id,
+        Person.account_id == DigestSubscription.account_id,
+        Person.active == false(),
+    )
     rows = session.execute(
         select(DigestSubscription.tenant_id, DigestSubscription.account_id)
         .join(Tenant, Tenant.id == DigestSubscription.tenant_id)
-        .where(Tenant.installed.is_(True), Tenant.product_type == "jira", ~sent.exists())
+        .where(Tenant.installed.is_(True), Tenant.product_type == "jira", ~sent.exists(), ~left.exists())
         .order_by(DigestSubscription.tenant_id, DigestSubscription.account_id)
     ).all()
     return [(t, a) for t, a in rows]

@@ -52,3 +52,19 @@ def test_weekly_digest_is_sent_once_to_subscribers_on_their_latest_issue(
     [sent] = site.host.notifications
     assert sent["issue"] == "AMQ-2" and sent["to"]["users"] == [{"accountId": "bob"}]
     assert "Saved my release" in sent["textBody"] and not sent["to"]["watchers"]
+
+
+def test_no_digest_for_a_subscriber_jira_shows_as_deactivated(sqlite_url: str, make_site: Any) -> None:
+    from sqlalchemy import update
+
+    from plugin.models.content import Person
+
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Old issue", "2024-01-02T00:00:00.000+0000")])
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:
+        for person in ("bob", "carol"):
+            digests.set_subscription(session, site.tenant_id, person, True)
+        session.execute(update(Person).where(Person.account_id == "bob").values(active=False))
+        due = digests.due(session, digests.last_week(utcnow()))
+    assert [account for _, account in due] == ["carol"]
