@@ -139,10 +139,12 @@ def rank(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, f
     if not pool.items:
         return Ranked([], [])
     scores = _scores(stats, averages, pool, query, heaviest, title)
-    near = scores
-    if meaning is not None:  # only for items that matched some words: meaning reorders, it does not find
-        near = scores + MEANING_SHARE * semantic.agreement(meaning, [c.title_vector for c in pool.items]) * (scores > 0)
-    return Ranked(_best(pool.items, near, k, at), _best(pool.items, scores, k, at))
+    by_words = _best(pool.items, scores, k, at)
+    if meaning is None:
+        return Ranked(by_words, by_words)
+    # Only for items that matched some words: meaning reorders, it does not find.
+    near = scores + MEANING_SHARE * semantic.agreement(meaning, [c.title_vector for c in pool.items]) * (scores > 0)
+    return Ranked(_best(pool.items, near, k, at), by_words)
 
 
 def _scores(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str, float],
