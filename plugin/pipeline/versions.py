@@ -13,11 +13,11 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connect.db import Database
+from connect.db import Database, utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching import precompute, service, store
 from plugin.models.content import Item
@@ -106,42 +106,30 @@ class Change:
     doc: ItemDoc | None = None
 
 
-def _lock_versions(
-    session: Session, tenant_id: int, refs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], ItemVersion]:
-    """Lock (creating the missing ones) the version rows of many items.
+def _advance_versions(
+    session: Session, tenant_id: int, newest: dict[tuple[str, str], Change]
+) -> set[tuple[str, str]]:
+    """Advance each item's version row to its change unless the row is newer; returns those advanced.
 
-    Rows are locked, and missing ones inserted, in (source, key) order, so two workers whose
-    batches share items wait for each other instead of deadlocking.
+    One upsert creates the missing rows and locks the existing ones in (source, key) order, the
+    same order in every worker, so two workers whose batches share items wait for each other
+    instead of deadlocking (locking the existing rows first and inserting the missing ones after
+    took locks out of order). A tie advances: the later of two equal versions wins.
     """
-    refs = sorted(set(refs))
-    rows = _select_versions(session, tenant_id, refs)
-    missing = [ref for ref in refs if ref not in rows]
-    if missing:
-        dialect = session.get_bind().dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ItemVersion)
-        session.execute(
-            insert.on_conflict_do_nothing(index_elements=["tenant_id", "source", "key"]),
-            [{"tenant_id": tenant_id, "source": s, "key": k, "version_ms": -1} for s, k in missing],
-        )
-        rows.update(_select_versions(session, tenant_id, missing))
-    return rows
-
-
-def _select_versions(
-    session: Session, tenant_id: int, refs: list[tuple[str, str]]
-) -> dict[tuple[str, str], ItemVersion]:
-    # Sources and keys filtered apart, so the (tenant, source, key) index serves the lookup.
-    query = (
-        select(ItemVersion)
-        .where(ItemVersion.tenant_id == tenant_id,
-               ItemVersion.source.in_({s for s, _ in refs}),
-               ItemVersion.key.in_({k for _, k in refs}))
-        .order_by(ItemVersion.source, ItemVersion.key)
-        .with_for_update()
-    )
-    wanted = set(refs)
-    return {(r.source, r.key): r for r in session.scalars(query) if (r.source, r.key) in wanted}
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ItemVersion)
+    newer = insert.excluded.version_ms >= ItemVersion.version_ms
+    now = utcnow()
+    rows = [{"tenant_id": tenant_id, "source": s, "key": k, "version_ms": c.version_ms,
+             "deleted": c.doc is None, "updated_at": now}
+            for (s, k), c in sorted(newest.items())]
+    upsert = insert.values(rows).on_conflict_do_update(
+        index_elements=["tenant_id", "source", "key"],
+        set_={name: case((newer, getattr(insert.excluded, name)), else_=getattr(ItemVersion, name))
+              for name in ("version_ms", "deleted", "updated_at")},
+    ).returning(ItemVersion.source, ItemVersion.key, ItemVersion.version_ms)
+    return {(s, k) for s, k, version in session.execute(upsert)
+            if version == newest[(s, k)].version_ms}
 
 
 def _newest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
@@ -167,16 +155,12 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
     newest = _newest(changes)
     if not newest:
         return []
-    if len(newest) >= store.BULK_PAGE:  # a backfill's page: the lookup below plans by them
-        store.refresh_statistics(session, ["item_versions"])
-    rows = _lock_versions(session, tenant_id, newest)
+    advanced = _advance_versions(session, tenant_id, newest)
     docs: list[ItemDoc] = []
     deletions: list[Change] = []
     for ref, change in newest.items():
-        row = rows[ref]
-        if change.version_ms < row.version_ms:
+        if ref not in advanced:
             continue
-        row.version_ms, row.deleted = change.version_ms, change.doc is None
         if change.doc is None:
             deletions.append(change)
         else:

@@ -20,7 +20,7 @@ T_B = datetime(2024, 2, 1, tzinfo=UTC)
 
 
 def jira_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
 def ms(moment: datetime) -> int:

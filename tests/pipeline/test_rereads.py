@@ -69,7 +69,9 @@ def event_for(shown: list[dict[str, Any]], spec: tuple[str, int, int]) -> tuple[
     if kind in ("created", "updated", "deleted"):
         return comment_event(issue, kind, at_ms)
     if kind == "snapshot":  # an issue update whose payload holds the issue (applied as is)
-        moment = T_A + timedelta(seconds=offset)
+        # Half a second off the whole seconds, so no snapshot claims the site's own `updated`
+        # time (T_A) with other content: one version always means one content, as on Jira.
+        moment = T_A + timedelta(seconds=offset, milliseconds=500)
         return ("jira:issue_updated",
                 {"issue": snapshot(issue, f"{issue['key']} as of {offset}", moment)}, at_ms)
     if kind == "removed":
