@@ -20,11 +20,14 @@ from connect.host_client import HostError
 from connect.models import Tenant
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.pipeline import PrivacyCycle
-from plugin.services import privacy
+from plugin.services import people, privacy
 
 BATCH = 90
 DEFAULT_PERIOD = 7 * 24 * 3600
 REPORT_PATH = "/app/report-accounts/"
+# People of unknown activity asked of Jira per cycle (100 per call): a site upgraded with many
+# people learns theirs over a few cycles instead of in one long job.
+ACTIVITY_LIMIT = 2_000
 
 
 def _iso(moment: datetime) -> str:
@@ -136,8 +139,12 @@ def report_tenant(
         closed += len(gone)
         if erased is not None and gone:
             erased(gone)
+    learned = 0
+    if tenant.product_type == "jira":
+        with db.session() as session:
+            learned = people.learn_activity(session, tenant_id, client, ACTIVITY_LIMIT)
     _schedule(db, tenant_id, now, period, len(held), closed)
-    return {"reported": len(held), "closed": closed, "updated": updated}
+    return {"reported": len(held), "closed": closed, "updated": updated, "learned": learned}
 
 
 def _schedule(

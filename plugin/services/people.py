@@ -38,11 +38,15 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start:start + size]
 
 
-def _jira_people(client: Requester, accounts: list[str]) -> dict[str, Profile]:
+def _jira_users(client: Requester, accounts: list[str]) -> list[dict[str, Any]]:
     data = client.request("GET", "/rest/api/3/user/bulk",
                           params={"accountId": accounts, "maxResults": len(accounts)}).json()
+    return [u for u in data.get("values") or [] if u.get("accountId")]
+
+
+def _jira_people(client: Requester, accounts: list[str]) -> dict[str, Profile]:
     return {u["accountId"]: (u.get("displayName"), (u.get("avatarUrls") or {}).get("48x48"))
-            for u in data.get("values") or [] if u.get("accountId")}
+            for u in _jira_users(client, accounts)}
 
 
 def _confluence_people(client: Any, accounts: list[str]) -> dict[str, Profile]:
@@ -168,6 +172,25 @@ class People:
         accounts = set(accounts)
         self.prefetch(accounts)
         return {account: self.name(account) for account in accounts}
+
+
+def learn_activity(session: Session, tenant_id: int, client: Requester, limit: int) -> int:
+    """Ask Jira whether up to `limit` people of unknown activity are active; how many it told.
+
+    People stored before Inflow kept `active`, and those only Confluence named (its payloads do
+    not say), are suggested as if active until Jira's bulk user lookup tells.
+    """
+    unknown = list(session.scalars(select(Person.account_id).where(
+        Person.tenant_id == tenant_id, Person.active.is_(None)).order_by(Person.id).limit(limit)))
+    told = 0
+    for chunk in _chunks(unknown, BATCH):
+        for user in _jira_users(client, chunk):
+            if isinstance(user.get("active"), bool):
+                session.execute(update(Person).where(
+                    Person.tenant_id == tenant_id, Person.account_id == user["accountId"],
+                ).values(active=user["active"]))
+                told += 1
+    return told
 
 
 def is_known(session: Session, tenant_id: int, account_id: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from jobs import pipeline as jobs
 from plugin.models.content import Person
@@ -68,6 +68,30 @@ def test_the_privacy_cycle_reads_a_deactivation(sqlite_url: str, make_site: Any)
 
     assert jobs.run_privacy_reporting() == 1
     assert active(site, LEFT) is False and not eligible(site, LEFT)
+
+
+def test_the_privacy_cycle_learns_who_left_among_people_stored_without_it(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-activemq", limit=100)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:  # as stored before Inflow kept `active`
+        session.execute(update(Person).where(Person.tenant_id == site.tenant_id).values(active=None))
+        unknown = session.scalar(select(func.count()).select_from(Person).where(
+            Person.tenant_id == site.tenant_id))
+    site.host.deactivate(LEFT)
+    assert active(site, LEFT) is None and eligible(site, LEFT)
+
+    assert jobs.run_privacy_reporting() == 1
+    assert active(site, LEFT) is False and not eligible(site, LEFT)
+    with site.db.session() as session:
+        still = session.scalar(select(func.count()).select_from(Person).where(
+            Person.tenant_id == site.tenant_id, Person.active.is_(None)))
+        told = session.scalar(select(func.count()).select_from(Person).where(
+            Person.tenant_id == site.tenant_id, Person.active.is_(True)))
+    assert still == 0 and told == unknown - 1
+    assert len(site.host.calls_to("/rest/api/3/user/bulk", "GET")) == -(-unknown // 100)
 
 
 def test_a_payload_without_active_keeps_what_is_stored(sqlite_url: str, make_site: Any) -> None:
