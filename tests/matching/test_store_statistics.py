@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import text
 
 from plugin.matching.store import BULK_PAGE, refresh_statistics, store_items
-from plugin.pipeline.versions import apply_docs
 from tests.conftest import make_postgres_database, require_postgres
 from tests.matching.helpers import database, doc
 
@@ -53,17 +52,6 @@ def test_a_bulk_page_analyses_tables_it_has_outgrown(young_pg) -> None:
             "EXPLAIN DELETE FROM contributions WHERE item_id = ANY(:ids)"),
             {"ids": list(range(1, 501))}).scalars())
     assert "ix_contributions_item" in plan and "Seq Scan" not in plan
-
-
-@pytest.mark.postgres
-def test_a_backfill_page_analyses_the_version_rows_it_looks_up(young_pg) -> None:
-    db, tenant = young_pg
-    with db.session() as s:
-        apply_docs(s, tenant, _page(0, 1500))
-        _flush_counts(s)
-    with db.session() as s:
-        apply_docs(s, tenant, _page(1500, BULK_PAGE))
-    assert "item_versions" in _analysed(db)
 
 
 def test_small_writes_and_sqlite_never_analyse(sqlite_url: str) -> None:
