@@ -95,11 +95,12 @@ def export() -> Any:
 @bp.post("/erase")
 @require_jwt(context=True)
 def erase() -> Any:
-    """Erase the viewer's data everywhere in Inflow (needs {"confirm": "ERASE"})."""
+    """Erase the viewer's data everywhere in Inflow, both products of the site (needs {"confirm": "ERASE"})."""
     load(EraseSchema())
     viewer = _viewer()
     with get_db().session() as session:
-        privacy.erase_person(session, g.tenant.id, viewer)
+        tenants = privacy.erase_person(session, g.tenant.id, viewer)
     if (shared := current_app.extensions.get("inflow.answers")) is not None:
-        shared.forget(g.tenant.id, {viewer})
+        for tenant_id in tenants:
+            shared.forget(tenant_id, {viewer})
     return jsonify({"erased": True})

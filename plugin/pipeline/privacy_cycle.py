@@ -19,7 +19,15 @@ from connect.db import Database, utcnow
 from connect.host_client import HostError
 from connect.models import Tenant
 from plugin.models.content import Contribution, Item, Person
-from plugin.models.pipeline import PrivacyCycle
+from plugin.models.pipeline import DigestDelivery, DigestSubscription, PrivacyCycle
+from plugin.models.social import (
+    Feedback,
+    Kudos,
+    PanelEvent,
+    PersonPreference,
+    Question,
+    QuestionEvent,
+)
 from plugin.services import people, privacy
 
 BATCH = 90
@@ -38,7 +46,10 @@ def _iso(moment: datetime) -> str:
 def accounts_held(
     session: Session, tenant_id: int, default: datetime
 ) -> list[tuple[str, datetime]]:
-    """(account id, when we last stored data about them): from their items, else `default`."""
+    """(account id, when we last stored data about them): from their items, else `default`.
+
+    Every table that holds account ids is read (see `_ACCOUNT_COLUMNS`).
+    """
     latest = dict(
         session.execute(
             select(Contribution.account_id, func.max(Item.indexed_at))
@@ -47,9 +58,21 @@ def accounts_held(
             .group_by(Contribution.account_id)
         ).all()
     )
-    people = session.scalars(select(Person.account_id).where(Person.tenant_id == tenant_id))
-    accounts = set(people) | set(latest)
+    accounts = set(latest)
+    for column in _ACCOUNT_COLUMNS:
+        accounts.update(a for a in session.scalars(
+            select(column).where(column.table.c.tenant_id == tenant_id).distinct()) if a)
     return sorted((a, latest.get(a) or default) for a in accounts)
+
+
+# Every stored account id, not only the people who worked on items: someone who only asked,
+# thanked, gave feedback, viewed a panel or made a choice is reported too, and erased if closed.
+_ACCOUNT_COLUMNS = (
+    Person.account_id, Question.asker_account_id, Question.expert_account_id,
+    QuestionEvent.account_id, Kudos.from_account_id, Kudos.to_account_id, Feedback.account_id,
+    PanelEvent.account_id, PersonPreference.account_id, DigestSubscription.account_id,
+    DigestDelivery.account_id,
+)
 
 
 def due_tenants(session: Session, now: datetime) -> list[int]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from connect.models import Tenant
 from plugin.matching.store import erase_person as erase_from_matching
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.pipeline import DigestDelivery
@@ -20,6 +21,8 @@ from plugin.models.social import (
     QuestionEvent,
 )
 from plugin.pipeline.digests import is_subscribed, set_subscription
+from plugin.search.sites import of_site
+from plugin.services.settings import preference, set_preference
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -28,9 +31,10 @@ def _iso(value: datetime | None) -> str | None:
 
 def contributions(session: Session, tenant_id: int, account_id: str,
                   limit: int | None = None) -> list[dict[str, Any]]:
-    """A person's recorded contributions with the item each is on, newest first."""
+    """A person's recorded contributions on the site (both products) with the item each is on,
+    newest first."""
     query = (select(Contribution, Item).join(Item, Item.id == Contribution.item_id)
-             .where(Contribution.tenant_id == tenant_id, Contribution.account_id == account_id)
+             .where(of_site(Contribution.tenant_id, tenant_id), Contribution.account_id == account_id)
              .order_by(Contribution.at.desc()))
     rows = session.execute(query.limit(limit) if limit else query).all()
     return [{"role": c.role, "at": _iso(c.at), "source": i.source, "key": i.key,
@@ -41,7 +45,7 @@ def contributions(session: Session, tenant_id: int, account_id: str,
 def topics(session: Session, tenant_id: int, account_id: str, limit: int = 8) -> list[str]:
     """What a person is known for: the labels, components, projects and spaces they worked in."""
     rows = session.scalars(select(Item).join(Contribution, Contribution.item_id == Item.id).where(
-        Contribution.tenant_id == tenant_id, Contribution.account_id == account_id)).all()
+        of_site(Contribution.tenant_id, tenant_id), Contribution.account_id == account_id)).all()
     counts: Counter[str] = Counter()
     for item in rows:
         for topic in [*(getattr(item, "labels", None) or []),
@@ -61,30 +65,43 @@ def _question(q: Question) -> dict[str, Any]:
             "asked_at": _iso(q.asked_at), "answered_at": _iso(q.answered_at)}
 
 
+def site_tenants(session: Session, tenant_id: int) -> list[int]:
+    """The tenant and the other product's installation linked to it as one site, if any."""
+    return list(session.scalars(select(Tenant.id).where(of_site(Tenant.id, tenant_id))
+                                .order_by(Tenant.id)))
+
+
 def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str, Any]:
-    """Everything Inflow stores about one person in this tenant, as JSON-safe data."""
-    person = session.scalar(select(Person).where(Person.tenant_id == tenant_id,
-                                                 Person.account_id == account_id))
-    pref = session.scalar(select(PersonPreference).where(
-        PersonPreference.tenant_id == tenant_id, PersonPreference.account_id == account_id))
-    questions = _rows(session, Question, Question.tenant_id == tenant_id, or_(
+    """Everything Inflow stores about one person on the tenant's site (both products), as JSON-safe data."""
+    tenants = site_tenants(session, tenant_id)
+    person = session.scalar(select(Person).where(Person.tenant_id.in_(tenants),
+                                                 Person.account_id == account_id)
+                            .order_by(Person.display_name.is_(None), Person.id).limit(1))
+    choices = _rows(session, PersonPreference, PersonPreference.tenant_id.in_(tenants),
+                    PersonPreference.account_id == account_id)
+    pref = preference(session, tenant_id, account_id)
+    questions = _rows(session, Question, Question.tenant_id.in_(tenants), or_(
         Question.asker_account_id == account_id, Question.expert_account_id == account_id))
-    kudos = _rows(session, Kudos, Kudos.tenant_id == tenant_id, or_(
+    kudos = _rows(session, Kudos, Kudos.tenant_id.in_(tenants), or_(
         Kudos.from_account_id == account_id, Kudos.to_account_id == account_id))
-    feedback = _rows(session, Feedback, Feedback.tenant_id == tenant_id,
+    feedback = _rows(session, Feedback, Feedback.tenant_id.in_(tenants),
                      Feedback.account_id == account_id)
-    steps = _rows(session, QuestionEvent, QuestionEvent.tenant_id == tenant_id,
-                  QuestionEvent.question_id.in_([q.id for q in questions]))
-    views = _rows(session, PanelEvent, PanelEvent.tenant_id == tenant_id, PanelEvent.account_id == account_id)
-    digests = _rows(session, DigestDelivery, DigestDelivery.tenant_id == tenant_id,
+    steps = _rows(session, QuestionEvent, QuestionEvent.tenant_id.in_(tenants), or_(
+        QuestionEvent.question_id.in_([q.id for q in questions]),
+        QuestionEvent.account_id == account_id))
+    views = _rows(session, PanelEvent, PanelEvent.tenant_id.in_(tenants), PanelEvent.account_id == account_id)
+    digests = _rows(session, DigestDelivery, DigestDelivery.tenant_id.in_(tenants),
                     DigestDelivery.account_id == account_id)
     return {
         "account_id": account_id,
         "person": {"display_name": person.display_name, "avatar_url": person.avatar_url}
         if person else None,
+        # The choice that holds on the site (the latest made in either product), then each made.
         "preferences": {"opted_out": pref.opted_out, "paused_until": _iso(pref.paused_until)}
         if pref else None,
-        "weekly_digest": is_subscribed(session, tenant_id, account_id),
+        "choices": [{"product": _product(session, c.tenant_id), "opted_out": c.opted_out,
+                     "paused_until": _iso(c.paused_until), "at": _iso(c.updated_at)} for c in choices],
+        "weekly_digest": any(is_subscribed(session, t, account_id) for t in tenants),
         "topics": topics(session, tenant_id, account_id),
         "contributions": contributions(session, tenant_id, account_id),
         "questions": [_question(q) for q in questions],
@@ -93,8 +110,8 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
                    "at": _iso(k.created_at)} for k in kudos],
         "feedback": [{"source": f.source, "key": f.item_key, "target_item_id": f.target_item_id,
                       "verdict": f.verdict, "at": _iso(f.updated_at)} for f in feedback],
-        # Every row erasure removes is here too: the steps of their questions, their panel
-        # views and actions (the adoption figures), the digests sent to them.
+        # Every row erasure removes is here too: the steps of their questions (and their steps
+        # on others'), their panel views and actions (the adoption figures), the digests sent.
         "question_steps": [{"question": e.question_id, "step": e.kind, "by": e.account_id,
                             "at": _iso(e.at)} for e in steps],
         "panel_events": [{"panel": e.panel, "kind": e.kind, "source": e.source, "key": e.item_key,
@@ -104,25 +121,42 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
     }
 
 
-def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
-    """Remove a person's data from Inflow: social records, events, and matching's evidence."""
-    question_ids = select(Question.id).where(Question.tenant_id == tenant_id, or_(
+def _product(session: Session, tenant_id: int) -> str | None:
+    return session.scalar(select(Tenant.product_type).where(Tenant.id == tenant_id))
+
+
+def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]:
+    """Remove a person's data from Inflow on the tenant's site (both products): social records,
+    events, and matching's evidence. Returns the tenants erased in."""
+    tenants = site_tenants(session, tenant_id)
+    opted_out = _still_opted_out(session, tenant_id, account_id)
+    question_ids = select(Question.id).where(Question.tenant_id.in_(tenants), or_(
         Question.asker_account_id == account_id, Question.expert_account_id == account_id))
-    session.execute(delete(QuestionEvent).where(QuestionEvent.tenant_id == tenant_id,
-                                                QuestionEvent.question_id.in_(question_ids)))
+    session.execute(delete(QuestionEvent).where(QuestionEvent.tenant_id.in_(tenants), or_(
+        QuestionEvent.question_id.in_(question_ids), QuestionEvent.account_id == account_id)))
     session.execute(delete(Question).where(Question.id.in_(question_ids)))
-    session.execute(delete(Kudos).where(Kudos.tenant_id == tenant_id, or_(
+    _drop_from_next_experts(session, tenants, account_id)
+    session.execute(delete(Kudos).where(Kudos.tenant_id.in_(tenants), or_(
         Kudos.from_account_id == account_id, Kudos.to_account_id == account_id)))
-    session.execute(delete(Feedback).where(Feedback.tenant_id == tenant_id,
-                                           Feedback.account_id == account_id))
-    session.execute(delete(PanelEvent).where(PanelEvent.tenant_id == tenant_id,
-                                             PanelEvent.account_id == account_id))
-    # An opt-out survives erasure as the one fact kept: otherwise new work would resurface them.
-    session.execute(delete(PersonPreference).where(
-        PersonPreference.tenant_id == tenant_id, PersonPreference.account_id == account_id,
-        PersonPreference.opted_out.is_(False)))
-    set_subscription(session, tenant_id, account_id, False)
-    session.execute(delete(DigestDelivery).where(DigestDelivery.tenant_id == tenant_id,
-                                                 DigestDelivery.account_id == account_id))
-    erase_from_matching(session, tenant_id, account_id)
+    for model in (Feedback, PanelEvent, PersonPreference, DigestDelivery):
+        session.execute(delete(model).where(model.tenant_id.in_(tenants), model.account_id == account_id))
+    for tenant in tenants:
+        set_subscription(session, tenant, account_id, False)
+        erase_from_matching(session, tenant, account_id)
+    if opted_out:  # the one fact kept: otherwise new work would resurface them
+        set_preference(session, tenant_id, account_id, True, None)
     session.flush()
+    return tenants
+
+
+def _still_opted_out(session: Session, tenant_id: int, account_id: str) -> bool:
+    """Whether the person's choice on the site, as it holds now, is to stay out."""
+    pref = preference(session, tenant_id, account_id)
+    return pref is not None and pref.opted_out
+
+
+def _drop_from_next_experts(session: Session, tenants: list[int], account_id: str) -> None:
+    """Nobody's question is passed to an erased person later."""
+    for question in session.scalars(select(Question).where(Question.tenant_id.in_(tenants))):
+        if account_id in (question.next_experts or []):
+            question.next_experts = [a for a in question.next_experts if a != account_id]

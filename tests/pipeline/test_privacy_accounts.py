@@ -1,0 +1,65 @@
+"""Every account Inflow holds is reported, and an erased one leaves no trace in others' questions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from jobs import pipeline as jobs
+from plugin.models.social import PanelEvent, PersonPreference, Question, QuestionEvent
+from plugin.services import privacy
+from plugin.services.settings import set_preference
+from tests.pipeline.conftest import Site
+
+
+def _question(site: Site, asker: str, expert: str, next_experts: list[str]) -> int:
+    with site.db.session() as session:
+        question = Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
+                            asker_account_id=asker, expert_account_id=expert,
+                            next_experts=next_experts, text="Why does the broker drop messages?")
+        session.add(question)
+        session.flush()
+        return question.id
+
+
+def test_an_account_that_only_asked_viewed_and_chose_is_reported_and_erased_when_closed(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    _question(site, "zed", "chirino", [])
+    with site.db.session() as session:
+        session.add(PanelEvent(tenant_id=site.tenant_id, panel="experts", kind="shown",
+                               source="jira", item_key="AMQ-1", account_id="zed"))
+        set_preference(session, site.tenant_id, "zed", True, None)
+    site.host.set_account_status("zed", "closed")
+
+    assert jobs.run_privacy_reporting() == 1
+    reported = {a["accountId"] for call in site.host.calls_to("/app/report-accounts/", "POST")
+                for a in call.json["accounts"]}
+    assert {"zed", "chirino"} <= reported
+    with site.db.session() as session:
+        left = [session.scalar(select(func.count()).select_from(model).where(condition))
+                for model, condition in [
+                    (Question, or_(Question.asker_account_id == "zed", Question.expert_account_id == "zed")),
+                    (PanelEvent, PanelEvent.account_id == "zed")]]
+        kept = session.scalar(select(PersonPreference.opted_out).where(PersonPreference.account_id == "zed"))
+    assert left == [0, 0]
+    assert kept is True  # the opt-out is the one fact kept
+
+
+def test_erasure_takes_the_person_off_others_questions(sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url)
+    passed_on = _question(site, "alice", "dave", ["carol", "erin"])
+    with site.db.session() as session:  # carol was reminded before the question went to dave
+        session.add(QuestionEvent(tenant_id=site.tenant_id, question_id=passed_on, kind="reminded",
+                                  account_id="carol"))
+        assert [e["by"] for e in privacy.export_person(session, site.tenant_id, "carol")["question_steps"]] == ["carol"]
+
+    jobs.erase_person(site.tenant_id, "carol")
+    with site.db.session() as session:
+        question = session.get(Question, passed_on)
+        steps = session.scalars(select(QuestionEvent.account_id).where(
+            QuestionEvent.question_id == passed_on)).all()
+    assert question is not None and question.next_experts == ["erin"]
+    assert "carol" not in steps
