@@ -22,9 +22,10 @@ import jwt as pyjwt
 import requests
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connect.db import utcnow
+from connect.db import Database, utcnow
 from connect.host_client import TIMEOUT, HostClient, HostError, HostSession
 from connect.impersonation import BearerAuth
 from connect.jwt import LEEWAY_SECONDS, JWTRejected, Verified, unverified_header
@@ -240,8 +241,6 @@ def resolve_tenant(session: Session, inv: ForgeInvocation,
                         display_url=inv.site_url, product_type=product,
                         host="forge", enabled=True, installed=True)
         session.add(tenant)
-    if not tenant.enabled:
-        raise JWTRejected("This installation is disabled")
     refresh_tenant(tenant, inv)
     session.flush()
     return tenant
@@ -259,7 +258,10 @@ def refresh_tenant(tenant: Tenant, inv: ForgeInvocation) -> None:
     if not tenant.installed:
         tenant.installed = True
         tenant.uninstalled_at = None
-    # A verified call is Atlassian saying the app is installed: earlier refusals are forgotten.
+    # A verified call is Atlassian saying the app is installed and enabled (Forge apps are not
+    # disabled, only uninstalled): a Connect "disabled" from before the move, and earlier
+    # refusals, are forgotten.
+    tenant.enabled = True
     tenant.forge_refused_since = None
     tenant.forge_refusals = 0
     if inv.system_token and inv.api_base_url:
@@ -397,10 +399,23 @@ def verify_forge_request(product_hint: str | None = None, trigger: bool = False)
         raise JWTRejected("Forge Invocation Token claims are longer than Atlassian's")
     if trigger and not _from_trigger(claims):
         raise JWTRejected("Only Inflow's Forge triggers call this route", status=403)
-    with app.extensions["inflow.db"].session() as session:
-        tenant = resolve_tenant(session, inv, product_hint)
+    tenant = _resolve(app.extensions["inflow.db"], inv, product_hint)
     g.forge = inv
     return ForgeVerified(claims=claims, tenant=tenant, context_qsh=True, principal=inv.principal)
+
+
+def _resolve(db: Database, inv: ForgeInvocation, product_hint: str | None) -> Tenant:
+    """`resolve_tenant` in its own transaction, once more if a parallel call created it first.
+
+    A new installation's first issue view calls three panels at once; each would create the
+    tenant, and all but the first fail the unique installation key.
+    """
+    try:
+        with db.session() as session:
+            return resolve_tenant(session, inv, product_hint)
+    except IntegrityError:
+        with db.session() as session:
+            return resolve_tenant(session, inv, product_hint)
 
 
 def current_invocation() -> ForgeInvocation | None:

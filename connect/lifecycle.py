@@ -120,8 +120,11 @@ def uninstalled() -> Any:
     payload = _load_payload(LifecyclePayloadSchema())
     _require_issuer(claims, payload["clientKey"])
     with get_db().session() as session:
-        tenant = tenants.mark_uninstalled(session, payload["clientKey"])
-        tenant_id = tenant.id if tenant is not None else None
+        tenant = tenants.get_by_client_key(session, payload["clientKey"])
+        # A tenant Forge serves now: removing the Connect app it moved from says nothing of it.
+        if tenant is not None and tenant.host != "forge":
+            tenants.mark_uninstalled(session, payload["clientKey"])
+        tenant_id = tenant.id if tenant is not None and tenant.host != "forge" else None
     if tenant_id is not None:
         log.info("uninstalled tenant %s", tenant_id)
         _notify("uninstalled", tenant_id)
@@ -131,8 +134,9 @@ def uninstalled() -> Any:
 def _set_enabled(enabled: bool) -> Any:
     payload = _load_payload(LifecyclePayloadSchema())
     _require_issuer({"iss": g.tenant.client_key}, payload["clientKey"])
-    with get_db().session() as session:
-        tenants.set_enabled(session, g.tenant.id, enabled)
+    if g.tenant.host != "forge":  # Forge apps are enabled while Forge calls them
+        with get_db().session() as session:
+            tenants.set_enabled(session, g.tenant.id, enabled)
     return "", 204
 
 

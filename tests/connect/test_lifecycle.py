@@ -9,6 +9,7 @@ import jwt as pyjwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from connect import tenants
 from connect.jwt import query_string_hash
@@ -165,6 +166,20 @@ def test_uninstall_marks_the_tenant_and_keeps_the_record(
     tenant = stored(connect_app, client_key)
     assert tenant is not None and not tenant.installed and tenant.uninstalled_at is not None
     assert tenant.shared_secret  # kept: the purge job decides when data goes
+
+
+def test_removing_the_connect_app_a_tenant_moved_to_forge_from_keeps_it_installed(
+        connect_app: Flask, signer: AtlassianSigner) -> None:
+    client, client_key = connect_app.test_client(), fresh_key()
+    post_install(client, signer.install_token(client_key), install_payload(client_key))
+    with connect_app.extensions["inflow.db"].session() as session:  # Forge adopted it
+        session.scalar(select(Tenant).where(Tenant.client_key == client_key)).host = "forge"
+    payload = install_payload(client_key, eventType="uninstalled")
+    del payload["sharedSecret"]
+    token = signer.install_token(client_key, path="/uninstalled")
+    assert post_install(client, token, payload, "/uninstalled").status_code == 204
+    tenant = stored(connect_app, client_key)
+    assert tenant is not None and tenant.installed and tenant.uninstalled_at is None
 
 
 def test_uninstalled_tenant_can_no_longer_authenticate(
