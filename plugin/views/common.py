@@ -45,12 +45,17 @@ def people(session: Session) -> People:
 
 
 def partner_host() -> HostClient | None:
-    """A client for the other product's installation on this site (None when it has none)."""
+    """A client for the other product's installation on this site (None when it has none, or no
+    way to call it now: a Forge installation whose stored token lapsed until its next call)."""
     if "inflow_partner_host" not in g:
         with current_app.extensions["inflow.db"].session() as session:
             partner = sites.partner(session, g.tenant)
+        try:
             g.inflow_partner_host = (HostClient.for_tenant(partner, current_app.config["INFLOW_APP_KEY"])
                                      if partner is not None else None)
+        except HostError as exc:  # its items are left out, as without the installation
+            log.info("tenant %s: the other product's installation cannot be called: %s", g.tenant.id, exc)
+            g.inflow_partner_host = None
     return g.inflow_partner_host
 
 
