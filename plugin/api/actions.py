@@ -8,6 +8,7 @@ from flask import Blueprint, g, jsonify
 from connect.auth import get_db, require_jwt
 from plugin.api.common import load, register_errors
 from plugin.matching.store import get_item
+from plugin.models.social import Question
 from plugin.schemas.actions import (
     FeedbackSchema,
     KudosSchema,
@@ -58,6 +59,12 @@ def ask_question() -> Any:
     with get_db().session() as session:
         tenant_id = g.tenant.id
         expert = body["expert_account_id"]
+        # The same question asked again while open (a double click) is the one already asked.
+        asked = questions.open_question(session, tenant_id, source=body["source"], key=body["key"],
+                                        asker_account_id=asker, expert_account_id=expert,
+                                        text=body["text"])
+        if asked is not None:
+            return _question_json(session, asked), 200
         # Only someone who worked on this site: the question is the asker's comment mentioning them.
         if not is_known(session, tenant_id, expert) or not eligible(session, project)(expert):
             raise Refused(422, "This person cannot be asked here.", "expert_account_id")
@@ -69,9 +76,17 @@ def ask_question() -> Any:
             next_experts=_next_experts(session, tenant_id, body["source"], body["key"], project, expert))
         adoption.record(session, tenant_id, "experts", "used", body["source"], body["key"],
                         project, asker, target=expert)
-        return jsonify({"id": question.id, "state": question.state,
-                        "expert": {"account_id": question.expert_account_id, "name": name},
-                        "comment_id": question.comment_id}), 201
+        return _question_json(session, question, name), 201
+
+
+def _question_json(session: Any, question: Question, name: str | None = None) -> Any:
+    """The question as the ask answers it: its id, state, expert and comment."""
+    expert = question.expert_account_id
+    if name is None:
+        name = names_of(session, question.tenant_id, {expert}, people(session))[expert]
+    return jsonify({"id": question.id, "state": question.state,
+                    "expert": {"account_id": expert, "name": name},
+                    "comment_id": question.comment_id})
 
 
 @bp.post("/questions/<int:question_id>/accept")

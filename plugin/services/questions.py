@@ -10,10 +10,11 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
-from connect.host_client import segment
+from connect.host_client import HostError, segment
 from connect.models import Tenant
 from plugin.models.content import Item
 from plugin.models.social import Kudos, Question, QuestionEvent
+from plugin.pipeline.fetch import CONFLUENCE_COLLECTIONS
 from plugin.services.errors import Refused
 from plugin.services.settings import is_eligible, project_settings
 
@@ -27,11 +28,27 @@ def _adf_comment(account_id: str, name: str | None, text: str) -> dict[str, Any]
         {"type": "paragraph", "content": [mention, {"type": "text", "text": " " + text}]}]}
 
 
-def content_kind(session: Session, tenant_id: int, source: str, key: str) -> str:
-    """What the item is (issue, page or blogpost) as stored; a page when it is not stored yet."""
+def content_kind(session: Session, tenant_id: int, source: str, key: str,
+                 client: Any = None) -> str:
+    """What the item is (issue, page or blogpost): as stored, else as the host (if given) says."""
     kind = session.scalar(select(Item.kind).where(Item.tenant_id == tenant_id, Item.source == source,
                                                   Item.key == key))
-    return kind or ("issue" if source == "jira" else "page")
+    if kind or source == "jira":
+        return kind or "issue"
+    return _confluence_kind(client, key) if client is not None else "page"
+
+
+def _confluence_kind(client: Any, content_id: str) -> str:
+    # Content not stored yet (new since the last sync): a blog post's id given as pageId finds
+    # nothing, so ask which it is, page first as the panels' fetcher reads it.
+    for kind, collection in CONFLUENCE_COLLECTIONS.items():
+        try:
+            client.request("GET", f"/wiki/api/v2/{collection}/{segment(content_id)}")
+            return kind
+        except HostError as exc:
+            if exc.status not in (403, 404):
+                raise
+    return "page"  # neither is visible: the post is refused as it would have been
 
 
 def post_comment(client: Any, source: str, key: str, account_id: str, name: str | None,
@@ -66,7 +83,7 @@ def ask(session: Session, tenant_id: int, *, source: str, key: str, project: str
     now = now or utcnow()
     hours = project_settings(session, tenant_id, project)["follow_up_hours"]
     comment_id = post_comment(client, source, key, expert_account_id, expert_name, text,
-                              content_kind(session, tenant_id, source, key))
+                              content_kind(session, tenant_id, source, key, client))
     question = Question(tenant_id=tenant_id, source=source, item_key=key, project=project,
                         asker_account_id=asker_account_id, expert_account_id=expert_account_id,
                         next_experts=[a for a in next_experts
@@ -77,6 +94,16 @@ def ask(session: Session, tenant_id: int, *, source: str, key: str, project: str
     session.flush()
     _event(session, question, "asked", asker_account_id, now)
     return question
+
+
+def open_question(session: Session, tenant_id: int, *, source: str, key: str,
+                  asker_account_id: str, expert_account_id: str, text: str) -> Question | None:
+    """The asker's open question with this text to this expert on the item, if there is one."""
+    return session.scalars(select(Question).where(
+        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
+        Question.asker_account_id == asker_account_id,
+        Question.expert_account_id == expert_account_id, Question.text == text,
+        Question.state.in_(OPEN_STATES)).order_by(Question.id).limit(1)).first()
 
 
 def questions_on(session: Session, tenant_id: int, source: str, key: str,
