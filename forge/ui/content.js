@@ -116,11 +116,24 @@ export function marked(text, marks) {
   return parts;
 }
 
+// The suggestion's link; following it is a reuse click on the admin dashboard, recorded as the
+// Connect panel does (plugin/static/inflow.js). In the background: the browser opens the link at
+// once, and a refused or failed record is dropped, never shown and never in the way.
+function followed(ctx, item) {
+  const a = link(item.url, `${item.key} ${item.title || ''}`);
+  if (a.tagName !== 'A') return a;  // no safe URL: nothing to follow
+  const record = () => call('POST', '/api/events', { source: ctx.source, key: ctx.key, panel: 'reuse',
+    kind: 'clicked', target: item.key || null }).catch(() => {});
+  a.addEventListener('click', record);
+  a.addEventListener('auxclick', (event) => { if (event.button === 1) record(); });  // middle click: a new tab
+  return a;
+}
+
 function reuse(ctx, data) {
   const items = data.suggestions || [];
   if (!items.length) return empty(data);
   return h('ul', { class: 'inflow-list' }, items.map((item) => h('li', { class: 'inflow-suggestion' },
-    link(item.url, `${item.key} ${item.title || ''}`), ' ',
+    followed(ctx, item), ' ',
     h('span', { class: 'inflow-meta', text: [item.status, item.resolution].filter(Boolean).join(' · ') }),
     item.snippet ? h('p', { class: 'inflow-snippet' }, marked(item.snippet, item.snippet_marks)) : null,
     (item.reasons || []).length ? h('p', { class: 'inflow-reason', text: item.reasons.join('; ') }) : null,

@@ -129,3 +129,43 @@ def test_the_issue_panel_marks_matched_words_and_says_why(browser: object, ui: s
                      people.locator(".inflow-reason").first.inner_text())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "forge-issue-panel-why.png"), full_page=True)
+
+
+def test_following_a_suggestion_counts_as_a_reuse_click_and_never_waits_for_it(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    """The Connect panel's click event, from the Forge panel: the dashboard's reuse clicks rise."""
+    from plugin.models.social import PanelEvent
+
+    key = rovo.site.keys[-1]
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    # The suggestion's own page opens in a new tab: answered here, as the site would answer it.
+    page.context.route(re.compile(r"^https://"), lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<title>The issue</title>"))
+    followed = page.get_by_role("region", name="Similar earlier work").locator(
+        ".inflow-suggestion a").first
+    target = followed.inner_text().split()[0]
+    with page.expect_response(lambda r: r.url.endswith("/api/events"), timeout=10_000) as sent, \
+            page.expect_popup() as tab:
+        followed.click()
+    assert sent.value.status == 204 and tab.value.url == followed.get_attribute("href")
+    assert sent.value.request.post_data_json == {"source": "jira", "key": key, "panel": "reuse",
+                                                 "kind": "clicked", "target": target}
+    with rovo.site.db.session() as session:
+        [click] = session.scalars(select(PanelEvent).where(PanelEvent.kind == "clicked")).all()
+        assert (click.panel, click.item_key, click.target, click.account_id) == (
+            "reuse", key, target, VIEWER)
+
+    # The backend cannot be reached: the link still opens, and the panel says nothing of it.
+    page.route("**/api/events", lambda route: route.abort())
+    with page.expect_request(lambda r: r.url.endswith("/api/events")), page.expect_popup() as again:
+        followed.click()
+    assert again.value.url == followed.get_attribute("href")
+    assert page.get_by_role("alert").count() == 0
+
+    rovo.site.host.set_project_admin(VIEWER, "AMQ")
+    admin = open_as(browser, ui, rovo, "project-settings",
+                    {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    tile = admin.locator(".inflow-kpi").filter(has_text="reuse clicks")
+    tile.wait_for()
+    assert tile.locator("b").inner_text() == "1"
