@@ -1,4 +1,5 @@
 // Project settings (project admins) and the personal page (everyone): same API as Connect.
+import { view } from '@forge/bridge';
 import { call, explain } from './api.js';
 import { h, status, withButton } from './dom.js';
 
@@ -121,9 +122,22 @@ export async function mountProjectSettings(root, projectKey) {
 // The date of an ISO time, as the Connect page shows it.
 const day = (iso) => String(iso).slice(0, 10);
 
-function preferencesForm(prefs) {
+// The product the page was opened in, from its module type ("jira:personalSettingsPage",
+// "confluence:globalPage"); null when Forge does not say.
+async function product() {
+  try {
+    const type = String((await view.getContext())?.extension?.type || '');
+    return type.includes(':') ? type.split(':')[0] : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// `digest`: whether to offer the weekly digest. Only Jira sends it (the backend refuses it on a
+// Confluence site), so elsewhere it is neither shown nor sent (absent leaves it as it is).
+function preferencesForm(prefs, digest) {
   const optedOut = checkbox('opted_out', prefs.opted_out);
-  const digest = checkbox('weekly_digest', prefs.weekly_digest);
+  const weekly = digest ? checkbox('weekly_digest', prefs.weekly_digest) : null;
   // Empty keeps the pause as it is: a default of 0 would end an active pause on every save.
   const pause = h('input', { type: 'number', name: 'pause_days', min: 0, max: 365, placeholder: 'as it is' });
   const note = h('p');
@@ -131,13 +145,14 @@ function preferencesForm(prefs) {
   const save = h('button', { type: 'submit', class: 'inflow-primary', text: 'Save preferences' });
   const form = h('form', { class: 'inflow-preferences' }, field('Do not suggest me as an expert', optedOut),
     field('Pause suggestions for (days; 0 resumes, empty keeps the pause as it is)', pause),
-    field('Send me a weekly digest of the thanks I received and what my work helped', digest), save, note);
+    weekly && field('Send me a weekly digest of the thanks I received and what my work helped', weekly), save, note);
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     withButton(save, async () => {
       try {
-        const saved = await call('POST', '/api/me/preferences', { opted_out: optedOut.checked,
-          pause_days: pause.value === '' ? null : Number(pause.value), weekly_digest: digest.checked });
+        const body = { opted_out: optedOut.checked, pause_days: pause.value === '' ? null : Number(pause.value) };
+        if (weekly) body.weekly_digest = weekly.checked;
+        const saved = await call('POST', '/api/me/preferences', body);
         pause.value = '';
         status(note, saved.opted_out ? 'Saved: you will not be suggested.'
           : saved.paused_until ? `Saved: you will not be suggested until ${day(saved.paused_until)}.`
@@ -171,18 +186,19 @@ function dataTools(root) {
     confirm, erase, note);
 }
 
+// Jira's personal settings page and Confluence's global page (Apps → Inflow: my profile).
 export async function mountPersonal(root) {
   const note = h('p');
   root.replaceChildren(h('p', { class: 'inflow-loading', text: 'Loading…' }));
   try {
-    const me = await call('GET', '/api/me');
+    const [me, host] = await Promise.all([call('GET', '/api/me'), product()]);
     const topics = (me.topics || []).map((t) => (typeof t === 'string' ? t : t.topic || t.term || JSON.stringify(t)));
     const evidence = (me.evidence || []).map((e) => h('li', { text: `${e.key || ''} ${e.title || ''} (${e.role || ''})` }));
     root.replaceChildren(h('h1', { text: 'Inflow: you' }),
       h('section', { class: 'inflow-section', 'aria-label': 'What Inflow knows' }, h('h2', { text: 'What Inflow knows about you' }),
         h('p', { text: topics.length ? `Topics: ${topics.join(', ')}` : 'No topics yet.' }),
         evidence.length ? h('ul', { class: 'inflow-list' }, evidence) : null),
-      h('section', { class: 'inflow-section', 'aria-label': 'Preferences' }, h('h2', { text: 'Preferences' }), preferencesForm(me.preferences || {})),
+      h('section', { class: 'inflow-section', 'aria-label': 'Preferences' }, h('h2', { text: 'Preferences' }), preferencesForm(me.preferences || {}, host === 'jira')),
       dataTools(root));
   } catch (error) {
     root.replaceChildren(note);
