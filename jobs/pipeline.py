@@ -547,12 +547,22 @@ def run_question_followups() -> dict[str, int]:
     with db.session() as session:
         due = questions.due_followups(session, utcnow())
     for question_id in due:
-        # One transaction per question: the comment is posted and the reminder recorded together,
-        # and `follow_up` itself re-checks the follow-up time so a repeat run does nothing.
-        with db.session() as session:
-            result = questions.follow_up(session, question_id, client_for, utcnow())
+        result = _follow_up_one(db, question_id)
         outcome[result] = outcome.get(result, 0) + 1
     return outcome
+
+
+def _follow_up_one(db: Database, question_id: int) -> str:
+    """One question's follow-up in its own session; a failure is logged and the run goes on."""
+    try:
+        with db.session() as session:
+            # `follow_up` claims the question first, so a run at the same time skips it.
+            return questions.follow_up(session, question_id, client_for, utcnow())
+    except Exception:
+        # One broken question must not hold up the others; it stays open and comes back (after
+        # the retry delay when it was claimed).
+        log.exception("follow-up of question %s failed", question_id)
+        return "failed"
 
 
 def send_weekly_digests() -> dict[str, int]:

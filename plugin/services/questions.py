@@ -1,6 +1,7 @@
 """Questions to experts: asked as a host comment that @mentions them, followed up, passed on."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from html import escape
@@ -15,10 +16,18 @@ from connect.models import Tenant
 from plugin.models.content import Item
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.pipeline.fetch import CONFLUENCE_COLLECTIONS
+from plugin.services import permissions
 from plugin.services.errors import Refused
-from plugin.services.settings import is_eligible, project_settings
+from plugin.services.settings import eligibility, project_settings
+
+log = logging.getLogger(__name__)
 
 OPEN_STATES = ("asked",)
+# How long a claimed follow-up waits before another run may take it: the retry delay after a
+# host error, and the bound on a run that died mid-step (far longer than one comment takes).
+RETRY_DELAY = timedelta(minutes=30)
+# The host no longer lets the app comment on the item: the question closes with this reason.
+UNREACHABLE = {403: "item_forbidden", 404: "item_missing"}
 
 
 def _adf_comment(account_id: str, name: str | None, text: str) -> dict[str, Any]:
@@ -164,46 +173,120 @@ def due_followups(session: Session, now: datetime) -> list[int]:
         Question.follow_up_at <= now).order_by(Question.id)))
 
 
-def _next_expert(session: Session, question: Question, now: datetime) -> str | None:
-    while question.next_experts:
-        candidate, question.next_experts = question.next_experts[0], question.next_experts[1:]
-        if is_eligible(session, question.tenant_id, candidate, question.project, now):
-            return candidate
-    return None
+class _Unreachable(Exception):
+    """The host no longer lets the app comment on the question's item (deleted or private)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def follow_up(session: Session, question_id: int, client_factory: Callable[[Tenant], Any],
               now: datetime | None = None) -> str:
-    """Remind the expert once, then pass the question on; idempotent. Returns what it did."""
+    """Remind the expert once, then pass the question on; idempotent. Returns what it did.
+
+    Commits its claim on the question before calling the host: of two runs at once only one
+    acts, and after a failure the question comes back after RETRY_DELAY.
+    """
     now = now or utcnow()
     question = session.get(Question, question_id)
-    if question is None or question.state not in OPEN_STATES or question.follow_up_at is None \
-            or question.follow_up_at > now:
+    if question is None or not _claim(session, question, now):
         return "nothing"
+    tenant = session.get_one(Tenant, question.tenant_id)
+    client = client_factory(tenant)
+    allowed = _allowed(session, tenant, client, question, now)
+    try:
+        return _step(session, question, client, allowed, now)
+    except _Unreachable as exc:
+        return _close(session, question, exc.reason, now)
+    except HostError as exc:
+        # Down, rate limited or refusing for now: the claim already put it off by RETRY_DELAY.
+        log.warning("follow-up of question %s put off by %s: %s", question.id, RETRY_DELAY, exc)
+        return "retry"
+
+
+def _claim(session: Session, question: Question, now: datetime) -> bool:
+    """Take a due question for this run with one conditional write, committed at once."""
+    seen = question.follow_up_at
+    if question.state not in OPEN_STATES or seen is None or seen > now:
+        return False
+    # Only one of two runs that read the same follow-up time changes the row. The new time is
+    # the retry delay, so a run that dies before recording its step does not lose the question.
+    won = cast(CursorResult[Any], session.execute(
+        update(Question).where(Question.id == question.id, Question.state.in_(OPEN_STATES),
+                               Question.follow_up_at == seen)
+        .values(follow_up_at=now + RETRY_DELAY)
+        .execution_options(synchronize_session=False))).rowcount
+    session.commit()  # visible to other runs before the host is called
+    session.refresh(question)
+    return bool(won)
+
+
+def _allowed(session: Session, tenant: Tenant, client: Any, question: Question,
+             now: datetime) -> Callable[[str], bool]:
+    """Who may be reminded or asked now: preferences and project rules, as on the panels."""
+    # Group rules need each person's groups, read from the host for the site's product.
+    groups = permissions.groups_lookup(client, tenant.id, tenant.product_type)
+    rules = eligibility(session, tenant.id, question.project, now, groups_of=groups)
+
+    def allowed(account_id: str) -> bool:
+        try:
+            return rules(account_id)
+        except HostError as exc:
+            if exc.status != 404:
+                raise
+            return False  # the site no longer knows them: no one to mention
+
+    return allowed
+
+
+def _step(session: Session, question: Question, client: Any, allowed: Callable[[str], bool],
+          now: datetime) -> str:
     hours = project_settings(session, question.tenant_id, question.project)["follow_up_hours"]
-    client = client_factory(session.get_one(Tenant, question.tenant_id))
-    # Someone who opted out, paused or left since being asked is not reminded: the next one is asked.
-    available = is_eligible(session, question.tenant_id, question.expert_account_id, question.project, now)
-    if question.reminded_at is None and available:
-        post_comment(client, question.source, question.item_key, question.expert_account_id,
-                     None, f"a gentle reminder of the question above: {question.text}",
-                     content_kind(session, question.tenant_id, question.source, question.item_key))
+    # Someone who opted out, paused, left or was ruled out since being asked is not reminded:
+    # the next one is asked.
+    if question.reminded_at is None and allowed(question.expert_account_id):
+        _post(session, client, question, question.expert_account_id,
+              f"a gentle reminder of the question above: {question.text}")
         question.reminded_at, question.follow_up_at = now, now + timedelta(hours=hours)
         _event(session, question, "reminded", question.expert_account_id, now)
         return "reminded"
-    return _pass_on(session, question, client, now, hours)
+    return _pass_on(session, question, client, allowed, now, hours)
 
 
-def _pass_on(session: Session, question: Question, client: Any, now: datetime, hours: int) -> str:
-    expert = _next_expert(session, question, now)
+def _pass_on(session: Session, question: Question, client: Any, allowed: Callable[[str], bool],
+             now: datetime, hours: int) -> str:
+    queue = list(question.next_experts)
+    expert = next((account for account in queue if allowed(account)), None)
     if expert is None:
-        question.state, question.follow_up_at = "unanswered", None
+        question.state, question.follow_up_at, question.next_experts = "unanswered", None, []
         _event(session, question, "unanswered", None, now)
         return "unanswered"
-    post_comment(client, question.source, question.item_key, expert, None,
-                 f"could you help with this question? {question.text}",
-                 content_kind(session, question.tenant_id, question.source, question.item_key))
+    _post(session, client, question, expert, f"could you help with this question? {question.text}")
+    # Changed only once the host took the comment: a failed post keeps the queue as it was.
+    question.next_experts = queue[queue.index(expert) + 1:]
     question.expert_account_id, question.reminded_at = expert, None
     question.follow_up_at = now + timedelta(hours=hours)
     _event(session, question, "passed", expert, now)
     return "passed"
+
+
+def _post(session: Session, client: Any, question: Question, account_id: str, text: str) -> None:
+    """Post a follow-up comment as the app; raise _Unreachable when the item is gone or private."""
+    kind = content_kind(session, question.tenant_id, question.source, question.item_key, client)
+    try:
+        post_comment(client, question.source, question.item_key, account_id, None, text, kind)
+    except HostError as exc:
+        if exc.status in UNREACHABLE:
+            raise _Unreachable(UNREACHABLE[exc.status]) from exc
+        raise
+
+
+def _close(session: Session, question: Question, reason: str, now: datetime) -> str:
+    # No one can answer on an item deleted or made private, and retrying would fail every run:
+    # the question closes unanswered, its event saying why.
+    log.info("question %s closed: %s %s (%s)", question.id, question.source, question.item_key,
+             reason)
+    question.state, question.follow_up_at = "unanswered", None
+    _event(session, question, reason, None, now)
+    return "closed"
