@@ -27,6 +27,7 @@ from plugin.matching.store import refresh_statistics
 from plugin.models.content import Item, StoredSuggestion
 from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
+from plugin.pipeline.site_url import site_url
 from plugin.search import FRESH_WAIT
 
 JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
@@ -191,13 +192,18 @@ def _jira_total(client: Any) -> int | None:
         return None
 
 
+def _site_url(db: Database, tenant: Tenant, client: Any) -> str:
+    with db.session() as session:
+        return site_url(session, tenant, lambda: client)
+
+
 def _backfill_jira(
     db: Database, tenant: Tenant, client: Any, owner: str, progress: Progress | None
 ) -> None:
     checkpoint = _checkpoint(db, tenant.id)
     if checkpoint.get("phase") == "done":
         return
-    total, site = _jira_total(client), tenant.display_url or tenant.base_url
+    total, site = _jira_total(client), _site_url(db, tenant, client)
     jira = client.jira()
 
     def search(token: str | None) -> dict[str, Any]:
@@ -249,7 +255,7 @@ def _backfill_confluence(
 ) -> None:
     checkpoint = _checkpoint(db, tenant.id)
     phase, path = checkpoint.get("phase") or "page", checkpoint.get("next")
-    spaces, site = _spaces(client), tenant.display_url or tenant.base_url
+    spaces, site = _spaces(client), _site_url(db, tenant, client)
     while phase != "done":
         collection = fetch.CONFLUENCE_COLLECTIONS[phase]
         params = None if path else {"body-format": "storage", "limit": CONFLUENCE_PAGE}

@@ -34,6 +34,7 @@ from connect.models import Tenant, WebhookEvent
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import jira_issue_to_doc, parse_time
 from plugin.pipeline import fetch, versions
+from plugin.pipeline.site_url import site_url
 from plugin.services import questions
 
 ClientFactory = Callable[[Tenant], fetch.Requester]
@@ -163,10 +164,10 @@ def _reread(tenant: Tenant, reads: list[Read], client_for: ClientFactory,
 
 
 def _plan(
-    tenant: Tenant, rows: list[WebhookEvent], client_for: ClientFactory
+    session: Session, tenant: Tenant, rows: list[WebhookEvent], client_for: ClientFactory
 ) -> list[tuple[WebhookEvent, list[Target], list[versions.Change]]]:
     """Each event with its targets and changes; REST re-reads happen here, before any write."""
-    site = tenant.display_url or tenant.base_url
+    site = site_url(session, tenant, lambda: client_for(tenant))
     found = [(event, targets(event.product, event.event_type, event.payload or {}))
              for event in rows]
     reads = list(dict.fromkeys(_read_of(t) for _, ts in found for t in ts if t.action == "fetch"))
@@ -222,7 +223,7 @@ def process_events(
     if not rows:
         return 0
     tenant = session.get(Tenant, tenant_id)
-    planned = _plan(tenant, rows, client_for) if tenant is not None and tenant.installed else []
+    planned = _plan(session, tenant, rows, client_for) if tenant is not None and tenant.installed else []
     taken = _mark_processed(session, [event.id for event in rows])
     planned = [entry for entry in planned if entry[0].id in taken]
     stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs],

@@ -155,6 +155,11 @@ def _split_list(values: list[str]) -> list[str]:
 def register(app: Flask, host: FakeHost) -> None:
     """Add the Jira endpoints to the sandbox site's app."""
 
+    @app.get("/rest/api/3/serverInfo")
+    def server_info() -> Response:
+        return jsonify({"baseUrl": host.base_url("jira"), "deploymentType": "Cloud",
+                        "serverTitle": "Inflow sandbox"})
+
     @app.get("/rest/api/3/search/jql")
     def search_jql() -> Response:
         jql = request.args.get("jql", "")
