@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
@@ -26,12 +27,13 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from connect.db import utcnow
 from plugin.content.markup import MAX_TEXT, clip
-from plugin.content.model import ItemDoc
+from plugin.content.model import ContributionDoc, ItemDoc
 from plugin.matching import semantic
 from plugin.matching.parallel import Texts, vectors_of
 from plugin.matching.vectors import to_json
 from plugin.models.content import (
     Contribution,
+    Erasure,
     IndexState,
     IndexTombstone,
     Item,
@@ -370,6 +372,7 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
+    docs = _without_erased(session, tenant_id, docs)
     # Text analysis first: bumping the sequence takes SQLite's write lock, which analysis does not need.
     rows = _item_rows(session, tenant_id, docs)
     ids = _write_items(session, tenant_id, docs, rows)
@@ -383,6 +386,23 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
         if held is not None:
             session.expire(held)
     return ids
+
+
+def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[ItemDoc]:
+    """The documents without the work people did before they erased their data (or their
+    account closed): the host still shows it, Inflow never learns it again."""
+    accounts = {c.account_id for d in docs for c in d.contributions if c.account_id}
+    if not accounts:
+        return docs
+    erased = dict(session.execute(select(Erasure.account_id, Erasure.erased_at).where(
+        Erasure.tenant_id == tenant_id, Erasure.account_id.in_(accounts))).all())
+    if not erased:
+        return docs
+
+    def kept(c: ContributionDoc) -> bool:
+        return c.account_id not in erased or (c.at is not None and c.at > erased[c.account_id])
+
+    return [replace(d, contributions=[c for c in d.contributions if kept(c)]) for d in docs]
 
 
 def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:

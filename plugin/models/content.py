@@ -117,6 +117,22 @@ class Person(Base):
     active: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
+class Erasure(Base):
+    """Someone who erased their data (or whose account closed) in a tenant, and when.
+
+    What the host still shows of their work before that moment is never learned again: an
+    edit by someone else re-reads an old issue they had commented on. Work after it is new.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (UniqueConstraint("tenant_id", "account_id", name="uq_erasures_tenant_account"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(String(255))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class IndexState(Base):
     """Per-tenant change sequence: bumped (row-locked) by every index change, so commit order = seq order."""
 

@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from connect.db import utcnow
 from connect.models import Tenant
 from plugin.matching.store import erase_person as erase_from_matching
-from plugin.models.content import Contribution, Item, Person
+from plugin.models.content import Contribution, Erasure, Item, Person
 from plugin.models.pipeline import DigestDelivery
 from plugin.models.social import (
     Feedback,
@@ -143,10 +144,21 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]
     for tenant in tenants:
         set_subscription(session, tenant, account_id, False)
         erase_from_matching(session, tenant, account_id)
+        _mark_erased(session, tenant, account_id)
     if opted_out:  # the one fact kept: otherwise new work would resurface them
         set_preference(session, tenant_id, account_id, True, None)
     session.flush()
     return tenants
+
+
+def _mark_erased(session: Session, tenant_id: int, account_id: str) -> None:
+    """Remember the erasure, so work the host still shows from before it is never learned again."""
+    marker = session.scalar(select(Erasure).where(Erasure.tenant_id == tenant_id,
+                                                  Erasure.account_id == account_id))
+    if marker is None:
+        session.add(Erasure(tenant_id=tenant_id, account_id=account_id, erased_at=utcnow()))
+    else:
+        marker.erased_at = utcnow()
 
 
 def _still_opted_out(session: Session, tenant_id: int, account_id: str) -> bool:

@@ -6,11 +6,16 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from connect.db import utcnow
 from jobs import pipeline as jobs
+from plugin.models.content import Contribution, Item
 from plugin.models.social import PanelEvent, PersonPreference, Question, QuestionEvent
+from plugin.pipeline import backfill
 from plugin.services import privacy
 from plugin.services.settings import set_preference
 from tests.pipeline.conftest import Site
+from tests.pipeline.test_events import jira_time
+from tests.pipeline.test_privacy import ERASED, traces
 
 
 def _question(site: Site, asker: str, expert: str, next_experts: list[str]) -> int:
@@ -63,3 +68,51 @@ def test_erasure_takes_the_person_off_others_questions(sqlite_url: str, make_sit
             QuestionEvent.question_id == passed_on)).all()
     assert question is not None and question.next_experts == ["erin"]
     assert "carol" not in steps
+
+
+def _edited_by_someone_else(site: Site, key: str, comment_by: str | None = None) -> None:
+    """Jira's issue_updated for the issue (no comments in it: Inflow re-reads the issue), after
+    someone edits it, or `comment_by` comments on it."""
+    now = utcnow()
+    issue = site.host.issue_view(key)
+    assert issue is not None
+    if comment_by:
+        author = {"accountId": comment_by, "displayName": "Back again"}
+        body = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
+            {"type": "text", "text": "Seen it again on 5.4"}]}]}
+        with site.host.lock:
+            site.host.store.posted_comments[key].append(
+                {"id": "900900", "author": author, "updateAuthor": author, "body": body,
+                 "created": jira_time(now), "updated": jira_time(now)})
+    path = "/webhooks/jira/issue_updated"
+    body = {"webhookEvent": "jira:issue_updated", "timestamp": int(now.timestamp() * 1000),
+            "issue": {"id": issue["id"], "key": key, "fields": {"summary": "edited"}}}
+    response = site.app.test_client().post(path, json=body, headers=site.auth.headers("POST", path))
+    assert response.status_code == 202
+    jobs.process_event(response.get_json()["event_id"])
+
+
+def test_an_erased_persons_past_work_is_never_learned_again_but_new_work_is(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-activemq", limit=100)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:
+        key = session.scalar(select(Item.key).join(Contribution, Contribution.item_id == Item.id).where(
+            Contribution.account_id == ERASED, Contribution.role == "commenter").limit(1))
+    jobs.erase_person(site.tenant_id, ERASED)
+    assert traces(site, ERASED) == 0
+
+    _edited_by_someone_else(site, key)  # re-read: the host still shows their old comments
+    assert traces(site, ERASED) == 0
+    with site.db.session() as session:  # an admin backfills the site again
+        backfill.request_backfill(session, site.tenant_id, restart=True)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert traces(site, ERASED) == 0
+
+    _edited_by_someone_else(site, key, comment_by=ERASED)  # they comment again: new work
+    with site.db.session() as session:
+        roles = session.execute(select(Contribution.role, Contribution.at).where(
+            Contribution.account_id == ERASED)).all()
+    assert [role for role, _ in roles] == ["commenter"]
