@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from flask import Flask
 
 from connect.forge_routes import PLACEHOLDER_APP_ID, render_manifest
@@ -108,3 +110,21 @@ def test_every_product_event_the_manifest_subscribes_to_is_understood() -> None:
     subscribed = {event for trigger in modules["trigger"] for event in trigger["events"]
                   if event.startswith(("avi:jira:", "avi:confluence:"))}
     assert subscribed and subscribed == set(JIRA_EVENTS) | set(CONFLUENCE_EVENTS)
+
+
+# The granular scope each Confluence v2 collection is documented with (v2 lists no classic ones).
+V2_SCOPES = {"pages": "read:page:confluence", "blogposts": "read:blogpost:confluence",
+             "spaces": "read:space:confluence", "footer-comments": "read:comment:confluence"}
+
+
+def test_every_confluence_v2_collection_the_code_calls_has_its_granular_scope() -> None:
+    scopes = set(yaml.safe_load(render_manifest("https://inflow.example.com", APP_ID))["permissions"]["scopes"])
+    called = set()
+    for path in (ROOT / "plugin").rglob("*.py"):
+        text = path.read_text()
+        called |= set(re.findall(r"/wiki/api/v2/([a-z-]+)", text))
+        if "CONFLUENCE_COLLECTIONS[" in text and "/wiki/api/v2/" in text:
+            called |= {"pages", "blogposts"}
+    assert called >= {"pages", "spaces", "footer-comments"}
+    assert {V2_SCOPES[c] for c in called if c in V2_SCOPES} <= scopes
+    assert "write:comment:confluence" in scopes  # questions post footer comments
