@@ -632,6 +632,11 @@ def enqueue_erasure(connection: Redis, tenant_id: int, account_id: str) -> bool:
     )
 
 
+def purge_old_events() -> int:
+    """Delete webhook events processed a week ago (and given-up ones a month old)."""
+    return purge.purge_old_events(_db())
+
+
 def purge_uninstalled_tenants() -> list[int]:
     """Delete all data of tenants uninstalled longer than Settings.purge_after_days."""
     db, days = _db(), _settings().purge_after_days

@@ -13,6 +13,8 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("digests", "jobs.pipeline.send_weekly_digests", 3600),
     PeriodicJob("privacy", "jobs.pipeline.run_privacy_reporting", 86400, timeout_seconds=3600),
     PeriodicJob("purge", "jobs.pipeline.purge_uninstalled_tenants", 86400, timeout_seconds=3600),
+    # Processed webhook events would otherwise pile up for ever, people's words in their payloads.
+    PeriodicJob("events_purge", "jobs.pipeline.purge_old_events", 86400, timeout_seconds=3600),
     # Forge sends no uninstall event: sites that keep refusing the app are marked uninstalled.
     PeriodicJob("forge_presence", "jobs.pipeline.check_forge_installations", 3600),
 ]

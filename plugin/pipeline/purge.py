@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, and_, delete, select
 from sqlalchemy.orm import Session
 
-from connect.db import Base, utcnow
-from connect.models import Tenant
+from connect.db import Base, Database, utcnow
+from connect.models import Tenant, WebhookEvent
+from plugin.pipeline.relay import MAX_ATTEMPTS
 
 
 def due_for_purge(
@@ -47,3 +48,31 @@ def purge_tenant(session: Session, tenant_id: int) -> dict[str, int]:
     session.delete(tenant)
     session.flush()
     return counts
+
+
+# Processed events are kept a week: longer than any redelivery (Jira lists failed webhooks for 72
+# hours, Forge retries within minutes), and a late duplicate is harmless (versions). Events that
+# kept failing stay a month for an admin to look at. Their payloads hold people's words and names.
+EVENTS_KEPT = timedelta(days=7)
+FAILED_EVENTS_KEPT = timedelta(days=30)
+EVENTS_PURGE_BATCH = 5_000  # rows per transaction: a purge never holds a long lock
+
+
+def purge_old_events(db: Database, now: datetime | None = None) -> int:
+    """Delete processed events older than EVENTS_KEPT and given-up ones older than
+    FAILED_EVENTS_KEPT, a batch per transaction; how many went."""
+    now = now or utcnow()
+    processed = WebhookEvent.processed_at < now - EVENTS_KEPT
+    given_up = and_(WebhookEvent.processed_at.is_(None), WebhookEvent.attempts >= MAX_ATTEMPTS,
+                    WebhookEvent.received_at < now - FAILED_EVENTS_KEPT)
+    total = 0
+    for condition in (processed, given_up):
+        while True:
+            with db.session() as session:
+                batch = select(WebhookEvent.id).where(condition).limit(EVENTS_PURGE_BATCH)
+                gone = cast(CursorResult[Any], session.execute(
+                    delete(WebhookEvent).where(WebhookEvent.id.in_(batch.scalar_subquery())))).rowcount
+            total += gone
+            if gone < EVENTS_PURGE_BATCH:
+                break
+    return total

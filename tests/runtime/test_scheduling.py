@@ -29,7 +29,7 @@ def scheduled_ids(conn: redis.Redis) -> list[str]:
     return ScheduledJobRegistry(queue=get_queue(conn, QUEUE_DEFAULT)).get_job_ids()
 
 
-def test_declared_schedule_has_the_seven_jobs_with_their_intervals() -> None:
+def test_declared_schedule_has_the_eight_jobs_with_their_intervals() -> None:
     assert {(p.id, p.func_path, p.interval_seconds) for p in PERIODIC_JOBS} == {
         ("relay", "jobs.pipeline.relay_pending_events", 30),
         ("reconcile", "jobs.pipeline.reconcile_all_tenants", 900),
@@ -37,6 +37,7 @@ def test_declared_schedule_has_the_seven_jobs_with_their_intervals() -> None:
         ("digests", "jobs.pipeline.send_weekly_digests", 3600),
         ("privacy", "jobs.pipeline.run_privacy_reporting", 86400),
         ("purge", "jobs.pipeline.purge_uninstalled_tenants", 86400),
+        ("events_purge", "jobs.pipeline.purge_old_events", 86400),
         ("forge_presence", "jobs.pipeline.check_forge_installations", 3600),
     }
 
