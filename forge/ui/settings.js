@@ -4,7 +4,7 @@ import { call, explain } from './api.js';
 import { h, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
-  ['include_people', 'Always allow these people (account ids)'], ['exclude_people', 'Never suggest these people (account ids)'],
+  ['include_people', 'Always allow these people, whatever their groups (account ids)'], ['exclude_people', 'Never suggest these people (account ids)'],
   ['learn_projects', 'Also learn from these projects'], ['learn_spaces', 'Also learn from these spaces']];
 
 function field(label, input) {

@@ -120,15 +120,19 @@ def inactive(tenant: Any) -> tuple[ColumnElement[bool], ...]:
 
 
 def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsOf | None) -> bool:
+    """The project's rules, in order: never these people; always these people ("Also these
+    people": in addition to whoever the group rules allow, even when in a "never" group, since a
+    name the admin wrote is the more specific rule); never these groups; only these groups."""
     if account_id in rules["exclude_people"]:
         return False
-    needs_groups = bool(rules["include_groups"] or rules["exclude_groups"])
-    groups = groups_of(account_id) if (needs_groups and groups_of) else set()
+    if account_id in rules["include_people"]:
+        return True  # and their groups need not be asked of the host
+    if not (rules["include_groups"] or rules["exclude_groups"]):
+        return True
+    groups = groups_of(account_id) if groups_of else set()
     if groups & set(rules["exclude_groups"]):
         return False
-    if not (rules["include_people"] or rules["include_groups"]):
-        return True
-    return account_id in rules["include_people"] or bool(groups & set(rules["include_groups"]))
+    return not rules["include_groups"] or bool(groups & set(rules["include_groups"]))
 
 
 def eligibility(session: Session, tenant_id: int, project_key: str | None,
@@ -137,6 +141,7 @@ def eligibility(session: Session, tenant_id: int, project_key: str | None,
     """A fast predicate for many accounts: preferences and project rules loaded once."""
     rules = project_settings(session, tenant_id, project_key)
     unavailable = _unavailable(session, tenant_id, now or utcnow(), until)
+    # A person's own choice (opt out, pause) and deactivation beat every rule, "always" too.
     return lambda account_id: (account_id not in unavailable
                                and _allowed_by_rules(account_id, rules, groups_of))
 

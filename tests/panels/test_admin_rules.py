@@ -1,0 +1,52 @@
+"""Project admin rules: who may be suggested."""
+from __future__ import annotations
+
+import pytest
+
+from tests.panels.conftest import Site
+from tests.panels.test_cached_views import JIRA_VIEWS, assert_as_uncached, warm
+
+ADMIN = "chirino"
+SETTINGS = "/api/admin/projects/AMQ/settings"
+
+
+@pytest.fixture(autouse=True)
+def admin(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+
+
+def _experts(site: Site, key: str) -> list[str]:
+    data = site.get(f"/api/content/jira/{key}/experts").get_json()
+    return [expert["account_id"] for expert in data["experts"]]
+
+
+def _save(site: Site, **rules: list[str]) -> None:
+    assert site.post(SETTINGS, rules, sub=ADMIN).status_code == 200
+
+
+def _opt_out(site: Site, person: str) -> None:
+    body = {"opted_out": True, "pause_days": None, "weekly_digest": None}
+    assert site.post("/api/me/preferences", body, sub=person).status_code == 200
+
+
+def test_also_these_people_are_allowed_besides_everyone_else(site: Site) -> None:
+    key = site.keys[-1]
+    first, second, *rest = _experts(site, key)
+    _opt_out(site, second)
+    # Listed, but their own choice and "never these people" still hold.
+    _save(site, include_people=["hiram", second, first], exclude_people=[first])
+    assert _experts(site, key)[:len(rest)] == rest
+    assert first not in _experts(site, key) and second not in _experts(site, key)
+
+
+def test_with_only_these_groups_the_people_listed_are_allowed_even_in_a_never_group(
+        site: Site) -> None:
+    key = site.stored()
+    warm(site, JIRA_VIEWS, key)  # the panels kept while the rules change
+    first, second, third = _experts(site, key)[:3]
+    site.host.add_to_group(first, "broker-devs")
+    site.host.add_to_group(second, "contractors")
+    _save(site, include_groups=["broker-devs"], exclude_groups=["contractors"],
+          include_people=[second])
+    assert _experts(site, key) == [first, second]  # third is in neither: left out
+    assert_as_uncached(site, JIRA_VIEWS, key)
