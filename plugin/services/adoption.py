@@ -49,10 +49,13 @@ def _issue_shares(session: Session, tenant_id: int, project: str,
             clicks[week_start(at)] += 1
     out: dict[date, dict[str, Any]] = {}
     for week, by_kind in sets.items():
-        viewed = len(by_kind["viewed"] | by_kind["shown"]) or 1
-        out[week] = {"viewed": len(by_kind["viewed"] | by_kind["shown"]),
-                     "shown_share": round(len(by_kind["shown"]) / viewed, 3),
-                     "used_share": round(len(by_kind["used"]) / viewed, 3),
+        viewed = by_kind["viewed"] | by_kind["shown"]
+        # "Issues this week where one was used": of those issues. A verdict can be said on an
+        # issue whose panel was not opened that week (or a made-up key), outside the share.
+        used = by_kind["used"] & viewed
+        out[week] = {"viewed": len(viewed),
+                     "shown_share": round(len(by_kind["shown"]) / (len(viewed) or 1), 3),
+                     "used_share": round(len(used) / (len(viewed) or 1), 3),
                      "reuse_clicks": clicks[week]}
     return out
 

@@ -1,8 +1,9 @@
-"""Project admin rules: who may be suggested."""
+"""Project admin rules and dashboard: who may be suggested, and the adoption figures."""
 from __future__ import annotations
 
 import pytest
 
+from plugin.services.panel_cache import EVENTS
 from tests.panels.conftest import Site
 from tests.panels.test_cached_views import JIRA_VIEWS, assert_as_uncached, warm
 
@@ -50,3 +51,15 @@ def test_with_only_these_groups_the_people_listed_are_allowed_even_in_a_never_gr
           include_people=[second])
     assert _experts(site, key) == [first, second]  # third is in neither: left out
     assert_as_uncached(site, JIRA_VIEWS, key)
+
+
+def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:
+    key = site.keys[-1]
+    target = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"][0]
+    EVENTS.flush()  # views are written in batches, within a second
+    for issue in (key, *site.keys[:4]):  # said helped on this issue, and on four no one opened
+        body = {"source": "jira", "key": issue, "target_item_id": target["item_id"],
+                "verdict": "helped"}
+        assert site.post("/api/feedback", body).status_code == 200
+    week = site.get("/api/admin/projects/AMQ/dashboard", sub=ADMIN).get_json()["weeks"][-1]
+    assert (week["viewed"], week["used_share"]) == (1, 1.0)
