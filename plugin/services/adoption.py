@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -76,9 +76,12 @@ def _questions(session: Session, tenant_id: int, project: str,
 
 
 def _kudos(session: Session, tenant_id: int, project: str, since: datetime) -> dict[date, int]:
+    prefix = f"{project}-"
+    # The key's prefix compared as is: in LIKE, a key's `_` matches any letter (A_B counted
+    # AXB-1), and SQLite's LIKE ignores case.
     rows = session.scalars(select(Kudos.created_at).where(
         Kudos.tenant_id == tenant_id, Kudos.source == "jira",
-        Kudos.item_key.like(f"{project}-%"), Kudos.created_at >= since)).all()
+        func.substr(Kudos.item_key, 1, len(prefix)) == prefix, Kudos.created_at >= since)).all()
     counts: dict[date, int] = defaultdict(int)
     for at in rows:
         counts[week_start(at)] += 1

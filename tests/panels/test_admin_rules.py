@@ -1,11 +1,16 @@
 """Project admin rules and dashboard: who may be suggested, and the adoption figures."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from connect.db import utcnow
+from plugin.models.social import Kudos
 from plugin.services.panel_cache import EVENTS
 from tests.panels.conftest import Site
 from tests.panels.test_cached_views import JIRA_VIEWS, assert_as_uncached, warm
+from tests.pipeline.conftest import v2_issue
 
 ADMIN = "chirino"
 SETTINGS = "/api/admin/projects/AMQ/settings"
@@ -63,3 +68,17 @@ def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:
         assert site.post("/api/feedback", body).status_code == 200
     week = site.get("/api/admin/projects/AMQ/dashboard", sub=ADMIN).get_json()["weeks"][-1]
     assert (week["viewed"], week["used_share"]) == (1, 1.0)
+
+
+def test_the_dashboard_counts_kudos_on_the_projects_own_issues(site: Site) -> None:
+    site.host.load_jira_issues([v2_issue("A_B-1", 70001, "A project with _ in its key",
+                                         "2024-01-02T00:00:00.000+0000")])
+    site.host.set_project_admin(ADMIN, "A_B")
+    with site.db.session() as session:
+        for key in ("A_B-1", "AXB-2", "a_b-3", "A_BC-4"):  # only the first is A_B's
+            session.add(Kudos(tenant_id=site.tenant.tenant_id, source="jira", item_key=key,
+                              from_account_id="aco", to_account_id="jstrachan", kind="thanks",
+                              message="", created_at=utcnow() - timedelta(minutes=1)))
+    dashboard = site.get("/api/admin/projects/A_B/dashboard", sub=ADMIN)
+    assert dashboard.status_code == 200
+    assert dashboard.get_json()["weeks"][-1]["kudos"] == 1
