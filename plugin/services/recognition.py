@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Select, distinct, func, select, text
+from sqlalchemy import ColumnElement, Select, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
 from plugin.models.content import Contribution, Person
 from plugin.models.social import Feedback, Kudos, Question
+from plugin.search.sites import of_site
 from plugin.services.errors import Refused
 from plugin.services.feedback import AUTHOR_ROLES
 from plugin.services.people import People
@@ -74,17 +77,20 @@ def kudos_on(session: Session, tenant_id: int, source: str, key: str) -> list[Ku
 
 def impact_queries(tenant_id: Any, account_id: Any, since: Any, until: Any) -> list[Select[Any]]:
     """The three counts of `impact`, one query each (values or bind parameters alike)."""
+    # The whole site's: a person's work and thanks in either product are theirs (a page that
+    # helped with an issue, a question answered in Confluence), as their choices are.
     helped = (select(func.count(distinct(Feedback.source + ":" + Feedback.item_key)))
               .join(Contribution, Contribution.item_id == Feedback.target_item_id)
-              .where(Feedback.tenant_id == tenant_id, Feedback.verdict == "helped",
-                     Contribution.tenant_id == tenant_id, Contribution.account_id == account_id,
+              .where(of_site(Feedback.tenant_id, tenant_id), Feedback.verdict == "helped",
+                     of_site(Contribution.tenant_id, tenant_id),
+                     Contribution.account_id == account_id,
                      Contribution.role.in_(AUTHOR_ROLES), Feedback.account_id != account_id,
                      Feedback.updated_at >= since, Feedback.updated_at < until))
     answered = select(func.count(Question.id)).where(
-        Question.tenant_id == tenant_id, Question.expert_account_id == account_id,
+        of_site(Question.tenant_id, tenant_id), Question.expert_account_id == account_id,
         Question.answered_at >= since, Question.answered_at < until)
     kudos = select(func.count(Kudos.id)).where(
-        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
+        of_site(Kudos.tenant_id, tenant_id), Kudos.to_account_id == account_id,
         Kudos.created_at >= since, Kudos.created_at < until)
     return [helped, answered, kudos]
 
@@ -107,13 +113,14 @@ def _display_names(session: Session, tenant_id: int, accounts: set[str]) -> dict
 
 def weekly_digest(session: Session, tenant_id: int, account_id: str,
                   week_start: date | datetime) -> dict[str, Any]:
-    """A person's week: thanks received (with who and why) and the impact of their work."""
+    """A person's week on the site: thanks received (with who and why) and their impact."""
     day = week_start.date() if isinstance(week_start, datetime) else week_start
     start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=7)
     received = session.scalars(select(Kudos).where(
-        Kudos.tenant_id == tenant_id, Kudos.to_account_id == account_id,
-        Kudos.created_at >= start, Kudos.created_at < end).order_by(Kudos.created_at)).all()
+        of_site(Kudos.tenant_id, tenant_id), Kudos.to_account_id == account_id,
+        Kudos.created_at >= start, Kudos.created_at < end)
+        .order_by(Kudos.created_at, Kudos.id)).all()
     names = _display_names(session, tenant_id, {k.from_account_id for k in received})
     week = impact(session, tenant_id, account_id, start, end)
     return {"account_id": account_id, "week_start": start.date().isoformat(),
@@ -126,15 +133,43 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
                         f"{week['kudos_received']} kudos this week.")}
 
 
+@dataclass(frozen=True)
+class SiteKudos:
+    """A cached view's fact: every kudos of the tenant's site, both products (a board that
+    counts the whole site shows one given in the other product; `freshness.AllKudos`, the
+    board's own, covers this product's alone)."""
+
+    moving: ClassVar[bool] = False
+    shape: tuple[Any, ...] = ("site kudos",)
+
+    def columns(self, bind: Callable[..., Any], dialect: str) -> list[ColumnElement[Any]]:
+        """Count, highest id and newest time of the site's kudos (an insert or delete shows)."""
+        site = of_site(Kudos.tenant_id, bind("tenant"))
+        return [select(func.count(Kudos.id)).where(site).scalar_subquery(),
+                select(func.max(Kudos.id)).where(site).scalar_subquery(),
+                select(func.max(Kudos.created_at)).where(site).scalar_subquery()]
+
+    def params(self) -> dict[str, Any]:
+        """None besides the tenant."""
+        return {}
+
+    def value(self, raw: Sequence[Any]) -> Any:
+        """The columns as read."""
+        return tuple(raw)
+
+
 def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,
           limit: int = 10, names: People | None = None,
           until: Until | None = None) -> list[dict[str, Any]]:
-    """People most thanked and credited since a date, optionally within one space.
+    """People most thanked and credited since a date on the whole site, or within one space.
 
     `until` hears when the oldest kudos counted leaves a window of the same length.
     """
-    counted = (Kudos.tenant_id == tenant_id, Kudos.created_at >= since,
-               *((Kudos.space == space,) if space else ()))
+    # The site: both products' thanks (the board says "Whole site"). A space is this
+    # product's alone: a Jira project may share its key.
+    where = (Kudos.tenant_id == tenant_id, Kudos.space == space) if space \
+        else (of_site(Kudos.tenant_id, tenant_id),)
+    counted = (*where, Kudos.created_at >= since)
     query = select(Kudos.to_account_id, func.count(Kudos.id).label("n")).where(*counted)
     if until is not None:
         oldest = session.scalar(select(func.min(Kudos.created_at)).where(*counted))

@@ -29,9 +29,14 @@ def _page_id() -> str:
     return request.args.get("pageId", "").strip()[:255]
 
 
+def _in_space(scope: str, space: str | None) -> bool:
+    """Whether a board counts one space's thanks, not the whole site's."""
+    return scope != "site" and bool(space)
+
+
 def _board(session: Any, scope: str, space: str | None, period: str) -> dict[str, Any]:
     days = PERIODS.get(period, 30)
-    in_space = scope != "site" and bool(space)
+    in_space = _in_space(scope, space)
     return {"board": recognition.board(session, g.tenant.id, utcnow() - timedelta(days=days),
                                        space=space if in_space else None,
                                        names=people(session), until=fragments.watch()),
@@ -55,6 +60,8 @@ def macro(macro: str) -> Any:
     scope, period = request.args.get("scope", "space"), request.args.get("period", "month")
     facts = panels.depends_on(MACROS[macro] or "board", "confluence", page_id, space,
                               g.account_id)
+    if MACROS[macro] is None and not _in_space(scope, space):
+        facts.append(recognition.SiteKudos())  # the board's own fact covers this product's
 
     panel = MACROS[macro]
     if panel is not None:
