@@ -22,6 +22,7 @@ from connect.models import Tenant
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.pipeline import DigestDelivery, DigestSubscription
 from plugin.services import recognition
+from plugin.services.people import People, host_lookup
 
 
 def set_subscription(session: Session, tenant_id: int, account_id: str, subscribed: bool) -> None:
@@ -129,7 +130,10 @@ def send_digest(db: Database, tenant_id: int, account_id: str, week: date, clien
         return "already"
     try:
         with db.session() as session:
-            digest = recognition.weekly_digest(session, tenant_id, account_id, week)
+            # Givers Inflow has no name for (a newcomer, someone known in Confluence alone) are
+            # asked of Jira, as panels ask: a digest names people, never shows an account id.
+            names = People(session, tenant_id, host_lookup(client, "jira"))
+            digest = recognition.weekly_digest(session, tenant_id, account_id, week, names)
             issue = latest_issue(session, tenant_id, account_id)
         status = "sent" if issue and _worth_sending(digest) else "skipped"
         if status == "sent":

@@ -11,16 +11,17 @@ from sqlalchemy import ColumnElement, Select, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
-from plugin.models.content import Contribution, Person
+from plugin.models.content import Contribution
 from plugin.models.social import Feedback, Kudos, Question
 from plugin.search.sites import of_site
 from plugin.services.errors import Refused
 from plugin.services.feedback import AUTHOR_ROLES
-from plugin.services.people import People
+from plugin.services.people import UNKNOWN, People
 from plugin.services.settings import Until
 
 PER_PAIR_PER_ITEM_PER_DAY = 1
 PER_GIVER_PER_DAY = 20
+SOMEONE = "Someone"  # a giver no name is known for
 
 
 def _count_given(session: Session, tenant_id: int, giver: str, since: datetime,
@@ -103,17 +104,20 @@ def impact(session: Session, tenant_id: int, account_id: str, since: datetime,
     return {"items_helped": helped, "questions_answered": answered, "kudos_received": kudos}
 
 
-def _display_names(session: Session, tenant_id: int, accounts: set[str]) -> dict[str, str]:
-    if not accounts:
-        return {}
-    rows = session.execute(select(Person.account_id, Person.display_name).where(
-        Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).all()
-    return {account: name for account, name in rows if name}
+def giver_names(names: People, accounts: set[str]) -> dict[str, str]:
+    """Who gave thanks, named as panels name them; "Someone" when no name is known."""
+    names.prefetch(accounts)
+    # Never the account id: it means nothing to a reader, and a digest is an e-mail.
+    return {account: name if (name := names.name(account)) != UNKNOWN else SOMEONE
+            for account in accounts}
 
 
 def weekly_digest(session: Session, tenant_id: int, account_id: str,
-                  week_start: date | datetime) -> dict[str, Any]:
-    """A person's week on the site: thanks received (with who and why) and their impact."""
+                  week_start: date | datetime, names: People | None = None) -> dict[str, Any]:
+    """A person's week on the site: thanks received (with who and why) and their impact.
+
+    `names` resolves givers Inflow has no name for (the digest job passes the host's lookup).
+    """
     day = week_start.date() if isinstance(week_start, datetime) else week_start
     start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=7)
@@ -121,11 +125,12 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
         of_site(Kudos.tenant_id, tenant_id), Kudos.to_account_id == account_id,
         Kudos.created_at >= start, Kudos.created_at < end)
         .order_by(Kudos.created_at, Kudos.id)).all()
-    names = _display_names(session, tenant_id, {k.from_account_id for k in received})
+    givers = giver_names(names or People(session, tenant_id),
+                         {k.from_account_id for k in received})
     week = impact(session, tenant_id, account_id, start, end)
     return {"account_id": account_id, "week_start": start.date().isoformat(),
             "week_end": end.date().isoformat(), "impact": week,
-            "kudos": [{"from": names.get(k.from_account_id, k.from_account_id), "kind": k.kind,
+            "kudos": [{"from": givers[k.from_account_id], "kind": k.kind,
                        "source": k.source, "key": k.item_key, "message": k.message}
                       for k in received],
             "summary": (f"Your work helped {week['items_helped']} items, you answered "

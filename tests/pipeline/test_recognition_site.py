@@ -1,4 +1,5 @@
-"""Recognition on a site with both products: the digest, impact and the board count both."""
+"""Recognition on a site with both products: the digest, impact and the board count both, and
+a digest names every giver."""
 
 from __future__ import annotations
 
@@ -91,6 +92,20 @@ def test_the_digest_sent_from_jira_counts_what_was_done_in_confluence(both: Both
     assert "Great runbook" in sent["textBody"] and "Fixed my broker" in sent["textBody"]
     assert sent["textBody"].startswith("Your work helped 1 items, you answered 1 questions "
                                        "and received 2 kudos this week.")
+
+
+def test_the_digest_names_givers_jira_knows_and_never_shows_an_account_id(both: Both) -> None:
+    site, at = both.site, _last_week_noon()
+    # Known to Inflow in Confluence alone, by id (pages carry no names): Jira names them.
+    colleague = data.confluence_users()[0]
+    both.thank(site.tenant_id, "jira", "AMQ-1", colleague["accountId"], "Thanks!", at)
+    both.thank(site.tenant_id, "jira", "AMQ-1", "557058:gone", "Old thanks", at + timedelta(1))
+
+    sent = _sent_digest(site)
+    assert sent["textBody"].splitlines()[1:] == [
+        f"{colleague['displayName']} thanked you on AMQ-1: Thanks!",
+        "Someone thanked you on AMQ-1: Old thanks"]
+    assert "557058:gone" not in sent["htmlBody"]
 
 
 def test_the_whole_site_board_counts_both_products_a_space_board_its_own(both: Both) -> None:
