@@ -206,12 +206,12 @@ class KudosOn(_Plain):
 
 @dataclass(frozen=True)
 class AllKudos(_Plain):
-    """Every kudos of the site (the recognition board counts them)."""
+    """Every kudos of the site, both products (the recognition board counts them)."""
 
     shape: tuple[Any, ...] = ("all kudos",)
 
     def columns(self, bind: Bind, dialect: str) -> list[ColumnElement[Any]]:
-        return _fingerprint(Kudos, Kudos.created_at, Kudos.tenant_id == bind("tenant"))
+        return _fingerprint(Kudos, Kudos.created_at, sites.of_site(Kudos.tenant_id, bind("tenant")))
 
     def params(self) -> dict[str, Any]:
         return {}

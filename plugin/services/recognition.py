@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, distinct, func, select, text
+from sqlalchemy import Select, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -136,31 +134,6 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
             "summary": (f"Your work helped {week['items_helped']} items, you answered "
                         f"{week['questions_answered']} questions and received "
                         f"{week['kudos_received']} kudos this week.")}
-
-
-@dataclass(frozen=True)
-class SiteKudos:
-    """A cached view's fact: every kudos of the tenant's site, both products (a board that
-    counts the whole site shows one given in the other product; `freshness.AllKudos`, the
-    board's own, covers this product's alone)."""
-
-    moving: ClassVar[bool] = False
-    shape: tuple[Any, ...] = ("site kudos",)
-
-    def columns(self, bind: Callable[..., Any], dialect: str) -> list[ColumnElement[Any]]:
-        """Count, highest id and newest time of the site's kudos (an insert or delete shows)."""
-        site = of_site(Kudos.tenant_id, bind("tenant"))
-        return [select(func.count(Kudos.id)).where(site).scalar_subquery(),
-                select(func.max(Kudos.id)).where(site).scalar_subquery(),
-                select(func.max(Kudos.created_at)).where(site).scalar_subquery()]
-
-    def params(self) -> dict[str, Any]:
-        """None besides the tenant."""
-        return {}
-
-    def value(self, raw: Sequence[Any]) -> Any:
-        """The columns as read."""
-        return tuple(raw)
 
 
 def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,

@@ -60,8 +60,6 @@ def macro(macro: str) -> Any:
     scope, period = request.args.get("scope", "space"), request.args.get("period", "month")
     facts = panels.depends_on(MACROS[macro] or "board", "confluence", page_id, space,
                               g.account_id)
-    if MACROS[macro] is None and not _in_space(scope, space):
-        facts.append(recognition.SiteKudos())  # the board's own fact covers this product's
 
     panel = MACROS[macro]
     if panel is not None:
