@@ -7,7 +7,9 @@ from flask import Blueprint, g, jsonify
 
 from connect.auth import get_db, require_jwt
 from plugin.api.common import load, register_errors
+from plugin.content.model import ItemDoc
 from plugin.matching.store import get_item
+from plugin.models.content import Item
 from plugin.models.social import Question
 from plugin.schemas.actions import (
     FeedbackSchema,
@@ -26,6 +28,7 @@ bp = Blueprint("api_actions", __name__, url_prefix="/api")
 register_errors(bp)
 
 LINK_TYPES = {"duplicate": "Duplicate", "relates": "Relates"}
+NO_SUCH_ITEM = "This site has no such issue or page that Inflow can see."
 
 
 def _viewer() -> str:
@@ -38,6 +41,29 @@ def _same_product(source: str) -> None:
     """Content of the other product is not on this site: refuse it before any host call."""
     if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
         raise Refused(422, f"This is a {g.tenant.product_type} site.", "source")
+
+
+def _on_site(session: Any, source: str, key: str) -> Item | ItemDoc:
+    """The item a request is about: stored, else as the site reads it; 422 when it has none.
+
+    A made-up key or space would count on a board and in impact, and go around the once per
+    item limits; an id and a key are one item, under its own key.
+    """
+    item = get_item(session, g.tenant.id, source, key)
+    found = item if item is not None else fetcher(source, key)()
+    if found is None:
+        raise Refused(422, NO_SUCH_ITEM, "key")
+    return found
+
+
+def _visible(*items: Item | ItemDoc) -> list[Any]:
+    """Those of the items the viewer may see, fetched or stored (each checked by its product)."""
+    check: panels.Visible = visible()
+    return check(list(items))
+
+
+def _seen(allowed: list[Any], item: Item | ItemDoc) -> bool:
+    return any(i is item for i in allowed)
 
 
 def _next_experts(session: Any, tenant_id: int, source: str, key: str, project: str | None,
@@ -107,11 +133,30 @@ def give_feedback() -> Any:
     viewer = _viewer()
     _same_product(body["source"])
     with get_db().session() as session:
-        row = feedback.give(session, g.tenant.id, source=body["source"], key=body["key"],
-                            project=project_of(body["source"], body["key"]),
+        viewed = _judged(session, body["source"], body["key"], body["target_item_id"])
+        row = feedback.give(session, g.tenant.id, source=body["source"], key=viewed.key,
+                            project=project_of(body["source"], viewed.key),
                             target_item_id=body["target_item_id"], verdict=body["verdict"],
                             account_id=viewer)
-        return jsonify({"target_item_id": row.target_item_id, "verdict": row.verdict})
+        answer = {"target_item_id": row.target_item_id, "verdict": row.verdict}
+    return jsonify(answer)
+
+
+def _judged(session: Any, source: str, key: str, target_item_id: int) -> Item | ItemDoc:
+    """The item a verdict is said on, if real and the viewer may see both it and the suggestion.
+
+    Each verdict is a "used" event on its item's board and credits the suggestion's authors: a
+    made-up key or an item hidden from the viewer would count. A hidden one answers as a missing
+    one, so neither existence is told.
+    """
+    target = feedback.suggestion(session, g.tenant.id, target_item_id)
+    viewed = _on_site(session, source, key)
+    allowed = _visible(viewed, target)  # one host call per product, cached from the panel's
+    if not _seen(allowed, viewed):
+        raise Refused(422, NO_SUCH_ITEM, "key")
+    if not _seen(allowed, target):
+        raise Refused(422, feedback.UNKNOWN_SUGGESTION, "target_item_id")
+    return viewed
 
 
 @bp.post("/links")
@@ -143,12 +188,10 @@ def give_kudos() -> Any:
     with get_db().session() as session:
         if not is_known(session, g.tenant.id, body["to_account_id"]):
             raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
-        item = get_item(session, g.tenant.id, body["source"], body["key"])
-        # Not learned yet: the site says whether it exists and in which space (a made-up key or
-        # space would count on a board, and go around the once-per-item limit).
-        found = item if item is not None else fetcher(body["source"], body["key"])()
-        if found is None:
-            raise Refused(422, "This site has no such issue or page that Inflow can see.", "key")
+        found = _on_site(session, body["source"], body["key"])
+        # The site reads items as the app: one hidden from the giver answers as a missing one.
+        if not _seen(_visible(found), found):
+            raise Refused(422, NO_SUCH_ITEM, "key")
         space, key = found.space, found.key  # the item's own key: an id or other spelling is one item
         kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=key,
                                   space=space, giver=giver, receiver=body["to_account_id"],

@@ -1,12 +1,16 @@
 """Who may give a verdict or a thank-you, on what, and what it counts: over the real API."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from connect.db import utcnow
+from plugin.matching.store import delete_item, get_item
 from plugin.models.content import Item
-from plugin.models.social import Feedback, Kudos
+from plugin.models.social import Feedback, Kudos, PanelEvent
+from plugin.services import recognition
 from plugin.services.feedback import authors_of
 from tests.panels.conftest import Site
 from tests.panels.test_cross_product import PAGE_ID, VIEWER, both  # noqa: F401 (a fixture)
@@ -59,5 +63,66 @@ def test_helped_on_a_page_suggested_on_an_issue_counts_and_credits_in_confluence
     assert say("not_relevant").status_code == 200  # taken back: counted and credited no more
     assert _counts(site, page["item_id"]) == (0, 1)
     assert _count(site, Kudos.kind == "helped", of=Kudos) == 0
+
+
+def test_verdicts_on_made_up_items_are_refused_and_count_nowhere(site: Site) -> None:
+    key = site.keys[-1]
+    target = _target(site, key)
+    with site.db.session() as session:
+        [author] = authors_of(session, site.tenant.tenant_id, target["item_id"])[:1]
+        before = recognition.impact(session, site.tenant.tenant_id, author, utcnow() - timedelta(days=30))
+    for n in range(1, 6):
+        refused = _verdict(site, f"ZZZ-{n}", target["item_id"])
+        assert refused.status_code == 422 and refused.get_json()["errors"] == UNKNOWN_ITEM
+    assert _count(site) == 0 and _counts(site, target["item_id"]) == (0, 0)
+    assert _count(site, PanelEvent.project == "ZZZ", of=PanelEvent) == 0
+    assert _count(site, Kudos.kind == "helped", of=Kudos) == 0
+    assert _verdict(site, key, target["item_id"]).status_code == 200  # the real one counts
+    with site.db.session() as session:
+        after = recognition.impact(session, site.tenant.tenant_id, author, utcnow() - timedelta(days=30))
+    assert after["items_helped"] == before["items_helped"] + 1
+
+
+def test_a_verdict_on_an_issue_not_learned_yet_is_kept_under_its_own_key(
+        site: Site, activemq_issues: list[dict[str, Any]]) -> None:
+    target = _target(site, site.keys[-1])
+    issue = next(i for i in activemq_issues if i["key"] == site.keys[0])
+    with site.db.session() as session:
+        assert delete_item(session, site.tenant.tenant_id, "jira", issue["key"])
+    assert _verdict(site, issue["id"], target["item_id"]).status_code == 200  # by its id
+    with site.db.session() as session:
+        assert session.scalars(select(Feedback.item_key)).all() == [issue["key"]]
+    assert _counts(site, target["item_id"]) == (1, 0)
+
+
+def test_a_verdict_on_what_the_viewer_cannot_see_is_refused_as_if_it_did_not_exist(site: Site) -> None:
+    key = site.keys[-1]
+    target = _target(site, key)
+    unknown = _verdict(site, key, 10**6, sub=MALLORY)
+    site.host.deny(MALLORY, target["key"])
+    hidden = _verdict(site, key, target["item_id"], sub=MALLORY)
+    assert (hidden.status_code, hidden.get_json()) == (unknown.status_code, unknown.get_json())
+    assert "target_item_id" in hidden.get_json()["errors"]
+    site.host.deny("eve", key)  # the issue itself, its suggestion visible
+    refused = _verdict(site, key, _target(site, site.keys[-2])["item_id"], sub="eve")
+    assert refused.status_code == 422 and refused.get_json()["errors"] == UNKNOWN_ITEM
+    assert _count(site) == 0 and _count(site, of=Kudos) == 0
+    assert _counts(site, target["item_id"]) == (0, 0)
+
+
+def test_kudos_on_an_item_the_giver_cannot_see_answer_as_on_a_missing_one(site: Site) -> None:
+    body = {"source": "jira", "to_account_id": "jstrachan", "message": "thanks"}
+    missing = site.post("/api/kudos", {**body, "key": "ZZZ-1"}, sub=MALLORY)
+    stored, unstored = site.keys[-1], site.keys[0]
+    with site.db.session() as session:
+        assert delete_item(session, site.tenant.tenant_id, "jira", unstored)
+        assert get_item(session, site.tenant.tenant_id, "jira", stored) is not None
+    for key in (stored, unstored):
+        site.host.deny(MALLORY, key)
+        hidden = site.post("/api/kudos", {**body, "key": key}, sub=MALLORY)
+        assert (hidden.status_code, hidden.get_json()) == (missing.status_code, missing.get_json())
+        assert hidden.status_code == 422, key
+    assert _count(site, of=Kudos) == 0
+    assert site.post("/api/kudos", {**body, "key": stored}, sub=ASKER).status_code == 201
 
 
