@@ -286,8 +286,12 @@ def refresh_key(tenant_id: int) -> str:
 
 def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
     """Refresh an item's stored suggestions and its nearest neighbours' (idempotent)."""
-    search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes it follows
-    return versions.refresh_around_apart(_db(), tenant_id, item_id)
+    return _refresh_now(_db(), tenant_id, item_id)
+
+
+def _refresh_now(db: Database, tenant_id: int, item_id: int) -> bool:
+    search.catch_up(db, tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes it follows
+    return versions.refresh_around_apart(db, tenant_id, item_id)
 
 
 def refresh_suggestions(tenant_id: int) -> int:
@@ -380,10 +384,19 @@ def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bo
 
 def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
     """Mark the items stale and make sure a refresh waits; no Redis: refresh now, never skip."""
+    _refresh_in(_db(), _connection(), tenant_id, item_ids)
+
+
+def refresh_soon(db: Database, redis_url: str | None, tenant_id: int, item_ids: list[int]) -> None:
+    """`_refresh_later` for the web process, on its app's database and Redis (a verdict changed
+    what ranks): one coalesced refresh job however many verdicts; without Redis, now."""
+    _refresh_in(db, redis_connection(redis_url) if redis_url else None, tenant_id, item_ids)
+
+
+def _refresh_in(db: Database, connection: Redis | None, tenant_id: int, item_ids: list[int]) -> None:
     item_ids = list(dict.fromkeys(item_ids))
     if not item_ids:
         return
-    connection = _connection()
     try:
         if connection is not None:
             mark_due(connection, refresh_key(tenant_id), item_ids, ahead=True)
@@ -392,7 +405,7 @@ def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
     except RedisError as exc:
         log.warning("refreshes of %d items run now, Redis unavailable: %s", len(item_ids), exc)
     for item_id in item_ids:
-        refresh_item_suggestions(tenant_id, item_id)
+        _refresh_now(db, tenant_id, item_id)
 
 
 def enqueue_refresh(connection: Redis, tenant_id: int, queue: str = QUEUE_REFRESH) -> bool:

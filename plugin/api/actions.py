@@ -1,11 +1,13 @@
 """State-changing panel actions: ask, accept, feedback, link, thank, click events."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
 from connect.auth import get_db, require_jwt
+from jobs.pipeline import refresh_soon
 from plugin.api.common import load, register_errors
 from plugin.content.model import ItemDoc
 from plugin.matching.store import get_item
@@ -23,6 +25,8 @@ from plugin.services.errors import Refused
 from plugin.services.panels import names_of
 from plugin.services.people import is_known
 from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("api_actions", __name__, url_prefix="/api")
 register_errors(bp)
@@ -128,7 +132,7 @@ def accept_answer(question_id: int) -> Any:
 @bp.post("/feedback")
 @require_jwt(context=True)
 def give_feedback() -> Any:
-    """Helped / Not relevant on a suggestion."""
+    """Helped / Not relevant on a suggestion; the item's stored suggestions are ranked again."""
     body = load(FeedbackSchema())
     viewer = _viewer()
     _same_product(body["source"])
@@ -139,6 +143,9 @@ def give_feedback() -> Any:
                             target_item_id=body["target_item_id"], verdict=body["verdict"],
                             account_id=viewer)
         answer = {"target_item_id": row.target_item_id, "verdict": row.verdict}
+        stored = viewed.id if isinstance(viewed, Item) else None  # one not stored has none yet
+    if stored is not None:  # once committed: the refresh ranks on the new counts
+        _refresh_ranking(g.tenant.id, stored)
     return jsonify(answer)
 
 
@@ -157,6 +164,16 @@ def _judged(session: Any, source: str, key: str, target_item_id: int) -> Item | 
     if not _seen(allowed, target):
         raise Refused(422, feedback.UNKNOWN_SUGGESTION, "target_item_id")
     return viewed
+
+
+def _refresh_ranking(tenant_id: int, item_id: int) -> None:
+    """Rank the item's suggestions again on the counts a verdict changed (with Redis, soon)."""
+    try:
+        refresh_soon(get_db(), current_app.extensions.get("inflow.redis_url"), tenant_id, [item_id])
+    except Exception:
+        # The verdict is stored and counted: the item's next refresh ranks on it, so the viewer
+        # is not told their verdict failed.
+        log.exception("tenant %s: refresh of item %s after a verdict failed", tenant_id, item_id)
 
 
 @bp.post("/links")
