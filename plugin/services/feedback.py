@@ -1,6 +1,7 @@
 """Helped / Not relevant verdicts on suggestions: stored, fed to ranking, credited to authors."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,14 @@ def _count(session: Session, target: Item) -> None:
     """Store the item's counts anew from the verdicts; in its own tenant, where ranking reads them."""
     set_feedback_counts(session, target.tenant_id, target.id, _people(session, target, "helped"),
                         _people(session, target, "not_relevant"))
+
+
+def recount(session: Session, target_item_ids: Iterable[int]) -> None:
+    """Count anew the verdicts on these items (after some were taken away, by an erasure say)."""
+    ids = set(target_item_ids)
+    if ids:
+        for target in session.scalars(select(Item).where(Item.id.in_(ids))):
+            _count(session, target)
 
 
 def suggestion(session: Session, tenant_id: int, target_item_id: int) -> Item:

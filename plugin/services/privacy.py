@@ -23,6 +23,7 @@ from plugin.models.social import (
 )
 from plugin.pipeline.digests import is_subscribed, set_subscription
 from plugin.search.sites import of_site
+from plugin.services import feedback
 from plugin.services.settings import preference, set_preference
 
 
@@ -139,8 +140,12 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]
     _drop_from_next_experts(session, tenants, account_id)
     session.execute(delete(Kudos).where(Kudos.tenant_id.in_(tenants), or_(
         Kudos.from_account_id == account_id, Kudos.to_account_id == account_id)))
+    # Their verdicts leave the counts too ("helped 3 people before" ranks and reads as a count).
+    judged = session.scalars(select(Feedback.target_item_id).where(
+        Feedback.tenant_id.in_(tenants), Feedback.account_id == account_id)).all()
     for model in (Feedback, PanelEvent, PersonPreference, DigestDelivery):
         session.execute(delete(model).where(model.tenant_id.in_(tenants), model.account_id == account_id))
+    feedback.recount(session, judged)
     for tenant in tenants:
         set_subscription(session, tenant, account_id, False)
         erase_from_matching(session, tenant, account_id)

@@ -126,3 +126,13 @@ def test_kudos_on_an_item_the_giver_cannot_see_answer_as_on_a_missing_one(site: 
     assert site.post("/api/kudos", {**body, "key": stored}, sub=ASKER).status_code == 201
 
 
+def test_erasing_someone_takes_their_verdicts_out_of_the_counts(site: Site) -> None:
+    key = site.keys[-1]
+    helped, dismissed = (_target(site, k)["item_id"] for k in (key, site.keys[-2]))
+    assert _verdict(site, key, helped).status_code == 200
+    assert _verdict(site, key, helped, sub="hiram").status_code == 200
+    assert _verdict(site, site.keys[-2], dismissed, verdict="not_relevant").status_code == 200
+    assert _counts(site, helped) == (2, 0) and _counts(site, dismissed)[1] == 1
+    assert site.post("/api/me/erase", {"confirm": "ERASE"}, sub=ASKER).status_code == 200
+    assert _counts(site, helped) == (1, 0)  # hiram's verdict stays
+    assert _counts(site, dismissed) == (0, 0)
