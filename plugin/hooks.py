@@ -9,7 +9,7 @@ from flask import Flask
 from connect.lifecycle import set_lifecycle_handler
 from connect.webhooks import set_event_handler
 from jobs.core import redis_connection
-from jobs.pipeline import enqueue_backfill, enqueue_drain, enqueue_reconcile
+from jobs.pipeline import enqueue_backfill, enqueue_drain, enqueue_reconcile, refresh_soon
 from plugin.pipeline.backfill import backfill_status, request_backfill
 
 
@@ -26,6 +26,12 @@ def start_backfill(app: Flask, tenant_id: int, restart: bool = False) -> dict[st
     if url:
         enqueue_backfill(redis_connection(url), tenant_id)
     return status
+
+
+def refresh_rankings(app: Flask, tenant_id: int, item_ids: list[int]) -> None:
+    """Rank the items' suggestions again soon (a verdict changed what ranks): one coalesced
+    refresh job however many verdicts; without Redis, now."""
+    refresh_soon(app.extensions["inflow.db"], app.extensions.get("inflow.redis_url"), tenant_id, item_ids)
 
 
 def init_app(app: Flask) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify
 
 from connect.auth import get_db, require_jwt
-from jobs.pipeline import refresh_soon
+from plugin import hooks
 from plugin.api.common import load, register_errors
 from plugin.content.model import ItemDoc
 from plugin.matching.store import get_item
@@ -169,7 +169,7 @@ def _judged(session: Any, source: str, key: str, target_item_id: int) -> Item | 
 def _refresh_ranking(tenant_id: int, item_id: int) -> None:
     """Rank the item's suggestions again on the counts a verdict changed (with Redis, soon)."""
     try:
-        refresh_soon(get_db(), current_app.extensions.get("inflow.redis_url"), tenant_id, [item_id])
+        hooks.refresh_rankings(current_app._get_current_object(), tenant_id, [item_id])  # type: ignore[attr-defined]
     except Exception:
         # The verdict is stored and counted: the item's next refresh ranks on it, so the viewer
         # is not told their verdict failed.
