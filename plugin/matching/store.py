@@ -391,11 +391,8 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
 def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[ItemDoc]:
     """The documents without the work people did before they erased their data (or their
     account closed): the host still shows it, Inflow never learns it again."""
-    accounts = {c.account_id for d in docs for c in d.contributions if c.account_id}
-    if not accounts:
-        return docs
-    erased = dict(session.execute(select(Erasure.account_id, Erasure.erased_at).where(
-        Erasure.tenant_id == tenant_id, Erasure.account_id.in_(accounts))).all())
+    accounts = sorted({c.account_id for d in docs for c in d.contributions if c.account_id})
+    erased = _erased_among(session, tenant_id, accounts) if accounts else {}
     if not erased:
         return docs
 
@@ -403,6 +400,29 @@ def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> li
         return c.account_id not in erased or (c.at is not None and c.at > erased[c.account_id])
 
     return [replace(d, contributions=[c for c in d.contributions if kept(c)]) for d in docs]
+
+
+def _erased_among(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, datetime]:
+    """When each of these accounts erased its data, for those that did.
+
+    Plain SQL first: nearly every store finds no one, and the ORM's statement cost more than
+    the lookup (a tenth of a one-item store on SQLite).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        found = connection.exec_driver_sql(_PG_ERASED, (tenant_id, accounts)).scalars().all()
+    else:
+        marks = ", ".join("?" * len(accounts))
+        found = connection.exec_driver_sql(
+            f"SELECT account_id FROM erasures WHERE tenant_id = ? AND account_id IN ({marks})",
+            (tenant_id, *accounts)).scalars().all()
+    if not found:
+        return {}
+    return dict(session.execute(select(Erasure.account_id, Erasure.erased_at).where(
+        Erasure.tenant_id == tenant_id, Erasure.account_id.in_(found))).all())
+
+
+_PG_ERASED = "SELECT account_id FROM erasures WHERE tenant_id = %s AND account_id = ANY(%b::TEXT[])"
 
 
 def upsert_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[Item]:

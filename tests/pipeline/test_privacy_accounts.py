@@ -93,9 +93,9 @@ def _edited_by_someone_else(site: Site, key: str, comment_by: str | None = None)
 
 
 def test_an_erased_persons_past_work_is_never_learned_again_but_new_work_is(
-    sqlite_url: str, make_site: Any
+    database_url: str, make_site: Any
 ) -> None:
-    site = make_site(sqlite_url)
+    site = make_site(database_url)
     site.host.load_jira_dataset("apache-activemq", limit=100)
     assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
     with site.db.session() as session:
