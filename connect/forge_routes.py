@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -122,7 +122,8 @@ def scheduled() -> Any:
     """The hourly scheduled trigger: the verified call brought a fresh system token (stored by
     `verify_forge_request`); the site's reconciliation is queued, once per delivery."""
     verified = verify_forge_request(trigger=True)
-    body = read_json_object()
+    # The verified token is the trigger; a delivery without a body must still reconcile the site.
+    body = read_json_object() if request.get_data(cache=True).strip() else {}
     g.tenant = verified.tenant
     # Stored like an event (already processed) so a redelivery of the same invocation, which
     # differs only by its retryContext, finds it and queues nothing again.

@@ -117,6 +117,16 @@ def test_the_hourly_trigger_stores_the_token_and_queues_reconciliation_once_unde
     assert later.status_code == 202 and len(notified) == 2
 
 
+def test_an_hourly_trigger_without_a_body_still_queues_reconciliation(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    notified: list[tuple[str, int]] = []
+    lifecycle.set_lifecycle_handler(forge_app, lambda event, t: notified.append((event, t)))
+    answer = forge_app.test_client().post("/forge/scheduled",
+                                          headers=forge_install.headers(ui=False, principal=None))
+    assert answer.status_code == 202
+    assert notified == [("scheduled", the_tenant(forge_app).id)]
+
+
 def test_a_redelivered_product_event_is_applied_once(forge_app: Flask,
                                                      forge_install: ForgeInstall) -> None:
     handed: list[int] = []
