@@ -5,7 +5,7 @@ import { h, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
   ['include_people', 'Always allow these people, whatever their groups (account ids)'], ['exclude_people', 'Never suggest these people (account ids)'],
-  ['learn_projects', 'Also learn from these projects'], ['learn_spaces', 'Also learn from these spaces']];
+  ['learn_projects', 'Suggest similar issues only from these projects (empty: all)'], ['learn_spaces', 'Suggest similar pages only from these spaces (empty: all)']];
 
 function field(label, input) {
   return h('label', { class: 'inflow-field' }, h('span', { text: label }), input);

@@ -313,7 +313,7 @@ class Items(_Rows):
         ids = [bind(f"i{n}", Integer()) for n in range(self.shape[1])]
         # `tenant_id + 0`: the ids are looked up by primary key; by site, as panels._light reads.
         return [_aggregate(_joined(dialect, cast(Item.id, String), Item.source, Item.key,
-                                   Item.external_id),
+                                   Item.external_id, Item.space),
                            (Item.id.in_(ids),
                             sites.of_site(Item.tenant_id + literal_column("0"), bind("tenant"))),
                            dialect)]
@@ -322,9 +322,9 @@ class Items(_Rows):
         return {f"i{n}": item_id for n, item_id in enumerate(_padded(self.ids, -1))}
 
     @staticmethod
-    def row(item_id: int, source: str, key: str, external_id: str | None) -> str:
-        """One item as this fact reads it."""
-        return FIELD.join((str(item_id), source, key, external_id or ""))
+    def row(item_id: int, source: str, key: str, external_id: str | None, space: str | None) -> str:
+        """One item as this fact reads it (its space: a project's "only from these spaces")."""
+        return FIELD.join((str(item_id), source, key, external_id or "", space or ""))
 
 
 @dataclass(frozen=True)

@@ -216,7 +216,7 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
-    rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id).where(
+    rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
         Item.id.in_(ids), sites.of_site(Item.tenant_id + 0, tenant_id))).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
@@ -330,7 +330,8 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
     settings = project_settings(session, tenant_id, project)
     subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True,
                        watch=watch)
-    found = _reuse_candidates(session, tenant_id, subject, _riding(visible, subject), watch)
+    found = _reuse_candidates(session, tenant_id, subject,
+                              _learned_from(settings, _riding(visible, subject)), watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
@@ -341,6 +342,21 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
     return {"panel": "reuse", "item": _item_summary(target), "purpose": settings["purpose"],
             "enabled": settings["panels"]["reuse"], "suggestions": items,
             "empty_reason": None if items else _reuse_empty_reason(target, viewer)}
+
+
+def _learned_from(settings: dict[str, Any], visible: Visible) -> Visible:
+    """`visible`, keeping only items of the projects and spaces the project's admin chose to
+    learn from (an empty list: all of that product's)."""
+    projects, spaces = set(settings["learn_projects"]), set(settings["learn_spaces"])
+    if not projects and not spaces:
+        return visible
+
+    def chosen(item: Any) -> bool:
+        if item.source == "jira":
+            return not projects or str(item.key).rsplit("-", 1)[0] in projects
+        return not spaces or item.space in spaces
+
+    return lambda items: visible([item for item in items if chosen(item)])
 
 
 def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,

@@ -95,10 +95,10 @@ def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) 
     stack.viewer = ADMIN
     try:
         frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=1040, height=1500)
-        frame.get_by_label("Learn from these projects", exact=False).fill("not a key")
+        frame.get_by_label("Suggest similar issues only from these projects", exact=False).fill("not a key")
         frame.get_by_role("button", name="Save settings").click()
         # Named as the page labels it, not by the API's field name.
-        frame.get_by_text("Learn from these projects (keys; empty: all): Not a project key.",
+        frame.get_by_text("Suggest similar issues only from these projects (keys; empty: all): Not a project key.",
                           exact=False).wait_for()
     finally:
         stack.viewer = "aco"

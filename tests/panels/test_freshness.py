@@ -35,7 +35,7 @@ def test_facts_read_alike_and_see_every_change_on_each_backend(
         refresh_suggestions(session, tid, item_id)
         people = dict(session.execute(select(Person.account_id, Person.display_name)
                                       .where(Person.tenant_id == tid)).all())
-        rows = session.execute(select(Item.id, Item.source, Item.key, Item.external_id)
+        rows = session.execute(select(Item.id, Item.source, Item.key, Item.external_id, Item.space)
                                .where(Item.tenant_id == tid).limit(3)).all()
     accounts = tuple(sorted(people)[:3])
     facts = [freshness.ItemState("jira", key), freshness.Stored("jira", key, "reuse"),
