@@ -63,7 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     supervisor.install_signal_handlers()
     env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
     try:
-        site_url = _start_site(supervisor, env, args.issues, args.pages)
+        site_url = _start_site(supervisor, env, args.issues, args.pages, f"http://localhost:{port}/demo")
     except BaseException:
         supervisor.stop_all()
         raise
@@ -110,8 +110,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _start_site(supervisor: Supervisor, env: dict[str, str], issues: int, pages: int) -> str:
-    argv = [sys.executable, "-m", "sandbox.site"]
+def _start_site(supervisor: Supervisor, env: dict[str, str], issues: int, pages: int,
+                viewer: str) -> str:
+    argv = [sys.executable, "-m", "sandbox.site", "--viewer", viewer]
     argv += ["--issues", str(issues)] if issues else []
     argv += ["--pages", str(pages)] if pages else []
     child = supervisor.spawn("sandbox site", argv, env, tier=0, stdout=subprocess.PIPE)

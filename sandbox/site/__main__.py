@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jira", default="apache-activemq", choices=datasets.JIRA_SETS)
     parser.add_argument("--issues", type=int, default=None, help="the first N issues (all)")
     parser.add_argument("--pages", type=int, default=None, help="the first N pages (all)")
+    parser.add_argument("--viewer", default=None,
+                        help="where people's links to issues and pages lead (`inflow demo`'s /demo)")
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    site = build_site(args.jira, args.issues, args.pages).start(args.port)
+    site = build_site(args.jira, args.issues, args.pages)
+    site.viewer_url = args.viewer
+    site.start(args.port)
     print(f"ready {site.url}", flush=True)
     try:
         stop.wait()

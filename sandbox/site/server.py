@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import secrets
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import jwt as pyjwt
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, redirect, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connect.jwt import CONTEXT_QSH, parse_query, query_string_hash
@@ -127,6 +128,8 @@ class FakeHost:
         self.latency = latency
         self.lock = threading.RLock()
         self.store = Store()
+        # Where a person's link to an issue or page leads (`make demo`'s views); None: nowhere.
+        self.viewer_url: str | None = None
         # Tests read every call; a long-running sandbox keeps the latest `keep_calls` or so.
         self.calls: list[Call] = []
         self.keep_calls = keep_calls
@@ -560,6 +563,23 @@ def raw_path_and_query() -> tuple[str, str]:
     return parts.path, request.query_string.decode("latin-1")
 
 
+_BROWSE = re.compile(r"^/browse/([A-Za-z][A-Za-z0-9_]*-\d+)/?$")
+_WIKI = re.compile(r"^/wiki/spaces/[^/]+/(?:pages|blog/\d{4}/\d{2}/\d{2})/(\d+)(?:/|$)")
+
+
+def _people_view(host: FakeHost, path: str) -> Response | None:
+    """A link people follow to an issue or page (as Inflow's panels show them): the demo's view
+    of it, not the REST API's 401."""
+    issue, page = _BROWSE.match(path), _WIKI.match(path)
+    if issue is None and page is None:
+        return None
+    if host.viewer_url is None:
+        return Response("The sandbox site shows issues and pages through `make demo`.\n",
+                        status=404, mimetype="text/plain")
+    where = f"?issue={issue.group(1)}" if issue is not None else f"/page?page={page.group(1)}"
+    return redirect(host.viewer_url.rstrip("/") + where, 302)
+
+
 def build_flask(host: FakeHost) -> Flask:
     """The Flask app with the gate: record, inject failures, authenticate."""
     app = Flask("sandbox.site")
@@ -568,6 +588,9 @@ def build_flask(host: FakeHost) -> Flask:
     def gate() -> Response | None:
         if request.path.startswith(CONTROL_PREFIX + "/"):
             return None  # not an Atlassian API: neither recorded nor authenticated
+        shown = _people_view(host, request.path)
+        if shown is not None:
+            return shown
         raw_path, raw_query = raw_path_and_query()
         call = host.record(Call(request.method, request.path, parse_query(raw_query),
                                 request.get_json(silent=True),
