@@ -86,7 +86,7 @@ function backfillCard(projectKey, initial) {
       ['Last checkpoint', data.checkpoint_at || '—'], ['Finished', data.finished_at || '—']];
     facts.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', { text: term }), h('dd', { text: value })]));
     errors.replaceChildren(...((data.errors || []).length ? data.errors : [null])
-      .map((e) => h('li', { text: e ? `${e.at} ${e.error}` : 'None' })));
+      .map((e) => h('li', { text: e ? `${e.at} ${e.error}` : 'No errors.' })));
   };
   show(initial);
   const restart = h('input', { type: 'checkbox', name: 'restart' });

@@ -103,4 +103,4 @@ class EraseSchema(Schema):
         unknown = RAISE
 
     confirm = fields.String(required=True, validate=validate.Equal("ERASE",
-                                                                   error="Type ERASE to confirm."))
+                                                                   error="Type the word ERASE, in capitals."))

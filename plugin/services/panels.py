@@ -297,8 +297,8 @@ def _experts_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> 
     if target is None:
         return ("Inflow has not learned this item yet, so it cannot tell who knows about it. "
                 "Suggestions appear shortly after it is indexed.")
-    return ("No one you can see has worked on similar items yet, or the people who have "
-            "chosen not to be suggested. As the team resolves more work, experts will appear.")
+    return ("No one you can see has worked on similar items yet, or those who have chose not "
+            "to be suggested. As the team resolves more work, experts will appear.")
 
 
 def question_list(session: Session, tenant_id: int, source: str, key: str,
