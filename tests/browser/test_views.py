@@ -104,6 +104,19 @@ def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) 
         stack.viewer = "aco"
 
 
+def test_the_settings_form_fits_a_narrow_frame(host_page: Any, stack: Stack) -> None:
+    stack.host.set_project_admin(ADMIN, "AMQ")
+    stack.viewer = ADMIN
+    try:
+        frame = host_page.open_view("/jira/admin?projectKey=AMQ", width=327, height=1500)
+        widths = frame.locator("html").evaluate(
+            "() => [document.documentElement.clientWidth,"
+            " Math.max(...[...document.querySelectorAll('fieldset')].map(f => f.getBoundingClientRect().right))]")
+        assert widths[1] <= widths[0], widths  # no fieldset runs out of the frame
+    finally:
+        stack.viewer = "aco"
+
+
 def test_a_project_admin_starts_a_backfill_and_sees_its_status(host_page: Any,
                                                                stack: Stack) -> None:
     stack.host.set_project_admin(ADMIN, "AMQ")
