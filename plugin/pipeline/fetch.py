@@ -42,6 +42,15 @@ def jira_issue(client: Requester, key_or_id: str, site_url: str) -> ItemDoc | No
     return jira_issue_to_doc(issue, site_url) if issue else None
 
 
+def confluence_kind(client: Requester, content_id: str) -> str | None:
+    """Whether a Confluence id is a page or a blog post, as the site says (None: neither is
+    visible); a page is asked first."""
+    for kind, collection in CONFLUENCE_COLLECTIONS.items():
+        if _get_or_none(client, f"/wiki/api/v2/{collection}/{segment(content_id)}") is not None:
+            return kind
+    return None
+
+
 def space_key(client: Requester, space_id: str | None, cache: dict[str, str]) -> str | None:
     """The key of a Confluence space id (cached: keys never change for an id)."""
     if not space_id:

@@ -15,7 +15,7 @@ from connect.host_client import HostError, segment
 from connect.models import Tenant
 from plugin.models.content import Item
 from plugin.models.social import Kudos, Question, QuestionEvent
-from plugin.pipeline.fetch import CONFLUENCE_COLLECTIONS
+from plugin.pipeline import fetch
 from plugin.services import permissions
 from plugin.services.errors import Refused
 from plugin.services.settings import eligibility, project_settings
@@ -44,20 +44,9 @@ def content_kind(session: Session, tenant_id: int, source: str, key: str,
                                                   Item.key == key))
     if kind or source == "jira":
         return kind or "issue"
-    return _confluence_kind(client, key) if client is not None else "page"
-
-
-def _confluence_kind(client: Any, content_id: str) -> str:
     # Content not stored yet (new since the last sync): a blog post's id given as pageId finds
-    # nothing, so ask which it is, page first as the panels' fetcher reads it.
-    for kind, collection in CONFLUENCE_COLLECTIONS.items():
-        try:
-            client.request("GET", f"/wiki/api/v2/{collection}/{segment(content_id)}")
-            return kind
-        except HostError as exc:
-            if exc.status not in (403, 404):
-                raise
-    return "page"  # neither is visible: the post is refused as it would have been
+    # nothing, so the site is asked which it is; neither visible: refused as a page would be.
+    return (fetch.confluence_kind(client, key) or "page") if client is not None else "page"
 
 
 def post_comment(client: Any, source: str, key: str, account_id: str, name: str | None,
