@@ -622,10 +622,11 @@ def report_personal_data(tenant_id: int) -> dict[str, int]:
 
 
 def erase_person(tenant_id: int, account_id: str) -> None:
-    """Erase one person's data everywhere in a tenant (a request from their personal page)."""
+    """Erase one person's data everywhere on a tenant's site (a request from their personal page)."""
     with _db().session() as session:
-        privacy.erase_person(session, tenant_id, account_id)
-    _forget(tenant_id, [account_id])
+        tenants = privacy.erase_person(session, tenant_id, account_id)
+    for erased_in in tenants:  # both products' installations, as the erasure itself
+        _forget(erased_in, [account_id])
 
 
 def _forget(tenant_id: int, accounts: list[str]) -> None:
