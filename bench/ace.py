@@ -1,7 +1,7 @@
 """Side by side: Inflow's real issue panel vs atlassian-connect-express's hello-world panel.
 
 Both servers run on loopback, one at a time, pinned to the same single core (`taskset`) with one
-worker process each (node is one process; gunicorn gets `--workers 1` with its configured threads).
+worker process each (node is one process; Inflow's web server gets one worker with its configured threads).
 The load generators run on the other core:
 - wrk (closed loop, Debian's wrk 4.1) with a Lua script that rotates through a pool of signed
   iframe URLs (long-expiry JWTs with the correct qsh for each URL) gives the maximum requests/s;
@@ -10,7 +10,7 @@ The load generators run on the other core:
 ACE and each of Inflow's three issue panels are measured in 3 alternating rounds (ACE, reuse,
 experts, contributors) and each panel's median ratio to that round's ACE is the one judged: other
 load on the machine moves either side by a third between runs.
-Then 3 more rounds by the issue's own protocol: each server as deployed (gunicorn with its
+Then 3 more rounds by the issue's own protocol: each server as deployed (`inflow web` with its
 configured workers; node's one process), `wrk -t2 -c32`, nothing pinned.
 ACE's tenant is written into its sequelize (sqlite3) store directly before it listens, as its
 /installed hook would store it; Inflow's tenant is the seeded one, its host the fake site.
@@ -49,10 +49,10 @@ from bench.seed import TenantInfo, fresh_dir, open_database, seeded_database
 from bench.servers import (
     bench_env,
     free_port,
-    gunicorn,
     pin,
     stop_process,
     wait_for_port,
+    web,
     web_config,
 )
 
@@ -61,7 +61,7 @@ DEFAULT_BACKENDS = ("sqlite",)
 PEER = ROOT / "bench" / "peers" / "ace"
 CONNECTIONS = 16
 # The issue's own measurement: wrk -t2 -c32 on loopback against each server as it is deployed
-# (Inflow's gunicorn with its configured workers, ACE's one node process), nothing pinned.
+# (Inflow's web server with its configured workers, ACE's one node process), nothing pinned.
 DEPLOYED_WRK = (2, 32)
 INFLOW_PANELS = ("reuse", "experts", "contributors")  # Jira loads every one on each issue view
 ROUNDS = 3  # alternating ACE / Inflow rounds; each panel's judged ratio is its median round's
@@ -150,9 +150,9 @@ def _ratio(inflow: dict, ace: dict) -> float:
 
 def _measure_inflow(env: dict[str, str], tenant: TenantInfo, panel: str, size: Size,
                     server_core: str | None, load_core: str | None, open_loop_too: bool = True) -> dict:
-    """One gunicorn (1 worker) per panel, so each starts cold and alike."""
-    # Production's worker class and threads (deploy/gunicorn.conf.py): nothing tuned for the benchmark.
-    with gunicorn(env, workers=1, cores=server_core) as (base, proc):
+    """One web server (1 worker) per panel, so each starts cold and alike."""
+    # Production's threads (INFLOW_WEB_THREADS): nothing tuned for the benchmark.
+    with web(env, workers=1, cores=server_core) as (base, proc):
         paths = _inflow_paths(tenant, panel, size)
         first = _warm(base, paths)
         result = _load(base, paths, size, load_core, _worker_pid(proc), open_loop_too)
@@ -240,7 +240,7 @@ def _ace_server(cores: str | None) -> Iterator[tuple[str, subprocess.Popen, dict
 def _deployed_rounds(env: dict[str, str], tenant: TenantInfo, size: Size, cores: str) -> dict:
     """The issue's own protocol: each server as deployed, wrk -t2 -c32, nothing pinned.
 
-    Inflow runs gunicorn with its configured workers (WEB_CONCURRENCY) and threads, as `inflow web`
+    Inflow runs its web server with its configured workers (WEB_CONCURRENCY) and threads, as `inflow web`
     does; ACE runs its one node process, as `npm start` does. Alternating rounds, as above.
     """
     threads, connections = DEPLOYED_WRK
@@ -254,7 +254,7 @@ def _deployed_rounds(env: dict[str, str], tenant: TenantInfo, size: Size, cores:
             ace = _wrk(base, paths, size.ace_seconds, cores, threads, connections)
         panels = {}
         for panel in panels_measured:
-            with gunicorn(env, workers=workers, cores=cores) as (base, _proc):
+            with web(env, workers=workers, cores=cores) as (base, _proc):
                 paths = _inflow_paths(tenant, panel, size)
                 _warm(base, paths)
                 panels[panel] = _wrk(base, paths, size.ace_seconds, cores, threads, connections)
@@ -379,8 +379,8 @@ def _server_rows(name: str, r: dict, where: str) -> list[Row]:
 
 def _rows(results: dict, size: Size, server_core: str | None, stored_s: float = 0.0) -> list[Row]:
     where = f"each pinned to core {server_core}" if server_core else "not pinned (one core)"
-    web = web_config()
-    served = f"{where}; gunicorn {web['worker_class']}, {web['threads']} thread(s) as deploy/gunicorn.conf.py sets"
+    server = web_config()
+    served = f"{where}; {server['server']}, {server['threads']} thread(s) as INFLOW_WEB_THREADS sets"
     rows: list[Row] = []
     for name, r in results.items():
         rows += _server_rows(name, r, where if name == "ace" else served)
@@ -424,7 +424,7 @@ def _deployed_rows(deployed: dict) -> list[Row]:
         rows.append(Row(NAME, f"Inflow {panel} panel as deployed / ACE hello panel throughput "
                               f"(wrk -t{threads} -c{connections})", round(ratio, 2), "x",
                         target=f">= {TARGET_RATIO:g}x", passed=ratio >= TARGET_RATIO,
-                        note=f"the issue's protocol: gunicorn with {deployed['workers']} workers as "
+                        note=f"the issue's protocol: `inflow web` with {deployed['workers']} workers as "
                              f"configured vs ACE's node process, both and wrk on every core, nothing "
                              f"pinned; {median['rps']:,.0f} requests/s (p99 {median['p99_us'] / 1000:.1f} "
                              f"ms, non-2xx {median['non_2xx']}); median of {len(ranked)} alternating "

@@ -147,7 +147,7 @@ def _proc_status_kb(pid: int, key: str) -> float:
 
 
 def children_of(pid: int) -> list[int]:
-    """Direct child pids (e.g. gunicorn's workers)."""
+    """Direct child pids (e.g. the web server's workers)."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
             return [int(p) for p in fh.read().split()]

@@ -1,4 +1,4 @@
-"""Panels: server time of the issue panels under gunicorn with N items, and page weight."""
+"""Panels: server time of the issue panels under the web server with N items, and page weight."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ from bench import corpus
 from bench.common import Row, Size, children_of, current_rss_mb, latency_rows, log, timed_loop
 from bench.http import Client, adopt_site, signed_path, start_fake_site
 from bench.seed import fresh_dir, open_database, seeded_database
-from bench.servers import gunicorn, postgres, valkey
+from bench.servers import postgres, valkey, web
 
 NAME = "panels"
 DEFAULT_BACKENDS = ("sqlite",)
@@ -36,7 +36,7 @@ def run(size: Size, backends: tuple[str, ...] = ("sqlite",), **_: object) -> lis
 
 
 def run_on(url: str, backend: str, size: Size) -> list[Row]:
-    """Seed, serve under gunicorn with the fake site behind the tenant, and measure."""
+    """Seed, serve under the web server with the fake site behind the tenant, and measure."""
     label = f"[{backend}]"
     tenant = seeded_database(url, size.items)
     site = start_fake_site(size.items)
@@ -47,7 +47,7 @@ def run_on(url: str, backend: str, size: Size) -> list[Row]:
         with valkey() as redis_url:
             env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "INFLOW_BASE_URL": "https://inflow.bench",
                    "INFLOW_AUTH_SERVER_URL": site.url, "INFLOW_LOG_LEVEL": "warning"}
-            with gunicorn(env, workers=1 if size.tiny else 2) as (base, proc):
+            with web(env, workers=1 if size.tiny else 2) as (base, proc):
                 return _measure(base, proc, tenant, size, label)
     finally:
         site.stop()
@@ -65,7 +65,7 @@ def _measure(base: str, proc, tenant, size: Size, label: str) -> list[Row]:
     n = f"{size.items:,}"
     log(f"panels {label}: warming the web workers (each builds its index once)")
     cold = _timed_get(client, _panel_path(tenant, "reuse", 0, 0))
-    for i in range(2 if size.tiny else 12):  # each gunicorn worker builds its index once: not a view's cost
+    for i in range(2 if size.tiny else 12):  # each web worker builds its index once: not a view's cost
         _timed_get(client, _panel_path(tenant, PANELS[i % 3], rng.randrange(size.items), i % VIEWERS))
         client.close()
     rows = [Row(NAME, f"{label} first panel of a cold web worker", round(cold * 1000, 1), "ms",
@@ -83,7 +83,7 @@ def _measure(base: str, proc, tenant, size: Size, label: str) -> list[Row]:
         log(f"panels {label}: {panel}")
         samples, counted = timed_loop(size.panel_requests, view, PANEL_BUDGET_S)
         rows += latency_rows(NAME, f"{label} {panel} panel server time at {n}", samples, target_ms=50,
-                             note=f"sequential GETs of the signed iframe URL under gunicorn on loopback, "
+                             note=f"sequential GETs of the signed iframe URL under the web server on loopback, "
                                   f"{VIEWERS} viewers, permission checks against the fake site; {counted}; "
                                   f"{100 * filled / max(1, len(samples)):.0f}% of panels had suggestions")
     weight, parts = page_weight(client, _panel_path(tenant, "experts", 1, 0))
@@ -93,7 +93,7 @@ def _measure(base: str, proc, tenant, size: Size, label: str) -> list[Row]:
     workers = children_of(proc.pid)
     rows.append(Row(NAME, f"{label} web worker resident memory (max of {len(workers)})",
                     round(max((current_rss_mb(w) for w in workers), default=float("nan")), 1), "MiB",
-                    note=f"gunicorn worker after the run, index of {n} items loaded"))
+                    note=f"web worker after the run, index of {n} items loaded"))
     client.close()
     return rows
 

@@ -1,4 +1,4 @@
-"""Pipeline: webhooks POSTed over HTTP to gunicorn, processed by real worker processes.
+"""Pipeline: webhooks POSTed over HTTP to the web server, processed by real worker processes.
 
 Throughput: a batch of `jira:issue_updated` webhooks (full issue with comments, as Jira sends
 them) is stored while no worker runs; then 1 (and later 2) worker processes start and we count
@@ -21,7 +21,7 @@ from bench import corpus
 from bench.common import Row, Size, latency_rows, log, peak_rss_mb, timed_loop, wait_until
 from bench.http import Client, adopt_site, host_token, start_fake_site
 from bench.seed import TenantInfo, fresh_dir, open_database, seeded_database
-from bench.servers import gunicorn, postgres, valkey, workers
+from bench.servers import postgres, valkey, web, workers
 
 NAME = "pipeline"
 DEFAULT_BACKENDS = ("sqlite", "postgresql")
@@ -46,7 +46,7 @@ def run(size: Size, backends: tuple[str, ...] = ("sqlite",), **_: object) -> lis
 
 
 def run_on(url: str, backend: str, size: Size, latency: bool) -> list[Row]:
-    """Seed, start the fake site, Valkey and gunicorn, then measure each phase."""
+    """Seed, start the fake site, Valkey and the web server, then measure each phase."""
     tenant = seeded_database(url, size.items)
     site = start_fake_site(size.items)
     try:
@@ -55,7 +55,7 @@ def run_on(url: str, backend: str, size: Size, latency: bool) -> list[Row]:
         with valkey() as redis_url:
             env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "INFLOW_BASE_URL": "https://inflow.bench",
                    "INFLOW_AUTH_SERVER_URL": site.url, "INFLOW_LOG_LEVEL": "warning"}
-            with gunicorn(env, workers=1 if size.tiny else 2) as (base, _proc):
+            with web(env, workers=1 if size.tiny else 2) as (base, _proc):
                 phases = Phases(db, base, tenant, env, size, f"[{backend}]", site)
                 # The freshness samples reuse the single worker the first phase started.
                 rows = phases.throughput(1, then=phases.freshness if latency else None)
@@ -213,7 +213,7 @@ class Phases:
             self._wait_worker_ready()
         samples, counted = timed_loop(self.size.latency_samples, sample, FRESH_BUDGET_S, minimum=5)
         note = ("POST jira:issue_created (a new issue repeating an earlier one) -> the reuse API for the "
-                "new issue shows it stored with that earlier issue suggested; gunicorn + Valkey + "
+                "new issue shows it stored with that earlier issue suggested; web server + Valkey + "
                 f"1 worker + {self.label.strip('[]')}; {counted}; {misses} not fresh within 30 s "
                 "(counted as 30 s)")
         return latency_rows(NAME, f"{self.label} webhook-to-fresh-suggestion", samples,

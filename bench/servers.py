@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import runpy
 import shutil
 import signal
 import socket
@@ -46,7 +45,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM the process we started, then SIGKILL what is left of its process group.
 
     Servers and workers are started in their own session (`start_new_session=True`), so the group
-    holds only them and their children (gunicorn's workers, rq's job forks) and none outlives us.
+    holds only them and their children (the web server's workers, rq's job forks) and none outlives us.
     """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -117,36 +116,27 @@ def pin(command: Sequence[str], cores: str | None) -> list[str]:
 
 
 def web_config() -> dict[str, object]:
-    """The production gunicorn settings the benchmarks run with (deploy/gunicorn.conf.py)."""
-    conf = ROOT / "deploy" / "gunicorn.conf.py"
-    if not conf.exists():
-        return {"worker_class": "sync", "threads": 1, "workers": 1}
-    settings = runpy.run_path(str(conf))  # reads the same environment gunicorn will
-    return {"worker_class": settings.get("worker_class", "sync"), "threads": settings.get("threads", 1),
-            "workers": settings.get("workers", 1)}
+    """The production web settings the benchmarks run with (plugin/runtime/web.py, from the environment)."""
+    from plugin.config import Settings
+
+    settings = Settings.from_env(bench_env())
+    return {"server": "granian", "threads": settings.web_threads, "workers": settings.web_concurrency}
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, threads: int | None = None,
-             cores: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Inflow under gunicorn on loopback, with the production config file when it exists.
+def web(env: dict[str, str], workers: int = 2, threads: int | None = None,
+        cores: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Inflow's web server as `inflow web` runs it (plugin/runtime/web.py), on loopback.
 
-    Only the port and the worker count are set here; worker class and threads are production's
-    (deploy/gunicorn.conf.py, so INFLOW_WEB_THREADS too) unless a caller asks for other threads.
+    Only the port and the worker count are set here; threads are production's
+    (INFLOW_WEB_THREADS) unless a caller asks for others.
     """
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn"]
-    conf = ROOT / "deploy" / "gunicorn.conf.py"
-    if conf.exists():
-        command += ["-c", str(conf)]
-    # Command-line settings win over the config file: the benchmark chooses port and workers.
-    command += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"]
+    command = [sys.executable, "-m", "plugin.runtime.web", "--host", "127.0.0.1"]
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "INFLOW_LOG_LEVEL": "warning"}
     if threads is not None:
-        command += ["--threads", str(threads)]
-    wsgi = ROOT / "plugin" / "wsgi.py"
-    command.append("plugin.wsgi:app" if wsgi.exists() else "plugin.app:create_app()")
-    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
-    logfile = open(_work() / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 (the server's, for its life)
+        env["INFLOW_WEB_THREADS"] = str(threads)
+    logfile = open(_work() / f"web-{port}.log", "wb")  # noqa: SIM115 (the server's, for its life)
     proc = subprocess.Popen(pin(command, cores), env=bench_env(**env), cwd=ROOT,
                             stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -4,7 +4,7 @@ The site: `traffic_items` learned issues, of which the generated ones (bench/cor
 ActiveMQ issues of sandbox/data as they stood at a cut in their history (created before it, with
 the comments and resolutions made before it). Its Jira is the fake site (sandbox/site) with every
 REST call waiting HOST_LATENCY_S, as a real site's round trip does; Inflow runs as production does:
-gunicorn (2 web workers, deploy/gunicorn.conf.py), Valkey, one `inflow worker` process, SQLite.
+`inflow web` (2 web workers, plugin/runtime/web.py), Valkey, one `inflow worker` process, SQLite.
 
 The replay: ActiveMQ's events after the cut, in their real order and proportions (issue created,
 comment created, issue resolved). Before each webhook the fake site is changed as Jira would have
@@ -42,7 +42,7 @@ from bench import corpus
 from bench.common import Row, Size, latency_rows, log, peak_rss_mb, percentiles, wait_until
 from bench.http import Client, adopt_site, host_token, signed_path, start_fake_site
 from bench.seed import TenantInfo, build_index, fresh_dir, open_database, seeded_database
-from bench.servers import gunicorn, valkey, workers
+from bench.servers import valkey, web, workers
 
 NAME = "traffic"
 DEFAULT_BACKENDS = ("sqlite",)
@@ -385,7 +385,7 @@ def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -
         with valkey() as redis_url:
             env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "INFLOW_BASE_URL": "https://inflow.bench",
                    "INFLOW_AUTH_SERVER_URL": site.url, "INFLOW_LOG_LEVEL": "warning"}
-            with gunicorn(env, workers=2) as (base, _proc), workers(env, count=1) as procs, \
+            with web(env, workers=2) as (base, _proc), workers(env, count=1) as procs, \
                     Tracker(db, tenant.id) as tracker:
                 rows = _phases(size, history, replay[0], steady, burst, pool, site, tenant, base,
                                tracker, db)

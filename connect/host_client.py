@@ -103,7 +103,7 @@ def shared_adapter() -> HTTPAdapter:
 
 
 def _forget_parents_connections() -> None:
-    # A forked child (a gunicorn worker, an rq work horse) must not write to its parent's sockets.
+    # A forked child (a web worker, an rq work horse) must not write to its parent's sockets.
     global _adapter, _adapter_lock
     _adapter, _adapter_lock = None, threading.Lock()
 

@@ -43,5 +43,8 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         sandbox.demo.init_app(app, settings.sandbox_url)
     import plugin.views.front
 
-    plugin.views.front.init_app(app)  # last: it answers only for the hooks it knows
+    plugin.views.front.init_app(app)  # it answers only for the hooks it knows
+    import plugin.forwarded
+
+    plugin.forwarded.init_app(app, settings.forwarded_allow_ips)  # outermost: every view sees the scheme
     return app

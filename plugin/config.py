@@ -1,7 +1,7 @@
 """Settings: every environment variable Inflow reads, read here once into a typed object.
 
 The names are a public contract (README's table): rename none. Code that runs without an app
-(jobs, the CLI, gunicorn's config) calls `Settings.from_env()`; the web app gets its values from
+(jobs, the CLI, the web server) calls `Settings.from_env()`; the web app gets its values from
 `Settings.flask_config()` in `app.config`, which is also how `connect/` is given them (it never
 imports this module).
 """
@@ -96,11 +96,10 @@ class Settings:
     shards: tuple[str, ...] = (DEFAULT_SHARD,)
     analysis_processes: int | None = None  # None: one helper on a machine with 2+ cores
     panel_cache: bool = True
-    access_log: str | None = "-"  # gunicorn's: "-" is stderr, None is off
+    access_log: str | None = "-"  # the web server's: "-" is stderr, a path a file, None is off
     log_level: str = "INFO"
     web_concurrency: int = 2
     web_threads: int = 16
-    web_timeout: int = 60
     forwarded_allow_ips: str = "127.0.0.1,::1"
     metrics_token: str | None = None
     prometheus_multiproc_dir: str | None = None
@@ -136,7 +135,6 @@ class Settings:
             log_level=env.get("INFLOW_LOG_LEVEL", d.log_level).upper(),
             web_concurrency=_integer(env, "WEB_CONCURRENCY", d.web_concurrency),
             web_threads=_integer(env, "INFLOW_WEB_THREADS", d.web_threads),
-            web_timeout=_integer(env, "INFLOW_WEB_TIMEOUT", d.web_timeout),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", d.forwarded_allow_ips),
             metrics_token=env.get("INFLOW_METRICS_TOKEN") or None,
             prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,

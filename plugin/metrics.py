@@ -1,6 +1,6 @@
 """Prometheus `/metrics`: request latency, queue depth, job failures, suggestions served and used.
 
-Request latency is a histogram observed in every web process. Under gunicorn set
+Request latency is a histogram observed in every web process. Under several web workers set
 PROMETHEUS_MULTIPROC_DIR (an empty folder, wiped at each start) so each worker writes its samples
 there and any worker's scrape sums them all. Everything else is read on scrape from where it
 already lives, so it is right whichever process answers: queue depth and failed jobs from rq in

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from plugin.config import PROJECT_ROOT, Settings
+from plugin.config import Settings
 from plugin.runtime.supervisor import Child, Supervisor
 
 log = logging.getLogger("inflow.serve")
 
-GUNICORN_CONF = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+WEB = [sys.executable, "-m", "plugin.runtime.web"]  # plugin/runtime/web.py
 STOP_TIMEOUT = 25.0  # seconds a child gets to stop gracefully before it is killed
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="all in one: migrate, Valkey if needed, web and worker")
     serve.set_defaults(func=cmd_serve)
-    web = subparsers.add_parser("web", help="the gunicorn web server on 0.0.0.0:$PORT")
+    web = subparsers.add_parser("web", help="the web server on 0.0.0.0:$PORT")
     web.set_defaults(func=cmd_web)
     worker = subparsers.add_parser(
         "worker", help="an rq worker with rq's scheduler (needs REDIS_URL)")
@@ -70,10 +70,10 @@ def _migrate(database_url: str, revision: str = "head") -> None:
 
 
 def cmd_web(_args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn serving plugin.wsgi:app."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
-    os.execv(sys.executable, argv)
-    return 0  # not reached
+    """Serve plugin.wsgi:app on $PORT (plugin/runtime/web.py) until SIGINT/SIGTERM."""
+    from plugin.runtime import web
+
+    return web.main([])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -108,7 +108,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:
-    """Migrate, then run Valkey (when REDIS_URL is unset), gunicorn and the worker together."""
+    """Migrate, then run Valkey (when REDIS_URL is unset), the web server and the worker together."""
     supervisor = Supervisor(stop_timeout=STOP_TIMEOUT)
     supervisor.install_signal_handlers()
     env = dict(os.environ)  # noqa: TID251  (copied for the children, which read their own)
@@ -149,7 +149,7 @@ def serve(supervisor: Supervisor, env: dict[str, str],
 
 
 def port_free(port: int) -> bool:
-    """Whether a server could listen on the port now (gunicorn would otherwise retry, then exit)."""
+    """Whether a server could listen on the port now (the web server would otherwise fail to start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
         try:
@@ -160,8 +160,7 @@ def port_free(port: int) -> bool:
 
 
 def _start_app(supervisor: Supervisor, env: dict[str, str], settings: Settings) -> None:
-    web = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "plugin.wsgi:app"]
-    supervisor.spawn("web", web, env, tier=1)
+    supervisor.spawn("web", WEB, env, tier=1)
     supervisor.spawn("worker", [sys.executable, "-m", "plugin.runtime_cli", "worker"], env, tier=1)
     log.info("Inflow on http://0.0.0.0:%s (REDIS_URL %s)",
              settings.port, env["REDIS_URL"])

@@ -60,7 +60,7 @@ class EventBuffer:
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # held while a flush writes
         self._wake = threading.Event()
-        self._owner: int | None = None  # the process whose thread flushes (gunicorn forks)
+        self._owner: int | None = None  # the process whose thread flushes (the web server forks)
 
     def add(self, engine: Any, events: list[dict[str, Any]]) -> None:
         """Queue events for `engine`'s database; the flusher thread starts on first use."""

@@ -1,6 +1,6 @@
 """`inflow demo`: Inflow installed into a sandbox site of real public data, at /demo.
 
-It runs what `inflow serve` runs (migrations, embedded Valkey, gunicorn, a worker with its search
+It runs what `inflow serve` runs (migrations, embedded Valkey, the web server, a worker with its search
 indexer) on a data directory of its own, beside the sandbox site as a fourth process. The site
 installs Inflow with a signed install, Inflow backfills it with its real backfill job, and the
 command says when /demo shows suggestions. Each run starts afresh: the sandbox keeps its content

@@ -6,7 +6,7 @@
 
 Items are resampled from sandbox/data (bench/corpus.py) and stored with upsert_items; the fake host
 answers permission checks over loopback. The seeded database is kept in $INFLOW_PROFILE_WORK.
-Times are the Flask handler's (test client), without gunicorn or the network to the browser.
+Times are the Flask handler's (test client), without the web server or the network to the browser.
 """
 from __future__ import annotations
 

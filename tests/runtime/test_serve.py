@@ -16,7 +16,7 @@ import requests
 from tests.conftest import free_port
 from tests.runtime.helpers import INFLOW, ROOT, alive, base_env, descendants, parent, wait_for
 
-# wrapper + valkey-server, gunicorn master + its worker, rq worker + its scheduler process
+# wrapper + valkey-server, web server + its worker, rq worker + its scheduler process
 EXPECTED_PROCESSES = 6
 
 
@@ -88,7 +88,7 @@ def test_signal_stops_serve_and_every_child_within_bounded_time(served: Served,
 def test_a_dying_child_stops_the_rest_and_serve_exits_nonzero(served: Served) -> None:
     children = descendants(served.proc.pid)
     web_master = next(pid for pid in children if parent(pid) == served.proc.pid
-                      and b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes())
+                      and b"inflow-web" in Path(f"/proc/{pid}/cmdline").read_bytes())
     os.kill(web_master, signal.SIGKILL)
     assert served.proc.wait(timeout=30) != 0
     wait_for(lambda: not any(alive(pid) for pid in children), 5, "children to be gone")

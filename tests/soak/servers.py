@@ -1,4 +1,4 @@
-"""The real processes of a soak run: PostgreSQL (pg_virtualenv's cluster), Valkey, gunicorn, workers."""
+"""The real processes of a soak run: PostgreSQL (pg_virtualenv's cluster), Valkey, the web server, workers."""
 from __future__ import annotations
 
 import os
@@ -139,13 +139,12 @@ def inflow_env(database_url: str, redis_url: str, base_url: str) -> dict[str, st
     return env
 
 
-def start_gunicorn(env: dict[str, str], port: int, log: Path, workers: int = 2,
-                   threads: int = 8) -> subprocess.Popen:
-    """Inflow under gunicorn (the production config) on 127.0.0.1:port."""
-    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-               "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads",
-               str(threads), "--log-level", "warning", "--access-logfile", "/dev/null",
-               "plugin.wsgi:app"]
+def start_web(env: dict[str, str], port: int, log: Path, workers: int = 2,
+                threads: int = 8) -> subprocess.Popen:
+    """Inflow's web server as `inflow web` runs it (plugin/runtime/web.py) on 127.0.0.1:port."""
+    command = [sys.executable, "-m", "plugin.runtime.web", "--host", "127.0.0.1"]
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "INFLOW_WEB_THREADS": str(threads),
+           "INFLOW_ACCESS_LOG": ""}
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port(port)

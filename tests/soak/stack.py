@@ -55,7 +55,7 @@ class Stack:
         """Start the web server alone: webhooks are stored, nobody applies them yet."""
         self.env.update(extra_env or {})
         port = int(self.base_url.rsplit(":", 1)[1])
-        self.web = servers.start_gunicorn(self.env, port, self.folder / "web.log")
+        self.web = servers.start_web(self.env, port, self.folder / "web.log")
 
     def start_workers(self, worker_count: int) -> None:
         """Start the workers (and so the relay, the indexer and the drains)."""
