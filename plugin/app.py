@@ -41,10 +41,11 @@ def create_app(config: dict[str, Any] | None = None, settings: Settings | None =
         import sandbox.demo
 
         sandbox.demo.init_app(app, settings.sandbox_url)
+    import plugin.forwarded
     import plugin.views.front
 
-    plugin.views.front.init_app(app)  # it answers only for the hooks it knows
-    import plugin.forwarded
-
-    plugin.forwarded.init_app(app, settings.forwarded_allow_ips)  # outermost: every view sees the scheme
+    # Every view Flask renders sees the scheme a trusted proxy reported; the cached views in
+    # front of it build no absolute URL, so their answers do not depend on it.
+    plugin.forwarded.init_app(app, settings.forwarded_allow_ips)
+    plugin.views.front.init_app(app)  # last: it answers only for the hooks it knows
     return app

@@ -27,5 +27,5 @@ class TrustedProxies:
 
 
 def init_app(app: Flask, allowed: str) -> None:
-    """Wrap the app (outermost) so every view sees the scheme a trusted proxy reported."""
+    """Wrap the app's WSGI callable so every view sees the scheme a trusted proxy reported."""
     app.wsgi_app = TrustedProxies(app.wsgi_app, allowed)  # type: ignore[method-assign]
