@@ -43,9 +43,15 @@ class _User(NamedTuple):
     active: bool | None  # the host's `active` when the object carries it
 
 
+# Accounts that are not people to ask or thank: apps (Automation for Jira, integrations), which
+# comment on and resolve issues by the thousand, and service-desk portal customers.
+NOT_PEOPLE = frozenset({"app", "customer"})
+
+
 def _user(value: Any) -> _User | None:
-    """Account id, display name and `active` of a Jira/Confluence user object; Server's `name` as fallback."""
-    if not isinstance(value, dict):
+    """Account id, display name and `active` of a Jira/Confluence user object; Server's `name` as
+    fallback. None for an app or portal customer: their work is kept, never credited to them."""
+    if not isinstance(value, dict) or value.get("accountType") in NOT_PEOPLE:
         return None
     account = value.get("accountId") or value.get("name") or value.get("key")
     if not account:

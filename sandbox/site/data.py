@@ -118,14 +118,15 @@ def _users_of(issue: dict[str, Any]) -> list[dict[str, Any]]:
     return [user for user in found if isinstance(user, dict)]
 
 
-def with_inactive(issue: dict[str, Any], account_id: str) -> dict[str, Any] | None:
-    """A copy of a (v2) issue in which the account shows as deactivated; None if it is not on it."""
+def with_user(issue: dict[str, Any], account_id: str, **changes: Any) -> dict[str, Any] | None:
+    """A copy of a (v2) issue in which the account's user objects carry `changes` (`active=False`:
+    deactivated); None if the account is not on it."""
     if not any(_account(user) == account_id for user in _users_of(issue)):
         return None
     issue = copy.deepcopy(issue)
     for user in _users_of(issue):
         if _account(user) == account_id:
-            user["active"] = False
+            user.update(changes)
     return issue
 
 

@@ -315,11 +315,18 @@ class FakeHost:
 
     def deactivate(self, account_id: str) -> None:
         """The account is deactivated (someone left): Jira shows `active: false` wherever it appears."""
+        self._change_user(account_id, active=False)
+
+    def make_app(self, account_id: str) -> None:
+        """The account is an app's (Automation for Jira, an integration): `accountType: app` wherever it appears."""
+        self._change_user(account_id, accountType="app")
+
+    def _change_user(self, account_id: str, **changes: Any) -> None:
         with self.lock:
             if account_id in self.store.users:
-                self.store.users[account_id] = {**self.store.users[account_id], "active": False}
+                self.store.users[account_id] = {**self.store.users[account_id], **changes}
             for key, issue in list(self.store.issues.items()):
-                changed = data.with_inactive(issue, account_id)
+                changed = data.with_user(issue, account_id, **changes)
                 if changed is not None:
                     self.store.issues[key] = changed
 

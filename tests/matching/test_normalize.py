@@ -75,6 +75,22 @@ def test_jira_v2_issue_with_comments_becomes_item_doc() -> None:
     assert doc.comments and "preleminary patch" in doc.comments[0]
 
 
+def test_apps_and_portal_customers_are_not_credited_but_their_words_are_kept() -> None:
+    bot = {"accountId": "557058:automation", "displayName": "Automation for Jira", "accountType": "app"}
+    customer = {"accountId": "qm:customer-1", "displayName": "A customer", "accountType": "customer"}
+    agent = {"accountId": "agent-1", "displayName": "Agent", "accountType": "atlassian"}
+    issue = {"id": "1", "key": "HELP-1", "fields": {
+        "summary": "VPN drops", "reporter": customer, "creator": agent, "assignee": bot,
+        "resolution": {"name": "Done"}, "resolutiondate": "2024-01-02T00:00:00.000+0000",
+        "created": "2024-01-01T00:00:00.000+0000", "comment": {"comments": [
+            {"author": bot, "body": "Auto-closed after 5 days without reply",
+             "created": "2024-01-02T00:00:00.000+0000"},
+            {"author": agent, "body": "Reopened", "created": "2024-01-03T00:00:00.000+0000"}]}}}
+    doc = jira_issue_to_doc(issue, "https://site.test")
+    assert {(c.account_id, c.role) for c in doc.contributions} == {("agent-1", "reporter"), ("agent-1", "commenter")}
+    assert doc.comments == ["Auto-closed after 5 days without reply", "Reopened"]
+
+
 def test_jira_v3_adf_issue_and_links() -> None:
     issue = {"id": "10001", "key": "APP-7", "fields": {
         "summary": "Login fails", "description": ADF, "created": "2024-01-02T03:04:05.000+0000",
