@@ -195,11 +195,16 @@ AHEAD_MS = 10**12
 
 
 def mark_due(connection: Redis, key: str, members: list[Any], ahead: bool = False) -> None:
-    """Make members due now (again, if a taker holds them: it will not settle them)."""
+    """Make members due now (again, if a taker holds them: it will not settle them).
+
+    A member already due keeps its earlier time (ZADD LT): an item changed again while it waits
+    is refreshed once, in its first place. Moved to the back at each change, an issue commented
+    on every few seconds was never reached while a burst lasted.
+    """
     if members:
         now = _now_ms() - (AHEAD_MS if ahead else 0)
         with connection.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {str(m): now for m in members})
+            pipe.zadd(key, {str(m): now for m in members}, lt=True)
             pipe.sadd(DUE_INDEX, key)
             pipe.execute()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,20 @@ def test_the_due_set_leases_members_and_keeps_those_changed_while_taken(redis_ur
     settle(connection, emptied, lease, taken)
     assert due_keys(connection, "inflow:refresh:test-") == []
     assert not connection.sismember(DUE_INDEX, emptied)  # an emptied set leaves the index
+
+
+def test_a_member_changed_again_while_due_keeps_its_place(redis_url: str) -> None:
+    connection = redis_connection(redis_url)
+    key = "inflow:refresh:test-place"
+    for member in (1, 2, 1):  # 1 is commented on again before its refresh
+        mark_due(connection, key, [member], ahead=True)
+        time.sleep(0.005)  # due times are in milliseconds
+    _, taken = take_due(connection, key, 1, lease_s=60)
+    assert taken == ["1"]  # first marked, first refreshed: not sent behind every later change
+    time.sleep(0.005)
+    mark_due(connection, key, [1], ahead=True)  # changed while being refreshed: due again, behind 2
+    _, again = take_due(connection, key, 5, lease_s=60)
+    assert again == ["2", "1"]
 
 
 def post_deletion(site: Any, n: int, issue_id: str, key: str) -> int:
