@@ -93,6 +93,11 @@ def project_id(project_key: str) -> str:
     return str(10000 + zlib.crc32(project_key.encode()) % 90000)
 
 
+# The Apache Software Foundation's integration accounts in these exports (commit notices, the
+# GitHub mirror, CI reports): on Jira Cloud an integration posts as an app (accountType "app").
+APP_ACCOUNTS = frozenset({"jira-bot", "githubbot", "hadoopqa", "hudson"})
+
+
 def user_v3(user: dict[str, Any] | None) -> dict[str, Any] | None:
     """A Cloud user: accountId (Server-era data falls back to the username), name, avatars."""
     if not user:
@@ -105,7 +110,7 @@ def user_v3(user: dict[str, Any] | None) -> dict[str, Any] | None:
         "displayName": user.get("displayName") or account_id,
         "avatarUrls": {f"{s}x{s}": AVATAR.format(size=s) for s in (48, 24, 16, 32)},
         "active": user.get("active", True) is not False,
-        "accountType": user.get("accountType", "atlassian"),
+        "accountType": user.get("accountType", "app" if account_id in APP_ACCOUNTS else "atlassian"),
         "timeZone": "UTC",
     }
 
