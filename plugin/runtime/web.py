@@ -16,6 +16,7 @@ from typing import Any
 
 from granian import Granian
 from granian.constants import Interfaces
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.common import AbstractServer
 
@@ -24,6 +25,10 @@ from plugin.config import Settings
 APP = "plugin.wsgi:app"
 # Shorter than `inflow serve`'s stop timeout, so a graceful stop finishes before serve kills.
 GRACEFUL_STOP_S = 15
+# How long an idle keep-alive connection stays open (hyper closes one that sends no request headers
+# within this): longer than the idle timeout of the load balancer in front (60 s on the common ones),
+# so the server never closes a connection the balancer is just reusing, which fails that request.
+KEEP_IDLE_MS = 75_000
 
 
 class _ChosenThreads(logging.Filter):
@@ -72,6 +77,7 @@ def server(settings: Settings, host: str = "0.0.0.0") -> AbstractServer[Any]:
         workers=settings.web_concurrency,
         blocking_threads=settings.web_threads,
         websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=KEEP_IDLE_MS),
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=log_config(settings),
         log_access=settings.access_log is not None,

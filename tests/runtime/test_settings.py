@@ -85,6 +85,9 @@ def test_the_web_server_takes_its_settings_from_the_environment(tmp_path: Path) 
     assert (server.bind_addr, server.bind_port, server.workers, server.blocking_threads) == (
         "127.0.0.1", 8123, 3, 2)
     assert (server.log_access, server.log_level.value) == (False, "warning")
+    # Idle keep-alive connections outlive a load balancer's 60 s idle timeout (hyper's default 30 s
+    # closed them under a balancer that was about to reuse them).
+    assert server.http1_settings.header_read_timeout > 60_000
     logs = web.log_config(Settings.from_env({"INFLOW_ACCESS_LOG": str(tmp_path / "access.log")}))
     assert logs["handlers"]["access"]["filename"] == str(tmp_path / "access.log")
     assert web.log_config(settings)["handlers"]["access"]["stream"] == "ext://sys.stderr"
