@@ -131,8 +131,10 @@ def web(env: dict[str, str], workers: int = 2, threads: int | None = None,
     Only the port and the worker count are set here; threads are production's
     (INFLOW_WEB_THREADS) unless a caller asks for others.
     """
+    from plugin.runtime_cli import WEB
+
     port = free_port()
-    command = [sys.executable, "-m", "plugin.runtime.web", "--host", "127.0.0.1"]
+    command = [*WEB, "--host", "127.0.0.1"]
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "INFLOW_LOG_LEVEL": "warning"}
     if threads is not None:
         env["INFLOW_WEB_THREADS"] = str(threads)

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
+from plugin.runtime_cli import WEB
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -140,9 +142,9 @@ def inflow_env(database_url: str, redis_url: str, base_url: str) -> dict[str, st
 
 
 def start_web(env: dict[str, str], port: int, log: Path, workers: int = 2,
-                threads: int = 8) -> subprocess.Popen:
+              threads: int = 8) -> subprocess.Popen:
     """Inflow's web server as `inflow web` runs it (plugin/runtime/web.py) on 127.0.0.1:port."""
-    command = [sys.executable, "-m", "plugin.runtime.web", "--host", "127.0.0.1"]
+    command = [*WEB, "--host", "127.0.0.1"]
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "INFLOW_WEB_THREADS": str(threads),
            "INFLOW_ACCESS_LOG": ""}
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("ab"),
