@@ -209,6 +209,11 @@ def mark_due(connection: Redis, key: str, members: list[Any], ahead: bool = Fals
             pipe.execute()
 
 
+def ahead_waiting(connection: Redis, key: str) -> bool:
+    """Whether a member marked `ahead` is due and not taken."""
+    return bool(connection.zcount(key, "-inf", _now_ms() - AHEAD_MS))
+
+
 def take_due(connection: Redis, key: str, count: int, lease_s: float) -> tuple[int, list[str]]:
     """Lease up to `count` due members; returns the lease's end (for `settle`) and them."""
     now = _now_ms()

@@ -27,6 +27,7 @@ from jobs.core import (
     QUEUE_DEFAULT,
     QUEUE_REFRESH,
     QUEUES,
+    ahead_waiting,
     database,
     due_keys,
     enqueue_coalesced,
@@ -333,7 +334,9 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
             return count, False
         search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
         for n, member in enumerate(members):
-            if n and give_way():
+            # A changed item marked while this chunk's neighbours are refreshed goes first: its
+            # viewers wait for it, and the neighbours' viewers see little change.
+            if n and (give_way() or (member.startswith(NEIGHBOUR) and ahead_waiting(connection, key))):
                 _mark_members_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
             count += _refresh_member(connection, key, tenant_id, member)

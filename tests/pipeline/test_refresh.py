@@ -174,6 +174,31 @@ def test_changed_items_are_refreshed_before_any_neighbour(
     assert connection.zcard(key) == 0
 
 
+def test_a_change_marked_while_neighbours_are_refreshed_goes_before_the_rest_of_them(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
+) -> None:
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
+    connection = redis_connection(redis_url)
+    key = jobs.refresh_key(site.tenant_id)
+    mark_due(connection, key, [f"{jobs.NEIGHBOUR}{first}", f"{jobs.NEIGHBOUR}{second}"])
+    order: list[str] = []
+    refresh_member = jobs._refresh_member
+
+    def recording(connection: Any, key: str, tenant_id: int, member: str) -> bool:
+        order.append(member)
+        if len(order) == 1:  # the item changes while the chunk's first neighbour is refreshed
+            mark_due(connection, key, [second], ahead=True)
+        return refresh_member(connection, key, tenant_id, member)
+
+    monkeypatch.setattr(jobs, "_refresh_member", recording)
+    assert jobs.refresh_due(connection, site.tenant_id) == (4, False)
+    # The change, then its own neighbour (marked behind the waiting one), then that one.
+    assert order == [f"{jobs.NEIGHBOUR}{first}", str(second), f"{jobs.NEIGHBOUR}{second}",
+                     f"{jobs.NEIGHBOUR}{first}"]
+    assert connection.zcard(key) == 0
+
+
 def item_id(site: Any, key: str) -> int:
     with site.db.session() as session:
         return session.scalar(select(Item.id).where(Item.key == key))
