@@ -9,9 +9,7 @@ under the same leases, so both can work on one site at once without refreshing a
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 
 from redis import Redis
@@ -21,15 +19,12 @@ from jobs.core import due_keys
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 0.25  # between two looks at the due sets when none had anything due
-NICENESS = 10  # below the jobs and any web process on the host: a panel view waits, a refresh can
 
 
 def run(connection: Redis, stop: threading.Event) -> None:
     """Refresh every site's due items until `stop`, the sites in turn."""
     from jobs import pipeline
 
-    with contextlib.suppress(OSError, AttributeError):  # Linux sets a thread's own priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
     failures = 0
     while not stop.is_set():
         try:

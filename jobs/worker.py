@@ -1,6 +1,7 @@
 """The rq worker: Inflow's queues, the JSON serializer, rq's scheduler and the periodic jobs."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import logging
@@ -61,6 +62,22 @@ def build_worker(connection: Redis, name: str | None = None) -> Worker:
     return Worker(queues, connection=connection, serializer=JSONSerializer, name=name)
 
 
+NICENESS = 10  # a worker's CPU priority: below the web processes of a host it shares
+
+
+def lower_priority() -> None:
+    """Run this process (and the threads it starts after) below the host's web processes.
+
+    A panel view is waited for; a refresh, a drain and a backfill can wait a moment. On a host
+    running both, the worker's refreshes otherwise take the cores the open panels need; on a
+    host of workers alone this changes nothing.
+    """
+    with contextlib.suppress(OSError):  # not permitted here: run at the priority given
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < NICENESS:
+            os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
+
+
 def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = False,
                name: str | None = None, logging_level: str = "INFO") -> int:
     """Reconcile the periodic jobs, then work until stopped (SIGINT/SIGTERM: warm shutdown).
@@ -75,6 +92,7 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
     """
     connection = worker_connection(redis_url)
     connection.ping()  # fail fast, with a clear error, when Redis is not there
+    lower_priority()
     from jobs.core import database
     from plugin.config import Settings
     from plugin.search import indexer

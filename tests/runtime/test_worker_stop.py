@@ -1,12 +1,15 @@
-"""`inflow worker` stops when told: SIGTERM or SIGINT is a warm shutdown, then exit 0."""
+"""`inflow worker` stops when told (SIGTERM or SIGINT is a warm shutdown, then exit 0), and
+runs below the web processes' CPU priority."""
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
 from redis import Redis
 
 from bench.common import wait_until
+from jobs import worker
 from tests.runtime.helpers import worker_process
 
 
@@ -24,3 +27,12 @@ def test_a_worker_told_to_stop_exits_instead_of_starting_again(sqlite_url: str, 
         assert wait_until(waiting_for_jobs, 30, interval=0.1), "the worker never waited for jobs"
         proc.send_signal(signum)
         assert proc.wait(timeout=20) == 0
+
+
+def test_a_worker_runs_below_the_web_processes_cpu_priority(sqlite_url: str, redis_url: str) -> None:
+    # On a host running both, a refresh can wait a moment; an open panel is waited for.
+    with worker_process(sqlite_url, redis_url) as proc:
+        redis = Redis.from_url(redis_url)
+        assert wait_until(lambda: bool(redis.keys("rq:worker:inflow.*")), 30, interval=0.1)
+        # (A runner already below it leaves it there: a worker never raises its priority.)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(worker.NICENESS, os.getpriority(os.PRIO_PROCESS, 0))
