@@ -48,6 +48,17 @@ class Worker(SimpleWorker):
         self.stop_requested = True
         super().request_stop(signum, frame)
 
+    def unsubscribe(self) -> None:
+        """rq's, with the command thread told to stop before the unsubscribe wakes it.
+
+        rq unsubscribes, then stops the thread, whose `stop()` waits for it (redis-py 8). A thread
+        that heard the unsubscribe before `stop()` cleared its flag went on to wait a minute (rq's
+        sleep_time) for a subscription: a worker stopped soon after it started hung that long.
+        """
+        if self.pubsub_thread is not None:
+            self.pubsub_thread.stop(timeout=0)  # the flag only; the unsubscribe's answer ends it
+        super().unsubscribe()
+
 
 def build_worker(connection: Redis, name: str | None = None) -> Worker:
     """A non-forking rq worker on the local shards' queues and every Inflow queue, in priority order.

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 from redis import Redis
 
 from bench.common import wait_until
 from jobs import worker
+from jobs.worker import build_worker, worker_connection
 from tests.runtime.helpers import worker_process
 
 
@@ -36,3 +39,22 @@ def test_a_worker_runs_below_the_web_processes_cpu_priority(sqlite_url: str, red
         assert wait_until(lambda: bool(redis.keys("rq:worker:inflow.*")), 30, interval=0.1)
         # (A runner already below it leaves it there: a worker never raises its priority.)
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(worker.NICENESS, os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def test_a_worker_stops_at_once_when_its_command_thread_hears_the_unsubscribe_first(redis_url: str) -> None:
+    worker = build_worker(worker_connection(redis_url), name="inflow.test.unsubscribe")
+    worker.subscribe()
+    pubsub = worker.pubsub
+    unsubscribe = pubsub.unsubscribe
+
+    def heard_first(*args: object) -> object:  # the main thread held up between unsubscribe and stop
+        sent = unsubscribe(*args)
+        assert wait_until(lambda: not pubsub.subscribed, 5, interval=0.01)
+        time.sleep(0.1)
+        return sent
+
+    pubsub.unsubscribe = heard_first  # type: ignore[method-assign]
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(10)  # rq's sleep_time is 60 s: a thread left waiting for a subscription takes that
+    assert not stopping.is_alive() and not worker.pubsub_thread.is_alive()
