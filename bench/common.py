@@ -130,6 +130,19 @@ def memory_mb(pid: int | None = None) -> dict[str, float]:
             "file": _proc_status_kb(pid, "RssFile") / 1024}
 
 
+def child_named(pid: int, title: str) -> int | None:
+    """A child process of `pid` whose command line starts with `title` (as setproctitle sets it)."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        children = [int(c) for task in tasks for c in (task / "children").read_text().split()]
+        for child in children:
+            if Path(f"/proc/{child}/cmdline").read_bytes().startswith(title.encode()):
+                return child
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of another process, from /proc."""
     return _proc_status_kb(pid, "VmHWM") / 1024

@@ -39,7 +39,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import corpus
-from bench.common import Row, Size, latency_rows, log, peak_rss_mb, percentiles, wait_until
+from bench.common import (
+    Row,
+    Size,
+    child_named,
+    latency_rows,
+    log,
+    peak_rss_mb,
+    percentiles,
+    wait_until,
+)
 from bench.http import Client, adopt_site, host_token, signed_path, start_fake_site
 from bench.seed import TenantInfo, build_index, fresh_dir, open_database, seeded_database
 from bench.servers import valkey, web, workers
@@ -391,6 +400,11 @@ def run(size: Size, backends: tuple[str, ...] = DEFAULT_BACKENDS, **_: object) -
                                tracker, db)
                 rows.append(Row(NAME, "worker peak resident memory", round(peak_rss_mb(procs[0].pid), 1),
                                 "MiB", note="VmHWM of the one worker process"))
+                refresher = child_named(procs[0].pid, "inflow-refresher")
+                if refresher is not None:
+                    rows.append(Row(NAME, "worker's refresher process peak resident memory",
+                                    round(peak_rss_mb(refresher), 1), "MiB",
+                                    note="VmHWM of the process the worker ranks in (jobs/refresher.py)"))
         db.dispose()
         return rows
     finally:

@@ -17,7 +17,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from jobs import refresher
-from jobs.core import get_queue, redis_connection, worker_queues
+from jobs.core import get_queue, worker_queues
 from jobs.scheduling import PeriodicJob, reconcile
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
 
     Beside the jobs, each local search shard gets an indexer thread: the one of the machine's
     workers that holds the shard's lock writes it, the others stand by to take over. A refresher
-    thread refreshes stale stored suggestions while the jobs wait on sites (`jobs.refresher`).
+    process refreshes stale stored suggestions while the jobs wait on sites (`jobs.refresher`).
 
     rq quits on a Redis error outside a job (a full Redis refuses even the record of a job's
     end). This process then waits until Redis takes writes again and works on as a new rq
@@ -110,8 +110,8 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
 
     stop, requested = threading.Event(), threading.Event()
     indexer.start(database(), Settings.from_env(), stop)
-    if not burst:  # a burst worker runs its queues empty and ends; refresh jobs do its refreshing
-        refresher.start(redis_connection(redis_url), stop)
+    # A burst worker runs its queues empty and ends; refresh jobs do its refreshing.
+    refreshing = None if burst else refresher.start(redis_url, stop)
     base = name or f"inflow.{socket.gethostname()}.{os.getpid()}"
     try:
         for attempt in itertools.count():
@@ -129,6 +129,8 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
             # rq logged the error it quit on; its registry entry expires (the next name differs)
     finally:
         stop.set()
+        if refreshing is not None:
+            refreshing.join()  # the refresher process stopped with this one
     return 0
 
 

@@ -219,8 +219,8 @@ def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     monkeypatch.setattr(jobs, "REFRESH_SLICE_S", 0.0)
     mark_due(connection, key, items, ahead=True)
     refresh_queue = get_queue(connection, QUEUE_REFRESH)
-    # A worker's refresher thread: one item, then it gives way; the rest stay due, and no job is
-    # queued (the thread comes back to the due sets itself).
+    # A worker's refresher: one item, then it gives way; the rest stay due, and no job is
+    # queued (the refresher comes back to the due sets itself).
     assert jobs.refresh_due(connection, site.tenant_id) == (1, True)
     assert connection.zcard(key) == 2 and not refresh_queue.get_job_ids()
     # The job gives way alike, and queues its own continuation behind the events.

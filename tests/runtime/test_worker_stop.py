@@ -1,16 +1,17 @@
 """`inflow worker` stops when told (SIGTERM or SIGINT is a warm shutdown, then exit 0), and
-runs below the web processes' CPU priority."""
+runs below the web processes' CPU priority, with a refresher process it keeps running."""
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 from redis import Redis
 
-from bench.common import wait_until
+from bench.common import child_named, wait_until
 from jobs import worker
 from jobs.worker import build_worker, worker_connection
 from tests.runtime.helpers import worker_process
@@ -39,6 +40,33 @@ def test_a_worker_runs_below_the_web_processes_cpu_priority(sqlite_url: str, red
         assert wait_until(lambda: bool(redis.keys("rq:worker:inflow.*")), 30, interval=0.1)
         # (A runner already below it leaves it there: a worker never raises its priority.)
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(worker.NICENESS, os.getpriority(os.PRIO_PROCESS, 0))
+
+
+def _refresher(proc: subprocess.Popen[bytes]) -> int | None:
+    return child_named(proc.pid, "inflow-refresher")
+
+
+def test_the_workers_refresher_process_is_started_again_and_ends_with_the_worker(
+        sqlite_url: str, redis_url: str) -> None:
+    with worker_process(sqlite_url, redis_url) as proc:
+        assert wait_until(lambda: _refresher(proc) is not None, 30, interval=0.1), "no refresher process"
+        first = _refresher(proc)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # the kernel's OOM killer, say
+        assert wait_until(lambda: _refresher(proc) not in (None, first), 30, interval=0.1), \
+            "the worker did not start another refresher"
+        second = _refresher(proc)
+        assert second is not None
+        os.kill(proc.pid, signal.SIGKILL)  # the worker killed with no time to stop its refresher
+        assert wait_until(lambda: not _alive(second), 10, interval=0.1), "the refresher outlived its worker"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
 
 
 def test_a_worker_stops_at_once_when_its_command_thread_hears_the_unsubscribe_first(redis_url: str) -> None:
