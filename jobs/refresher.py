@@ -65,7 +65,12 @@ def _supervise(redis_url: str, stop: threading.Event) -> None:
     context = multiprocessing.get_context("spawn")
     while not stop.is_set():
         process = context.Process(target=main, args=(redis_url, os.getpid()), name="inflow-refresher")
-        process.start()
+        try:
+            process.start()
+        except OSError:  # no memory or processes left for it now: the refresh jobs go on meanwhile
+            log.exception("could not start the refresher process")
+            stop.wait(RESTART_SECONDS * 10)
+            continue
         while process.is_alive() and not stop.wait(1.0):
             pass
         if stop.is_set():

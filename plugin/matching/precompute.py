@@ -21,32 +21,33 @@ from plugin.models.content import IndexState, Item, StoredSuggestion
 STORED = 10  # more than a panel shows, so read-time filtering still leaves enough
 
 
-def _store(session: Session, tenant_id: int, item_id: int, kind: str, payload: list[dict[str, Any]],
+def _store(session: Session, tenant_id: int, item_id: int, payloads: dict[str, list[dict[str, Any]]],
            seq: int) -> None:
     # One upsert, not read-then-insert: two workers refreshing the same item at once would
     # otherwise both insert and one would fail on the (tenant, item, kind) key.
-    values = {"tenant_id": tenant_id, "item_id": item_id, "kind": kind, "payload": payload,
-              "index_seq": seq, "computed_at": utcnow()}
-    stmt = dialect_insert(session, StoredSuggestion).values(**values)
+    now = utcnow()
+    rows = [{"tenant_id": tenant_id, "item_id": item_id, "kind": kind, "payload": payload,
+             "index_seq": seq, "computed_at": now} for kind, payload in payloads.items()]
+    stmt = dialect_insert(session, StoredSuggestion).values(rows)
     session.execute(stmt.on_conflict_do_update(
         index_elements=["tenant_id", "item_id", "kind"],
         set_={"payload": stmt.excluded.payload, "index_seq": stmt.excluded.index_seq,
               "computed_at": stmt.excluded.computed_at}))
 
 
-def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> Item | None:
-    """Compute and store the top reuse and expert candidates for an item (idempotent); the item,
-    or None when the tenant has no such item."""
+def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[int] | None:
+    """Compute and store the top reuse and expert candidates for an item (idempotent); the ids of
+    its reuse suggestions, best first, or None when the tenant has no such item."""
     item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
     if item is None:
         return None
     seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
     reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
     experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
-    _store(session, tenant_id, item_id, "reuse", [asdict(s) for s in reuse], seq)
-    _store(session, tenant_id, item_id, "experts", [asdict(s) for s in experts], seq)
+    _store(session, tenant_id, item_id, {"reuse": [asdict(s) for s in reuse],
+                                         "experts": [asdict(s) for s in experts]}, seq)
     session.flush()
-    return item
+    return [s.item_id for s in reuse]
 
 
 def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:

@@ -58,10 +58,10 @@ def _refresh_one(sessions: Callable[[], AbstractContextManager[Session]], tenant
     """Refresh one item in a session of `sessions()`; its nearest neighbours (when asked), or None
     when it is gone."""
     with sessions() as session:
-        item = precompute.refresh_suggestions(session, tenant_id, item_id)
-        if item is None:
+        similar = precompute.refresh_suggestions(session, tenant_id, item_id)
+        if similar is None:
             return None
-        return _neighbours(session, tenant_id, item) if neighbours else []
+        return [i for i in similar if i != item_id][:FANOUT] if neighbours else []
 
 
 def _refresh_each(sessions: Callable[[], AbstractContextManager[Session]], tenant_id: int,
