@@ -291,7 +291,7 @@ def refresh_item_suggestions(tenant_id: int, item_id: int) -> bool:
 
 
 def _refresh_now(db: Database, tenant_id: int, item_id: int) -> bool:
-    search.catch_up(db, tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes it follows
+    search.catch_up(db, tenant_id, timeout=search.FRESH_WAIT, items=[item_id])  # rank on the changes it follows
     return versions.refresh_around_apart(db, tenant_id, item_id)
 
 
@@ -332,7 +332,8 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count, False
-        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT)  # rank on the changes they follow
+        # Rank on the changes they follow (not on later ones: a burst would keep this waiting).
+        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=_item_ids(members))
         for n, member in enumerate(members):
             # A changed item marked while this chunk's neighbours are refreshed goes first: its
             # viewers wait for it, and the neighbours' viewers see little change.
@@ -361,6 +362,11 @@ def _mark_members_due(connection: Redis, key: str, members: list[str]) -> None:
     """Mark members due again, changed items still ahead of neighbours."""
     mark_due(connection, key, [m for m in members if not m.startswith(NEIGHBOUR)], ahead=True)
     mark_due(connection, key, [m for m in members if m.startswith(NEIGHBOUR)])
+
+
+def _item_ids(members: list[str]) -> list[int]:
+    """The items that due members name (changed items and neighbours alike)."""
+    return [int(m.removeprefix(NEIGHBOUR)) for m in members]
 
 
 def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) -> bool:

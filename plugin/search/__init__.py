@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from connect.db import Database
 from plugin.config import DEFAULT_SHARD, Settings
-from plugin.models.content import IndexProgress, IndexState
+from plugin.models.content import IndexProgress, IndexState, Item
 from plugin.search.indexer import Indexer, ShardLock, local_shards, pending
 from plugin.search.shard import ShardUnavailable, shard_at
 from plugin.search.site import SiteView
@@ -105,11 +105,20 @@ def current_seq(session: Session, tenant_id: int) -> int:
     return session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
 
 
-def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0) -> bool:
+def _changed_through(session: Session, tenant_id: int, items: Sequence[int]) -> int:
+    """The site's change sequence as of the latest change to these items (0: none stored)."""
+    return session.scalar(select(func.max(Item.index_seq)).where(
+        Item.tenant_id == tenant_id, Item.id.in_(list(items)))) or 0
+
+
+def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0,
+             items: Sequence[int] = ()) -> bool:
     """Bring the local shards (or the site's shard) level with what the database has committed now.
 
     Writes a shard itself when no other process does; otherwise waits for the process that does
     (a worker's indexer thread). False on timeout, or when the site's shard is not on this machine.
+    `items`: only as far as the site's changes to these items (what ranking them follows); while
+    a burst goes on, waiting for every later change too left a refresher idle a fifth of its time.
     """
     settings = settings_for_db(db)
     deadline = time.monotonic() + timeout
@@ -118,7 +127,7 @@ def catch_up(db: Database, tenant_id: int | None = None, timeout: float = 120.0)
     if tenant_id is not None:
         with db.session() as session:
             name = _progress(session, tenant_id)[0]
-            target = current_seq(session, tenant_id)
+            target = _changed_through(session, tenant_id, items) if items else current_seq(session, tenant_id)
         shards = [shard for shard in shards if shard.name == name]
         if not shards:
             return False

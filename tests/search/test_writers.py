@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from plugin.config import Settings
 from plugin.matching.service import suggest_experts, suggest_reuse
 from plugin.matching.store import upsert_item, upsert_items
 from plugin.models.content import IndexProgress
 from plugin.search import catch_up, indexed_through, site_view
+from plugin.search.indexer import ShardLock, local_shards
 from plugin.search.shard import IDENTITY, close_all
 from tests.conftest import ROOT, install_tenant
 from tests.matching.helpers import database, doc
@@ -118,3 +120,26 @@ def test_a_lost_or_damaged_index_is_rebuilt_while_stored_suggestions_stay(
         assert progress.index_id not in (None, old) and indexed_through(s, tenant) == progress.seq
         assert site_view(s, tenant).count == 40
     assert "APP-7" in _keys(db, tenant, "marker7")
+
+
+def test_catching_up_for_some_items_waits_for_their_changes_not_for_later_ones(
+        sqlite_url: str, index_dir: Path) -> None:
+    # A refresher ranks items as of their own changes: while a burst goes on, waiting for every
+    # later change too kept it idle a fifth of its time.
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        first = upsert_item(s, tenant, doc("APP-1", "Widget crashes", "marker failure")).id
+    assert catch_up(db)  # this process writes the shard: everything so far is indexed
+    shard = local_shards(Settings.from_env())[0]
+    lock = ShardLock(Settings.from_env().index_dir, shard.name)
+    assert lock.acquire()  # now another process writes it, and is not writing
+    try:
+        with db.session() as s:
+            later = upsert_item(s, tenant, doc("APP-2", "Widget crashes again", "marker")).id
+        started = time.monotonic()
+        assert catch_up(db, tenant, timeout=5, items=[first])
+        assert time.monotonic() - started < 1
+        assert not catch_up(db, tenant, timeout=0.3, items=[first, later])
+        assert not catch_up(db, tenant, timeout=0.3)  # the site as it is now
+    finally:
+        lock.release()
