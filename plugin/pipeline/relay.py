@@ -26,9 +26,10 @@ MAX_ATTEMPTS = 10
 # Fresh events are left to the handler's own enqueue; the relay only catches what it missed.
 GRACE = timedelta(seconds=10)
 BATCH = 5000
-# Events one drain applies per transaction: enough to share a commit and an index bump among
-# many, few enough that SQLite's write lock is never held long against the webhook handler.
-CLAIM = 100
+# Events one drain applies per transaction: enough to share a commit, an index bump and each
+# item's re-read among many (a burst's comments come in runs on the same issues), few enough
+# that SQLite's write lock is never held long against the webhook handler.
+CLAIM = 200
 
 
 def event_job_id(event_id: int) -> str:
