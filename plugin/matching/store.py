@@ -483,6 +483,14 @@ def set_feedback_counts(session: Session, tenant_id: int, item_id: int, helpful:
 
 def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
     """Remove someone's contributions, their Person row and stored suggestions naming them."""
+    uncredit(session, tenant_id, account_id)
+    session.execute(delete(Person).where(Person.tenant_id == tenant_id,
+                                         Person.account_id == account_id))
+    session.flush()
+
+
+def uncredit(session: Session, tenant_id: int, account_id: str) -> None:
+    """Remove an account's contributions and the stored expert suggestions naming it."""
     touched = select(Contribution.item_id).where(Contribution.tenant_id == tenant_id,
                                                  Contribution.account_id == account_id)
     # Re-announce their items so every process's index cache forgets them as a contributor.
@@ -490,8 +498,6 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> None:
                     .values(index_seq=next_seq(session, tenant_id)), execution_options={"synchronize_session": False})
     session.execute(delete(Contribution).where(Contribution.tenant_id == tenant_id,
                                                Contribution.account_id == account_id))
-    session.execute(delete(Person).where(Person.tenant_id == tenant_id,
-                                         Person.account_id == account_id))
     # Only their entries go: a list emptied of everyone else would show "no one has worked on
     # similar items" on every item they had worked near, until each item changed again.
     stored = session.scalars(select(StoredSuggestion).where(StoredSuggestion.tenant_id == tenant_id,

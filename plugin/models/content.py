@@ -115,6 +115,10 @@ class Person(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     # The host's `active` as last seen (a deactivated account is never suggested); None: not shown yet.
     active: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # The host's `accountType` ("atlassian", "app", "customer"), asked of Confluence, whose pages
+    # name accounts by id only; "": asked, the site did not say; None: not asked (Jira's payloads
+    # say it, and apps are left out as they are read).
+    account_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Erasure(Base):

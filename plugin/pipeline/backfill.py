@@ -29,6 +29,7 @@ from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
 from plugin.pipeline.site_url import site_url
 from plugin.search import FRESH_WAIT
+from plugin.services import accounts
 
 JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
 JIRA_PAGE = 100
@@ -269,6 +270,7 @@ def _backfill_confluence(
         if path is None:
             phase = CONFLUENCE_PHASES[CONFLUENCE_PHASES.index(phase) + 1]
         with db.session() as session:
+            docs = accounts.screened(session, tenant.id, client, docs)
             done = _save_page(session, tenant.id, owner, docs, {"phase": phase, "next": path})
         if progress:
             progress(done, None)

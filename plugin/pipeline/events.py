@@ -35,7 +35,7 @@ from plugin.content.model import ItemDoc
 from plugin.content.normalize import jira_issue_to_doc, parse_time
 from plugin.pipeline import fetch, versions
 from plugin.pipeline.site_url import site_url
-from plugin.services import questions
+from plugin.services import accounts, questions
 
 ClientFactory = Callable[[Tenant], fetch.Requester]
 
@@ -172,11 +172,23 @@ def _plan(
              for event in rows]
     reads = list(dict.fromkeys(_read_of(t) for _, ts in found for t in ts if t.action == "fetch"))
     read = _reread(tenant, reads, client_for, site)
+    if tenant.product_type == "confluence":  # its pages name accounts by id alone: apps are asked
+        read = _screened(session, tenant, client_for, read)
     planned = []
     for event, ts in found:
         changes = [_change(site, read, t, event_time_ms(event), event.payload or {}) for t in ts]
         planned.append((event, ts, [c for c in changes if c is not None]))
     return planned
+
+
+def _screened(session: Session, tenant: Tenant, client_for: ClientFactory,
+              read: dict[Read, ItemDoc | None]) -> dict[Read, ItemDoc | None]:
+    """The re-read pages without the work of apps (`accounts.screened`), by the same reads."""
+    found = [(ref, doc) for ref, doc in read.items() if doc is not None]
+    if not any(doc.contributions for _, doc in found):
+        return read
+    docs = accounts.screened(session, tenant.id, client_for(tenant), [doc for _, doc in found])
+    return {**read, **{ref: doc for (ref, _), doc in zip(found, docs, strict=True)}}
 
 
 def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, Any]:

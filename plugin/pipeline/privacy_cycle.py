@@ -28,13 +28,13 @@ from plugin.models.social import (
     Question,
     QuestionEvent,
 )
-from plugin.services import people, privacy
+from plugin.services import accounts, people, privacy
 
 BATCH = 90
 DEFAULT_PERIOD = 7 * 24 * 3600
 REPORT_PATH = "/app/report-accounts/"
-# People of unknown activity asked of Jira per cycle (100 per call): a site upgraded with many
-# people learns theirs over a few cycles instead of in one long job.
+# People of unknown activity (Jira) or account type (Confluence) asked per cycle (100 per call):
+# a site upgraded with many people learns theirs over a few cycles instead of in one long job.
 ACTIVITY_LIMIT = 2_000
 
 
@@ -162,10 +162,11 @@ def report_tenant(
         closed += len(gone)
         if erased is not None and gone:
             erased(gone)
-    learned = 0
-    if tenant.product_type == "jira":
-        with db.session() as session:
+    with db.session() as session:
+        if tenant.product_type == "jira":
             learned = people.learn_activity(session, tenant_id, client, ACTIVITY_LIMIT)
+        else:  # people its pages named before Inflow asked who is an app
+            learned = accounts.learn(session, tenant_id, client, ACTIVITY_LIMIT)
     _schedule(db, tenant_id, now, period, len(held), closed)
     return {"reported": len(held), "closed": closed, "updated": updated, "learned": learned}
 

@@ -248,7 +248,8 @@ def register(app: Flask, host: FakeHost) -> None:
             return v1_error(400, "accountId is required")
         with host.lock:  # users.json of the Hyperledger set, loaded with the pages
             found = [host.store.users[i] for i in dict.fromkeys(ids) if i in host.store.users]
-        results = [{"type": "known", "accountId": u["accountId"], "accountType": "atlassian",
+        results = [{"type": "known", "accountId": u["accountId"],
+                    "accountType": u.get("accountType") or "atlassian",
                     "email": "", "publicName": u["displayName"], "displayName": u["displayName"],
                     "profilePicture": {"path": f"/wiki/aa-avatar/{u['accountId']}", "width": 48,
                                        "height": 48, "isDefault": True},
