@@ -5,10 +5,11 @@ change after the suggestions were computed.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -50,9 +51,14 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[
     return [s.item_id for s in reuse]
 
 
+@functools.cache
+def _names(kind: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(kind))
+
+
 def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:
     """The entry's fields the dataclass has: a row written by a newer release still loads here."""
-    names = {f.name for f in fields(kind)}
+    names = _names(kind)
     return {k: v for k, v in entry.items() if k in names}
 
 
@@ -61,18 +67,21 @@ def _expert(entry: dict[str, Any]) -> ExpertSuggestion:
     return ExpertSuggestion(**{**_known(ExpertSuggestion, entry), "evidence": evidence})
 
 
+_STORED = select(StoredSuggestion.kind, StoredSuggestion.payload).where(
+    StoredSuggestion.tenant_id == bindparam("tenant"), StoredSuggestion.item_id == bindparam("item"))
+
+
 def stored_suggestions(session: Session, tenant_id: int, item_id: int) -> dict[str, list[Any]] | None:
     """{"reuse": [ReuseSuggestion], "experts": [ExpertSuggestion]} as last stored, or None."""
-    rows = session.scalars(select(StoredSuggestion).where(
-        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == item_id)
-        # Rows are written by Core upserts: reload them rather than trust the identity map.
-        .execution_options(populate_existing=True)).all()
+    # Plain rows, not ORM objects: they are written by Core upserts (an identity map would keep
+    # what it read first), and a panel reads them at every render.
+    rows = session.execute(_STORED, {"tenant": tenant_id, "item": item_id}).all()
     if not rows:
         return None
     found: dict[str, list[Any]] = {"reuse": [], "experts": []}
-    for row in rows:
-        if row.kind == "reuse":
-            found["reuse"] = [ReuseSuggestion(**_known(ReuseSuggestion, entry)) for entry in row.payload or []]
-        elif row.kind == "experts":
-            found["experts"] = [_expert(entry) for entry in row.payload or []]
+    for kind, payload in rows:
+        if kind == "reuse":
+            found["reuse"] = [ReuseSuggestion(**_known(ReuseSuggestion, entry)) for entry in payload or []]
+        elif kind == "experts":
+            found["experts"] = [_expert(entry) for entry in payload or []]
     return found

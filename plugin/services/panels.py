@@ -1,6 +1,7 @@
 """What each panel shows, as plain data: the same dict feeds the iframe page and the JSON API."""
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
@@ -71,11 +72,18 @@ class Subject:
     light: list[Any] | None = None  # what the permission check read of the stored suggestions
 
 
-def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
+# The statements every render runs are built once, with bind parameters: building them (the
+# site's tenants subquery above all) cost more than the database took to answer.
+@functools.cache
+def _stored_item_statement() -> Select[Item]:
     # Texts are loaded only if suggestions must be computed now (most panels read stored ones).
-    return session.scalar(select(Item).options(defer(Item.text), defer(Item.comments_text))
-                          .where(Item.tenant_id == tenant_id, Item.source == source,
-                                 Item.key == key))
+    return (select(Item).options(defer(Item.text), defer(Item.comments_text))
+            .where(Item.tenant_id == bindparam("tenant"), Item.source == bindparam("source"),
+                   Item.key == bindparam("key")))
+
+
+def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
+    return session.scalar(_stored_item_statement(), {"tenant": tenant_id, "source": source, "key": key})
 
 
 def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
@@ -206,6 +214,12 @@ def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic
                            eligible=eligible)
 
 
+@functools.cache
+def _light_statement() -> Select[int, str, str, str | None, str | None]:
+    return select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
+        Item.id.in_(bindparam("ids", expanding=True)), sites.of_site(Item.tenant_id + 0, bindparam("tenant")))
+
+
 def _light(session: Session, tenant_id: int, ids: set[int],
            watch: Watch | None = None) -> list[Any]:
     """Just what a permission check reads of each item (never their texts)."""
@@ -216,8 +230,7 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
-    rows = list(session.execute(select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
-        Item.id.in_(ids), sites.of_site(Item.tenant_id + 0, tenant_id))).all())
+    rows = list(session.execute(_light_statement(), {"ids": sorted(ids), "tenant": tenant_id}).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, bindparam, false, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -46,9 +46,12 @@ def project_settings(session: Session, tenant_id: int, project_key: str | None) 
     """The project's settings, defaults filled in (defaults alone for no project)."""
     if not project_key:
         return _merged(None)
-    row = session.scalar(select(ProjectSettings).where(
-        ProjectSettings.tenant_id == tenant_id, ProjectSettings.project_key == project_key))
-    return _merged(row.data if row else None)
+    return _merged(session.scalar(_SETTINGS, {"tenant": tenant_id, "project": project_key}))
+
+
+# Built once: every panel render reads the settings, and building the statement cost more than reading.
+_SETTINGS = select(ProjectSettings.data).where(ProjectSettings.tenant_id == bindparam("tenant"),
+                                               ProjectSettings.project_key == bindparam("project"))
 
 
 def save_project_settings(session: Session, tenant_id: int, project_key: str,
@@ -101,22 +104,26 @@ class Until(Protocol):
 def _unavailable(session: Session, tenant_id: int, now: datetime,
                  until: Until | None = None) -> set[str]:
     # Both products' rows, oldest first: a person's latest choice on the site holds in both.
-    rows = session.execute(select(
-        PersonPreference.account_id, PersonPreference.opted_out, PersonPreference.paused_until,
-    ).where(of_site(PersonPreference.tenant_id, tenant_id))
-        .order_by(PersonPreference.updated_at, PersonPreference.id)).all()
+    rows = session.execute(_CHOICES, {"tenant": tenant_id}).all()
     latest = {account: (out, end) for account, out, end in rows}
     paused = [end for _, end in latest.values() if end is not None and end > now]
     if until is not None and paused:
         until.note_until(min(paused))  # that person may be suggested again then
     away = {acc for acc, (out, end) in latest.items() if out or (end is not None and end > now)}
-    return away | set(session.scalars(select(Person.account_id).where(*inactive(tenant_id))))
+    return away | set(session.scalars(_INACTIVE, {"tenant": tenant_id}))
 
 
 def inactive(tenant: Any) -> tuple[ColumnElement[bool], ...]:
     """SQL: the site's people the host shows as deactivated (`tenant` an id or a bind parameter)."""
     # Both products: someone who left shows as inactive in Jira's payloads, never in a page's.
     return of_site(Person.tenant_id, tenant), Person.active == false()
+
+
+# Built once, as `_SETTINGS`: an experts panel asks both at every render.
+_CHOICES = (select(PersonPreference.account_id, PersonPreference.opted_out, PersonPreference.paused_until)
+            .where(of_site(PersonPreference.tenant_id, bindparam("tenant")))
+            .order_by(PersonPreference.updated_at, PersonPreference.id))
+_INACTIVE = select(Person.account_id).where(*inactive(bindparam("tenant")))
 
 
 def _allowed_by_rules(account_id: str, rules: dict[str, Any], groups_of: GroupsOf | None) -> bool:
