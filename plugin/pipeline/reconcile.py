@@ -23,6 +23,7 @@ from connect.webhooks import jira_item_ref
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.models.pipeline import Watermark
 from plugin.pipeline import events, fetch, versions
+from plugin.services import accounts
 
 SKEW = timedelta(minutes=5)
 FIRST_LOOKBACK = timedelta(days=1)
@@ -75,6 +76,7 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
             doc = fetch.confluence_item(client, kind, str(hit["id"]), site, spaces)
             if doc is not None:
                 with db.session() as session:
+                    doc = accounts.screened(session, tenant.id, client, [doc])[0]
                     count += (
                         versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
                         is not None

@@ -152,3 +152,25 @@ def test_an_account_the_site_does_not_return_is_asked_once(sqlite_url: str, make
     assert credited(site, "erin") == 1  # credited as a person: nothing said it is an app
     process_all(site, ids[2:])  # the page read again, the same people on it
     assert lookups() == 1
+
+
+def test_reconciling_changed_pages_does_not_credit_an_app(sqlite_url: str, make_site: Any) -> None:
+    from datetime import timedelta
+
+    from connect.db import utcnow
+    from plugin.pipeline import reconcile
+    from sandbox.site import data
+
+    site = make_site(sqlite_url, "confluence")
+    site.host.load_confluence_dataset(limit=50)  # the site's users, whose pages are old
+    bot = busiest_author(50)
+    person = next(p["authorId"] for p in data.confluence_pages()[:50] if p.get("authorId") not in (None, bot))
+    site.host.make_app(bot)
+    stamp = (utcnow() - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    site.host.load_confluence_pages([{
+        "id": "601", "status": "current", "title": "Release notes", "spaceId": "1", "authorId": person,
+        "createdAt": stamp, "version": {"number": 2, "authorId": bot, "createdAt": stamp},
+        "body": {"storage": {"representation": "storage", "value": "<p>Published by the release job</p>"}}}])
+
+    assert reconcile.reconcile_tenant(site.db, site.tenant_id, jobs.client_for) == {"changed": 1}
+    assert credited(site, bot) == 0 and credited(site, person) == 1
