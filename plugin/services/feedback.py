@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import bindparam, delete, distinct, func, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -132,7 +132,12 @@ def verdicts_by(session: Session, tenant_id: int, source: str, key: str,
     """This viewer's verdicts on the suggestions for an item, by target item id."""
     if not account_id:
         return {}
-    rows = session.execute(select(Feedback.target_item_id, Feedback.verdict).where(
-        Feedback.tenant_id == tenant_id, Feedback.source == source, Feedback.item_key == key,
-        Feedback.account_id == account_id)).all()
+    rows = session.execute(_VERDICTS, {"tenant": tenant_id, "source": source, "key": key,
+                                       "account": account_id}).all()
     return dict(rows)
+
+
+# Built once: the reuse panel reads them at every render.
+_VERDICTS = select(Feedback.target_item_id, Feedback.verdict).where(
+    Feedback.tenant_id == bindparam("tenant"), Feedback.source == bindparam("source"),
+    Feedback.item_key == bindparam("key"), Feedback.account_id == bindparam("account"))

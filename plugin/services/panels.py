@@ -395,18 +395,23 @@ def _reuse_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> st
             "pages exist, they will be listed here.")
 
 
+_WORK_ON = (select(Contribution.account_id, Contribution.role, Contribution.at)
+            .where(Contribution.tenant_id == bindparam("tenant"), Contribution.item_id == bindparam("item"))
+            .order_by(Contribution.at))
+_KUDOS_ON = (select(Kudos.to_account_id, func.count(Kudos.id))
+             .where(Kudos.tenant_id == bindparam("tenant"), Kudos.source == bindparam("source"),
+                    Kudos.item_key == bindparam("key"))
+             .group_by(Kudos.to_account_id))
+
+
 def _contributors(session: Session, tenant_id: int, item: Item, names: People,
                   also_named: list[str]) -> list[dict[str, Any]]:
-    rows = session.execute(select(Contribution.account_id, Contribution.role, Contribution.at)
-                           .where(Contribution.tenant_id == tenant_id,
-                                  Contribution.item_id == item.id)
-                           .order_by(Contribution.at)).all()
+    rows = session.execute(_WORK_ON, {"tenant": tenant_id, "item": item.id}).all()
     roles: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for account, role, _ in rows:
         roles[account][role] += 1
-    kudos = dict(session.execute(select(Kudos.to_account_id, func.count(Kudos.id)).where(
-        Kudos.tenant_id == tenant_id, Kudos.source == item.source, Kudos.item_key == item.key)
-        .group_by(Kudos.to_account_id)).all())
+    kudos = dict(session.execute(_KUDOS_ON, {"tenant": tenant_id, "source": item.source,
+                                             "key": item.key}).all())
     names.prefetch([*roles, *also_named])  # one lookup for contributors and thankers alike
     return [{"account_id": account, "display_name": names.name(account),
              "avatar_url": names.avatar(account),

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from plugin.models.content import Person
@@ -80,6 +80,11 @@ class Watch(Expiry, Protocol):
     def record(self, fact: PeopleFact, value: frozenset[str]) -> None: ...
 
 
+# Built once: panels name people at every render.
+_PROFILES = select(Person.account_id, Person.display_name, Person.avatar_url).where(
+    Person.tenant_id == bindparam("tenant"), Person.account_id.in_(bindparam("accounts", expanding=True)))
+
+
 class People:
     """One request's view of people: each account loaded once, missing names resolved in bulk.
 
@@ -98,9 +103,7 @@ class People:
         wanted = {a for a in accounts if a and a not in self._known}
         if not wanted:
             return
-        rows = self.session.execute(select(Person.account_id, Person.display_name,
-                                           Person.avatar_url).where(
-            Person.tenant_id == self.tenant_id, Person.account_id.in_(wanted))).all()
+        rows = self.session.execute(_PROFILES, {"tenant": self.tenant_id, "accounts": sorted(wanted)}).all()
         stored = {account: (name, avatar) for account, name, avatar in rows}
         if self.watch is not None:
             self.watch.record(PeopleFact(tuple(sorted(wanted))), frozenset(

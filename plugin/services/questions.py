@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -107,9 +107,14 @@ def open_question(session: Session, tenant_id: int, *, source: str, key: str,
 def questions_on(session: Session, tenant_id: int, source: str, key: str,
                  limit: int = 10) -> list[Question]:
     """The latest questions asked on an item, newest first."""
-    return list(session.scalars(select(Question).where(
-        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
-    ).order_by(Question.asked_at.desc(), Question.id.desc()).limit(limit)))
+    return list(session.scalars(_ON_ITEM, {"tenant": tenant_id, "source": source, "key": key,
+                                           "limit": limit}))
+
+
+# Built once: the experts panel lists them at every render.
+_ON_ITEM = (select(Question).where(Question.tenant_id == bindparam("tenant"), Question.source == bindparam("source"),
+                                   Question.item_key == bindparam("key"))
+            .order_by(Question.asked_at.desc(), Question.id.desc()).limit(bindparam("limit")))
 
 
 def on_comment(session: Session, tenant_id: int, source: str, key: str,

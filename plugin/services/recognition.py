@@ -70,9 +70,13 @@ def _one_at_a_time(session: Session, tenant_id: int, giver: str) -> None:
 
 def kudos_on(session: Session, tenant_id: int, source: str, key: str) -> list[Kudos]:
     """Thank-yous given on an item, newest first."""
-    return list(session.scalars(select(Kudos).where(
-        Kudos.tenant_id == tenant_id, Kudos.source == source, Kudos.item_key == key,
-        Kudos.kind == "thanks").order_by(Kudos.created_at.desc()).limit(50)))
+    return list(session.scalars(_THANKS_ON, {"tenant": tenant_id, "source": source, "key": key}))
+
+
+# Built once: the contributors panel lists them at every render.
+_THANKS_ON = (select(Kudos).where(Kudos.tenant_id == bindparam("tenant"), Kudos.source == bindparam("source"),
+                                  Kudos.item_key == bindparam("key"), Kudos.kind == "thanks")
+              .order_by(Kudos.created_at.desc()).limit(50))
 
 
 def impact_queries(tenant_id: Any, account_id: Any, since: Any, until: Any) -> list[Select[Any]]:
