@@ -156,9 +156,8 @@ def insert_event(row: WebhookEvent) -> int | None:
     a look-up, then an ORM insert, cost each webhook three times the CPU, and a burst's POSTs
     share the cores with the worker that applies them.
     """
-    values = {name: getattr(row, name) for name in _DELIVERED}
-    if values["event_ts"] is None:
-        values["event_ts"] = 0
+    # What the row leaves unset takes its column's default, as the ORM's insert did.
+    values = {name: value for name in _DELIVERED if (value := getattr(row, name)) is not None}
     try:
         with get_db().session() as session:
             dialect = session.get_bind().dialect.name

@@ -333,7 +333,7 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         if not members:
             return count, False
         # Rank on the changes they follow (not on later ones: a burst would keep this waiting).
-        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=_item_ids(members))
+        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=[_item_id(m) for m in members])
         for n, member in enumerate(members):
             # A changed item marked while this chunk's neighbours are refreshed goes first: its
             # viewers wait for it, and the neighbours' viewers see little change.
@@ -364,15 +364,14 @@ def _mark_members_due(connection: Redis, key: str, members: list[str]) -> None:
     mark_due(connection, key, [m for m in members if m.startswith(NEIGHBOUR)])
 
 
-def _item_ids(members: list[str]) -> list[int]:
-    """The items that due members name (changed items and neighbours alike)."""
-    return [int(m.removeprefix(NEIGHBOUR)) for m in members]
+def _item_id(member: str) -> int:
+    """The item a due member names (a changed item and a neighbour alike)."""
+    return int(member.removeprefix(NEIGHBOUR))
 
 
 def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) -> bool:
     """Refresh one due member: a changed item (then mark its neighbours due), or a neighbour."""
-    neighbour = member.startswith(NEIGHBOUR)
-    item_id = int(member[len(NEIGHBOUR):] if neighbour else member)
+    neighbour, item_id = member.startswith(NEIGHBOUR), _item_id(member)
     try:
         neighbours = versions.refresh_one(_db(), tenant_id, item_id, neighbours=not neighbour)
     except Exception:

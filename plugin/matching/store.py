@@ -392,7 +392,7 @@ def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> li
     """The documents without the work people did before they erased their data (or their
     account closed): the host still shows it, Inflow never learns it again."""
     accounts = sorted({c.account_id for d in docs for c in d.contributions if c.account_id})
-    erased = _erased_among(session, tenant_id, accounts) if accounts else {}
+    erased = erased_among(session, tenant_id, accounts) if accounts else {}
     if not erased:
         return docs
 
@@ -402,7 +402,7 @@ def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> li
     return [replace(d, contributions=[c for c in d.contributions if kept(c)]) for d in docs]
 
 
-def _erased_among(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, datetime]:
+def erased_among(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, datetime]:
     """When each of these accounts erased its data, for those that did.
 
     Plain SQL first: nearly every store finds no one, and the ORM's statement cost more than

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
@@ -116,8 +115,7 @@ def _advance_versions(
     instead of deadlocking (locking the existing rows first and inserting the missing ones after
     took locks out of order). A tie advances: the later of two equal versions wins.
     """
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ItemVersion)
+    insert = store.dialect_insert(session, ItemVersion)
     newer = insert.excluded.version_ms >= ItemVersion.version_ms
     now = utcnow()
     rows = [{"tenant_id": tenant_id, "source": s, "key": k, "version_ms": c.version_ms,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import NOT_PEOPLE
 from plugin.matching import store
-from plugin.models.content import Erasure, Person
+from plugin.models.content import Person
 from plugin.services.permissions import Requester
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,7 @@ def screened(session: Session, tenant_id: int, client: Requester, docs: list[Ite
         Person.tenant_id == tenant_id, Person.account_id.in_(accounts))).tuples().all())
     # Someone who erased their data is not written down again here (their new work, if any,
     # is stored as anyone's; their old work never is).
-    erased = set(session.scalars(select(Erasure.account_id).where(
-        Erasure.tenant_id == tenant_id, Erasure.account_id.in_(accounts))))
+    erased = store.erased_among(session, tenant_id, accounts)
     unknown = [a for a in accounts if types.get(a) is None and a not in erased]
     if unknown:
         try:

@@ -1,7 +1,6 @@
 """What each panel shows, as plain data: the same dict feeds the iframe page and the JSON API."""
 from __future__ import annotations
 
-import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -9,7 +8,7 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
@@ -74,16 +73,14 @@ class Subject:
 
 # The statements every render runs are built once, with bind parameters: building them (the
 # site's tenants subquery above all) cost more than the database took to answer.
-@functools.cache
-def _stored_item_statement() -> Select[Item]:
-    # Texts are loaded only if suggestions must be computed now (most panels read stored ones).
-    return (select(Item).options(defer(Item.text), defer(Item.comments_text))
-            .where(Item.tenant_id == bindparam("tenant"), Item.source == bindparam("source"),
-                   Item.key == bindparam("key")))
+# Texts are loaded only if suggestions must be computed now (most panels read stored ones).
+_STORED_ITEM = (select(Item).options(defer(Item.text), defer(Item.comments_text))
+                .where(Item.tenant_id == bindparam("tenant"), Item.source == bindparam("source"),
+                       Item.key == bindparam("key")))
 
 
 def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
-    return session.scalar(_stored_item_statement(), {"tenant": tenant_id, "source": source, "key": key})
+    return session.scalar(_STORED_ITEM, {"tenant": tenant_id, "source": source, "key": key})
 
 
 def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
@@ -214,10 +211,8 @@ def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic
                            eligible=eligible)
 
 
-@functools.cache
-def _light_statement() -> Select[int, str, str, str | None, str | None]:
-    return select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
-        Item.id.in_(bindparam("ids", expanding=True)), sites.of_site(Item.tenant_id + 0, bindparam("tenant")))
+_LIGHT = select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
+    Item.id.in_(bindparam("ids", expanding=True)), sites.of_site(Item.tenant_id + 0, bindparam("tenant")))
 
 
 def _light(session: Session, tenant_id: int, ids: set[int],
@@ -230,7 +225,7 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # call at 20,000 items, growing with the tenant); the result is scoped by tenant all the same.
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
-    rows = list(session.execute(_light_statement(), {"ids": sorted(ids), "tenant": tenant_id}).all())
+    rows = list(session.execute(_LIGHT, {"ids": sorted(ids), "tenant": tenant_id}).all())
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))

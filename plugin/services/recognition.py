@@ -1,7 +1,6 @@
 """Kudos with their fairness rules, personal impact, weekly digests and the recognition board."""
 from __future__ import annotations
 
-import functools
 import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -99,19 +98,17 @@ def impact_queries(tenant_id: Any, account_id: Any, since: Any, until: Any) -> l
     return [helped, answered, kudos]
 
 
-@functools.cache
-def _impact_statement() -> Select[Any]:
-    """The three counts of `impact` in one statement, built once: building them cost more than
-    the database took to count (the contributors panel counts them at every render)."""
-    queries = impact_queries(bindparam("tenant"), bindparam("viewer"), bindparam("since", type_=UTCDateTime()),
-                             bindparam("until", type_=UTCDateTime()))
-    return select(*(query.scalar_subquery() for query in queries))
+# The three counts of `impact` in one statement, built once: building them cost more than the
+# database took to count (the contributors panel counts them at every render).
+_IMPACT = select(*(query.scalar_subquery() for query in impact_queries(
+    bindparam("tenant"), bindparam("viewer"), bindparam("since", type_=UTCDateTime()),
+    bindparam("until", type_=UTCDateTime()))))
 
 
 def impact(session: Session, tenant_id: int, account_id: str, since: datetime,
            until: datetime | None = None) -> dict[str, int]:
     """What a person's work did for others between `since` and `until` (default now)."""
-    helped, answered, kudos = session.execute(_impact_statement(), {
+    helped, answered, kudos = session.execute(_IMPACT, {
         "tenant": tenant_id, "viewer": account_id, "since": since, "until": until or utcnow()}).one()
     return {"items_helped": int(helped or 0), "questions_answered": int(answered or 0),
             "kudos_received": int(kudos or 0)}
