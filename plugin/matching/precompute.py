@@ -6,7 +6,7 @@ change after the suggestions were computed.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -45,8 +45,8 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[
     seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
     reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
     experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
-    _store(session, tenant_id, item_id, {"reuse": [asdict(s) for s in reuse],
-                                         "experts": [asdict(s) for s in experts]}, seq)
+    _store(session, tenant_id, item_id, {"reuse": [_plain(s) for s in reuse],
+                                         "experts": [_plain(s) for s in experts]}, seq)
     session.flush()
     return [s.item_id for s in reuse]
 
@@ -54,6 +54,18 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[
 @functools.cache
 def _names(kind: type) -> frozenset[str]:
     return frozenset(f.name for f in fields(kind))
+
+
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (ReuseSuggestion, ExpertSuggestion, Evidence)}
+
+
+def _plain(value: ReuseSuggestion | ExpertSuggestion | Evidence) -> dict[str, Any]:
+    """A suggestion as stored: its fields, its evidence as plain entries too."""
+    # Not dataclasses.asdict: it deep-copies every list, which nothing here needs.
+    out = {name: getattr(value, name) for name in _FIELDS[type(value)]}
+    if "evidence" in out:
+        out["evidence"] = [_plain(e) for e in out["evidence"]]
+    return out
 
 
 def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:

@@ -259,7 +259,9 @@ def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
 
 def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
     """The summed weight of the distinct query terms a piece of text holds."""
-    return sum(weights.get(t, 0.0) for t in set(stem(piece)))
+    # Rounded: floating-point sums depend on their order (a set's varies from process to process),
+    # and the same terms must weigh the same in any sentence, or a repeat outweighs what it repeats.
+    return round(sum(weights.get(t, 0.0) for t in set(stem(piece))), 9)
 
 
 def _traced(line: str) -> bool:
@@ -298,10 +300,11 @@ def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[s
     return chosen
 
 
-def _cut(passage: str, spans: list[list[int]], size: int) -> str:
+def _cut(passage: str, weights: dict[str, float], size: int) -> str:
     """The passage cut to about `size` characters at word breaks, keeping its first match in view."""
     if len(passage) <= size:
         return passage
+    spans = marks(passage, weights)
     first = spans[0][0] if spans else 0
     start = max(0, min(first - size // 4, len(passage) - size))
     if start:
@@ -324,7 +327,7 @@ def passage(text: str, weights: dict[str, float], stem: Callable[[str], list[str
     chosen = _best_passage(found, weights, stem, size)
     if not chosen:
         return Snippet("")
-    cut = _cut(chosen, marks(chosen, weights), size)
+    cut = _cut(chosen, weights, size)
     return Snippet(cut, marks(cut, weights))
 
 
@@ -342,8 +345,8 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     whole: dict[str, str] = {}  # term -> the first word that is that term on its own
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
     # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
-    for match in _WORD.finditer(_URL.sub(" ", _untraced(text))):
-        word = match.group()
+    # Each distinct word once, first mention first: a long text repeats most of its words.
+    for word in dict.fromkeys(_WORD.findall(_URL.sub(" ", _untraced(text)))):
         if _numeric(word):
             continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
         for n, term in enumerate(word_terms(word)):

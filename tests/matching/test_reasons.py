@@ -55,6 +55,17 @@ def test_a_link_is_no_passage_while_prose_matches_and_its_pieces_are_never_marke
     assert only.text == link and only.marks == []
 
 
+def test_a_next_sentence_that_adds_no_query_term_is_never_joined() -> None:
+    # Weights whose sums depend on their order: summed in a set's order, which changes from
+    # process to process, a repeat sometimes outweighed the sentence it repeats or was joined to it.
+    words = [f"term{n}" for n in range(12)]
+    weights = {t: 0.1 + 0.7 / (n + 3) for n, t in enumerate(tokens(" ".join(words)))}
+    for shift in range(12):
+        first = " ".join(words[shift:] + words[:shift]) + "."
+        again = "Again " + " ".join(reversed(words)) + " with other filler words."
+        assert passage(f"{first} {again}", weights, tokens, size=400).text == first
+
+
 def test_hostile_text_stays_text_and_marks_point_into_it() -> None:
     text = 'The <script>alert(1)</script> zxid "><img src=x onerror=alert(2)> broke.'
     shown = passage(text, _weights("zxid onerror"), tokens)
