@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from plugin.matching.packed import Packed
 from plugin.matching.reuse import Candidate, Pool, is_resolved
-from plugin.matching.roles import role_weight
+from plugin.matching.roles import strongest
 from plugin.matching.similarity import Vector
 from plugin.models.content import Contribution, Item
 
@@ -129,6 +129,6 @@ def people(session: Session, tenants: Sequence[int], ids: list[int]) -> People:
         grouped[item_id][account].append((role, at))
     out: People = {}
     for item_id, by_person in grouped.items():
-        out[item_id] = [(account, max(done, key=lambda r: role_weight(r[0]))[0], max(at for _, at in done),
+        out[item_id] = [(account, strongest([role for role, _ in done]), max(at for _, at in done),
                          min(len(done), MAX_TIMES)) for account, done in by_person.items()]
     return out

@@ -259,9 +259,10 @@ def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
 
 def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
     """The summed weight of the distinct query terms a piece of text holds."""
-    # Rounded: floating-point sums depend on their order (a set's varies from process to process),
-    # and the same terms must weigh the same in any sentence, or a repeat outweighs what it repeats.
-    return round(sum(weights.get(t, 0.0) for t in set(stem(piece))), 9)
+    # fsum, exactly rounded: a plain sum depends on its order (a set's varies from process to
+    # process), and the same terms must weigh the same in any sentence, or a repeat outweighs what
+    # it repeats.
+    return math.fsum(weights.get(t, 0.0) for t in set(stem(piece)))
 
 
 def _traced(line: str) -> bool:

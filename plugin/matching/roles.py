@@ -14,9 +14,19 @@ def role_weight(role: str) -> float:
     return ROLE_WEIGHTS.get(role, ROLE_WEIGHTS["reporter"])
 
 
+# Among roles of equal weight, the one that says most about the work comes first: a resolved
+# issue's assignee is also its resolver, and "resolved AMQ-1" says more than "was assigned AMQ-1".
+_TIES = ("resolver", "assignee", "answerer", "creator", "kudos", "editor", "commenter", "reporter")
+
+
+def strength(role: str) -> tuple[float, int]:
+    """How strongly a role ties a person to an item; equals told apart by what they say."""
+    return role_weight(role), -_TIES.index(role) if role in _TIES else -len(_TIES)
+
+
 def strongest(roles: list[str]) -> str:
-    """The role that ties a person most to an item (the first of equals)."""
-    return max(roles, key=role_weight)
+    """The role that ties a person most to an item, whatever order the roles come in."""
+    return max(roles, key=strength)
 
 # What each role says someone did, as a reason reads it: "resolved AMQ-1 and AMQ-2".
 DONE = {"resolver": "resolved", "assignee": "was assigned", "answerer": "answered questions on",

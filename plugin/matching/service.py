@@ -52,7 +52,8 @@ def _statements(array: bool) -> _Statements:
     # Each of a site's tenants knows its own people: a name either knows is shown.
     people = (select(Person.account_id, Person.display_name, Person.avatar_url)
               .where(among(Person.tenant_id, "tenants", array), among(Person.account_id, "accounts", array))
-              .order_by(Person.display_name.is_not(None)))  # a named row comes last and is kept
+              # The row kept is the last: a named one, with an avatar if any has one, then by tenant.
+              .order_by(Person.display_name.is_not(None), Person.avatar_url.is_not(None), Person.tenant_id))
     return _Statements(items, bodies, people)
 
 

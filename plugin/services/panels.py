@@ -392,7 +392,7 @@ def _reuse_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> st
 
 _WORK_ON = (select(Contribution.account_id, Contribution.role, Contribution.at)
             .where(Contribution.tenant_id == bindparam("tenant"), Contribution.item_id == bindparam("item"))
-            .order_by(Contribution.at))
+            .order_by(Contribution.at, Contribution.id))
 _KUDOS_ON = (select(Kudos.to_account_id, func.count(Kudos.id))
              .where(Kudos.tenant_id == bindparam("tenant"), Kudos.source == bindparam("source"),
                     Kudos.item_key == bindparam("key"))

@@ -37,7 +37,7 @@ def contributions(session: Session, tenant_id: int, account_id: str,
     newest first."""
     query = (select(Contribution, Item).join(Item, Item.id == Contribution.item_id)
              .where(of_site(Contribution.tenant_id, tenant_id), Contribution.account_id == account_id)
-             .order_by(Contribution.at.desc()))
+             .order_by(Contribution.at.desc(), Contribution.item_id.desc(), Contribution.id))
     rows = session.execute(query.limit(limit) if limit else query).all()
     return [{"role": c.role, "at": _iso(c.at), "source": i.source, "key": i.key,
              "title": i.title, "url": i.url, "project": i.project, "space": i.space}
@@ -54,11 +54,12 @@ def topics(session: Session, tenant_id: int, account_id: str, limit: int = 8) ->
                       *(getattr(item, "components", None) or []), item.project or item.space]:
             if topic:
                 counts[str(topic)] += 1
-    return [topic for topic, _ in counts.most_common(limit)]
+    # Equal counts by name: most_common keeps rows' order, which the database does not fix.
+    return [topic for topic, _ in sorted(counts.items(), key=lambda tc: (-tc[1], tc[0]))[:limit]]
 
 
 def _rows(session: Session, model: Any, *conditions: Any) -> list[Any]:
-    return list(session.scalars(select(model).where(*conditions)))
+    return list(session.scalars(select(model).where(*conditions).order_by(model.id)))
 
 
 def _question(q: Question) -> dict[str, Any]:

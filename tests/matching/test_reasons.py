@@ -152,3 +152,4 @@ def test_pages_in_the_same_space_and_items_with_shared_labels_say_so() -> None:
     assert reuse.reasons(page, "", viewed, weights)[0] == [
         'shares "restore", "Snapshot"', "same label: backup", "same space: OPS", "helped 3 people before"]
     assert reuse.reasons(other, "", viewed, weights)[0] == ['shares "restore", "Snapshot"']
+
