@@ -157,7 +157,7 @@ def _scores(stats: Statistics, averages: np.ndarray, pool: Pool, query: dict[str
     cosine = similarity.over_norms(dots, norms)
     titles = TITLE_SHARE * similarity.title_agreement(stats, packed, title) if title else 0.0
     scores = fuse(bm25, cosine) + titles
-    # The index's norms date from when each item was indexed (renewed as the site doubles): the
+    # The index's norms date from when each item was indexed (renewed as the site grows fourfold): the
     # best matches, whose order matters most, get theirs from today's statistics, unless theirs
     # were computed on the site as it is (then they are today's, and a small site rarely changes).
     top = np.array([n for n in np.argsort(-scores, kind="stable")[:EXACT_TOP]

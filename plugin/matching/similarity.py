@@ -81,7 +81,7 @@ def statement_dots(stats: Statistics, packed: Packed, query: dict[str, float]) -
     """Dot product of each item's statement (sublinear tf-idf) with the unit query vector.
 
     Only the query's terms are looked up here: each item's norm, which `over_norms` divides by,
-    was computed by the indexer with the idf of its day (again once the site doubled).
+    was computed by the indexer with the idf of its day (again once the site grew fourfold).
     """
     values = list(query)
     weights = np.array([w * stats.cosine_idf(t) for t, w in query.items()], dtype=np.float64)

@@ -88,6 +88,7 @@ def pending(session: Session, shard: str, identity: str, limit: int = STEP_TENAN
     return out
 
 
+_PAST_EVERY_ID = 2**62
 _ITEMS = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
           .where(Item.tenant_id == bindparam("tenant"), Item.index_seq >= bindparam("seq"),
                  or_(Item.index_seq > bindparam("seq"), Item.id > bindparam("after")))
@@ -103,7 +104,10 @@ _TOMBSTONES = select(IndexTombstone.item_id).where(
 
 def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[Sequence[Any]]:
     """The site's items changed after sequence `after`, in (sequence, id) order, a chunk at a time."""
-    seq, last = after, 0
+    # Past every id of sequence `after`: the index holds all of it (a step stops only between two
+    # sequences). Starting at id 0 wrote its items again at every step: a webhook's update wrote
+    # the previous update's items too, and a backfill indexed each page twice.
+    seq, last = after, _PAST_EVERY_ID
     while True:
         rows = connection.execute(_ITEMS, {"tenant": tenant_id, "seq": seq, "after": last,
                                            "limit": READ_CHUNK}).all()
@@ -283,11 +287,12 @@ class Indexer:
                                                people.get(item_id, {}), norm, basis)))
 
     def _renorm_some(self, connection: Connection, writer: tantivy.IndexWriter, room: int) -> int:
-        """Index again (with today's idf) items whose norm dates from when their site was half as big.
+        """Index again (with today's idf) items whose norm dates from when their site was a
+        quarter of its size (`RENEW_GROWTH`).
 
         As a site grows, its idf grow: norms computed early would favour its early items. Each
-        doubling renews them, so the work stays proportional to the site's size; a site's turn
-        takes at most `TENANT_BATCH` of them, the rest wait for the next steps.
+        fourfold growth renews them, so the work stays proportional to the site's size; a site's
+        turn takes at most `TENANT_BATCH` of them, the rest wait for the next steps.
         """
         written = 0
         for key in sorted(self._renorming):

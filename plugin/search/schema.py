@@ -44,7 +44,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_unsigned_field("n_people", fast=True)
     builder.add_unsigned_field("n_owners", fast=True)
     # The length of the item's statement vector (tf-idf) and the site's size when it was computed:
-    # the indexer computes it again once the site has doubled (`plugin.search.norms`).
+    # the indexer computes it again once the site has grown fourfold (`RENEW_GROWTH`).
     builder.add_float_field("norm", fast=True)
     builder.add_integer_field("basis", indexed=True, fast=True)
     return builder.build()

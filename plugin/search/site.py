@@ -27,6 +27,11 @@ AVERAGES_KEPT = 4096  # sites whose averages one process keeps (least recently u
 # (reading at most this many postings), where an old copy would move the idf most; the
 # frequency of common terms is scaled by the share of the site's documents that are current.
 EXACT_BELOW = 2_000
+# An item's statement norm is computed again once its site has grown this many times over since.
+# idf follow the ratio of a site's size to a term's count, which a growing site mostly keeps, and
+# ranking recomputes the best candidates' norms anyway; renewing at each doubling wrote a site
+# built from scratch about twice over.
+RENEW_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -215,8 +220,8 @@ class SiteView:
                 if owner in self.members and i is not None]
 
     def stale_norms(self, limit: int) -> list[tuple[int, int]]:
-        """Up to `limit` (item, tenant) whose norm was computed when the site had half its items or fewer."""
-        below = int(self.count // 2)
+        """Up to `limit` (item, tenant) whose norm was computed when the site had a quarter of its items or fewer."""
+        below = int(self.count // RENEW_GROWTH)
         if below < 1 or limit <= 0:
             return []
         query = tantivy.Query.boolean_query([

@@ -50,3 +50,59 @@ def test_norms_computed_on_the_site_as_it_is_are_used_as_they_are(
     finally:
         close_all()
         db.dispose()
+
+
+def _bases(db, tenant: int) -> dict[int, int]:
+    """The site size each indexed item's norm was computed at, by item id."""
+    import tantivy
+
+    with db.session() as s:
+        view = site_view(s, tenant)
+        found = view.searcher.search(tantivy.Query.all_query(), 1000).hits
+        addresses = [address for _, address in found]
+        ids = view.searcher.fast_field_values("id", addresses)
+        return dict(zip(ids, view.searcher.fast_field_values("basis", addresses), strict=True))
+
+
+def test_older_norms_are_computed_again_once_the_site_has_grown_fourfold(tmp_path: Path) -> None:
+    db, tenant = database(f"sqlite:///{tmp_path / 'inflow.db'}")
+    bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
+    topic = [doc(f"APP-{n}", f"Disk topic {n}", f"the disk of node {n} is full") for n in range(14)]
+    try:
+        store(db, tenant, *topic[:2])
+        first = _bases(db, tenant)
+        assert set(first.values()) == {2}
+        for end in (7, 13):  # the indexer looks at the site as it was before each step's writes
+            store(db, tenant, *topic[len(_bases(db, tenant)):end])
+            assert {i: b for i, b in _bases(db, tenant).items() if i in first} == first  # < 4x: they stand
+        store(db, tenant, topic[13])  # the site it now looks at has 13 items: over 4x the first norms'
+        bases = _bases(db, tenant)
+        assert len(bases) == 14 and all(bases[i] == 13 for i in first)
+    finally:
+        close_all()
+        db.dispose()
+
+
+def test_a_step_writes_only_what_changed_since_the_last_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.matching.store import upsert_item
+    from plugin.search import indexer
+
+    db, tenant = database(f"sqlite:///{tmp_path / 'inflow.db'}")
+    bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
+    written: list[int] = []
+    writing = indexer.Indexer._write
+    monkeypatch.setattr(indexer.Indexer, "_write", lambda self, c, w, view, t, rows, replace, new=True: (
+        written.extend(row[0] for row in rows), writing(self, c, w, view, t, rows, replace, new))[1])
+    try:
+        store(db, tenant, *DOCS)
+        for changed in ("APP-2", "APP-4"):  # a webhook's update each: the one item, not the last one's too
+            written.clear()
+            with db.session() as s:
+                item = upsert_item(s, tenant, doc(changed, "Changed title", "changed text"))
+                item_id = item.id
+            store(db, tenant)
+            assert written == [item_id]
+    finally:
+        close_all()
+        db.dispose()
