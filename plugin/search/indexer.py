@@ -88,7 +88,6 @@ def pending(session: Session, shard: str, identity: str, limit: int = STEP_TENAN
     return out
 
 
-_PAST_EVERY_ID = 2**62
 _ITEMS = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
           .where(Item.tenant_id == bindparam("tenant"), Item.index_seq >= bindparam("seq"),
                  or_(Item.index_seq > bindparam("seq"), Item.id > bindparam("after")))
@@ -104,10 +103,10 @@ _TOMBSTONES = select(IndexTombstone.item_id).where(
 
 def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[Sequence[Any]]:
     """The site's items changed after sequence `after`, in (sequence, id) order, a chunk at a time."""
-    # Past every id of sequence `after`: the index holds all of it (a step stops only between two
-    # sequences). Starting at id 0 wrote its items again at every step: a webhook's update wrote
-    # the previous update's items too, and a backfill indexed each page twice.
-    seq, last = after, _PAST_EVERY_ID
+    # No id of sequence `after` (`id > NULL` holds for none): the index holds all of it, a step
+    # stopping only between two sequences. Starting at id 0 wrote its items again at every step:
+    # a webhook's update wrote the previous update's items too, and a backfill each page twice.
+    seq, last = after, None
     while True:
         rows = connection.execute(_ITEMS, {"tenant": tenant_id, "seq": seq, "after": last,
                                            "limit": READ_CHUNK}).all()

@@ -84,11 +84,11 @@ def test_older_norms_are_computed_again_once_the_site_has_grown_fourfold(tmp_pat
 
 
 def test_a_step_writes_only_what_changed_since_the_last_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from plugin.matching.store import upsert_item
     from plugin.search import indexer
 
-    db, tenant = database(f"sqlite:///{tmp_path / 'inflow.db'}")
+    db, tenant = database(database_url)
     bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
     written: list[int] = []
     writing = indexer.Indexer._write
