@@ -23,13 +23,14 @@ def docs() -> list:
     return [jira_issue_to_doc(issue, "https://site.test") for issue in issues]
 
 
-def _stored_terms(url: str, docs: list) -> dict[str, str]:
+def _stored_terms(url: str, docs: list) -> dict[str, tuple[str, bytes, bytes]]:
     db, tenant = database(url)
     try:
         with db.session() as session:
             store_items(session, tenant, docs)
         with db.session() as session:
-            return dict(session.execute(select(Item.key, Item.terms)).all())
+            rows = session.execute(select(Item.key, Item.terms, Item.packed_terms, Item.title_vector)).all()
+            return {key: (terms, packed, title) for key, terms, packed, title in rows}
     finally:
         db.dispose()
 
