@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plugin.matching.text import Memo
 from plugin.matching.vectors import FIELDS
 
 # One entry per (field, term): the term's hash, and its field in the top two bits of the frequency.
@@ -24,24 +25,15 @@ TITLE = FIELDS.index("t")
 _BUCKETS = 1 << 16
 
 
-class _Hashes(dict[str, int]):
-    """Terms' 64-bit hashes, the same in every process and release, each computed once.
-
-    Terms repeat across items (Zipf-like), so most are hashed once; emptied when full. A dict
-    whose misses compute: hits are looked up in C (`map(_HASHES.__getitem__, terms)`), where an
-    lru_cache call per term cost a sixth of packing an item.
-    """
-
-    def __missing__(self, value: str) -> int:
-        if len(self) >= _HASHES_KEPT:
-            self.clear()
-        digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        found = self[value] = int.from_bytes(digest, "little")
-        return found
+def _term_hash(value: str) -> int:
+    """A term's 64-bit hash, the same in every process and release."""
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
-_HASHES_KEPT = 1 << 18
-_HASHES = _Hashes()
+# Terms repeat across items (Zipf-like): most are hashed once (an lru_cache call per term cost a
+# sixth of packing an item).
+_HASHES: Memo[str, int] = Memo(_term_hash, 1 << 18)
 
 
 def pack(vector: dict[str, dict[str, int]]) -> bytes:

@@ -5,7 +5,6 @@ change after the suggestions were computed.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import fields
 from typing import Any
 
@@ -51,12 +50,9 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[
     return [s.item_id for s in reuse]
 
 
-@functools.cache
-def _names(kind: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(kind))
-
-
-_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (ReuseSuggestion, ExpertSuggestion, Evidence)}
+_FIELDS: dict[type, tuple[str, ...]] = {kind: tuple(f.name for f in fields(kind))
+                                         for kind in (ReuseSuggestion, ExpertSuggestion, Evidence)}
+_NAMES = {kind: frozenset(names) for kind, names in _FIELDS.items()}
 
 
 def _plain(value: ReuseSuggestion | ExpertSuggestion | Evidence) -> dict[str, Any]:
@@ -70,7 +66,7 @@ def _plain(value: ReuseSuggestion | ExpertSuggestion | Evidence) -> dict[str, An
 
 def _known(kind: type, entry: dict[str, Any]) -> dict[str, Any]:
     """The entry's fields the dataclass has: a row written by a newer release still loads here."""
-    names = _names(kind)
+    names = _NAMES[kind]
     return {k: v for k, v in entry.items() if k in names}
 
 

@@ -66,19 +66,10 @@ def vectors(titles: list[str]) -> np.ndarray:
     return out
 
 
-def pack(vector: np.ndarray) -> bytes:
-    """A unit vector as 256 signed bytes (what the items table keeps)."""
-    return _bytes(vector[None, :])[0]
-
-
-def _bytes(vectors: np.ndarray) -> list[bytes]:
-    packed = np.clip(np.rint(vectors * SCALE), -127, 127).astype(np.int8)
-    return [row.tobytes() for row in packed]
-
-
 def packed_titles(titles: list[str]) -> list[bytes]:
-    """The stored form of each title's vector."""
-    return _bytes(vectors(titles))
+    """The stored form of each title's vector: 256 signed bytes (what the items table keeps)."""
+    packed = np.clip(np.rint(vectors(titles) * SCALE), -127, 127).astype(np.int8)
+    return [row.tobytes() for row in packed]
 
 
 def unpack(packed: bytes) -> np.ndarray:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import _count_elements  # type: ignore[attr-defined]
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
+from typing import TypeVar
 
 import Stemmer
 
@@ -68,22 +69,32 @@ def _analyse(raw: str) -> tuple[str, ...]:
     return tuple(_stemmer().stemWords(kept)) if kept else ()
 
 
-class _Analysed(dict):
-    """Raw word (str, or ASCII bytes) -> its index terms, computed on first sight.
+K = TypeVar("K")
+V = TypeVar("V")
 
-    A dict looked up through `__getitem__` keeps the per-token path in C (an lru_cache call costs
-    more); when full it starts over, which only costs re-analysing the words in use.
+
+class Memo(dict[K, V]):
+    """key -> compute(key), computed on first sight; started over once `kept` keys are held.
+
+    A dict looked up through `__getitem__` (or `map(memo.__getitem__, keys)`) keeps the per-key
+    path in C, where an lru_cache call costs more; starting over only costs computing again the
+    keys in use.
     """
 
-    def __missing__(self, raw: str | bytes) -> tuple[str, ...]:
-        if len(self) >= _ANALYSED_MAX:
+    def __init__(self, compute: Callable[[K], V], kept: int) -> None:
+        super().__init__()
+        self.compute, self.kept = compute, kept
+
+    def __missing__(self, key: K) -> V:
+        if len(self) >= self.kept:
             self.clear()
-        terms = self[raw] = _analyse(raw.decode("ascii") if isinstance(raw, bytes) else raw)
-        return terms
+        value = self[key] = self.compute(key)
+        return value
 
 
-_ANALYSED_MAX = 200_000
-_analysed = _Analysed()
+# Raw word (str, or ASCII bytes) -> its index terms.
+_analysed: Memo[str | bytes, tuple[str, ...]] = Memo(
+    lambda raw: _analyse(raw.decode("ascii") if isinstance(raw, bytes) else raw), 200_000)
 # ASCII letters and digits kept, everything else a separator: for ASCII text (nearly all text)
 # this splits exactly as _WORD does, but bytes.translate + split is several times faster.
 _ASCII_SEPARATORS = bytes(c if c < 128 and chr(c).isalnum() else 32 for c in range(256))

@@ -96,7 +96,7 @@ def test_stored_term_vectors_are_byte_identical(doc_texts: list[tuple]) -> None:
 
 
 def test_analysis_cache_starts_over_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text, "_ANALYSED_MAX", 3)
+    monkeypatch.setattr(text._analysed, "kept", 3)
     text._analysed.clear()
     assert text.tokens("alpha beta gamma delta epsilon alpha") == reference_tokens(
         "alpha beta gamma delta epsilon alpha")
