@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
 from jobs.core import QUEUES, get_queue, redis_connection
+from jobs.worker import Worker
 from plugin.models.content import Item
 from tests.conftest import ROOT, free_port
 from tests.pipeline.conftest import Site, v2_issue
@@ -25,10 +25,13 @@ from tests.pipeline.test_events import T_A, host_view, jira_time, ms, snapshot, 
 
 
 def run_worker(redis_url: str) -> None:
-    """Work every queue until empty, in this process (rq's SimpleWorker, JSON serializer)."""
+    """Work every queue until empty, in this process (Inflow's worker class, JSON serializer).
+
+    Inflow's class, not rq's SimpleWorker: that one's teardown sometimes waited a minute for its
+    command thread (see `jobs.worker.Worker.unsubscribe`)."""
     connection = Redis.from_url(redis_url)
     queues = [get_queue(connection, name) for name in QUEUES]
-    SimpleWorker(queues, connection=connection, serializer=JSONSerializer).work(
+    Worker(queues, connection=connection, serializer=JSONSerializer).work(
         burst=True, with_scheduler=True
     )
     connection.close()
