@@ -151,36 +151,47 @@ def _enqueue_watched(connection: Redis, func: str, args: tuple[Any, ...], watche
     """Enqueue under the id `choose` picks from the watched jobs' statuses (None: nothing to do).
 
     Why WATCH: two web processes taking a site's webhooks at once both found no waiting drain
-    and both pushed it, so one drain ran twice. The statuses are read and the job pushed in one
-    transaction that fails if another caller enqueued meanwhile; it then decides again.
+    and both pushed it, so one drain ran twice. A first look (one round trip) usually finds a
+    waiting job; otherwise the statuses are read again and the job pushed in one transaction,
+    which fails if another caller enqueued meanwhile: it then decides again on what that left.
     """
-    options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
-                               "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
-    target = get_queue(connection, queue)
     try:
+        with connection.pipeline(transaction=False) as look:
+            for job_id in watched:
+                _status_of(look, job_id)
+            if choose([decoded(status) for status in look.execute()]) is None:
+                return True
         with connection.pipeline() as pipe:
             for _ in range(WATCH_ATTEMPTS):
                 try:
                     pipe.watch(*map(_job_key, watched))  # until multi(), commands run at once
-                    job_id = choose([decoded(_status_of(pipe, job_id)) for job_id in watched])
-                    if job_id is None:
+                    chosen = choose([decoded(_status_of(pipe, job_id)) for job_id in watched])
+                    if chosen is None:
                         return True
                     pipe.multi()
-                    if delay > 0:
-                        target.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id,
-                                          job_timeout=timeout, pipeline=pipe, **options)
-                    else:
-                        target.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
-                                                                **options)], pipeline=pipe)
+                    _push(get_queue(connection, queue), pipe, func, args, chosen, retry, timeout, delay)
                     pipe.execute()
                     return True
                 except WatchError:
-                    continue  # another caller enqueued meanwhile: what it left decides
+                    continue
         log.warning("enqueue of %s given up: its jobs kept changing", watched[0])
         return False
     except RedisError as exc:
         log.warning("enqueue of %s skipped, Redis unavailable: %s", watched[0], exc)
         return False
+
+
+def _push(target: Queue, pipe: Any, func: str, args: tuple[Any, ...], job_id: str,
+          retry: Retry | None, timeout: int, delay: float) -> None:
+    """Add the job's commands to the transaction: queued now, or scheduled `delay` seconds on."""
+    options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
+                               "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
+    if delay > 0:
+        target.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id, job_timeout=timeout,
+                          pipeline=pipe, **options)
+    else:
+        target.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, timeout=timeout, **options)],
+                            pipeline=pipe)
 
 
 # A due set: a sorted set of members scored by the time (ms) they are due. A taker leases what it

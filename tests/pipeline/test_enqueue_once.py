@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -11,37 +12,34 @@ from jobs import core
 from jobs.core import QUEUE_DEFAULT, get_queue, job_status
 
 
-def _racing(redis_url: str, monkeypatch: Any) -> list[str]:
-    """Make the first status read of this process see a world in which another process has not
-    enqueued yet, while that other process enqueues right after it: the window of the race."""
+def _racing(redis_url: str, monkeypatch: Any, enqueue: Callable[[Redis, str], bool]) -> threading.Event:
+    """Let another process enqueue the job just after this one read its status under WATCH
+    (before it pushes): the window of the race."""
     other = Redis.from_url(redis_url)
-    real = core._coalesced_id
-    decided: list[str] = []
+    real = core._status_of
     raced = threading.Event()
 
-    def late(base: str, status: Any, next_status: Any, stamp: int) -> str | None:
-        chosen = real(base, status, next_status, stamp)
-        if not raced.is_set():  # the other web process takes the same webhook burst meanwhile
-            raced.set()
-            assert core.enqueue_coalesced(other, "jobs.pipeline.drain_events", base, (1,))
-        decided.append(str(chosen))
-        return chosen
+    def late(pipe: Any, job_id: str) -> Any:
+        status = real(pipe, job_id)
+        if getattr(pipe, "watching", False) and not raced.is_set():
+            raced.set()  # the other web process takes the same webhook burst meanwhile
+            assert enqueue(other, job_id)
+        return status
 
-    monkeypatch.setattr(core, "_coalesced_id", late)
-    return decided
+    monkeypatch.setattr(core, "_status_of", late)
+    return raced
 
 
 def test_a_drain_enqueued_by_another_process_meanwhile_is_not_pushed_again(
     redis_url: str, monkeypatch: Any
 ) -> None:
     connection = Redis.from_url(redis_url)
-    decided = _racing(redis_url, monkeypatch)
+    raced = _racing(redis_url, monkeypatch,
+                    lambda other, job_id: core.enqueue_coalesced(other, "jobs.pipeline.drain_events", job_id, (1,)))
 
     assert core.enqueue_coalesced(connection, "jobs.pipeline.drain_events", "drain-1", (1,))
 
-    # The other's call decided (drain-1) inside this one's first look (drain-1, pushed in vain:
-    # the transaction failed); the second look saw the other's job waiting.
-    assert decided == ["drain-1", "drain-1", "None"]
+    assert raced.is_set()  # the other process did enqueue inside the window
     assert get_queue(connection, QUEUE_DEFAULT).job_ids == ["drain-1"]
     assert job_status(connection, "drain-1") == "queued"
 
@@ -66,17 +64,11 @@ def test_many_threads_enqueueing_one_drain_push_it_once(redis_url: str) -> None:
 
 
 def test_a_unique_job_enqueued_meanwhile_is_not_pushed_again(redis_url: str, monkeypatch: Any) -> None:
-    connection, other = Redis.from_url(redis_url), Redis.from_url(redis_url)
-    real = core._status_of
-    raced = threading.Event()
+    connection = Redis.from_url(redis_url)
+    raced = _racing(redis_url, monkeypatch,
+                    lambda other, job_id: core.enqueue_unique(other, "jobs.pipeline.drain_events", 3, job_id=job_id))
 
-    def late(pipe: Any, job_id: str) -> Any:
-        status = real(pipe, job_id)
-        if not raced.is_set():
-            raced.set()
-            assert core.enqueue_unique(other, "jobs.pipeline.drain_events", 3, job_id=job_id)
-        return status
-
-    monkeypatch.setattr(core, "_status_of", late)
     assert core.enqueue_unique(connection, "jobs.pipeline.drain_events", 3, job_id="reconcile-3")
+
+    assert raced.is_set()
     assert get_queue(connection, QUEUE_DEFAULT).job_ids == ["reconcile-3"]
