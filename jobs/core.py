@@ -4,12 +4,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -70,14 +69,9 @@ def database(settings: Settings | None = None) -> Database:
 LIVE_STATUSES = ("queued", "started", "scheduled", "deferred")
 
 
-def _job_key(job_id: str) -> str:
-    """Where rq keeps a job (the one place that knows)."""
-    return f"{Job.redis_job_namespace_prefix}{job_id}"
-
-
 def _status_of(pipe: Any, job_id: str) -> Any:
-    """Ask for a job's status field."""
-    return pipe.hget(_job_key(job_id), "status")
+    """Ask for a job's status field (the one place that knows where rq keeps it)."""
+    return pipe.hget(f"{Job.redis_job_namespace_prefix}{job_id}", "status")
 
 
 def decoded(value: Any) -> Any:
@@ -92,7 +86,7 @@ def job_status(connection: Redis, job_id: str) -> str | None:
 
 def queued_on(connection: Redis, job_id: str) -> str | None:
     """The queue where the job waits to run, or None when it is not waiting in one."""
-    status, origin = connection.hmget(_job_key(job_id), ["status", "origin"])
+    status, origin = connection.hmget(f"{Job.redis_job_namespace_prefix}{job_id}", ["status", "origin"])
     return decoded(origin) if decoded(status) == "queued" else None
 
 
@@ -109,9 +103,16 @@ def enqueue_unique(connection: Redis, func: str, *args: Any, job_id: str,
     Callers rely on the outbox relay (stored events are the truth) rather than on this
     call succeeding.
     """
-    return _enqueue_watched(connection, func, args, [job_id],
-                            lambda found: None if found[0] in LIVE_STATUSES else job_id,
-                            queue, retry, timeout)
+    try:
+        if is_live(connection, job_id):
+            return True
+        get_queue(connection, queue).enqueue(
+            func, *args, job_id=job_id, retry=retry or Retry(max=3, interval=[30, 300, 1800]),
+            job_timeout=timeout, failure_ttl=FAILURE_TTL, result_ttl=RESULT_TTL)
+        return True
+    except RedisError as exc:
+        log.warning("enqueue of %s skipped, Redis unavailable: %s", job_id, exc)
+        return False
 
 
 WAITING_STATUSES = ("queued", "scheduled", "deferred")
@@ -127,71 +128,43 @@ def _coalesced_id(base: str, status: str | None, next_status: str | None, stamp:
     return f"{base}-{stamp}"  # both run (two workers): a third, so nothing is missed
 
 
-def enqueue_coalesced(connection: Redis, func: str, base: str, args: tuple[Any, ...],
+def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple[Any, ...]]],
                       queue: str = QUEUE_DEFAULT, retry: Retry | None = None,
                       timeout: int = DEFAULT_TIMEOUT, delay: float = 0.0) -> bool:
-    """Enqueue the call under `base` unless a job of that id waits; False when Redis is down.
+    """Enqueue each (base id, args) call unless a job of that id waits; False when Redis is down.
 
     One job waiting per base id covers any number of calls; while it runs, a second id
-    (`<base>-next`) waits for what it may already have missed. With `delay` (seconds) the job is
-    scheduled that much later (a scheduled job waits too).
-    """
-    stamp = time.time_ns() // 1000
-    return _enqueue_watched(connection, func, args, [base, base + "-next"],
-                            lambda found: _coalesced_id(base, found[0], found[1], stamp),
-                            queue, retry, timeout, delay)
+    (`<base>-next`) waits for what it may already have missed. Two round trips for all calls.
+    With `delay` (seconds) the jobs are scheduled that much later (a scheduled job waits too).
 
-
-WATCH_ATTEMPTS = 5
-
-
-def _enqueue_watched(connection: Redis, func: str, args: tuple[Any, ...], watched: list[str],
-                     choose: Callable[[list[str | None]], str | None], queue: str,
-                     retry: Retry | None, timeout: int, delay: float = 0.0) -> bool:
-    """Enqueue under the id `choose` picks from the watched jobs' statuses (None: nothing to do).
-
-    Why WATCH: two web processes taking a site's webhooks at once both found no waiting drain
-    and both pushed it, so one drain ran twice. A first look (one round trip) usually finds a
-    waiting job; otherwise the statuses are read again and the job pushed in one transaction,
-    which fails if another caller enqueued meanwhile: it then decides again on what that left.
+    Two callers at the same moment may both push an id (about 60 of 2,600 webhooks of the traffic
+    bench's burst): the job then runs twice, which jobs are built for. Reading and pushing in one
+    WATCH transaction prevented it but cost each of those calls several round trips, each waiting
+    for the GIL in a busy web process: the burst's webhooks were accepted more slowly.
     """
     try:
-        with connection.pipeline(transaction=False) as look:
-            for job_id in watched:
-                _status_of(look, job_id)
-            if choose([decoded(status) for status in look.execute()]) is None:
-                return True
-        with connection.pipeline() as pipe:
-            for _ in range(WATCH_ATTEMPTS):
-                try:
-                    pipe.watch(*map(_job_key, watched))  # until multi(), commands run at once
-                    chosen = choose([decoded(_status_of(pipe, job_id)) for job_id in watched])
-                    if chosen is None:
-                        return True
-                    pipe.multi()
-                    _push(get_queue(connection, queue), pipe, func, args, chosen, retry, timeout, delay)
-                    pipe.execute()
-                    return True
-                except WatchError:
-                    continue
-        log.warning("enqueue of %s given up: its jobs kept changing", watched[0])
-        return False
+        with connection.pipeline(transaction=False) as pipe:
+            for base, _ in calls:
+                _status_of(pipe, base)
+                _status_of(pipe, base + "-next")
+            found = [decoded(status) for status in pipe.execute()]
+        stamp = time.time_ns() // 1000
+        options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
+                                   "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
+        due = [(job_id, args) for n, (base, args) in enumerate(calls)
+               if (job_id := _coalesced_id(base, found[2 * n], found[2 * n + 1], stamp))]
+        target = get_queue(connection, queue)
+        if delay > 0:
+            for job_id, args in due:
+                target.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id,
+                                  job_timeout=timeout, **options)
+        elif due:
+            target.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, timeout=timeout,
+                                                    **options) for job_id, args in due])
+        return True
     except RedisError as exc:
-        log.warning("enqueue of %s skipped, Redis unavailable: %s", watched[0], exc)
+        log.warning("enqueue of %d %s job(s) skipped, Redis unavailable: %s", len(calls), func, exc)
         return False
-
-
-def _push(target: Queue, pipe: Any, func: str, args: tuple[Any, ...], job_id: str,
-          retry: Retry | None, timeout: int, delay: float) -> None:
-    """Add the job's commands to the transaction: queued now, or scheduled `delay` seconds on."""
-    options: dict[str, Any] = {"retry": retry or Retry(max=3, interval=[30, 300, 1800]),
-                               "failure_ttl": FAILURE_TTL, "result_ttl": RESULT_TTL}
-    if delay > 0:
-        target.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id, job_timeout=timeout,
-                          pipeline=pipe, **options)
-    else:
-        target.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, timeout=timeout, **options)],
-                            pipeline=pipe)
 
 
 # A due set: a sorted set of members scored by the time (ms) they are due. A taker leases what it

@@ -106,8 +106,9 @@ DRAIN_MAX_WAIT = 5.0
 def enqueue_drain(connection: Redis, tenant_id: int, delay: float = 0.0,
                   queue: str = QUEUE_DEFAULT) -> bool:
     """Make sure a drain of the tenant's stored events waits (one covers any number of events)."""
-    return enqueue_coalesced(connection, "jobs.pipeline.drain_events", relay.drain_job_id(tenant_id),
-                             (tenant_id,), retry=EVENT_RETRY, delay=delay, queue=queue)
+    return enqueue_coalesced(connection, "jobs.pipeline.drain_events",
+                             [(relay.drain_job_id(tenant_id), (tenant_id,))], retry=EVENT_RETRY,
+                             delay=delay, queue=queue)
 
 
 def drain_client_for(tenant: Tenant) -> HostClient:
@@ -417,8 +418,8 @@ def _refresh_in(db: Database, connection: Redis | None, tenant_id: int, item_ids
 
 def enqueue_refresh(connection: Redis, tenant_id: int, queue: str = QUEUE_REFRESH) -> bool:
     """Make sure a refresh of the tenant's stale items waits (one covers any number)."""
-    return enqueue_coalesced(connection, "jobs.pipeline.refresh_suggestions", f"refresh-{tenant_id}",
-                             (tenant_id,), queue=queue)
+    return enqueue_coalesced(connection, "jobs.pipeline.refresh_suggestions",
+                             [(f"refresh-{tenant_id}", (tenant_id,))], queue=queue)
 
 
 def enqueue_event(connection: Redis, event_id: int) -> bool:
