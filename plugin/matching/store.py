@@ -363,37 +363,18 @@ def refresh_statistics(session: Session, tables: Iterable[str] = BULK_TABLES) ->
     return stale
 
 
-# Rows analysed ahead of a write (`analyse`), by the doc object each was made from.
-Analysed = dict[int, tuple[ItemDoc, dict[str, Any]]]
-
-
-def analyse(session: Session, tenant_id: int, docs: list[ItemDoc]) -> Analysed:
-    """The docs' rows, analysed now, for a later `store_items` of the same doc objects.
-
-    Why: a drain's batch writes in one transaction, and on SQLite the transaction's first write
-    takes the database's only write lock, which every webhook's insert then waits for. Analysing
-    its items' text before that write keeps the lock for the writes alone.
-    """
-    docs = list({(d.source, d.key): d for d in docs}.values())
-    return {id(d): (d, row) for d, row in zip(docs, _item_rows(session, tenant_id, docs), strict=True)}
-
-
-def store_items(session: Session, tenant_id: int, docs: list[ItemDoc], analysed: Analysed | None = None) -> list[int]:
+def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[int]:
     """Create or update many items in one go; their ids (one per distinct source and key).
 
     For callers that only need ids (backfills, replays): making ORM objects of a page of items
-    cost as much as storing their contributions. `analysed`: rows made earlier from some of
-    these very doc objects (`analyse`).
+    cost as much as storing their contributions.
     """
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
-    kept = analysed or {}
-    ready = [found[1] if (found := kept.get(id(d))) is not None and found[0] is d else None for d in docs]
-    docs = _without_erased(session, tenant_id, docs)  # same order; rows do not hold contributions
+    docs = _without_erased(session, tenant_id, docs)
     # Text analysis first: bumping the sequence takes SQLite's write lock, which analysis does not need.
-    fresh = iter(_item_rows(session, tenant_id, [d for d, row in zip(docs, ready, strict=True) if row is None]))
-    rows = [row if row is not None else next(fresh) for row in ready]
+    rows = _item_rows(session, tenant_id, docs)
     ids = _write_items(session, tenant_id, docs, rows)
     if len(docs) >= BULK_PAGE:  # a backfill's page: the statements below plan by these statistics
         refresh_statistics(session)

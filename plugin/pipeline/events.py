@@ -236,12 +236,10 @@ def process_events(
         return 0
     tenant = session.get(Tenant, tenant_id)
     planned = _plan(session, tenant, rows, client_for) if tenant is not None and tenant.installed else []
-    # Before the batch's first write: on SQLite it holds the only write lock until the commit.
-    analysed = versions.analyse(session, tenant_id, [c for _, _, cs in planned for c in cs])
     taken = _mark_processed(session, [event.id for event in rows])
     planned = [entry for entry in planned if entry[0].id in taken]
     stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs],
-                                    changed, analysed)
+                                    changed)
     for event, found, _ in planned:
         _answer_questions(session, tenant_id, event, found)
     if changed is None:

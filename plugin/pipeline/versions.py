@@ -140,13 +140,8 @@ def _newest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
     return newest
 
 
-def analyse(session: Session, tenant_id: int, changes: Iterable[Change]) -> store.Analysed:
-    """The rows of the documents `apply_changes` would store, analysed ahead of its writes."""
-    return store.analyse(session, tenant_id, [c.doc for c in _newest(changes).values() if c.doc is not None])
-
-
 def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
-                  affected: list[int] | None = None, analysed: store.Analysed | None = None) -> list[int]:
+                  affected: list[int] | None = None) -> list[int]:
     """Apply many changes at once, with the outcome of applying them one by one in order.
 
     Each item's newest change is applied if it is not older than the item's last version; the
@@ -168,7 +163,7 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
             deletions.append(change)
         else:
             docs.append(change.doc)
-    stored = store.store_items(session, tenant_id, docs, analysed)
+    stored = store.store_items(session, tenant_id, docs)
     for change in deletions:
         neighbours = _delete(session, tenant_id, change.source, change.key)
         if affected is None:
