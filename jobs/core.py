@@ -137,10 +137,10 @@ def enqueue_coalesced(connection: Redis, func: str, calls: list[tuple[str, tuple
     (`<base>-next`) waits for what it may already have missed. Two round trips for all calls.
     With `delay` (seconds) the jobs are scheduled that much later (a scheduled job waits too).
 
-    Two callers at the same moment may both push an id (about 60 of 2,600 webhooks of the traffic
-    bench's burst): the job then runs twice, which jobs are built for. Reading and pushing in one
-    WATCH transaction prevented it but cost each of those calls several round trips, each waiting
-    for the GIL in a busy web process: the burst's webhooks were accepted more slowly.
+    Two callers at the same moment may both push an id: the job then runs twice, which jobs are
+    built for. Reading and pushing in one WATCH transaction prevented it but cost each due call
+    several round trips, each waiting for the GIL in a busy web process: a burst's webhooks were
+    accepted more slowly (figures in the commit that removed it).
     """
     try:
         with connection.pipeline(transaction=False) as pipe:
