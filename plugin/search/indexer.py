@@ -90,6 +90,7 @@ def pending(session: Session, shard: str, identity: str, limit: int = STEP_TENAN
 
 _ITEMS = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
           .where(Item.tenant_id == bindparam("tenant"), Item.index_seq >= bindparam("seq"),
+                 Item.index_seq <= bindparam("through"),
                  or_(Item.index_seq > bindparam("seq"), Item.id > bindparam("after")))
           .order_by(Item.index_seq, Item.id).limit(bindparam("limit")))
 _BY_ID = (select(Item.id, Item.index_seq, func.coalesce(Item.project, Item.space), cast(Item.terms, Text))
@@ -101,15 +102,18 @@ _TOMBSTONES = select(IndexTombstone.item_id).where(
     IndexTombstone.seq <= bindparam("high"))
 
 
-def _changed(connection: Connection, tenant_id: int, after: int) -> Iterator[Sequence[Any]]:
-    """The site's items changed after sequence `after`, in (sequence, id) order, a chunk at a time."""
+def _changed(connection: Connection, tenant_id: int, after: int, through: int) -> Iterator[Sequence[Any]]:
+    """The site's items changed after sequence `after` up to `through`, in (sequence, id) order,
+    a chunk at a time."""
     # No id of sequence `after` (`id > NULL` holds for none): the index holds all of it, a step
     # stopping only between two sequences. Starting at id 0 wrote its items again at every step:
     # a webhook's update wrote the previous update's items too, and a backfill each page twice.
+    # Up to `through`, the sequence the step started from: each chunk is read anew, and items
+    # stored since would be written now and again by the next step, which starts from `through`.
     seq, last = after, None
     while True:
-        rows = connection.execute(_ITEMS, {"tenant": tenant_id, "seq": seq, "after": last,
-                                           "limit": READ_CHUNK}).all()
+        rows = connection.execute(_ITEMS, {"tenant": tenant_id, "seq": seq, "through": through,
+                                           "after": last, "limit": READ_CHUNK}).all()
         if not rows:
             return
         yield rows
@@ -247,7 +251,7 @@ class Indexer:
             writer.delete_documents_by_term("tenant", tenant.tenant_id)
         view = self._view(key)
         written, reached, last_seq = 0, tenant.seq, tenant.applied
-        for rows in _changed(connection, tenant.tenant_id, tenant.applied):
+        for rows in _changed(connection, tenant.tenant_id, tenant.applied, tenant.seq):
             if written >= TENANT_BATCH and rows[0][1] != last_seq:
                 reached = last_seq  # stop at a whole sequence: the next step starts after it
                 break

@@ -9,6 +9,7 @@ import pytest
 from plugin.config import Settings
 from plugin.matching import candidates, ranking
 from plugin.matching.query import as_target
+from plugin.matching.service import suggest_reuse
 from plugin.search import bind, site, site_view
 from plugin.search.shard import close_all
 from tests.matching.helpers import database, doc, store
@@ -83,17 +84,24 @@ def test_older_norms_are_computed_again_once_the_site_has_grown_fourfold(tmp_pat
         db.dispose()
 
 
-def test_a_step_writes_only_what_changed_since_the_last_one(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from plugin.matching.store import upsert_item
+def _writes_recorded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the items the indexer writes from now on, in order."""
     from plugin.search import indexer
 
-    db, tenant = database(database_url)
-    bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
     written: list[int] = []
     writing = indexer.Indexer._write
     monkeypatch.setattr(indexer.Indexer, "_write", lambda self, c, w, view, t, rows, replace, new=True: (
         written.extend(row[0] for row in rows), writing(self, c, w, view, t, rows, replace, new))[1])
+    return written
+
+
+def test_a_step_writes_only_what_changed_since_the_last_one(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.matching.store import upsert_item
+
+    db, tenant = database(database_url)
+    bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
+    written = _writes_recorded(monkeypatch)
     try:
         store(db, tenant, *DOCS)
         for changed in ("APP-2", "APP-4"):  # a webhook's update each: the one item, not the last one's too
@@ -103,6 +111,35 @@ def test_a_step_writes_only_what_changed_since_the_last_one(
                 item_id = item.id
             store(db, tenant)
             assert written == [item_id]
+    finally:
+        close_all()
+        db.dispose()
+
+
+def test_items_stored_while_a_step_reads_are_written_once_by_the_next_step(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.matching.store import upsert_item
+    from plugin.search import indexer
+
+    db, tenant = database(database_url)
+    bind(db, dataclasses.replace(Settings.from_env(), index_dir=tmp_path / "index"))
+    written = _writes_recorded(monkeypatch)
+    looking = indexer.pending
+    late = [doc("APP-8", "Late arrival", "stored while the step reads")]
+
+    def pending_then_a_store(*args, **kwargs):  # a backfill page commits right after the step looked
+        found = looking(*args, **kwargs)
+        if late:
+            with db.session() as s:
+                upsert_item(s, tenant, late.pop())
+        return found
+
+    monkeypatch.setattr(indexer, "pending", pending_then_a_store)
+    try:
+        store(db, tenant, *DOCS)
+        assert not late and len(written) == len(set(written)) == len(DOCS) + 1
+        with db.session() as s:
+            assert {r.key for r in suggest_reuse(s, tenant, "late arrival", limit=5)} == {"APP-8"}
     finally:
         close_all()
         db.dispose()
