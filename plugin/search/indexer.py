@@ -19,12 +19,13 @@ import os
 import shutil
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import tantivy
 from sqlalchemy import Text, bindparam, cast, delete, func, or_, select, update
@@ -64,6 +65,24 @@ class Pending:
     applied: int  # the sequence the index has applied (-1: nothing)
     rebuild: bool  # the index has none of the site's documents it can trust
     site: int | None = None  # the key its documents were indexed under
+
+
+@dataclass
+class Added:
+    """The items a step added to one site so far, and how many of them hold each statement term.
+
+    The norms of a step's later items count its earlier ones: each chunk's items counted only
+    themselves, and a step of many chunks left norms its next steps computed again.
+    """
+
+    items: int = 0
+    holding: Counter[str] = field(default_factory=Counter)
+
+    def hold(self, terms: list[str], held: np.ndarray) -> np.ndarray:
+        """How many items added so far hold each term, with `held` more holding them now."""
+        before = np.fromiter((self.holding[t] for t in terms), dtype=np.float64, count=len(terms))
+        self.holding.update(dict(zip(terms, held.tolist(), strict=True)))
+        return before + held
 
 
 def _pending_query(limit: int) -> Any:
@@ -249,15 +268,18 @@ class Indexer:
         the sequence now applied)."""
         if tenant.rebuild:  # documents of an earlier stay here (or of another identity) are dropped
             writer.delete_documents_by_term("tenant", tenant.tenant_id)
-        view = self._view(key)
+        view, added = self._view(key), Added()
         written, reached, last_seq = 0, tenant.seq, tenant.applied
-        for rows in _changed(connection, tenant.tenant_id, tenant.applied, tenant.seq):
-            if written >= TENANT_BATCH and rows[0][1] != last_seq:
-                reached = last_seq  # stop at a whole sequence: the next step starts after it
+        for chunk in _changed(connection, tenant.tenant_id, tenant.applied, tenant.seq):
+            # Past the batch, only the rest of the sequence under way: the next step starts after it.
+            rows = chunk if written < TENANT_BATCH else [row for row in chunk if row[1] == last_seq]
+            if rows:
+                self._write(connection, writer, view, tenant.tenant_id, rows, not tenant.rebuild, added)
+                last_seq = rows[-1][1]
+                written += len(rows)
+            if len(rows) < len(chunk):
+                reached = last_seq
                 break
-            self._write(connection, writer, view, tenant.tenant_id, rows, replace=not tenant.rebuild)
-            last_seq = rows[-1][1]
-            written += len(rows)
         if not tenant.rebuild:
             gone = connection.execute(_TOMBSTONES, {"tenant": tenant.tenant_id, "low": tenant.applied,
                                                     "high": reached}).scalars().all()
@@ -273,16 +295,22 @@ class Indexer:
         return SiteView(index.searcher(), identity, site)
 
     def _write(self, connection: Connection, writer: tantivy.IndexWriter, view: SiteView, tenant_id: int,
-               rows: Sequence[Any], replace: bool, new: bool = True) -> None:
+               rows: Sequence[Any], replace: bool, added: Added | None) -> None:
         """Add the items of `rows` (id, seq, project, terms), replacing their earlier versions.
 
-        Each norm takes the idf of the site as committed, with these items added when they are `new`.
+        Each norm takes the idf of the site as committed, with the items the step `added` so far
+        and these; without `added` (norms renewed), the site as committed.
         """
         people = _people(connection, [row[0] for row in rows])
         vectors = [orjson.loads(row[3]) if row[3] else {} for row in rows]
-        added = len(rows) if new else 0
-        norms = statement_norms(vectors, lambda terms, held: view.idf_with(terms, held if new else 0 * held, added))
-        basis = int(view.count) + added
+        if added is None:
+            norms = statement_norms(vectors, lambda terms, held: view.idf_with(terms, 0 * held, 0))
+            basis = int(view.count)
+        else:
+            items = added.items + len(rows)
+            norms = statement_norms(vectors, lambda terms, held: view.idf_with(terms, added.hold(terms, held), items))
+            added.items = items
+            basis = int(view.count) + items
         for (item_id, _, project, _), vector, norm in zip(rows, vectors, norms.tolist(), strict=False):
             if replace:
                 writer.delete_documents_by_term("id", item_id)
@@ -311,7 +339,7 @@ class Indexer:
             for tenant_id, ids in by_tenant.items():
                 for start in range(0, len(ids), READ_CHUNK):
                     rows = connection.execute(_BY_ID, {"tenant": tenant_id, "ids": ids[start:start + READ_CHUNK]}).all()
-                    self._write(connection, writer, view, tenant_id, rows, replace=True, new=False)
+                    self._write(connection, writer, view, tenant_id, rows, True, None)
             written += len(stale)
         return written
 
