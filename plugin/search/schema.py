@@ -7,6 +7,7 @@ and the term dictionary gives each site's own document frequencies.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -89,17 +90,22 @@ class Entry:
 
 def _weighted(site: int, terms: dict[str, dict[str, int]]) -> tuple[str, str]:
     """The `all` and `statement` texts: each term repeated by its field's weighted frequency."""
-    prefix, suffix = _affixes(site)  # once, not a term() call per term: millions a backfill
-    suffix += " "
+    prefix, suffix = _affixes(site)
+    between = suffix + " " + prefix
     every: list[str] = []
     stated: list[str] = []
-    for name, field in terms.items():  # one pass for both: the order of terms is not indexed
+    for name, field in terms.items():
         repeats, said = FIELD_REPEATS.get(name, 0), STATEMENT_REPEATS.get(name, 0)
+        by_tf: dict[int, list[str]] = defaultdict(list)
         for value, tf in field.items():
-            token = prefix + value + suffix
-            every.append(token * min(tf * repeats, MAX_REPEATS))
+            by_tf[tf].append(value)
+        # The terms of one frequency scoped and joined once, then the whole run repeated: the
+        # order of terms is not indexed, and a string built per term was most of a document's cost.
+        for tf, values in by_tf.items():
+            once = prefix + between.join(values) + suffix + " "
+            every.append(once * min(tf * repeats, MAX_REPEATS))
             if said:
-                stated.append(token * min(tf * said, MAX_REPEATS))
+                stated.append(once * min(tf * said, MAX_REPEATS))
     return "".join(every), "".join(stated)
 
 
