@@ -71,8 +71,8 @@ class Pending:
 class Added:
     """The items a step added to one site so far, and how many of them hold each statement term.
 
-    The norms of a step's later items count its earlier ones: each chunk's items counted only
-    themselves, and a step of many chunks left norms its next steps computed again.
+    The norms of a step's later items count its earlier ones: counting only a chunk's own items
+    left a step of many chunks with norms its next steps had to renew.
     """
 
     items: int = 0
@@ -274,7 +274,8 @@ class Indexer:
             # Past the batch, only the rest of the sequence under way: the next step starts after it.
             rows = chunk if written < TENANT_BATCH else [row for row in chunk if row[1] == last_seq]
             if rows:
-                self._write(connection, writer, view, tenant.tenant_id, rows, not tenant.rebuild, added)
+                self._write(connection, writer, view, tenant.tenant_id, rows,
+                            replace=not tenant.rebuild, added=added)
                 last_seq = rows[-1][1]
                 written += len(rows)
             if len(rows) < len(chunk):
@@ -339,7 +340,7 @@ class Indexer:
             for tenant_id, ids in by_tenant.items():
                 for start in range(0, len(ids), READ_CHUNK):
                     rows = connection.execute(_BY_ID, {"tenant": tenant_id, "ids": ids[start:start + READ_CHUNK]}).all()
-                    self._write(connection, writer, view, tenant_id, rows, True, None)
+                    self._write(connection, writer, view, tenant_id, rows, replace=True, added=None)
             written += len(stale)
         return written
 

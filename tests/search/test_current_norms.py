@@ -90,8 +90,8 @@ def _writes_recorded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     written: list[int] = []
     writing = indexer.Indexer._write
-    monkeypatch.setattr(indexer.Indexer, "_write", lambda self, c, w, view, t, rows, *rest: (
-        written.extend(row[0] for row in rows), writing(self, c, w, view, t, rows, *rest))[1])
+    monkeypatch.setattr(indexer.Indexer, "_write", lambda self, c, w, view, t, rows, **kw: (
+        written.extend(row[0] for row in rows), writing(self, c, w, view, t, rows, **kw))[1])
     return written
 
 
