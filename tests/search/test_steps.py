@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tantivy
 
 from plugin.config import Settings
 from plugin.matching.store import upsert_items
-from plugin.search import indexer, site_view
+from plugin.search import indexer
 from plugin.search.indexer import Indexer, ShardLock, local_shards
 from tests.matching.helpers import database, doc
+from tests.search.test_current_norms import _bases
 
 
 @pytest.fixture
@@ -38,16 +38,6 @@ def _pages(db, tenant: int, pages: int, size: int) -> None:  # noqa: ANN001
                                          f"marker{page} piece{n} fails") for n in range(size)])
 
 
-def _bases(db, tenant: int) -> list[int]:  # noqa: ANN001
-    """The site size each indexed item's norm was computed at, in item order."""
-    with db.session() as s:
-        view = site_view(s, tenant)
-        found = [address for _, address in view.searcher.search(tantivy.Query.all_query(), 100).hits]
-        ids = view.searcher.fast_field_values("id", found)
-        return [basis for _, basis in sorted(zip(ids, view.searcher.fast_field_values("basis", found),
-                                                 strict=True))]
-
-
 def test_a_step_past_its_batch_stops_at_the_end_of_the_sequence_under_way(
         steps: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     db, tenant, writer = steps
@@ -61,4 +51,5 @@ def test_a_steps_norms_count_the_items_it_wrote_before_them(steps: tuple) -> Non
     db, tenant, writer = steps
     _pages(db, tenant, pages=1, size=10)
     assert writer.step() == 10
-    assert _bases(db, tenant) == [4, 4, 4, 4, 8, 8, 8, 8, 10, 10]  # a chunk of 4 at a time
+    bases = _bases(db, tenant)
+    assert [bases[i] for i in sorted(bases)] == [4, 4, 4, 4, 8, 8, 8, 8, 10, 10]  # a chunk of 4 at a time
