@@ -94,7 +94,7 @@ class Settings:
     valkey_port: int | None = None  # None: the first free port from 16379
     index_dir: Path = PROJECT_ROOT / "instance" / "index"
     shards: tuple[str, ...] = (DEFAULT_SHARD,)
-    analysis_processes: int | None = None  # None: one helper on a machine with 2+ cores
+    analysis_processes: int | None = None  # None: one helper on 2+ cores while a core is spare
     panel_cache: bool = True
     access_log: str | None = "-"  # the web server's: "-" is stderr, a path a file, None is off
     log_level: str = "INFO"

@@ -61,6 +61,7 @@ def test_a_helper_that_died_is_replaced_and_its_share_done_here(docs: list,
 @pytest.mark.parametrize(("value", "count"), [("0", 0), ("3", 3), ("", None), ("many", None)])
 def test_helper_count_setting(value: str, count: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFLOW_ANALYSIS_PROCESSES", value)
+    monkeypatch.setattr(parallel, "SPARE", parallel.Spare())  # nothing measured yet: a core is spare
     default = 1 if (os.cpu_count() or 1) >= 2 else 0
     assert parallel.helper_count() == (default if count is None else count)
 
@@ -70,3 +71,52 @@ def test_small_batches_stay_in_this_process(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(parallel, "_executor", lambda helpers: pytest.fail("no helper for a small batch"))
     fields = [("disk full", "the disk is full", "", [])] * (parallel.MIN_BATCH - 1)
     assert parallel.vectors_of(fields) == parallel.encoded_vectors(fields)
+
+
+class _Clock:
+    """Machine CPU times as /proc/stat gives them: (idle, total) ticks, CPUs."""
+
+    def __init__(self, cpus: int = 2) -> None:
+        self.idle, self.total, self.cpus = 0.0, 0.0, cpus
+
+    def run(self, seconds: float, busy_cores: float) -> None:
+        self.total += seconds * 100 * self.cpus
+        self.idle += seconds * 100 * (self.cpus - busy_cores)
+
+    def __call__(self) -> tuple[float, float, int]:
+        return self.idle, self.total, self.cpus
+
+
+def test_a_helper_takes_a_share_only_when_a_core_was_idle_since_the_last_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, now = _Clock(), [1000.0]
+    monkeypatch.setattr(parallel.time, "monotonic", lambda: now[0])
+    spare = parallel.Spare(clock)
+    assert spare.had_core()  # nothing measured yet
+    spare.analysed()
+    clock.run(1.0, busy_cores=1.0)  # this process stores the batch; the other core idles
+    now[0] += 1.0
+    assert spare.had_core()
+    spare.analysed()
+    clock.run(1.0, busy_cores=1.9)  # ... while another process (an indexer) keeps the other core busy
+    now[0] += 1.0
+    assert not spare.had_core()
+    spare.analysed()
+    now[0] += 0.01  # too short a gap to tell
+    assert spare.had_core()
+
+
+def test_without_cpu_times_a_core_counts_as_spare() -> None:
+    spare = parallel.Spare(lambda: None)
+    spare.analysed()
+    assert spare.had_core()
+
+
+def test_a_large_batch_marks_the_end_of_its_analysis(docs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFLOW_ANALYSIS_PROCESSES", "0")
+    marks: list[bool] = []
+    monkeypatch.setattr(parallel.SPARE, "analysed", lambda: marks.append(True))
+    fields = [(d.title, d.text, "", []) for d in docs[:parallel.MIN_BATCH]]
+    parallel.vectors_of(fields)
+    parallel.vectors_of(fields[:1])  # a small batch is no large batch's end
+    assert marks == [True]
