@@ -482,12 +482,15 @@ def _phases(size: Size, history: History, first: Event, steady: list[Event], bur
 
 def _host_calls(site, start: float, end: float) -> str:
     """What Inflow asked the fake site between two monotonic instants (diagnostics)."""
+    from plugin.pipeline.fetch import BULK_PATH
+
     with site.lock:
         calls = [c for c in site.calls if start <= c.at <= end]
     checks = sum(1 for c in calls if c.path.startswith("/rest/api/3/permissions/check"))
-    reads = sum(1 for c in calls if c.path.startswith("/rest/api/3/issue/"))
+    reads = [c for c in calls if c.path.startswith("/rest/api/3/issue/")]
+    issues = sum(len((c.json or {}).get("issueIdsOrKeys") or []) if c.path == BULK_PATH else 1 for c in reads)
     return (f"during the phase Inflow made {len(calls)} calls to the site: {checks} permission checks, "
-            f"{reads} issue reads")
+            f"{len(reads)} issue reads ({issues} issues)")
 
 
 def _max_event_id(db) -> int:

@@ -13,9 +13,11 @@ Design (why duplicates and reordering give the in-order result):
 - An item the host no longer returns (404) is left to its own deletion event: a re-read cannot
   tell when it was deleted, so it must not outrank a restore.
 - A batch re-reads each item once, however many of its events need a re-read: what comes back is
-  newer than every one of them, so each is applied as if it had re-read it. Re-reads of
-  different items run side by side (at most REREADS at once): a site answers a read in 100-300
-  ms, and one after another a burst of comments was applied at a few events a second.
+  newer than every one of them, so each is applied as if it had re-read it. A site answers a
+  call in 100-300 ms and its rate limits count calls: a batch's Jira issues are read together,
+  up to 100 a call (Jira's bulk fetch), Confluence pages one by one, and the calls run side by
+  side (at most REREADS at once). One read after another, a burst of comments was applied at a
+  few events a second; one call per issue, side by side, at about a hundred.
 """
 
 from __future__ import annotations
@@ -132,35 +134,45 @@ def _change(site: str, read: dict[Read, ItemDoc | None], target: Target, event_m
 
 def _reread(tenant: Tenant, reads: list[Read], client_for: ClientFactory,
             site: str) -> dict[Read, ItemDoc | None]:
-    """Each item as it is now, read once, up to REREADS at a time (each with its own client)."""
-    if not reads:
+    """Each item as it is now, read once: Jira issues up to `fetch.BULK_ISSUES` a call, pages one
+    by one; up to REREADS calls at a time (each with its own client)."""
+    issues = [read for read in reads if read[0] == "jira"]
+    calls: list[list[Read]] = [issues[n:n + fetch.BULK_ISSUES] for n in range(0, len(issues), fetch.BULK_ISSUES)]
+    calls += [[read] for read in reads if read[0] != "jira"]
+    if not calls:
         return {}
-    workers = min(REREADS, len(reads))
+    workers = min(REREADS, len(calls))
     clients: queue.SimpleQueue[fetch.Requester] = queue.SimpleQueue()
     for _ in range(workers):
         clients.put(client_for(tenant))
     spaces: dict[str, str] = {}  # Confluence space keys, shared by the batch's page reads
 
-    def read(item: Read) -> ItemDoc | None:
+    def call(items: list[Read]) -> dict[Read, ItemDoc | None]:
         client = clients.get()
         try:
-            source, kind, ref = item
-            if source == "jira":
-                return fetch.jira_issue(client, ref, site)
-            return fetch.confluence_item(client, kind, ref, site, spaces)
+            if items[0][0] == "jira":
+                found = fetch.jira_issues(client, [ref for _, _, ref in items], site)
+                return {item: found[item[2]] for item in items}
+            _, kind, ref = items[0]
+            return {items[0]: fetch.confluence_item(client, kind, ref, site, spaces)}
         finally:
             clients.put(client)
 
+    read: dict[Read, ItemDoc | None] = {}
     if workers == 1:
-        return {item: read(item) for item in reads}
+        for items in calls:
+            read.update(call(items))
+        return read
     with ThreadPoolExecutor(workers, thread_name_prefix="inflow-reread") as pool:
-        futures = {item: pool.submit(read, item) for item in reads}
+        futures = [pool.submit(call, items) for items in calls]
         try:
-            return {item: future.result() for item, future in futures.items()}
+            for future in futures:
+                read.update(future.result())
         except BaseException:
-            for future in futures.values():
+            for future in futures:
                 future.cancel()  # the batch fails as a whole: do not start the rest
             raise
+    return read
 
 
 def _plan(

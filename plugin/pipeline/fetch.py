@@ -14,6 +14,9 @@ JIRA_FIELDS = (
     "summary,description,comment,status,resolution,resolutiondate,created,updated,"
     "project,labels,components,issuelinks,reporter,creator,assignee,issuetype"
 )
+# Issues per bulk fetch: Jira's limit when a multi-valued field (the comments) is asked.
+BULK_ISSUES = 100
+BULK_PATH = "/rest/api/3/issue/bulkfetch"
 CONFLUENCE_COLLECTIONS = {"page": "pages", "blogpost": "blogposts"}
 MAX_COMMENT_PAGES = 5
 
@@ -40,6 +43,36 @@ def jira_issue(client: Requester, key_or_id: str, site_url: str) -> ItemDoc | No
     """The issue as it is now (with its comments), or None when it no longer exists."""
     issue = _get_or_none(client, f"/rest/api/3/issue/{segment(key_or_id)}", {"fields": JIRA_FIELDS})
     return jira_issue_to_doc(issue, site_url) if issue else None
+
+
+def jira_issues(client: Requester, refs: list[str], site_url: str) -> dict[str, ItemDoc | None]:
+    """Up to BULK_ISSUES issues as they are now, by the id or key each was asked by (None when it
+    no longer exists or is hidden), in one call: a site answers each call in 100-300 ms, and its
+    rate limits count calls.
+
+    Jira leaves out issues that are gone or hidden, and lists under `issueErrors` those it could
+    not return this time: when it listed any, or returned an issue under neither id nor key asked
+    (moved to another project since), the issues not returned are read on their own (a
+    passing error then fails the batch, which is retried, instead of losing its events). So is
+    every issue when the site refuses the bulk call itself.
+    """
+    try:
+        found = client.request("POST", BULK_PATH, json={"issueIdsOrKeys": refs,
+                                                         "fields": JIRA_FIELDS.split(",")}).json()
+    except HostError as exc:
+        if exc.status not in (400, 403, 404):
+            raise
+        return {ref: jira_issue(client, ref, site_url) for ref in refs}
+    found = found if isinstance(found, dict) else {}
+    issues = [i for i in found.get("issues") or [] if isinstance(i, dict)]
+    named = {str(name): issue for issue in issues for name in (issue.get("id"), issue.get("key")) if name}
+    out = {ref: jira_issue_to_doc(named[ref], site_url) if ref in named else None for ref in refs}
+    matched = {id(named[ref]) for ref in refs if ref in named}
+    if found.get("issueErrors") or any(id(issue) not in matched for issue in issues):
+        for ref in refs:
+            if ref not in named:
+                out[ref] = jira_issue(client, ref, site_url)
+    return out
 
 
 def confluence_kind(client: Requester, content_id: str) -> str | None:

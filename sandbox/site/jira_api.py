@@ -195,6 +195,10 @@ def register(app: Flask, host: FakeHost) -> None:
         fields = _split_list(request.args.getlist("fields")) or ["*all"]
         return jsonify(select_fields(issue, fields, host.url))
 
+    @app.post("/rest/api/3/issue/bulkfetch")
+    def bulk_fetch() -> Response:
+        return _bulk_fetch(host, request.get_json(silent=True))
+
     @app.get("/rest/api/3/issue/<key>/comment")
     def get_comments(key: str) -> Response:
         issue = _visible_issue(host, key)
@@ -226,6 +230,35 @@ def register(app: Flask, host: FakeHost) -> None:
         return Response(status=204)
 
     register_people(app, host)
+
+
+BULK_FETCH_LIMIT = 100  # issues per bulk fetch when a multi-valued field (comment) is asked
+
+
+def _bulk_fetch(host: FakeHost, body: Any) -> Response:
+    """Jira's bulk fetch: the visible issues of those named (by id or key), ascending by id.
+
+    As on Jira, issues that do not exist or are hidden are left out, not listed under
+    `issueErrors`, which names those Jira failed to read this time (here: `host.bulk_errors`).
+    """
+    refs = body.get("issueIdsOrKeys") if isinstance(body, dict) else None
+    fields = body.get("fields") if isinstance(body, dict) else None
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
+        return error(400, "issueIdsOrKeys must be a list of issue ids or keys.")
+    if len(refs) > BULK_FETCH_LIMIT:
+        return error(400, f"At most {BULK_FETCH_LIMIT} issues can be fetched at once.")
+    if fields is not None and not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+        return error(400, "fields must be a list of field names.")
+    found: dict[str, dict[str, Any]] = {}
+    errors = []
+    for ref in refs:
+        issue = _visible_issue(host, ref)
+        if issue is not None and issue["key"] in host.bulk_errors:
+            errors.append({"id": str(issue["id"]), "errorMessage": "Retry the request."})
+        elif issue is not None:
+            found[str(issue["id"])] = issue
+    issues = [select_fields(found[i], fields or ["*navigable"], host.url) for i in sorted(found, key=int)]
+    return jsonify({"expand": "", "issues": issues, "issueErrors": errors})
 
 
 def _visible_issue(host: FakeHost, key: str) -> dict[str, Any] | None:

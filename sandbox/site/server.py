@@ -134,6 +134,8 @@ class FakeHost:
         self.calls: list[Call] = []
         self.keep_calls = keep_calls
         self.injections: list[Injection] = []
+        # Issues a bulk fetch lists under `issueErrors` (Jira's "could not return it this time").
+        self.bulk_errors: set[str] = set()
         # Results of JQL searches that later pages continue: (cursor, jql, account) -> issue keys.
         self.jql_cursors: dict[tuple[int, str, str | None], list[str]] = {}
         self.jql_cursor_seq = itertools.count(1)

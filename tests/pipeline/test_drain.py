@@ -14,7 +14,7 @@ from sqlalchemy import select
 from connect.models import WebhookEvent
 from jobs import pipeline as jobs
 from plugin.models.content import Item
-from plugin.pipeline import events, relay
+from plugin.pipeline import events, fetch, relay
 from tests.pipeline.conftest import Site, v2_issue
 from tests.pipeline.test_events import (
     T_A,
@@ -114,7 +114,7 @@ def test_a_failing_event_gets_its_own_retrying_job_and_the_rest_of_its_batch_is_
         ("comment_created", {"comment": comment, "issue": {"id": "5001", "key": "AMQ-1"}},
          ms(T_A))])
     broken = ids.pop()
-    site.host.inject("/rest/api/3/issue/AMQ-1", 500, times=1000)
+    site.host.inject(fetch.BULK_PATH, 500, times=1000)
     connection = Redis.from_url(redis_url)
     assert jobs.enqueue_drain(connection, site.tenant_id)
     run_worker(redis_url)
@@ -143,7 +143,7 @@ def test_a_drain_whose_worker_is_killed_leaves_its_batch_to_the_relay_with_the_r
          ms(T_A))])
     connection = Redis.from_url(redis_url)
     assert jobs.enqueue_drain(connection, site.tenant_id)
-    kill_worker_mid_read(site, sqlite_url, redis_url, "/rest/api/3/issue/AMQ-1")
+    kill_worker_mid_read(site, sqlite_url, redis_url, fetch.BULK_PATH)
     retry_abandoned(connection, redis_url)  # the drain again: the claimed event is not its any more
     relayed = jobs.relay_pending_events(grace_seconds=0)
     if not relayed:  # on a loaded machine the retry may still have been scheduled, not yet run

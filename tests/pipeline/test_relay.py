@@ -19,6 +19,7 @@ from jobs import pipeline as jobs
 from jobs.core import QUEUES, get_queue, redis_connection
 from jobs.worker import Worker
 from plugin.models.content import Item
+from plugin.pipeline import fetch
 from tests.conftest import ROOT, free_port
 from tests.pipeline.conftest import Site, v2_issue
 from tests.pipeline.test_events import T_A, host_view, jira_time, ms, snapshot, store_events
@@ -155,7 +156,7 @@ def test_a_job_whose_worker_is_killed_runs_again_with_the_right_result(
     )
     connection = Redis.from_url(redis_url)
     assert jobs.enqueue_event(connection, event_id)
-    kill_worker_mid_read(site, sqlite_url, redis_url, "/rest/api/3/issue/AMQ-1")
+    kill_worker_mid_read(site, sqlite_url, redis_url, fetch.BULK_PATH)
     with site.db.session() as session:
         assert session.get(WebhookEvent, event_id).processed_at is None
     retry_abandoned(connection, redis_url)
