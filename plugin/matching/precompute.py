@@ -5,43 +5,60 @@ change after the suggestions were computed.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
 from plugin.matching.experts import Evidence, ExpertSuggestion
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.service import suggest_experts, suggest_reuse
-from plugin.matching.store import dialect_insert
+from plugin.matching.store import insert_for
 from plugin.models.content import IndexState, Item, StoredSuggestion
 
 STORED = 10  # more than a panel shows, so read-time filtering still leaves enough
 
 
+_SUGGESTIONS = cast(Table, StoredSuggestion.__table__)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    """The upsert of an item's stored suggestions, built once per kind of database."""
+    insert = insert_for(dialect, _SUGGESTIONS)
+    return insert.on_conflict_do_update(
+        index_elements=["tenant_id", "item_id", "kind"],
+        set_={"payload": insert.excluded.payload, "index_seq": insert.excluded.index_seq,
+              "computed_at": insert.excluded.computed_at})
+
+
 def _store(session: Session, tenant_id: int, item_id: int, payloads: dict[str, list[dict[str, Any]]],
            seq: int) -> None:
     # One upsert, not read-then-insert: two workers refreshing the same item at once would
-    # otherwise both insert and one would fail on the (tenant, item, kind) key.
+    # otherwise both insert and one would fail on the (tenant, item, kind) key. Built once, the
+    # rows bound when it runs: built around each refresh's rows, it cost more than writing them.
     now = utcnow()
     rows = [{"tenant_id": tenant_id, "item_id": item_id, "kind": kind, "payload": payload,
              "index_seq": seq, "computed_at": now} for kind, payload in payloads.items()]
-    stmt = dialect_insert(session, StoredSuggestion).values(rows)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "item_id", "kind"],
-        set_={"payload": stmt.excluded.payload, "index_seq": stmt.excluded.index_seq,
-              "computed_at": stmt.excluded.computed_at}))
+    connection = session.connection()
+    connection.execute(_upsert(connection.dialect.name), rows)
+
+
+# Built once: every refresh reads them.
+_ITEM = select(Item).where(Item.tenant_id == bindparam("tenant"), Item.id == bindparam("item"))
+_SEQ = select(IndexState.seq).where(IndexState.tenant_id == bindparam("tenant"))
 
 
 def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[int] | None:
     """Compute and store the top reuse and expert candidates for an item (idempotent); the ids of
     its reuse suggestions, best first, or None when the tenant has no such item."""
-    item = session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.id == item_id))
+    item = session.scalar(_ITEM, {"tenant": tenant_id, "item": item_id})
     if item is None:
         return None
-    seq = session.scalar(select(IndexState.seq).where(IndexState.tenant_id == tenant_id)) or 0
+    seq = session.scalar(_SEQ, {"tenant": tenant_id}) or 0
     reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
     experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
     _store(session, tenant_id, item_id, {"reuse": [_plain(s) for s in reuse],

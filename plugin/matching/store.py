@@ -47,7 +47,11 @@ DERIVED_ROLES = ("assignee", "resolver", "reporter", "commenter", "creator", "ed
 
 def dialect_insert(session: Session, table: type | Table) -> Any:
     """An INSERT with ON CONFLICT support for the session's database (SQLite or PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
+    return insert_for(session.get_bind().dialect.name, table)
+
+
+def insert_for(dialect: str, table: type | Table) -> Any:
+    """An INSERT with ON CONFLICT support for a kind of database (`dialect.name`)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Insert, Table, case
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
@@ -114,7 +113,7 @@ _VERSIONS = cast(Table, ItemVersion.__table__)
 @functools.cache
 def _advance(dialect: str) -> Insert:
     """The upsert that advances version rows, built once per kind of database (see below)."""
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_VERSIONS)
+    insert = store.insert_for(dialect, _VERSIONS)
     newer = insert.excluded.version_ms >= _VERSIONS.c.version_ms
     return insert.on_conflict_do_update(
         index_elements=["tenant_id", "source", "key"],
