@@ -16,8 +16,8 @@ Design (why duplicates and reordering give the in-order result):
   newer than every one of them, so each is applied as if it had re-read it. A site answers a
   call in 100-300 ms and its rate limits count calls: a batch's Jira issues are read together,
   up to 100 a call (Jira's bulk fetch), Confluence pages one by one, and the calls run side by
-  side (at most REREADS at once). One read after another, a burst of comments was applied at a
-  few events a second; one call per issue, side by side, at about a hundred.
+  side (at most REREADS at once): one read after another, or one call per issue, a burst of
+  comments was applied far slower than it arrived.
 """
 
 from __future__ import annotations

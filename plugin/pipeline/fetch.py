@@ -67,8 +67,9 @@ def jira_issues(client: Requester, refs: list[str], site_url: str) -> dict[str, 
     issues = [i for i in found.get("issues") or [] if isinstance(i, dict)]
     named = {str(name): issue for issue in issues for name in (issue.get("id"), issue.get("key")) if name}
     out = {ref: jira_issue_to_doc(named[ref], site_url) if ref in named else None for ref in refs}
-    matched = {id(named[ref]) for ref in refs if ref in named}
-    if found.get("issueErrors") or any(id(issue) not in matched for issue in issues):
+    asked = set(refs)
+    moved = any(not {str(issue.get("id")), str(issue.get("key"))} & asked for issue in issues)
+    if found.get("issueErrors") or moved:
         for ref in refs:
             if ref not in named:
                 out[ref] = jira_issue(client, ref, site_url)
