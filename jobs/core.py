@@ -192,6 +192,17 @@ def _now_ms() -> int:
 
 
 DUE_INDEX = "inflow:due-sets"  # every due set's key, so finding the due ones needs no key scan
+DUE_NOTICE = "inflow:due-notice"  # one token, pushed when members are marked due
+
+
+def wait_for_due(connection: Redis, timeout: float) -> None:
+    """Wait until members are marked due somewhere, or `timeout` seconds.
+
+    Why: an idle taker that only looked every so often added half its interval, on average, to
+    every change's refresh on a quiet site. A notice may be stale (taken members were marked
+    since): the taker then finds nothing due and waits again.
+    """
+    connection.blpop([DUE_NOTICE], timeout=timeout)
 
 
 # Members marked `ahead` are scored this far in the past: due before every member marked without
@@ -211,6 +222,8 @@ def mark_due(connection: Redis, key: str, members: list[Any], ahead: bool = Fals
         with connection.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {str(m): now for m in members}, lt=True)
             pipe.sadd(DUE_INDEX, key)
+            pipe.lpush(DUE_NOTICE, 1)  # an idle taker waiting on it looks now (`wait_for_due`)
+            pipe.ltrim(DUE_NOTICE, 0, 0)
             pipe.execute()
 
 

@@ -53,6 +53,7 @@ from plugin.pipeline import (
     relay,
     versions,
 )
+from plugin.search import indexer
 from plugin.services import privacy, questions
 from plugin.services.permissions import SharedAnswers
 
@@ -391,7 +392,11 @@ def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bo
 
 
 def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:
-    """Mark the items stale and make sure a refresh waits; no Redis: refresh now, never skip."""
+    """Mark the committed changed items stale and make sure a refresh waits; no Redis: refresh
+    now, never skip. A refresh ranks on an item's change once it is indexed: this process's
+    indexer, if it writes the shard, looks for the change now."""
+    if item_ids:
+        indexer.wake()
     _refresh_in(_db(), _connection(), tenant_id, item_ids)
 
 

@@ -21,8 +21,9 @@ import signal
 import threading
 
 from redis import Redis
+from redis.exceptions import RedisError
 
-from jobs.core import due_keys, redis_connection
+from jobs.core import due_keys, redis_connection, wait_for_due
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,18 @@ def run(connection: Redis, stop: threading.Event) -> None:
             failures += 1
             log.exception("refreshing stored suggestions failed (%d in a row)", failures)
             keys = []
-        if not keys:
+        if failures:
             stop.wait(min(30.0, IDLE_SECONDS * 2 ** failures))
+        elif not keys:
+            _idle(connection, stop)
+
+
+def _idle(connection: Redis, stop: threading.Event) -> None:
+    """Until members are marked due (or IDLE_SECONDS); Redis away: a plain wait, the loop says so."""
+    try:
+        wait_for_due(connection, IDLE_SECONDS)
+    except RedisError:
+        stop.wait(IDLE_SECONDS)
 
 
 def start(redis_url: str, stop: threading.Event) -> threading.Thread:

@@ -129,6 +129,7 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
             # rq logged the error it quit on; its registry entry expires (the next name differs)
     finally:
         stop.set()
+        indexer.wake()  # an idle indexer thread sees the stop now
         if refreshing is not None:
             refreshing.join()  # the refresher process stopped with this one
     return 0

@@ -414,6 +414,42 @@ def local_shards(settings: Settings) -> list[Shard]:
     return [shard_at(settings.index_dir, name) for name in settings.shards]
 
 
+class _Wakeup:
+    """Changes committed in this process: its indexer threads look now, not at their next poll."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def notify(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def seen(self) -> int:
+        """A mark to wait from: a notice after it ends the wait."""
+        with self._changed:
+            return self._count
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Until a notice after `seen`, or `timeout` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count != seen, timeout)
+
+
+_WAKEUP = _Wakeup()
+
+
+def wake() -> None:
+    """Have this process's indexer threads look for committed changes now.
+
+    Why: between two looks an idle indexer waits IDLE_SECONDS, and a changed item's refresh waits
+    for its change to be indexed. A worker's drain stores changes in the process whose indexer
+    thread writes the shard (one machine); elsewhere nothing waits here and the poll finds them.
+    """
+    _WAKEUP.notify()
+
+
 def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
     """Write the shard while this process holds its lock; otherwise stand by to take over."""
     lock = ShardLock(root, shard.name)
@@ -431,6 +467,7 @@ def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
 def _write_until(indexer: Indexer, stop: threading.Event) -> None:
     failures = 0
     while not stop.is_set():
+        seen = _WAKEUP.seen()  # before the step: changes committed during it start another
         if not indexer.lock.held():
             log.warning("lost the lock of shard %s (its file went): taking it again",
                         indexer.shard.name)
@@ -447,7 +484,7 @@ def _write_until(indexer: Indexer, stop: threading.Event) -> None:
             written = 0
             stop.wait(min(30.0, IDLE_SECONDS * 2 ** failures))
         if not written:
-            stop.wait(IDLE_SECONDS)
+            _WAKEUP.wait(seen, IDLE_SECONDS)
 
 
 def _free_space(path: Path) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, select
@@ -24,6 +26,7 @@ from jobs.core import (
     redis_connection,
     settle,
     take_due,
+    wait_for_due,
 )
 from plugin.matching import precompute
 from plugin.models.content import Item, StoredSuggestion
@@ -123,6 +126,26 @@ def test_a_member_changed_again_while_due_keeps_its_place(redis_url: str) -> Non
     mark_due(connection, key, [1], ahead=True)  # changed while being refreshed: due again, behind 2
     _, again = take_due(connection, key, 5, lease_s=60)
     assert again == ["2", "1"]
+
+
+def test_an_idle_taker_looks_as_soon_as_members_are_marked_due(redis_url: str) -> None:
+    # A refresher that only looked every so often added half its interval to every refresh.
+    connection = redis_connection(redis_url)
+    waited: list[float] = []
+
+    def idle() -> None:
+        started = time.monotonic()
+        wait_for_due(Redis.from_url(redis_url), 60)  # no socket timeout below the wait's
+        waited.append(time.monotonic() - started)
+
+    taker = threading.Thread(target=idle)
+    taker.start()
+    time.sleep(0.2)
+    mark_due(connection, "inflow:refresh:test-notice", [1], ahead=True)
+    taker.join(20)
+    assert waited and waited[0] < 20  # the notice, not the 60 s timeout, ended the wait
+    wait_for_due(connection, 0.05)  # no notice left over: a short wait just ends
+    assert connection.llen("inflow:due-notice") == 0
 
 
 def post_deletion(site: Any, n: int, issue_id: str, key: str) -> int:

@@ -6,16 +6,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.common import wait_until
 from plugin.config import Settings
 from plugin.matching.service import suggest_experts, suggest_reuse
 from plugin.matching.store import upsert_item, upsert_items
 from plugin.models.content import IndexProgress
-from plugin.search import catch_up, indexed_through, site_view
+from plugin.search import catch_up, current_seq, indexed_through, site_view
 from plugin.search.indexer import ShardLock, local_shards
 from plugin.search.shard import IDENTITY, close_all
 from tests.conftest import ROOT, install_tenant
@@ -143,3 +145,37 @@ def test_catching_up_for_some_items_waits_for_their_changes_not_for_later_ones(
         assert not catch_up(db, tenant, timeout=0.3)  # the site as it is now
     finally:
         lock.release()
+
+
+def test_an_idle_indexer_woken_after_a_commit_indexes_it_before_its_next_look(
+        sqlite_url: str, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker's drain wakes its process's indexer once a batch commits: a changed item's refresh
+    # waits for its change to be indexed, and a poll interval's wait was added to each one.
+    from plugin.search import indexer
+
+    monkeypatch.setattr(indexer, "IDLE_SECONDS", 60.0)  # its next look would come far too late
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Widget crashes", "marker failure"))
+    stop = threading.Event()
+    threads = indexer.start(db, Settings.from_env(), stop)
+    try:
+        def through() -> int | None:
+            with db.session() as s:
+                return indexed_through(s, tenant)
+
+        assert wait_until(lambda: through() is not None, 30, interval=0.05)  # then it idles
+        time.sleep(0.2)
+        with db.session() as s:
+            upsert_item(s, tenant, doc("APP-2", "Widget crashes again", "marker7 failure"))
+        with db.session() as s:
+            changed = current_seq(s, tenant)
+        indexer.wake()
+        assert wait_until(lambda: (through() or 0) >= changed, 20, interval=0.05)
+        assert "APP-2" in _keys(db, tenant, "marker7")
+    finally:
+        stop.set()
+        indexer.wake()
+        for thread in threads:
+            thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
