@@ -333,14 +333,15 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count, False
-        # Rank on the changes they follow (not on later ones: a burst would keep this waiting).
-        search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=[_item_id(m) for m in members])
         for n, member in enumerate(members):
             # A changed item marked while this chunk's neighbours are refreshed goes first: its
             # viewers wait for it, and the neighbours' viewers see little change.
             if n and (give_way() or (member.startswith(NEIGHBOUR) and ahead_waiting(connection, key))):
                 _mark_members_due(connection, key, members[n:])  # not refreshed: due again at once
                 break
+            # Rank on the change it follows, not on later ones (a burst would keep this waiting),
+            # and item by item: the indexer writes the next items' changes while this one ranks.
+            search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=[_item_id(member)])
             count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
         if give_way():

@@ -233,6 +233,44 @@ def refreshing(site: Any, redis_url: str) -> tuple[Any, str, list[int]]:
             [item_id(site, k) for k in ("AMQ-1", "AMQ-2")])
 
 
+def test_a_refresh_ranks_each_item_once_its_own_change_is_indexed(
+    sqlite_url: str, make_site: Any, redis_url: str, index_dir: Path, monkeypatch: Any
+) -> None:
+    # Item by item: the first is ranked while the second's change still waits for the indexer,
+    # which writes it meanwhile, instead of the refresher idling until both are indexed.
+    from plugin import search
+    from plugin.config import Settings
+    from plugin.matching.store import set_feedback_counts
+    from plugin.search.indexer import ShardLock, local_shards
+
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    connection, key, (first, second) = refreshing(site, redis_url)
+    settings = Settings.from_env()
+    lock = ShardLock(settings.index_dir, local_shards(settings)[0].name)
+    assert lock.acquire()  # another process writes the shard, and is not writing
+    with site.db.session() as session:
+        session.execute(delete(StoredSuggestion))
+        set_feedback_counts(session, site.tenant_id, second, 1, 0)  # a change not indexed yet
+    monkeypatch.setattr(search, "FRESH_WAIT", 60.0)
+    mark_due(connection, key, [first, second], ahead=True)
+    done: list[tuple[int, bool]] = []
+    refresher = threading.Thread(target=lambda: done.append(jobs.refresh_due(connection, site.tenant_id)))
+    refresher.start()
+
+    def stored(item: int) -> bool:
+        with site.db.session() as session:
+            return precompute.stored_suggestions(session, site.tenant_id, item) is not None
+
+    try:
+        assert wait_until(lambda: stored(first), 20, interval=0.05)
+        assert not stored(second)  # waiting for its change to be indexed
+    finally:
+        lock.release()
+        assert search.catch_up(site.db)  # the writer's step: the waiting refresh goes on
+        refresher.join(30)
+    assert done and done[0][0] >= 2 and stored(second)
+
+
 def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
     sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
 ) -> None:
