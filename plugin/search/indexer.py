@@ -422,6 +422,7 @@ class _Wakeup:
         self._count = 0
 
     def notify(self) -> None:
+        """End every wait under way (and the next one, from a mark taken before this)."""
         with self._changed:
             self._count += 1
             self._changed.notify_all()
