@@ -128,8 +128,7 @@ def run_worker(redis_url: str, schedule: Iterable[PeriodicJob], burst: bool = Fa
                 return 0
             # rq logged the error it quit on; its registry entry expires (the next name differs)
     finally:
-        stop.set()
-        indexer.wake()  # an idle indexer thread sees the stop now
+        indexer.halt(stop)  # the refresher's supervisor watches the same event
         if refreshing is not None:
             refreshing.join()  # the refresher process stopped with this one
     return 0

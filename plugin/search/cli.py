@@ -37,7 +37,7 @@ def run_index(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_: indexer.halt(stop))
     db = Database(settings.database_url)
     print(f"indexing shard(s) {', '.join(settings.shards)} under {settings.index_dir}", flush=True)
     threads = indexer.start(db, settings, stop)

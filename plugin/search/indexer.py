@@ -451,6 +451,12 @@ def wake() -> None:
     _WAKEUP.notify()
 
 
+def halt(stop: threading.Event) -> None:
+    """Stop the indexer threads started with `stop` now: an idle one would first end its wait."""
+    stop.set()
+    _WAKEUP.notify()
+
+
 def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
     """Write the shard while this process holds its lock; otherwise stand by to take over."""
     lock = ShardLock(root, shard.name)

@@ -174,8 +174,7 @@ def test_an_idle_indexer_woken_after_a_commit_indexes_it_before_its_next_look(
         assert wait_until(lambda: (through() or 0) >= changed, 20, interval=0.05)
         assert "APP-2" in _keys(db, tenant, "marker7")
     finally:
-        stop.set()
-        indexer.wake()
+        indexer.halt(stop)
         for thread in threads:
             thread.join(10)
     assert not any(thread.is_alive() for thread in threads)
