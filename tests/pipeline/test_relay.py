@@ -39,12 +39,16 @@ def run_worker(redis_url: str) -> None:
 
 
 def kill_worker_mid_read(site: Site, database_url: str, redis_url: str, path: str) -> None:
-    """Start an rq worker, let its job hang on a host read of `path`, then SIGKILL it."""
+    """Start Inflow's rq worker, let its job hang on a host read of `path`, then SIGKILL it.
+
+    Inflow's worker class runs jobs in its own process, as in production. rq's forking class
+    would put the job in a work-horse with a process group of its own, which the kill misses:
+    the job then finished seconds later, during another test, on the shared Redis."""
     site.host.inject(path, 200, times=1, delay=8)  # the job is surely mid-way when it dies
     env = {**os.environ, "DATABASE_URL": database_url, "INFLOW_APP_KEY": site.host.app_key}
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "rq"), "worker", "--burst", "--url", redis_url,
-         "--serializer", "json", *QUEUES],
+         "--serializer", "json", "--worker-class", "jobs.worker.Worker", *QUEUES],
         cwd=ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
