@@ -329,6 +329,7 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         return now > started + REFRESH_SECONDS or (now > started + REFRESH_SLICE_S and (
             events_queue.count > 0 or _own_drain_waits(connection, tenant_id) is not None))
 
+    wait = search.FRESH_WAIT
     while True:  # at least one item each time: a refresh always makes progress
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
@@ -341,7 +342,8 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
                 break
             # Rank on the change it follows, not on later ones (a burst would keep this waiting),
             # and item by item: the indexer writes the next items' changes while this one ranks.
-            search.catch_up(_db(), tenant_id, timeout=search.FRESH_WAIT, items=[_item_id(member)])
+            if not search.catch_up(_db(), tenant_id, timeout=wait, items=[_item_id(member)]):
+                wait = 0.0  # the writer is stalled (a full disk, a long step): one wait per call, not per item
             count += _refresh_member(connection, key, tenant_id, member)
         settle(connection, key, lease, members)
         if give_way():

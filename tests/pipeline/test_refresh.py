@@ -233,24 +233,33 @@ def refreshing(site: Any, redis_url: str) -> tuple[Any, str, list[int]]:
             [item_id(site, k) for k in ("AMQ-1", "AMQ-2")])
 
 
+def writer_elsewhere(site: Any, changed: list[int]) -> Any:
+    """The shard's lock, held as another process writing it would (it is not writing), with
+    the site's stored suggestions gone and a change to each `changed` item not indexed yet."""
+    from plugin.config import Settings
+    from plugin.matching.store import set_feedback_counts
+    from plugin.search.indexer import ShardLock, local_shards
+
+    settings = Settings.from_env()
+    lock = ShardLock(settings.index_dir, local_shards(settings)[0].name)
+    assert lock.acquire()
+    with site.db.session() as session:
+        session.execute(delete(StoredSuggestion))
+        for item in changed:
+            set_feedback_counts(session, site.tenant_id, item, 1, 0)
+    return lock
+
+
 def test_a_refresh_ranks_each_item_once_its_own_change_is_indexed(
     sqlite_url: str, make_site: Any, redis_url: str, index_dir: Path, monkeypatch: Any
 ) -> None:
     # Item by item: the first is ranked while the second's change still waits for the indexer,
     # which writes it meanwhile, instead of the refresher idling until both are indexed.
     from plugin import search
-    from plugin.config import Settings
-    from plugin.matching.store import set_feedback_counts
-    from plugin.search.indexer import ShardLock, local_shards
 
     site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
     connection, key, (first, second) = refreshing(site, redis_url)
-    settings = Settings.from_env()
-    lock = ShardLock(settings.index_dir, local_shards(settings)[0].name)
-    assert lock.acquire()  # another process writes the shard, and is not writing
-    with site.db.session() as session:
-        session.execute(delete(StoredSuggestion))
-        set_feedback_counts(session, site.tenant_id, second, 1, 0)  # a change not indexed yet
+    lock = writer_elsewhere(site, [second])
     monkeypatch.setattr(search, "FRESH_WAIT", 60.0)
     mark_due(connection, key, [first, second], ahead=True)
     done: list[tuple[int, bool]] = []
@@ -269,6 +278,36 @@ def test_a_refresh_ranks_each_item_once_its_own_change_is_indexed(
         assert search.catch_up(site.db)  # the writer's step: the waiting refresh goes on
         refresher.join(30)
     assert done and done[0][0] >= 2 and stored(second)
+
+
+def test_a_stalled_writer_costs_a_refresh_one_wait_not_one_per_item(
+    sqlite_url: str, make_site: Any, redis_url: str, index_dir: Path, monkeypatch: Any
+) -> None:
+    # A writer that does not write (a full disk, a long step): the first item waits its time out,
+    # the rest are ranked on what the index holds, not kept waiting as long again each.
+    from plugin import search
+
+    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    connection, key, (first, second) = refreshing(site, redis_url)
+    lock = writer_elsewhere(site, [first, second])  # and it never gets to them
+    monkeypatch.setattr(search, "FRESH_WAIT", 0.5)
+    waits: list[float] = []
+    real = search.catch_up
+
+    def catch_up(*args: Any, **kwargs: Any) -> bool:
+        waits.append(kwargs["timeout"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "catch_up", catch_up)
+    mark_due(connection, key, [first, second], ahead=True)
+    try:
+        count, _ = jobs.refresh_due(connection, site.tenant_id)
+    finally:
+        lock.release()
+    assert count >= 2 and waits[0] == 0.5 and set(waits[1:]) == {0.0}  # neighbours too, once ranked
+    with site.db.session() as session:
+        assert all(precompute.stored_suggestions(session, site.tenant_id, item) is not None
+                   for item in (first, second))
 
 
 def test_a_refresh_gives_way_to_waiting_events_only_after_its_slice(
