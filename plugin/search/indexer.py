@@ -473,8 +473,11 @@ def run(db: Database, shard: Shard, root: Path, stop: threading.Event) -> None:
 
 def _write_until(indexer: Indexer, stop: threading.Event) -> None:
     failures = 0
-    while not stop.is_set():
-        seen = _WAKEUP.seen()  # before the step: changes committed during it start another
+    while True:
+        # The mark before the stop check and the step: a halt or a change committed after it ends the wait.
+        seen = _WAKEUP.seen()
+        if stop.is_set():
+            return
         if not indexer.lock.held():
             log.warning("lost the lock of shard %s (its file went): taking it again",
                         indexer.shard.name)
