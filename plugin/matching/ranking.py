@@ -80,8 +80,9 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
     # One engine query per view of similarity that ranking weighs most: the whole item for its
     # BM25F, the statement (title, description, components) for its cosine.
     size = max(ENGINE_POOL, k)
-    hits = {hit.item_id: hit for hit in view.candidates(query, size)}
-    hits |= {hit.item_id: hit for hit in view.candidates(heaviest, size, "statement")}
+    by_all, by_statement = view.candidates_at_once([(query, size, "all"), (heaviest, size, "statement")])
+    hits = {hit.item_id: hit for hit in by_all}
+    hits |= {hit.item_id: hit for hit in by_statement}
     pool = candidates.load(session, view.members, list(hits))
     for candidate in pool.items:
         hit = hits[candidate.item_id]

@@ -8,8 +8,10 @@ the site's documents; they drift slowly and are kept per site in a small bounded
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -80,6 +82,18 @@ class CurrentCounts:
 
 
 COUNTS = CurrentCounts()
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _searches() -> ThreadPoolExecutor:
+    """This process's threads for concurrent searches (a forked child starts its own)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="inflow-search"))
+        return _pool[1]
 
 
 def _compute_averages(searcher: tantivy.Searcher, site: int) -> Averages:
@@ -206,6 +220,16 @@ class SiteView:
         if not clauses or k <= 0:
             return []
         return self._hits(self.searcher.search(tantivy.Query.boolean_query(clauses), k, count=False).hits)
+
+    def candidates_at_once(self, searches: list[tuple[dict[str, float], int, str]]) -> list[list[Hit]]:
+        """`candidates` for each (weights, k, field), the searches run at the same time.
+
+        Why: Tantivy searches without holding the GIL, and at a million items each of a ranking's
+        searches takes tens of milliseconds; one after the other they were half its time.
+        """
+        pending = [_searches().submit(self.candidates, *search) for search in searches[1:]]
+        first = self.candidates(*searches[0]) if searches else []
+        return ([first] if searches else []) + [future.result() for future in pending]
 
     def _hits(self, hits: list[tuple[float, tantivy.DocAddress]]) -> list[Hit]:
         addresses = [address for _, address in hits]
