@@ -227,9 +227,11 @@ class SiteView:
         Why: Tantivy searches without holding the GIL, and at a million items each of a ranking's
         searches takes tens of milliseconds; one after the other they were half its time.
         """
-        pending = [_searches().submit(self.candidates, *search) for search in searches[1:]]
-        first = self.candidates(*searches[0]) if searches else []
-        return ([first] if searches else []) + [future.result() for future in pending]
+        if not searches:
+            return []
+        first, *rest = searches
+        pending = [_searches().submit(self.candidates, *search) for search in rest]
+        return [self.candidates(*first)] + [future.result() for future in pending]
 
     def _hits(self, hits: list[tuple[float, tantivy.DocAddress]]) -> list[Hit]:
         addresses = [address for _, address in hits]
