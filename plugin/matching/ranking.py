@@ -81,14 +81,16 @@ def rank_here(session: Session, tenant_id: int, view: SiteView, goal: Target, k:
     # BM25F, the statement (title, description, components) for its cosine.
     size = max(ENGINE_POOL, k)
     by_all, by_statement = view.candidates_at_once([(query, size, "all"), (heaviest, size, "statement")])
-    hits = {hit.item_id: hit for hit in by_all}
-    hits |= {hit.item_id: hit for hit in by_statement}
+    # The target and what it links to are never suggested: left out before their rows are read.
+    exclude = excluded_ids(session, tenant_id, goal)
+    hits = {hit.item_id: hit for hit in by_all if hit.item_id not in exclude}
+    hits |= {hit.item_id: hit for hit in by_statement if hit.item_id not in exclude}
     pool = candidates.load(session, view.members, list(hits))
     for candidate in pool.items:
         hit = hits[candidate.item_id]
         candidate.norm, candidate.norm_is_current = hit.norm, hit.basis == int(view.count)
     ranked = reuse.rank(view, view.averages().lengths, pool, query, heaviest,
-                        excluded_ids(session, tenant_id, goal), k, goal.at, set(tokens(goal.title)),
+                        exclude, k, goal.at, set(tokens(goal.title)),
                         meaning=semantic.of_title(goal.title, goal.title_vector))
     return Ranking(query, ranked.reuse, view.averages().owning_share, view.members, view=view,
                    idf={t: view.idf(t) for t in query}, neighbours=ranked.neighbours)
