@@ -173,8 +173,9 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     settings = project_settings(session, tenant_id, project)
     subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic,
                        computing=True, watch=watch)
-    found = _expert_candidates(session, tenant_id, subject, topic, viewer,
-                               _riding(visible, subject), eligible, watch)
+    raised = _reporters(session, tenant_id, subject.item)
+    found = _expert_candidates(session, tenant_id, subject, topic, viewer, _riding(visible, subject),
+                               lambda account: account not in raised and eligible(account), watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
@@ -193,6 +194,19 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
             "enabled": settings["panels"]["experts"], "experts": people,
             "questions": _question_rows(asked, names),
             "empty_reason": None if people else _experts_empty_reason(target, viewer)}
+
+
+_REPORTERS = select(Contribution.account_id).where(
+    Contribution.tenant_id == bindparam("tenant"), Contribution.item_id == bindparam("item"),
+    Contribution.role == "reporter")
+
+
+def _reporters(session: Session, tenant_id: int, item: Item | ItemDoc | None) -> set[str]:
+    """Who reported the item. Not its experts: they raised the problem, are on it already, and
+    a question mentioning them there would ask them about their own report."""
+    if isinstance(item, Item):
+        return set(session.scalars(_REPORTERS, {"tenant": tenant_id, "item": item.id}))
+    return {c.account_id for c in item.contributions if c.role == "reporter"} if item else set()
 
 
 def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic: str | None,

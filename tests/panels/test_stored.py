@@ -1,13 +1,14 @@
 """Panels read precomputed suggestions and still filter them for the viewer at read time."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
+from plugin.matching.service import suggest_experts
 from plugin.matching.store import get_item
-from plugin.models.content import StoredSuggestion
+from plugin.models.content import Contribution, Item, StoredSuggestion
 from plugin.services.permissions import CACHE
-from tests.panels.conftest import Site
+from tests.panels.conftest import VIEWER, Site
 
 
 def test_panels_serve_stored_suggestions_rechecked_for_the_viewer(site: Site) -> None:
@@ -71,3 +72,35 @@ def test_an_issue_view_panel_does_not_ask_about_the_issue_jira_showed(site: Site
     CACHE.clear()
     site.host.deny("aco", key)
     assert site.get(f"/api/content/jira/{key}/contributors").get_json()["item"] is None
+
+
+def _reported(site: Site, key: str) -> str | None:
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        return next((c.account_id for c in session.scalars(select(Contribution).where(
+            Contribution.item_id == item.id, Contribution.role == "reporter"))), None)
+
+
+def test_an_issues_reporter_is_never_suggested_as_its_expert(site: Site) -> None:
+    """They raised the problem and are on the issue already: asking them about it helps no one."""
+    with site.db.session() as session:
+        ids = {key: get_item(session, site.tenant.tenant_id, "jira", key).id for key in site.keys}
+        # Ranked without the panel's rules, the reporter is among the people for some issues.
+        ranked = {key: [e.account_id for e in suggest_experts(session, site.tenant.tenant_id,
+                                                               session.get(Item, item_id), limit=5)]
+                  for key, item_id in ids.items()}
+    raised = [key for key in site.keys if _reported(site, key) in ranked[key] and _reported(site, key) != VIEWER]
+    assert raised
+    for key in raised[:3]:
+        reporter = _reported(site, key)
+        with site.db.session() as session:  # none stored: the panel ranks now
+            session.execute(delete(StoredSuggestion).where(StoredSuggestion.item_id == ids[key]))
+        computed = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+        with site.db.session() as session:
+            refresh_suggestions(session, site.tenant.tenant_id, ids[key])
+            assert reporter in [e.account_id for e in stored_suggestions(
+                session, site.tenant.tenant_id, ids[key])["experts"]]  # stored: the panel decides
+        CACHE.clear()
+        served = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+        for shown in (computed, served):
+            assert shown and reporter not in [e["account_id"] for e in shown], key
