@@ -205,6 +205,10 @@ _LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d\d-\d\d|.{0,40}?\b\d{1,2}:\d\d:\d\d\b
                        r"|.{0,60}?\b(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b)")
 # A line of code or configuration: braces, an assignment, a statement's semicolon.
 _CODE = re.compile(r"[{}]| = |;\s*$")
+# A name alone: "org.apache.activemq.store.kahadb.data.KahaAddMessageCommand", "v5.14.5".
+_DOTTED = re.compile(r"[\w$-]+(?:\.[\w$-]+){2,}[.:]?")
+# "doesn't" is found as the words "doesn" and "t": the first is no word anyone wrote alone.
+_CONTRACTION = re.compile(r"[^\W_]+['’]t\b")
 
 
 @dataclass(frozen=True)
@@ -249,9 +253,10 @@ def _numeric(word: str) -> bool:
 
 
 def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
-    """[start, end] of each word of the text whose terms are among the query's (numbers and
-    pieces of links left out: shared by chance, they point at nothing a reader looks for)."""
-    links = [(m.start(), m.end()) for m in _URL.finditer(text)]
+    """[start, end] of each word of the text whose terms are among the query's (numbers, pieces
+    of links and halves of contractions left out: shared by chance, they point at nothing a
+    reader looks for)."""
+    links = [(m.start(), m.end()) for pattern in (_URL, _CONTRACTION) for m in pattern.finditer(text)]
     return [[m.start(), m.end()] for m in _WORD.finditer(text)
             if not _numeric(m.group()) and not any(a <= m.start() < b for a, b in links)
             and any(t in weights for t in word_terms(m.group()))]
@@ -271,10 +276,38 @@ def _traced(line: str) -> bool:
 
 
 def _machine(piece: str) -> bool:
-    """Whether a piece of text is machine output: a trace, a log line, a line of code, or
-    mostly a link (its percent-encoded path matches query words by chance)."""
+    """Whether a piece of text is machine output: a trace, a log line, a line of code, a dotted
+    name alone, or mostly a link (its percent-encoded path matches query words by chance)."""
     linked = sum(len(link) for link in _URL.findall(piece))
-    return _traced(piece) or bool(_CODE.search(piece)) or 2 * linked > len(piece)
+    return (_traced(piece) or bool(_CODE.search(piece)) or 2 * linked > len(piece)
+            or _DOTTED.fullmatch(piece) is not None)
+
+
+def _pieces(text: str, limit: int = SNIPPET_SENTENCES) -> tuple[list[str], list[bool]]:
+    """The text's first sentences, and whether each comes from a trace or log line.
+
+    Why by line: a log line's sentences after its first ("...db-3035.log) |
+    org.apache.activemq.broker.BrokerService | main") no longer start like a log line.
+    """
+    found: list[str] = []
+    traced: list[bool] = []
+    for line in text.splitlines():
+        pieces = sentences(line, limit - len(found))
+        found += pieces
+        # A line of one sentence is judged as that sentence (`_machine`): no second look.
+        traced += [len(pieces) > 1 and _traced(line)] * len(pieces)
+        if len(found) >= limit:
+            break
+    return found, traced
+
+
+def _head(text: str, size: int) -> str:
+    """The text's first `size` characters, ended at a word break when it is cut."""
+    if len(text) <= size:
+        return text
+    cut = text[:size]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[:space] if space > 0 else cut
 
 
 def _untraced(text: str) -> str:
@@ -282,19 +315,23 @@ def _untraced(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not _traced(line))
 
 
-def _best_passage(found: list[str], weights: dict[str, float], stem: Callable[[str], list[str]],
-                  size: int) -> str:
+def _best_passage(found: list[str], traced: list[bool], weights: dict[str, float],
+                  stem: Callable[[str], list[str]], size: int) -> str:
     """The sentence, or two adjacent ones that fit, holding the weightiest query terms."""
     worth = [_worth(s, weights, stem) for s in found]
+
+    def machine(n: int) -> bool:
+        return traced[n] or _machine(found[n])
+
     # Prose explains; a trace, log or code line matches on names alone. Those only when nothing else does.
-    prose = [n for n, s in enumerate(found) if worth[n] > 0 and not _machine(s)]
+    prose = [n for n in range(len(found)) if worth[n] > 0 and not machine(n)]
     pool = prose or [n for n in range(len(found)) if worth[n] > 0]
     if not pool:
         return ""
     best = max(pool, key=lambda n: (worth[n], -n))
     chosen = found[best]
     after = best + 1
-    if after < len(found) and not _machine(found[after]) and len(chosen) + 1 + len(found[after]) <= size:
+    if after < len(found) and not machine(after) and len(chosen) + 1 + len(found[after]) <= size:
         pair = chosen + " " + found[after]
         if _worth(pair, weights, stem) > worth[best]:  # the second sentence adds a term
             chosen = pair
@@ -324,8 +361,8 @@ def passage(text: str, weights: dict[str, float], stem: Callable[[str], list[str
 
     Empty when no sentence holds a query term: an arbitrary first line explains nothing.
     """
-    found = sentences(text[:20_000])
-    chosen = _best_passage(found, weights, stem, size)
+    found, traced = _pieces(_head(text, 20_000))
+    chosen = _best_passage(found, traced, weights, stem, size)
     if not chosen:
         return Snippet("")
     cut = _cut(chosen, weights, size)
@@ -347,7 +384,7 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
     # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
     # Each distinct word once, first mention first: a long text repeats most of its words.
-    for word in dict.fromkeys(_WORD.findall(_URL.sub(" ", _untraced(text)))):
+    for word in dict.fromkeys(_WORD.findall(_URL.sub(" ", _CONTRACTION.sub(" ", _untraced(text))))):
         if _numeric(word):
             continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
         for n, term in enumerate(word_terms(word)):
@@ -456,7 +493,7 @@ def _settled(item: Item) -> list[str]:
 def reasons(item: Item, body: str, viewed: Viewed, weights: dict[str, float],
             similar: set[str] | None = None) -> tuple[list[str], list[str]]:
     """Why an item was suggested, strongest first, from evidence both items hold; and the words they share."""
-    text = f"{item.title}\n{body[:20_000]}"
+    text = f"{item.title}\n{_head(body, 20_000)}"
     words = shared_terms(text, weights)
     error = same_error(viewed.text, text)
     named = [w for w in words if not error or w not in error]  # the error reason names its own words

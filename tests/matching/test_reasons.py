@@ -66,6 +66,28 @@ def test_a_next_sentence_that_adds_no_query_term_is_never_joined() -> None:
         assert passage(f"{first} {again}", weights, tokens, size=400).text == first
 
 
+def test_no_sentence_of_a_log_line_or_a_name_alone_is_shown_while_prose_matches() -> None:
+    log = ("2018-03-02 10:11:12,345 | INFO | Recovery replayed 12 entries. (db-3035.log) | "
+           "org.apache.activemq.broker.BrokerService | main")
+    text = (f"{log}\norg.apache.activemq.store.kahadb.data.KahaAddMessageCommand\n"
+            "The broker replays the journal slowly after a restart.")
+    shown = passage(text, _weights("BrokerService KahaAddMessageCommand broker journal log"), tokens)
+    assert shown.text == "The broker replays the journal slowly after a restart."
+
+
+def test_the_halves_of_a_contraction_are_neither_named_nor_marked() -> None:
+    weights = {"doesn": 9.0, "broker": 1.0, "restart": 2.0}
+    text = "The broker doesn't restart."
+    assert reuse.shared_terms(text, weights) == ["restart", "broker"]
+    assert [text[s:e] for s, e in reuse.marks(text, weights)] == ["broker", "restart"]
+
+
+def test_a_text_cut_for_reasons_ends_at_a_word_break() -> None:
+    text = "filler " * 2857 + "BrokerService stops"  # character 20,000 falls inside "BrokerService"
+    assert reuse._head(text, 20_000).endswith("filler")
+    assert reuse._head("short text", 20_000) == "short text"
+
+
 def test_hostile_text_stays_text_and_marks_point_into_it() -> None:
     text = 'The <script>alert(1)</script> zxid "><img src=x onerror=alert(2)> broke.'
     shown = passage(text, _weights("zxid onerror"), tokens)
