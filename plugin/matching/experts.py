@@ -150,7 +150,7 @@ def _name(evidence: Evidence | Mapping[str, Any]) -> str:
     if _field(evidence, "source") == "jira":
         return str(_field(evidence, "key"))
     title = str(_field(evidence, "title") or _field(evidence, "key"))
-    return f'"{title[:40]}{"…" if len(title) > 40 else ""}"'
+    return f'"{title[:60]}{"…" if len(title) > 60 else ""}"'
 
 
 def _listed(names: list[str]) -> str:

@@ -181,10 +181,13 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
     names.prefetch([e.account_id for e in found] + [q.asker_account_id for q in asked]
                    + [q.expert_account_id for q in asked])
-    people = [{**_plain(e), "summary": _summary(e, source),
+    shown = settings["privacy"]["show_evidence"]
+    # Shown, the evidence says what each did ("commented on AMQ-7118 and AMQ-7093"): the summary
+    # then does not say it first ("Commented on 2 similar issues: commented on ...").
+    people = [{**_plain(e), "summary": _summary(e, source, verb=not (shown and e.evidence)),
                "display_name": e.display_name or names.name(e.account_id),
                "avatar_url": e.avatar_url or names.avatar(e.account_id)} for e in found]
-    if not settings["privacy"]["show_evidence"]:
+    if not shown:
         for person in people:
             person["evidence"] = []
     if record:
@@ -291,18 +294,19 @@ VERBS = {"resolver": "Resolved", "assignee": "Was assigned", "creator": "Wrote",
          "reporter": "Reported"}
 
 
-def _summary(expert: Any, source: str) -> str:
-    """A one-line reason people read at a glance: "Resolved 4 similar issues"."""
+def _summary(expert: Any, source: str, verb: bool = True) -> str:
+    """A one-line reason people read at a glance: "Resolved 4 similar issues" (with `verb`), else
+    "Worked on 4 similar issues"."""
     match = re.match(r"(\d+) similar", expert.reason or "")
     count = int(match.group(1)) if match else len(expert.evidence)
     roles = {ev.role for ev in expert.evidence}
     # Name the role only when it holds for all the work counted; otherwise say "worked on".
-    verb = VERBS.get(roles.pop(), "Worked on") if len(roles) == 1 and \
+    done = VERBS.get(roles.pop(), "Worked on") if verb and len(roles) == 1 and \
         count == len(expert.evidence) else "Worked on"
     # Named for the work itself: on a page, an expert's similar work can be Jira issues.
     sources = {ev.source for ev in expert.evidence} or {source}
     noun = NOUNS.get(sources.pop(), "item") if len(sources) == 1 else "item"
-    return f"{verb} {count} similar {noun}{'s' if count != 1 else ''}"
+    return f"{done} {count} similar {noun}{'s' if count != 1 else ''}"
 
 
 NOUNS = {"jira": "issue", "confluence": "page"}

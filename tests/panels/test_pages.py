@@ -10,7 +10,7 @@ import pytest
 from plugin import search
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.matching.store import get_item, upsert_item
-from tests.panels.conftest import Site
+from tests.panels.conftest import VIEWER, Site
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -60,7 +60,12 @@ def test_panels_are_complete_in_the_first_response(site: Site) -> None:
     reuse = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ").get_data(True)
     assert reuse.count(">Helped</button>") == 5 and "Link as duplicate" in reuse
     contributors = site.page(f"/jira/panels/contributors?issueKey={key}").get_data(True)
-    assert "Thank</button>" in contributors and "Your work helped" in contributors
+    # The viewer's impact says nothing while all of it is zero; a kudos makes it worth a line.
+    assert "Thank</button>" in contributors and "Your work helped" not in contributors
+    assert site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": VIEWER},
+                     sub="jstrachan").status_code == 201
+    thanked = site.page(f"/jira/panels/contributors?issueKey={key}").get_data(True)
+    assert "Your work helped" in thanked and "<b>1</b> kudos received" in thanked
     for html in (experts, reuse, contributors):
         assert len(html.encode()) < 100_000
 

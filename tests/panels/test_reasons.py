@@ -96,3 +96,14 @@ def test_an_experts_summary_names_the_kind_of_work_it_counts() -> None:
     assert _summary(expert("jira", "jira"), "confluence") == "Was assigned 2 similar issues"
     assert _summary(expert("confluence"), "jira") == "Was assigned 1 similar page"
     assert _summary(expert("jira", "confluence"), "jira") == "Was assigned 2 similar items"
+    # With the work line after it, which names what each did, the summary does not say it first.
+    assert _summary(expert("jira", "jira"), "jira", verb=False) == "Worked on 2 similar issues"
+
+
+def test_an_expert_line_names_what_they_did_once(site: Site) -> None:
+    key = site.keys[-1]
+    people = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+    assert people and all(p["summary"].startswith("Worked on ") and p["work"] for p in people)
+    html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    lines = re.findall(r'<div class="meta evidence">([^<]*)', html)
+    assert lines and all(line.startswith("Worked on ") for line in lines), lines
