@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from connect.db import Database
 from connect.jwt import (
     BadSignature,
+    Expired,
     JWTRejected,
     RequestFacts,
     Verified,
@@ -25,8 +26,15 @@ from connect.models import Tenant
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ERROR_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Not authorised</title></head><body style="font-family:sans-serif;color:#172B4D">
-<p role="alert">{{ message }}</p></body></html>"""
+<title>Inflow</title></head><body style="font-family:sans-serif;color:#172B4D">
+<p role="alert">{{ advice }}</p>{% if detail %}
+<p style="color:#626F86;font-size:12px">Details for your administrator: {{ detail }}</p>{% endif %}
+</body></html>"""
+# What a person in a frame reads; the JSON API keeps the verifier's message (docs/reference.md).
+EXPIRED_ADVICE = "This view has expired. Reload the page to see it again."
+REFUSED_ADVICE = ("Inflow could not confirm that this view was opened from your Atlassian site. "
+                  "Reload the page; if this keeps happening, ask your site administrator to "
+                  "check Inflow's installation.")
 
 
 def get_db(app: Flask | None = None) -> Database:
@@ -206,10 +214,20 @@ def render_rejection(exc: JWTRejected) -> Any:
     if wants_json():
         response = jsonify({"error": "unauthorized", "message": exc.message})
     else:
-        response = current_app.response_class(
-            render_template_string(_ERROR_PAGE, message=exc.message), mimetype="text/html")
+        advice, detail = _advice(exc)
+        page = render_template_string(_ERROR_PAGE, advice=advice, detail=detail)
+        response = current_app.response_class(page, mimetype="text/html")
     response.status_code = exc.status
     return response
+
+
+def _advice(exc: JWTRejected) -> tuple[str, str | None]:
+    """What a person is told (what happened, what to do) and the detail for an administrator."""
+    if isinstance(exc, Expired):
+        return EXPIRED_ADVICE, None  # nothing to fix: reloading the page signs a new URL
+    if exc.status == 401:
+        return REFUSED_ADVICE, exc.message  # "Missing JWT" means nothing to a person
+    return exc.message, None  # a 403's message is already a sentence
 
 
 def init_app(app: Flask) -> None:

@@ -39,6 +39,13 @@ class BadSignature(JWTRejected):
         super().__init__("JWT signature or claims invalid")
 
 
+class Expired(JWTRejected):
+    """The token was good but its lifetime is over (a frame left open: reloading signs a new one)."""
+
+    def __init__(self) -> None:
+        super().__init__("JWT expired")
+
+
 def encode_rfc3986(value: str) -> str:
     """Percent-encode everything but RFC 3986 unreserved characters (as OAuth 1 does)."""
     if _UNRESERVED.fullmatch(value):
@@ -201,7 +208,7 @@ def _verified_claims(token: str, secret: str, audience: str | None) -> dict[str,
     except pyjwt.InvalidSignatureError as exc:
         raise BadSignature() from exc
     except pyjwt.ExpiredSignatureError as exc:
-        raise JWTRejected("JWT expired") from exc
+        raise Expired() from exc
     except pyjwt.PyJWTError as exc:
         raise JWTRejected("JWT signature or claims invalid") from exc
     claims: dict[str, Any] = decoded["payload"]
@@ -251,7 +258,7 @@ def verify_asymmetric(token: str, facts: RequestFacts, public_key_for: Callable[
             options={"require": ["iss", "exp", "iat", "aud", "qsh"]},
         )
     except pyjwt.ExpiredSignatureError as exc:
-        raise JWTRejected("JWT expired") from exc
+        raise Expired() from exc
     except pyjwt.PyJWTError as exc:
         raise JWTRejected("Install JWT signature or claims invalid") from exc
     check_qsh(claims, facts, allow_context=False)

@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
+from connect.auth import REFUSED_ADVICE
 from plugin import search
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.matching.store import get_item, upsert_item
@@ -77,10 +79,29 @@ def test_an_unknown_issue_explains_why_nothing_is_shown(site: Site) -> None:
 
 def test_a_panel_url_without_a_valid_jwt_is_refused(site: Site) -> None:
     key = site.keys[-1]
-    assert site.client.get(f"/jira/panels/experts?issueKey={key}").status_code == 401
+    missing = site.client.get(f"/jira/panels/experts?issueKey={key}")
+    assert missing.status_code == 401
     wrong_qsh = site.tenant.headers("GET", "/jira/panels/reuse?issueKey=AMQ-1")
-    assert site.client.get(f"/jira/panels/experts?issueKey={key}",
-                           headers=wrong_qsh).status_code == 401
+    refused = site.client.get(f"/jira/panels/experts?issueKey={key}", headers=wrong_qsh)
+    assert refused.status_code == 401
+    # Frames opened by a browser get a short HTML page in words, not the verifier's message.
+    for response in (missing, refused):
+        html = response.get_data(as_text=True)
+        assert response.mimetype == "text/html" and escape(REFUSED_ADVICE) in html
+        assert '<p role="alert">JWT' not in html
+
+
+def test_an_expired_panel_says_to_reload_while_the_api_keeps_its_json(site: Site) -> None:
+    path = f"/jira/panels/experts?issueKey={site.keys[-1]}&projectKey=AMQ"
+    expired = site.client.get(path, headers=site.tenant.headers("GET", path, ttl=-100))
+    html = expired.get_data(as_text=True)
+    assert (expired.status_code, expired.mimetype) == (401, "text/html")
+    assert re.search(r'<p role="alert">This view has expired\. Reload the page to see it '
+                     r'again\.</p>', html)
+    assert "JWT" not in html  # nothing for an administrator to fix either
+    api = site.client.get("/api/me", headers=site.tenant.context_headers(ttl=-100))
+    assert (api.status_code, api.get_json()) == (401, {"error": "unauthorized",
+                                                       "message": "JWT expired"})
 
 
 def test_confluence_macros_render_in_view_mode_and_degrade_in_exports(wiki: Site) -> None:
