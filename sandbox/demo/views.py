@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 
 from connect.auth import get_db
 from connect.descriptor import build_descriptor
@@ -22,9 +22,12 @@ bp = Blueprint("demo", __name__, url_prefix="/demo", template_folder="templates"
 SITE_KEY = "inflow.sandbox_site"
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}-[0-9]{1,9}$")
 PAGE_ID = re.compile(r"^[0-9]{1,20}$")
+MODULE_KEY = re.compile(r"^[a-z0-9-]{1,100}$")  # Connect's module keys
 PRODUCTS = ("jira", "confluence")
 ISSUE_PANELS = "atl.jira.view.issue.right.context"
 PAGE_MACROS = ("inflow-ask-an-expert", "inflow-related-work", "inflow-contributors-kudos")
+JSON_PATHS = ("/demo/token", "/demo/frame")  # fetched by demo.js, not opened by a person
+ERRORS = {400: "bad_request", 404: "not_found", 502: "unavailable"}
 
 
 def site() -> SiteClient:
@@ -98,7 +101,7 @@ def page_view() -> Any:
     macros = [{"key": key, "name": names[key], "src": site().frame("confluence", key, viewer,
                                                                    context)}
               for key in PAGE_MACROS]
-    byline = {"src": site().frame("confluence", "inflow-byline", viewer, context),
+    byline = {"sign": _signing_url("confluence", "inflow-byline", viewer, context),
               "title_src": site().frame("confluence", "inflow-byline", viewer, context,
                                         part="contextProvider")}
     return _page("demo/page.html", catalog, "page", viewer, wiki["people"], page=page,
@@ -140,25 +143,56 @@ def sent_view() -> Any:
 @bp.get("/token")
 def token() -> Any:
     """A context token for the frames' calls (what AP.context.getToken() returns)."""
+    product, viewer = _product_and_viewer()
+    return jsonify({"token": site().token(product, viewer)})
+
+
+@bp.get("/frame")
+def frame() -> Any:
+    """A module's iframe URL signed now, for a frame the page opens later (the byline's dialog).
+
+    The host signs a dialog's URL when it is opened: one signed when the page was rendered
+    expires (IFRAME_TTL, three minutes) before a reader may get to it.
+    """
+    product, viewer = _product_and_viewer()
+    module = request.args.get("module", "")
+    if not MODULE_KEY.match(module):
+        abort(400, description="module is the key of one of Inflow's modules.")
+    context = {k: v for k, v in request.args.items() if k not in ("product", "module", "as")}
+    return jsonify({"src": site().frame(product, module, viewer, context)})
+
+
+def _signing_url(product: str, module: str, viewer: str, context: dict[str, str]) -> str:
+    """Where demo.js gets `module`'s signed src when it opens the frame (see `frame`)."""
+    query: dict[str, Any] = {**context, "product": product, "module": module, "as": viewer}
+    return url_for("demo.frame", **query)
+
+
+def _product_and_viewer() -> tuple[str, str]:
+    """`?product=` (else a 400) and the person to sign for, one of that product's people."""
     product = request.args.get("product", "")
     if product not in PRODUCTS:
         abort(400, description="product is jira or confluence.")
-    viewer = _viewer(site().catalog()[product]["people"])
-    return jsonify({"token": site().token(product, viewer)})
+    return product, _viewer(site().catalog()[product]["people"])
+
+
+def _problem(message: str, status: int) -> Any:
+    """JSON for what demo.js fetches, else the page a person reads."""
+    if request.path in JSON_PATHS:
+        return jsonify({"error": ERRORS[status], "message": message}), status
+    return render_template("demo/problem.html", message=message, status=status), status
 
 
 @bp.errorhandler(NotOnSite)
 def _not_on_site(exc: NotOnSite) -> Any:
-    return render_template("demo/problem.html", message=str(exc), status=404), 404
+    return _problem(str(exc), 404)
 
 
 @bp.errorhandler(SiteUnavailable)
 def _site_down(exc: SiteUnavailable) -> Any:
-    return render_template("demo/problem.html", message=str(exc), status=502), 502
+    return _problem(str(exc), 502)
 
 
 @bp.errorhandler(400)
 def _bad_request(exc: Any) -> Any:
-    if request.path == "/demo/token":
-        return jsonify({"error": "bad_request", "message": exc.description}), 400
-    return render_template("demo/problem.html", message=exc.description, status=400), 400
+    return _problem(exc.description, 400)

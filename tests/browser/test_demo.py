@@ -162,10 +162,16 @@ def test_ask_link_and_thanks_reach_the_sandbox_site_and_show_on_the_page(page: A
 
 
 def test_a_confluence_page_has_the_byline_item_and_the_macros(page: Any, demo: Demo) -> None:
+    signed: list[str] = []  # the byline dialog's URL is signed when it opens, as Confluence does
+    page.on("request", lambda r: signed.append(r.url) if "/demo/frame?" in r.url else None)
     page.goto(f"{demo.url}/demo/page")
     byline = page.get_by_role("button", name=re.compile(r"^Inflow: \d+ experts? · \d+ related$"))
+    byline.wait_for()  # the page has loaded and asked for the byline's title
+    assert signed == []
     byline.click()
     _frame(page, "Inflow for this page").get_by_role("heading").first.wait_for()
+    assert len(signed) == 1
+    assert "&jwt=" in page.locator('iframe[title="Inflow for this page"]').get_attribute("src")
     for name in ("Ask an expert", "Related work", "Contributors and kudos"):
         _frame(page, name)
 

@@ -1,6 +1,8 @@
 """The sandbox site as a host: signed installs, signed frames and tokens, its own endpoints."""
 from __future__ import annotations
 
+import html
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ def app(fake_host: FakeHost, tmp_path: Path) -> Iterator[App]:
     settings = Settings.from_env({
         "INFLOW_BASE_URL": url, "DATABASE_URL": f"sqlite:///{tmp_path / 'inflow.db'}",
         "INFLOW_INSTALL_KEYS_URL": f"{fake_host.url}/_sandbox/install-keys",
-        "INFLOW_AUTH_SERVER_URL": fake_host.url})
+        "INFLOW_AUTH_SERVER_URL": fake_host.url, "INFLOW_SANDBOX_URL": fake_host.url})
     application = create_app({"TESTING": True}, settings=settings)
     db: Database = application.extensions["inflow.db"]
     db.create_all()
@@ -85,6 +87,35 @@ def test_the_site_installs_the_app_with_a_signed_install_and_its_frames_are_trus
     assert api.status_code == 200 and api.json()["panel"] == "reuse"
     tampered = src.replace("projectKey=AMQ", "projectKey=ZOO")  # the qsh covers the query
     assert requests.get(app.url + tampered, timeout=30).status_code == 401
+
+
+def test_the_demo_signs_the_byline_dialog_when_it_is_opened_not_with_the_page(
+        fake_host: FakeHost, app: App) -> None:
+    assert _control(fake_host, "POST", "/install", json={"app_url": app.url}).status_code == 200
+    page = requests.get(f"{app.url}/demo/page", timeout=30)
+    assert page.status_code == 200, page.text
+    slot = re.search(r'<div class="ap"[^>]*data-module="inflow-byline"[^>]*>', page.text)
+    assert slot and "jwt" not in slot.group(0)  # a token rendered now expires before it is opened
+    sign = re.search(r'data-sign="([^"]+)"', slot.group(0))
+    assert sign
+    src = requests.get(app.url + html.unescape(sign.group(1)), timeout=30).json()["src"]
+    assert src.startswith("/confluence/byline?pageId=") and "&jwt=" in src
+    byline = requests.get(app.url + src, timeout=30)
+    assert byline.status_code == 200 and "<main>" in byline.text
+
+
+@pytest.mark.parametrize(("query", "status", "error"), [
+    ("product=bitbucket&module=inflow-byline", 400, "bad_request"),
+    ("product=confluence&module=../catalog", 400, "bad_request"),
+    ("product=confluence&module=inflow-byline&as=someone-else", 400, "bad_request"),
+    ("product=confluence&module=inflow-nothing", 404, "not_found"),
+])
+def test_the_demo_frame_signer_refuses_bad_input_in_json(fake_host: FakeHost, app: App,
+                                                         query: str, status: int,
+                                                         error: str) -> None:
+    assert _control(fake_host, "POST", "/install", json={"app_url": app.url}).status_code == 200
+    answer = requests.get(f"{app.url}/demo/frame?{query}", timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (status, error)
 
 
 def test_an_install_signed_with_an_unpublished_key_changes_nothing(fake_host: FakeHost,

@@ -4,7 +4,8 @@
  * window.name carries {extension_id, origin, api, options}; the frame posts `init`, then `req`
  * messages {eid, mid, mod, fn, args}; the host answers `resp` {mid, forPlugin: true, args}.
  * This page offers the modules Inflow uses: context (getToken, getContext) and env (resize, ...).
- * Tokens come from /demo/token, which asks the sandbox site to sign them as the host does.
+ * Tokens come from /demo/token, which asks the sandbox site to sign them as the host does; a
+ * frame opened later (the byline's dialog) gets its URL signed then, from /demo/frame.
  */
 (function () {
   "use strict";
@@ -24,10 +25,28 @@
     return ADDON_KEY + "__" + module + "__" + Math.random().toString(16).slice(2, 10);
   }
 
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) { throw new Error(url + " answered " + r.status); }
+      return r.json();
+    });
+  }
+
+  // A frame opened later is signed as it opens, as the host signs a dialog's URL: one signed
+  // with the page would have expired (three minutes) by the time someone opens it.
+  function load(slot) {
+    if (slot.querySelector("iframe") || slot.getAttribute("aria-busy") === "true") { return; }
+    var sign = slot.getAttribute("data-sign");
+    if (!sign) { insertFrame(slot, slot.getAttribute("data-src")); return; }
+    slot.setAttribute("aria-busy", "true");
+    getJSON(sign).then(function (data) { insertFrame(slot, data.src); }, function () {
+      slot.textContent = "The sandbox site could not sign this frame. Close it and open it again.";
+    }).then(function () { slot.removeAttribute("aria-busy"); });
+  }
+
   // The frame's name must be set before it is in the document: a browsing context takes its
   // name when it is created, and a later change to the attribute does not reach window.name.
-  function load(slot) {
-    if (slot.querySelector("iframe")) { return; }
+  function insertFrame(slot, src) {
     var eid = extensionId(slot.getAttribute("data-module"));
     var iframe = document.createElement("iframe");
     iframe.id = eid;
@@ -38,19 +57,16 @@
       options: { autoresize: true, hostOrigin: location.origin, globalOptions: {},
                  targets: {}, isDialog: false }
     });
-    iframe.src = slot.getAttribute("data-src");
+    iframe.src = src;
     frames[eid] = { iframe: iframe, product: slot.getAttribute("data-product"), window: null };
-    slot.appendChild(iframe);
+    slot.replaceChildren(iframe);  // and no word left of a failed attempt
   }
 
   function token(product) {
     var held = tokens[product];
     if (held && held.until > Date.now()) { return Promise.resolve(held.token); }
     var url = "/demo/token?product=" + encodeURIComponent(product) + (viewer ? "&as=" + encodeURIComponent(viewer) : "");
-    return fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) { throw new Error("token " + r.status); }
-      return r.json();
-    }).then(function (data) {
+    return getJSON(url).then(function (data) {
       tokens[product] = { token: data.token, until: Date.now() + 10 * 60 * 1000 };  // tokens live 15 min
       return data.token;
     });
@@ -109,8 +125,7 @@
 
   function bylineTitle(button) {
     // Confluence calls the byline item's context provider (signed, qsh) for its title.
-    fetch(button.getAttribute("data-title-src"), { headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+    getJSON(button.getAttribute("data-title-src"))
       .then(function (data) { if (data && data.title) { button.textContent = "Inflow: " + data.title.value; } })
       .catch(function () {});
   }
