@@ -6,9 +6,17 @@
 
   function resize() { if (AP && AP.resize) { AP.resize(); } }
 
+  // Framed without AP: the host is there but Atlassian's all.js (from its CDN) did not load,
+  // and telling someone inside Jira to open the page inside Jira sends them looking elsewhere.
+  function noHostMessage() {
+    if (AP || window.self === window.top) { return "Open this page inside Jira or Confluence."; }
+    var product = document.body.getAttribute("data-source") === "confluence" ? "Confluence" : "Jira";
+    return "Atlassian's page script (all.js) did not load, so this button cannot reach " + product + ". Check the network and reload.";
+  }
+
   function token() {
     return new Promise(function (resolve, reject) {
-      if (!AP || !AP.context || !AP.context.getToken) { reject(new Error("Open this page inside Jira or Confluence.")); return; }
+      if (!AP || !AP.context || !AP.context.getToken) { reject(new Error(noHostMessage())); return; }
       AP.context.getToken(function (t) { t ? resolve(t) : reject(new Error("Your session expired; reload the page.")); });
     });
   }

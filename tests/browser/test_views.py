@@ -12,7 +12,7 @@ from plugin.models.pipeline import BackfillState
 from plugin.models.social import Feedback, Kudos, ProjectSettings, Question
 from plugin.pipeline import digests
 from plugin.services.settings import preference, set_preference
-from tests.browser.conftest import Stack, run_axe, shoot
+from tests.browser.conftest import ALL_JS, Stack, run_axe, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +55,19 @@ def test_feedback_and_linking_from_the_reuse_panel(host_page: Any, stack: Stack)
     [link] = stack.host.links
     assert (link["type"], link["outward"], link["account_id"]) == \
         ("Duplicate", stack.keys[-1], "aco")
+
+
+def test_without_all_js_a_button_says_why_it_cannot_work(host_page: Any, stack: Stack) -> None:
+    host_page.unroute(ALL_JS)
+    host_page.route(ALL_JS, lambda route: route.abort())  # offline: Atlassian's CDN is out of reach
+    path = _panel(stack, "reuse")
+    frame = host_page.open_view(path)
+    frame.get_by_role("button", name="Helped").first.click()
+    frame.get_by_text("Atlassian's page script (all.js) did not load, so this button cannot "
+                      "reach Jira. Check the network and reload.").wait_for()
+    host_page.goto(stack.signed(path))  # the same panel on its own, in no host's frame
+    host_page.get_by_role("button", name="Helped").first.click()
+    host_page.get_by_text("Open this page inside Jira or Confluence.").wait_for()
 
 
 def test_thanking_a_contributor(host_page: Any, stack: Stack) -> None:
