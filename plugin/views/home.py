@@ -5,6 +5,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
+from connect.forge import forge_settings
+
 bp = Blueprint("home", __name__)
 
 
@@ -12,4 +14,4 @@ bp = Blueprint("home", __name__)
 def home() -> Any:
     """A plain page for whoever opens the server's address (no host, no token)."""
     return render_template("home.html", base_url=current_app.config["INFLOW_BASE_URL"].rstrip("/"),
-                           demo="demo" in current_app.blueprints)
+                           demo="demo" in current_app.blueprints, forge_app_id=forge_settings(current_app)[1])

@@ -49,6 +49,10 @@ def test_the_server_address_says_what_it_is_and_links_install_and_health(tmp_pat
                                "/confluence/atlassian-connect.json", "/healthz", "/api/openapi.json")
              if f'href="{link}"' in html]
     assert len(links) == 5
+    # Unset, the manifest's app id is a placeholder: the page says so and names the step that sets it.
+    assert "forge register" in html and "INFLOW_FORGE_APP_ID is not set" in html
+    client.application.config["INFLOW_FORGE_APP_ID"] = "ari:cloud:ecosystem::app/8a7c31b2-5f4e-4c4e-9d55-0c1f5b2e6a10"
+    assert "is not set" not in client.get("/").get_data(as_text=True)
     for link in links:
         assert client.get(link).status_code == 200, link
 
