@@ -80,6 +80,7 @@ def _account(user: dict[str, Any] | None) -> str:
 def _people(host: FakeHost, counts: Counter[str]) -> list[dict[str, Any]]:
     counts.pop("", None)
     with host.lock:
-        users = {a: host.store.users.get(a) for a, _ in counts.most_common(PEOPLE)}
-    return [{"account_id": a, "name": (u or {}).get("displayName") or a}
-            for a, u in users.items()]
+        users = {a: host.store.users.get(a) for a, _ in counts.most_common()}
+    # An app's account (the commit bot) is nobody a person acts as: Inflow never suggests it either.
+    people = [(a, u) for a, u in users.items() if (u or {}).get("accountType") != "app"][:PEOPLE]
+    return [{"account_id": a, "name": (u or {}).get("displayName") or a} for a, u in people]

@@ -143,6 +143,12 @@ def test_the_catalog_offers_issues_with_known_duplicates_people_and_the_admin(
     assert (catalog["jira"]["issue_count"], catalog["jira"]["issue_total"]) == (ISSUES, 4649)
 
 
+def test_nobody_acts_as_an_apps_account(fake_host: FakeHost) -> None:
+    fake_host.load_jira_dataset("apache-activemq")  # all of it: its commit bot is the fourth busiest
+    people = [p["account_id"] for p in _control(fake_host, "GET", "/catalog").json()["jira"]["people"]]
+    assert len(people) == 8 and "jira-bot" not in people and "tabish121" in people
+
+
 @pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
     ("POST", "/install", {"json": {}}, 400),
     ("POST", "/install", {"json": {"app_url": "ftp://x"}}, 400),
