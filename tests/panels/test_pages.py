@@ -232,7 +232,7 @@ def test_the_question_offered_on_a_page_names_pages_by_their_titles(wiki: Site) 
     assert texts
     for text in texts:
         assert 'Could you help with the page "' in text and page not in text
-        named = re.search(r"you worked on similar (issues|pages|issues and pages) \((.*)\)\.", text)
+        named = re.search(r"You worked on similar (issues|pages|issues and pages) \((.*)\)\.", text)
         assert named, text
         # Issues by their keys, pages by their titles: never a bare page id.
         assert not re.search(r"(^|, )\d+(,|$)", named.group(2)), text
