@@ -169,6 +169,15 @@ def test_the_sandbox_endpoints_refuse_bad_input(fake_host: FakeHost, method: str
     assert answer.status_code == status, answer.text
 
 
+def test_what_was_sent_names_the_page_a_comment_is_on(fake_host: FakeHost) -> None:
+    page_id = fake_host.load_confluence_dataset(limit=3)[0]
+    comment = fake_host.add_footer_comment(page_id, "someone", "<p>Any idea?</p>")
+    with fake_host.lock:
+        fake_host.store.posted_footer_comments[page_id].append(comment)
+    sent = _control(fake_host, "GET", "/activity").json()["comments"]
+    assert [(c["on"], c["title"]) for c in sent] == [(page_id, fake_host.store.pages[page_id]["title"])]
+
+
 def test_what_was_sent_names_the_people_a_confluence_comment_mentions() -> None:
     # Storage format mentions by account id; the page shows the name, as Confluence does.
     names = {"557058:3f2a-9b": "Ann Lee"}
