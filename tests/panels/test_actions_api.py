@@ -310,10 +310,12 @@ def test_nothing_about_an_issue_comes_back_to_a_viewer_who_may_not_see_it(site: 
                                  "text": "Secret question?"})
     site.host.deny("mallory", key)
     for panel in ("experts", "reuse", "contributors"):
-        data = site.get(f"/api/content/jira/{key}/{panel}", sub="mallory").get_json()
-        assert data["item"] is None, panel
-        assert not data.get("experts") and not data.get("suggestions")
-        assert not data.get("contributors") and not data.get("questions")
+        # The answer an issue that does not exist gets: nothing tells the two apart.
+        denied = site.get(f"/api/content/jira/{key}/{panel}", sub="mallory")
+        missing = site.get(f"/api/content/jira/AMQ-999999/{panel}", sub="mallory")
+        assert denied.status_code == missing.status_code == 404, panel
+        assert denied.get_json() == {"error": "not_found", "message": f"No issue {key} that you may see."}
+        assert missing.get_json()["message"] == "No issue AMQ-999999 that you may see."
     # (An issue view's own panels are signed by Jira for people who may browse the issue: there
     # the issue itself is not asked about again; see test_stored.)
 
