@@ -218,8 +218,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/admin/projects/<project_key>/settings", "get"):
         Operation("A project's settings (project admins)", 200, StoredSettingsSchema),
     ("/api/admin/projects/<project_key>/settings", "post"):
-        Operation("Replace a project's settings (project admins)", 200, StoredSettingsSchema,
-                  ProjectSettingsSchema, (400, 401, 403, 404, 413, 422)),
+        Operation("Change a project's settings; fields left out keep their values (project admins)",
+                  200, StoredSettingsSchema, ProjectSettingsSchema, (400, 401, 403, 404, 413, 422)),
     ("/api/admin/projects/<project_key>/dashboard", "get"):
         Operation("Twelve weeks of adoption (project admins)", 200, DashboardSchema),
     ("/api/admin/backfill", "get"):

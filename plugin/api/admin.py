@@ -42,7 +42,7 @@ def get_settings(project_key: str) -> Any:
 @bp.post("/<project_key>/settings")
 @require_jwt(context=True)
 def post_settings(project_key: str) -> Any:
-    """Replace the project's settings with a validated body."""
+    """Change the settings the body sends; those it leaves out keep their stored values."""
     require_project_admin(project_key)
     data = with_known_groups(load(ProjectSettingsSchema()))
     with get_db().session() as session:
@@ -56,7 +56,7 @@ def with_known_groups(data: dict[str, Any]) -> dict[str, Any]:
     Why: a rule's groups are compared with people's groups as Jira names them, so a misspelt
     group would silently leave a rule that matches no one (or, in "only these", everyone out).
     """
-    fields = ("include_groups", "exclude_groups")
+    fields = [f for f in ("include_groups", "exclude_groups") if f in data]
     found, missing = permissions.jira_group_names(host(), [n for f in fields for n in data[f]])
     if missing:
         raise ValidationError({f: [_no_group(n, missing[n]) for n in data[f] if n in missing]

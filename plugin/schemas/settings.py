@@ -29,7 +29,11 @@ class Flag(fields.Boolean):
 
 def _names(**kw: Any) -> fields.List:
     return fields.List(fields.String(validate=validate.Length(min=1, max=255)),
-                       validate=validate.Length(max=200), load_default=list, **kw)
+                       validate=validate.Length(max=200), **kw)
+
+
+# The settings schemas give no defaults: a field left out keeps its stored value (the stored
+# settings start from `plugin.services.settings.DEFAULTS`), so saving one field loses no other.
 
 
 class PanelsSchema(Schema):
@@ -38,9 +42,9 @@ class PanelsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    experts = Flag(load_default=True)
-    reuse = Flag(load_default=True)
-    contributors = Flag(load_default=True)
+    experts = Flag()
+    reuse = Flag()
+    contributors = Flag()
 
 
 class PrivacySchema(Schema):
@@ -49,29 +53,26 @@ class PrivacySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    show_evidence = Flag(load_default=True)
-    public_kudos_messages = Flag(load_default=True)
+    show_evidence = Flag()
+    public_kudos_messages = Flag()
 
 
 class ProjectSettingsSchema(Schema):
-    """Everything a project admin can set."""
+    """What a project admin changes: the fields sent; those left out keep their stored values."""
 
     class Meta:
         unknown = RAISE
 
-    purpose = fields.String(load_default="", validate=validate.Length(max=500))
-    panels = fields.Nested(PanelsSchema, load_default=dict)
+    purpose = fields.String(validate=validate.Length(max=500))
+    panels = fields.Nested(PanelsSchema)
     include_groups = _names()
     exclude_groups = _names()
     include_people = _names()
     exclude_people = _names()
-    follow_up_hours = fields.Integer(load_default=48, strict=True,
-                                     validate=validate.Range(min=1, max=24 * 30))
-    learn_projects = fields.List(ProjectKey(validate=PROJECT_KEY), load_default=list,
-                                 validate=validate.Length(max=200))
-    learn_spaces = fields.List(fields.String(validate=SPACE_KEY), load_default=list,
-                               validate=validate.Length(max=200))
-    privacy = fields.Nested(PrivacySchema, load_default=dict)
+    follow_up_hours = fields.Integer(strict=True, validate=validate.Range(min=1, max=24 * 30))
+    learn_projects = fields.List(ProjectKey(validate=PROJECT_KEY), validate=validate.Length(max=200))
+    learn_spaces = fields.List(fields.String(validate=SPACE_KEY), validate=validate.Length(max=200))
+    privacy = fields.Nested(PrivacySchema)
 
 
 class PreferencesSchema(Schema):

@@ -32,13 +32,15 @@ DEFAULTS: dict[str, Any] = {
 GroupsOf = Callable[[str], set[str]]
 
 
-def _merged(data: dict[str, Any] | None) -> dict[str, Any]:
+def _merged(*layers: dict[str, Any] | None) -> dict[str, Any]:
+    """The defaults with each layer on top, in order (nested groups such as `panels` key by key)."""
     merged = copy.deepcopy(DEFAULTS)
-    for key, value in (data or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        elif key in merged:
-            merged[key] = value
+    for data in layers:
+        for key, value in (data or {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key].update(value)
+            elif key in merged:
+                merged[key] = value
     return merged
 
 
@@ -56,13 +58,18 @@ _SETTINGS = select(ProjectSettings.data).where(ProjectSettings.tenant_id == bind
 
 def save_project_settings(session: Session, tenant_id: int, project_key: str,
                           data: dict[str, Any], account_id: str | None) -> dict[str, Any]:
-    """Store validated settings for a project (replacing what was there); returns them merged."""
+    """Store the validated settings sent for a project; those not sent keep their stored values.
+
+    Returns the project's settings as they now are, defaults filled in.
+    """
+    # Locked (PostgreSQL) so two saves of different fields at once both land.
     row = session.scalar(select(ProjectSettings).where(
-        ProjectSettings.tenant_id == tenant_id, ProjectSettings.project_key == project_key))
+        ProjectSettings.tenant_id == tenant_id, ProjectSettings.project_key == project_key)
+        .with_for_update())
     if row is None:
         row = ProjectSettings(tenant_id=tenant_id, project_key=project_key)
         session.add(row)
-    row.data = _merged(data)
+    row.data = _merged(row.data, data)
     row.updated_by = account_id
     session.flush()
     return row.data

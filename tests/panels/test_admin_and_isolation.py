@@ -77,6 +77,33 @@ def test_invalid_settings_are_422_with_field_messages_and_keep_what_was_stored(s
     assert site.get(SETTINGS, sub=ADMIN).get_json()["follow_up_hours"] == 24
 
 
+def test_a_partial_save_changes_only_the_fields_it_sends(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
+    saved = site.post(SETTINGS, {"exclude_people": ["jstrachan"]}, sub=ADMIN)
+    assert saved.status_code == 200, saved.get_json()
+    expected = {**_valid_settings(), "exclude_people": ["jstrachan"]}
+    assert saved.get_json() == expected
+    panels = site.post(SETTINGS, {"panels": {"reuse": False}}, sub=ADMIN)  # one key of a group
+    assert panels.get_json()["panels"] == {"experts": True, "reuse": False, "contributors": False}
+    assert site.post(SETTINGS, {}, sub=ADMIN).get_json() == {**expected, "panels": panels.get_json()["panels"]}
+    assert site.get(SETTINGS, sub=ADMIN).get_json() == panels.get_json()
+
+
+def test_a_first_partial_save_starts_from_the_defaults(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    saved = site.post(SETTINGS, {"purpose": "Ask early."}, sub=ADMIN).get_json()
+    assert (saved["purpose"], saved["follow_up_hours"], saved["panels"]["experts"]) == ("Ask early.", 48, True)
+
+
+def test_a_null_field_is_refused_not_taken_as_left_out(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
+    response = site.post(SETTINGS, {"purpose": None, "follow_up_hours": None}, sub=ADMIN)
+    assert response.status_code == 422 and set(response.get_json()["errors"]) == {"purpose", "follow_up_hours"}
+    assert site.get(SETTINGS, sub=ADMIN).get_json() == _valid_settings()
+
+
 def test_groups_are_saved_as_the_site_spells_them_and_unknown_ones_refused(site: Site) -> None:
     site.host.set_project_admin(ADMIN, "AMQ")
     site.host.add_to_group("jstrachan", "broker-devs")

@@ -53,6 +53,8 @@ def test_social_services_work_the_same_on_each_backend(database_url: str, fake_h
                                   giver="aco", receiver="jstrachan", message="again")
             assert refused.value.status == 429
             save_project_settings(session, tid, "AMQ", {"exclude_people": ["chirino"]}, "admin")
+            saved = save_project_settings(session, tid, "AMQ", {"purpose": "Ask early."}, "admin")
+            assert saved["exclude_people"] == ["chirino"]  # a later save of another field keeps it
             set_preference(session, tid, "rajdavies", False, utcnow() + timedelta(days=3))
             assert not is_eligible(session, tid, "chirino", "AMQ")
             assert not is_eligible(session, tid, "rajdavies", "AMQ")
