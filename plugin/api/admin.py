@@ -5,13 +5,15 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 
 from connect.auth import get_db, require_jwt
 from plugin.api.common import load, register_errors
 from plugin.schemas.settings import PROJECT_KEY, ProjectSettingsSchema
 from plugin.services import adoption, permissions
 from plugin.services.errors import Refused
-from plugin.services.settings import project_settings, save_project_settings
+from plugin.services.people import matching_people
+from plugin.services.settings import PEOPLE_RULES, project_settings, save_project_settings
 from plugin.views.common import host
 
 bp = Blueprint("api_admin", __name__, url_prefix="/api/admin/projects")
@@ -46,6 +48,8 @@ def post_settings(project_key: str) -> Any:
     require_project_admin(project_key)
     data = with_known_groups(load(ProjectSettingsSchema()))
     with get_db().session() as session:
+        stored = project_settings(session, g.tenant.id, project_key)
+        data = with_known_people(session, g.tenant.id, data, stored)
         return jsonify(save_project_settings(session, g.tenant.id, project_key, data,
                                              g.account_id))
 
@@ -67,6 +71,46 @@ def with_known_groups(data: dict[str, Any]) -> dict[str, Any]:
 def _no_group(name: str, near: list[str]) -> str:
     hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     return f"This site has no group named {name!r}.{hint}"
+
+
+def with_known_people(session: Session, tenant_id: int, data: dict[str, Any],
+                      stored: dict[str, Any]) -> dict[str, Any]:
+    """The settings with each person as an account id; 422 naming any entry that is no one, or
+    several people, of the site.
+
+    Why: a rule compares account ids, so a display name or a typo would silently leave a rule
+    that matches no one. An entry the field already holds is kept as it is even when it names no
+    one now (saved before this check, or someone whose data was erased), so the page still saves.
+    """
+    fields = [f for f in PEOPLE_RULES if f in data]
+    found = matching_people(session, tenant_id, [n for f in fields for n in data[f]])
+    checked = {f: _account_ids(data[f], found, set(stored[f])) for f in fields}
+    errors = {f: messages for f, (_, messages) in checked.items() if messages}
+    if errors:
+        raise ValidationError(errors)
+    return {**data, **{f: ids for f, (ids, _) in checked.items()}}
+
+
+def _account_ids(entries: list[str], found: dict[str, list[str]],
+                 kept: set[str]) -> tuple[list[str], list[str]]:
+    """One field's entries as account ids, and a message for each that is no one or several."""
+    ids, errors = [], []
+    for entry in entries:
+        if len(found[entry]) == 1:
+            ids.append(found[entry][0])
+        elif entry in kept:
+            ids.append(entry)
+        else:
+            errors.append(_not_one_person(entry, found[entry]))
+    return list(dict.fromkeys(ids)), errors
+
+
+def _not_one_person(entry: str, accounts: list[str]) -> str:
+    if not accounts:
+        return f"This site has no person named {entry!r} (display name or account id)."
+    shown = ", ".join(accounts[:5]) + (", …" if len(accounts) > 5 else "")
+    return (f"{len(accounts)} people on this site are named {entry!r}; "
+            f"enter the account id of the one you mean ({shown}).")
 
 
 @bp.get("/<project_key>/dashboard")

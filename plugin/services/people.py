@@ -5,6 +5,9 @@ asked of the host in one bulk call per request, with a short timeout and no retr
 this process and written back to the `Person` rows, so the next request reads them locally. A
 host that fails is not asked again for a little while; until then those people show as
 "Unknown user" rather than holding the panel up.
+
+Project admins name people by display name or account id: `matching_people` finds them among
+the rows of the site (both products), `typed_names` shows stored ids back as names.
 """
 from __future__ import annotations
 
@@ -200,3 +203,47 @@ def is_known(session: Session, tenant_id: int, account_id: str) -> bool:
     """Whether the account worked on something of the tenant's site (either product's installation)."""
     return session.scalar(select(Person.id).where(of_site(Person.tenant_id, tenant_id),
                                                   Person.account_id == account_id).limit(1)) is not None
+
+
+def _folded(name: str) -> str:
+    """A name as typed names are compared: in any case, runs of spaces as one."""
+    return " ".join(name.split()).casefold()
+
+
+def _by_name(session: Session, tenant_id: int) -> dict[str, set[str]]:
+    """The site's named people (both products' rows): account ids by folded display name."""
+    # Folded here, not in SQL: SQLite's lower() folds ASCII letters only, and names come in every
+    # script. Only an admin's save or settings page reads this, once.
+    found: dict[str, set[str]] = {}
+    for account, name in session.execute(select(Person.account_id, Person.display_name).where(
+            of_site(Person.tenant_id, tenant_id), Person.display_name.is_not(None))):
+        if name and name.strip():
+            found.setdefault(_folded(name), set()).add(account)
+    return found
+
+
+def matching_people(session: Session, tenant_id: int, entries: Iterable[str]) -> dict[str, list[str]]:
+    """The site's account ids each entry names: the account with that id, else everyone whose
+    display name it is (in any case); an empty list for no one."""
+    wanted = list(dict.fromkeys(entries))
+    if not wanted:
+        return {}
+    ids = set(session.scalars(select(Person.account_id).where(
+        of_site(Person.tenant_id, tenant_id), Person.account_id.in_(wanted))))
+    named = _by_name(session, tenant_id) if any(e not in ids for e in wanted) else {}
+    return {e: [e] if e in ids else sorted(named.get(_folded(e), ())) for e in wanted}
+
+
+def typed_names(session: Session, tenant_id: int, accounts: Iterable[str]) -> dict[str, str]:
+    """How to show each account where an admin types people: the display name when it names that
+    person alone (so saving it again stores the same id), else the account id."""
+    accounts = list(dict.fromkeys(accounts))
+    if not accounts:
+        return {}
+    rows = session.execute(select(Person.account_id, Person.display_name).where(
+        of_site(Person.tenant_id, tenant_id), Person.account_id.in_(accounts),
+        Person.display_name.is_not(None)).order_by(Person.id))
+    # No comma: the settings page splits what is typed at commas.
+    names = {account: name for account, name in rows if name and name.strip() and "," not in name}
+    back = matching_people(session, tenant_id, names.values())
+    return {a: names[a] if a in names and back[names[a]] == [a] else a for a in accounts}

@@ -15,6 +15,7 @@ from plugin.models.social import PersonPreference, ProjectSettings
 from plugin.search.sites import of_site
 
 PANELS = ("experts", "reuse", "contributors")
+PEOPLE_RULES = ("include_people", "exclude_people")  # account ids, typed as names or ids
 
 DEFAULTS: dict[str, Any] = {
     "purpose": "",

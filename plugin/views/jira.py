@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
+from sqlalchemy.orm import Session
 
 from connect.auth import get_db, require_jwt
 from connect.host_client import HostError
@@ -12,7 +13,8 @@ from plugin.schemas.settings import PROJECT_KEY
 from plugin.search import sites
 from plugin.services import adoption, panels, permissions
 from plugin.services.backfill import admin_status
-from plugin.services.settings import project_settings
+from plugin.services.people import typed_names
+from plugin.services.settings import PEOPLE_RULES, project_settings
 from plugin.services.site_wait import site_wait
 from plugin.views import fragments
 from plugin.views.common import host, project_of
@@ -72,7 +74,7 @@ def project_admin() -> Any:
     if not allowed:
         return error_page("Only administrators of this project can see Inflow's settings.", 403)
     with get_db().session() as session:
-        settings = project_settings(session, g.tenant.id, project)
+        settings = _as_typed(session, g.tenant.id, project_settings(session, g.tenant.id, project))
         dashboard = adoption.dashboard(session, g.tenant.id, project)
         backfill = admin_status(session, g.tenant.id)
         linked = sites.partner(session, g.tenant) is not None
@@ -82,6 +84,12 @@ def project_admin() -> Any:
     return render("jira/admin.html", settings=settings, dashboard=dashboard, project=project,
                   percent_weeks=percent_weeks, backfill=backfill, linked=linked, wait=wait,
                   source="jira", key="")
+
+
+def _as_typed(session: Session, tenant_id: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as the form shows them: people by display name where that names them alone."""
+    shown = typed_names(session, tenant_id, [a for f in PEOPLE_RULES for a in settings[f]])
+    return {**settings, **{f: [shown[a] for a in settings[f]] for f in PEOPLE_RULES}}
 
 
 @bp.get("/me")

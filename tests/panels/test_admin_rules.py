@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from connect.db import utcnow
+from plugin.matching.store import remember_people
 from plugin.models.social import Kudos
 from plugin.services.panel_cache import EVENTS
+from plugin.services.settings import save_project_settings
+from tests.conftest import install_tenant
+from tests.panels import test_cross_product
 from tests.panels.conftest import Site
 from tests.panels.test_cached_views import JIRA_VIEWS, assert_as_uncached, warm
 from tests.pipeline.conftest import v2_issue
 
 ADMIN = "chirino"
 SETTINGS = "/api/admin/projects/AMQ/settings"
+ADMIN_PAGE = "/jira/admin?projectKey=AMQ"
+
+both = test_cross_product.both  # the fixture: the fake site's Jira and Confluence
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +48,7 @@ def test_also_these_people_are_allowed_besides_everyone_else(site: Site) -> None
     first, second, *rest = _experts(site, key)
     _opt_out(site, second)
     # Listed, but their own choice and "never these people" still hold.
-    _save(site, include_people=["hiram", second, first], exclude_people=[first])
+    _save(site, include_people=["bguan", second, first], exclude_people=[first])
     assert _experts(site, key)[:len(rest)] == rest
     assert first not in _experts(site, key) and second not in _experts(site, key)
 
@@ -56,6 +64,73 @@ def test_with_only_these_groups_the_people_listed_are_allowed_even_in_a_never_gr
           include_people=[second])
     assert _experts(site, key) == [first, second]  # third is in neither: left out
     assert_as_uncached(site, JIRA_VIEWS, key)
+
+
+def test_people_are_typed_by_name_or_account_id_and_stored_as_account_ids(site: Site) -> None:
+    key = site.keys[-1]
+    first = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"][0]
+    typed = [first["display_name"].upper(), "Gary Tully", "ANDREAS  ARRGÅRD", "jstrachan", "gtully"]
+    saved = site.post(SETTINGS, {"exclude_people": typed, "include_people": [" rob davies "]}, sub=ADMIN)
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json()["exclude_people"] == [first["account_id"], "gtully", "aarrgard", "jstrachan"]
+    assert saved.get_json()["include_people"] == ["rajdavies"]
+    assert first["account_id"] not in _experts(site, key)  # the rule now holds
+    html = site.page(ADMIN_PAGE, sub=ADMIN).get_data(as_text=True)
+    assert f'value="{first["display_name"]}, Gary Tully, Andreas Arrgård, james strachan"' in html
+    assert 'value="Rob Davies"' in html and "Never these people (names or account ids)" in html
+
+
+def test_people_the_site_does_not_know_or_cannot_tell_apart_are_refused(site: Site) -> None:
+    _save(site, exclude_people=["gtully"])
+    response = site.post(SETTINGS, {"exclude_people": ["not-a-real-person", "Gary Tully"],
+                                    "include_people": ["Etienne Araya"]}, sub=ADMIN)
+    assert response.status_code == 422
+    assert response.get_json() == {"error": "invalid", "message": "Some fields are not valid.", "errors": {
+        "exclude_people": ["This site has no person named 'not-a-real-person' (display name or account id)."],
+        "include_people": ["2 people on this site are named 'Etienne Araya'; "
+                           "enter the account id of the one you mean (earaya, eveyeti)."]}}
+    settings = site.get(SETTINGS, sub=ADMIN).get_json()
+    assert (settings["exclude_people"], settings["include_people"]) == (["gtully"], [])  # kept
+
+
+def test_people_saved_before_the_check_still_show_and_save(site: Site) -> None:
+    with site.db.session() as session:  # as the API stored them before it checked people
+        save_project_settings(session, site.tenant.tenant_id, "AMQ",
+                              {"exclude_people": ["not-a-real-person", "Gary Tully", "earaya"]}, "admin")
+    page = site.page(ADMIN_PAGE, sub=ADMIN)
+    assert page.status_code == 200
+    # earaya by id: "Etienne Araya" names two people, so typing it back would be refused.
+    assert 'value="not-a-real-person, Gary Tully, earaya"' in page.get_data(as_text=True)
+    resaved = site.post(SETTINGS, {"exclude_people": ["not-a-real-person", "Gary Tully", "earaya"]}, sub=ADMIN)
+    assert resaved.get_json()["exclude_people"] == ["not-a-real-person", "gtully", "earaya"]
+    added = site.post(SETTINGS, {"exclude_people": ["not-a-real-person", "nobody"]}, sub=ADMIN)
+    assert added.status_code == 422
+    assert added.get_json()["errors"] == {
+        "exclude_people": ["This site has no person named 'nobody' (display name or account id)."]}
+
+
+def test_a_name_with_a_comma_is_shown_as_its_account_id(site: Site) -> None:
+    with site.db.session() as session:
+        remember_people(session, site.tenant.tenant_id, [("jdoe", "Doe, Jane")])
+    _save(site, exclude_people=["doe, jane", "gtully"])  # one entry, as the API takes lists
+    # The page splits what is typed at commas: "Doe, Jane" would come back as two entries.
+    assert 'value="jdoe, Gary Tully"' in site.page(ADMIN_PAGE, sub=ADMIN).get_data(as_text=True)
+
+
+def test_people_of_the_sites_confluence_count_and_of_other_sites_do_not(both: tuple) -> None:
+    site, jira, wiki, _ = both
+    elsewhere = install_tenant(site.db, "jira", base_url="https://elsewhere.atlassian.net")
+    with site.db.session() as session:
+        remember_people(session, wiki.tenant_id, [("wiki-only", "Wanda Wiki")])
+        remember_people(session, elsewhere.tenant_id, [("elsewhere", "Ellis Where")])
+
+    def save(people: list[str]) -> Any:
+        return site.client.post(SETTINGS, json={"exclude_people": people},
+                                headers=jira.context_headers(sub=ADMIN))
+
+    assert save(["wanda wiki"]).get_json()["exclude_people"] == ["wiki-only"]
+    refused = save(["Ellis Where", "elsewhere"])
+    assert refused.status_code == 422 and len(refused.get_json()["errors"]["exclude_people"]) == 2
 
 
 def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:

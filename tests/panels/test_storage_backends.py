@@ -14,6 +14,7 @@ from plugin.models.content import Item
 from plugin.models.social import Question
 from plugin.services import adoption, feedback, privacy, questions, recognition
 from plugin.services.errors import Refused
+from plugin.services.people import matching_people, typed_names
 from plugin.services.settings import is_eligible, save_project_settings, set_preference
 from sandbox.site.server import FakeHost
 from tests.conftest import build_app
@@ -55,6 +56,10 @@ def test_social_services_work_the_same_on_each_backend(database_url: str, fake_h
             save_project_settings(session, tid, "AMQ", {"exclude_people": ["chirino"]}, "admin")
             saved = save_project_settings(session, tid, "AMQ", {"purpose": "Ask early."}, "admin")
             assert saved["exclude_people"] == ["chirino"]  # a later save of another field keeps it
+            assert matching_people(session, tid, ["HIRAM CHIRINO", "chirino", "nobody"]) == {
+                "HIRAM CHIRINO": ["chirino"], "chirino": ["chirino"], "nobody": []}
+            assert typed_names(session, tid, ["chirino", "nobody"]) == {"chirino": "Hiram Chirino",
+                                                                        "nobody": "nobody"}
             set_preference(session, tid, "rajdavies", False, utcnow() + timedelta(days=3))
             assert not is_eligible(session, tid, "chirino", "AMQ")
             assert not is_eligible(session, tid, "rajdavies", "AMQ")
