@@ -28,6 +28,11 @@ def when(value: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.utcoffset() is not None else "")
 
 
+def number(value: float | None) -> str:
+    """A number as people read it, thousands separated: 4649 -> '4,649' (None -> '0')."""
+    return f"{value or 0:,}"
+
+
 def init_app(app: Flask) -> None:
     """Blueprints and product hooks (panels, API, admin, personal pages)."""
     from plugin.api import actions, admin, backfill, content, me, rovo
@@ -43,5 +48,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["href"] = href
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["number"] = number
     app.jinja_env.globals["unknown_user"] = UNKNOWN
     app.jinja_env.globals["work_groups"] = work_groups  # an expert's evidence grouped by what they did

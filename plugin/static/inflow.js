@@ -107,11 +107,14 @@
 
   // The admin page's backfill card: filled from GET /api/admin/backfill while one is queued or running.
   var BACKFILL_WORDS = { never: "Not run yet", queued: "Queued", running: "Running", done: "Done", failed: "Failed (will resume from its checkpoint)" };
+  function number(n) { return Number(n || 0).toLocaleString("en-US"); }  // as the server writes it: 4,649
   function when(iso) { return iso ? String(iso).slice(0, 16).replace("T", " ") + " UTC" : "\u2014"; }
   function setText(id, text) { var el = document.getElementById(id); if (el) { el.textContent = text; } }
   function showBackfill(data) {
     setText("bf-status", BACKFILL_WORDS[data.status] || data.status);
-    setText("bf-done", String(data.items_done || 0) + (data.items_total ? " of about " + data.items_total : ""));
+    // The total is the site's estimate, given while reading; once done, the count read is exact.
+    var total = data.items_total && data.status !== "done" ? " of about " + number(data.items_total) : "";
+    setText("bf-done", number(data.items_done) + total);
     setText("bf-checkpoint", when(data.checkpoint_at));
     setText("bf-finished", when(data.finished_at));
     var list = document.getElementById("bf-errors");
@@ -120,7 +123,7 @@
       (data.errors && data.errors.length ? data.errors : [null]).forEach(function (e) {
         var li = document.createElement("li"), div = document.createElement("div");
         li.className = "row"; div.className = "grow";
-        div.textContent = e ? when(e.at) + " " + e.error : "None";
+        div.textContent = e ? when(e.at) + " " + e.error : "No errors.";  // as the page first shows it
         li.appendChild(div); list.appendChild(li);
       });
     }

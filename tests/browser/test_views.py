@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from connect.db import utcnow
 from plugin.models.pipeline import BackfillState
 from plugin.models.social import Feedback, Kudos, ProjectSettings, Question
 from plugin.pipeline import digests
@@ -140,12 +141,22 @@ def test_a_project_admin_starts_a_backfill_and_sees_its_status(host_page: Any,
         frame.get_by_role("button", name="Backfill now").click()
         frame.locator(".status", has_text="Backfill requested.").first.wait_for()
         frame.locator("#bf-status").get_by_text("Queued").wait_for()
+        assert frame.locator("#bf-errors").inner_text().strip() == "No errors."  # as rewritten from the answer
         shoot(host_page, "jira-admin-backfill")
+        with stack.db.session() as session:  # the worker reads the site (the page asks every 3 s)
+            state = session.scalars(select(BackfillState)).one()
+            state.status, state.items_done, state.items_total = "running", 1200, 5000
+        frame.locator("#bf-done", has_text="1,200 of about 5,000").wait_for()
+        with stack.db.session() as session:
+            state = session.scalars(select(BackfillState)).one()
+            state.status, state.items_done, state.finished_at = "done", 4649, utcnow()
+        frame.locator("#bf-status").get_by_text("Done").wait_for()
+        assert frame.locator("#bf-done").inner_text() == "4,649"  # exact once done, not "of about"
     finally:
         stack.viewer = "aco"
     with stack.db.session() as session:
         state = session.scalars(select(BackfillState)).one()
-        assert (state.tenant_id, state.status) == (stack.tenant.tenant_id, "queued")
+        assert (state.tenant_id, state.status) == (stack.tenant.tenant_id, "done")
         session.delete(state)  # later tests see the site as it was
 
 

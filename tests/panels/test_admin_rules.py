@@ -145,6 +145,16 @@ def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:
     assert (week["viewed"], week["used_share"]) == (1, 1.0)
 
 
+def test_charts_without_data_say_so_rather_than_show_a_maximum(site: Site) -> None:
+    with site.db.session() as session:
+        session.add(Kudos(tenant_id=site.tenant.tenant_id, source="jira", item_key=site.keys[-1],
+                          from_account_id="aco", to_account_id="jstrachan", kind="thanks",
+                          message="", created_at=utcnow() - timedelta(minutes=1)))
+    html = site.page(ADMIN_PAGE, sub=ADMIN).get_data(as_text=True)
+    assert html.count("<svg") == 5 and html.count(">no data yet</text>") == 4
+    assert ">max 1</text>" in html and "max 1 h" not in html  # only the kudos chart has a maximum
+
+
 def test_the_dashboard_counts_kudos_on_the_projects_own_issues(site: Site) -> None:
     site.host.load_jira_issues([v2_issue("A_B-1", 70001, "A project with _ in its key",
                                          "2024-01-02T00:00:00.000+0000")])

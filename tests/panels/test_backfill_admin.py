@@ -65,8 +65,18 @@ def test_a_running_backfill_shows_its_last_checkpoint(site: Site) -> None:
     assert status["active"] is True and status["items_total"] == 5000
     assert status["checkpoint_at"][:16] == checkpointed.isoformat()[:16]
     html = site.page("/jira/admin?projectKey=AMQ", sub=ADMIN).get_data(as_text=True)
-    assert "1200 of about 5000" in html and checkpointed.strftime("%Y-%m-%d %H:%M") in html
+    assert "1,200 of about 5,000" in html and checkpointed.strftime("%Y-%m-%d %H:%M") in html
     assert 'data-active="true"' in html
+
+
+def test_a_finished_backfill_shows_the_exact_count_read(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    with site.db.session() as session:
+        state = request_backfill(session, site.tenant.tenant_id)
+        state.status, state.items_done, state.items_total = "done", 4649, 4700  # the total was an estimate
+        state.finished_at = utcnow()
+    html = site.page("/jira/admin?projectKey=AMQ", sub=ADMIN).get_data(as_text=True)
+    assert '<dd id="bf-done">4,649</dd>' in html and "No errors." in html
 
 
 def test_non_admins_cannot_see_or_start_a_backfill(site: Site) -> None:
