@@ -103,5 +103,5 @@ class EraseSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    confirm = fields.String(required=True, validate=validate.Equal("ERASE",
-                                                                   error="Type the word ERASE, in capitals."))
+    confirm = fields.String(required=True, validate=validate.Equal(
+        "ERASE", error="Nothing was erased: type ERASE, in capitals, to confirm."))

@@ -21,7 +21,8 @@
     });
   }
 
-  function api(method, path, body) {
+  // `form`: the form that sent the request, whose fields a refusal names.
+  function api(method, path, body, form) {
     return token().then(function (t) {
       var init = { method: method, headers: { "Authorization": "JWT " + t, "Accept": "application/json" } };
       if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
@@ -29,22 +30,31 @@
     }).then(function (r) {
       if (r.status === 204) { return {}; }
       return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) { var e = new Error(messageOf(data)); e.data = data; throw e; }
+        if (!r.ok) { var e = new Error(messageOf(data, form)); e.data = data; throw e; }
         return data;
       });
     });
   }
 
-  function messageOf(data) {
-    var parts = [data.message || "Something went wrong."];
-    var errs = data.errors || {};
-    Object.keys(errs).forEach(function (k) { parts.push(fieldName(k) + ": " + [].concat(flat(errs[k])).join(" ")); });
-    return parts.join(" ");
+  // What a refusal says: each field's own messages, as the general "Some fields are not valid."
+  // says nothing to act on (it is used only when no field says more). A form of several fields
+  // names each field as the page labels it; in a form of one the message sits by its only box,
+  // where naming the box again only repeats what its label and the message already say.
+  function messageOf(data, form) {
+    var errs = data.errors || {}, named = form && shownFields(form) > 1;
+    var parts = Object.keys(errs).map(function (k) {
+      var text = [].concat(flat(errs[k])).join(" ");
+      return named ? fieldName(form, k) + ": " + text : text;
+    });
+    return parts.length ? parts.join(" ") : (data.message || "Something went wrong.");
   }
-  // A field as the page labels it ("Learn from these projects"), not as the API names it.
-  function fieldName(name) {
-    var input = document.querySelector('[name="' + name.replace(/["\\]/g, "") + '"]');
-    var label = input && input.id && document.querySelector('label[for="' + input.id + '"]');
+  function shownFields(form) {
+    return Array.prototype.filter.call(form.elements, function (el) { return el.name && el.type !== "hidden"; }).length;
+  }
+  // A field as the form labels it ("Learn from these projects"), not as the API names it.
+  function fieldName(form, name) {
+    var input = form.querySelector('[name="' + name.replace(/["\\]/g, "") + '"]');
+    var label = input && input.id && form.querySelector('label[for="' + input.id + '"]');
     var text = label ? label.textContent.replace(/\s+/g, " ").trim() : "";
     return text || name.replace(/_/g, " ");
   }
@@ -149,7 +159,7 @@
     ev.preventDefault();
     var submit = form.querySelector("[type=submit]"); if (submit) { submit.disabled = true; }
     setStatus(form, "Saving…");
-    api("POST", form.getAttribute("data-api"), formBody(form)).then(function (data) {
+    api("POST", form.getAttribute("data-api"), formBody(form), form).then(function (data) {
       var text = (done[form.getAttribute("data-done")] || function () { return "Done."; })(form, data);
       var holder = form.hidden ? form.parentNode : form;
       setStatus(holder, text);

@@ -112,8 +112,16 @@ def test_invalid_admin_input_shows_field_messages(host_page: Any, stack: Stack) 
         frame.get_by_label("Suggest similar issues only from these projects", exact=False).fill("not a key")
         frame.get_by_role("button", name="Save settings").click()
         # Named as the page labels it, not by the API's field name.
-        frame.get_by_text("Suggest similar issues only from these projects (keys; empty: all): Not a project key.",
-                          exact=False).wait_for()
+        status = frame.locator("#settings > .status")
+        status.get_by_text("Not a project key.", exact=False).wait_for()
+        assert status.inner_text() == \
+            "Suggest similar issues only from these projects (keys; empty: all): Not a project key."
+        frame.get_by_label("Suggest similar issues only from these projects", exact=False).fill("AMQ")
+        frame.get_by_label("Never these people", exact=False).fill("not-a-real-person")
+        frame.get_by_role("button", name="Save settings").click()
+        status.get_by_text("not-a-real-person", exact=False).wait_for()
+        assert status.inner_text() == ("Never these people (names or account ids): This site has no person "
+                                       "named 'not-a-real-person' (display name or account id).")
     finally:
         stack.viewer = "aco"
 
@@ -193,6 +201,9 @@ def test_saving_other_choices_keeps_a_pause_and_a_failed_erase_can_be_sent_again
         frame.get_by_label("Type ERASE to confirm").fill("erase please")
         erase.click()
         frame.locator("#erase .status", has_text="ERASE").wait_for()
+        # One sentence: not the general "Some fields are not valid.", nor the box's label again.
+        assert frame.locator("#erase .status").inner_text() == \
+            "Nothing was erased: type ERASE, in capitals, to confirm."
         assert erase.is_enabled()  # refused, so it may be sent again once corrected
     finally:
         stack.viewer = "aco"

@@ -211,7 +211,9 @@ def test_export_then_erase_removes_the_person_everywhere(site: Site) -> None:
     assert {"panel": "experts", "kind": "viewed", "key": key} in [
         {k: e[k] for k in ("panel", "kind", "key")} for e in body["panel_events"]]
     assert body["question_steps"] == [] and body["digests"] == []
-    assert site.post("/api/me/erase", {"confirm": "yes"}, sub="jstrachan").status_code == 422
+    refused = site.post("/api/me/erase", {"confirm": "yes"}, sub="jstrachan")
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"] == {"confirm": ["Nothing was erased: type ERASE, in capitals, to confirm."]}
     assert site.post("/api/me/erase", {"confirm": "ERASE"}, sub="jstrachan").status_code == 200
     with site.db.session() as session:
         for model, column in ((Contribution, Contribution.account_id), (Person, Person.account_id),
