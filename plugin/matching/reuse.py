@@ -208,7 +208,7 @@ _CODE = re.compile(r"[{}]| = |;\s*$")
 # A name alone: "org.apache.activemq.store.kahadb.data.KahaAddMessageCommand", "v5.14.5".
 _DOTTED = re.compile(r"[\w$-]+(?:\.[\w$-]+){2,}[.:]?")
 # "doesn't" is found as the words "doesn" and "t": the first is no word anyone wrote alone.
-_CONTRACTION = re.compile(r"[^\W_]+['’]t\b")
+_NOT = ("'t", "’t")
 
 
 @dataclass(frozen=True)
@@ -256,10 +256,10 @@ def marks(text: str, weights: dict[str, float]) -> list[list[int]]:
     """[start, end] of each word of the text whose terms are among the query's (numbers, pieces
     of links and halves of contractions left out: shared by chance, they point at nothing a
     reader looks for)."""
-    links = [(m.start(), m.end()) for pattern in (_URL, _CONTRACTION) for m in pattern.finditer(text)]
+    links = [(m.start(), m.end()) for m in _URL.finditer(text)]
     return [[m.start(), m.end()] for m in _WORD.finditer(text)
             if not _numeric(m.group()) and not any(a <= m.start() < b for a, b in links)
-            and any(t in weights for t in word_terms(m.group()))]
+            and text[m.end():m.end() + 2] not in _NOT and any(t in weights for t in word_terms(m.group()))]
 
 
 def _worth(piece: str, weights: dict[str, float], stem: Callable[[str], list[str]]) -> float:
@@ -283,22 +283,16 @@ def _machine(piece: str) -> bool:
             or _DOTTED.fullmatch(piece) is not None)
 
 
-def _pieces(text: str, limit: int = SNIPPET_SENTENCES) -> tuple[list[str], list[bool]]:
-    """The text's first sentences, and whether each comes from a trace or log line.
+def _in_machine_line(text: str, piece: str) -> bool:
+    """Whether the piece is a sentence of a trace or log line of the text.
 
-    Why by line: a log line's sentences after its first ("...db-3035.log) |
-    org.apache.activemq.broker.BrokerService | main") no longer start like a log line.
+    Why: a log line's sentences after its first ("...db-3035.log) | org.apache.activemq.broker.
+    BrokerService | main") no longer start like a log line. Asked only of the few sentences
+    that match the query, not of every line of every text.
     """
-    found: list[str] = []
-    traced: list[bool] = []
-    for line in text.splitlines():
-        pieces = sentences(line, limit - len(found))
-        found += pieces
-        # A line of one sentence is judged as that sentence (`_machine`): no second look.
-        traced += [len(pieces) > 1 and _traced(line)] * len(pieces)
-        if len(found) >= limit:
-            break
-    return found, traced
+    at = max(text.find(piece), 0)
+    end = text.find("\n", at)
+    return _traced(text[text.rfind("\n", 0, at) + 1:end if end >= 0 else len(text)])
 
 
 def _head(text: str, size: int) -> str:
@@ -315,20 +309,20 @@ def _untraced(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not _traced(line))
 
 
-def _best_passage(found: list[str], traced: list[bool], weights: dict[str, float],
+def _best_passage(text: str, found: list[str], weights: dict[str, float],
                   stem: Callable[[str], list[str]], size: int) -> str:
     """The sentence, or two adjacent ones that fit, holding the weightiest query terms."""
     worth = [_worth(s, weights, stem) for s in found]
 
     def machine(n: int) -> bool:
-        return traced[n] or _machine(found[n])
+        return _machine(found[n]) or _in_machine_line(text, found[n])
 
     # Prose explains; a trace, log or code line matches on names alone. Those only when nothing else does.
-    prose = [n for n in range(len(found)) if worth[n] > 0 and not machine(n)]
-    pool = prose or [n for n in range(len(found)) if worth[n] > 0]
-    if not pool:
+    # Best first, so the look at a sentence's whole line is mostly taken for one sentence.
+    matching = sorted((n for n in range(len(found)) if worth[n] > 0), key=lambda n: (-worth[n], n))
+    best = next((n for n in matching if not machine(n)), matching[0] if matching else None)
+    if best is None:
         return ""
-    best = max(pool, key=lambda n: (worth[n], -n))
     chosen = found[best]
     after = best + 1
     if after < len(found) and not machine(after) and len(chosen) + 1 + len(found[after]) <= size:
@@ -361,8 +355,8 @@ def passage(text: str, weights: dict[str, float], stem: Callable[[str], list[str
 
     Empty when no sentence holds a query term: an arbitrary first line explains nothing.
     """
-    found, traced = _pieces(_head(text, 20_000))
-    chosen = _best_passage(found, traced, weights, stem, size)
+    head = _head(text, 20_000)
+    chosen = _best_passage(head, sentences(head), weights, stem, size)
     if not chosen:
         return Snippet("")
     cut = _cut(chosen, weights, size)
@@ -384,7 +378,7 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     part: dict[str, str] = {}  # term -> the first camelCase word holding it as a part
     # A link's path and a timestamp's pieces ("23T05", "000Z") are no words anyone wrote.
     # Each distinct word once, first mention first: a long text repeats most of its words.
-    for word in dict.fromkeys(_WORD.findall(_URL.sub(" ", _CONTRACTION.sub(" ", _untraced(text))))):
+    for word in dict.fromkeys(_WORD.findall(_URL.sub(" ", _untraced(text)))):
         if _numeric(word):
             continue  # line numbers, ports, versions, times: shared by chance, telling nobody anything
         for n, term in enumerate(word_terms(word)):
@@ -394,7 +388,8 @@ def shared_terms(text: str, weights: dict[str, float], limit: int = SHARED_TERMS
     best = sorted(spelled, key=lambda t: (-weights[t], t))
     out: list[str] = []
     for term in best:
-        if spelled[term] not in out:
+        # Looked for in the words picked only: a pass over the whole text cost as much as the rest.
+        if spelled[term] not in out and not any(spelled[term] + end in text for end in _NOT):
             out.append(spelled[term])
         if len(out) >= limit:
             break
