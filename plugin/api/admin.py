@@ -46,26 +46,29 @@ def get_settings(project_key: str) -> Any:
 def post_settings(project_key: str) -> Any:
     """Change the settings the body sends; those it leaves out keep their stored values."""
     require_project_admin(project_key)
-    data = with_known_groups(load(ProjectSettingsSchema()))
+    data = load(ProjectSettingsSchema())
     with get_db().session() as session:
         stored = project_settings(session, g.tenant.id, project_key)
-        data = with_known_people(session, g.tenant.id, data, stored)
+        data = with_known_people(session, g.tenant.id, with_known_groups(data, stored), stored)
         return jsonify(save_project_settings(session, g.tenant.id, project_key, data,
                                              g.account_id))
 
 
-def with_known_groups(data: dict[str, Any]) -> dict[str, Any]:
+def with_known_groups(data: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """The settings with each group as Jira spells it; 422 naming any group the site does not have.
 
     Why: a rule's groups are compared with people's groups as Jira names them, so a misspelt
     group would silently leave a rule that matches no one (or, in "only these", everyone out).
+    A group the field already holds is kept as it is even when the site no longer has it (deleted
+    or renamed since): the admin page sends every field, and no other change could be saved.
     """
     fields = [f for f in ("include_groups", "exclude_groups") if f in data]
     found, missing = permissions.jira_group_names(host(), [n for f in fields for n in data[f]])
-    if missing:
-        raise ValidationError({f: [_no_group(n, missing[n]) for n in data[f] if n in missing]
-                               for f in fields if any(n in missing for n in data[f])})
-    return {**data, **{f: list(dict.fromkeys(found[n] for n in data[f])) for f in fields}}
+    errors = {f: [_no_group(n, missing[n]) for n in data[f] if n in missing and n not in stored[f]]
+              for f in fields}
+    if any(errors.values()):
+        raise ValidationError({f: messages for f, messages in errors.items() if messages})
+    return {**data, **{f: list(dict.fromkeys(found.get(n, n) for n in data[f])) for f in fields}}
 
 
 def _no_group(name: str, near: list[str]) -> str:

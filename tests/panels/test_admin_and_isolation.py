@@ -121,6 +121,23 @@ def test_groups_are_saved_as_the_site_spells_them_and_unknown_ones_refused(site:
     assert site.get(SETTINGS, sub=ADMIN).get_json()["include_groups"] == ["broker-devs"]  # kept
 
 
+def test_a_group_deleted_since_it_was_saved_does_not_block_the_next_save(site: Site) -> None:
+    site.host.set_project_admin(ADMIN, "AMQ")
+    site.host.add_to_group("jstrachan", "broker-devs")
+    assert site.post(SETTINGS, {**_valid_settings(), "include_groups": ["broker-devs"]}, sub=ADMIN).status_code == 200
+    with site.host.lock:
+        site.host.store.groups["jstrachan"].discard("broker-devs")  # the group is gone from Jira
+    # The admin page sends every field: the stored group goes back as it is, and the rest saves.
+    saved = site.post(SETTINGS, {**_valid_settings(), "include_groups": ["broker-devs"], "purpose": "New."},
+                      sub=ADMIN)
+    assert saved.status_code == 200, saved.get_json()
+    assert (saved.get_json()["include_groups"], saved.get_json()["purpose"]) == (["broker-devs"], "New.")
+    # A group named anew must still exist.
+    refused = site.post(SETTINGS, {**_valid_settings(), "include_groups": ["broker-devs"],
+                                   "exclude_groups": ["broker-devs"]}, sub=ADMIN)
+    assert refused.status_code == 422 and set(refused.get_json()["errors"]) == {"exclude_groups"}
+
+
 def test_the_dashboard_counts_twelve_weeks_of_adoption(site: Site) -> None:
     site.host.set_project_admin(ADMIN, "AMQ")
     key = site.keys[-1]
