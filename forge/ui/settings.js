@@ -4,7 +4,7 @@ import { call, explain } from './api.js';
 import { h, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
-  ['include_people', 'Always allow these people, whatever their groups (account ids)'], ['exclude_people', 'Never suggest these people (account ids)'],
+  ['include_people', 'Always allow these people, whatever their groups (names or account ids)'], ['exclude_people', 'Never suggest these people (names or account ids)'],
   ['learn_projects', 'Suggest similar issues only from these projects (empty: all)'], ['learn_spaces', 'Suggest similar pages only from these spaces (empty: all)']];
 
 function field(label, input) {
@@ -42,8 +42,7 @@ function settingsForm(projectKey, data) {
         await call('POST', `/api/admin/projects/${encodeURIComponent(projectKey)}/settings`, body);
         status(note, 'Settings saved.');
       } catch (error) {
-        const fields = error.fields ? ` ${Object.keys(error.fields).join(', ')}` : '';
-        status(note, `${error.message}${fields}`, 'error');
+        status(note, explain(error), 'error');  // "This site has no person named ...", not the field's name
       }
     });
   });
@@ -82,7 +81,8 @@ function backfillCard(projectKey, initial) {
   const errors = h('ul', { class: 'inflow-list' });
   const show = (data) => {
     const rows = [['Status', BACKFILL_WORDS[data.status] || data.status],
-      ['Items read', `${data.items_done || 0}${data.items_total ? ` of about ${data.items_total}` : ''}`],
+      // "About" while the total is the site's estimate; once done, the count is exact.
+      ['Items read', `${(data.items_done || 0).toLocaleString('en-US')}${data.items_total && data.status !== 'done' ? ` of about ${data.items_total.toLocaleString('en-US')}` : ''}`],
       ['Last checkpoint', data.checkpoint_at || '—'], ['Finished', data.finished_at || '—']];
     facts.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', { text: term }), h('dd', { text: value })]));
     errors.replaceChildren(...((data.errors || []).length ? data.errors : [null])
