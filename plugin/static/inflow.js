@@ -80,8 +80,9 @@
       var type = el.getAttribute("data-type"), v;
       if (el.type === "checkbox") { v = el.checked; }
       else if (type === "int") {
-        v = el.value === "" ? null : parseInt(el.value, 10);  // "" keeps the stored value
-        if (typeof v === "number" && isNaN(v)) { v = el.value; }
+        if (el.value === "") { return; }  // left out, so the stored value stays (a save changes what it sends)
+        v = parseInt(el.value, 10);
+        if (isNaN(v)) { v = el.value; }
       }
       else if (type === "list") { v = el.value.split(/[,\n]/).map(function (s) { return s.trim(); }).filter(Boolean); }
       else { v = el.value; }
