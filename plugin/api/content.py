@@ -60,7 +60,7 @@ def content_panel(source: str, key: str, panel: str) -> Any:
             data = panel_data(session, panel, source, key, project)
         if data["item"] is None and g.account_id is not None:
             # No such item on the site, or this viewer may not see it: one answer for both.
-            abort(404, description=f"No {'issue' if source == 'jira' else 'page'} {key} that you may see.")
+            abort(404, description=f"No {panels.NOUNS[source]} {key} that you may see.")
         return jsonify(data)
 
     return fragments.cached(panels.depends_on(panel, source, key, project, g.account_id), render)

@@ -87,8 +87,9 @@ def activity(host: FakeHost) -> dict[str, Any]:
         comments = [{"on": key, **_comment(c, True)}
                     for key, posted in host.store.posted_comments.items() for c in posted]
         names = {a: u.get("displayName") for a, u in host.store.users.items()}
-        titles = {str(pid): p.get("title") for pid, p in host.store.pages.items()}
-        footer = [{"on": page_id, "title": titles.get(str(page_id)), "author": names.get(c["version"]["authorId"]),
+        pages = host.store.pages
+        footer = [{"on": page_id, "title": pages.get(page_id, {}).get("title"),
+                   "author": names.get(c["version"]["authorId"]),
                    "created": c["version"]["createdAt"], "by_app": True,
                    "text": _mentions_named(storage_to_text(c["body"]["storage"]["value"]), names)}
                   for page_id, posted in host.store.posted_footer_comments.items() for c in posted]
