@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -18,13 +18,14 @@ from plugin.models.social import (
     Kudos,
     PanelEvent,
     PersonPreference,
+    ProjectSettings,
     Question,
     QuestionEvent,
 )
 from plugin.pipeline.digests import is_subscribed, set_subscription
 from plugin.search.sites import of_site
 from plugin.services import feedback
-from plugin.services.settings import preference, set_preference
+from plugin.services.settings import PEOPLE_RULES, preference, set_preference
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -66,6 +67,17 @@ def _question(q: Question) -> dict[str, Any]:
     return {"id": q.id, "source": q.source, "key": q.item_key, "asker": q.asker_account_id,
             "expert": q.expert_account_id, "text": q.text, "state": q.state,
             "asked_at": _iso(q.asked_at), "answered_at": _iso(q.answered_at)}
+
+
+def _settings_naming(session: Session, tenants: list[int], account_id: str) -> list[dict[str, Any]]:
+    """The project settings that name the person in a rule or that they saved last."""
+    found = []
+    for row in _rows(session, ProjectSettings, ProjectSettings.tenant_id.in_(tenants)):
+        rules = [rule for rule in PEOPLE_RULES if account_id in ((row.data or {}).get(rule) or [])]
+        if rules or row.updated_by == account_id:
+            found.append({"project": row.project_key, "rules": rules,
+                          "saved_by_them": row.updated_by == account_id, "at": _iso(row.updated_at)})
+    return found
 
 
 def site_tenants(session: Session, tenant_id: int) -> list[int]:
@@ -121,6 +133,8 @@ def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str
                           "project": e.project, "target": e.target, "at": _iso(e.at)} for e in views],
         "digests": [{"week_start": d.week_start.isoformat(), "issue": d.issue_key, "status": d.status,
                      "sent_at": _iso(d.sent_at)} for d in digests],
+        # Admins' rules naming them ("never suggest", "also suggest"), and settings they saved.
+        "project_settings": _settings_naming(session, tenants, account_id),
     }
 
 
@@ -139,6 +153,12 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]
         QuestionEvent.question_id.in_(question_ids), QuestionEvent.account_id == account_id)))
     session.execute(delete(Question).where(Question.id.in_(question_ids)))
     _drop_from_next_experts(session, tenants, account_id)
+    # Who saved a project's settings goes; the admins' rules naming them stay: they are the
+    # site's choices, and an exclusion keeps the person out, as an opt-out kept does.
+    session.execute(update(ProjectSettings).where(ProjectSettings.tenant_id.in_(tenants),
+                                                  ProjectSettings.updated_by == account_id)
+                    .values(updated_by=None, updated_at=ProjectSettings.updated_at)
+                    .execution_options(synchronize_session=False))
     session.execute(delete(Kudos).where(Kudos.tenant_id.in_(tenants), or_(
         Kudos.from_account_id == account_id, Kudos.to_account_id == account_id)))
     # Their verdicts leave the counts too ("helped 3 people before" ranks and reads as a count).

@@ -9,10 +9,16 @@ from sqlalchemy import func, or_, select
 from connect.db import utcnow
 from jobs import pipeline as jobs
 from plugin.models.content import Contribution, Item
-from plugin.models.social import PanelEvent, PersonPreference, Question, QuestionEvent
+from plugin.models.social import (
+    PanelEvent,
+    PersonPreference,
+    ProjectSettings,
+    Question,
+    QuestionEvent,
+)
 from plugin.pipeline import backfill
 from plugin.services import privacy
-from plugin.services.settings import set_preference
+from plugin.services.settings import project_settings, save_project_settings, set_preference
 from tests.pipeline.conftest import Site
 from tests.pipeline.test_events import jira_time
 from tests.pipeline.test_privacy import ERASED, traces
@@ -116,3 +122,30 @@ def test_an_erased_persons_past_work_is_never_learned_again_but_new_work_is(
         roles = session.execute(select(Contribution.role, Contribution.at).where(
             Contribution.account_id == ERASED)).all()
     assert [role for role, _ in roles] == ["commenter"]
+
+
+def test_export_names_the_settings_that_name_a_person_and_erasure_forgets_who_saved_them(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    with site.db.session() as session:
+        save_project_settings(session, site.tenant_id, "AMQ", {"exclude_people": ["erin"]}, "carol")
+        saved_at = project_row(session, site.tenant_id).updated_at
+        exported = privacy.export_person(session, site.tenant_id, "carol")["project_settings"]
+        excluded = privacy.export_person(session, site.tenant_id, "erin")["project_settings"]
+    assert [(s["project"], s["saved_by_them"], s["rules"]) for s in exported] == [("AMQ", True, [])]
+    assert [(s["project"], s["saved_by_them"], s["rules"]) for s in excluded] == [("AMQ", False, ["exclude_people"])]
+
+    jobs.erase_person(site.tenant_id, "carol")
+    jobs.erase_person(site.tenant_id, "erin")
+    with site.db.session() as session:
+        row = project_row(session, site.tenant_id)
+        assert (row.updated_by, row.updated_at) == (None, saved_at)
+        # The admin's rule stays: it keeps erin out of suggestions, as a kept opt-out does.
+        assert project_settings(session, site.tenant_id, "AMQ")["exclude_people"] == ["erin"]
+        assert privacy.export_person(session, site.tenant_id, "carol")["project_settings"] == []
+
+
+def project_row(session: Any, tenant_id: int) -> ProjectSettings:
+    """The tenant's one stored project settings row."""
+    return session.scalars(select(ProjectSettings).where(ProjectSettings.tenant_id == tenant_id)).one()
