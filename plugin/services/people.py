@@ -235,15 +235,17 @@ def matching_people(session: Session, tenant_id: int, entries: Iterable[str]) ->
 
 
 def typed_names(session: Session, tenant_id: int, accounts: Iterable[str]) -> dict[str, str]:
-    """How to show each account where an admin types people: the display name when it names that
-    person alone (so saving it again stores the same id), else the account id."""
+    """How to show each account where an admin types people: the display name (runs of spaces as
+    one) when it names that person alone (so saving it again stores the same id), else the id."""
     accounts = list(dict.fromkeys(accounts))
     if not accounts:
         return {}
     rows = session.execute(select(Person.account_id, Person.display_name).where(
         of_site(Person.tenant_id, tenant_id), Person.account_id.in_(accounts),
         Person.display_name.is_not(None)).order_by(Person.id))
-    # No comma: the settings page splits what is typed at commas.
-    names = {account: name for account, name in rows if name and name.strip() and "," not in name}
+    # No comma: the settings pages split what is typed at commas. Spaces as typed names are
+    # compared: a text field drops a line break, which would join two words into one.
+    names = {account: " ".join(name.split()) for account, name in rows
+             if name and name.strip() and "," not in name}
     back = matching_people(session, tenant_id, names.values())
     return {a: names[a] if a in names and back[names[a]] == [a] else a for a in accounts}

@@ -1,7 +1,9 @@
 """Project admin rules and dashboard: who may be suggested, and the adoption figures."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from connect.db import utcnow
 from plugin.matching.store import remember_people
 from plugin.models.social import Kudos
 from plugin.services.panel_cache import EVENTS
-from plugin.services.settings import save_project_settings
+from plugin.services.settings import PEOPLE_RULES, save_project_settings
 from tests.conftest import install_tenant
 from tests.panels import test_cross_product
 from tests.panels.conftest import Site
@@ -27,6 +29,14 @@ both = test_cross_product.both  # the fixture: the fake site's Jira and Confluen
 @pytest.fixture(autouse=True)
 def admin(site: Site) -> None:
     site.host.set_project_admin(ADMIN, "AMQ")
+
+
+HOSTILE = '<img src=x onerror="alert(1)"> Eve & Co'  # a display name as a hostile site may hold
+
+
+def _shown(html: str, field: str) -> str:
+    """What the admin page's text field shows, as a browser reads the escaped attribute."""
+    return unescape(re.search(rf'name="{field}" data-type="list" value="([^"]*)"', html).group(1))
 
 
 def _experts(site: Site, key: str) -> list[str]:
@@ -131,6 +141,30 @@ def test_people_of_the_sites_confluence_count_and_of_other_sites_do_not(both: tu
     assert save(["wanda wiki"]).get_json()["exclude_people"] == ["wiki-only"]
     refused = save(["Ellis Where", "elsewhere"])
     assert refused.status_code == 422 and len(refused.get_json()["errors"]["exclude_people"]) == 2
+    with site.db.session() as session:  # stored before the check: shown, never named from elsewhere
+        save_project_settings(session, jira.tenant_id, "AMQ",
+                              {"exclude_people": ["wiki-only", "elsewhere"]}, "admin")
+    page = site.client.get(ADMIN_PAGE, headers=jira.headers("GET", ADMIN_PAGE, sub=ADMIN))
+    assert _shown(page.get_data(as_text=True), "exclude_people") == "Wanda Wiki, elsewhere"
+
+
+def test_the_admin_page_shows_people_by_name_and_saving_it_unchanged_keeps_their_ids(
+        site: Site) -> None:
+    with site.db.session() as session:
+        remember_people(session, site.tenant.tenant_id, [("eve", HOSTILE), ("nell", "Nell\n Line")])
+    _save(site, exclude_people=["gtully", "earaya", "eve"], include_people=["rajdavies", "nell"])
+    html = site.page(ADMIN_PAGE, sub=ADMIN).get_data(as_text=True)
+    assert "gtully" not in html and "<img src=x" not in html  # the name, escaped
+    # earaya by id: "Etienne Araya" names two people of the site.
+    assert _shown(html, "exclude_people") == f"Gary Tully, earaya, {HOSTILE}"
+    # One space for the line break, which a text field would drop ("NellLine" names no one).
+    assert _shown(html, "include_people") == "Rob Davies, Nell Line"
+    # As the page's script reads each field: split at commas, each entry trimmed.
+    typed = {f: [n.strip() for n in _shown(html, f).split(",") if n.strip()] for f in PEOPLE_RULES}
+    saved = site.post(SETTINGS, typed, sub=ADMIN)
+    assert saved.status_code == 200, saved.get_json()
+    assert (saved.get_json()["exclude_people"], saved.get_json()["include_people"]) == (
+        ["gtully", "earaya", "eve"], ["rajdavies", "nell"])
 
 
 def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:
