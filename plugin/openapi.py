@@ -158,6 +158,12 @@ class StoredSettingsSchema(Schema):
     privacy = fields.Dict(required=True)
 
 
+class TypedPeopleSchema(Schema):
+    """Each account id of a project's people rules, as the settings pages show it."""
+
+    people = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
 class DashboardSchema(Schema):
     project = fields.String(allow_none=True)
     weeks = fields.List(fields.Dict(), required=True)
@@ -220,6 +226,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/admin/projects/<project_key>/settings", "post"):
         Operation("Change a project's settings; fields left out keep their values (project admins)",
                   200, StoredSettingsSchema, ProjectSettingsSchema, (400, 401, 403, 404, 413, 422)),
+    ("/api/admin/projects/<project_key>/people", "get"):
+        Operation("The people of a project's settings by display name (project admins)", 200,
+                  TypedPeopleSchema),
     ("/api/admin/projects/<project_key>/dashboard", "get"):
         Operation("Twelve weeks of adoption (project admins)", 200, DashboardSchema),
     ("/api/admin/backfill", "get"):

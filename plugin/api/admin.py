@@ -12,7 +12,7 @@ from plugin.api.common import load, register_errors
 from plugin.schemas.settings import PROJECT_KEY, ProjectSettingsSchema
 from plugin.services import adoption, permissions
 from plugin.services.errors import Refused
-from plugin.services.people import matching_people
+from plugin.services.people import matching_people, typed_rules
 from plugin.services.settings import PEOPLE_RULES, project_settings, save_project_settings
 from plugin.views.common import host
 
@@ -39,6 +39,18 @@ def get_settings(project_key: str) -> Any:
     require_project_admin(project_key)
     with get_db().session() as session:
         return jsonify(project_settings(session, g.tenant.id, project_key))
+
+
+@bp.get("/<project_key>/people")
+@require_jwt(context=True)
+def get_people(project_key: str) -> Any:
+    """How to show each account id the project's people rules hold: a name, or the id itself."""
+    # Read only, beside the settings rather than in them: a GET of the settings must post back
+    # unchanged, and clients rely on include_people and exclude_people holding account ids.
+    require_project_admin(project_key)
+    with get_db().session() as session:
+        settings = project_settings(session, g.tenant.id, project_key)
+        return jsonify({"people": typed_rules(session, g.tenant.id, settings)})
 
 
 @bp.post("/<project_key>/settings")

@@ -7,7 +7,8 @@ host that fails is not asked again for a little while; until then those people s
 "Unknown user" rather than holding the panel up.
 
 Project admins name people by display name or account id: `matching_people` finds them among
-the rows of the site (both products), `typed_names` shows stored ids back as names.
+the rows of the site (both products), `typed_names` shows stored ids back as names, and
+`typed_rules` does so for every person a project's settings hold.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from plugin.models.content import Person
 from plugin.search.sites import of_site
 from plugin.services.freshness import People as PeopleFact
 from plugin.services.permissions import Expiry, Requester, TTLCache, renew_before
+from plugin.services.settings import PEOPLE_RULES
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +251,8 @@ def typed_names(session: Session, tenant_id: int, accounts: Iterable[str]) -> di
              if name and name.strip() and "," not in name}
     back = matching_people(session, tenant_id, names.values())
     return {a: names[a] if a in names and back[names[a]] == [a] else a for a in accounts}
+
+
+def typed_rules(session: Session, tenant_id: int, settings: dict[str, Any]) -> dict[str, str]:
+    """How the admin pages show each account id the settings' people rules hold (`typed_names`)."""
+    return typed_names(session, tenant_id, [a for f in PEOPLE_RULES for a in settings[f]])

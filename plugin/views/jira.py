@@ -13,7 +13,7 @@ from plugin.schemas.settings import PROJECT_KEY
 from plugin.search import sites
 from plugin.services import adoption, panels, permissions
 from plugin.services.backfill import admin_status
-from plugin.services.people import typed_names
+from plugin.services.people import typed_rules
 from plugin.services.settings import PEOPLE_RULES, project_settings
 from plugin.services.site_wait import site_wait
 from plugin.views import fragments
@@ -88,7 +88,7 @@ def project_admin() -> Any:
 
 def _as_typed(session: Session, tenant_id: int, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings as the form shows them: people by display name where that names them alone."""
-    shown = typed_names(session, tenant_id, [a for f in PEOPLE_RULES for a in settings[f]])
+    shown = typed_rules(session, tenant_id, settings)
     return {**settings, **{f: [shown[a] for a in settings[f]] for f in PEOPLE_RULES}}
 
 

@@ -286,7 +286,8 @@ def test_a_confluence_installation_has_no_project_settings_to_ask_jira_about(sit
 
     wiki = install_wiki(site)
     calls = len(wiki.host.calls)
-    for method, path in [("GET", SETTINGS), ("POST", SETTINGS), ("GET", "/api/admin/projects/AMQ/dashboard")]:
+    for method, path in [("GET", SETTINGS), ("POST", SETTINGS), ("GET", "/api/admin/projects/AMQ/dashboard"),
+                         ("GET", "/api/admin/projects/AMQ/people")]:
         response = wiki.client.open(path, method=method, json=_valid_settings() if method == "POST" else None,
                                     headers=wiki.tenant.context_headers(sub=ADMIN))
         assert response.status_code == 404, path

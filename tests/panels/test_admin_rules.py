@@ -22,6 +22,7 @@ from tests.pipeline.conftest import v2_issue
 ADMIN = "chirino"
 SETTINGS = "/api/admin/projects/AMQ/settings"
 ADMIN_PAGE = "/jira/admin?projectKey=AMQ"
+PEOPLE = "/api/admin/projects/AMQ/people"
 
 both = test_cross_product.both  # the fixture: the fake site's Jira and Confluence
 
@@ -146,6 +147,8 @@ def test_people_of_the_sites_confluence_count_and_of_other_sites_do_not(both: tu
                               {"exclude_people": ["wiki-only", "elsewhere"]}, "admin")
     page = site.client.get(ADMIN_PAGE, headers=jira.headers("GET", ADMIN_PAGE, sub=ADMIN))
     assert _shown(page.get_data(as_text=True), "exclude_people") == "Wanda Wiki, elsewhere"
+    looked_up = site.client.get(PEOPLE, headers=jira.context_headers(sub=ADMIN)).get_json()
+    assert looked_up == {"people": {"wiki-only": "Wanda Wiki", "elsewhere": "elsewhere"}}
 
 
 def test_the_admin_page_shows_people_by_name_and_saving_it_unchanged_keeps_their_ids(
@@ -165,6 +168,21 @@ def test_the_admin_page_shows_people_by_name_and_saving_it_unchanged_keeps_their
     assert saved.status_code == 200, saved.get_json()
     assert (saved.get_json()["exclude_people"], saved.get_json()["include_people"]) == (
         ["gtully", "earaya", "eve"], ["rajdavies", "nell"])
+
+
+def test_the_people_lookup_names_the_stored_ids_and_the_settings_keep_them(site: Site) -> None:
+    with site.db.session() as session:  # a person since erased: the site has no name for them
+        save_project_settings(session, site.tenant.tenant_id, "AMQ",
+                              {"exclude_people": ["gtully", "earaya", "erased"]}, "admin")
+    assert site.get(PEOPLE, sub="aco").status_code == 403  # project admins only, as the settings
+    looked_up = site.get(PEOPLE, sub=ADMIN)
+    assert looked_up.status_code == 200
+    assert looked_up.get_json() == {"people": {"gtully": "Gary Tully", "earaya": "earaya",
+                                               "erased": "erased"}}
+    settings = site.get(SETTINGS, sub=ADMIN).get_json()
+    assert settings["exclude_people"] == ["gtully", "earaya", "erased"]  # ids, as before
+    again = site.post(SETTINGS, settings, sub=ADMIN)  # a GET posted back changes nothing
+    assert again.status_code == 200 and again.get_json() == settings
 
 
 def test_the_used_share_counts_the_issues_viewed_that_week(site: Site) -> None:

@@ -3,8 +3,8 @@
 Two tenants, each on its own fake Atlassian site, with distinctive random tokens in their project
 keys, account ids, issue text, kudos messages and settings. Hypothesis runs random operations
 by random tenants through the HTTP API (webhook ingest processed by the pipeline, panels, ask,
-feedback on any item id (ours or theirs), kudos, settings, preferences, export) and every
-response body is searched for the other tenant's tokens.
+feedback on any item id (ours or theirs), kudos, settings and their people's names, preferences,
+export) and every response body is searched for the other tenant's tokens.
 """
 from __future__ import annotations
 
@@ -140,15 +140,15 @@ def operation(client: Any, db: Database, t: Tenant, op: str, n: int) -> Any:
                            json={"purpose": f"Purpose {t.token}", "exclude_people": [viewer]})
     if op == "preferences":
         return post("/api/me/preferences", {"opted_out": bool(n % 2), "pause_days": n % 3})
-    if op == "dashboard":
-        return client.get(f"/api/admin/projects/{t.project}/dashboard",
+    if op in ("dashboard", "people"):
+        return client.get(f"/api/admin/projects/{t.project}/{op}",
                           headers=t.auth.context_headers(sub=t.accounts[0]))
     path = {"export": "/api/me/export", "me": "/api/me"}[op]
     return client.get(path, headers=headers)
 
 
 OPS = st.sampled_from(["ingest", "ingest", "panel", "ask", "feedback", "kudos", "settings",
-                       "preferences", "dashboard", "export", "me"])
+                       "preferences", "dashboard", "people", "export", "me"])
 STEPS = st.lists(st.tuples(st.integers(0, 1), OPS, st.integers(0, 30)), min_size=1, max_size=8)
 
 
