@@ -15,14 +15,23 @@ function checkbox(name, checked) {
   return h('input', { type: 'checkbox', name, checked: Boolean(checked) });
 }
 
-function settingsForm(projectKey, data) {
+// The people fields hold account ids; `people` (GET .../people) says how to show each: by display
+// name where typing it back names that person alone, else by id, so saving unchanged stores the same ids.
+const PEOPLE = ['include_people', 'exclude_people'];
+
+function listValue(name, data, people) {
+  const entries = data[name] || [];
+  return (PEOPLE.includes(name) ? entries.map((id) => people.get(id) ?? id) : entries).join(', ');
+}
+
+function settingsForm(projectKey, data, people) {
   const purpose = h('textarea', { name: 'purpose', rows: 2, maxlength: 500 });
   purpose.value = data.purpose || '';
   const panels = ['experts', 'reuse', 'contributors'].map((p) => [p, checkbox(`panels.${p}`, data.panels?.[p])]);
   const privacy = [['show_evidence', 'Show evidence links with expert suggestions'], ['public_kudos_messages', 'Kudos messages visible to everyone']]
     .map(([p, label]) => [p, label, checkbox(`privacy.${p}`, data.privacy?.[p])]);
   const followUp = h('input', { type: 'number', name: 'follow_up_hours', min: 1, max: 720, value: data.follow_up_hours ?? 48 });
-  const lists = LISTS.map(([name, label]) => [name, label, h('input', { type: 'text', name, value: (data[name] || []).join(', ') })]);
+  const lists = LISTS.map(([name, label]) => [name, label, h('input', { type: 'text', name, value: listValue(name, data, people) })]);
   const note = h('p');
   const save = h('button', { type: 'submit', class: 'inflow-primary', text: 'Save settings' });
   const form = h('form', { class: 'inflow-settings' },
@@ -109,10 +118,10 @@ export async function mountProjectSettings(root, projectKey) {
   root.replaceChildren(h('p', { class: 'inflow-loading', text: 'Loading…' }));
   try {
     const base = `/api/admin/projects/${encodeURIComponent(projectKey)}`;
-    const [data, adoption, backfill] = await Promise.all([call('GET', `${base}/settings`), call('GET', `${base}/dashboard`),
-      call('GET', `/api/admin/backfill?projectKey=${encodeURIComponent(projectKey)}`)]);
+    const [data, people, adoption, backfill] = await Promise.all([call('GET', `${base}/settings`), call('GET', `${base}/people`),
+      call('GET', `${base}/dashboard`), call('GET', `/api/admin/backfill?projectKey=${encodeURIComponent(projectKey)}`)]);
     root.replaceChildren(h('h1', { text: `Inflow for ${projectKey}` }), dashboard(adoption), backfillCard(projectKey, backfill),
-      h('section', { class: 'inflow-section', 'aria-label': 'Settings' }, h('h2', { text: 'Settings' }), settingsForm(projectKey, data)));
+      h('section', { class: 'inflow-section', 'aria-label': 'Settings' }, h('h2', { text: 'Settings' }), settingsForm(projectKey, data, new Map(Object.entries(people.people || {})))));
   } catch (error) {
     root.replaceChildren(note);
     status(note, error.message, 'error');

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from plugin.matching.store import remember_people
 from plugin.models.social import Kudos, Question
+from plugin.services.settings import project_settings, save_project_settings
 from tests.forge.test_browser import ARTIFACTS, browser, open_page, serve  # noqa: F401
 from tests.panels.conftest import Site
 from tests.panels.test_rovo import VIEWER, Rovo, forge_key, rovo  # noqa: F401
@@ -96,6 +98,31 @@ def test_project_settings_show_adoption_and_the_backfill_and_save(
     page.get_by_text("Settings saved.").wait_for()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "forge-project-settings.png"), full_page=True)
+
+
+def test_project_settings_show_people_by_name_and_save_them_unchanged(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    site: Site = rovo.site
+    site.host.set_project_admin(VIEWER, "AMQ")
+    hostile = '<img src=x onerror="window.__hostile = 1"> Eve'
+    with site.db.session() as session:
+        remember_people(session, site.tenant.tenant_id, [("eve", hostile)])
+        # earaya: "Etienne Araya" names two people of the site, so the id is shown.
+        save_project_settings(session, site.tenant.tenant_id, "AMQ", {
+            "exclude_people": ["gtully", "earaya", "eve"], "include_people": ["rajdavies"]}, "admin")
+    page = open_as(browser, ui, rovo, "project-settings",
+                   {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    never = page.get_by_label("Never suggest these people (names or account ids)")
+    never.wait_for()
+    assert never.input_value() == f"Gary Tully, earaya, {hostile}"  # as text, run as nothing
+    assert page.get_by_label("Always allow these people", exact=False).input_value() == "Rob Davies"
+    assert page.evaluate("window.__hostile") is None and not page.locator("img[src=x]").count()
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    with site.db.session() as session:
+        saved = project_settings(session, site.tenant.tenant_id, "AMQ")
+    assert (saved["exclude_people"], saved["include_people"]) == (["gtully", "earaya", "eve"],
+                                                                  ["rajdavies"])
 
 
 def test_project_settings_refuse_someone_who_does_not_administer_the_project(
