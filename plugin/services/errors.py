@@ -13,7 +13,10 @@ class Refused(Exception):
 
     def payload(self) -> dict[str, object]:
         """The JSON body the API returns."""
-        body: dict[str, object] = {"error": "refused", "message": self.message}
+        # A missing object is "not_found" like a missing route (docs/reference.md): clients
+        # tell "no such thing" from "not for you" by the code alone.
+        error = "not_found" if self.status == 404 else "refused"
+        body: dict[str, object] = {"error": error, "message": self.message}
         if self.field:
             body["errors"] = {self.field: [self.message]}
         return body

@@ -93,6 +93,14 @@ def test_only_the_asker_can_accept_an_answer(site: Site) -> None:
     assert site.post("/api/questions/999999/accept", {}).status_code == 404
 
 
+def test_a_missing_question_is_not_found_in_the_documented_error_shape(site: Site) -> None:
+    # docs/reference.md: a missing object (or another tenant's) is a 404 `not_found`, as a
+    # missing route is; clients tell it from a refusal by the code.
+    response = site.post("/api/questions/999999/accept", {})
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "not_found", "message": "No such question."}
+
+
 def test_two_accepts_at_once_credit_the_expert_once(site: Site) -> None:
     from plugin.models.social import Question
     from plugin.services import questions

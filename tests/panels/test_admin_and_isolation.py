@@ -291,6 +291,7 @@ def test_a_confluence_installation_has_no_project_settings_to_ask_jira_about(sit
         response = wiki.client.open(path, method=method, json=_valid_settings() if method == "POST" else None,
                                     headers=wiki.tenant.context_headers(sub=ADMIN))
         assert response.status_code == 404, path
+        assert response.get_json()["error"] == "not_found"
         assert "Confluence" in response.get_json()["message"]
     assert len(wiki.host.calls) == calls  # nothing asked of the site
 
