@@ -149,12 +149,22 @@ class KudosGivenSchema(Schema):
     to_account_id = fields.String(required=True)
 
 
+def _listed(description: str) -> fields.List:
+    return fields.List(fields.String(), required=True, metadata={"description": description})
+
+
 class StoredSettingsSchema(Schema):
-    """A project's settings with defaults filled in."""
+    """A project's settings with defaults filled in: every field the POST body takes."""
 
     purpose = fields.String(required=True)
     panels = fields.Dict(required=True)
+    include_groups = _listed("Group names as Jira spells them")
+    exclude_groups = _listed("Group names as Jira spells them")
+    include_people = _listed("Account ids")
+    exclude_people = _listed("Account ids")
     follow_up_hours = fields.Integer(required=True)
+    learn_projects = _listed("Jira project keys")
+    learn_spaces = _listed("Confluence space keys")
     privacy = fields.Dict(required=True)
 
 

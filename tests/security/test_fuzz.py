@@ -158,6 +158,18 @@ def test_real_panels_match_their_documented_shape(fuzz_site: tuple[Any, TenantAu
         operation.validate_response(response)
 
 
+def test_project_settings_match_their_documented_shape(fuzz_site: tuple[Any, TenantAuth]) -> None:
+    """Every setting the answer holds is in the description (fuzzed keys rarely name a project)."""
+    app, auth = fuzz_site
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    client = app.test_client()
+    for method, body in (("GET", None), ("POST", {"include_people": ["chirino"]})):
+        response = client.open("/api/admin/projects/AMQ/settings", method=method, json=body,
+                               headers=auth.context_headers(sub=VIEWER))
+        assert response.status_code == 200, response.get_json()
+        schema["/api/admin/projects/{project_key}/settings"][method].validate_response(response)
+
+
 # Text no database stores or no page encodes (found by an adversarial run, since fixed).
 UNSTORABLE = ["\ud800", "a\x00b"]
 
