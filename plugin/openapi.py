@@ -208,11 +208,13 @@ class Operation:
     response: type[Schema] | None = None
     body: type[Schema] | None = None
     errors: tuple[int, ...] = (401, 403, 404)
+    query: tuple[str, ...] = ()  # names in QUERY
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/content/<source>/<key>/<panel>", "get"):
-        Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema),
+        Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema,
+                  query=("project",)),
     ("/api/questions", "post"):
         Operation("Ask an expert (posted as the viewer's comment)", 201, QuestionAskedSchema,
                   QuestionSchema, (400, 401, 403, 404, 413, 422, 429)),
@@ -242,10 +244,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/admin/projects/<project_key>/dashboard", "get"):
         Operation("Twelve weeks of adoption (project admins)", 200, DashboardSchema),
     ("/api/admin/backfill", "get"):
-        Operation("The site's backfill status (admins of ?projectKey=)", 200),
+        Operation("The site's backfill status (admins of ?projectKey=)", 200,
+                  query=("projectKey",)),
     ("/api/admin/backfill", "post"):
         Operation("Backfill now (admins of ?projectKey=)", 202, None, BackfillSchema,
-                  (400, 401, 403, 404, 413, 422)),
+                  (400, 401, 403, 404, 413, 422), query=("projectKey",)),
     ("/api/me", "get"): Operation("What Inflow knows about the viewer", 200, MeSchema),
     ("/api/me/preferences", "post"):
         Operation("Opt out or pause", 200, PreferencesStateSchema, PreferencesSchema,
@@ -265,15 +268,26 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+# Query parameters the views read (request.args), by name.
+QUERY: dict[str, dict[str, Any]] = {
+    "projectKey": {"required": True, "description": "The project whose admins may do this",
+                   "schema": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,49}$"}},
+    "project": {"required": False, "schema": {"type": "string", "maxLength": 255},
+                "description": "Confluence: the page's space key (Jira takes the project "
+                               "from the issue key)"},
+}
+
+
 def openapi_path(rule: str) -> str:
     """`/api/questions/<int:question_id>/accept` → `/api/questions/{question_id}/accept`."""
     return _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule)
 
 
-def _parameters(rule: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True,
+def _parameters(rule: str, query: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    path = [{"name": name, "in": "path", "required": True,
              "schema": PARAMETERS.get(name, {"type": "string"})}
             for name in (m.group(2) for m in _CONVERTER.finditer(rule))]
+    return path + [{"name": name, "in": "query", **QUERY[name]} for name in query]
 
 
 def _response(description: str, schema: Any) -> dict[str, Any]:
@@ -288,7 +302,7 @@ def _operation(rule: str, method: str) -> dict[str, Any]:
     for status in op.errors:
         responses[str(status)] = _response("Refused or invalid", ErrorSchema)
     result: dict[str, Any] = {"summary": op.summary, "security": SECURITY,
-                              "parameters": _parameters(rule), "responses": responses}
+                              "parameters": _parameters(rule, op.query), "responses": responses}
     if op.body is not None:
         result["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": op.body}}}

@@ -64,6 +64,21 @@ def test_the_spec_documents_every_api_route(fuzz_site: tuple[Any, TenantAuth]) -
                for op in ops.values())
 
 
+def test_the_spec_names_the_query_parameters_the_views_read(
+        fuzz_site: tuple[Any, TenantAuth]) -> None:
+    """Without ?projectKey= the backfill routes refuse everyone: a client must learn it here."""
+    app, _ = fuzz_site
+    paths = app.test_client().get("/api/openapi.json").get_json()["paths"]
+
+    def query(path: str, method: str) -> dict[str, bool]:
+        return {p["name"]: p["required"] for p in paths[path][method]["parameters"]
+                if p["in"] == "query"}
+
+    assert query("/api/admin/backfill", "get") == {"projectKey": True}
+    assert query("/api/admin/backfill", "post") == {"projectKey": True}
+    assert query("/api/content/{source}/{key}/{panel}", "get") == {"project": False}
+
+
 def test_fuzzed_api_calls_never_get_a_5xx_or_an_undocumented_shape(
         fuzz_site: tuple[Any, TenantAuth]) -> None:
     app, auth = fuzz_site
