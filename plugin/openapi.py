@@ -209,6 +209,7 @@ class Operation:
     body: type[Schema] | None = None
     errors: tuple[int, ...] = (401, 403, 404)
     query: tuple[str, ...] = ()  # names in QUERY
+    repeat: int | None = None  # the status of the same request again (the first one's answer)
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -216,8 +217,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema,
                   query=("project",)),
     ("/api/questions", "post"):
-        Operation("Ask an expert (posted as the viewer's comment)", 201, QuestionAskedSchema,
-                  QuestionSchema, (400, 401, 403, 404, 413, 422, 429)),
+        Operation("Ask an expert (posted as the viewer's comment); 200 with the open question "
+                  "when it was asked already", 201, QuestionAskedSchema, QuestionSchema,
+                  (400, 401, 403, 404, 413, 422, 429), repeat=200),
     ("/api/questions/<int:question_id>/accept", "post"):
         Operation("The asker accepts the answer", 200, QuestionStateSchema, None,
                   (401, 403, 404, 409)),
@@ -299,6 +301,8 @@ def _response(description: str, schema: Any) -> dict[str, Any]:
 def _operation(rule: str, method: str) -> dict[str, Any]:
     op = OPERATIONS.get((rule, method)) or Operation("Undocumented", 200)
     responses = {str(op.status): _response("Success", op.response)}
+    if op.repeat is not None:
+        responses[str(op.repeat)] = _response("Done already: the same answer", op.response)
     for status in op.errors:
         responses[str(status)] = _response("Refused or invalid", ErrorSchema)
     result: dict[str, Any] = {"summary": op.summary, "security": SECURITY,

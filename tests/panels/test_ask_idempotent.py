@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from flask import Flask
 from sqlalchemy import func, select
 
 from connect.db import utcnow
@@ -58,3 +59,10 @@ def test_asking_on_content_not_stored_yet_comments_on_it_as_its_kind(wiki: Site)
     assert [call.json.get("blogPostId") or call.json.get("pageId") for call in posted] == \
         [f"{NEW_ID}0", f"{NEW_ID}1"]
     assert ["blogPostId" in call.json for call in posted] == [True, False]
+
+
+def test_the_repeat_answer_is_in_the_api_description(app: Flask) -> None:
+    """A double click answers 200 with the open question: a client reading the spec expects it."""
+    spec = app.test_client().get("/api/openapi.json").get_json()
+    responses = spec["paths"]["/api/questions"]["post"]["responses"]
+    assert responses["200"]["content"] == responses["201"]["content"]
