@@ -198,8 +198,8 @@ def receive(product: str, slug: str) -> Any:
     tenant = _verified_tenant(product)
     body = read_json_object(clean=True)  # the site's text, NUL and all: kept, not refused
     problem = malformed(product, body)
-    if problem:
-        return jsonify({"error": "malformed", "message": f"Not a {product} webhook: {problem}."}), 400
+    if problem:  # a 400 like any body that cannot be read (docs/reference.md), as Forge's events
+        abort(400, description=f"Not a {product} webhook: {problem}.")
     raw = request.get_data(cache=True)
     event_id = store_event(tenant.id, product, slug, raw, body)
     if event_id is None:

@@ -141,6 +141,8 @@ def test_a_signed_body_not_shaped_as_jira_sends_it_is_400_and_nothing_stored(
         client: FlaskClient, db: Database, tenant: TenantAuth, body: dict) -> None:
     response = deliver(client, tenant, "/webhooks/jira/issue_created", body)
     assert response.status_code == 400
+    assert response.get_json()["error"] == "bad_request"  # every 400 (docs/reference.md)
+    assert response.get_json()["message"].startswith("Not a jira webhook: ")
     assert events(db) == []
 
 

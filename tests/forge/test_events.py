@@ -121,7 +121,7 @@ def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask
                  {"issue": ISSUE}, ["not", "an", "object"], misshapen,
                  {"eventType": [], "issue": ISSUE}, {"eventType": {}, "issue": ISSUE}):
         response = client.post("/forge/events", json=body, headers=headers)
-        assert response.status_code == 400 and response.is_json, body
+        assert response.status_code == 400 and response.get_json()["error"] == "bad_request", body
     assert client.post("/forge/events", data=b"{nope", headers={**headers, "Content-Type": "application/json"}
                        ).status_code == 400
     assert stored(forge_app) == []
