@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -334,6 +335,25 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count, False
+        try:
+            refreshed, wait = _refresh_chunk(connection, key, tenant_id, members, give_way, wait)
+        finally:  # the refreshed leave the set; those not reached are due again already
+            settle(connection, key, lease, members)
+        count += refreshed
+        if give_way():
+            return count, True
+
+
+def _refresh_chunk(connection: Redis, key: str, tenant_id: int, members: list[str],
+                   give_way: Callable[[], bool], wait: float) -> tuple[int, float]:
+    """Refresh a leased chunk's members in order until it gives way: how many were refreshed,
+    and how long the next may wait for the indexer.
+
+    Members not reached are due again at once, also when a failure (Redis, the database) ends it:
+    left leased, they would wait out the lease (two minutes) before anyone refreshed them.
+    """
+    count, n = 0, 0
+    try:
         for n, member in enumerate(members):
             # A changed item marked while this chunk's neighbours are refreshed goes first: its
             # viewers wait for it, and the neighbours' viewers see little change.
@@ -345,9 +365,11 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
             if not search.catch_up(_db(), tenant_id, timeout=wait, items=[_item_id(member)]):
                 wait = 0.0  # the writer is stalled (a full disk, a long step): one wait per call, not per item
             count += _refresh_member(connection, key, tenant_id, member)
-        settle(connection, key, lease, members)
-        if give_way():
-            return count, True
+    except Exception:
+        with contextlib.suppress(RedisError):
+            _mark_members_due(connection, key, members[n:])
+        raise
+    return count, wait
 
 
 def _own_drain_waits(connection: Redis, tenant_id: int) -> str | None:

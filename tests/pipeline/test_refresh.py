@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -179,10 +180,7 @@ def test_a_deletion_refreshes_its_neighbours_after_the_batch_commits(
 def test_changed_items_are_refreshed_before_any_neighbour(
     sqlite_url: str, make_site: Any, redis_url: str
 ) -> None:
-    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
-    first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
-    connection = redis_connection(redis_url)
-    key = jobs.refresh_key(site.tenant_id)
+    site, first, second, connection, key = learned_pair(make_site(sqlite_url, redis_url=redis_url), redis_url)
     mark_due(connection, key, [first])
     lease, taken = take_due(connection, key, 1, lease_s=60)
     assert jobs._refresh_member(connection, key, site.tenant_id, taken[0])
@@ -200,10 +198,7 @@ def test_changed_items_are_refreshed_before_any_neighbour(
 def test_a_change_marked_while_neighbours_are_refreshed_goes_before_the_rest_of_them(
     sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
 ) -> None:
-    site = two_stored_issues(make_site(sqlite_url, redis_url=redis_url), redis_url)
-    first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
-    connection = redis_connection(redis_url)
-    key = jobs.refresh_key(site.tenant_id)
+    site, first, second, connection, key = learned_pair(make_site(sqlite_url, redis_url=redis_url), redis_url)
     mark_due(connection, key, [f"{jobs.NEIGHBOUR}{first}", f"{jobs.NEIGHBOUR}{second}"])
     order: list[str] = []
     refresh_member = jobs._refresh_member
@@ -220,6 +215,13 @@ def test_a_change_marked_while_neighbours_are_refreshed_goes_before_the_rest_of_
     assert order == [f"{jobs.NEIGHBOUR}{first}", str(second), f"{jobs.NEIGHBOUR}{second}",
                      f"{jobs.NEIGHBOUR}{first}"]
     assert connection.zcard(key) == 0
+
+
+def learned_pair(site: Any, redis_url: str) -> tuple[Any, int, int, Redis, str]:
+    """The two issues learned, their ids, Redis and the site's due set."""
+    site = two_stored_issues(site, redis_url)
+    first, second = (item_id(site, key) for key in ("AMQ-1", "AMQ-2"))
+    return site, first, second, redis_connection(redis_url), jobs.refresh_key(site.tenant_id)
 
 
 def item_id(site: Any, key: str) -> int:
@@ -371,3 +373,24 @@ def test_a_workers_refresher_refreshes_while_its_job_thread_waits(
         assert wait_until(stored, 20, interval=0.1), "nothing refreshed the due items while the job ran"
         assert busy.get_status(refresh=True) == "started"
 
+
+def test_a_failure_mid_chunk_leaves_the_items_it_did_not_reach_due_at_once(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: Any
+) -> None:
+    site, first, second, connection, key = learned_pair(make_site(sqlite_url, redis_url=redis_url), redis_url)
+    connection.delete(key)
+    mark_due(connection, key, [first, second], ahead=True)
+    catch_up = jobs.search.catch_up
+
+    def database_away(db: Any, tenant_id: int, **kwargs: Any) -> bool:
+        if kwargs.get("items") == [second]:
+            raise OSError("the database went away")
+        return catch_up(db, tenant_id, **kwargs)
+
+    monkeypatch.setattr(jobs.search, "catch_up", database_away)
+    with pytest.raises(OSError):
+        jobs.refresh_due(connection, site.tenant_id)
+    # The refreshed item left the set (its neighbour, the other, was marked); the other is due
+    # now, not leased for two minutes.
+    _, due = take_due(connection, key, 5, lease_s=60)
+    assert sorted(due) == [str(second), f"{jobs.NEIGHBOUR}{second}"]
