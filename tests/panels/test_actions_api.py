@@ -72,6 +72,17 @@ def test_a_body_that_is_not_a_json_object_is_400(site: Site) -> None:
         assert response.get_json()["error"]
 
 
+def test_a_body_over_one_mebibyte_is_413_also_where_no_body_is_read(site: Site) -> None:
+    created = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
+                                           "expert_account_id": EXPERT, "text": "Too big to accept?"})
+    question_id = created.get_json()["id"]
+    response = site.post(f"/api/questions/{question_id}/accept", {"pad": "x" * (1024 * 1024)}, sub=ASKER)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request_entity_too_large"
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "asked"
+
+
 def test_asking_yourself_is_refused(site: Site) -> None:
     response = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
                                             "expert_account_id": ASKER, "text": "me again?"})
