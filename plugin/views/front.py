@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # The request hooks a hit answers for (timing, security headers). Any other hook could change a
 # response, so with one the layer stays off rather than answer differently from Flask.
-# A URL the refusing hook turns away is never rendered, so never cached: no hit can be for one.
+# A URL the refusing hook turns away is never rendered, so never cached: no hit can be for one;
+# a request with a body (which the size hook may refuse) is Flask's to judge (`_asked`).
 HOOKS = frozenset({"before_request plugin.metrics._start_timer",
                    "before_request connect.headers.refuse_unstorable_url",
+                   "before_request connect.headers.refuse_oversized_body",
                    "after_request connect.headers.add_security_headers",
                    "after_request plugin.metrics._observe"})
 
@@ -88,9 +90,10 @@ class CachedViews:
         config = self.app.config
         path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
         authorization = environ.get("HTTP_AUTHORIZATION", "")
-        # Host checks, non-ASCII (decoded differently by werkzeug), a Forge token or a renewal
-        # (which must render) are Flask's to judge.
+        # Host checks, non-ASCII (decoded differently by werkzeug), a Forge token, a renewal
+        # (which must render) or a body (no host view sends one) are Flask's to judge.
         if config.get("SERVER_NAME") or config.get("TRUSTED_HOSTS") or environ.get(renewal.ENVIRON_KEY) \
+                or (environ.get("CONTENT_LENGTH") or "0") != "0" \
                 or environ.get("SCRIPT_NAME") or not (path.isascii() and query.isascii()) \
                 or (authorization and authorization[:4].upper() != "JWT ") \
                 or not path.startswith(fragments.ROUTES) or not fragments.enabled(config):

@@ -130,6 +130,16 @@ def test_what_the_layer_cannot_vouch_for_is_left_to_flask(
         assert len(dispatched) == before + 1, asked  # Flask answered (and refused or rendered)
 
 
+def test_a_cached_view_asked_with_an_oversized_body_is_flasks_413(
+        site: Site, dispatched: list[str]) -> None:
+    key = site.stored()
+    path = _in_query(site, f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
+    assert site.client.get(path).status_code == 200  # now cached
+    before = len(dispatched)
+    assert site.client.get(path, data=b"x" * (1024 * 1024 + 1)).status_code == 413
+    assert len(dispatched) == before + 1  # Flask answered, as without the layer
+
+
 def test_a_changed_fact_is_rendered_by_flask(site: Site, dispatched: list[str]) -> None:
     key = site.stored()
     path = f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ"
