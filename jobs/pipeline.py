@@ -335,24 +335,24 @@ def refresh_due(connection: Redis, tenant_id: int) -> tuple[int, bool]:
         lease, members = take_due(connection, key, REFRESH_CHUNK, REFRESH_LEASE_S)
         if not members:
             return count, False
-        try:
-            refreshed, wait = _refresh_chunk(connection, key, tenant_id, members, give_way, wait)
-        finally:  # the refreshed leave the set; those not reached are due again already
-            settle(connection, key, lease, members)
+        refreshed, wait = _refresh_chunk(connection, key, tenant_id, (lease, members), give_way, wait)
         count += refreshed
         if give_way():
             return count, True
 
 
-def _refresh_chunk(connection: Redis, key: str, tenant_id: int, members: list[str],
+def _refresh_chunk(connection: Redis, key: str, tenant_id: int, chunk: tuple[int, list[str]],
                    give_way: Callable[[], bool], wait: float) -> tuple[int, float]:
-    """Refresh a leased chunk's members in order until it gives way: how many were refreshed,
-    and how long the next may wait for the indexer.
+    """Refresh a leased chunk's members in order until it gives way, and settle it: how many were
+    refreshed, and how long the next may wait for the indexer.
 
-    Members not reached are due again at once, also when a failure (Redis, the database) ends it:
-    left leased, they would wait out the lease (two minutes) before anyone refreshed them.
+    When a failure (Redis, the database) ends it, the members refreshed leave the set and those
+    after the failing one are due again at once; left leased, they would wait out the lease (two
+    minutes). The failing one waits out its lease, behind newer changes: an item failing every
+    time does not hold up the rest. Nothing unreached is ever settled, so nothing is lost.
     """
-    count, n = 0, 0
+    lease, members = chunk
+    count, reached = 0, 0
     try:
         for n, member in enumerate(members):
             # A changed item marked while this chunk's neighbours are refreshed goes first: its
@@ -365,10 +365,13 @@ def _refresh_chunk(connection: Redis, key: str, tenant_id: int, members: list[st
             if not search.catch_up(_db(), tenant_id, timeout=wait, items=[_item_id(member)]):
                 wait = 0.0  # the writer is stalled (a full disk, a long step): one wait per call, not per item
             count += _refresh_member(connection, key, tenant_id, member)
+            reached = n + 1
     except Exception:
         with contextlib.suppress(RedisError):
-            _mark_members_due(connection, key, members[n:])
+            _mark_members_due(connection, key, members[reached + 1:])
+            settle(connection, key, lease, members[:reached])
         raise
+    settle(connection, key, lease, members)  # all but those marked due again meanwhile
     return count, wait
 
 
