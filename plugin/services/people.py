@@ -207,9 +207,14 @@ def is_known(session: Session, tenant_id: int, account_id: str) -> bool:
                                                   Person.account_id == account_id).limit(1)) is not None
 
 
+def _spaced(name: str) -> str:
+    """The name with runs of spaces (line breaks included) as one space, as a text field keeps it."""
+    return " ".join(name.split())
+
+
 def _folded(name: str) -> str:
     """A name as typed names are compared: in any case, runs of spaces as one."""
-    return " ".join(name.split()).casefold()
+    return _spaced(name).casefold()
 
 
 def _by_name(session: Session, tenant_id: int) -> dict[str, set[str]]:
@@ -247,7 +252,7 @@ def typed_names(session: Session, tenant_id: int, accounts: Iterable[str]) -> di
         Person.display_name.is_not(None)).order_by(Person.id))
     # No comma: the settings pages split what is typed at commas. Spaces as typed names are
     # compared: a text field drops a line break, which would join two words into one.
-    names = {account: " ".join(name.split()) for account, name in rows
+    names = {account: _spaced(name) for account, name in rows
              if name and name.strip() and "," not in name}
     back = matching_people(session, tenant_id, names.values())
     return {a: names[a] if a in names and back[names[a]] == [a] else a for a in accounts}
