@@ -1,5 +1,7 @@
 """Reconciliation: catch what webhooks missed (searches since the watermark, failed deliveries).
 
+Failed deliveries are Connect's: Jira lets only Connect apps list them; Forge retries its own.
+
 The watermark is the start time of the last run that completed; it advances only when every step
 succeeded, so a failed run is simply repeated (re-applying items is idempotent). JQL and CQL read
 absolute dates in the app user's time zone, which the app does not know: JQL gets a relative
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
+from connect.forge import ForgeHostClient
 from connect.models import Tenant, WebhookEvent
 from connect.webhooks import jira_item_ref
 from plugin.content.normalize import jira_issue_to_doc
@@ -157,10 +160,12 @@ def _run(
 ) -> dict[str, int]:
     if tenant.product_type == "confluence":
         return {"changed": _confluence_changed(db, tenant, client, minutes)}
-    return {
-        "changed": _jira_changed(db, tenant, client, minutes),
-        "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes),
-    }
+    changed = _jira_changed(db, tenant, client, minutes)
+    if isinstance(client, ForgeHostClient):
+        # Jira: "Only Connect apps can use" /webhook/failed; Forge retries its own events.
+        return {"changed": changed}
+    return {"changed": changed,
+            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes)}
 
 
 def _record(db: Database, tenant: Tenant, success_at: datetime | None, error: str | None) -> None:

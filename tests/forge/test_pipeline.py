@@ -6,11 +6,15 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from connect.models import WebhookEvent
+from connect.host_client import HostClient
+from connect.models import Tenant, WebhookEvent
 from plugin import search
+from plugin.pipeline import reconcile
 from sandbox import datasets
+from sandbox.site.server import FakeHost
 from tests.conftest import BASE_URL, TenantAuth, install_tenant
 from tests.forge.conftest import ForgeInstall
+from tests.forge.fit import SigningKey, installation
 
 ISSUES = 25
 
@@ -84,3 +88,23 @@ def test_a_forge_event_gives_the_same_items_and_suggestions_as_the_connect_webho
     via_forge = snapshot(full_app, forge_tenant, issues[0]["key"])
     assert len(via_connect["items"]) == ISSUES and via_connect["reuse"]
     assert via_forge == via_connect
+
+
+def test_a_forge_site_is_reconciled_without_connects_failed_webhooks(
+    full_app: Flask, forge_key: SigningKey, fake_host: FakeHost
+) -> None:
+    """Jira documents /rest/api/3/webhook/failed as "Only Connect apps can use this operation" (and
+    `manage:jira-webhook`, which the manifest does not ask for): a Forge token must not call it."""
+    forge = ForgeInstall(forge_key, ids=(installation()[0], fake_host.cloud_id),
+                         api_host=fake_host.url, system_token=fake_host.issue_forge_token("jira"))
+    installed = full_app.test_client().post(
+        "/forge/lifecycle", json={"eventType": "avi:forge:installed:app"},
+        headers=forge.headers(ui=False, principal=None))
+    assert installed.status_code == 200
+    db = full_app.extensions["inflow.db"]
+    with db.session() as session:
+        tenant_id = session.scalar(select(Tenant.id))
+
+    result = reconcile.reconcile_tenant(db, tenant_id, lambda t: HostClient.for_tenant(t, "io.inflow.app"))
+    assert result == {"changed": 0}
+    assert not [c for c in fake_host.calls if "webhook/failed" in c.path]
