@@ -190,7 +190,7 @@ def _plain(token: str) -> dict[str, Any] | None:
         return None
     try:
         header, payload = (json.loads(pyjwt.utils.base64url_decode(part)) for part in parts[:2])
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # nested too deep: PyJWT's read refuses it
         return None
     if not isinstance(header, dict) or not isinstance(payload, dict) or not header.keys() <= {"alg", "typ"}:
         return None

@@ -133,3 +133,18 @@ def test_the_verifier_refuses_malformed_tokens_other_algorithms_and_bad_claims()
             _verify(_token(claims))
     assert _verify(_token({**good, "exp": now - 25})).claims["iss"] == "a"  # 30 s leeway
     assert _verify(_token({**good, "aud": "someone"})).tenant == "tenant-a"  # no audience asked
+
+
+def test_a_token_nested_past_the_parsers_depth_is_malformed_not_a_500(app: Flask) -> None:
+    """The fast read of a plain token met a RecursionError that PyJWT's own read refuses."""
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    deep = b"[" * 5000 + b"]" * 5000
+    header, claims = part(b'{"alg":"HS256"}'), part(b'{"iss":"a"}')
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    for token in (f"{header}.{part(deep)}.c2ln", f"{part(deep)}.{claims}.c2ln"):
+        with pytest.raises(JWTRejected, match="Malformed"):
+            _verify(token)
+        response = app.test_client().get(PATH, headers={"Authorization": f"JWT {token}"})
+        assert (response.status_code, response.json["message"]) == (401, "Malformed JWT")
