@@ -20,7 +20,22 @@ MAX_COMMENT_TEXT = 10_000
 
 
 def parse_time(value: Any, default: datetime | None = None) -> datetime:
-    """A timezone-aware datetime from Jira/Confluence timestamps (ISO 8601, `+0000`, ms epoch)."""
+    """A timezone-aware datetime from Jira/Confluence timestamps (ISO 8601, `+0000`, ms epoch).
+
+    A time no column stores (past year 9999 or before year 1 in UTC) is unreadable: `default`.
+    """
+    try:
+        parsed = _parsed_time(value)
+        if parsed is not None:
+            parsed.astimezone(UTC)  # raises for 0001-01-01T00:00+01:00, which no database takes
+            return parsed
+    except (ValueError, OverflowError, OSError):  # a signed webhook's 1e30 "created", say
+        pass
+    return default or datetime.fromtimestamp(0, tz=UTC)
+
+
+def _parsed_time(value: Any) -> datetime | None:
+    """`value` read as an aware datetime, None when it is no time at all; raises when out of range."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)):
@@ -29,12 +44,9 @@ def parse_time(value: Any, default: datetime | None = None) -> datetime:
         text = value.strip().replace("Z", "+00:00")
         if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
             text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
-        try:
-            parsed = datetime.fromisoformat(text)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return default or datetime.fromtimestamp(0, tz=UTC)
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 class _User(NamedTuple):
@@ -79,7 +91,8 @@ def _names(values: Any) -> list[str]:
 
 def _issue_links(fields: dict[str, Any]) -> list[str]:
     keys: list[str] = []
-    for link in fields.get("issuelinks") or []:
+    links = fields.get("issuelinks")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, dict):
             for side in ("inwardIssue", "outwardIssue"):
                 other = link.get(side)

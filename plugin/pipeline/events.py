@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from connect.db import utcnow
 from connect.models import Tenant, WebhookEvent
+from connect.webhooks import as_object
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import jira_issue_to_doc, parse_time
 from plugin.pipeline import fetch, versions
@@ -204,12 +205,16 @@ def _screened(session: Session, tenant: Tenant, client_for: ClientFactory,
 
 
 def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, Any]:
+    """Who wrote the event's comment and when; an author that is not an account id is no one."""
     comment = payload.get("comment") or {}
     if product == "jira":
-        author = (comment.get("author") or {}).get("accountId")
-        return author, comment.get("created") or payload.get("timestamp")
-    author = comment.get("creatorAccountId") or payload.get("userAccountId")
-    return author, comment.get("creationDate") or payload.get("timestamp")
+        author = as_object(comment.get("author")).get("accountId")
+        at = comment.get("created") or payload.get("timestamp")
+    else:
+        author = comment.get("creatorAccountId") or payload.get("userAccountId")
+        at = comment.get("creationDate") or payload.get("timestamp")
+    # The body is what the site signed, in any shape: a list or number is compared with no column.
+    return (author if isinstance(author, str) else None), at
 
 
 def _answer_questions(

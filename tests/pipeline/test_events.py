@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from connect.models import Tenant, WebhookEvent
@@ -253,3 +254,63 @@ def test_unknown_event_types_are_marked_processed_without_changes(
     with site.db.session() as session:
         assert session.get(WebhookEvent, ids[0]).processed_at is not None
     assert final_state(site, site.tenant_id) == {}
+
+
+# Fields of a signed delivery the intake keeps (they are not the objects it checks) in shapes no
+# product sends: each once made the worker fail the event on every retry instead of applying it.
+ODD_JIRA = [
+    ("jira:issue_updated", ("issue", "fields", "updated"), 10**30),
+    ("jira:issue_updated", ("issue", "fields", "created"), 10**30),
+    ("jira:issue_updated", ("issue", "fields", "resolutiondate"), 10**30),
+    ("jira:issue_updated", ("issue", "fields", "issuelinks"), 5),
+    ("jira:issue_updated", ("issue", "fields", "comment", "comments", 0, "created"), 10**30),
+    ("comment_created", ("comment", "author"), "bob"),
+    ("comment_created", ("comment", "author", "accountId"), ["bob"]),
+    ("comment_created", ("comment", "author", "accountId"), 10**30),
+    ("comment_created", ("comment", "created"), 10**30),
+    ("comment_created", ("comment", "created"), "0001-01-01T00:00:00+01:00"),
+]
+
+
+def deliver_and_apply(site: Site, url: str, body: dict[str, Any]) -> None:
+    """Deliver a signed webhook as the site would, then apply it: it must apply, not fail."""
+    response = site.app.test_client().post(url, json=body, headers=site.auth.headers("POST", url))
+    assert response.status_code == 202, response.get_json()
+    process_all(site, [response.get_json()["event_id"]])
+    with site.db.session() as session:
+        event = session.get(WebhookEvent, response.get_json()["event_id"])
+        assert (event.processed_at is not None, event.error) == (True, None)
+
+
+@pytest.mark.parametrize("event_type, path, odd", ODD_JIRA)
+def test_a_signed_event_with_odd_field_types_is_applied_not_failed(
+    sqlite_url: str, make_site: Any, event_type: str, path: tuple[Any, ...], odd: Any
+) -> None:
+    site = make_site(sqlite_url)
+    comment = {"id": "5", "author": {"accountId": "bob"}, "body": "b", "created": jira_time(T_A)}
+    issue = v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(T_A),
+                     comment={"comments": [copy.deepcopy(comment)], "total": 1})
+    site.host.load_jira_issues([copy.deepcopy(issue)])
+    body: dict[str, Any] = {"webhookEvent": event_type, "timestamp": ms(T_A), "issue": issue,
+                            "comment": comment}
+    node: Any = body
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = odd
+    deliver_and_apply(site, f"/webhooks/jira/{event_type.removeprefix('jira:')}", body)
+    assert "AMQ-1" in final_state(site, site.tenant_id)
+
+
+@pytest.mark.parametrize("field, odd", [("creatorAccountId", ["dave"]), ("creatorAccountId", 10**30),
+                                        ("creationDate", 10**30),
+                                        ("creationDate", "0001-01-01T00:00:00+01:00")])
+def test_a_signed_confluence_comment_with_odd_field_types_is_applied_not_failed(
+    sqlite_url: str, make_site: Any, field: str, odd: Any
+) -> None:
+    site = make_site(sqlite_url, "confluence")
+    confluence_script(site)  # loads the page
+    comment = {"id": 5, "creatorAccountId": "dave", "parent": {"id": 777, "contentType": "page"},
+               field: odd}
+    deliver_and_apply(site, "/webhooks/confluence/comment_created",
+                      {"comment": comment, "timestamp": ms(T_A)})
+    assert "777" in final_state(site, site.tenant_id)
