@@ -363,7 +363,7 @@ def _from_trigger(claims: dict[str, Any]) -> bool:
     """
     module = claims["app"].get("module")
     key = module.get("key") if isinstance(module, dict) else None
-    if key in TRIGGER_MODULES:
+    if isinstance(key, str) and key in TRIGGER_MODULES:  # a list or object is no key (unhashable)
         return True
     log.warning("Forge call to a trigger route from module %r refused", module)
     return False

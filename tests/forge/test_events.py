@@ -12,6 +12,7 @@ from connect import lifecycle, webhooks
 from connect.models import Tenant, WebhookEvent
 from tests.conftest import BASE_URL, install_tenant
 from tests.forge.conftest import ForgeInstall
+from tests.forge.fit import sign
 
 ISSUE = {"id": "10042", "key": "INF-7", "fields": {
     "summary": "Login fails after password reset", "project": {"key": "INF", "id": "10000"},
@@ -232,5 +233,17 @@ def test_a_users_panel_token_cannot_deliver_events_or_lifecycle_calls(
     client = forge_app.test_client()
     assert client.get("/api/echo", headers=forge_install.headers(principal="mallory")).status_code == 200
     response = client.post(path, json=body, headers=forge_install.headers(principal="mallory"))
+    assert response.status_code == 403, response.get_json()
+    assert stored(forge_app) == []
+
+
+@pytest.mark.parametrize("key", [["inflow-events"], {"key": "inflow-events"}])
+def test_a_trigger_module_key_that_is_not_a_string_is_refused_not_a_500(
+        forge_app: Flask, forge_install: ForgeInstall, key: Any) -> None:
+    forge_app.config["PROPAGATE_EXCEPTIONS"] = False
+    claims = forge_install.claims(ui=False)
+    claims["app"]["module"] = {"type": "core:endpoint", "key": key}
+    headers = {"Authorization": f"Bearer {sign(claims, forge_install.key)}"}
+    response = forge_app.test_client().post("/forge/events", json=forge_issue_event(), headers=headers)
     assert response.status_code == 403, response.get_json()
     assert stored(forge_app) == []
