@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -30,7 +30,7 @@ from connect.forge_events import (
     map_event,
     retry_count,
 )
-from connect.headers import database_unavailable, read_json_object
+from connect.headers import database_unavailable, read_json_object, request_body
 from connect.jwt import JWTRejected
 from connect.models import WebhookEvent
 
@@ -123,7 +123,7 @@ def scheduled() -> Any:
     `verify_forge_request`); the site's reconciliation is queued, once per delivery."""
     verified = verify_forge_request(trigger=True)
     # The verified token is the trigger; a delivery without a body must still reconcile the site.
-    body = read_json_object() if request.get_data(cache=True).strip() else {}
+    body = read_json_object() if request_body().strip() else {}
     g.tenant = verified.tenant
     # Stored like an event (already processed) so a redelivery of the same invocation, which
     # differs only by its retryContext, finds it and queues nothing again.

@@ -143,13 +143,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def request_body() -> bytes:
+    """The request body; 413 when it is over MAX_CONTENT_LENGTH, its length declared or not."""
+    raw = request.get_data(cache=True)  # raises 413 when the declared length is over the limit
+    limit = request.max_content_length
+    # Why: a body without Content-Length (chunked) is read up to the limit and silently cut
+    # there, so a longer one reached the view as its first MiB (a 400, or a valid JSON object
+    # stored). One byte more in the input means it was longer.
+    if limit is not None and request.content_length is None and len(raw) >= limit \
+            and request.environ["wsgi.input"].read(1):
+        abort(413)
+    return raw
+
+
 def read_json_object(clean: bool = False) -> dict[str, Any]:
     """The request body as a JSON object: 413 when too large, 400 when not a JSON object.
 
     Text no database stores (NUL, a lone surrogate, 1e400) is a 400, or with `clean` (what a
     host signed: the site's own content) stored as well as it can be (`strings.cleaned`).
     """
-    raw = request.get_data(cache=True)  # raises 413 over MAX_CONTENT_LENGTH
+    raw = request_body()
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError):  # includes UnicodeDecodeError; NaN cannot be stored

@@ -1,6 +1,7 @@
 """Webhook intake: verified, stored once, fast, and never 2xx without storage."""
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -173,6 +174,33 @@ def test_body_over_one_mebibyte_is_a_json_413_and_nothing_stored(
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_entity_too_large"
     assert events(db) == []
+
+
+def deliver_chunked(client: FlaskClient, auth: TenantAuth, path: str, body: bytes) -> Any:
+    """A delivery without Content-Length, as a server passes a chunked body on."""
+    return client.post(path, input_stream=io.BytesIO(body), content_type="application/json",
+                       headers={**auth.headers("POST", path), "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps({"webhookEvent": "jira:issue_created", "pad": "x" * (1024 * 1024)}),
+    json.dumps(ISSUE_CREATED) + " " * (1024 * 1024),  # what the limit would cut is valid JSON
+])
+def test_a_chunked_body_over_one_mebibyte_is_a_413_and_nothing_stored(
+        client: FlaskClient, db: Database, tenant: TenantAuth, body: str) -> None:
+    """Werkzeug reads a body of no declared length up to the limit and cut it there unsaid."""
+    response = deliver_chunked(client, tenant, "/webhooks/jira/issue_created", body.encode())
+    assert response.status_code == 413, response.get_json()
+    assert response.get_json()["error"] == "request_entity_too_large"
+    assert events(db) == []
+
+
+def test_a_chunked_body_of_exactly_one_mebibyte_is_taken(
+        client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
+    body = json.dumps(ISSUE_CREATED).encode().ljust(1024 * 1024)
+    assert deliver_chunked(client, tenant, "/webhooks/jira/issue_created", body).status_code == 202
+    assert len(events(db)) == 1
 
 
 def test_webhook_without_a_valid_jwt_is_401(
