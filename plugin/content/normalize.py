@@ -63,7 +63,10 @@ NOT_PEOPLE = frozenset({"app", "customer"})
 def _user(value: Any) -> _User | None:
     """Account id, display name and `active` of a Jira/Confluence user object; Server's `name` as
     fallback. None for an app or portal customer: their work is kept, never credited to them."""
-    if not isinstance(value, dict) or value.get("accountType") in NOT_PEOPLE:
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("accountType")
+    if isinstance(kind, str) and kind in NOT_PEOPLE:  # a signed body's list or object: unhashable
         return None
     account = value.get("accountId") or value.get("name") or value.get("key")
     if not account:

@@ -269,6 +269,9 @@ ODD_JIRA = [
     ("comment_created", ("comment", "author", "accountId"), 10**30),
     ("comment_created", ("comment", "created"), 10**30),
     ("comment_created", ("comment", "created"), "0001-01-01T00:00:00+01:00"),
+    ("jira:issue_updated", ("issue", "fields", "reporter", "accountType"), ["app"]),
+    ("jira:issue_updated", ("issue", "fields", "comment", "comments", 0, "author", "accountType"), {}),
+    ("jira:issue_updated", ("issue", "fields", "description"), {"type": "doc", "content": [{"type": []}]}),
 ]
 
 
