@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from connect.db import Database, utcnow
 from connect.forge import ForgeHostClient
 from connect.models import Tenant, WebhookEvent
-from connect.webhooks import jira_item_ref
+from connect.strings import all_storable, cleaned
+from connect.webhooks import jira_item_ref, malformed
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.models.pipeline import Watermark
 from plugin.pipeline import events, fetch, versions
@@ -90,9 +91,8 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
 
 def _store_failed(session: Session, tenant_id: int, failed: dict[str, Any]) -> int | None:
     """Store one failed delivery as an event row (once: same key as the webhook would have had)."""
-    body = failed.get("body")
-    payload = json.loads(body) if isinstance(body, str) else body
-    if not isinstance(payload, dict):
+    payload = _failed_payload(failed)
+    if payload is None:
         return None
     key = f"id:{failed.get('id')}"
     existing = session.scalar(
@@ -109,11 +109,35 @@ def _store_failed(session: Session, tenant_id: int, failed: dict[str, Any]) -> i
         event_type=str(payload.get("webhookEvent") or "unknown")[:128],
         item_ref=jira_item_ref(payload),
         payload=payload,
-        event_ts=int(payload.get("timestamp") or failed.get("failureTime") or 0),
+        event_ts=_event_ms(payload, failed),
     )
     session.add(row)
     session.flush()
     return row.id
+
+
+def _failed_payload(failed: dict[str, Any]) -> dict[str, Any] | None:
+    """The failed delivery's body as the intake stores it; None for one the intake refuses.
+
+    Why: stored unchecked, an odd body failed the insert or the worker, and with it this run and
+    every later one (the watermark never moved).
+    """
+    body = failed.get("body")
+    try:
+        payload = json.loads(body) if isinstance(body, str) else body
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict) or malformed("jira", payload):
+        return None
+    return payload if all_storable(payload) else cleaned(payload)
+
+
+def _event_ms(payload: dict[str, Any], failed: dict[str, Any]) -> int:
+    """The delivery's `timestamp`, else its failure time, when a sane number (as the intake's), else 0."""
+    for value in (payload.get("timestamp"), failed.get("failureTime")):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
+            return int(value)
+    return 0
 
 
 def _failed_webhooks(

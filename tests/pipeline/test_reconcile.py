@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from connect.db import utcnow
+from connect.models import WebhookEvent
+from connect.strings import all_storable
 from jobs import pipeline as jobs
 from plugin.models.content import Item
 from plugin.models.pipeline import Watermark
@@ -108,3 +110,22 @@ def test_confluence_reconcile_reads_pages_changed_since_the_watermark(
     )
     assert reconcile.reconcile_tenant(site.db, site.tenant_id, jobs.client_for) == {"changed": 1}
     assert keys(site) == {"501"}
+
+
+@pytest.mark.parametrize("odd", [{"timestamp": 10**30}, {"timestamp": "soon"}, {"timestamp": [1]},
+                                 {"issue": "AMQ-2"}, {"pad": "\x00"}, {"body": "{not json"}])
+def test_a_failed_delivery_of_odd_shape_does_not_fail_the_reconciliation(
+    sqlite_url: str, make_site: Any, odd: dict[str, Any]
+) -> None:
+    """What Jira failed to deliver is the signed webhook body: the intake's checks apply to it too,
+    or one odd body fails every hourly run and the watermark never moves."""
+    site = make_site(sqlite_url)
+    body = {"webhookEvent": "jira:issue_deleted", "timestamp": int(utcnow().timestamp() * 1000),
+            "issue": {"id": "1002", "key": "AMQ-2"}, **odd}
+    site.host.add_failed_webhook(body, url=f"{site.app.config['INFLOW_BASE_URL']}/webhooks/jira/issue_deleted")
+    if "body" in odd:  # what Jira lists, not JSON at all
+        site.host.store.failed_webhooks[-1]["body"] = odd["body"]
+    jobs.reconcile_tenant(site.tenant_id)
+    assert watermark(site).last_error is None
+    with site.db.session() as session:  # a NUL, which PostgreSQL refuses, is cleaned as at the intake
+        assert all(all_storable(p) for p in session.scalars(select(WebhookEvent.payload)))
