@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 0.25  # between two looks at the due sets when none had anything due
 RESTART_SECONDS = 1.0  # before starting another refresher after one ended unasked
 STOP_SECONDS = 20.0  # a refresh in progress finishes; one stuck that long is killed
+REFRESH_NICENESS = 10  # added to its worker's (see `main`)
 
 
 def run(connection: Redis, stop: threading.Event) -> None:
@@ -108,6 +109,10 @@ def main(redis_url: str, parent: int) -> None:
     from plugin.runtime_cli import setup_logging
 
     setproctitle("inflow-refresher")
+    # Below its worker, which is below the web processes (`jobs.worker.NICENESS`): the drains
+    # that apply events come before the refreshes that rank on what they store, as panel views
+    # and webhook intake come before both. On an idle host it runs at full speed all the same.
+    os.nice(REFRESH_NICENESS)
     setup_logging(Settings.from_env())
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,5 +1,5 @@
 """`inflow worker` stops when told (SIGTERM or SIGINT is a warm shutdown, then exit 0), and
-runs below the web processes' CPU priority, with a refresher process it keeps running."""
+runs below the web processes' CPU priority, with a refresher process (below it) it keeps running."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from bench.common import child_named, wait_until
-from jobs import worker
+from jobs import refresher, worker
 from jobs.worker import build_worker, worker_connection
 from tests.runtime.helpers import worker_process
 
@@ -40,6 +40,12 @@ def test_a_worker_runs_below_the_web_processes_cpu_priority(sqlite_url: str, red
         assert wait_until(lambda: bool(redis.keys("rq:worker:inflow.*")), 30, interval=0.1)
         # (A runner already below it leaves it there: a worker never raises its priority.)
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == max(worker.NICENESS, os.getpriority(os.PRIO_PROCESS, 0))
+        # Its refresher below it: the events it applies come before the refreshes ranking on them.
+        assert wait_until(lambda: _refresher(proc) is not None, 30, interval=0.1), "no refresher process"
+        refresher_pid = _refresher(proc)
+        assert refresher_pid is not None
+        below = min(19, os.getpriority(os.PRIO_PROCESS, proc.pid) + refresher.REFRESH_NICENESS)
+        assert wait_until(lambda: os.getpriority(os.PRIO_PROCESS, refresher_pid) == below, 10, interval=0.1)
 
 
 def _refresher(proc: subprocess.Popen[bytes]) -> int | None:
