@@ -68,8 +68,9 @@ def adf_to_text(doc: Any) -> str:
         if not isinstance(node, dict):
             continue
         out.append(_adf_leaf(node))
-        # A signed webhook's body in any shape: a list or object type is no block (and unhashable).
-        kind = value if isinstance(value := node.get("type"), str) else None
+        kind = node.get("type")
+        if not isinstance(kind, str):  # a signed body in any shape: a list type is no block (unhashable)
+            kind = None
         if kind in _ADF_BLOCKS:
             stack.append("\n")
         elif kind in _ADF_CELLS:
