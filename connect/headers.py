@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -184,14 +185,22 @@ def refuse_unstorable_url() -> None:
 
 
 def refuse_oversized_body() -> None:
-    """413 for a body declared larger than the app takes, on every route.
+    """413 for a body larger than the app takes, on every route, its length declared or chunked.
 
     Why: the limit was enforced when a view read its body, so a route that reads none (accepting
-    an answer, say) took a body of any size and answered 200.
+    an answer, say) took a body of any size and answered 200. A chunked body declares no length:
+    it is read here (kept for the view) up to the limit.
     """
     limit = request.max_content_length
     if limit is not None and request.content_length is not None and request.content_length > limit:
         abort(413)
+    if request.content_length is None and is_chunked(request.environ):
+        request_body()
+
+
+def is_chunked(environ: Mapping[str, Any]) -> bool:
+    """Whether the request's body comes in chunks (so declares no length)."""
+    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
 def init_app(app: Flask) -> None:

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 
 from connect.auth import facts_of, token_from, verify_token
-from connect.headers import security_headers
+from connect.headers import is_chunked, security_headers
 from connect.jwt import JWTRejected, RequestFacts
 from plugin.metrics import observe_request
 from plugin.services import panel_cache
@@ -93,7 +93,7 @@ class CachedViews:
         # Host checks, non-ASCII (decoded differently by werkzeug), a Forge token, a renewal
         # (which must render) or a body (no host view sends one) are Flask's to judge.
         if config.get("SERVER_NAME") or config.get("TRUSTED_HOSTS") or environ.get(renewal.ENVIRON_KEY) \
-                or (environ.get("CONTENT_LENGTH") or "0") != "0" \
+                or (environ.get("CONTENT_LENGTH") or "0") != "0" or is_chunked(environ) \
                 or environ.get("SCRIPT_NAME") or not (path.isascii() and query.isascii()) \
                 or (authorization and authorization[:4].upper() != "JWT ") \
                 or not path.startswith(fragments.ROUTES) or not fragments.enabled(config):

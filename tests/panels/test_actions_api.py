@@ -1,6 +1,7 @@
 """Every state-changing JSON API call: effect in the database and on the fake host, and 4xx."""
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -81,6 +82,21 @@ def test_a_body_over_one_mebibyte_is_413_also_where_no_body_is_read(site: Site) 
     assert response.get_json()["error"] == "request_entity_too_large"
     with site.db.session() as session:
         assert session.get(Question, question_id).state == "asked"
+
+
+@pytest.mark.parametrize("size, status", [(1024 * 1024 + 1, 413), (1024, 200)])
+def test_a_chunked_body_is_held_to_the_limit_also_where_no_body_is_read(
+        site: Site, size: int, status: int) -> None:
+    """A chunked body declares no length: over the limit it is refused all the same."""
+    created = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
+                                           "expert_account_id": EXPERT, "text": "Sent in chunks?"})
+    question_id = created.get_json()["id"]
+    response = site.client.post(f"/api/questions/{question_id}/accept", input_stream=io.BytesIO(b"x" * size),
+                                headers={**site.context(ASKER), "Transfer-Encoding": "chunked"},
+                                environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    assert response.status_code == status
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == ("asked" if status == 413 else "accepted")
 
 
 def test_asking_yourself_is_refused(site: Site) -> None:

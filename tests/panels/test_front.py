@@ -8,8 +8,9 @@ query) is Flask's to answer, as before.
 """
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -130,13 +131,23 @@ def test_what_the_layer_cannot_vouch_for_is_left_to_flask(
         assert len(dispatched) == before + 1, asked  # Flask answered (and refused or rendered)
 
 
+OVER_LIMIT = b"x" * (1024 * 1024 + 1)
+# A body with its length declared, and one in chunks (no length; granian passes no CONTENT_LENGTH).
+BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "declared": lambda: {"data": OVER_LIMIT},
+    "chunked": lambda: {"input_stream": io.BytesIO(OVER_LIMIT), "headers": {"Transfer-Encoding": "chunked"},
+                        "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}},
+}
+
+
+@pytest.mark.parametrize("sent", BODIES)
 def test_a_cached_view_asked_with_an_oversized_body_is_flasks_413(
-        site: Site, dispatched: list[str]) -> None:
+        site: Site, dispatched: list[str], sent: str) -> None:
     key = site.stored()
     path = _in_query(site, f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ")
     assert site.client.get(path).status_code == 200  # now cached
     before = len(dispatched)
-    assert site.client.get(path, data=b"x" * (1024 * 1024 + 1)).status_code == 413
+    assert site.client.get(path, **BODIES[sent]()).status_code == 413
     assert len(dispatched) == before + 1  # Flask answered, as without the layer
 
 
