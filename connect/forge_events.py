@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connect.webhooks import as_object, confluence_item_ref, jira_item_ref
+from connect.webhooks import as_object, confluence_item_ref, jira_item_ref, sane_ms
 
 # Forge event type -> (Connect webhook event, product)
 JIRA_EVENTS = {
@@ -90,8 +90,8 @@ def event_key(body: dict[str, Any]) -> str:
 def _timestamp_ms(*candidates: Any) -> int:
     """The first usable time among ISO strings / epoch ms, else now."""
     for value in candidates:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
-            return int(value)
+        if (found := sane_ms(value)) is not None:
+            return found
         if isinstance(value, str) and value:
             try:
                 return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)

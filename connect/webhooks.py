@@ -92,12 +92,17 @@ def confluence_item_ref(body: dict[str, Any]) -> str | None:
     return None
 
 
-def event_timestamp(body: dict[str, Any]) -> int:
-    """The host's `timestamp` (ms) when it is a sane number, else the receipt time."""
-    value = body.get("timestamp")
+def sane_ms(value: Any) -> int | None:
+    """`value` as epoch milliseconds when it is a number a time column can hold, else None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
         return int(value)
-    return int(time.time() * 1000)
+    return None
+
+
+def event_timestamp(body: dict[str, Any]) -> int:
+    """The host's `timestamp` (ms) when it is a sane number, else the receipt time."""
+    found = sane_ms(body.get("timestamp"))
+    return int(time.time() * 1000) if found is None else found
 
 
 # The parts of a delivery that Jira and Confluence always send as JSON objects, and what lies

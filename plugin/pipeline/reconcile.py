@@ -23,7 +23,7 @@ from connect.db import Database, utcnow
 from connect.forge import ForgeHostClient
 from connect.models import Tenant, WebhookEvent
 from connect.strings import all_storable, cleaned
-from connect.webhooks import jira_item_ref, malformed
+from connect.webhooks import jira_item_ref, malformed, sane_ms
 from plugin.content.normalize import jira_issue_to_doc
 from plugin.models.pipeline import Watermark
 from plugin.pipeline import events, fetch, versions
@@ -135,8 +135,8 @@ def _failed_payload(failed: dict[str, Any]) -> dict[str, Any] | None:
 def _event_ms(payload: dict[str, Any], failed: dict[str, Any]) -> int:
     """The delivery's `timestamp`, else its failure time, when a sane number (as the intake's), else 0."""
     for value in (payload.get("timestamp"), failed.get("failureTime")):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 2**53:
-            return int(value)
+        if (found := sane_ms(value)) is not None:
+            return found
     return 0
 
 
