@@ -1,6 +1,7 @@
 """Shared fixtures: app, client, installed tenants, real Valkey, real PostgreSQL."""
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import socket
@@ -57,6 +58,12 @@ def no_site_holds() -> Iterator[None]:
 
 
 # ---------- PostgreSQL (from pg_virtualenv's PG* variables) ----------
+
+def chunked(body: bytes, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Test-client arguments for a body sent in chunks: no length, as granian passes it on."""
+    return {"input_stream": io.BytesIO(body), "headers": {**(headers or {}), "Transfer-Encoding": "chunked"},
+            "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}}
+
 
 def postgres_available() -> bool:
     return bool(os.environ.get("PGHOST") or os.environ.get("INFLOW_TEST_PG_URL"))

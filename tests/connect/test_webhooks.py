@@ -1,7 +1,6 @@
 """Webhook intake: verified, stored once, fast, and never 2xx without storage."""
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy import func, select
 from connect.db import Database
 from connect.models import WebhookEvent
 from connect.webhooks import set_event_handler
-from tests.conftest import TenantAuth, build_app, free_port, install_tenant
+from tests.conftest import TenantAuth, build_app, chunked, free_port, install_tenant
 
 ISSUE_CREATED = {"webhookEvent": "jira:issue_created", "timestamp": 1700000000123,
                  "issue": {"id": "10001", "key": "KAFKA-7", "fields": {"summary": "Broker stalls"}}}
@@ -178,9 +177,7 @@ def test_body_over_one_mebibyte_is_a_json_413_and_nothing_stored(
 
 def deliver_chunked(client: FlaskClient, auth: TenantAuth, path: str, body: bytes) -> Any:
     """A delivery without Content-Length, as a server passes a chunked body on."""
-    return client.post(path, input_stream=io.BytesIO(body), content_type="application/json",
-                       headers={**auth.headers("POST", path), "Transfer-Encoding": "chunked"},
-                       environ_overrides={"wsgi.input_terminated": True})
+    return client.post(path, content_type="application/json", **chunked(body, auth.headers("POST", path)))
 
 
 @pytest.mark.parametrize("body", [

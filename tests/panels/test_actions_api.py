@@ -1,7 +1,6 @@
 """Every state-changing JSON API call: effect in the database and on the fake host, and 4xx."""
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from plugin.matching.store import get_item
 from plugin.models.content import Item
 from plugin.models.social import Feedback, Kudos, PanelEvent, Question
 from plugin.services import recognition
+from tests.conftest import chunked
 from tests.panels.conftest import Site
 
 ASKER = "aco"
@@ -91,9 +91,8 @@ def test_a_chunked_body_is_held_to_the_limit_also_where_no_body_is_read(
     created = site.post("/api/questions", {"source": "jira", "key": site.keys[-1],
                                            "expert_account_id": EXPERT, "text": "Sent in chunks?"})
     question_id = created.get_json()["id"]
-    response = site.client.post(f"/api/questions/{question_id}/accept", input_stream=io.BytesIO(b"x" * size),
-                                headers={**site.context(ASKER), "Transfer-Encoding": "chunked"},
-                                environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""})
+    response = site.client.post(f"/api/questions/{question_id}/accept",
+                                **chunked(b"x" * size, site.context(ASKER)))
     assert response.status_code == status
     with site.db.session() as session:
         assert session.get(Question, question_id).state == ("asked" if status == 413 else "accepted")

@@ -8,7 +8,6 @@ query) is Flask's to answer, as before.
 """
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from plugin.metrics import REQUEST_SECONDS
 from plugin.models.social import Feedback
 from plugin.services.panel_cache import EVENTS, FRAGMENTS
 from plugin.views import front
-from tests.conftest import build_app
+from tests.conftest import build_app, chunked
 from tests.panels.conftest import VIEWER, Site, install_wiki
 from tests.panels.test_cached_views import JIRA_VIEWS, WIKI_VIEWS, View, _stored
 
@@ -135,8 +134,7 @@ OVER_LIMIT = b"x" * (1024 * 1024 + 1)
 # A body with its length declared, and one in chunks (no length; granian passes no CONTENT_LENGTH).
 BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "declared": lambda: {"data": OVER_LIMIT},
-    "chunked": lambda: {"input_stream": io.BytesIO(OVER_LIMIT), "headers": {"Transfer-Encoding": "chunked"},
-                        "environ_overrides": {"wsgi.input_terminated": True, "CONTENT_LENGTH": ""}},
+    "chunked": lambda: chunked(OVER_LIMIT),
 }
 
 
