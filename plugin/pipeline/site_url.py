@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -19,8 +20,14 @@ from plugin.pipeline.fetch import Requester
 log = logging.getLogger(__name__)
 
 GATEWAY = "https://api.atlassian.com/"
-# Where each product says its URL: Jira's server info, Confluence's system info.
-ASK = {"jira": "/rest/api/3/serverInfo", "confluence": "/wiki/rest/api/settings/systemInfo"}
+# Where each product says its URL: Jira's server info; any Confluence v2 list's `_links.base`.
+# Why not Confluence's system info: it needs manage:confluence-configuration, a site admin's
+# scope that Inflow does not ask for, so Forge refused it. Listing one space needs
+# read:space:confluence, which the backfill needs anyway.
+ASK: dict[str, tuple[str, dict[str, Any] | None, Callable[[Any], Any]]] = {
+    "jira": ("/rest/api/3/serverInfo", None, lambda answer: answer.get("baseUrl")),
+    "confluence": ("/wiki/api/v2/spaces", {"limit": 1}, lambda answer: answer.get("_links", {}).get("base")),
+}
 
 
 def site_url(session: Session, tenant: Tenant, client: Callable[[], Requester]) -> str:
@@ -47,7 +54,8 @@ def _gateway_only(tenant: Tenant) -> bool:
 
 def _ask(client: Requester, product: str) -> str | None:
     try:
-        found = client.request("GET", ASK.get(product, ASK["jira"])).json().get("baseUrl")
+        path, params, read = ASK.get(product, ASK["jira"])
+        found = read(client.request("GET", path, params=params).json())
     except (HostError, ValueError, AttributeError) as exc:  # links wait for a page view's URL
         log.warning("the site's URL could not be read: %s", exc)
         return None

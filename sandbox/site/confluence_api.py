@@ -235,11 +235,6 @@ def register(app: Flask, host: FakeHost) -> None:
     def content_search() -> Response:
         return _search(host, _content, "/rest/api/content/search")
 
-    @app.get("/wiki/rest/api/settings/systemInfo")
-    def system_info() -> Response:
-        return jsonify({"baseUrl": host.base_url("confluence"), "cloudId": host.cloud_id,
-                        "commitHash": "sandbox", "siteTitle": "Inflow sandbox"})
-
     @app.get("/wiki/rest/api/user/bulk")
     def confluence_bulk_users() -> Response:
         """v1 bulk user lookup: ?accountId=a&accountId=b (or a,b); at most 200 come back."""

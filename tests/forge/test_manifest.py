@@ -148,8 +148,6 @@ V1_V3_SCOPES = {
 # Called, but not with a scope Inflow asks for, each for its reason.
 NOT_GRANTED = {
     "/rest/api/3/webhook/failed": "Connect apps only; reconciliation skips it with a Forge client",
-    "/wiki/rest/api/settings/systemInfo": "needs manage:confluence-configuration; "
-                                          "a failed answer leaves links to a page view's URL",
 }
 
 
