@@ -101,9 +101,11 @@ def suggest_reuse(session: Session, tenant_id: int, target: Item | ItemDoc | str
     if ranking is None:
         return []
     pool = ranking.ranked
-    # The whole pool in one query: experts for the same target then find its items at hand.
+    # The whole pool and the neighbours experts vote with (ranked by words alone, so not all in the
+    # pool) in one query: experts for the same target then find their items at hand.
+    neighbours = [item_id for item_id, _ in ranking.similar[:experts.NEIGHBOURS]]
     bodies: dict[int, str] = {}
-    items = _load_items(session, ranking.tenants, [item_id for item_id, _ in pool], bodies,
+    items = _load_items(session, ranking.tenants, list(dict.fromkeys([i for i, _ in pool] + neighbours)), bodies,
                         [item_id for item_id, _ in pool[:limit]])  # unless permissions hide some
     ranked = pool[:wanted]
     shown = _visible([items[i] for i, _ in ranked if i in items], visible)[:limit]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from connect.db import Database
 from plugin.matching.service import suggest_experts, suggest_reuse
@@ -144,3 +145,23 @@ def test_shared_test_runner_frames_do_not_make_stack_traces_look_alike(sqlite_ur
                      days=20)
         keys = [r.key for r in suggest_reuse(s, tenant, target, limit=2)]
     assert keys[0] == "APP-5"
+
+
+def test_reuse_then_experts_read_the_items_rows_once(sqlite_url: str) -> None:
+    """Experts vote with neighbours ranked by words alone: reuse reads them with its pool."""
+    db, tenant = database(sqlite_url)
+    words = ["session", "timeout", "login", "cache", "proxy", "token", "expiry", "cookie", "idle", "logout"]
+    docs = [doc(f"APP-{n}", f"{words[n % 10]} {words[n * 3 % 10]} {words[n * 7 % 10]} problem {n}",
+                " ".join(words[(n + k) % 10] for k in range(n % 5 + 1)), days=n, people={f"p{n % 13}": "assignee"})
+            for n in range(1, 90)]
+    store(db, tenant, *docs)
+    reads: list[str] = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: reads.append(sql) if "items.external_id" in sql else None)
+    with db.session() as s:
+        item = get_item(s, tenant, "jira", "APP-42")
+        reads.clear()
+        suggest_reuse(s, tenant, item)
+        suggest_experts(s, tenant, item)
+    assert len(reads) == 1
+    db.dispose()
