@@ -400,10 +400,24 @@ def _without_erased(session: Session, tenant_id: int, docs: list[ItemDoc]) -> li
     if not erased:
         return docs
 
-    def kept(c: ContributionDoc) -> bool:
-        return c.account_id not in erased or (c.at is not None and c.at > erased[c.account_id])
+    def kept(d: ItemDoc, c: ContributionDoc) -> bool:
+        if c.account_id not in erased:
+            return True
+        done = _done_since(d, c)
+        return done is not None and done > erased[c.account_id]
 
-    return [replace(d, contributions=[c for c in d.contributions if kept(c)]) for d in docs]
+    return [replace(d, contributions=[c for c in d.contributions if kept(d, c)]) for d in docs]
+
+
+def _done_since(doc: ItemDoc, c: ContributionDoc) -> datetime | None:
+    """The earliest the contribution's work can have been done.
+
+    Its time, but for the assignee of an issue not resolved: that time is the issue's last
+    change, anyone's (a comment by someone else), and they may have been assigned since it was
+    created. Taken as proof, it credited an erased assignee again at the next edit of the issue.
+    """
+    resolved = any(o.role == "resolver" and o.account_id == c.account_id for o in doc.contributions)
+    return doc.created if c.role == "assignee" and not resolved else c.at
 
 
 def erased_among(session: Session, tenant_id: int, accounts: list[str]) -> dict[str, datetime]:

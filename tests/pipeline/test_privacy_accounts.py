@@ -19,7 +19,7 @@ from plugin.models.social import (
 from plugin.pipeline import backfill
 from plugin.services import privacy
 from plugin.services.settings import project_settings, save_project_settings, set_preference
-from tests.pipeline.conftest import Site
+from tests.pipeline.conftest import Site, v2_issue
 from tests.pipeline.test_events import jira_time
 from tests.pipeline.test_privacy import ERASED, traces
 
@@ -149,3 +149,22 @@ def test_export_names_the_settings_that_name_a_person_and_erasure_forgets_who_sa
 def project_row(session: Any, tenant_id: int) -> ProjectSettings:
     """The tenant's one stored project settings row."""
     return session.scalars(select(ProjectSettings).where(ProjectSettings.tenant_id == tenant_id)).one()
+
+
+def test_an_erased_assignee_is_not_learned_again_when_someone_else_edits_the_issue(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages",
+                                         "2024-01-02T00:00:00.000+0000")])  # open, assigned to bob
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert traces(site, "bob") > 0
+    jobs.erase_person(site.tenant_id, "bob")
+    assert traces(site, "bob") == 0
+
+    # Carol comments: the issue's `updated` is now, though bob was assigned long before.
+    _edited_by_someone_else(site, "AMQ-1", comment_by="carol")
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Contribution).where(
+            Contribution.account_id == "carol")) == 1
+    assert traces(site, "bob") == 0
