@@ -25,6 +25,7 @@ from plugin.models.social import (
     Kudos,
     PanelEvent,
     PersonPreference,
+    ProjectSettings,
     Question,
     QuestionEvent,
 )
@@ -66,12 +67,13 @@ def accounts_held(
 
 
 # Every stored account id, not only the people who worked on items: someone who only asked,
-# thanked, gave feedback, viewed a panel or made a choice is reported too, and erased if closed.
+# thanked, gave feedback, viewed a panel, made a choice or saved a project's settings is reported
+# too, and erased if closed.
 _ACCOUNT_COLUMNS = (
     Person.account_id, Question.asker_account_id, Question.expert_account_id,
     QuestionEvent.account_id, Kudos.from_account_id, Kudos.to_account_id, Feedback.account_id,
     PanelEvent.account_id, PersonPreference.account_id, DigestSubscription.account_id,
-    DigestDelivery.account_id,
+    DigestDelivery.account_id, ProjectSettings.updated_by,
 )
 
 

@@ -168,3 +168,19 @@ def test_an_erased_assignee_is_not_learned_again_when_someone_else_edits_the_iss
         assert session.scalar(select(func.count()).select_from(Contribution).where(
             Contribution.account_id == "carol")) == 1
     assert traces(site, "bob") == 0
+
+
+def test_an_admin_who_only_saved_settings_is_reported_and_forgotten_when_closed(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    with site.db.session() as session:
+        save_project_settings(session, site.tenant_id, "AMQ", {"purpose": "Broker work"}, "root")
+    site.host.set_account_status("root", "closed")
+
+    assert jobs.run_privacy_reporting() == 1
+    reported = {a["accountId"] for call in site.host.calls_to("/app/report-accounts/", "POST")
+                for a in call.json["accounts"]}
+    assert "root" in reported
+    with site.db.session() as session:
+        assert project_row(session, site.tenant_id).updated_by is None
