@@ -111,7 +111,7 @@ def _post_batch(
 
 
 def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: str) -> None:
-    """Re-read a person's public profile (`updated`), or forget the name if it is gone."""
+    """Re-read a person's public profile (`updated`), or forget name and avatar if it is gone."""
     person = session.scalar(
         select(Person).where(Person.tenant_id == tenant.id, Person.account_id == account_id)
     )
@@ -127,8 +127,19 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
     person.display_name = profile.get("displayName") or None
     if isinstance(profile.get("active"), bool):  # Jira's user says; a deactivated one is not suggested
         person.active = profile["active"]
-    avatars = profile.get("avatarUrls") or {}
-    person.avatar_url = avatars.get("48x48") or person.avatar_url
+    person.avatar_url = _avatar(client, profile)
+
+
+def _avatar(client: Any, profile: dict[str, Any]) -> str | None:
+    """The profile's avatar as panels show it (Jira's 48 px one, Confluence's picture), if any.
+
+    Why not keep the stored one when none is given: the host reports the account because its
+    personal data changed, and a profile gone or hidden must not leave its old picture behind.
+    """
+    jira = (profile.get("avatarUrls") or {}).get("48x48")
+    path = (profile.get("profilePicture") or {}).get("path")
+    found = jira or (client.url(path) if path else None)
+    return str(found)[:2000] if found else None
 
 
 def report_tenant(

@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 
 from connect.db import utcnow
 from jobs import pipeline as jobs
-from plugin.models.content import Contribution, Item
+from plugin.models.content import Contribution, Item, Person
 from plugin.models.social import (
     PanelEvent,
     PersonPreference,
@@ -184,3 +184,18 @@ def test_an_admin_who_only_saved_settings_is_reported_and_forgotten_when_closed(
     assert "root" in reported
     with site.db.session() as session:
         assert project_row(session, site.tenant_id).updated_by is None
+
+
+def test_an_updated_account_whose_profile_is_gone_loses_its_name_and_avatar(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    with site.db.session() as session:  # the site no longer shows this profile (404)
+        session.add(Person(tenant_id=site.tenant_id, account_id="ghost", display_name="Ghost",
+                           avatar_url="https://avatar.example/ghost-48.png"))
+    site.host.set_account_status("ghost", "updated")
+
+    assert jobs.run_privacy_reporting() == 1
+    with site.db.session() as session:
+        person = session.scalars(select(Person).where(Person.account_id == "ghost")).one()
+        assert (person.display_name, person.avatar_url) == (None, None)
