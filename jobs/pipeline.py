@@ -656,7 +656,7 @@ def report_personal_data(tenant_id: int) -> dict[str, int]:
         return {}
     try:
         return privacy_cycle.report_tenant(db, tenant_id, client_for(tenant),
-                                           erased=lambda accounts: _forget(tenant_id, accounts))
+                                           erased=lambda accounts: _forget_on_site(tenant_id, accounts))
     except Exception as exc:
         privacy_cycle.record_failure(db, tenant_id, exc)
         raise
@@ -668,6 +668,14 @@ def erase_person(tenant_id: int, account_id: str) -> None:
         tenants = privacy.erase_person(session, tenant_id, account_id)
     for erased_in in tenants:  # both products' installations, as the erasure itself
         _forget(erased_in, [account_id])
+
+
+def _forget_on_site(tenant_id: int, accounts: list[str]) -> None:
+    """Drop closed accounts' Redis keys in both products' installations, as their erasure did."""
+    with _db().session() as session:
+        tenants = privacy.site_tenants(session, tenant_id)
+    for erased_in in tenants:
+        _forget(erased_in, accounts)
 
 
 def _forget(tenant_id: int, accounts: list[str]) -> None:

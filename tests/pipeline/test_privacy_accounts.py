@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis import Redis
 from sqlalchemy import func, or_, select
 
 from connect.db import utcnow
 from jobs import pipeline as jobs
+from plugin import search
+from plugin.content.normalize import jira_issue_to_doc
+from plugin.matching.store import upsert_item
 from plugin.models.content import Contribution, Item, Person
 from plugin.models.social import (
     PanelEvent,
@@ -18,6 +22,7 @@ from plugin.models.social import (
 )
 from plugin.pipeline import backfill
 from plugin.services import privacy
+from plugin.services.permissions import SharedAnswers
 from plugin.services.settings import project_settings, save_project_settings, set_preference
 from tests.pipeline.conftest import Site, v2_issue
 from tests.pipeline.test_events import jira_time
@@ -199,3 +204,28 @@ def test_an_updated_account_whose_profile_is_gone_loses_its_name_and_avatar(
     with site.db.session() as session:
         person = session.scalars(select(Person).where(Person.account_id == "ghost")).one()
         assert (person.display_name, person.avatar_url) == (None, None)
+
+
+def test_a_closed_account_is_forgotten_in_redis_for_both_products_of_the_site(
+    sqlite_url: str, redis_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    wiki = make_site(sqlite_url, "confluence", redis_url=redis_url)
+    with site.db.session() as session:  # indexed, each installation is one product of the site
+        for n, tenant_id in enumerate((site.tenant_id, wiki.tenant_id), start=1):
+            upsert_item(session, tenant_id, jira_issue_to_doc(
+                v2_issue(f"AMQ-{n}", n, "Broker drops messages", "2024-01-02T00:00:00.000+0000"), ""))
+    assert search.catch_up(site.db)
+    with site.db.session() as session:
+        assert privacy.site_tenants(session, site.tenant_id) == [site.tenant_id, wiki.tenant_id]
+    _question(site, "zed", "chirino", [])
+    shared = SharedAnswers(Redis.from_url(redis_url))
+    for tenant_id, source in ((site.tenant_id, "jira"), (wiki.tenant_id, "confluence")):
+        shared.saw(tenant_id, (source, "1"), "zed")
+        shared.put(tenant_id, "zed", {(source, "1"): True}, 60.0)
+    site.host.set_account_status("zed", "closed")
+
+    assert jobs.report_personal_data(site.tenant_id)["closed"] == 1
+    for tenant_id, source in ((site.tenant_id, "jira"), (wiki.tenant_id, "confluence")):
+        assert shared.viewers(tenant_id, (source, "1")) == []
+        assert shared.get(tenant_id, "zed", [(source, "1")]) == {}
