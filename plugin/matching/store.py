@@ -376,10 +376,12 @@ def store_items(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     docs = list({(d.source, d.key): d for d in docs}.values())
     if not docs:
         return []
-    docs = _without_erased(session, tenant_id, docs)
     # Text analysis first: bumping the sequence takes SQLite's write lock, which analysis does not need.
     rows = _item_rows(session, tenant_id, docs)
     ids = _write_items(session, tenant_id, docs, rows)
+    # Erasures read under the sequence lock, which an erasure takes too (`uncredit`): one that
+    # committed while the texts were analysed is seen, and its person is not stored again.
+    docs = _without_erased(session, tenant_id, docs)
     if len(docs) >= BULK_PAGE:  # a backfill's page: the statements below plan by these statistics
         refresh_statistics(session)
     named = _named((c.account_id, c.display_name, c.active) for d in docs for c in d.contributions)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from plugin.content.model import ItemDoc
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.service import suggest_experts, suggest_reuse
 from plugin.matching.store import (
@@ -145,3 +148,28 @@ def test_erasure_and_new_contributions_reach_another_process(database_url: str) 
         assert s.scalar(select(func.count()).select_from(Contribution)) == 1
     reader.dispose()
     writer.dispose()
+
+
+def test_an_erasure_committed_while_a_store_runs_keeps_the_person_out(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin.matching import store
+    from plugin.services import privacy
+
+    db, tenant = database(sqlite_url)
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Cache eviction bug", people={"eve": "commenter"}))
+    analyse = store._item_rows
+
+    def erased_meanwhile(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[dict[str, Any]]:
+        monkeypatch.setattr(store, "_item_rows", analyse)
+        with db.session() as other:  # eve's erasure commits while the store analyses the texts
+            privacy.erase_person(other, tenant, "eve")
+        return analyse(session, tenant_id, docs)
+
+    monkeypatch.setattr(store, "_item_rows", erased_meanwhile)
+    with db.session() as s:  # the item as the host showed it before the erasure, stored after it
+        store_items(s, tenant, [doc("APP-1", "Cache eviction bug again", people={"eve": "commenter"})])
+    with db.session() as s:
+        assert s.scalars(select(Contribution).where(Contribution.account_id == "eve")).all() == []
+        assert s.scalars(select(Person).where(Person.account_id == "eve")).all() == []
+    db.dispose()
