@@ -461,6 +461,16 @@ def _linked(item: Item, viewed: Viewed, similar: set[str]) -> str | None:
     return f"linked to {', '.join(suggested[:2])}, also suggested" if suggested else None
 
 
+# The reasons `_linked` writes that name other items by key.
+_NAMING = re.compile(r"(?:both linked to (.+)|linked to (.+), also suggested)\Z")
+
+
+def named_keys(reason: str) -> list[str]:
+    """The keys of the other items a reason names (a link's), none for the other reasons."""
+    match = _NAMING.match(reason)
+    return (match.group(1) or match.group(2)).split(", ") if match else []
+
+
 def _same_place(item: Item, viewed: Viewed) -> list[str]:
     """Shared components, labels and (for pages) the same space."""
     out: list[str] = []

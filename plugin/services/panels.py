@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, defer
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
 from plugin.matching.precompute import stored_suggestions
+from plugin.matching.reuse import named_keys
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
@@ -360,6 +361,7 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
                               _learned_from(settings, _riding(visible, subject)), watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
+    found = _naming_visible(session, tenant_id, found, visible, watch)
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     if record:
@@ -397,6 +399,31 @@ def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
     seen = _visible_ids(session, tenant_id, {s.item_id for s in stored["reuse"]}, visible,
                         subject.light)
     return [s for s in stored["reuse"] if s.item_id in seen][:LIMIT]
+
+
+_KEYED = select(Item.id).where(Item.source == "jira", Item.key.in_(bindparam("keys", expanding=True)),
+                               sites.of_site(Item.tenant_id, bindparam("tenant")))
+
+
+def _naming_visible(session: Session, tenant_id: int, found: list[Any], visible: Visible,
+                    watch: Watch | None = None) -> list[Any]:
+    """The suggestions without their reasons that name an item this viewer may not see.
+
+    A link reason names issues ("both linked to AMQ-7"): the viewed issue's links, which no
+    check covers, or other suggestions when it was stored, written for no viewer in particular.
+    An issue Inflow does not know cannot be checked: its reason goes too.
+    """
+    named = {k for s in found for reason in s.reasons for k in named_keys(reason)}
+    if not named:
+        return found
+    allowed = {s.key for s in found if s.source == "jira"}  # shown: checked already
+    ids = set(session.scalars(_KEYED, {"keys": sorted(named - allowed), "tenant": tenant_id}))
+    allowed |= {row.key for row in visible(_light(session, tenant_id, ids, watch))}
+    out = []
+    for s in found:
+        kept = [r for r in s.reasons if set(named_keys(r)) <= allowed]
+        out.append(s if kept == s.reasons else replace(s, reasons=kept or ["similar text"]))
+    return out
 
 
 def _reuse_empty_reason(target: Item | ItemDoc | None, viewer: str | None) -> str:

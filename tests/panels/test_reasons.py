@@ -5,11 +5,12 @@ import re
 
 from sqlalchemy import select
 
-from plugin.matching.precompute import refresh_suggestions
+from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.store import get_item
 from plugin.models.content import StoredSuggestion
 from plugin.models.social import Question
-from tests.panels.conftest import Site
+from plugin.services.permissions import CACHE
+from tests.panels.conftest import VIEWER, Site
 from tests.panels.test_pages import hostile  # noqa: F401
 
 
@@ -107,3 +108,48 @@ def test_an_expert_line_names_what_they_did_once(site: Site) -> None:
     html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
     lines = re.findall(r'<div class="meta evidence">([^<]*)', html)
     assert lines and all(line.startswith("Worked on ") for line in lines), lines
+
+
+def _link(site: Site, key: str, *linked: str) -> None:
+    with site.db.session() as session:
+        get_item(session, site.tenant.tenant_id, "jira", key).links = list(linked)
+
+
+def _reasons(site: Site, key: str, sub: str = VIEWER) -> dict[str, list[str]]:
+    CACHE.clear()
+    found = site.get(f"/api/content/jira/{key}/reuse", sub=sub).get_json()["suggestions"]
+    return {s["key"]: s["reasons"] for s in found}
+
+
+def test_a_stored_reason_never_names_a_suggestion_hidden_from_the_viewer(site: Site) -> None:
+    """Stored reasons are written for no viewer: "linked to X, also suggested" may name an X
+    that this viewer's permissions leave out of the list."""
+    key = site.stored()
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        first, second = [s.key for s in stored_suggestions(session, site.tenant.tenant_id, item.id)["reuse"][:2]]
+    _link(site, first, second)
+    site.stored()
+    assert f"linked to {second}, also suggested" in _reasons(site, key)[first]
+    site.host.deny(VIEWER, second)
+    shown = _reasons(site, key)
+    assert second not in shown and first in shown
+    assert not any(second in reason for reasons in shown.values() for reason in reasons), shown
+    html = site.page(f"/jira/panels/reuse?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert first in html and second not in html
+
+
+def test_a_reason_never_names_a_linked_issue_hidden_from_the_viewer(site: Site) -> None:
+    """The viewed issue's links are not checked with its suggestions: "both linked to X" may
+    name an X the viewer may not see (Jira does not show them that link)."""
+    key, hidden = site.keys[-1], site.keys[0]
+    first = next(iter(_reasons(site, key)))
+    _link(site, first, hidden)
+    _link(site, key, hidden)
+    site.host.deny(VIEWER, hidden)
+    for stored in (False, True):
+        if stored:
+            site.stored()
+        assert f"both linked to {hidden}" in _reasons(site, key, sub="chirino")[first]
+        shown = _reasons(site, key)
+        assert first in shown and not any(hidden in reason for reason in shown[first]), shown
