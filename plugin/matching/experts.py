@@ -62,6 +62,9 @@ class ExpertSuggestion:
     # Questions asked through Inflow in the viewed item's project (or space) that they answered.
     # Rows stored before this field existed load with 0.
     answered_here: int = 0
+    # Every similar item they worked on, (item id, role): what `reason` counts. Stored ones are
+    # counted again for each viewer. Rows stored before this field existed load with none.
+    similar: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +78,12 @@ class Vote:
 
 # (votes per person, each person's votes, total vote available, ownership prior per person)
 Tally = tuple[dict[str, float], dict[str, list[Vote]], float, dict[str, float]]
+
+
+def reason_for(work: Sequence[tuple[int, str]], confidence: float | None) -> str:
+    """Why someone is suggested: "4 similar item(s) as commenter, resolver; confidence 35%"."""
+    said = f"{len(work)} similar item(s) as {', '.join(sorted({role for _, role in work}))}"
+    return said if confidence is None else f"{said}; confidence {round(100 * min(confidence, 1.0))}%"
 
 
 def _decay(age_seconds: float) -> float:

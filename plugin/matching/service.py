@@ -225,8 +225,7 @@ def _expert(account: str, score: float, confidence: float, votes: list[experts.V
     best = sorted(votes, key=lambda v: (-v.weight, v.item_id))[:3]
     evidence = [Evidence(v.item_id, items[v.item_id].source, items[v.item_id].key,
                          items[v.item_id].title, items[v.item_id].url, v.role) for v in best]
-    roles = sorted({v.role for v in votes})
-    reason = (f"{len(votes)} similar item(s) as {', '.join(roles)}; "
-              f"confidence {round(100 * min(confidence, 1.0))}%")
+    similar = [(v.item_id, v.role) for v in votes]
     name, avatar = person or (None, None)
-    return ExpertSuggestion(account, name, avatar, round(score, 4), reason, evidence, answered_here)
+    return ExpertSuggestion(account, name, avatar, round(score, 4), experts.reason_for(similar, confidence),
+                            evidence, answered_here, similar)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, defer
 
 from connect.db import utcnow
 from plugin.content.model import ItemDoc
+from plugin.matching.experts import reason_for
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.reuse import named_keys
 from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
@@ -85,11 +86,15 @@ def _stored_item(session: Session, tenant_id: int, source: str, key: str) -> Ite
 
 
 def _referenced(stored: dict[str, list[Any]] | None) -> set[int]:
-    """Every item the stored suggestions point at (reuse targets and expert evidence)."""
+    """Every item the stored suggestions point at (reuse targets and the experts' work)."""
     if not stored:
         return set()
-    return ({s.item_id for s in stored["reuse"]}
-            | {ev.item_id for e in stored["experts"] for ev in e.evidence})
+    return {s.item_id for s in stored["reuse"]} | {i for e in stored["experts"] for i in _worked_on(e)}
+
+
+def _worked_on(expert: Any) -> set[int]:
+    """The ids of the similar items an expert is suggested for: those counted and the evidence."""
+    return {item_id for item_id, _ in expert.similar} | {ev.item_id for ev in expert.evidence}
 
 
 def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fetch | None,
@@ -185,7 +190,7 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     shown = settings["privacy"]["show_evidence"]
     # Shown, the evidence says what each did ("commented on AMQ-7118 and AMQ-7093"): the summary
     # then does not say it first ("Commented on 2 similar issues: commented on ...").
-    people = [{**_plain(e), "summary": _summary(e, source, verb=not (shown and e.evidence)),
+    people = [{**_without_ids(e), "summary": _summary(e, source, verb=not (shown and e.evidence)),
                "display_name": e.display_name or names.name(e.account_id),
                "avatar_url": e.avatar_url or names.avatar(e.account_id)} for e in found]
     if not shown:
@@ -198,6 +203,11 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
             "enabled": settings["panels"]["experts"], "experts": people,
             "questions": _question_rows(asked, names),
             "empty_reason": None if people else _experts_empty_reason(target, viewer)}
+
+
+def _without_ids(expert: Any) -> dict[str, Any]:
+    """An expert's fields a panel shows: not `similar`, item ids that tell a reader nothing."""
+    return {k: v for k, v in _plain(expert).items() if k != "similar"}
 
 
 _REPORTERS = select(Contribution.account_id).where(
@@ -256,8 +266,7 @@ def checked_items(session: Session, tenant_id: int, item_id: int) -> list[Any]:
     stored = stored_suggestions(session, tenant_id, item_id)
     if not stored:
         return []
-    ids = {s.item_id for s in stored["reuse"]} | {ev.item_id for e in stored["experts"] for ev in e.evidence}
-    return _light(session, tenant_id, ids)
+    return _light(session, tenant_id, _referenced(stored))
 
 
 def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible,
@@ -279,15 +288,27 @@ def _filter_stored_experts(session: Session, tenant_id: int, stored: list[Any],
     """Precomputed experts, re-checked now: eligibility, confidence and the viewer's permissions."""
     candidates = [e for e in stored if e.account_id != viewer and eligible(e.account_id)
                   and (_confidence(e.reason) or 1.0) >= CONFIDENCE_FLOOR]
-    seen = _visible_ids(session, tenant_id, {ev.item_id for e in candidates for ev in e.evidence},
+    seen = _visible_ids(session, tenant_id, {i for e in candidates for i in _worked_on(e)},
                         visible, light)
     kept = []
     for expert in candidates:
         expert.evidence = [ev for ev in expert.evidence if ev.item_id in seen]
         # Someone known only from work this viewer cannot see stays hidden from them.
         if expert.evidence:
-            kept.append(expert)
+            kept.append(_recounted(expert, seen))
     return kept[:LIMIT]
+
+
+def _recounted(expert: Any, seen: set[int]) -> Any:
+    """The stored expert with the similar work it counts cut to what this viewer may see.
+
+    Stored, it counted every similar item ("18 similar item(s) as resolver"), hidden ones and
+    the roles had only there too. A row stored before `similar` counts its visible evidence.
+    """
+    expert.similar = [(item_id, role) for item_id, role in expert.similar if item_id in seen] \
+        or [(ev.item_id, ev.role) for ev in expert.evidence]
+    expert.reason = reason_for(expert.similar, _confidence(expert.reason))
+    return expert
 
 
 VERBS = {"resolver": "Resolved", "assignee": "Was assigned", "creator": "Wrote",

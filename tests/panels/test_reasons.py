@@ -153,3 +153,30 @@ def test_a_reason_never_names_a_linked_issue_hidden_from_the_viewer(site: Site) 
         assert f"both linked to {hidden}" in _reasons(site, key, sub="chirino")[first]
         shown = _reasons(site, key)
         assert first in shown and not any(hidden in reason for reason in shown[first]), shown
+
+
+def _counted(text: str) -> int:
+    return int(re.search(r"(\d+) similar", text).group(1))
+
+
+def test_a_stored_experts_count_is_of_the_work_the_viewer_may_see(site: Site) -> None:
+    """Stored experts were ranked on every similar item: their "N similar" counted items the
+    viewer may not see, and named roles they had only there."""
+    key = site.stored()
+    with site.db.session() as session:
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        stored = stored_suggestions(session, site.tenant.tenant_id, item.id)["experts"]
+    expert = max((e for e in stored if e.account_id != VIEWER), key=lambda e: _counted(e.reason))
+    seen = {ev.key for ev in expert.evidence}
+    assert _counted(expert.reason) > len(seen)
+    for other in set(site.keys) - seen - {key}:
+        site.host.deny(VIEWER, other)
+    CACHE.clear()
+    people = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+    shown = next(p for p in people if p["account_id"] == expert.account_id)
+    assert {ev["key"] for ev in shown["evidence"]} <= seen
+    assert _counted(shown["summary"]) <= len(seen) and _counted(shown["reason"]) <= len(seen), shown
+    roles = {ev["role"] for ev in shown["evidence"]}
+    assert set(shown["reason"].split(" as ")[1].split(";")[0].split(", ")) <= roles, shown
+    html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert f"{_counted(expert.reason)} similar" not in html
