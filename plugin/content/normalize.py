@@ -110,7 +110,9 @@ def _jira_comments(fields: dict[str, Any]) -> tuple[list[str], list[Contribution
     texts: list[str] = []
     people: list[ContributionDoc] = []
     for comment in (comments if isinstance(comments, list) else [])[-MAX_COMMENTS:]:
-        if not isinstance(comment, dict):
+        # A comment restricted to a role or group is hidden from others who may browse the issue,
+        # and Inflow checks the issue only: quoted in a snippet or credited, it would show them.
+        if not isinstance(comment, dict) or comment.get("visibility"):
             continue
         texts.append(clip(body_to_text(comment.get("body")), MAX_COMMENT_TEXT))
         author = _user(comment.get("author"))

@@ -1,12 +1,17 @@
 """Panels show why: reuse reasons and marked snippets (escaped), experts' concrete work, old rows too."""
 from __future__ import annotations
 
+import copy
+import json
 import re
+from typing import Any
 
 from sqlalchemy import select
 
+from plugin import search
+from plugin.content.normalize import jira_issue_to_doc
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
-from plugin.matching.store import get_item
+from plugin.matching.store import get_item, upsert_item
 from plugin.models.content import StoredSuggestion
 from plugin.models.social import Question
 from plugin.services.permissions import CACHE
@@ -180,3 +185,31 @@ def test_a_stored_experts_count_is_of_the_work_the_viewer_may_see(site: Site) ->
     assert set(shown["reason"].split(" as ")[1].split(";")[0].split(", ")) <= roles, shown
     html = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ").get_data(True)
     assert f"{_counted(expert.reason)} similar" not in html
+
+
+SECRET = "the staging root password is hunter2"
+
+
+def test_a_restricted_comment_is_never_quoted_or_credited(site: Site,
+                                                         activemq_issues: list[dict[str, Any]]) -> None:
+    """A Jira comment restricted to a role or group is hidden from everyone else who may browse
+    its issue: no snippet, shared word or contributor may come from it."""
+    key = site.keys[-1]
+    viewed = next(i for i in activemq_issues if i["key"] == key)
+    twin = copy.deepcopy(viewed)
+    twin["id"], twin["key"] = "99000001", "AMQ-9001"
+    fields = twin["fields"]
+    restricted = {"id": "99000002", "author": {"accountId": "hiram", "displayName": "Hiram Chirino"},
+                  "created": fields["created"], "visibility": {"type": "role", "value": "Administrators"},
+                  "body": f"{SECRET} whenever {fields['summary']}"}
+    fields["description"], fields["comment"] = "", {"comments": [restricted]}
+    fields["reporter"] = fields["creator"] = fields["assignee"] = {"accountId": "chirino"}
+    site.host.load_jira_issues([twin])
+    with site.db.session() as session:
+        upsert_item(session, site.tenant.tenant_id, jira_issue_to_doc(twin, site.tenant.base_url))
+    assert search.catch_up(site.db)
+    found = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
+    shown = next(s for s in found if s["key"] == "AMQ-9001")
+    assert "hunter2" not in json.dumps(shown) and "staging" not in shown["shared_terms"], shown
+    people = site.get("/api/content/jira/AMQ-9001/contributors").get_json()["contributors"]
+    assert people and "hiram" not in [p["account_id"] for p in people]
