@@ -223,6 +223,10 @@ def _answer_questions(
     """A new comment by the asked expert answers their open question on that item."""
     if event.event_type != "comment_created" or not found:
         return
+    # A Jira comment restricted to a role or group may be hidden from the asker: no answer to
+    # them (it is not indexed either); the question stays open and is followed up.
+    if as_object((event.payload or {}).get("comment")).get("visibility"):
+        return
     author, at = _comment_author(event.product, event.payload or {})
     if not author:
         return

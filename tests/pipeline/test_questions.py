@@ -24,7 +24,7 @@ def mentions(site: Site, key: str) -> list[str]:
     return found
 
 
-def post_comment_webhook(site: Site, key: str, author: str) -> None:
+def post_comment_webhook(site: Site, key: str, author: str, visibility: dict[str, str] | None = None) -> None:
     path = "/webhooks/jira/comment_created"
     now = utcnow()
     body = {
@@ -35,6 +35,7 @@ def post_comment_webhook(site: Site, key: str, author: str) -> None:
             "author": {"accountId": author},
             "body": "Restart it",
             "created": jira_time(now),
+            **({"visibility": visibility} if visibility else {}),
         },
         "issue": {"id": "1001", "key": key},
     }
@@ -97,3 +98,22 @@ def test_an_expert_who_opted_out_since_being_asked_is_not_reminded(sqlite_url: s
         set_preference(session, site.tenant_id, "bob", True, None)
     assert jobs.run_question_followups() == {"passed": 1}  # at once, not after another period
     assert mentions(site, "AMQ-1") == ["bob", "carol"]
+
+
+def test_an_answer_in_a_restricted_comment_leaves_the_question_open(sqlite_url: str, make_site: Any) -> None:
+    """The asker may not be in the role or group that may read it: the answer is not theirs yet."""
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    with site.db.session() as session:
+        question_id = questions.ask(session, site.tenant_id, source="jira", key="AMQ-1", project="AMQ",
+                                    asker_account_id="alice", expert_account_id="bob", expert_name="Bob",
+                                    text="Why does the broker drop messages?", client=site.client(),
+                                    next_experts=[]).id
+
+    post_comment_webhook(site, "AMQ-1", "bob", visibility={"type": "role", "value": "Developers"})
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "asked"
+
+    post_comment_webhook(site, "AMQ-1", "bob")
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "answered"
