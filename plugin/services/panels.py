@@ -120,19 +120,20 @@ def _subject(session: Session, tenant_id: int, source: str, key: str, fetch: Fet
     # One host call for the item and everything its stored suggestions name: the later checks
     # of the suggestions read the permission cache. The API takes any key: nothing about an
     # item the viewer may not see may come back.
-    light = _light(session, tenant_id, _referenced(stored), watch)
+    light = _light(session, tenant_id, _referenced(stored), watch) + _named(session, tenant_id, stored, watch)
     allowed = visible([item, *light])
     return Subject(item, stored, light=light) if any(i is item for i in allowed) else Subject(None)
 
 
-def _riding(visible: Visible, subject: Subject) -> Visible:
-    """`visible` whose first host call also checks the panel's own item (the answer is cached)."""
+def _riding(visible: Visible, subject: Subject, also: Visible | None = None) -> Visible:
+    """`visible` whose first host call also checks the panel's own item (the answer is cached),
+    and what `also` gives of the items checked."""
     if not subject.unchecked:
         return visible
     pending = [subject.item]
 
     def check(items: list[Any]) -> list[Any]:
-        extra = pending[:]
+        extra = [*pending, *(also(items) if also is not None and pending else [])]
         pending.clear()
         return [i for i in visible([*extra, *items]) if not any(i is e for e in extra)]
 
@@ -260,13 +261,44 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     return rows
 
 
+_LIGHT_KEYED = select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
+    Item.source == "jira", Item.key.in_(bindparam("keys", expanding=True)),
+    sites.of_site(Item.tenant_id, bindparam("tenant")))
+
+
+def _light_keyed(session: Session, tenant_id: int, keys: set[str],
+                 watch: Watch | None = None) -> list[Any]:
+    """`_light` of the issues with these keys, those Inflow knows (reasons name issues by key)."""
+    if not keys:
+        return []
+    rows = list(session.execute(_LIGHT_KEYED, {"keys": sorted(keys), "tenant": tenant_id}).all())
+    if watch is not None and rows:
+        watch.record(freshness.Items(tuple(sorted(row.id for row in rows))),
+                     frozenset(freshness.Items.row(*row) for row in rows))
+    return rows
+
+
+def _named(session: Session, tenant_id: int, stored: dict[str, list[Any]] | None,
+           watch: Watch | None = None) -> list[Any]:
+    """`_light` of the issues stored reuse reasons name besides the suggestions themselves.
+
+    Why: "both linked to X" names one of the viewed issue's links, which nothing else checks;
+    read here, it is asked about in the view's one host call (and warmed), not in a second.
+    """
+    if not stored:
+        return []
+    suggested = {s.key for s in stored["reuse"] if s.source == "jira"}
+    named = {k for s in stored["reuse"] for reason in s.reasons for k in named_keys(reason)}
+    return _light_keyed(session, tenant_id, named - suggested, watch)
+
+
 def checked_items(session: Session, tenant_id: int, item_id: int) -> list[Any]:
-    """What a view of the item asks the viewer's permissions on: its stored suggestions and the
-    stored experts' evidence (as `_light` reads them)."""
+    """What a view of the item asks the viewer's permissions on: its stored suggestions, the
+    stored experts' work and the issues reuse reasons name (as `_light` reads them)."""
     stored = stored_suggestions(session, tenant_id, item_id)
     if not stored:
         return []
-    return _light(session, tenant_id, _referenced(stored))
+    return _light(session, tenant_id, _referenced(stored)) + _named(session, tenant_id, stored)
 
 
 def _visible_ids(session: Session, tenant_id: int, ids: set[int], visible: Visible,
@@ -379,10 +411,12 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
     subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True,
                        watch=watch)
     found = _reuse_candidates(session, tenant_id, subject,
-                              _learned_from(settings, _riding(visible, subject)), watch)
+                              _learned_from(settings, _riding(visible, subject,
+                                                              _both_linked(session, tenant_id, subject, watch))),
+                              watch)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
-    found = _naming_visible(session, tenant_id, found, visible, watch)
+    found = _naming_visible(session, tenant_id, found, visible, watch, subject.light)
     verdicts = feedback.verdicts_by(session, tenant_id, source, key, viewer)
     items = [{**_plain(s), "verdict": verdicts.get(s.item_id)} for s in found]
     if record:
@@ -422,24 +456,38 @@ def _reuse_candidates(session: Session, tenant_id: int, subject: Subject,
     return [s for s in stored["reuse"] if s.item_id in seen][:LIMIT]
 
 
-_KEYED = select(Item.id).where(Item.source == "jira", Item.key.in_(bindparam("keys", expanding=True)),
-                               sites.of_site(Item.tenant_id, bindparam("tenant")))
+def _both_linked(session: Session, tenant_id: int, subject: Subject, watch: Watch | None = None) -> Visible:
+    """`_light` of the issues both the viewed item and one of the candidates link to.
+
+    Why: their reason ("both linked to X") names them; read with the candidates, they ride on
+    the candidates' host call instead of a call of their own once the reasons are written.
+    """
+    links = set(getattr(subject.item, "links", None) or [])
+
+    def linked(items: list[Any]) -> list[Any]:
+        both = {k for item in items for k in getattr(item, "links", None) or [] if k in links}
+        return _light_keyed(session, tenant_id, both, watch)
+
+    return linked
 
 
 def _naming_visible(session: Session, tenant_id: int, found: list[Any], visible: Visible,
-                    watch: Watch | None = None) -> list[Any]:
+                    watch: Watch | None = None, light: list[Any] | None = None) -> list[Any]:
     """The suggestions without their reasons that name an item this viewer may not see.
 
     A link reason names issues ("both linked to AMQ-7"): the viewed issue's links, which no
     check covers, or other suggestions when it was stored, written for no viewer in particular.
-    An issue Inflow does not know cannot be checked: its reason goes too.
+    An issue Inflow does not know cannot be checked: its reason goes too. `light`: the rows
+    the subject's check read (stored suggestions and the issues their reasons name).
     """
     named = {k for s in found for reason in s.reasons for k in named_keys(reason)}
     if not named:
         return found
     allowed = {s.key for s in found if s.source == "jira"}  # shown: checked already
-    ids = set(session.scalars(_KEYED, {"keys": sorted(named - allowed), "tenant": tenant_id}))
-    allowed |= {row.key for row in visible(_light(session, tenant_id, ids, watch))}
+    # Rows the subject's check read: their answers are cached; only others are read and asked.
+    read = {row.key: row for row in light or [] if row.source == "jira" and row.key in named - allowed}
+    rows = [*read.values(), *_light_keyed(session, tenant_id, named - allowed - set(read), watch)]
+    allowed |= {row.key for row in visible(rows)}
     out = []
     for s in found:
         kept = [r for r in s.reasons if set(named_keys(r)) <= allowed]

@@ -14,6 +14,7 @@ from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.store import get_item, upsert_item
 from plugin.models.content import StoredSuggestion
 from plugin.models.social import Question
+from plugin.services import panels
 from plugin.services.permissions import CACHE
 from tests.panels.conftest import VIEWER, Site
 from tests.panels.test_pages import hostile  # noqa: F401
@@ -213,3 +214,24 @@ def test_a_restricted_comment_is_never_quoted_or_credited(site: Site,
     assert "hunter2" not in json.dumps(shown) and "staging" not in shown["shared_terms"], shown
     people = site.get("/api/content/jira/AMQ-9001/contributors").get_json()["contributors"]
     assert people and "hiram" not in [p["account_id"] for p in people]
+
+
+CHECKS = "/rest/api/3/permissions/check"
+
+
+def test_a_reason_naming_a_linked_issue_costs_no_second_host_call(site: Site) -> None:
+    """The issue "both linked to X" names is checked with the item and its suggestions, in the
+    one bulk call of the view (and so warmed with them), not in a call of its own after it."""
+    key, linked = site.keys[-1], site.keys[0]
+    first = next(iter(_reasons(site, key)))
+    _link(site, first, linked)
+    _link(site, key, linked)
+    for stored in (False, True):
+        if stored:
+            site.stored()
+        before = len(site.host.calls_to(CHECKS, "POST"))
+        assert f"both linked to {linked}" in _reasons(site, key)[first]
+        assert len(site.host.calls_to(CHECKS, "POST")) - before == 1, stored
+    with site.db.session() as session:  # what the worker warms for the item's viewers
+        item = get_item(session, site.tenant.tenant_id, "jira", key)
+        assert linked in {row.key for row in panels.checked_items(session, site.tenant.tenant_id, item.id)}
