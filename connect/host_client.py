@@ -19,6 +19,7 @@ reuses an open (TLS) connection to the site instead of opening its own.
 """
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import os
@@ -287,6 +288,16 @@ class HostClient:
         auth = AppJWTAuth(app_key, tenant.shared_secret, site)
         session = HostSession(auth=auth, timeout=timeout, max_wait=max_wait, site=site)
         return cls(tenant, app_key, session, auth_server=auth_server)
+
+    def sibling(self) -> HostClient:
+        """This client with an HTTP session of its own, for another thread (a requests session
+        is not safe to share); its connections come from the same pool."""
+        ours = self.session
+        twin = copy.copy(self)
+        twin.session = HostSession(timeout=ours.timeout, max_attempts=ours.max_attempts,
+                                   max_wait=ours.max_wait, site=ours.site)
+        twin.session.auth, twin.session.headers = ours.auth, ours.headers.copy()
+        return twin
 
     def as_user(self, account_id: str) -> HostClient:
         """A client whose calls run as that user (OAuth 2.0 JWT bearer grant, ACT_AS_USER)."""

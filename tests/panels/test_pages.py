@@ -381,3 +381,25 @@ def test_kudos_on_an_issue_by_its_id_and_by_its_key_are_for_one_issue(site: Site
     assert site.post("/api/kudos", {**body, "key": "99777"}, sub="someone-else").status_code == 201
     again = site.post("/api/kudos", {**body, "key": "AMQ-9777"}, sub="someone-else")
     assert again.status_code == 429  # the same issue, already thanked today
+
+
+def test_page_permissions_are_asked_several_at_a_time(wiki: Site) -> None:
+    """Confluence checks one page per call: the checks of a view run side by side, same answers."""
+    from connect.host_client import HostClient
+    from connect.models import Tenant
+    from plugin.services.permissions import TTLCache, answers_to
+
+    with wiki.db.session() as session:
+        tenant = session.get(Tenant, wiki.tenant.tenant_id)
+        session.expunge(tenant)
+    client = HostClient.for_tenant(tenant, wiki.host.app_key)
+    refs = {("confluence", key) for key in wiki.keys[:6]}
+    wiki.host.deny(VIEWER, sorted(refs)[0][1])  # one page this viewer may not read
+    one_by_one = {ref: ok for ref in sorted(refs)
+                  for ok in answers_to(client, tenant.id, VIEWER, cache=TTLCache())({ref}).values()}
+    assert sorted(one_by_one.values()) == [False] + [True] * 5
+    wiki.host.latency = 0.5
+    start = len(wiki.host.calls)
+    assert answers_to(client, tenant.id, VIEWER, cache=TTLCache())(refs) == one_by_one
+    arrived = [c.at for c in wiki.host.calls[start:] if c.path.endswith("/permission/check")]
+    assert len(arrived) == 6 and max(arrived) - min(arrived) < 0.5  # all asked before one was answered
