@@ -127,18 +127,17 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
     person.display_name = profile.get("displayName") or None
     if isinstance(profile.get("active"), bool):  # Jira's user says; a deactivated one is not suggested
         person.active = profile["active"]
-    person.avatar_url = _avatar(client, profile)
+    person.avatar_url = _avatar(client, profile, tenant.display_url)
 
 
-def _avatar(client: Any, profile: dict[str, Any]) -> str | None:
+def _avatar(client: Any, profile: dict[str, Any], site: str | None) -> str | None:
     """The profile's avatar as panels show it (Jira's 48 px one, Confluence's picture), if any.
 
     Why not keep the stored one when none is given: the host reports the account because its
     personal data changed, and a profile gone or hidden must not leave its old picture behind.
     """
     jira = (profile.get("avatarUrls") or {}).get("48x48")
-    path = (profile.get("profilePicture") or {}).get("path")
-    found = jira or (client.url(path) if path else None)
+    found = jira or people.picture_url(client, (profile.get("profilePicture") or {}).get("path"), site)
     return str(found)[:2000] if found else None
 
 

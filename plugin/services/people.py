@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -54,26 +55,41 @@ def _jira_people(client: Requester, accounts: list[str]) -> dict[str, Profile]:
             for u in _jira_users(client, accounts)}
 
 
-def _confluence_people(client: Any, accounts: list[str]) -> dict[str, Profile]:
+def picture_url(client: Any, path: Any, site: str | None) -> str | None:
+    """A Confluence profile picture's URL that a browser can load: on the site people open.
+
+    `site`: that site's URL when known. Without it the client's own URL serves, unless it is
+    Atlassian's API gateway (a Forge client's), whose URLs need the app's token: then none.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    if site:
+        return f"{site.rstrip('/').removesuffix('/wiki')}{path}"
+    found = str(client.url(path))
+    return None if urlsplit(found).hostname == "api.atlassian.com" else found
+
+
+def _confluence_people(client: Any, accounts: list[str], site: str | None) -> dict[str, Profile]:
     data = client.request("GET", "/wiki/rest/api/user/bulk",
                           params={"accountId": accounts, "limit": len(accounts)}).json()
     found: dict[str, Profile] = {}
     for user in data.get("results") or []:
-        path = (user.get("profilePicture") or {}).get("path")
         if user.get("accountId"):
             found[user["accountId"]] = (user.get("displayName") or user.get("publicName"),
-                                        client.url(path) if path else None)
+                                        picture_url(client, (user.get("profilePicture") or {}).get("path"), site))
     return found
 
 
-def host_lookup(client: Any, product: str) -> Lookup:
-    """Bulk name lookup on the tenant's site: Jira `/rest/api/3/user/bulk`, Confluence v1 bulk."""
-    fetch = _confluence_people if product == "confluence" else _jira_people
+def host_lookup(client: Any, product: str, site: str | None = None) -> Lookup:
+    """Bulk name lookup on the tenant's site: Jira `/rest/api/3/user/bulk`, Confluence v1 bulk.
 
+    `site`: the URL people open the site at (Confluence pictures are linked there).
+    """
     def lookup(accounts: list[str]) -> dict[str, Profile]:
         found: dict[str, Profile] = {}
         for chunk in _chunks(sorted(accounts), BATCH):
-            found.update(fetch(client, chunk))
+            found.update(_confluence_people(client, chunk, site) if product == "confluence"
+                         else _jira_people(client, chunk))
         return found
 
     return lookup

@@ -40,7 +40,7 @@ def people(session: Session) -> People:
         if hasattr(client, "session") and hasattr(client.session, "max_attempts"):
             client.session.max_attempts = 1  # a rate-limited host shows "Unknown user", no wait
         g.inflow_names_host = client
-    return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type),
+    return People(session, g.tenant.id, host_lookup(g.inflow_names_host, g.tenant.product_type, g.tenant.display_url),
                   watch=g.get("inflow_watch"))
 
 

@@ -103,3 +103,26 @@ def test_an_expert_without_a_name_is_asked_without_naming_them(site: Site) -> No
     texts = re.findall(r'<textarea[^>]*name="text"[^>]*>([^<]*)</textarea>', html)
     assert UNKNOWN in html and texts and all(t.startswith("You worked on similar issues") for t in texts)
     assert not any(UNKNOWN in t for t in texts)
+
+
+def test_confluence_pictures_link_to_the_site_people_open(site: Site) -> None:
+    """Never to Atlassian's API gateway, which Forge calls go through and browsers cannot load."""
+    from connect.forge import ForgeHostClient, ForgeInvocation
+    from connect.models import Tenant
+    from plugin.services.people import picture_url
+
+    wiki = install_wiki(site, names=False)
+    with wiki.db.session() as session:
+        session.execute(update(Tenant).where(Tenant.id == wiki.tenant.tenant_id)
+                        .values(display_url="https://people.example/wiki"))
+    page = _page_with_contributors(wiki)
+    people = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"]
+    assert people and all(p["avatar_url"].startswith("https://people.example/wiki/aa-avatar/") for p in people)
+
+    gateway = ForgeHostClient.for_invocation(ForgeInvocation(
+        claims={}, app_id="app", installation_id="i-1", cloud_id="c-1", product="confluence",
+        api_base_url="https://api.atlassian.com/ex/confluence/c-1", site_url=None, principal=None,
+        system_token="token"), "io.inflow.app")
+    assert picture_url(gateway, "/wiki/aa-avatar/1", None) is None
+    assert picture_url(gateway, "/wiki/aa-avatar/1", "https://people.example") == \
+        "https://people.example/wiki/aa-avatar/1"
