@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -240,7 +240,8 @@ def _expert_candidates(session: Session, tenant_id: int, subject: Subject, topic
                            eligible=eligible)
 
 
-_LIGHT = select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
+_LIGHT_COLUMNS = (Item.id, Item.source, Item.key, Item.external_id, Item.space)
+_LIGHT = select(*_LIGHT_COLUMNS).where(
     Item.id.in_(bindparam("ids", expanding=True)), sites.of_site(Item.tenant_id + 0, bindparam("tenant")))
 
 
@@ -255,13 +256,18 @@ def _light(session: Session, tenant_id: int, ids: set[int],
     # Scoped by site: a stored suggestion may be the other product's item (one site, both
     # products, one site key in the index); `visible` checks each with its own product.
     rows = list(session.execute(_LIGHT, {"ids": sorted(ids), "tenant": tenant_id}).all())
+    return _watched(rows, ids, watch)
+
+
+def _watched(rows: list[Any], ids: Iterable[int], watch: Watch | None) -> list[Any]:
+    """The rows a permission check read of these items, recorded for the view's freshness."""
     if watch is not None:
         watch.record(freshness.Items(tuple(sorted(ids))),
                      frozenset(freshness.Items.row(*row) for row in rows))
     return rows
 
 
-_LIGHT_KEYED = select(Item.id, Item.source, Item.key, Item.external_id, Item.space).where(
+_LIGHT_KEYED = select(*_LIGHT_COLUMNS).where(
     Item.source == "jira", Item.key.in_(bindparam("keys", expanding=True)),
     sites.of_site(Item.tenant_id, bindparam("tenant")))
 
@@ -272,10 +278,7 @@ def _light_keyed(session: Session, tenant_id: int, keys: set[str],
     if not keys:
         return []
     rows = list(session.execute(_LIGHT_KEYED, {"keys": sorted(keys), "tenant": tenant_id}).all())
-    if watch is not None and rows:
-        watch.record(freshness.Items(tuple(sorted(row.id for row in rows))),
-                     frozenset(freshness.Items.row(*row) for row in rows))
-    return rows
+    return _watched(rows, [row.id for row in rows], watch if rows else None)
 
 
 def _named(session: Session, tenant_id: int, stored: dict[str, list[Any]] | None,
