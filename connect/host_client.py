@@ -23,10 +23,13 @@ import copy
 import email.utils
 import json
 import os
+import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -257,6 +260,43 @@ def _site_url(base_url: str, path: str) -> str:
     if base_path and (path == base_path or path.startswith(base_path + "/")):
         return base[: len(base) - len(base_path)] + path
     return base + path
+
+
+Client = TypeVar("Client")
+Work = TypeVar("Work")
+Answer = TypeVar("Answer")
+
+
+def side_by_side(work: Sequence[Work], call: Callable[[Client, Work], Answer], first: Client,
+                 another: Callable[[], Client], bound: int, name: str) -> list[Answer]:
+    """`call(client, each)` for each of `work`, up to `bound` at a time: the answers, in order.
+
+    Each thread has a client of its own, `first` or one of `another()`: a requests session is not
+    safe to share. The first failure is raised, and the calls not started by then are not made.
+    """
+    workers = min(bound, len(work))
+    if workers <= 1:
+        return [call(first, each) for each in work]
+    idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+    idle.put(first)
+    for _ in range(workers - 1):
+        idle.put(another())
+
+    def run(each: Work) -> Answer:
+        client = idle.get()
+        try:
+            return call(client, each)
+        finally:
+            idle.put(client)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+        futures = [pool.submit(run, each) for each in work]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 class HostClient:

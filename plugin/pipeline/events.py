@@ -22,9 +22,7 @@ Design (why duplicates and reordering give the in-order result):
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
+from connect.host_client import side_by_side
 from connect.models import Tenant, WebhookEvent
 from connect.webhooks import as_object
 from plugin.content.model import ItemDoc
@@ -142,37 +141,18 @@ def _reread(tenant: Tenant, reads: list[Read], client_for: ClientFactory,
     calls += [[read] for read in reads if read[0] != "jira"]
     if not calls:
         return {}
-    workers = min(REREADS, len(calls))
-    clients: queue.SimpleQueue[fetch.Requester] = queue.SimpleQueue()
-    for _ in range(workers):
-        clients.put(client_for(tenant))
     spaces: dict[str, str] = {}  # Confluence space keys, shared by the batch's page reads
 
-    def call(items: list[Read]) -> dict[Read, ItemDoc | None]:
-        client = clients.get()
-        try:
-            if items[0][0] == "jira":
-                found = fetch.jira_issues(client, [ref for _, _, ref in items], site)
-                return {item: found[item[2]] for item in items}
-            _, kind, ref = items[0]
-            return {items[0]: fetch.confluence_item(client, kind, ref, site, spaces)}
-        finally:
-            clients.put(client)
+    def call(client: fetch.Requester, items: list[Read]) -> dict[Read, ItemDoc | None]:
+        if items[0][0] == "jira":
+            found = fetch.jira_issues(client, [ref for _, _, ref in items], site)
+            return {item: found[item[2]] for item in items}
+        _, kind, ref = items[0]
+        return {items[0]: fetch.confluence_item(client, kind, ref, site, spaces)}
 
     read: dict[Read, ItemDoc | None] = {}
-    if workers == 1:
-        for items in calls:
-            read.update(call(items))
-        return read
-    with ThreadPoolExecutor(workers, thread_name_prefix="inflow-reread") as pool:
-        futures = [pool.submit(call, items) for items in calls]
-        try:
-            for future in futures:
-                read.update(future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()  # the batch fails as a whole: do not start the rest
-            raise
+    for answer in side_by_side(calls, call, client_for(tenant), lambda: client_for(tenant), REREADS, "inflow-reread"):
+        read.update(answer)
     return read
 
 

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import requests
 from redis import Redis
 from redis.exceptions import RedisError
 
-from connect.host_client import HostError, segment
+from connect.host_client import HostError, segment, side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -253,23 +251,9 @@ def _confluence_each(client: Requester, account_id: str, pages: list[str]) -> di
     twenty pages waited twenty round trips. A failed check fails the whole answer, as before.
     """
     sibling = getattr(client, "sibling", None)
-    if len(pages) == 1 or sibling is None:
-        return {("confluence", ref): _confluence_readable(client, account_id, ref) for ref in pages}
-    idle: queue.SimpleQueue[Requester] = queue.SimpleQueue()
-    idle.put(client)
-    workers = min(PAGE_CHECKS, len(pages))
-    for _ in range(workers - 1):
-        idle.put(sibling())
-
-    def check(ref: str) -> bool:
-        own = idle.get()
-        try:
-            return _confluence_readable(own, account_id, ref)
-        finally:
-            idle.put(own)
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="inflow-page-check") as pool:
-        return {("confluence", ref): ok for ref, ok in zip(pages, pool.map(check, pages), strict=True)}
+    answers = side_by_side(pages, lambda own, ref: _confluence_readable(own, account_id, ref), client,
+                           sibling or (lambda: client), PAGE_CHECKS if sibling else 1, "inflow-page-check")
+    return {("confluence", ref): ok for ref, ok in zip(pages, answers, strict=True)}
 
 
 class Expiry(Protocol):
