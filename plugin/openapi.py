@@ -44,6 +44,9 @@ class ErrorSchema(Schema):
     error = fields.String(required=True)
     message = fields.String(required=True)
     errors = fields.Dict(keys=fields.String())
+    # Why: a `host_rejected` 422 passes on what the site said was wrong (docs/reference.md).
+    host_messages = fields.List(fields.String(), metadata={
+        "description": "host_rejected: what the product said about the request"})
 
 
 class _Open(Schema):

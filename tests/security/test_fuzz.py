@@ -227,3 +227,17 @@ def test_a_space_key_longer_than_any_space_is_not_recorded(fuzz_site: tuple[Any,
 
     assert project_of("confluence", "123", "P" * 256) is None
     assert project_of("confluence", "123", "TSC") == "TSC"
+
+
+def test_an_answer_the_host_rejected_matches_the_documented_error_shape(
+        fuzz_site: tuple[Any, TenantAuth], fake_host: FakeHost) -> None:
+    """`host_rejected` carries what the site said (docs/reference.md): the error shape allows it."""
+    app, auth = fuzz_site
+    key = data.jira_dataset("apache-activemq")[0]["key"]
+    fake_host.inject(f"/rest/api/3/issue/{key}/comment", 400)  # a comment Jira will not take
+    response = app.test_client().post(
+        "/api/questions", headers=auth.context_headers(sub=VIEWER),
+        json={"source": "jira", "key": key, "expert_account_id": "chirino", "text": "Could you help?"})
+    assert response.status_code == 422 and response.get_json()["host_messages"], response.get_json()
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    schema["/api/questions"]["POST"].validate_response(response)
