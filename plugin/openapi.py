@@ -215,6 +215,11 @@ class Operation:
     repeat: int | None = None  # the status of the same request again (the first one's answer)
 
 
+# Refused before any view runs (connect/headers.py), so every route may answer them: a NUL in
+# the address (400) and a body over MAX_CONTENT_LENGTH, read or not (413).
+EVERY_ROUTE = (400, 413)
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/content/<source>/<key>/<panel>", "get"):
         Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema,
@@ -228,7 +233,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                   (401, 403, 404, 409)),
     ("/api/feedback", "post"):
         Operation("Helped / Not relevant on a suggestion", 200, FeedbackGivenSchema,
-                  FeedbackSchema, (400, 401, 403, 404, 413, 422)),
+                  FeedbackSchema, (400, 401, 403, 404, 409, 413, 422)),
     ("/api/links", "post"):
         Operation("Link the issue to a suggested one (as the viewer)", 201, LinkCreatedSchema,
                   LinkSchema, (400, 401, 403, 404, 413, 422)),
@@ -242,7 +247,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         Operation("A project's settings (project admins)", 200, StoredSettingsSchema),
     ("/api/admin/projects/<project_key>/settings", "post"):
         Operation("Change a project's settings; fields left out keep their values (project admins)",
-                  200, StoredSettingsSchema, ProjectSettingsSchema, (400, 401, 403, 404, 413, 422)),
+                  200, StoredSettingsSchema, ProjectSettingsSchema,
+                  (400, 401, 403, 404, 409, 413, 422)),
     ("/api/admin/projects/<project_key>/people", "get"):
         Operation("The people of a project's settings by display name (project admins)", 200,
                   TypedPeopleSchema),
@@ -253,15 +259,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                   query=("projectKey",)),
     ("/api/admin/backfill", "post"):
         Operation("Backfill now (admins of ?projectKey=)", 202, None, BackfillSchema,
-                  (400, 401, 403, 404, 413, 422), query=("projectKey",)),
+                  (400, 401, 403, 404, 409, 413, 422), query=("projectKey",)),
     ("/api/me", "get"): Operation("What Inflow knows about the viewer", 200, MeSchema),
     ("/api/me/preferences", "post"):
         Operation("Opt out or pause", 200, PreferencesStateSchema, PreferencesSchema,
-                  (400, 401, 403, 413, 422)),
+                  (400, 401, 403, 409, 413, 422)),
     ("/api/me/export", "get"): Operation("Everything stored about the viewer", 200),
     ("/api/me/erase", "post"):
         Operation("Erase the viewer's data", 200, ErasedSchema, EraseSchema,
-                  (400, 401, 403, 413, 422)),
+                  (400, 401, 403, 409, 413, 422)),
 }
 
 PARAMETERS: dict[str, dict[str, Any]] = {
@@ -306,7 +312,7 @@ def _operation(rule: str, method: str) -> dict[str, Any]:
     responses = {str(op.status): _response("Success", op.response)}
     if op.repeat is not None:
         responses[str(op.repeat)] = _response("Done already: the same answer", op.response)
-    for status in op.errors:
+    for status in sorted({*op.errors, *EVERY_ROUTE}):
         responses[str(status)] = _response("Refused or invalid", ErrorSchema)
     result: dict[str, Any] = {"summary": op.summary, "security": SECURITY,
                               "parameters": _parameters(rule, op.query), "responses": responses}

@@ -241,3 +241,50 @@ def test_an_answer_the_host_rejected_matches_the_documented_error_shape(
     assert response.status_code == 422 and response.get_json()["host_messages"], response.get_json()
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     schema["/api/questions"]["POST"].validate_response(response)
+
+
+def _documented(app: Any) -> dict[tuple[str, str], set[int]]:
+    """Each operation's documented statuses, by (path, method)."""
+    paths = app.test_client().get("/api/openapi.json").get_json()["paths"]
+    return {(path, method.upper()): {int(status) for status in op["responses"]}
+            for path, ops in paths.items() for method, op in ops.items()}
+
+
+def test_every_route_documents_the_refusals_any_request_can_meet(
+        fuzz_site: tuple[Any, TenantAuth]) -> None:
+    """A NUL in the address (400) and a body over 1 MiB (413) are refused on every route."""
+    app, auth = fuzz_site
+    client = app.test_client()
+    samples = {"{source}": "jira", "{key}": "AMQ-1", "{panel}": "experts", "{project_key}": "AMQ",
+               "{question_id}": "1"}
+    undocumented = []
+    for (path, method), statuses in _documented(app).items():
+        url = path
+        for name, value in samples.items():
+            url = url.replace(name, value)
+        for query, body, status in (("x=%00", None, 400), ("projectKey=AMQ", "x" * ((1 << 20) + 1), 413)):
+            response = client.open(f"{url}?{query}", method=method, data=body,
+                                   headers=auth.context_headers(sub=VIEWER))
+            assert response.status_code == status, (method, url, response.status_code)
+            if status not in statuses:
+                undocumented.append(f"{method} {path}: {status}")
+    assert not undocumented
+
+
+def test_a_preference_that_loses_a_race_answers_a_documented_409(
+        fuzz_site: tuple[Any, TenantAuth], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saving a new row another request just inserted is a 409 (docs/reference.md): described."""
+    from plugin.services import settings
+
+    app, auth = fuzz_site
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    body = {"opted_out": True}
+    assert client.post("/api/me/preferences", json=body,
+                       headers=auth.context_headers(sub=VIEWER)).status_code == 200
+    monkeypatch.setattr(settings, "own_preference", lambda *_: None)  # as if not yet stored
+    lost = client.post("/api/me/preferences", json=body, headers=auth.context_headers(sub=VIEWER))
+    assert lost.status_code == 409
+    assert 409 in _documented(app)[("/api/me/preferences", "POST")]
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    schema["/api/me/preferences"]["POST"].validate_response(lost)
