@@ -70,6 +70,15 @@ def _seen(allowed: list[Any], item: Item | ItemDoc) -> bool:
     return any(i is item for i in allowed)
 
 
+def _viewable(session: Any, source: str, key: str) -> Item | ItemDoc:
+    """The item a request is about, if real and the viewer may see it; else 422 on `key`."""
+    found = _on_site(session, source, key)
+    # The site reads items as the app: one hidden from the viewer answers as a missing one.
+    if not _seen(_visible(found), found):
+        raise Refused(422, NO_SUCH_ITEM, "key")
+    return found
+
+
 def _next_experts(session: Any, tenant_id: int, source: str, key: str, project: str | None,
                   expert: str) -> list[str]:
     """Who to pass the question to if the expert does not answer: the other suggestions."""
@@ -205,10 +214,7 @@ def give_kudos() -> Any:
     with get_db().session() as session:
         if not is_known(session, g.tenant.id, body["to_account_id"]):
             raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
-        found = _on_site(session, body["source"], body["key"])
-        # The site reads items as the app: one hidden from the giver answers as a missing one.
-        if not _seen(_visible(found), found):
-            raise Refused(422, NO_SUCH_ITEM, "key")
+        found = _viewable(session, body["source"], body["key"])
         space, key = found.space, found.key  # the item's own key: an id or other spelling is one item
         kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=key,
                                   space=space, giver=giver, receiver=body["to_account_id"],
@@ -219,11 +225,12 @@ def give_kudos() -> Any:
 @bp.post("/events")
 @require_jwt(context=True)
 def panel_event() -> Any:
-    """Record a click on a suggestion (adoption metrics)."""
+    """Record a click on a suggestion (adoption metrics) in a real item the viewer may see."""
     body = load(PanelEventSchema())
     _same_product(body["source"])
     with get_db().session() as session:
+        # Clicks count on the project's board: a made-up key would add them to any project.
+        key = _viewable(session, body["source"], body["key"]).key
         adoption.record(session, g.tenant.id, body["panel"], body["kind"], body["source"],
-                        body["key"], project_of(body["source"], body["key"]), g.account_id,
-                        target=body["target"])
+                        key, project_of(body["source"], key), g.account_id, target=body["target"])
     return "", 204

@@ -317,6 +317,19 @@ def test_click_events_are_recorded_for_adoption(site: Site) -> None:
                                      "kind": "shown"}).status_code == 422
 
 
+def test_clicks_count_only_on_real_items_the_viewer_may_see(site: Site) -> None:
+    """A made-up key (or one hidden from the viewer) added reuse clicks to any project's board."""
+    hidden = site.keys[-2]
+    site.host.deny(ASKER, hidden)
+    for key in ("AMQ-999999", "ZZZ-1", hidden):
+        response = site.post("/api/events", {"source": "jira", "key": key, "panel": "reuse",
+                                             "kind": "clicked", "target": site.keys[0]}, sub=ASKER)
+        assert response.status_code == 422 and "key" in response.get_json()["errors"], key
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(PanelEvent).where(
+            PanelEvent.kind == "clicked")) == 0
+
+
 @pytest.mark.parametrize("path", ["/api/questions", "/api/questions/1/accept", "/api/feedback",
                                   "/api/links", "/api/kudos", "/api/events", "/api/me/preferences",
                                   "/api/me/erase", "/api/admin/projects/AMQ/settings"])
