@@ -58,16 +58,32 @@ def cleaned(value: Any) -> Any:
     For what a host signed: its text is the site's content (a log pasted with a NUL in it), to be
     kept as well as it can be stored rather than refused.
     """
-    if isinstance(value, str):
-        text = value.replace("\x00", "")
-        if storable(text):
-            return text
-        # Through UTF-16, where a lone surrogate is one undecodable unit: decoding replaces it.
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, dict):
-        return {cleaned(k): cleaned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [cleaned(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    # Without recursion, as `all_storable`: JSON nests deeper than Python recurses (a body nested
+    # 500 deep, which json reads, holding a NUL was a RecursionError here: a 500 for the host).
+    root = [value]
+    pending: list[tuple[Any, Any]] = [(root, 0)]  # (container, index or key) of a value to clean
+    while pending:
+        holder, slot = pending.pop()
+        item = holder[slot]
+        if isinstance(item, str):
+            holder[slot] = _cleaned_text(item)
+        elif isinstance(item, dict):
+            entries = {_cleaned_text(k) if isinstance(k, str) else k: v for k, v in item.items()}
+            holder[slot] = entries
+            pending.extend((entries, k) for k in entries)
+        elif isinstance(item, list):
+            values = list(item)
+            holder[slot] = values
+            pending.extend((values, i) for i in range(len(values)))
+        elif isinstance(item, float) and not math.isfinite(item):
+            holder[slot] = None
+    return root[0]
+
+
+def _cleaned_text(value: str) -> str:
+    """The text without NUL, a lone surrogate as U+FFFD."""
+    text = value.replace("\x00", "")
+    if storable(text):
+        return text
+    # Through UTF-16, where a lone surrogate is one undecodable unit: decoding replaces it.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

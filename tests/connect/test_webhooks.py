@@ -313,3 +313,33 @@ def test_concurrent_duplicate_deliveries_store_one_row_on_each_backend(database_
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(WebhookEvent)) == 1
     db.dispose()
+
+
+def test_text_no_database_stores_is_kept_however_deep_the_body_nests(
+        client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
+    """A NUL 600 lists deep (json reads it; ADF nests as deep) made the cleaning recurse: a 500."""
+    depth = 600
+    body = ('{"webhookEvent": "jira:issue_updated", "issue": {"key": "A-1", "fields": '
+            '{"description": ' + "[" * depth + '"log \\u0000 end"' + "]" * depth + "}}}")
+    response = deliver(client, tenant, "/webhooks/jira/issue_updated", body)
+    assert response.status_code == 202, response.status_code
+    [event] = events(db)
+    value = event.payload["issue"]["fields"]["description"]
+    for _ in range(depth):
+        [value] = value
+    assert value == "log  end"
+
+
+def test_cleaning_takes_any_depth_and_leaves_what_it_was_given() -> None:
+    from connect.strings import cleaned
+
+    deep: Any = ["a\x00b", {"k\x00": 1e400}]
+    for _ in range(10_000):
+        deep = [deep]
+    value = cleaned(deep)
+    for _ in range(10_000):
+        [value] = value
+    assert value == ["ab", {"k": None}]
+    given = {"x": ["\ud800", 1, True, None]}
+    assert cleaned(given) == {"x": ["\ufffd", 1, True, None]}
+    assert given == {"x": ["\ud800", 1, True, None]}
