@@ -140,6 +140,24 @@ def database_unavailable(exc: Exception) -> Response:
     return response
 
 
+# Why: json reads what nests up to about 930 levels from where a view reads it, but storing or
+# answering it serialises it again from deeper in the stack, where a body just under json's limit
+# ran out of recursion (a 500). ADF and every other body the products send nest far less.
+MAX_NESTING = 512
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value has arrays or objects nested more than `limit` deep."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:  # without recursion: the value may nest deeper than Python recurses
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -170,6 +188,9 @@ def read_json_object(clean: bool = False) -> dict[str, Any]:
         abort(400, description="Request body is not valid JSON")
     if not isinstance(body, dict):
         abort(400, description="Request body must be a JSON object")
+    # Counting brackets first: only a body with that many can nest that deep (the walk is dearer).
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nests_deeper(body, MAX_NESTING):
+        abort(400, description=f"Request body nests deeper than {MAX_NESTING} levels")
     if not all_storable(body):
         if clean:
             return cleaned(body)

@@ -317,8 +317,8 @@ def test_concurrent_duplicate_deliveries_store_one_row_on_each_backend(database_
 
 def test_text_no_database_stores_is_kept_however_deep_the_body_nests(
         client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
-    """A NUL 600 lists deep (json reads it; ADF nests as deep) made the cleaning recurse: a 500."""
-    depth = 600
+    """A NUL 500 lists deep (json reads it; ADF nests as deep) made the cleaning recurse: a 500."""
+    depth = 500
     body = ('{"webhookEvent": "jira:issue_updated", "issue": {"key": "A-1", "fields": '
             '{"description": ' + "[" * depth + '"log \\u0000 end"' + "]" * depth + "}}}")
     response = deliver(client, tenant, "/webhooks/jira/issue_updated", body)
@@ -343,3 +343,21 @@ def test_cleaning_takes_any_depth_and_leaves_what_it_was_given() -> None:
     given = {"x": ["\ud800", 1, True, None]}
     assert cleaned(given) == {"x": ["\ufffd", 1, True, None]}
     assert given == {"x": ["\ud800", 1, True, None]}
+
+
+def test_a_body_nested_past_the_limit_is_a_400_wherever_json_still_reads_it(
+        client: FlaskClient, db: Database, tenant: TenantAuth) -> None:
+    """Just under json's own limit a body was read, then could not be stored: a 500."""
+    from connect.headers import MAX_NESTING
+
+    stored = 0
+    for depth in range(MAX_NESTING - 6, 1000, 3):  # the lists sit 3 objects deep
+        body = ('{"webhookEvent": "jira:issue_updated", "issue": {"key": "A-1", "fields": {"x": '
+                + "[" * depth + "1" + "]" * depth + "}}}")
+        response = deliver(client, tenant, "/webhooks/jira/issue_updated", body,
+                           headers={"X-Atlassian-Webhook-Identifier": f"deep-{depth}"})
+        expected = 202 if depth + 3 <= MAX_NESTING else 400
+        assert response.status_code == expected, (depth, response.status_code)
+        assert response.get_json()["error" if expected == 400 else "stored"]
+        stored += expected == 202
+    assert len(events(db)) == stored == 2  # 506 and 509 lists deep
