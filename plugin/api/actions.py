@@ -93,13 +93,17 @@ def ask_question() -> Any:
     """Post the question as the viewer's comment mentioning the expert, and track it."""
     body = load(QuestionSchema())
     asker = _viewer()
-    _same_product(body["source"])
-    project = project_of(body["source"], body["key"])
+    source = body["source"]
+    _same_product(source)
     with get_db().session() as session:
         tenant_id = g.tenant.id
         expert = body["expert_account_id"]
+        # The item under its own key: asked by an issue's id, the question had no project, so
+        # the project's people rules let anyone be asked, and its panel never listed it.
+        key = _viewable(session, source, body["key"]).key
+        project = project_of(source, key)
         # The same question asked again while open (a double click) is the one already asked.
-        asked = questions.open_question(session, tenant_id, source=body["source"], key=body["key"],
+        asked = questions.open_question(session, tenant_id, source=source, key=key,
                                         asker_account_id=asker, expert_account_id=expert,
                                         text=body["text"])
         if asked is not None:
@@ -109,12 +113,12 @@ def ask_question() -> Any:
             raise Refused(422, "This person cannot be asked here.", "expert_account_id")
         name = names_of(session, tenant_id, {expert}, people(session))[expert]
         question = questions.ask(
-            session, tenant_id, source=body["source"], key=body["key"], project=project,
+            session, tenant_id, source=source, key=key, project=project,
             asker_account_id=asker, expert_account_id=expert, expert_name=name,
             text=body["text"], client=as_viewer(),
-            next_experts=_next_experts(session, tenant_id, body["source"], body["key"], project, expert))
-        adoption.record(session, tenant_id, "experts", "used", body["source"], body["key"],
-                        project, asker, target=expert)
+            next_experts=_next_experts(session, tenant_id, source, key, project, expert))
+        adoption.record(session, tenant_id, "experts", "used", source, key, project, asker,
+                        target=expert)
         return _question_json(session, question, name), 201
 
 

@@ -105,6 +105,28 @@ def test_asking_yourself_is_refused(site: Site) -> None:
     assert "expert_account_id" in response.get_json()["errors"]
 
 
+def test_a_question_by_the_issues_id_is_the_issues_own_under_its_projects_rules(site: Site) -> None:
+    """By id, a question had no project: someone the project excludes was asked, off the panel."""
+    key = site.keys[-1]
+    with site.db.session() as session:
+        issue_id = get_item(session, site.tenant.tenant_id, "jira", key).external_id
+    site.host.set_project_admin(ASKER, "AMQ")
+    assert site.post("/api/admin/projects/AMQ/settings", {"exclude_people": [EXPERT]},
+                     sub=ASKER).status_code == 200
+    body = {"source": "jira", "key": issue_id, "expert_account_id": EXPERT, "text": "Reconnects?"}
+    excluded = site.post("/api/questions", body, sub=ASKER)
+    assert excluded.status_code == 422 and "expert_account_id" in excluded.get_json()["errors"]
+    assert site.host.comments(key) == []
+    other = next(e["account_id"] for e in _experts(site, key) if e["account_id"] != ASKER)
+    asked = site.post("/api/questions", {**body, "expert_account_id": other}, sub=ASKER)
+    assert asked.status_code == 201, asked.get_json()
+    with site.db.session() as session:
+        question = session.get(Question, asked.get_json()["id"])
+        assert (question.item_key, question.project) == (key, "AMQ")
+    panel = site.get(f"/api/content/jira/{key}/experts", sub=ASKER).get_json()
+    assert [q["id"] for q in panel["questions"]] == [asked.get_json()["id"]]
+
+
 def test_only_the_asker_can_accept_an_answer(site: Site) -> None:
     key = site.keys[-1]
     created = site.post("/api/questions", {"source": "jira", "key": key,
