@@ -1,6 +1,7 @@
 """GET the data each panel renders, for the iframe's refreshes and for Forge."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request
@@ -14,6 +15,9 @@ from plugin.views.common import eligible, fetcher, people, project_of, visible
 
 bp = Blueprint("api_content", __name__, url_prefix="/api/content")
 register_errors(bp)
+
+# An issue key as Jira writes it: the key's prefix is the project whose settings hold here.
+JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}\Z")
 
 
 def panel_data(session: Any, panel: str, source: str, key: str, project: str | None,
@@ -52,6 +56,10 @@ def content_panel(source: str, key: str, panel: str) -> Any:
         abort(404)
     if g.tenant.product_type in ("jira", "confluence") and source != g.tenant.product_type:
         abort(404)  # the other product's content is not on this site
+    if source == "jira" and not JIRA_KEY.match(key):
+        # By its id or in lower case an issue is read from the site all the same, but its
+        # project (excluded people, panels turned off, hidden evidence) was unknown: none held.
+        abort(404, description=f"No {panels.NOUNS[source]} {key} that you may see.")
     project = project_of(source, key, request.args.get("project"))
     g.inflow_viewed = (source, key)
 

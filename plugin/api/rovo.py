@@ -17,7 +17,7 @@ from flask import Blueprint, g, jsonify
 from connect.auth import get_db
 from connect.forge import verify_forge_request
 from plugin.api.common import load, register_errors
-from plugin.api.content import with_work
+from plugin.api.content import JIRA_KEY, with_work
 from plugin.schemas.rovo import RovoPayloadSchema
 from plugin.services import panels
 from plugin.services.errors import Refused
@@ -26,7 +26,6 @@ from plugin.views.common import eligible, fetcher, people, project_of, visible
 bp = Blueprint("rovo", __name__, url_prefix="/forge/rovo")
 register_errors(bp)
 
-JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}\Z")
 PAGE_ID = re.compile(r"^[1-9][0-9]{0,19}\Z")
 EVIDENCE = 3  # per person: enough to quote, short enough to read aloud
 

@@ -389,6 +389,23 @@ def test_nothing_about_an_issue_comes_back_to_a_viewer_who_may_not_see_it(site: 
     # the issue itself is not asked about again; see test_stored.)
 
 
+def test_a_panel_asked_for_by_the_issues_id_does_not_escape_its_projects_settings(site: Site) -> None:
+    """By id (or in lower case) the issue had no project: excluded people and evidence came back."""
+    key = site.stored()
+    with site.db.session() as session:
+        issue_id = get_item(session, site.tenant.tenant_id, "jira", key).external_id
+    excluded = _experts(site, key)[0]["account_id"]
+    site.host.set_project_admin(ASKER, "AMQ")
+    assert site.post("/api/admin/projects/AMQ/settings", {
+        "exclude_people": [excluded], "privacy": {"show_evidence": False}}, sub=ASKER).status_code == 200
+    shown = _experts(site, key)
+    assert excluded not in [e["account_id"] for e in shown] and not any(e["evidence"] for e in shown)
+    for other in (issue_id, key.lower()):
+        response = site.get(f"/api/content/jira/{other}/experts")
+        assert response.status_code == 404, (other, response.get_json())
+        assert response.get_json()["error"] == "not_found"
+
+
 def test_content_of_the_other_product_is_refused_before_calling_the_host(site: Site) -> None:
     calls = len(site.host.calls)
     response = site.post("/api/questions", {"source": "confluence", "key": "123",
