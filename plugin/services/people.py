@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from plugin.content.normalize import NOT_PEOPLE
 from plugin.models.content import Person
 from plugin.search.sites import of_site
 from plugin.services.freshness import People as PeopleFact
@@ -218,9 +219,13 @@ def learn_activity(session: Session, tenant_id: int, client: Requester, limit: i
 
 
 def is_known(session: Session, tenant_id: int, account_id: str) -> bool:
-    """Whether the account worked on something of the tenant's site (either product's installation)."""
-    return session.scalar(select(Person.id).where(of_site(Person.tenant_id, tenant_id),
-                                                  Person.account_id == account_id).limit(1)) is not None
+    """Whether the account is a person who worked on something of the tenant's site (either
+    product's installation)."""
+    # An app's or a portal customer's account keeps its row once Confluence named its type:
+    # known, but no one to ask or thank (it is never credited nor suggested either).
+    types = session.scalars(select(Person.account_type).where(
+        of_site(Person.tenant_id, tenant_id), Person.account_id == account_id)).all()
+    return bool(types) and not any(kind in NOT_PEOPLE for kind in types)
 
 
 def _spaced(name: str) -> str:

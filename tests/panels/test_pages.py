@@ -354,6 +354,31 @@ def test_a_question_on_a_blog_post_is_a_comment_on_the_blog_post(wiki: Site) -> 
     assert sent.json["blogPostId"] == "880002" and "pageId" not in sent.json
 
 
+def test_an_account_the_site_says_is_an_app_cannot_be_thanked_or_asked(wiki: Site) -> None:
+    """Its row stays once Confluence names its type: the API took it for a person to credit."""
+    from sqlalchemy import func, select
+
+    from plugin.models.content import Person
+    from plugin.models.social import Kudos, Question
+    from plugin.services import accounts
+
+    page = wiki.keys[-1]
+    bot = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"][0]["account_id"]
+    with wiki.db.session() as session:  # as the privacy cycle records what Confluence said
+        accounts.record(session, wiki.tenant.tenant_id, {bot: ("app", "Automation")}, {bot})
+    thanked = wiki.post("/api/kudos", {"source": "confluence", "key": page, "to_account_id": bot,
+                                       "message": "thanks"}, sub=VIEWER)
+    asked = wiki.post("/api/questions", {"source": "confluence", "key": page, "expert_account_id": bot,
+                                         "text": "Can you help?"}, sub=VIEWER)
+    assert thanked.status_code == 422 and "to_account_id" in thanked.get_json()["errors"]
+    assert asked.status_code == 422 and "expert_account_id" in asked.get_json()["errors"]
+    assert wiki.host.comments(page) == []
+    with wiki.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Kudos)) == 0
+        assert session.scalar(select(func.count()).select_from(Question)) == 0
+        assert session.scalar(select(Person.account_type).where(Person.account_id == bot)) == "app"
+
+
 def test_kudos_count_where_the_item_is_not_where_the_client_says(wiki: Site) -> None:
     page = wiki.keys[-1]
     person = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"][0]["account_id"]
