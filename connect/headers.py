@@ -182,15 +182,18 @@ def read_json_object(clean: bool = False) -> dict[str, Any]:
     host signed: the site's own content) stored as well as it can be (`strings.cleaned`).
     """
     raw = request_body()
+    too_deep = f"Request body nests deeper than {MAX_NESTING} levels"
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):  # includes UnicodeDecodeError; NaN cannot be stored
+    except ValueError:  # includes UnicodeDecodeError; NaN cannot be stored
         abort(400, description="Request body is not valid JSON")
+    except RecursionError:  # valid JSON perhaps, but deeper than json reads: say so
+        abort(400, description=too_deep)
     if not isinstance(body, dict):
         abort(400, description="Request body must be a JSON object")
     # Counting brackets first: only a body with that many can nest that deep (the walk is dearer).
     if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nests_deeper(body, MAX_NESTING):
-        abort(400, description=f"Request body nests deeper than {MAX_NESTING} levels")
+        abort(400, description=too_deep)
     if not all_storable(body):
         if clean:
             return cleaned(body)

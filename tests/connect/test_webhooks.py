@@ -361,3 +361,6 @@ def test_a_body_nested_past_the_limit_is_a_400_wherever_json_still_reads_it(
         assert response.get_json()["error" if expected == 400 else "stored"]
         stored += expected == 202
     assert len(events(db)) == stored == 2  # 506 and 509 lists deep
+    deepest = deliver(client, tenant, "/webhooks/jira/issue_updated", '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert deepest.status_code == 400
+    assert deepest.get_json()["message"] == f"Request body nests deeper than {MAX_NESTING} levels"
