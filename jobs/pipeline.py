@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from redis import Redis
@@ -630,11 +630,21 @@ def send_weekly_digests() -> dict[str, int]:
             for t in session.scalars(select(Tenant).where(Tenant.id.in_({t for t, _ in due})))
         }
     for tenant_id, account_id in due:
-        result = digests.send_digest(
-            db, tenant_id, account_id, week, client_for(tenants[tenant_id])
-        )
+        result = _send_digest_one(db, tenants[tenant_id], account_id, week)
         outcome[result] = outcome.get(result, 0) + 1
     return outcome
+
+
+def _send_digest_one(db: Database, tenant: Tenant, account_id: str, week: date) -> str:
+    """One person's digest; a failure is logged and the run goes on to the others."""
+    try:
+        return digests.send_digest(db, tenant.id, account_id, week, client_for(tenant))
+    except Exception:
+        # Subscribers are sent in one order every run: one the site refuses each time (its issue
+        # made private, say) must not keep everyone after it from their digest. Its claim was
+        # released, so the next run tries it again.
+        log.exception("digest of %s on tenant %s failed", account_id, tenant.id)
+        return "failed"
 
 
 # ---------- privacy and purge ----------

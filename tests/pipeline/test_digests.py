@@ -68,3 +68,24 @@ def test_no_digest_for_a_subscriber_jira_shows_as_deactivated(sqlite_url: str, m
         session.execute(update(Person).where(Person.account_id == "bob").values(active=False))
         due = digests.due(session, digests.last_week(utcnow()))
     assert [account for _, account in due] == ["carol"]
+
+
+def test_a_digest_the_site_refuses_does_not_hold_up_the_other_subscribers(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Old issue", "2024-01-02T00:00:00.000+0000")])
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    thanked_at = datetime.combine(digests.last_week(utcnow()), time(12), tzinfo=UTC)
+    with site.db.session() as session:
+        for receiver in ("alice", "bob"):
+            session.add(Kudos(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
+                              from_account_id="dan", to_account_id=receiver, kind="thanks",
+                              message="Thanks", created_at=thanked_at))
+            digests.set_subscription(session, site.tenant_id, receiver, True)
+    site.host.inject("/rest/api/3/issue/AMQ-1/notify", 400)  # alice's, sent first, is refused
+
+    assert jobs.send_weekly_digests() == {"failed": 1, "sent": 1}
+    assert [n["to"]["users"] for n in site.host.notifications] == [[{"accountId": "bob"}]]
+    assert jobs.send_weekly_digests() == {"sent": 1}  # alice's comes on the next run
+    assert len(site.host.notifications) == 2
