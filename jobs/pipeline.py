@@ -519,18 +519,30 @@ def enqueue_backfill(connection: Redis, tenant_id: int) -> bool:
 
 def run_backfill(tenant_id: int) -> bool:
     """Run or resume the tenant's backfill, then queue the suggestions it leaves to compute."""
-    ran = backfill.run_backfill(_db(), tenant_id, client_for)
+    db = _db()
+    ran = backfill.run_backfill(db, tenant_id, client_for)
     connection = _connection()
-    if ran and connection is not None:
-        enqueue_unique(
-            connection,
-            "jobs.pipeline.fill_suggestions",
-            tenant_id,
-            job_id=f"suggestions-{tenant_id}",
-            queue=QUEUE_BULK,
-            timeout=6 * 3600,
-        )
+    # Also when this run found the backfill done: it may be rq's retry of a run that died (or
+    # lost Redis) after committing the end and before queueing this. Filling is idempotent.
+    if connection is None or not (ran or _backfill_done(db, tenant_id)):
+        return ran
+    queued = enqueue_unique(
+        connection,
+        "jobs.pipeline.fill_suggestions",
+        tenant_id,
+        job_id=f"suggestions-{tenant_id}",
+        queue=QUEUE_BULK,
+        timeout=6 * 3600,
+    )
+    if not queued:  # nothing else queues it: fail, so that rq's retry does
+        raise RuntimeError(f"suggestions of tenant {tenant_id} not queued, Redis unavailable")
     return ran
+
+
+def _backfill_done(db: Database, tenant_id: int) -> bool:
+    """Whether the tenant's last backfill read everything."""
+    with db.session() as session:
+        return bool(backfill.backfill_status(session, tenant_id)["status"] == "done")
 
 
 def fill_suggestions(tenant_id: int) -> int:

@@ -174,6 +174,32 @@ def test_install_requests_a_backfill_that_the_worker_runs_then_stores_suggestion
         assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
 
 
+def test_a_backfill_job_killed_after_its_last_commit_still_stores_suggestions_when_retried(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    site.host.load_jira_dataset("apache-zookeeper", limit=20)
+    # The job's first run: the backfill commits its end, then the worker dies before the job
+    # queues the suggestions it leaves to compute. rq retries the abandoned job.
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert not jobs.run_backfill(site.tenant_id)  # the retry: nothing left to read
+    assert Job.fetch(f"suggestions-{site.tenant_id}", connection=Redis.from_url(redis_url),
+                     serializer=JSONSerializer).get_status() == "queued"
+    run_worker(redis_url)
+    with site.db.session() as session:
+        assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
+
+
+def test_a_backfill_job_that_cannot_queue_its_suggestions_fails_so_that_rq_retries_it(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    site.host.load_jira_dataset("apache-zookeeper", limit=5)
+    monkeypatch.setattr(jobs, "enqueue_unique", lambda *args, **kwargs: False)  # Redis away
+    with pytest.raises(RuntimeError, match="not queued"):
+        jobs.run_backfill(site.tenant_id)
+
+
 def test_cli_backfill_shows_progress_on_stderr_and_rejects_unknown_tenants(
     sqlite_url: str, make_site: Any
 ) -> None:
