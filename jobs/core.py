@@ -227,6 +227,31 @@ def mark_due(connection: Redis, key: str, members: list[Any], ahead: bool = Fals
             pipe.execute()
 
 
+_HOLD = """
+local now, hold = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not score or tonumber(score) > now then redis.call('ZADD', KEYS[1], hold, ARGV[i]) end
+end
+redis.call('SADD', KEYS[2], KEYS[1])
+return 0
+"""
+
+
+def hold_due(connection: Redis, key: str, members: list[Any], seconds: float) -> None:
+    """Make members due `seconds` from now, before a change is committed (unless already due).
+
+    Why: a caller that commits a change and then marks it due can die in between, and the
+    change is then never refreshed. Held first, it comes due when the hold ends; marked due
+    after the commit, it is due at once (`mark_due` lowers the score). A member a taker leases
+    is held too, so the taker's `settle` keeps it; one already due keeps its place (`mark_due`).
+    """
+    if members:
+        now = _now_ms()
+        connection.register_script(_HOLD)(keys=[key, DUE_INDEX],
+                                          args=[now, now + int(seconds * 1000), *map(str, members)])
+
+
 def ahead_waiting(connection: Redis, key: str) -> bool:
     """Whether a member marked `ahead` is due and not taken."""
     return bool(connection.zcount(key, "-inf", _now_ms() - AHEAD_MS))

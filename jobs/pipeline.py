@@ -34,6 +34,7 @@ from jobs.core import (
     enqueue_coalesced,
     enqueue_unique,
     get_queue,
+    hold_due,
     is_live,
     mark_due,
     queued_on,
@@ -176,6 +177,7 @@ def _apply_batch(db: Database, connection: Redis | None, tenant_id: int,
         with db.session() as session:
             applied = events.process_events(session, tenant_id, claimed, drain_client_for,
                                             changed)
+            _hold_refresh(connection, tenant_id, changed)  # before the commit
     except HostError as exc:
         if exc.status not in throttle.SITE_STATUSES:
             _batch_failed(connection, tenant_id, claimed)
@@ -249,6 +251,7 @@ def process_event(event_id: int) -> bool:
         with db.session() as session:
             done = events.process_events(session, tenant_id, [event_id], drain_client_for,
                                          changed) > 0
+            _hold_refresh(connection, tenant_id, changed)  # before the commit
     except Exception as exc:
         _event_failed(db, connection, event_id, tenant_id, exc)
         raise
@@ -417,6 +420,16 @@ def _refresh_member(connection: Redis, key: str, tenant_id: int, member: str) ->
 def _enqueue_item_refresh(connection: Redis, tenant_id: int, item_id: int) -> bool:
     return enqueue_unique(connection, "jobs.pipeline.refresh_item_suggestions", tenant_id,
                           item_id, job_id=f"refresh-{tenant_id}-{item_id}", queue=QUEUE_REFRESH)
+
+
+def _hold_refresh(connection: Redis | None, tenant_id: int, item_ids: list[int]) -> None:
+    """Before a change commits, have its items come due once a lease has passed: a job that dies
+    between its commit and `_refresh_later` (killed, timed out) otherwise left them never
+    refreshed, its events being processed. Without Redis `_refresh_later` refreshes them now."""
+    if connection is not None and item_ids:
+        with contextlib.suppress(RedisError):
+            hold_due(connection, refresh_key(tenant_id), list(dict.fromkeys(item_ids)),
+                     REFRESH_LEASE_S)
 
 
 def _refresh_later(tenant_id: int, item_ids: list[int]) -> None:

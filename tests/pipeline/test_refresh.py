@@ -129,6 +129,24 @@ def test_a_member_changed_again_while_due_keeps_its_place(redis_url: str) -> Non
     assert again == ["2", "1"]
 
 
+def test_a_hold_before_a_commit_keeps_a_due_members_place_and_a_taken_one_due_again(
+    redis_url: str
+) -> None:
+    from jobs.core import hold_due
+
+    connection = redis_connection(redis_url)
+    key = "inflow:refresh:test-hold"
+    for member in (1, 2):
+        mark_due(connection, key, [member], ahead=True)
+        time.sleep(0.005)  # due times are in milliseconds
+    lease, [taken] = take_due(connection, key, 1, lease_s=60)
+    hold_due(connection, key, [1, 2, 3], 60)  # 1 is being refreshed, 2 waits, 3 is new
+    settle(connection, key, lease, [taken])
+    mark_due(connection, key, [2, 1, 3], ahead=True)  # after the commit
+    _, due = take_due(connection, key, 5, lease_s=60)
+    assert due == ["2", "1", "3"]  # 2 kept its place; 1 was not settled, though taken before
+
+
 def test_an_idle_taker_looks_as_soon_as_members_are_marked_due(redis_url: str) -> None:
     # A refresher that only looked every so often added half its interval to every refresh.
     connection = redis_connection(redis_url)
@@ -399,3 +417,31 @@ def test_a_failure_mid_chunk_leaves_the_items_after_it_due_and_the_failing_one_l
     _, due = take_due(connection, key, 5, lease_s=60)
     assert sorted(due) == sorted([str(other), f"{jobs.NEIGHBOUR}{first}"])
     assert (connection.zscore(key, str(stuck)) or 0) > time.time() * 1000
+
+
+class Killed(BaseException):
+    """The worker dies here (a kill, a job timeout): no handler of the job's runs."""
+
+
+def test_a_drain_killed_between_its_commit_and_marking_the_items_due_leaves_them_due_after_the_lease(
+    sqlite_url: str, make_site: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = two_issue_site(make_site(sqlite_url, redis_url=redis_url))
+    issue = host_view(site, "AMQ-1")
+    assert post_webhook(site, 1, snapshot(issue, issue["fields"]["summary"], T_A)) < 300
+
+    def killed(tenant_id: int, item_ids: list[int]) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(jobs, "REFRESH_LEASE_S", 0.2)
+        patched.setattr(jobs, "_refresh_later", killed)
+        jobs.drain_events(site.tenant_id)
+    with site.db.session() as session:
+        item_id = session.scalar(select(Item.id).where(Item.key == "AMQ-1"))
+        assert item_id is not None and precompute.stored_suggestions(session, site.tenant_id, item_id) is None
+    time.sleep(0.3)  # the drain's hold on the items ends: the relay finds them due
+    jobs.relay_pending_events()
+    run_worker(redis_url)
+    with site.db.session() as session:
+        assert precompute.stored_suggestions(session, site.tenant_id, item_id) is not None
