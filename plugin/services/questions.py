@@ -67,9 +67,11 @@ def post_comment(client: Any, source: str, key: str, account_id: str, name: str 
 
 
 def _event(session: Session, question: Question, kind: str, account_id: str | None,
-           at: datetime) -> None:
-    session.add(QuestionEvent(tenant_id=question.tenant_id, question_id=question.id, kind=kind,
-                              account_id=account_id, at=at))
+           at: datetime) -> QuestionEvent:
+    event = QuestionEvent(tenant_id=question.tenant_id, question_id=question.id, kind=kind,
+                          account_id=account_id, at=at)
+    session.add(event)
+    return event
 
 
 def ask(session: Session, tenant_id: int, *, source: str, key: str, project: str | None,
@@ -189,7 +191,8 @@ def follow_up(session: Session, question_id: int, client_factory: Callable[[Tena
     """Remind the expert once, then pass the question on; idempotent. Returns what it did.
 
     Commits its claim on the question before calling the host: of two runs at once only one
-    acts, and after a failure the question comes back after RETRY_DELAY.
+    acts, and after a failure the question comes back after RETRY_DELAY. Each step is committed
+    before its comment is posted (`_take_step`).
     """
     now = now or utcnow()
     question = session.get(Question, question_id)
@@ -249,10 +252,9 @@ def _step(session: Session, question: Question, client: Any, allowed: Callable[[
     # Someone who opted out, paused, left or was ruled out since being asked is not reminded:
     # the next one is asked.
     if question.reminded_at is None and allowed(question.expert_account_id):
-        _post(session, client, question, question.expert_account_id,
-              f"a gentle reminder of the question above: {question.text}")
-        question.reminded_at, question.follow_up_at = now, now + timedelta(hours=hours)
-        _event(session, question, "reminded", question.expert_account_id, now)
+        _take_step(session, client, question, "reminded", question.expert_account_id,
+                   f"a gentle reminder of the question above: {question.text}", now,
+                   reminded_at=now, follow_up_at=now + timedelta(hours=hours))
         return "reminded"
     return _pass_on(session, question, client, allowed, now, hours)
 
@@ -265,13 +267,35 @@ def _pass_on(session: Session, question: Question, client: Any, allowed: Callabl
         question.state, question.follow_up_at, question.next_experts = "unanswered", None, []
         _event(session, question, "unanswered", None, now)
         return "unanswered"
-    _post(session, client, question, expert, f"could you help with this question? {question.text}")
-    # Changed only once the host took the comment: a failed post keeps the queue as it was.
-    question.next_experts = queue[queue.index(expert) + 1:]
-    question.expert_account_id, question.reminded_at = expert, None
-    question.follow_up_at = now + timedelta(hours=hours)
-    _event(session, question, "passed", expert, now)
+    # A failed post undoes the step: the queue stays as it was.
+    _take_step(session, client, question, "passed", expert,
+               f"could you help with this question? {question.text}", now,
+               next_experts=queue[queue.index(expert) + 1:], expert_account_id=expert,
+               reminded_at=None, follow_up_at=now + timedelta(hours=hours))
     return "passed"
+
+
+def _take_step(session: Session, client: Any, question: Question, kind: str, account_id: str,
+               text: str, now: datetime, **changes: Any) -> None:
+    """Commit the step's changes and event, then post its comment; a failed post undoes them.
+
+    Why first: a run killed (or losing the database) after the host took the comment and before
+    the step was committed posted the same comment again once the claim's retry delay was over.
+    So a step is posted at most once, as a digest is sent.
+    """
+    before = {name: getattr(question, name) for name in changes}
+    for name, value in changes.items():
+        setattr(question, name, value)
+    event = _event(session, question, kind, account_id, now)
+    session.commit()
+    try:
+        _post(session, client, question, account_id, text)
+    except Exception:
+        for name, value in before.items():
+            setattr(question, name, value)
+        session.delete(event)
+        session.commit()
+        raise
 
 
 def _post(session: Session, client: Any, question: Question, account_id: str, text: str) -> None:

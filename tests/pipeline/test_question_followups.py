@@ -7,6 +7,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from connect.db import utcnow
@@ -226,3 +227,30 @@ def test_a_question_on_a_blog_post_not_stored_yet_is_reminded_there(
     posted = site.host.calls_to("/wiki/api/v2/footer-comments", "POST")
     assert [call.json.get("blogPostId") for call in posted] == [BLOG_ID, BLOG_ID]
     assert len(site.host.comments(BLOG_ID)) == 2
+
+
+class Killed(BaseException):
+    """The worker dies here (a kill, a job timeout): no handler of the job's runs."""
+
+
+def test_a_run_killed_after_posting_a_reminder_does_not_post_it_again(
+        database_url: str, make_site: Any, monkeypatch: Any) -> None:
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    question_id = _ask(site, "AMQ-1")
+    posted = questions.post_comment
+
+    def post_then_die(*args: Any, **kwargs: Any) -> str | None:
+        posted(*args, **kwargs)
+        raise Killed
+
+    with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(questions, "post_comment", post_then_die)
+        jobs.run_question_followups()
+    assert mentions(site, "AMQ-1") == ["bob", "bob"]  # asked, then reminded
+    with site.db.session() as session:  # the retry delay of a run that died has passed
+        session.execute(update(Question).where(Question.follow_up_at <= utcnow() + questions.RETRY_DELAY)
+                        .values(follow_up_at=utcnow() - timedelta(minutes=1)))
+    assert jobs.run_question_followups() == {}
+    assert mentions(site, "AMQ-1") == ["bob", "bob"]
+    assert _events(site, question_id) == [("asked", "alice"), ("reminded", "bob")]
