@@ -104,6 +104,8 @@ DRAIN_SECONDS = 3.0
 # A drain's re-reads wait out a site's Retry-After up to this long; a longer one hands the batch
 # back and frees the worker for other sites until the site's time is up.
 DRAIN_MAX_WAIT = 5.0
+# rq's scheduler counts whole seconds: a job scheduled this much later never starts early.
+SCHEDULER_SLACK = 1.0
 
 
 def enqueue_drain(connection: Redis, tenant_id: int, delay: float = 0.0,
@@ -137,8 +139,12 @@ def drain_events(tenant_id: int) -> int:
     site refused as a whole (throttling, an outage) is handed back and the drain waits.
     """
     db, connection, applied = _db(), _connection(), 0
-    if _site_waits(connection, tenant_id):
-        return 0  # the drain scheduled for the end of the site's wait resumes its events
+    if connection is not None and (left := _wait_left(connection, tenant_id)) > 0:
+        # Resume once the wait is over, whoever recorded it: an event's own job schedules no
+        # drain, and rq's scheduler, counting whole seconds, may start the one scheduled for its
+        # end a moment early. Left to the relay, the events waited for its next run.
+        enqueue_drain(connection, tenant_id, delay=left + SCHEDULER_SLACK)
+        return 0
     # Without Redis there is nothing to continue on: drain to the end.
     deadline = time.monotonic() + (DRAIN_SECONDS if connection is not None else math.inf)
     while time.monotonic() < deadline:
@@ -162,11 +168,16 @@ def drain_events(tenant_id: int) -> int:
 
 def _site_waits(connection: Redis | None, tenant_id: int) -> bool:
     """Whether the site asked us to wait and its time is not up (a webhook's drain, say)."""
+    return connection is not None and _wait_left(connection, tenant_id) > 0
+
+
+def _wait_left(connection: Redis, tenant_id: int) -> float:
+    """Seconds until the site's wait is over (0 when none runs, or Redis cannot say)."""
     try:
-        wait = throttle.current(connection, tenant_id) if connection is not None else None
+        wait = throttle.current(connection, tenant_id)
     except RedisError:
-        return False
-    return wait is not None and wait.until > time.time()
+        return 0.0
+    return max(0.0, wait.until - time.time()) if wait is not None else 0.0
 
 
 def _apply_batch(db: Database, connection: Redis | None, tenant_id: int,

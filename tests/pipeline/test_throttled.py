@@ -148,3 +148,27 @@ def test_refusals_of_one_episode_count_once_and_a_retry_after_is_no_failure(redi
     assert throttle.record(connection, tenant, 503, None) == 2 * throttle.FIRST_BACKOFF  # the next in a row
     connection.delete(throttle.key(tenant))
     connection.close()
+
+
+def test_a_drain_that_finds_the_site_waiting_leaves_a_drain_for_the_end_of_the_wait(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from jobs.core import get_queue
+
+    site = make_site(sqlite_url, redis_url=redis_url)
+    shown = load_issues(site, 1)
+    ids = store_events(site, site.tenant_id, "jira", [comment_event(shown[0], "created", ms(T_A))])
+    connection = Redis.from_url(redis_url)
+    # A wait no drain scheduled itself after: an event's own job met the refusal (or rq's
+    # scheduler, which counts whole seconds, started the drain scheduled for it a moment early).
+    throttle.record(connection, site.tenant_id, 429, retry_after=3)
+    until = throttle.current(connection, site.tenant_id).until  # type: ignore[union-attr]
+
+    assert jobs.drain_events(site.tenant_id) == 0  # a webhook's drain meanwhile
+    assert _untouched(site, ids)
+    registry = ScheduledJobRegistry(queue=get_queue(connection))
+    [scheduled] = [j for j in registry.get_job_ids() if j.startswith(relay.drain_job_id(site.tenant_id))]
+    assert registry.get_scheduled_time(scheduled).timestamp() >= until
+    connection.close()
