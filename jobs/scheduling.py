@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq import get_current_job
+from redis.exceptions import RedisError
+from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
@@ -33,6 +34,8 @@ RESULT_TTL = 600          # finished runs are only interesting briefly
 # Failed runs stay visible in `inflow status` for a day; a job failing every 30 s for a week
 # would otherwise pile up thousands of tracebacks in Redis.
 FAILURE_TTL = 24 * 3600
+# A run whose next run Redis refused is run again this much later (seconds), up to 5 times.
+SCHEDULE_RETRY_INTERVALS = [2, 10, 30]
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,28 @@ def schedule_run(connection: Redis, periodic: PeriodicJob, slot: int) -> bool:
     return True
 
 
-def run_periodic(spec: dict[str, Any]) -> None:
-    """The rq job behind every periodic run: schedule the next run, then call the function."""
+def run_periodic(spec: dict[str, Any]) -> Retry | None:
+    """The rq job behind every periodic run: schedule the next run, then call the function.
+
+    When Redis refuses the next run, this one asks rq to run it again later (a returned Retry)
+    instead of doing its work: failed, it ended the chain until a worker started again.
+    """
     periodic = PeriodicJob(**spec)
     current = get_current_job()
     if current is not None:
         own_slot = int(current.id.rsplit("-", 1)[1])
         # A late run (worker was down or busy) skips the missed slots instead of replaying them.
         next_slot = max(own_slot, slot_at(periodic.interval_seconds)) + 1
-        schedule_run(current.connection, periodic, next_slot)
+        try:
+            schedule_run(current.connection, periodic, next_slot)
+        except RedisError as exc:
+            # Redis away for a moment: rq records the Retry once it is back (still away, the
+            # worker stops and `reconcile` schedules the runs when it works again).
+            log.warning("periodic %s could not schedule its next run (%s): retried later",
+                        current.id, exc)
+            return Retry(max=5, interval=SCHEDULE_RETRY_INTERVALS)
     resolve(periodic.func_path)()
+    return None
 
 
 def _scheduled_periodic_jobs(connection: Redis) -> Iterable[tuple[ScheduledJobRegistry, Job]]:

@@ -86,6 +86,32 @@ def test_reconcile_drops_runs_of_jobs_removed_or_changed(redis_url: str) -> None
     assert job.args[0]["interval_seconds"] == 30
 
 
+def test_a_run_redis_kept_from_scheduling_the_next_is_retried_and_the_chain_goes_on(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jobs import scheduling
+    from tests.pipeline.test_relay import run_worker
+    from tests.pipeline.test_rereads import due_now
+
+    conn = redis.Redis.from_url(redis_url)
+    own = run_id("tick", slot_at(TICK.interval_seconds))
+    assert scheduling.schedule_run(conn, TICK, slot_at(TICK.interval_seconds))  # due now
+    schedule, tries = scheduling.schedule_run, []
+
+    def away_once(connection: redis.Redis, periodic: PeriodicJob, slot: int) -> bool:
+        tries.append(slot)
+        if len(tries) == 1:
+            raise redis.exceptions.ConnectionError("Redis is away for a moment")
+        return schedule(connection, periodic, slot)
+
+    monkeypatch.setattr(scheduling, "schedule_run", away_once)
+    run_worker(redis_url)
+    job = Job.fetch(own, connection=conn, serializer=JSONSerializer)
+    assert job.get_status() == "scheduled"  # retried, not failed: the chain would end there
+    due_now(conn, job)
+    run_worker(redis_url)
+    assert len(tries) == 2 and [i for i in scheduled_ids(conn) if i != own] == [run_id("tick", tries[1])]
+
+
 def test_tenant_job_ids_are_deterministic_per_slot_and_tenant() -> None:
     assert tenant_job_id("reconcile", 7, 900, at=900 * 10 + 5) == "reconcile-10-tenant-7"
     assert tenant_job_id("reconcile", 7, 900, at=900 * 10 + 899) == "reconcile-10-tenant-7"
