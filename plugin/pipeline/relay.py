@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -83,22 +83,38 @@ def release(session: Session, tenant_id: int, event_ids: list[int]) -> int:
     return int(released.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def pending_events(
+def _pending(now: datetime | None, grace: timedelta) -> ColumnElement[bool]:
+    """Unprocessed events older than `grace` that are not given up."""
+    return and_(WebhookEvent.processed_at.is_(None),
+                func.coalesce(WebhookEvent.attempts, 0) < MAX_ATTEMPTS,
+                WebhookEvent.received_at <= (now or utcnow()) - grace)
+
+
+def untried_by_tenant(
     session: Session, now: datetime | None = None, grace: timedelta = GRACE
-) -> list[tuple[int, int, int]]:
-    """(event id, tenant id, attempts) of unprocessed events older than `grace`, oldest first."""
-    cutoff = (now or utcnow()) - grace
+) -> dict[int, int]:
+    """How many never-tried events older than `grace` each tenant has.
+
+    Counted for every tenant, not read up to BATCH: the oldest BATCH events of all were one
+    site's long backlog, and another site's stray events waited behind it for as long as it lasted.
+    """
+    query = (select(WebhookEvent.tenant_id, func.count())
+             .where(_pending(now, grace), _untried())
+             .group_by(WebhookEvent.tenant_id))
+    return {tenant_id: count for tenant_id, count in session.execute(query).tuples()}
+
+
+def tried_events(
+    session: Session, now: datetime | None = None, grace: timedelta = GRACE
+) -> list[tuple[int, int]]:
+    """(event id, tenant id) of unprocessed events tried before, older than `grace`, oldest first."""
     query = (
-        select(WebhookEvent.id, WebhookEvent.tenant_id, func.coalesce(WebhookEvent.attempts, 0))
-        .where(
-            WebhookEvent.processed_at.is_(None),
-            func.coalesce(WebhookEvent.attempts, 0) < MAX_ATTEMPTS,
-            WebhookEvent.received_at <= cutoff,
-        )
+        select(WebhookEvent.id, WebhookEvent.tenant_id)
+        .where(_pending(now, grace), ~_untried())
         .order_by(WebhookEvent.event_ts, WebhookEvent.id)
         .limit(BATCH)
     )
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+    return [(event_id, tenant_id) for event_id, tenant_id in session.execute(query).tuples()]
 
 
 @dataclass(frozen=True)
@@ -120,21 +136,14 @@ def relay(
     tenant's drain is live (the event may be in the batch that drain is applying).
     """
     drain_live = functools.cache(outlet.drain_live)  # one look-up per tenant and run
-    untried: dict[int, int] = {}
-    tried: list[tuple[int, int]] = []
-    for event_id, tenant_id, attempts in pending_events(session, now, grace):
-        if attempts:
-            tried.append((event_id, tenant_id))
-        else:
-            untried[tenant_id] = untried.get(tenant_id, 0) + 1
     count = 0
-    for tenant_id, waiting in untried.items():
+    for tenant_id, waiting in untried_by_tenant(session, now, grace).items():
         if drain_live(tenant_id):
             continue
         if not outlet.enqueue_drain(tenant_id):
             return count  # Redis is unreachable: stop, the next relay run continues
         count += waiting
-    for event_id, tenant_id in tried:
+    for event_id, tenant_id in tried_events(session, now, grace):
         if outlet.job_live(event_job_id(event_id)) or drain_live(tenant_id):
             continue
         if not outlet.enqueue_event(event_id):

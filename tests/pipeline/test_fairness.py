@@ -69,3 +69,28 @@ def test_a_drain_that_used_its_time_continues_on_the_backlog_queue(
     assert get_queue(connection, QUEUE_BACKLOG).job_ids == [base]
     assert get_queue(connection, QUEUE_DEFAULT).count == 0
     connection.close()
+
+
+def test_the_relay_finds_a_quiet_sites_stray_event_behind_a_noisy_sites_long_backlog(
+    sqlite_url: str, make_site: Any, monkeypatch: Any
+) -> None:
+    from datetime import timedelta
+
+    site = make_site(sqlite_url)
+    monkeypatch.setattr(relay, "BATCH", 5)  # the noisy backlog is longer than a relay run reads
+    issue = v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(T_A))
+    store_events(site, site.tenant_id, "jira", [
+        ("jira:issue_updated", {"issue": snapshot(issue, f"Edit {n}", T_A)}, ms(T_A) + n)
+        for n in range(10)])
+    quiet = add_tenant(site, 1)
+    _quiet_event(site, quiet)  # its webhook's enqueue was lost (Redis away a moment)
+    with site.db.session() as session:  # after the backlog in host time
+        session.execute(WebhookEvent.__table__.update().where(WebhookEvent.tenant_id == quiet)
+                        .values(event_ts=ms(T_A) + 100))
+    drained: list[int] = []
+    outlet = relay.Outlet(job_live=lambda job_id: False, enqueue_event=lambda event_id: True,
+                          drain_live=lambda tenant_id: tenant_id == site.tenant_id,  # it drains
+                          enqueue_drain=lambda tenant_id: not drained.append(tenant_id))
+    with site.db.session() as session:
+        assert relay.relay(session, outlet, grace=timedelta(0)) == 1
+    assert drained == [quiet]
