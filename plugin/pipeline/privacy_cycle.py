@@ -147,8 +147,9 @@ def report_tenant(
 ) -> dict[str, int]:
     """Run one tenant's reporting cycle; each batch's erasures commit with that batch.
 
-    `erased` hears each batch's closed accounts once their erasure committed (for what the
-    database does not hold: recent views and permission answers in Redis).
+    `erased` hears each batch's closed accounts before their erasure commits (for what the
+    database does not hold: recent views and permission answers in Redis); when it fails, the
+    batch's erasure is rolled back and the next run reports those accounts again.
     """
     now = now or utcnow()
     with db.session() as session:
@@ -171,9 +172,11 @@ def report_tenant(
                 elif answer.get("status") == "updated" and account:
                     _refresh_person(session, tenant, client, account)
                     updated += 1
+            if erased is not None and gone:
+                # Before the erasure commits: once it has, these accounts are no longer held,
+                # so no later report names them, and what `erased` failed to drop stayed.
+                erased(gone)
         closed += len(gone)
-        if erased is not None and gone:
-            erased(gone)
     with db.session() as session:
         if tenant.product_type == "jira":
             learned = people.learn_activity(session, tenant_id, client, ACTIVITY_LIMIT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from redis import Redis
 from sqlalchemy import func, or_, select
 
@@ -229,3 +230,27 @@ def test_a_closed_account_is_forgotten_in_redis_for_both_products_of_the_site(
     for tenant_id, source in ((site.tenant_id, "jira"), (wiki.tenant_id, "confluence")):
         assert shared.viewers(tenant_id, (source, "1")) == []
         assert shared.get(tenant_id, "zed", [(source, "1")]) == {}
+
+
+def test_a_closed_account_redis_could_not_forget_is_erased_and_forgotten_by_the_next_report(
+    sqlite_url: str, redis_url: str, make_site: Any, monkeypatch: Any
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    site = make_site(sqlite_url, redis_url=redis_url)
+    _question(site, "zed", "chirino", [])
+    shared = SharedAnswers(Redis.from_url(redis_url))
+    shared.saw(site.tenant_id, ("jira", "AMQ-1"), "zed")
+    site.host.set_account_status("zed", "closed")
+
+    def away(self: SharedAnswers, tenant_id: int, accounts: set[str]) -> None:
+        raise RedisConnectionError("Redis is away for a moment")
+
+    with monkeypatch.context() as patched, pytest.raises(RedisConnectionError):
+        patched.setattr(SharedAnswers, "forget", away)
+        jobs.report_personal_data(site.tenant_id)  # the job fails: the report is due again
+    assert jobs.report_personal_data(site.tenant_id)["closed"] == 1  # reported again
+    assert shared.viewers(site.tenant_id, ("jira", "AMQ-1")) == []
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Question)
+                              .where(Question.asker_account_id == "zed")) == 0
