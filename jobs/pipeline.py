@@ -612,8 +612,10 @@ def reconcile_all_tenants() -> int:
 
 
 def reconcile_tenant(tenant_id: int) -> dict[str, int]:
-    """Catch up one tenant with the host since its watermark."""
-    return reconcile.reconcile_tenant(_db(), tenant_id, client_for)
+    """Catch up one tenant with the host since its watermark; what changed is refreshed as a
+    drain's changes are (once indexed), not ranked inside the reconciliation's transactions."""
+    return reconcile.reconcile_tenant(_db(), tenant_id, client_for,
+                                      refresh=lambda item_ids: _refresh_later(tenant_id, item_ids))
 
 
 def enqueue_reconcile(connection: Redis, tenant_id: int) -> bool:

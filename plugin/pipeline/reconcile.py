@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,26 +48,47 @@ def since_minutes(mark: datetime | None, now: datetime) -> int:
     return max(1, math.ceil((now - start).total_seconds() / 60))
 
 
-def _jira_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> int:
+# Told the ids of items a committed step changed, to refresh their stored suggestions (the jobs
+# layer: once the search index has them); without it they are refreshed in the step itself.
+Refresh = Callable[[list[int]], None]
+
+
+def _apply(session: Session, tenant_id: int, doc: Any, refresh: Refresh | None,
+           changed: list[int]) -> bool:
+    """Apply one re-read document; a stored item's id joins `changed` when `refresh` takes it."""
+    stored = versions.apply_doc(session, tenant_id, doc, versions.to_ms(doc.updated),
+                                refresh=refresh is None)
+    if stored is not None:
+        changed.append(stored)
+    return stored is not None
+
+
+def _committed(refresh: Refresh | None, changed: list[int]) -> None:
+    """Tell `refresh` what a committed step changed."""
+    if refresh is not None and changed:
+        refresh(changed)
+
+
+def _jira_changed(db: Database, tenant: Tenant, client: Any, minutes: int,
+                  refresh: Refresh | None = None) -> int:
     jql = f'updated >= "-{minutes}m" ORDER BY updated ASC'
     site, token, count = tenant.display_url or tenant.base_url, None, 0
     while True:
         page = client.jira().enhanced_jql(
             jql, fields=fetch.JIRA_FIELDS, nextPageToken=token, limit=PAGE
         )
+        changed: list[int] = []
         with db.session() as session:
             for issue in page.get("issues") or []:
-                doc = jira_issue_to_doc(issue, site)
-                count += (
-                    versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
-                    is not None
-                )
+                count += _apply(session, tenant.id, jira_issue_to_doc(issue, site), refresh, changed)
+        _committed(refresh, changed)
         token = page.get("nextPageToken")
         if not token or page.get("isLast"):
             return count
 
 
-def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int) -> int:
+def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int,
+                        refresh: Refresh | None = None) -> int:
     since = utcnow() - timedelta(minutes=minutes) - TZ_MARGIN
     cql = f'type in (page, blogpost) and lastmodified >= "{since:%Y/%m/%d %H:%M}"'
     path: str | None = "/wiki/rest/api/content/search"
@@ -79,12 +101,11 @@ def _confluence_changed(db: Database, tenant: Tenant, client: Any, minutes: int)
             kind = "blogpost" if hit.get("type") == "blogpost" else "page"
             doc = fetch.confluence_item(client, kind, str(hit["id"]), site, spaces)
             if doc is not None:
+                changed: list[int] = []
                 with db.session() as session:
                     doc = accounts.screened(session, tenant.id, client, [doc])[0]
-                    count += (
-                        versions.apply_doc(session, tenant.id, doc, versions.to_ms(doc.updated))
-                        is not None
-                    )
+                    count += _apply(session, tenant.id, doc, refresh, changed)
+                _committed(refresh, changed)
         path, params = fetch.next_path(data), None
     return count
 
@@ -141,7 +162,8 @@ def _event_ms(payload: dict[str, Any], failed: dict[str, Any]) -> int:
 
 
 def _failed_webhooks(
-    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int
+    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int,
+    refresh: Refresh | None = None,
 ) -> int:
     """Fetch Jira's failed deliveries for this app since the watermark, store and process each."""
     after = int((utcnow() - timedelta(minutes=minutes)).timestamp() * 1000)
@@ -151,18 +173,26 @@ def _failed_webhooks(
     while path:
         data = client.request("GET", path, params=params).json()
         for failed in data.get("values") or []:
+            changed: list[int] | None = None if refresh is None else []
             with db.session() as session:
                 event_id = _store_failed(session, tenant.id, failed)
                 if event_id is not None:
-                    count += events.process_event(session, event_id, client_for)
+                    count += events.process_event(session, event_id, client_for, changed)
+            _committed(refresh, changed or [])
         path, params = data.get("next"), None
     return count
 
 
 def reconcile_tenant(
-    db: Database, tenant_id: int, client_for: events.ClientFactory, now: datetime | None = None
+    db: Database, tenant_id: int, client_for: events.ClientFactory, now: datetime | None = None,
+    refresh: Refresh | None = None,
 ) -> dict[str, int]:
-    """One reconciliation run for a tenant; the watermark moves only if all of it succeeds."""
+    """One reconciliation run for a tenant; the watermark moves only if all of it succeeds.
+
+    With `refresh`, the changed items' stored suggestions are its to refresh (see `Refresh`); a
+    run that dies before telling it is repeated from the watermark and reads those items again
+    (a missed deletion's neighbours excepted: its delivery is then processed).
+    """
     now = now or utcnow()
     with db.session() as session:
         tenant = session.get(Tenant, tenant_id)
@@ -171,7 +201,7 @@ def reconcile_tenant(
         return {}
     client, minutes = client_for(tenant), since_minutes(mark.value if mark else None, now)
     try:
-        result = _run(db, tenant, client, client_for, minutes)
+        result = _run(db, tenant, client, client_for, minutes, refresh)
     except Exception as exc:
         _record(db, tenant, None, f"{type(exc).__name__}: {exc}"[:2000])
         raise
@@ -180,16 +210,17 @@ def reconcile_tenant(
 
 
 def _run(
-    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int
+    db: Database, tenant: Tenant, client: Any, client_for: events.ClientFactory, minutes: int,
+    refresh: Refresh | None,
 ) -> dict[str, int]:
     if tenant.product_type == "confluence":
-        return {"changed": _confluence_changed(db, tenant, client, minutes)}
-    changed = _jira_changed(db, tenant, client, minutes)
+        return {"changed": _confluence_changed(db, tenant, client, minutes, refresh)}
+    changed = _jira_changed(db, tenant, client, minutes, refresh)
     if isinstance(client, ForgeHostClient):
         # Jira: "Only Connect apps can use" /webhook/failed; Forge retries its own events.
         return {"changed": changed}
     return {"changed": changed,
-            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes)}
+            "failed_webhooks": _failed_webhooks(db, tenant, client, client_for, minutes, refresh)}
 
 
 def _record(db: Database, tenant: Tenant, success_at: datetime | None, error: str | None) -> None:

@@ -129,3 +129,27 @@ def test_a_failed_delivery_of_odd_shape_does_not_fail_the_reconciliation(
     assert watermark(site).last_error is None
     with site.db.session() as session:  # a NUL, which PostgreSQL refuses, is cleaned as at the intake
         assert all(all_storable(p) for p in session.scalars(select(WebhookEvent.payload)))
+
+
+def test_an_item_reconcile_finds_enters_its_neighbours_stored_suggestions(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    from plugin.matching import precompute
+    from plugin.pipeline import backfill
+    from tests.pipeline.test_relay import run_worker
+
+    site = make_site(sqlite_url, redis_url=redis_url)
+    old = utcnow() - timedelta(days=3)
+    site.host.load_jira_issues([
+        v2_issue("AMQ-1", 1001, "Broker drops persistent messages on restart", jira_time(old))])
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    backfill.fill_suggestions(site.db, site.tenant_id)
+    # A new issue whose webhook never came: the reconciliation finds it.
+    site.host.load_jira_issues([v2_issue("AMQ-2", 1002, "Persistent messages lost when the broker restarts",
+                                         jira_time(utcnow() - timedelta(minutes=5)))])
+    assert jobs.reconcile_tenant(site.tenant_id)["changed"] == 1
+    run_worker(redis_url)
+    with site.db.session() as session:
+        first = session.scalar(select(Item.id).where(Item.key == "AMQ-1"))
+        stored = precompute.stored_suggestions(session, site.tenant_id, first)
+    assert stored is not None and [s.key for s in stored["reuse"]][:1] == ["AMQ-2"]
