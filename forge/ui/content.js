@@ -5,6 +5,9 @@ import { h, link, status, withButton } from './dom.js';
 // What each role did, in the words the Connect panels use (templates/parts.html).
 const ROLE_WORDS = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented on',
   creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked on' };
+// What a contributor did on this item, as the Connect panel says it (parts.html role_word).
+const CONTRIBUTED = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented',
+  creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked' };
 
 const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
 
@@ -160,12 +163,14 @@ function thankForm(ctx, person, reload) {
 function contributors(ctx, data, reload) {
   const people = data.contributors || [];
   const rows = people.map((p) => {
-    const roles = Object.entries(p.roles || {}).map(([role, n]) => (n > 1 ? `${role} ×${n}` : role)).join(', ');
+    // In the role's order, as the Connect panel lists them: "assigned, commented, resolved".
+    const roles = Object.entries(p.roles || {}).sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([role, n]) => `${CONTRIBUTED[role] || role}${n > 1 ? ` ×${n}` : ''}`).join(', ');
     const slot = h('div');
     const thank = p.account_id === data.viewer ? null : h('button', { type: 'button', text: 'Thank',
       onclick: () => slot.replaceChildren(thankForm(ctx, p, reload)) });
     return h('li', { class: 'inflow-person' }, h('strong', { text: p.display_name }), ` ${roles}`,
-      p.kudos ? ` · ${p.kudos} thanks` : '', ' ', thank, slot);
+      p.kudos ? ` · ${p.kudos} kudos` : '', ' ', thank, slot);
   });
   const thanks = (data.thanks || []).map((t) => h('li', {}, `${t.from} thanked ${t.to}`, t.message ? `: “${t.message}”` : ''));
   return h('div', {}, rows.length ? h('ul', { class: 'inflow-list' }, rows) : empty(data),

@@ -201,3 +201,18 @@ def test_following_a_suggestion_counts_as_a_reuse_click_and_never_waits_for_it(
     tile = admin.locator(".inflow-kpi").filter(has_text="reuse clicks")
     tile.wait_for()
     assert tile.locator("b").inner_text() == "1"
+
+
+def test_contributors_say_what_each_did_in_words_and_count_kudos(browser: object, ui: str,  # noqa: F811
+                                                                 rovo: Rovo) -> None:  # noqa: F811
+    """As the Connect panel says it: "assigned, commented, resolved · 1 kudos", not role names."""
+    site: Site = rovo.site
+    key = site.keys[-1]
+    assert site.post("/api/kudos", {"source": "jira", "key": key,
+                                    "to_account_id": "jstrachan"}).status_code == 201
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    row = page.get_by_role("region", name="Contributors").locator(".inflow-person",
+                                                                  has_text="james strachan")
+    row.wait_for()
+    assert row.inner_text().startswith("james strachan assigned, commented, resolved · 1 kudos")
