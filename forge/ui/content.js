@@ -9,6 +9,9 @@ const ROLE_WORDS = { assignee: 'assigned', resolver: 'resolved', reporter: 'repo
 const CONTRIBUTED = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented',
   creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked' };
 
+// An issue by its key and summary; a page by its title, since its key is a number nobody knows.
+const named = (item) => (item.source === 'jira' ? `${item.key} ${item.title || ''}` : item.title || item.key);
+
 const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
 
 function section(title, data, body) {
@@ -52,7 +55,7 @@ function expertRow(ctx, expert, reload) {
       slot.replaceChildren(open ? '' : askForm(ctx, expert, reload));
     } });
   const evidence = (expert.evidence || []).map((e) => h('li', {}, `${ROLE_WORDS[e.role] || e.role} `,
-    link(e.url, `${e.key} ${e.title || ''}`)));
+    link(e.url, named(e))));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
     h('span', { class: 'inflow-reason', title: expert.reason || '',
@@ -123,7 +126,7 @@ export function marked(text, marks) {
 // Connect panel does (plugin/static/inflow.js). In the background: the browser opens the link at
 // once, and a refused or failed record is dropped, never shown and never in the way.
 function followed(ctx, item) {
-  const a = link(item.url, `${item.key} ${item.title || ''}`);
+  const a = link(item.url, named(item));
   if (a.tagName !== 'A') return a;  // no safe URL: nothing to follow
   const record = () => call('POST', '/api/events', { source: ctx.source, key: ctx.key, panel: 'reuse',
     kind: 'clicked', target: item.key || null }).catch(() => {});

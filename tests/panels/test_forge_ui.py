@@ -16,7 +16,7 @@ from plugin.matching.store import remember_people
 from plugin.models.social import Kudos, Question
 from plugin.services.settings import project_settings, save_project_settings
 from tests.forge.test_browser import ARTIFACTS, browser, open_page, serve  # noqa: F401
-from tests.panels.conftest import Site
+from tests.panels.conftest import Site, install_wiki
 from tests.panels.test_rovo import VIEWER, Rovo, forge_key, rovo  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -216,3 +216,32 @@ def test_contributors_say_what_each_did_in_words_and_count_kudos(browser: object
                                                                   has_text="james strachan")
     row.wait_for()
     assert row.inner_text().startswith("james strachan assigned, commented, resolved · 1 kudos")
+
+
+def test_the_page_panel_names_pages_by_their_titles_not_their_ids(browser: object, ui: str,  # noqa: F811
+                                                                  rovo: Rovo) -> None:  # noqa: F811
+    """A page's key is a number nobody knows: links to pages read as the pages' titles."""
+    site: Site = install_wiki(rovo.site)
+    rovo.__init__(site, rovo.key)  # the Confluence tenant moves to Forge too
+    rovo.product = "confluence"
+    page_id = site.stored()
+    data = site.get(f"/api/content/confluence/{page_id}/reuse").get_json()["suggestions"]
+    experts = site.get(f"/api/content/confluence/{page_id}/experts").get_json()["experts"]
+    pages = [s for s in data if s["source"] == "confluence"]
+    work = [e for p in experts for e in p["evidence"] if e["source"] == "confluence"]
+    assert pages and work  # both lists name pages
+    token = rovo.token(principal=VIEWER, context={"cloudId": site.host.cloud_id,
+                                                  "siteUrl": site.host.url})
+    page = open_page(browser, ui, "page-panel", token,
+                     {"extension": {"type": "confluence:contentBylineItem",
+                                    "content": {"id": page_id}}},
+                     system_token=rovo.system["confluence"],
+                     user_token=site.host.issue_forge_token("confluence", VIEWER))
+    similar = page.get_by_role("region", name="Similar earlier work")
+    similar.locator(".inflow-suggestion a").first.wait_for()
+    links = similar.locator(".inflow-suggestion > a").all_inner_texts()
+    assert [s["title"] for s in pages] == [t for t in links if not re.match(r"[A-Z]+-\d+ ", t)]
+    shown = page.get_by_role("region", name="People who can help").locator(
+        ".inflow-evidence a").all_inner_texts()
+    assert {e["title"] for e in work} <= set(shown)
+    assert not [t for t in links + shown if re.match(r"\d+ ", t)]  # no page id before a title
