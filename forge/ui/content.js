@@ -63,6 +63,9 @@ function expertRow(ctx, expert, reload) {
     evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
 }
 
+// A question's state in the Connect panel's words (parts.html), not the stored state's name.
+const QUESTION_STATES = { asked: 'Waiting', answered: 'Answered', accepted: 'Accepted', unanswered: 'No answer' };
+
 function questionRow(ctx, question, reload) {
   const note = h('span');
   const mine = question.asker.account_id === ctx.viewer;
@@ -70,8 +73,8 @@ function questionRow(ctx, question, reload) {
     onclick: (event) => withButton(event.target, async () => {
       try { await call('POST', `/api/questions/${question.id}/accept`); reload(); } catch (error) { status(note, error.message, 'error'); }
     }) }) : null;
-  return h('li', {}, `${question.asker.name} asked ${question.expert.name}: `,
-    h('q', { text: question.text }), ` — ${question.state} `, accept, note);
+  return h('li', {}, `${mine ? 'You' : question.asker.name} asked ${question.expert.name}: `,
+    h('q', { text: question.text }), ` — ${QUESTION_STATES[question.state] || question.state} `, accept, note);
 }
 
 function experts(ctx, data, reload) {

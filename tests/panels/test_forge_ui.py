@@ -245,3 +245,21 @@ def test_the_page_panel_names_pages_by_their_titles_not_their_ids(browser: objec
         ".inflow-evidence a").all_inner_texts()
     assert {e["title"] for e in work} <= set(shown)
     assert not [t for t in links + shown if re.match(r"\d+ ", t)]  # no page id before a title
+
+
+def test_questions_say_their_state_in_words_and_the_viewers_own_as_you(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    """As the Connect panel says it: "You asked Rob Davies ... Waiting", not "Adrian Co ... asked"."""
+    site: Site = rovo.site
+    key = site.keys[-1]
+    assert site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "rajdavies",
+                                        "text": "Which setting fixes the reconnect?"}).status_code == 201
+    assert site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "chirino",
+                                        "text": "Is the journal safe?"}, sub="jstrachan").status_code == 201
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    rows = page.get_by_role("region", name="People who can help").locator("li", has=page.locator("q"))
+    rows.first.wait_for()
+    assert sorted(rows.all_inner_texts()) == [
+        "You asked Rob Davies: Which setting fixes the reconnect? — Waiting Accept answer",
+        "james strachan asked Hiram Chirino: Is the journal safe? — Waiting"]
