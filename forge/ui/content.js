@@ -14,6 +14,9 @@ const named = (item) => (item.source === 'jira' ? `${item.key} ${item.title || '
 
 const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
 
+// Each panel's section title: the project settings name the panels as their viewers see them.
+export const PANEL_TITLES = { experts: 'People who can help', reuse: 'Similar earlier work', contributors: 'Contributors' };
+
 function section(title, data, body) {
   if (data && data.enabled === false) return null;
   return h('section', { class: 'inflow-section', 'aria-label': title }, h('h2', { text: title }), body);
@@ -192,9 +195,9 @@ export async function mountContent(root, source, key) {
     const [e, r, c] = await Promise.all(['experts', 'reuse', 'contributors'].map((p) => call('GET', `${base(source, key)}/${p}`)));
     ctx.viewer = c.viewer;
     root.replaceChildren(
-      section('People who can help', e, experts(ctx, e, reload)),
-      section('Similar earlier work', r, reuse(ctx, r)),
-      section('Contributors', c, contributors(ctx, c, reload)), note);
+      section(PANEL_TITLES.experts, e, experts(ctx, e, reload)),
+      section(PANEL_TITLES.reuse, r, reuse(ctx, r)),
+      section(PANEL_TITLES.contributors, c, contributors(ctx, c, reload)), note);
   } catch (error) {
     root.replaceChildren(note);
     status(note, error.message, 'error');

@@ -1,6 +1,7 @@
 // Project settings (project admins) and the personal page (everyone): same API as Connect.
 import { view } from '@forge/bridge';
 import { call, explain } from './api.js';
+import { PANEL_TITLES } from './content.js';
 import { h, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
@@ -36,7 +37,7 @@ function settingsForm(projectKey, data, people) {
   const save = h('button', { type: 'submit', class: 'inflow-primary', text: 'Save settings' });
   const form = h('form', { class: 'inflow-settings' },
     field('What this project uses Inflow for', purpose),
-    h('fieldset', {}, h('legend', { text: 'Panels' }), panels.map(([p, box]) => field(p, box))),
+    h('fieldset', {}, h('legend', { text: 'Panels' }), panels.map(([p, box]) => field(PANEL_TITLES[p], box))),
     h('fieldset', {}, h('legend', { text: 'Privacy' }), privacy.map(([, label, box]) => field(label, box))),
     field('Remind an expert after (hours)', followUp),
     lists.map(([, label, input]) => field(label, input)), save, note);

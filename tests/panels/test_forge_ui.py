@@ -263,3 +263,21 @@ def test_questions_say_their_state_in_words_and_the_viewers_own_as_you(
     assert sorted(rows.all_inner_texts()) == [
         "You asked Rob Davies: Which setting fixes the reconnect? — Waiting Accept answer",
         "james strachan asked Hiram Chirino: Is the journal safe? — Waiting"]
+
+
+
+def test_project_settings_name_the_panels_as_their_sections_are_titled(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    """An admin turns off "People who can help", the section people see, not "experts"."""
+    site: Site = rovo.site
+    site.host.set_project_admin(VIEWER, "AMQ")
+    page = open_as(browser, ui, rovo, "project-settings",
+                   {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    page.get_by_label("People who can help").uncheck()
+    assert page.get_by_label("Similar earlier work").is_checked()
+    assert page.get_by_label("Contributors", exact=True).is_checked()
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved.").wait_for()
+    with site.db.session() as session:
+        assert project_settings(session, site.tenant.tenant_id, "AMQ")["panels"] == {
+            "experts": False, "reuse": True, "contributors": True}
