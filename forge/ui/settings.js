@@ -82,6 +82,9 @@ function dashboard(data) {
       h('tbody', {}, rows)));
 }
 
+// An ISO time as the Connect page shows it: "2026-11-25 20:31 UTC" (none: a dash).
+const when = (iso) => (iso ? `${String(iso).slice(0, 16).replace('T', ' ')} UTC` : '—');
+
 const BACKFILL_WORDS = { never: 'Not run yet', queued: 'Queued', running: 'Running', done: 'Done',
   failed: 'Failed (will resume from its checkpoint)' };
 
@@ -93,10 +96,10 @@ function backfillCard(projectKey, initial) {
     const rows = [['Status', BACKFILL_WORDS[data.status] || data.status],
       // "About" while the total is the site's estimate; once done, the count is exact.
       ['Items read', `${(data.items_done || 0).toLocaleString('en-US')}${data.items_total && data.status !== 'done' ? ` of about ${data.items_total.toLocaleString('en-US')}` : ''}`],
-      ['Last checkpoint', data.checkpoint_at || '—'], ['Finished', data.finished_at || '—']];
+      ['Last checkpoint', when(data.checkpoint_at)], ['Finished', when(data.finished_at)]];
     facts.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', { text: term }), h('dd', { text: value })]));
     errors.replaceChildren(...((data.errors || []).length ? data.errors : [null])
-      .map((e) => h('li', { text: e ? `${e.at} ${e.error}` : 'No errors.' })));
+      .map((e) => h('li', { text: e ? `${when(e.at)} ${e.error}` : 'No errors.' })));
   };
   show(initial);
   const restart = h('input', { type: 'checkbox', name: 'restart' });

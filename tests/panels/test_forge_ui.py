@@ -281,3 +281,26 @@ def test_project_settings_name_the_panels_as_their_sections_are_titled(
     with site.db.session() as session:
         assert project_settings(session, site.tenant.tenant_id, "AMQ")["panels"] == {
             "experts": False, "reuse": True, "contributors": True}
+
+
+def test_project_settings_show_the_backfills_times_as_people_read_them(
+        browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
+    """As the Connect page shows them ("2026-11-25 20:31 UTC"), not as ISO strings."""
+    from datetime import UTC, datetime
+
+    from plugin.models.pipeline import BackfillState
+
+    site: Site = rovo.site
+    site.host.set_project_admin(VIEWER, "AMQ")
+    with site.db.session() as session:
+        session.add(BackfillState(tenant_id=site.tenant.tenant_id, status="done", items_done=300,
+                                  finished_at=datetime(2026, 11, 25, 20, 31, 7, tzinfo=UTC),
+                                  errors=[{"at": "2026-11-25T20:02:09.123456+00:00",
+                                           "error": "HostError: 503"}]))
+    page = open_as(browser, ui, rovo, "project-settings",
+                   {"extension": {"type": "jira:projectSettingsPage", "project": {"key": "AMQ"}}})
+    learned = page.get_by_role("region", name="What Inflow has learned")
+    learned.get_by_text("HostError: 503").wait_for()
+    facts = learned.locator("dd").all_inner_texts()
+    assert facts[2:] == ["2026-11-25 20:31 UTC", "2026-11-25 20:31 UTC"]  # checkpoint, finished
+    assert learned.locator("li").all_inner_texts() == ["2026-11-25 20:02 UTC HostError: 503"]
