@@ -6,11 +6,11 @@ import { h, link, status, withButton } from './dom.js';
 const ROLE_WORDS = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented on',
   creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked on' };
 // What a contributor did on this item, as the Connect panel says it (parts.html role_word).
-const CONTRIBUTED = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented',
+export const CONTRIBUTED = { assignee: 'assigned', resolver: 'resolved', reporter: 'reported', commenter: 'commented',
   creator: 'wrote', editor: 'edited', answerer: 'answered', kudos: 'thanked' };
 
 // An issue by its key and summary; a page by its title, since its key is a number nobody knows.
-const named = (item) => (item.source === 'jira' ? `${item.key} ${item.title || ''}` : item.title || item.key);
+export const named = (item) => (item.source === 'jira' ? `${item.key} ${item.title || ''}` : item.title || item.key);
 
 const base = (source, key) => `/api/content/${source}/${encodeURIComponent(key)}`;
 

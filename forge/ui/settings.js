@@ -1,8 +1,8 @@
 // Project settings (project admins) and the personal page (everyone): same API as Connect.
 import { view } from '@forge/bridge';
 import { call, explain } from './api.js';
-import { PANEL_TITLES } from './content.js';
-import { h, status, withButton } from './dom.js';
+import { CONTRIBUTED, PANEL_TITLES, named } from './content.js';
+import { h, link, status, withButton } from './dom.js';
 
 const LISTS = [['include_groups', 'Only suggest members of these groups'], ['exclude_groups', 'Never suggest members of these groups'],
   ['include_people', 'Always allow these people, whatever their groups (names or account ids)'], ['exclude_people', 'Never suggest these people (names or account ids)'],
@@ -206,7 +206,9 @@ export async function mountPersonal(root) {
   try {
     const [me, host] = await Promise.all([call('GET', '/api/me'), product()]);
     const topics = (me.topics || []).map((t) => (typeof t === 'string' ? t : t.topic || t.term || JSON.stringify(t)));
-    const evidence = (me.evidence || []).map((e) => h('li', { text: `${e.key || ''} ${e.title || ''} (${e.role || ''})` }));
+    // As the Connect page lists it: the item linked, every role in words, the day.
+    const evidence = (me.evidence || []).map((e) => h('li', {}, link(e.url, named(e)),
+      ` · ${(e.roles || [e.role]).map((r) => CONTRIBUTED[r] || r).join(', ')}${e.at ? ` · ${day(e.at)}` : ''}`));
     root.replaceChildren(h('h1', { text: 'Inflow: you' }),
       h('section', { class: 'inflow-section', 'aria-label': 'What Inflow knows' }, h('h2', { text: 'What Inflow knows about you' }),
         h('p', { text: topics.length ? `Topics: ${topics.join(', ')}` : 'No topics yet.' }),

@@ -304,3 +304,20 @@ def test_project_settings_show_the_backfills_times_as_people_read_them(
     facts = learned.locator("dd").all_inner_texts()
     assert facts[2:] == ["2026-11-25 20:31 UTC", "2026-11-25 20:31 UTC"]  # checkpoint, finished
     assert learned.locator("li").all_inner_texts() == ["2026-11-25 20:02 UTC HostError: 503"]
+
+
+def test_the_personal_page_lists_the_work_with_every_role_in_words(browser: object, ui: str,  # noqa: F811
+                                                                   rovo: Rovo) -> None:  # noqa: F811
+    """As the Connect page lists it: each item linked, "assigned, resolved, commented", the day."""
+    me = rovo.site.get("/api/me", sub="jstrachan").get_json()
+    [entry] = [e for e in me["evidence"] if len(e["roles"]) == 3][:1]
+    page = open_as(browser, ui, rovo, "personal-settings",
+                   {"extension": {"type": "jira:personalSettingsPage"}}, user="jstrachan")
+    known = page.get_by_role("region", name="What Inflow knows")
+    row = known.locator("li", has_text=entry["key"]).first
+    row.wait_for()
+    words = {"assignee": "assigned", "resolver": "resolved", "commenter": "commented", "reporter": "reported"}
+    assert row.inner_text() == (f"{entry['key']} {entry['title']} · "
+                                f"{', '.join(words[r] for r in entry['roles'])} · {entry['at'][:10]}")
+    assert row.get_by_role("link").get_attribute("href") == entry["url"]
+    assert not any(role in known.inner_text() for role in words)  # no role by its stored name
