@@ -238,6 +238,19 @@ def test_the_question_offered_on_a_page_names_pages_by_their_titles(wiki: Site) 
         assert not re.search(r"(^|, )\d+(,|$)", named.group(2)), text
 
 
+
+def test_feedback_on_a_page_is_labelled_with_its_title_not_its_id(wiki: Site) -> None:
+    """A screen reader reads "Feedback on Besu", not "Feedback on 22151173"."""
+    page = wiki.stored()
+    found = wiki.get(f"/api/content/confluence/{page}/reuse").get_json()["suggestions"]
+    html = wiki.page(f"/confluence/macros/related?pageId={page}&spaceKey=TSC&outputType=display"
+                     ).get_data(True)
+    labels = re.findall(r'role="group" aria-label="Feedback on ([^"]*)"', html)
+    assert any(s["source"] == "confluence" for s in found)
+    assert labels == [str(escape(s["key"] if s["source"] == "jira" else s["title"]))
+                      for s in found]
+
+
 @pytest.mark.parametrize("panel", ["experts", "reuse"])
 def test_someone_not_logged_in_is_asked_to_log_in_not_told_the_item_is_unknown(
         site: Site, panel: str) -> None:
