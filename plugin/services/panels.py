@@ -558,8 +558,14 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
                         "at": k.created_at.isoformat()} for k in thanks[:10]],
             "impact": impact,
             "viewer": viewer,
-            "empty_reason": None if people else
-            "Inflow has not recorded anyone's work on this item yet."}
+            "empty_reason": None if people else _contributors_empty_reason(viewer)}
+
+
+def _contributors_empty_reason(viewer: str | None) -> str:
+    # Someone not signed in sees no item at all: its work is not missing, only not theirs to see.
+    if viewer is None:
+        return "Log in to see who worked on this and the thanks they were given."
+    return "Inflow has not recorded anyone's work on this item yet."
 
 
 def _impact(session: Session, tenant_id: int, viewer: str, now: datetime,

@@ -259,6 +259,15 @@ def test_someone_not_logged_in_is_asked_to_log_in_not_told_the_item_is_unknown(
     assert "Log in to see who knows about this" in html and "not learned" not in html
 
 
+def test_someone_not_logged_in_is_asked_to_log_in_to_see_the_contributors(site: Site) -> None:
+    """Not "Inflow has not recorded anyone's work" on an issue whose work it has recorded."""
+    key = site.keys[-1]
+    assert "james strachan" in site.page(f"/jira/panels/contributors?issueKey={key}").get_data(True)
+    html = site.page(f"/jira/panels/contributors?issueKey={key}&projectKey=AMQ", sub=None
+                     ).get_data(True)
+    assert "Log in to see who worked on this" in html and "has not recorded" not in html
+
+
 def test_a_view_of_the_other_products_descriptor_is_refused(wiki: Site) -> None:
     """Each installation's token opens its own product's modules only."""
     from tests.conftest import install_tenant
