@@ -68,6 +68,8 @@ def test_panels_are_complete_in_the_first_response(site: Site) -> None:
                      sub="jstrachan").status_code == 201
     thanked = site.page(f"/jira/panels/contributors?issueKey={key}").get_data(True)
     assert "Your work helped" in thanked and "<b>1</b> kudos received" in thanked
+    # What was answered is said, as on the personal page: not "you answered <b>0</b>".
+    assert "<b>0</b> questions answered" in thanked and "you answered" not in thanked
     for html in (experts, reuse, contributors):
         assert len(html.encode()) < 100_000
 
