@@ -143,9 +143,14 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
             "kudos": [{"from": givers[k.from_account_id], "kind": k.kind,
                        "source": k.source, "key": k.item_key, "message": k.message}
                       for k in received],
-            "summary": (f"Your work helped {week['items_helped']} items, you answered "
-                        f"{week['questions_answered']} questions and received "
+            "summary": (f"Your work helped {_counted(week['items_helped'], 'item')}, you answered "
+                        f"{_counted(week['questions_answered'], 'question')} and received "
                         f"{week['kudos_received']} kudos this week.")}
+
+
+def _counted(n: int, noun: str) -> str:
+    """A count with its noun: "1 item", "3 items"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def board(session: Session, tenant_id: int, since: datetime, space: str | None = None,

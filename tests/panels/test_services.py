@@ -98,7 +98,7 @@ def test_impact_and_the_weekly_digest_count_help_answers_and_kudos(site: Site) -
         digest = recognition.weekly_digest(session, tenant_id, person, now.date()
                                            - timedelta(days=now.weekday()))
         assert any(k["message"] == "cheers" for k in digest["kudos"])
-        assert "helped 1 items" in digest["summary"]
+        assert "helped 1 item," in digest["summary"]  # one item, not "1 items"
         assert recognition.impact(session, tenant_id, "jstrachan",
                                   now - timedelta(days=1))["questions_answered"] == 1
         assert session.get(Question, question_id).state == "answered"

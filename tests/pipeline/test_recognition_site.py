@@ -90,8 +90,8 @@ def test_the_digest_sent_from_jira_counts_what_was_done_in_confluence(both: Both
 
     sent = _sent_digest(site)
     assert "Great runbook" in sent["textBody"] and "Fixed my broker" in sent["textBody"]
-    assert sent["textBody"].startswith("Your work helped 1 items, you answered 1 questions "
-                                       "and received 2 kudos this week.")
+    assert sent["textBody"].startswith("Your work helped 1 item, you answered 1 question "
+                                       "and received 2 kudos this week.")  # not "1 items"
 
 
 def test_the_digest_names_givers_jira_knows_and_never_shows_an_account_id(both: Both) -> None:
