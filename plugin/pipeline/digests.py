@@ -106,7 +106,7 @@ def _claim(db: Database, tenant_id: int, account_id: str, week: date) -> bool:
 
 def _message(digest: dict[str, Any]) -> dict[str, str]:
     lines = [digest["summary"]] + [
-        f"{k['from']} thanked you on {k['key']}" + (f": {k['message']}" if k["message"] else "")
+        f"{k['from']} thanked you on {k['on']}" + (f": {k['message']}" if k["message"] else "")
         for k in digest["kudos"]
     ]
     html = "".join(f"<p>{escape(line)}</p>" for line in lines)

@@ -9,7 +9,7 @@ from sqlalchemy import Select, bindparam, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from connect.db import UTCDateTime, utcnow
-from plugin.models.content import Contribution
+from plugin.models.content import Contribution, Item
 from plugin.models.social import Feedback, Kudos, Question
 from plugin.search.sites import of_site
 from plugin.services.errors import Refused
@@ -137,15 +137,26 @@ def weekly_digest(session: Session, tenant_id: int, account_id: str,
         .order_by(Kudos.created_at, Kudos.id)).all()
     givers = giver_names(names or People(session, tenant_id),
                          {k.from_account_id for k in received})
+    titles = _page_titles(session, tenant_id, {k.item_key for k in received if k.source != "jira"})
     week = impact(session, tenant_id, account_id, start, end)
     return {"account_id": account_id, "week_start": start.date().isoformat(),
             "week_end": end.date().isoformat(), "impact": week,
             "kudos": [{"from": givers[k.from_account_id], "kind": k.kind,
-                       "source": k.source, "key": k.item_key, "message": k.message}
+                       "source": k.source, "key": k.item_key, "message": k.message,
+                       "on": k.item_key if k.source == "jira" else
+                       f'the page "{titles[k.item_key]}"' if k.item_key in titles else "a page"}
                       for k in received],
             "summary": (f"Your work helped {_counted(week['items_helped'], 'item')}, you answered "
                         f"{_counted(week['questions_answered'], 'question')} and received "
                         f"{week['kudos_received']} kudos this week.")}
+
+
+def _page_titles(session: Session, tenant_id: int, keys: set[str]) -> dict[str, str]:
+    """The site's pages' titles by id: a digest names a page as people do, never by its id."""
+    if not keys:
+        return {}
+    return {key: title for key, title in session.execute(select(Item.key, Item.title).where(
+        of_site(Item.tenant_id, tenant_id), Item.source == "confluence", Item.key.in_(keys)))}
 
 
 def _counted(n: int, noun: str) -> str:

@@ -89,7 +89,11 @@ def test_the_digest_sent_from_jira_counts_what_was_done_in_confluence(both: Both
                              asked_at=at - timedelta(hours=1), answered_at=at))
 
     sent = _sent_digest(site)
-    assert "Great runbook" in sent["textBody"] and "Fixed my broker" in sent["textBody"]
+    title = data.confluence_pages()[0]["title"]
+    # The page by its title, as people name it; never by its id.
+    assert f'Someone thanked you on the page "{title}": Great runbook' in sent["textBody"]
+    assert "Someone thanked you on AMQ-1: Fixed my broker" in sent["textBody"]
+    assert PAGE_ID not in sent["textBody"] + sent["htmlBody"]
     assert sent["textBody"].startswith("Your work helped 1 item, you answered 1 question "
                                        "and received 2 kudos this week.")  # not "1 items"
 
