@@ -74,6 +74,31 @@ def test_panels_are_complete_in_the_first_response(site: Site) -> None:
         assert len(html.encode()) < 100_000
 
 
+
+def test_the_asker_sees_their_question_as_theirs_and_can_accept_the_answer(site: Site) -> None:
+    key = site.keys[-1]
+    path = f"/jira/panels/experts?issueKey={key}&projectKey=AMQ"
+    asked = site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "rajdavies",
+                                         "text": "Which setting fixes the reconnect?"}).get_json()
+    html = site.page(path).get_data(True)
+    assert "<b>You</b> asked <b>Rob Davies</b>" in html
+    assert f'data-post="/api/questions/{asked["id"]}/accept"' in html  # only the asker accepts
+    other = site.page(path, sub="jstrachan").get_data(True)
+    assert "<b>Adrian Co</b> asked <b>Rob Davies</b>" in other and "/accept" not in other
+
+
+def test_the_asker_sees_their_question_on_a_page_as_theirs_and_can_accept_it(wiki: Site) -> None:
+    page = wiki.keys[-1]
+    [expert, *_] = wiki.get(f"/api/content/confluence/{page}/experts").get_json()["experts"]
+    asked = wiki.post("/api/questions", {"source": "confluence", "key": page, "text": "Still so?",
+                                         "expert_account_id": expert["account_id"]}).get_json()
+    for path in (f"/confluence/byline?pageId={page}",
+                 f"/confluence/macros/experts?pageId={page}&spaceKey=TSC&outputType=display"):
+        html = wiki.page(path).get_data(True)
+        assert f"<b>You</b> asked <b>{escape(expert['display_name'])}</b>" in html, path
+        assert f'data-post="/api/questions/{asked["id"]}/accept"' in html, path
+
+
 def test_an_unknown_issue_explains_why_nothing_is_shown(site: Site) -> None:
     html = site.page("/jira/panels/experts?issueKey=AMQ-424242&projectKey=AMQ").get_data(True)
     assert "has not learned this item yet" in html
