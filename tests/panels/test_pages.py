@@ -284,6 +284,8 @@ def test_someone_not_logged_in_is_asked_to_log_in_not_told_the_item_is_unknown(
     html = site.page(f"/jira/panels/{panel}?issueKey={site.keys[-1]}&projectKey=AMQ", sub=None
                      ).get_data(True)
     assert "Log in to see who knows about this" in html and "not learned" not in html
+    # Questions are shown only to whom may see the issue: "none yet" would not be true.
+    assert "No questions asked here yet" not in html and "Questions on this issue" not in html
 
 
 def test_someone_not_logged_in_is_asked_to_log_in_to_see_the_contributors(site: Site) -> None:
