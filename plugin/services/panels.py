@@ -553,6 +553,7 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
     return {"panel": "contributors", "item": _item_summary(item), "purpose": settings["purpose"],
             "enabled": settings["panels"]["contributors"], "contributors": people,
             "thanks": [{"from": names.name(k.from_account_id), "to": names.name(k.to_account_id),
+                        "from_account_id": k.from_account_id, "to_account_id": k.to_account_id,
                         "message": k.message if public or viewer in (k.to_account_id,
                                                                      k.from_account_id) else "",
                         "at": k.created_at.isoformat()} for k in thanks[:10]],

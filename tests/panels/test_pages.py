@@ -87,6 +87,21 @@ def test_the_asker_sees_their_question_as_theirs_and_can_accept_the_answer(site:
     assert "<b>Adrian Co</b> asked <b>Rob Davies</b>" in other and "/accept" not in other
 
 
+def test_the_viewer_reads_you_where_they_were_asked_or_thanked(site: Site) -> None:
+    """As their own question reads "You asked": "asked you", "thanked you", not their own name."""
+    key = site.keys[-1]
+    assert site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": "rajdavies",
+                                        "text": "Which setting fixes the reconnect?"}).status_code == 201
+    assert site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": "rajdavies"}
+                     ).status_code == 201
+    experts = site.page(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ", sub="rajdavies")
+    assert "<b>Adrian Co</b> asked <b>you</b>" in experts.get_data(True)
+    thanks = site.page(f"/jira/panels/contributors?issueKey={key}&projectKey=AMQ", sub="rajdavies")
+    assert "<b>Adrian Co</b> thanked <b>you</b>" in thanks.get_data(True)
+    mine = site.page(f"/jira/panels/contributors?issueKey={key}&projectKey=AMQ").get_data(True)
+    assert "<b>You</b> thanked <b>Rob Davies</b>" in mine
+
+
 def test_the_asker_sees_their_question_on_a_page_as_theirs_and_can_accept_it(wiki: Site) -> None:
     page = wiki.keys[-1]
     [expert, *_] = wiki.get(f"/api/content/confluence/{page}/experts").get_json()["experts"]
