@@ -76,7 +76,8 @@ function questionRow(ctx, question, reload) {
     onclick: (event) => withButton(event.target, async () => {
       try { await call('POST', `/api/questions/${question.id}/accept`); reload(); } catch (error) { status(note, error.message, 'error'); }
     }) }) : null;
-  return h('li', {}, `${mine ? 'You' : question.asker.name} asked ${question.expert.name}: `,
+  const asked = question.expert.account_id === ctx.viewer ? 'you' : question.expert.name;
+  return h('li', {}, `${mine ? 'You' : question.asker.name} asked ${asked}: `,
     h('q', { text: question.text }), ` — ${QUESTION_STATES[question.state] || question.state} `, accept, note);
 }
 
@@ -181,7 +182,10 @@ function contributors(ctx, data, reload) {
     return h('li', { class: 'inflow-person' }, h('strong', { text: p.display_name }), ` ${roles}`,
       p.kudos ? ` · ${p.kudos} kudos` : '', ' ', thank, slot);
   });
-  const thanks = (data.thanks || []).map((t) => h('li', {}, `${t.from} thanked ${t.to}`, t.message ? `: “${t.message}”` : ''));
+  // The viewer as "you", as in the Connect panel.
+  const thanks = (data.thanks || []).map((t) => h('li', {},
+    `${t.from_account_id === data.viewer ? 'You' : t.from} thanked ${t.to_account_id === data.viewer ? 'you' : t.to}`,
+    t.message ? `: “${t.message}”` : ''));
   return h('div', {}, rows.length ? h('ul', { class: 'inflow-list' }, rows) : empty(data),
     thanks.length ? h('div', {}, h('h3', { text: 'Thanks' }), h('ul', { class: 'inflow-list' }, thanks)) : null);
 }

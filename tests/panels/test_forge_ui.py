@@ -265,6 +265,25 @@ def test_questions_say_their_state_in_words_and_the_viewers_own_as_you(
         "james strachan asked Hiram Chirino: Is the journal safe? — Waiting"]
 
 
+def test_the_viewer_reads_you_where_they_were_asked_or_thanked(browser: object, ui: str,  # noqa: F811
+                                                               rovo: Rovo) -> None:  # noqa: F811
+    """As the Connect panel says it: "james strachan asked you", "You thanked john", "... thanked you"."""
+    site: Site = rovo.site
+    key = site.keys[-1]
+    assert site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": VIEWER,
+                                        "text": "Is the journal safe?"}, sub="jstrachan").status_code == 201
+    for giver, receiver in (("jstrachan", VIEWER), (VIEWER, "jstrachan")):
+        assert site.post("/api/kudos", {"source": "jira", "key": key, "to_account_id": receiver},
+                         sub=giver).status_code == 201
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": key}}})
+    asked = page.get_by_role("region", name="People who can help").locator("li", has=page.locator("q"))
+    asked.first.wait_for()
+    assert asked.all_inner_texts() == ["james strachan asked you: Is the journal safe? — Waiting"]
+    thanks = page.get_by_role("region", name="Contributors").locator("li", has_text="thanked")
+    assert sorted(thanks.all_inner_texts()) == ["You thanked james strachan", "james strachan thanked you"]
+
+
 
 def test_project_settings_name_the_panels_as_their_sections_are_titled(
         browser: object, ui: str, rovo: Rovo) -> None:  # noqa: F811
