@@ -46,8 +46,10 @@ def _host_failed(exc: HostError) -> Response | tuple[Response, int]:
         return jsonify({"error": "host_refused", "message":
                         "The product refused this action for you (no permission or not found)."}), 403
     if status in _REJECTED:
-        return jsonify({"error": "host_rejected", "message": "The product rejected this request.",
-                        "host_messages": exc.messages()}), 422
+        # In the message too: the panels show the message, and the person must learn what to change.
+        said = exc.messages()
+        return jsonify({"error": "host_rejected", "message": "The product rejected this request"
+                        + (f": {'; '.join(said)}" if said else "."), "host_messages": said}), 422
     if status == 429:  # the site's rate limit, still on after our retries: later, not never
         response = jsonify({"error": "host_busy", "message": "The product is busy; try again shortly."})
         response.status_code = 503

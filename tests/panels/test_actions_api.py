@@ -432,6 +432,8 @@ def test_a_question_the_host_rejects_is_a_4xx_that_says_why_and_stores_nothing(s
     assert response.status_code == 422
     assert response.get_json()["error"] == "host_rejected"
     assert response.get_json()["host_messages"] == ["Injected 400"]
+    # The panels show the message: what the host said is in it, not only beside it.
+    assert response.get_json()["message"] == "The product rejected this request: Injected 400"
     with site.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Question)) == 0
 
