@@ -142,12 +142,16 @@ function followed(ctx, item) {
   return a;
 }
 
+// A page's status is "current" unless it is a draft or archived: nothing to say, as in the
+// Connect panel (parts.html status_lozenge).
+const shownStatus = (status) => (status && status.toLowerCase() !== 'current' ? status : '');
+
 function reuse(ctx, data) {
   const items = data.suggestions || [];
   if (!items.length) return empty(data);
   return h('ul', { class: 'inflow-list' }, items.map((item) => h('li', { class: 'inflow-suggestion' },
     followed(ctx, item), ' ',
-    h('span', { class: 'inflow-meta', text: [item.status, item.resolution].filter(Boolean).join(' · ') }),
+    h('span', { class: 'inflow-meta', text: [shownStatus(item.status), item.resolution].filter(Boolean).join(' · ') }),
     item.snippet ? h('p', { class: 'inflow-snippet' }, marked(item.snippet, item.snippet_marks)) : null,
     (item.reasons || []).length ? h('p', { class: 'inflow-reason', text: item.reasons.join('; ') }) : null,
     verdictButtons(ctx, item))));

@@ -245,6 +245,8 @@ def test_the_page_panel_names_pages_by_their_titles_not_their_ids(browser: objec
         ".inflow-evidence a").all_inner_texts()
     assert {e["title"] for e in work} <= set(shown)
     assert not [t for t in links + shown if re.match(r"\d+ ", t)]  # no page id before a title
+    # A page's "current" status says nothing: no word beside its title (an issue keeps its own).
+    assert "current" not in similar.locator(".inflow-meta").all_inner_texts()
 
 
 def test_questions_say_their_state_in_words_and_the_viewers_own_as_you(
