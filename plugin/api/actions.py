@@ -37,7 +37,7 @@ NO_SUCH_ITEM = "This site has no such issue or page that Inflow can see."
 
 def _viewer() -> str:
     if not g.account_id:
-        raise Refused(403, "Sign in to do this.")
+        raise Refused(403, "Log in to do this.")
     return g.account_id
 
 

@@ -21,7 +21,7 @@ register_errors(bp)
 
 def _viewer() -> str:
     if not g.account_id:
-        raise Refused(403, "Sign in to see your data.")
+        raise Refused(403, "Log in to see your data.")
     return g.account_id
 
 

@@ -26,7 +26,7 @@ def render(template: str, **context: Any) -> str:
 def render_personal_page(source: str) -> Any:
     """What Inflow knows about the viewer, with their choices and data rights (either product)."""
     if not g.account_id:
-        return error_page("Sign in to see what Inflow knows about you.", 403)
+        return error_page("Log in to see what Inflow knows about you.", 403)
     with get_db().session() as session:
         me = about(session, g.tenant.id, g.account_id)
     return render("me.html", me=me, source=source, key="")

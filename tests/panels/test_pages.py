@@ -312,6 +312,16 @@ def test_someone_not_logged_in_is_asked_to_log_in_to_see_the_contributors(site: 
     assert "Log in to see who worked on this" in html and "has not recorded" not in html
 
 
+def test_someone_not_logged_in_is_asked_to_log_in_as_atlassian_says_it(site: Site) -> None:
+    """"Log in" on every view and refusal, as the panels and Atlassian's pages say it, not "Sign in"."""
+    me = site.page("/jira/me", sub=None)
+    assert me.status_code == 403 and "Log in to see what Inflow knows about you." in me.get_data(True)
+    for refused in (site.get("/api/me", sub=None),
+                    site.post("/api/kudos", {"source": "jira", "key": site.keys[-1],
+                                             "to_account_id": "jstrachan"}, sub=None)):
+        assert refused.status_code == 403 and refused.get_json()["message"].startswith("Log in to ")
+
+
 def test_a_view_of_the_other_products_descriptor_is_refused(wiki: Site) -> None:
     """Each installation's token opens its own product's modules only."""
     from tests.conftest import install_tenant
