@@ -155,6 +155,24 @@ def test_the_dashboard_counts_twelve_weeks_of_adoption(site: Site) -> None:
     assert site.page("/jira/admin?projectKey=AMQ", sub="aco").status_code == 403
 
 
+def test_the_dashboard_says_a_week_with_no_answer_had_no_answer_not_0_hours(site: Site) -> None:
+    """A question asked this week and answered after 3 h, none answered the weeks before."""
+    from datetime import timedelta
+
+    site.host.set_project_admin(ADMIN, "AMQ")
+    now = utcnow()
+    with site.db.session() as session:
+        session.add(Question(tenant_id=site.tenant.tenant_id, source="jira", item_key=site.keys[-1],
+                             project="AMQ", asker_account_id="aco", expert_account_id="jstrachan",
+                             text="Could you take a look?", state="answered",
+                             asked_at=now - timedelta(hours=3), answered_at=now))
+    html = site.page("/jira/admin?projectKey=AMQ", sub=ADMIN).get_data(as_text=True)
+    chart = html[html.index('aria-label="Median time to answer'):]
+    chart = chart[:chart.index("</svg>")]
+    assert 'aria-label="Median time to answer, last 12 weeks, latest 3.0 h"' in chart
+    assert chart.count(": no answers</title>") == 11 and " 0 h</title>" not in chart
+
+
 def test_another_tenants_token_cannot_touch_this_tenants_data(site: Site) -> None:
     site.host.set_project_admin(ADMIN, "AMQ")
     assert site.post(SETTINGS, _valid_settings(), sub=ADMIN).status_code == 200
