@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from connect.db import utcnow
 from connect.host_client import HostError, segment
 from connect.models import Tenant
-from plugin.models.content import Item
+from plugin.models.content import Item, Person
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.pipeline import fetch
 from plugin.services import permissions
@@ -301,8 +301,11 @@ def _take_step(session: Session, client: Any, question: Question, kind: str, acc
 def _post(session: Session, client: Any, question: Question, account_id: str, text: str) -> None:
     """Post a follow-up comment as the app; raise _Unreachable when the item is gone or private."""
     kind = content_kind(session, question.tenant_id, question.source, question.item_key, client)
+    # Named as the ask names them: a mention's text is what notifications show, not the account id.
+    name = session.scalar(select(Person.display_name).where(
+        Person.tenant_id == question.tenant_id, Person.account_id == account_id))
     try:
-        post_comment(client, question.source, question.item_key, account_id, None, text, kind)
+        post_comment(client, question.source, question.item_key, account_id, name, text, kind)
     except HostError as exc:
         if exc.status in UNREACHABLE:
             raise _Unreachable(UNREACHABLE[exc.status]) from exc

@@ -51,13 +51,15 @@ def test_an_unanswered_question_is_reminded_once_then_passed_on_then_closed(site
     comments = site.host.comments(key)
     assert comments[-1]["author"]["accountId"] == site.host.app_account_id
     assert comments[-1]["body"]["content"][0]["content"][0]["attrs"]["id"] == "jstrachan"
+    # Named, as the question named them: notifications show the mention's text.
+    assert comments[-1]["body"]["content"][0]["content"][0]["attrs"]["text"] == "@james strachan"
     later = due_at + timedelta(hours=48)
     with site.db.session() as session:
         assert questions.follow_up(session, question_id, _clients(site), later) == "passed"
         question = session.get(Question, question_id)
         assert (question.expert_account_id, question.state) == ("rajdavies", "asked")
-    assert site.host.comments(key)[-1]["body"]["content"][0]["content"][0]["attrs"]["id"] == \
-        "rajdavies"
+    assert site.host.comments(key)[-1]["body"]["content"][0]["content"][0]["attrs"] == \
+        {"id": "rajdavies", "text": "@Rob Davies", "accessLevel": ""}
     with site.db.session() as session:
         for step in ("reminded", "unanswered"):
             later += timedelta(hours=49)
