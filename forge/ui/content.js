@@ -61,7 +61,9 @@ function expertRow(ctx, expert, reload) {
     link(e.url, named(e))));
   return h('li', { class: 'inflow-person' },
     h('strong', { text: expert.display_name || expert.account_id }), ' ',
-    h('span', { class: 'inflow-reason', title: expert.reason || '',
+    // No tooltip of the stored reason ("18 similar item(s) as commenter, resolver"): the summary
+    // says it in words, as the Connect panel does.
+    h('span', { class: 'inflow-reason',
       text: [expert.summary || expert.reason || '', expert.work].filter(Boolean).join(': ') }), ' ', ask,
     evidence.length ? h('ul', { class: 'inflow-evidence' }, evidence) : null, slot);
 }

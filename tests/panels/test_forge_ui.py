@@ -159,6 +159,9 @@ def test_the_issue_panel_marks_matched_words_and_says_why(browser: object, ui: s
     people = page.get_by_role("region", name="People who can help")
     assert re.search(r"similar issues?: (was assigned|resolved|commented on) AMQ-\d+",
                      people.locator(".inflow-reason").first.inner_text())
+    # Nothing on hover in the stored reason's shorthand ("18 similar item(s) as commenter").
+    assert all(title is None for title in people.locator(".inflow-reason").evaluate_all(
+        "spans => spans.map(s => s.getAttribute('title'))"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "forge-issue-panel-why.png"), full_page=True)
 
