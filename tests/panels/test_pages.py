@@ -170,6 +170,18 @@ def test_byline_shows_counts_and_opens_the_combined_view(wiki: Site) -> None:
     html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)
     for heading in ("Ask an expert", "Related work", "Contributors &amp; kudos"):
         assert heading in html
+    # Each section's own lists nest under its heading, as a screen reader's outline reads them.
+    assert wiki.post("/api/kudos", {"source": "confluence", "key": page,
+                                    "to_account_id": _a_contributor(wiki, page)}).status_code == 201
+    outline = re.findall(r"<(h[1-3])>([^<]*)</h[1-3]>",
+                         wiki.page(f"/confluence/byline?pageId={page}").get_data(True))
+    assert outline == [("h1", "Inflow for this page"), ("h2", "Ask an expert"),
+                       ("h3", "Questions on this page"), ("h2", "Related work"),
+                       ("h2", "Contributors &amp; kudos"), ("h3", "Thanks given here")]
+
+
+def _a_contributor(wiki: Site, page: str) -> str:
+    return wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"][0]["account_id"]
 
 
 def test_thanks_on_a_confluence_page_count_on_the_space_board(wiki: Site) -> None:
