@@ -192,6 +192,12 @@ function dataTools(root) {
     try {
       await call('POST', '/api/me/erase', { confirm: confirm.value });
       status(note, 'Your data was erased from Inflow.');
+      // What the page listed is gone now: it says so rather than show it still (as on Connect).
+      const known = root.querySelector('[aria-label="What Inflow knows"]');
+      if (known) {
+        known.replaceChildren(h('h2', { text: 'What Inflow knows about you' }),
+          h('p', { text: 'Inflow no longer holds your work, questions, kudos or feedback.' }));
+      }
     } catch (error) { status(note, explain(error), 'error'); }
   }) });
   return h('section', { class: 'inflow-section', 'aria-label': 'Your data' }, h('h2', { text: 'Your data' }),

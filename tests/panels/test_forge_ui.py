@@ -345,3 +345,18 @@ def test_the_personal_page_lists_the_work_with_every_role_in_words(browser: obje
                                 f"{', '.join(words[r] for r in entry['roles'])} · {entry['at'][:10]}")
     assert row.get_by_role("link").get_attribute("href") == entry["url"]
     assert not any(role in known.inner_text() for role in words)  # no role by its stored name
+
+
+
+def test_erasing_my_data_clears_what_the_personal_page_listed(browser: object, ui: str,  # noqa: F811
+                                                             rovo: Rovo) -> None:  # noqa: F811
+    """Once erased, the work listed is not shown still, as if Inflow kept it."""
+    page = open_as(browser, ui, rovo, "personal-settings",
+                   {"extension": {"type": "jira:personalSettingsPage"}}, user="jstrachan")
+    known = page.get_by_role("region", name="What Inflow knows")
+    known.get_by_role("link").first.wait_for()
+    page.get_by_label("Type ERASE to confirm").fill("ERASE")
+    page.get_by_role("button", name="Erase my data").click()
+    page.get_by_text("Your data was erased from Inflow.").wait_for()
+    assert known.get_by_role("link").count() == 0
+    assert "Inflow no longer holds your work, questions, kudos or feedback." in known.inner_text()
