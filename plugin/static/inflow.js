@@ -104,7 +104,12 @@
       return "Question posted as your comment.";
     },
     thanked: function (form) { form.querySelector("textarea").value = ""; form.hidden = true; return "Thanks sent."; },
-    accepted: function (btn) { btn.disabled = true; return "Answer accepted."; },
+    accepted: function (btn) {
+      btn.disabled = true;
+      var state = btn.closest("li") && btn.closest("li").querySelector(".loz");  // "Waiting" no longer
+      if (state) { state.textContent = "Accepted"; state.className = "loz ok"; }
+      return "Answer accepted.";
+    },
     saved: function () { return "Settings saved."; },
     prefs: function () { return "Preferences saved."; },
     erased: function (form) {

@@ -43,6 +43,22 @@ def test_asking_an_expert_posts_a_comment_and_tracks_the_question(host_page: Any
     assert comment["body"]["content"][0]["content"][0]["attrs"]["id"] == question.expert_account_id
 
 
+def test_the_asker_accepts_the_answer_from_the_experts_panel(host_page: Any, stack: Stack) -> None:
+    key = stack.keys[-3]
+    frame = host_page.open_view(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ")
+    frame.get_by_role("button", name="Ask").first.click()
+    frame.get_by_role("button", name="Send question").first.click()
+    frame.locator(".status", has_text="Question posted as your comment.").first.wait_for()
+    frame = host_page.open_view(f"/jira/panels/experts?issueKey={key}&projectKey=AMQ")
+    mine = frame.locator("#questions li", has_text="You asked")
+    mine.get_by_role("button", name="Accept answer").click()
+    mine.get_by_text("Answer accepted.").wait_for()  # said where it was clicked
+    assert mine.locator(".loz").text_content() == "Accepted"  # no longer "Waiting"
+    with stack.db.session() as session:
+        question = session.scalars(select(Question).where(Question.item_key == key)).one()
+        assert (question.asker_account_id, question.state) == ("aco", "accepted")
+
+
 def test_feedback_and_linking_from_the_reuse_panel(host_page: Any, stack: Stack) -> None:
     frame = host_page.open_view(_panel(stack, "reuse"))
     helped = frame.get_by_role("button", name="Helped").first
