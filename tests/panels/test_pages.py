@@ -324,6 +324,14 @@ def test_someone_not_logged_in_is_asked_to_log_in_to_see_the_contributors(site: 
     assert "Log in to see who worked on this" in html and "has not recorded" not in html
 
 
+def test_the_personal_page_does_not_say_a_paused_person_is_suggested(site: Site) -> None:
+    assert "<h2>Topics you are suggested for</h2>" in site.page("/jira/me", sub="jstrachan").get_data(True)
+    paused = site.post("/api/me/preferences", {"opted_out": False, "pause_days": 7}, sub="jstrachan")
+    until = paused.get_json()["paused_until"][:10]
+    html = site.page("/jira/me", sub="jstrachan").get_data(True)
+    assert f"<h2>Topics you would be suggested for (paused until {until})</h2>" in html
+
+
 def test_someone_not_logged_in_is_asked_to_log_in_as_atlassian_says_it(site: Site) -> None:
     """"Log in" on every view and refusal, as the panels and Atlassian's pages say it, not "Sign in"."""
     me = site.page("/jira/me", sub=None)
