@@ -204,10 +204,12 @@ export async function mountContent(root, source, key) {
   try {
     const [e, r, c] = await Promise.all(['experts', 'reuse', 'contributors'].map((p) => call('GET', `${base(source, key)}/${p}`)));
     ctx.viewer = c.viewer;
-    root.replaceChildren(
-      section(PANEL_TITLES.experts, e, experts(ctx, e, reload)),
+    const shown = [section(PANEL_TITLES.experts, e, experts(ctx, e, reload)),
       section(PANEL_TITLES.reuse, r, reuse(ctx, r)),
-      section(PANEL_TITLES.contributors, c, contributors(ctx, c, reload)), note);
+      section(PANEL_TITLES.contributors, c, contributors(ctx, c, reload))].filter(Boolean);
+    // Every section turned off: a blank panel would say nothing, so say why (as Connect does).
+    if (!shown.length) status(note, 'A project admin has turned Inflow\'s panels off for this project.');
+    root.replaceChildren(...shown, note);
   } catch (error) {
     root.replaceChildren(note);
     status(note, error.message, 'error');

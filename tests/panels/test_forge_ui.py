@@ -360,3 +360,17 @@ def test_erasing_my_data_clears_what_the_personal_page_listed(browser: object, u
     page.get_by_text("Your data was erased from Inflow.").wait_for()
     assert known.get_by_role("link").count() == 0
     assert "Inflow no longer holds your work, questions, kudos or feedback." in known.inner_text()
+
+
+
+def test_a_panel_with_every_section_turned_off_says_why(browser: object, ui: str,  # noqa: F811
+                                                       rovo: Rovo) -> None:  # noqa: F811
+    """Not a blank panel: the Connect panels say an admin turned them off; so does Forge's."""
+    site: Site = rovo.site
+    with site.db.session() as session:
+        save_project_settings(session, site.tenant.tenant_id, "AMQ", {"panels": {
+            "experts": False, "reuse": False, "contributors": False}}, "admin")
+    page = open_as(browser, ui, rovo, "issue-panel",
+                   {"extension": {"type": "jira:issuePanel", "issue": {"key": site.keys[-1]}}})
+    page.get_by_text("A project admin has turned Inflow's panels off for this project.").wait_for()
+    assert page.get_by_role("region").count() == 0
