@@ -172,10 +172,13 @@ def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
 
 
 def due_followups(session: Session, now: datetime) -> list[int]:
-    """Ids of open questions (any tenant) whose follow-up time has come."""
-    return list(session.scalars(select(Question.id).where(
+    """Ids of open questions (any tenant) whose follow-up time has come, on sites the app is on."""
+    # An uninstalled or disabled app may not comment: its site would refuse every run until the
+    # tenant is purged. Re-enabled, the questions are due again at once, nothing lost.
+    return list(session.scalars(select(Question.id).join(Tenant, Tenant.id == Question.tenant_id).where(
         Question.state.in_(OPEN_STATES), Question.follow_up_at.is_not(None),
-        Question.follow_up_at <= now).order_by(Question.id)))
+        Question.follow_up_at <= now, Tenant.installed.is_(True), Tenant.enabled.is_(True))
+        .order_by(Question.id)))
 
 
 class _Unreachable(Exception):

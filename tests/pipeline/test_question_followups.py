@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from connect.db import utcnow
+from connect.models import Tenant
 from jobs import pipeline as jobs
 from plugin.models.social import Question, QuestionEvent
 from plugin.services import questions
@@ -254,3 +255,18 @@ def test_a_run_killed_after_posting_a_reminder_does_not_post_it_again(
     assert jobs.run_question_followups() == {}
     assert mentions(site, "AMQ-1") == ["bob", "bob"]
     assert _events(site, question_id) == [("asked", "alice"), ("reminded", "bob")]
+
+
+@pytest.mark.parametrize("left", [{"installed": False}, {"enabled": False}])
+def test_no_follow_up_reaches_a_site_the_app_is_no_longer_on(
+        database_url: str, make_site: Any, left: dict[str, bool]) -> None:
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    question_id = _ask(site, "AMQ-1")
+    with site.db.session() as session:
+        session.execute(update(Tenant).where(Tenant.id == site.tenant_id).values(**left))
+    assert jobs.run_question_followups() == {}
+    assert mentions(site, "AMQ-1") == ["bob"] and _question(site, question_id).reminded_at is None
+    with site.db.session() as session:  # the app is back: the follow-up is due at once
+        session.execute(update(Tenant).where(Tenant.id == site.tenant_id).values(installed=True, enabled=True))
+    assert jobs.run_question_followups() == {"reminded": 1}
