@@ -87,7 +87,11 @@ def check_all(db: Any, client_for: ClientFor, now: datetime | None = None) -> di
         ids = forge_tenants(session)
     outcome: dict[str, int] = {}
     for tenant_id in ids:
-        with db.session() as session:
-            answer = check(session, tenant_id, client_for, now)
+        try:
+            with db.session() as session:
+                answer = check(session, tenant_id, client_for, now)
+        except Exception:  # one site's fault (its stored token, say) must not stop the others' checks
+            log.exception("tenant %s: presence check failed", tenant_id)
+            answer = "failed"
         outcome[answer] = outcome.get(answer, 0) + 1
     return outcome

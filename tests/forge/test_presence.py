@@ -90,6 +90,23 @@ def test_a_site_whose_hourly_trigger_stopped_is_inferred_uninstalled(
     assert answers == [{"refused": 1}, {"refused": 1}, {"uninstalled": 1}]
 
 
+def test_one_site_failing_its_check_does_not_stop_the_others(
+        forge_app: Flask, on_site: ForgeInstall) -> None:
+    assert forge_app.test_client().get("/api/echo", headers=on_site.headers()).status_code == 200
+    db = forge_app.extensions["inflow.db"]
+    with db.session() as session:  # a second Forge site, whose client cannot be made
+        first = session.scalar(select(Tenant))
+        session.add(Tenant(client_key="broken", shared_secret="", base_url=first.base_url,
+                           product_type="jira", host="forge"))
+
+    def failing_for_one(tenant: Tenant) -> HostClient:
+        if tenant.client_key == "broken":
+            raise ValueError("no usable token stored")
+        return client_for(tenant)
+
+    assert forge_presence.check_all(db, failing_for_one) == {"failed": 1, "ok": 1}
+
+
 def scheduled_body(retry: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"context": {"cloudId": "c", "moduleKey": "inflow-hourly"},
                             "contextToken": "ctx-token-of-this-invocation"}
