@@ -125,8 +125,10 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
             raise
         profile = {}
     person.display_name = profile.get("displayName") or None
-    if isinstance(profile.get("active"), bool):  # Jira's user says; a deactivated one is not suggested
-        person.active = profile["active"]
+    # Jira's user says `active`, Confluence's its `accountStatus`: a deactivated one is not suggested.
+    said = profile["active"] if isinstance(profile.get("active"), bool) else accounts.active(profile)
+    if said is not None:
+        person.active = said
     person.avatar_url = _avatar(client, profile, tenant.display_url)
 
 

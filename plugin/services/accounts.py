@@ -24,12 +24,21 @@ from plugin.services.permissions import Requester
 log = logging.getLogger(__name__)
 
 BATCH = 100  # accounts per bulk call (Confluence answers up to 200)
-Learned = dict[str, tuple[str, str | None]]  # account -> (account type, display name)
+Learned = dict[str, tuple[str, str | None, bool | None]]  # account -> (type, display name, active)
+# Confluence's `accountStatus` (v2 documents active, inactive, closed and unknown): Confluence's
+# payloads never say that someone left, and a deactivated account must not be suggested.
+_ACTIVE = {"active": True, "inactive": False, "closed": False}
+
+
+def active(user: dict[str, object]) -> bool | None:
+    """Whether a Confluence user object says the account is active; None when it does not say."""
+    status = user.get("accountStatus")
+    return _ACTIVE.get(status) if isinstance(status, str) else None
 
 
 def ask(client: Requester, accounts: list[str]) -> Learned:
-    """Each account's type and name as Confluence's bulk user lookup gives them; an account it
-    does not return (deleted, say) has type "": asked, and not asked again."""
+    """Each account's type, name and activity as Confluence's bulk user lookup gives them; an
+    account it does not return (deleted, say) has type "": asked, and not asked again."""
     found: Learned = {}
     for start in range(0, len(accounts), BATCH):
         chunk = accounts[start:start + BATCH]
@@ -39,8 +48,8 @@ def ask(client: Requester, accounts: list[str]) -> Learned:
             account, kind = user.get("accountId"), user.get("accountType")
             if account and isinstance(kind, str) and kind:
                 name = user.get("displayName") or user.get("publicName")
-                found[str(account)[:255]] = (kind[:16], str(name)[:255] if name else None)
-    return {account: found.get(account, ("", None)) for account in accounts}
+                found[str(account)[:255]] = (kind[:16], str(name)[:255] if name else None, active(user))
+    return {account: found.get(account, ("", None, None)) for account in accounts}
 
 
 def record(session: Session, tenant_id: int, learned: Learned, credited: set[str]) -> None:
@@ -48,13 +57,14 @@ def record(session: Session, tenant_id: int, learned: Learned, credited: set[str
     if not learned:
         return
     insert = store.dialect_insert(session, Person)
-    rows = [{"tenant_id": tenant_id, "account_id": account, "account_type": kind, "display_name": name}
-            for account, (kind, name) in sorted(learned.items())]
+    rows = [{"tenant_id": tenant_id, "account_id": account, "account_type": kind, "display_name": name,
+             "active": is_active} for account, (kind, name, is_active) in sorted(learned.items())]
     session.execute(insert.values(rows).on_conflict_do_update(
         index_elements=["tenant_id", "account_id"],
         set_={"account_type": insert.excluded.account_type,
-              "display_name": func.coalesce(insert.excluded.display_name, Person.display_name)}))
-    for account, (kind, _) in sorted(learned.items()):
+              "display_name": func.coalesce(insert.excluded.display_name, Person.display_name),
+              "active": func.coalesce(insert.excluded.active, Person.active)}))
+    for account, (kind, _, _) in sorted(learned.items()):
         if kind in NOT_PEOPLE and account in credited:
             store.uncredit(session, tenant_id, account)
 
@@ -78,7 +88,7 @@ def screened(session: Session, tenant_id: int, client: Requester, docs: list[Ite
             log.warning("could not ask the site about %d accounts: %s", len(unknown), exc)
             learned = {}
         record(session, tenant_id, learned, set(types))
-        types.update({account: kind for account, (kind, _) in learned.items()})
+        types.update({account: kind for account, (kind, _, _) in learned.items()})
     apps = {account for account, kind in types.items() if kind in NOT_PEOPLE}
     if not apps:
         return docs
@@ -92,4 +102,4 @@ def learn(session: Session, tenant_id: int, client: Requester, limit: int) -> in
         Person.tenant_id == tenant_id, Person.account_type.is_(None)).order_by(Person.id).limit(limit)))
     learned = ask(client, unknown) if unknown else {}
     record(session, tenant_id, learned, set(unknown))
-    return sum(1 for kind, _ in learned.values() if kind)
+    return sum(1 for kind, _, _ in learned.values() if kind)

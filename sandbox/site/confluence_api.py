@@ -245,6 +245,7 @@ def register(app: Flask, host: FakeHost) -> None:
             found = [host.store.users[i] for i in dict.fromkeys(ids) if i in host.store.users]
         results = [{"type": "known", "accountId": u["accountId"],
                     "accountType": u.get("accountType") or "atlassian",
+                    "accountStatus": "active" if u.get("active", True) else "inactive",
                     "email": "", "publicName": u["displayName"], "displayName": u["displayName"],
                     "profilePicture": {"path": f"/wiki/aa-avatar/{u['accountId']}", "width": 48,
                                        "height": 48, "isDefault": True},

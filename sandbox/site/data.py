@@ -109,7 +109,9 @@ def user_v3(user: dict[str, Any] | None) -> dict[str, Any] | None:
         "accountId": account_id,
         "displayName": user.get("displayName") or account_id,
         "avatarUrls": {f"{s}x{s}": AVATAR.format(size=s) for s in (48, 24, 16, 32)},
-        "active": user.get("active", True) is not False,
+        # Confluence names a deactivated account "Name (Deactivated)", as the Hyperledger pages show.
+        "active": user.get("active", True) is not False
+        and not str(user.get("displayName") or "").endswith("(Deactivated)"),
         "accountType": user.get("accountType", "app" if account_id in APP_ACCOUNTS else "atlassian"),
         "timeZone": "UTC",
     }

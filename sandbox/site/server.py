@@ -316,7 +316,8 @@ class FakeHost:
             self.store.account_status[account_id] = status
 
     def deactivate(self, account_id: str) -> None:
-        """The account is deactivated (someone left): Jira shows `active: false` wherever it appears."""
+        """The account is deactivated (someone left): Jira shows `active: false` wherever it
+        appears, Confluence's user lookups `accountStatus: inactive`."""
         self._change_user(account_id, active=False)
 
     def make_app(self, account_id: str) -> None:

@@ -461,7 +461,7 @@ def test_an_account_the_site_says_is_an_app_cannot_be_thanked_or_asked(wiki: Sit
     page = wiki.keys[-1]
     bot = wiki.get(f"/api/content/confluence/{page}/contributors").get_json()["contributors"][0]["account_id"]
     with wiki.db.session() as session:  # as the privacy cycle records what Confluence said
-        accounts.record(session, wiki.tenant.tenant_id, {bot: ("app", "Automation")}, {bot})
+        accounts.record(session, wiki.tenant.tenant_id, {bot: ("app", "Automation", None)}, {bot})
     thanked = wiki.post("/api/kudos", {"source": "confluence", "key": page, "to_account_id": bot,
                                        "message": "thanks"}, sub=VIEWER)
     asked = wiki.post("/api/questions", {"source": "confluence", "key": page, "expert_account_id": bot,

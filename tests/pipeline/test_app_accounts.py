@@ -11,6 +11,7 @@ from plugin.matching.service import suggest_experts
 from plugin.models.content import Contribution, Item, Person, StoredSuggestion
 from plugin.pipeline import backfill
 from plugin.services import accounts
+from plugin.services.settings import is_eligible
 from tests.pipeline.conftest import Site
 from tests.pipeline.test_people_active import LEFT, issue_of
 
@@ -81,6 +82,24 @@ def test_a_confluence_app_writing_pages_is_never_credited(sqlite_url: str, make_
     assert people > 5 and named >= people  # everyone else is credited, with the name the site gave
     some_page = page_of(site, next(iter(other_authors(site, bot))))
     assert bot not in experts_on(site, some_page)
+
+
+def test_a_deactivated_confluence_account_is_credited_but_never_suggested(
+        sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url, "confluence")
+    site.host.load_confluence_dataset(limit=150)
+    left = busiest_author(150)
+    site.host.deactivate(left)  # the pages say only its id; the bulk lookup says accountStatus "inactive"
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert search.catch_up(site.db)
+
+    assert credited(site, left) > 0  # what they wrote stays theirs
+    with site.db.session() as session:
+        assert session.scalar(select(Person.active).where(
+            Person.tenant_id == site.tenant_id, Person.account_id == left)) is False
+        assert not is_eligible(session, site.tenant_id, left)  # never suggested, as in Jira
+        assert all(is_eligible(session, site.tenant_id, other) for other in other_authors(site, left)
+                   if not site.host.store.users[other]["displayName"].endswith("(Deactivated)"))
 
 
 def other_authors(site: Site, bot: str) -> set[str]:
