@@ -94,6 +94,14 @@ def test_the_recognition_board_names_people_the_pages_only_know_by_id(site: Site
     assert f"1. {user['displayName']}" in html
 
 
+def test_an_empty_recognition_board_says_where_in_confluence_people_are_thanked(site: Site) -> None:
+    wiki = install_wiki(site, names=False)
+    html = wiki.page(f"/confluence/macros/recognition?pageId={wiki.keys[0]}&scope=site"
+                     "&period=week").get_data(as_text=True)
+    assert "No kudos given in this period yet" in html
+    assert "Contributors and kudos macro" in html and "Inflow byline" in html  # Confluence has no panel
+
+
 def test_an_expert_without_a_name_is_asked_without_naming_them(site: Site) -> None:
     key = site.keys[-1]
     with site.db.session() as session:
