@@ -253,10 +253,10 @@ def _step(session: Session, question: Question, client: Any, allowed: Callable[[
           now: datetime) -> str:
     hours = project_settings(session, question.tenant_id, question.project)["follow_up_hours"]
     # Someone who opted out, paused, left or was ruled out since being asked is not reminded:
-    # the next one is asked.
+    # the next one is asked. The question is quoted, not pointed "above": many sort newest first.
     if question.reminded_at is None and allowed(question.expert_account_id):
         _take_step(session, client, question, "reminded", question.expert_account_id,
-                   f"a gentle reminder of the question above: {question.text}", now,
+                   f"a gentle reminder of this question: {question.text}", now,
                    reminded_at=now, follow_up_at=now + timedelta(hours=hours))
         return "reminded"
     return _pass_on(session, question, client, allowed, now, hours)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -270,3 +271,13 @@ def test_no_follow_up_reaches_a_site_the_app_is_no_longer_on(
     with site.db.session() as session:  # the app is back: the follow-up is due at once
         session.execute(update(Tenant).where(Tenant.id == site.tenant_id).values(installed=True, enabled=True))
     assert jobs.run_question_followups() == {"reminded": 1}
+
+
+def test_a_reminder_quotes_the_question_whatever_order_comments_are_read_in(
+        database_url: str, make_site: Any) -> None:
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    _ask(site, "AMQ-1")
+    assert jobs.run_question_followups() == {"reminded": 1}
+    reminder = json.dumps(site.host.comments("AMQ-1")[-1]["body"])
+    assert "a gentle reminder of this question: Why?" in reminder and "above" not in reminder
