@@ -126,7 +126,7 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
         profile = {}
     person.display_name = profile.get("displayName") or None
     # Jira's user says `active`, Confluence's its `accountStatus`: a deactivated one is not suggested.
-    said = profile["active"] if isinstance(profile.get("active"), bool) else accounts.active(profile)
+    said = profile["active"] if isinstance(profile.get("active"), bool) else people.confluence_active(profile)
     if said is not None:
         person.active = said
     person.avatar_url = _avatar(client, profile, tenant.display_url)

@@ -19,21 +19,13 @@ from plugin.content.model import ItemDoc
 from plugin.content.normalize import NOT_PEOPLE
 from plugin.matching import store
 from plugin.models.content import Person
+from plugin.services import people
 from plugin.services.permissions import Requester
 
 log = logging.getLogger(__name__)
 
 BATCH = 100  # accounts per bulk call (Confluence answers up to 200)
 Learned = dict[str, tuple[str, str | None, bool | None]]  # account -> (type, display name, active)
-# Confluence's `accountStatus` (v2 documents active, inactive, closed and unknown): Confluence's
-# payloads never say that someone left, and a deactivated account must not be suggested.
-_ACTIVE = {"active": True, "inactive": False, "closed": False}
-
-
-def active(user: dict[str, object]) -> bool | None:
-    """Whether a Confluence user object says the account is active; None when it does not say."""
-    status = user.get("accountStatus")
-    return _ACTIVE.get(status) if isinstance(status, str) else None
 
 
 def ask(client: Requester, accounts: list[str]) -> Learned:
@@ -41,14 +33,12 @@ def ask(client: Requester, accounts: list[str]) -> Learned:
     account it does not return (deleted, say) has type "": asked, and not asked again."""
     found: Learned = {}
     for start in range(0, len(accounts), BATCH):
-        chunk = accounts[start:start + BATCH]
-        data = client.request("GET", "/wiki/rest/api/user/bulk",
-                              params={"accountId": chunk, "limit": len(chunk)}).json()
-        for user in data.get("results") or []:
-            account, kind = user.get("accountId"), user.get("accountType")
-            if account and isinstance(kind, str) and kind:
-                name = user.get("displayName") or user.get("publicName")
-                found[str(account)[:255]] = (kind[:16], str(name)[:255] if name else None, active(user))
+        for user in people.confluence_users(client, accounts[start:start + BATCH]):
+            kind = user.get("accountType")
+            if isinstance(kind, str) and kind:
+                name = people.confluence_name(user)
+                found[str(user["accountId"])[:255]] = (kind[:16], str(name)[:255] if name else None,
+                                                       people.confluence_active(user))
     return {account: found.get(account, ("", None, None)) for account in accounts}
 
 

@@ -70,15 +70,33 @@ def picture_url(client: Any, path: Any, site: str | None) -> str | None:
     return None if urlsplit(found).hostname == "api.atlassian.com" else found
 
 
-def _confluence_people(client: Any, accounts: list[str], site: str | None) -> dict[str, Profile]:
+def confluence_users(client: Any, accounts: list[str]) -> list[dict[str, Any]]:
+    """The users Confluence's v1 bulk lookup returns of these accounts (at most 200 at a time)."""
     data = client.request("GET", "/wiki/rest/api/user/bulk",
                           params={"accountId": accounts, "limit": len(accounts)}).json()
-    found: dict[str, Profile] = {}
-    for user in data.get("results") or []:
-        if user.get("accountId"):
-            found[user["accountId"]] = (user.get("displayName") or user.get("publicName"),
-                                        picture_url(client, (user.get("profilePicture") or {}).get("path"), site))
-    return found
+    return [u for u in data.get("results") or [] if u.get("accountId")]
+
+
+def confluence_name(user: dict[str, Any]) -> str | None:
+    """A Confluence user's name as people read it (the public one when the profile hides it)."""
+    return user.get("displayName") or user.get("publicName")
+
+
+# Confluence's `accountStatus` (v2 documents active, inactive, closed and unknown): Confluence's
+# payloads never say that someone left, and a deactivated account must not be suggested.
+_ACTIVE = {"active": True, "inactive": False, "closed": False}
+
+
+def confluence_active(user: dict[str, Any]) -> bool | None:
+    """Whether a Confluence user object says the account is active; None when it does not say."""
+    status = user.get("accountStatus")
+    return _ACTIVE.get(status) if isinstance(status, str) else None
+
+
+def _confluence_people(client: Any, accounts: list[str], site: str | None) -> dict[str, Profile]:
+    return {u["accountId"]: (confluence_name(u),
+                             picture_url(client, (u.get("profilePicture") or {}).get("path"), site))
+            for u in confluence_users(client, accounts)}
 
 
 def host_lookup(client: Any, product: str, site: str | None = None) -> Lookup:
