@@ -281,6 +281,11 @@ def _light_keyed(session: Session, tenant_id: int, keys: set[str],
     return _watched(rows, [row.id for row in rows], watch if rows else None)
 
 
+def _keys_named(suggestions: Iterable[Any]) -> set[str]:
+    """The keys of the issues the suggestions' reasons name ("both linked to AMQ-7")."""
+    return {k for s in suggestions for reason in s.reasons for k in named_keys(reason)}
+
+
 def _named(session: Session, tenant_id: int, stored: dict[str, list[Any]] | None,
            watch: Watch | None = None) -> list[Any]:
     """`_light` of the issues stored reuse reasons name besides the suggestions themselves.
@@ -291,7 +296,7 @@ def _named(session: Session, tenant_id: int, stored: dict[str, list[Any]] | None
     if not stored:
         return []
     suggested = {s.key for s in stored["reuse"] if s.source == "jira"}
-    named = {k for s in stored["reuse"] for reason in s.reasons for k in named_keys(reason)}
+    named = _keys_named(stored["reuse"])
     return _light_keyed(session, tenant_id, named - suggested, watch)
 
 
@@ -483,7 +488,7 @@ def _naming_visible(session: Session, tenant_id: int, found: list[Any], visible:
     An issue Inflow does not know cannot be checked: its reason goes too. `light`: the rows
     the subject's check read (stored suggestions and the issues their reasons name).
     """
-    named = {k for s in found for reason in s.reasons for k in named_keys(reason)}
+    named = _keys_named(found)
     if not named:
         return found
     allowed = {s.key for s in found if s.source == "jira"}  # shown: checked already
