@@ -44,6 +44,17 @@ class LeaseLost(RuntimeError):
     """Another run holds this tenant's backfill lease."""
 
 
+class Restarted(RuntimeError):
+    """A restart was asked for while this run held the lease: the run starts over."""
+
+
+def _still_running(state: BackfillState, tenant_id: int) -> None:
+    # `request_backfill(restart=True)` sets a running backfill back to queued: the run holding
+    # the lease would otherwise write its old checkpoint over the restart and finish it as done.
+    if state.status != "running":
+        raise Restarted(f"backfill of tenant {tenant_id} restarted")
+
+
 def new_owner() -> str:
     """A lease owner id naming this host and process (so a dead holder can be recognised)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -155,6 +166,7 @@ def _save_page(
     state = _state(session, tenant_id, lock=True)
     if state is None or state.lease_owner != owner:
         raise LeaseLost(f"backfill lease of tenant {tenant_id} lost")
+    _still_running(state, tenant_id)
     versions.apply_docs(session, tenant_id, docs)
     state.checkpoint = checkpoint
     state.items_done = (state.items_done or 0) + len(docs)
@@ -169,6 +181,8 @@ def finish(db: Database, tenant_id: int, owner: str, error: BaseException | None
         state = _state(session, tenant_id, lock=True)
         if state is None or state.lease_owner != owner:
             return
+        if error is None:
+            _still_running(state, tenant_id)
         state.lease_owner, state.lease_until = None, None
         if error is None:
             state.status, state.checkpoint, state.finished_at = "done", {}, utcnow()
@@ -283,25 +297,35 @@ def run_backfill(
     owner: str | None = None,
     progress: Progress | None = None,
 ) -> bool:
-    """Run (or resume) the tenant's backfill to the end; False when another run holds the lease."""
+    """Run (or resume) the tenant's backfill to the end; False when another run holds the lease.
+
+    A restart asked for meanwhile starts the run over from the beginning.
+    """
     owner = owner or new_owner()
-    if not acquire(db, tenant_id, owner):
-        return False
-    try:
-        with db.session() as session:
-            tenant = session.get(Tenant, tenant_id)
-        if tenant is None or not tenant.installed:
-            raise LookupError(f"tenant {tenant_id} is not installed")
-        client = client_for(tenant)
-        if tenant.product_type == "confluence":
-            _backfill_confluence(db, tenant, client, owner, progress)
-        else:
-            _backfill_jira(db, tenant, client, owner, progress)
-    except BaseException as exc:
-        finish(db, tenant_id, owner, exc)
-        raise
-    finish(db, tenant_id, owner)
-    return True
+    while acquire(db, tenant_id, owner):
+        try:
+            _read_site(db, tenant_id, client_for, owner, progress)
+            finish(db, tenant_id, owner)
+            return True
+        except Restarted:
+            continue  # the lease is still ours: acquired again, with the checkpoint cleared
+        except BaseException as exc:
+            finish(db, tenant_id, owner, exc)
+            raise
+    return False
+
+
+def _read_site(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any], owner: str,
+               progress: Progress | None) -> None:
+    with db.session() as session:
+        tenant = session.get(Tenant, tenant_id)
+    if tenant is None or not tenant.installed:
+        raise LookupError(f"tenant {tenant_id} is not installed")
+    client = client_for(tenant)
+    if tenant.product_type == "confluence":
+        _backfill_confluence(db, tenant, client, owner, progress)
+    else:
+        _backfill_jira(db, tenant, client, owner, progress)
 
 
 def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0) -> list[int]:

@@ -106,6 +106,28 @@ def test_backfill_waits_out_429_retry_after_and_completes(sqlite_url: str, make_
     assert sorted(stored_keys(site)) == sorted(keys)
 
 
+@pytest.mark.parametrize("after_pages", [1, 3])  # mid-way, and after the last page was written
+def test_a_restart_asked_for_while_a_backfill_runs_starts_it_over(
+    sqlite_url: str, make_site: Any, after_pages: int
+) -> None:
+    site = make_site(sqlite_url)
+    keys = site.host.load_jira_dataset("apache-zookeeper", limit=250)  # three pages
+    pages: list[int] = []
+
+    def restart_once(done: int, total: int | None) -> None:
+        pages.append(done)
+        if len(pages) == after_pages:  # the admin presses "Restart" while the run goes on
+            with site.db.session() as session:
+                backfill.request_backfill(session, site.tenant_id, restart=True)
+
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for, progress=restart_once)
+    firsts = [c for c in site.host.calls_to("/rest/api/3/search/jql") if not c.param("nextPageToken")]
+    assert len(firsts) == 2  # the first page was read again
+    current = state(site)
+    assert current.status == "done" and current.items_done == len(keys)  # counted once, from zero
+    assert sorted(stored_keys(site)) == sorted(keys)
+
+
 def test_a_retry_after_too_long_to_wait_fails_the_run_visibly_and_the_next_run_resumes(
     sqlite_url: str, make_site: Any
 ) -> None:
