@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from connect.models import Tenant
 from jobs.core import database
-from jobs.pipeline import client_for
+from jobs.pipeline import client_for, queue_suggestions
 from plugin.pipeline import backfill
 
 
@@ -77,4 +77,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with db.session() as session:
         status = backfill.backfill_status(session, tenant_id)
     print(f"backfill done: {status['items_done']} items", file=sys.stderr)
+    print(_suggestions_line(tenant_id), file=sys.stderr)
     return 0
+
+
+def _suggestions_line(tenant_id: int) -> str:
+    """Queue the items' suggestions for the workers, as a backfill job does, and say so."""
+    try:
+        if queue_suggestions(tenant_id):
+            return "suggestions: queued for the workers"
+        why = "no REDIS_URL set"
+    except RuntimeError:
+        why = "REDIS_URL unreachable"
+    return (f"suggestions: not queued ({why}); the workers' reconciliation queues them within "
+            "about an hour, and panels rank each item as it is viewed meanwhile")

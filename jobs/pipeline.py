@@ -545,11 +545,18 @@ def run_backfill(tenant_id: int) -> bool:
     """Run or resume the tenant's backfill, then queue the suggestions it leaves to compute."""
     db = _db()
     ran = backfill.run_backfill(db, tenant_id, client_for)
-    connection = _connection()
     # Also when this run found the backfill done: it may be rq's retry of a run that died (or
     # lost Redis) after committing the end and before queueing this. Filling is idempotent.
-    if connection is None or not (ran or _backfill_done(db, tenant_id)):
-        return ran
+    if ran or _backfill_done(db, tenant_id):
+        queue_suggestions(tenant_id)
+    return ran
+
+
+def queue_suggestions(tenant_id: int) -> bool:
+    """Queue storing the suggestions of every item a backfill read; False with no Redis configured."""
+    connection = _connection()
+    if connection is None:
+        return False
     queued = enqueue_unique(
         connection,
         "jobs.pipeline.fill_suggestions",
@@ -560,7 +567,7 @@ def run_backfill(tenant_id: int) -> bool:
     )
     if not queued:  # nothing else queues it: fail, so that rq's retry does
         raise RuntimeError(f"suggestions of tenant {tenant_id} not queued, Redis unavailable")
-    return ran
+    return True
 
 
 def _backfill_done(db: Database, tenant_id: int) -> bool:
@@ -575,6 +582,9 @@ def fill_suggestions(tenant_id: int) -> int:
 
 
 # ---------- reconciliation ----------
+
+# How long an item's refresh has to store its suggestions before the fill does it instead.
+LEFT_BEHIND = timedelta(hours=1)
 
 
 def _installed_tenants() -> list[int]:
@@ -614,8 +624,25 @@ def reconcile_all_tenants() -> int:
 def reconcile_tenant(tenant_id: int) -> dict[str, int]:
     """Catch up one tenant with the host since its watermark; what changed is refreshed as a
     drain's changes are (once indexed), not ranked inside the reconciliation's transactions."""
-    return reconcile.reconcile_tenant(_db(), tenant_id, client_for,
-                                      refresh=lambda item_ids: _refresh_later(tenant_id, item_ids))
+    result = reconcile.reconcile_tenant(_db(), tenant_id, client_for,
+                                        refresh=lambda item_ids: _refresh_later(tenant_id, item_ids))
+    _fill_left_behind(tenant_id)
+    return result
+
+
+def _fill_left_behind(tenant_id: int) -> None:
+    """Queue the fill when items of a finished backfill still have no suggestions an hour on.
+
+    Nothing else would: a fill that failed for good, or a backfill run by `inflow backfill`
+    with no Redis to queue it on. Items written within the hour are left to their refresh.
+    """
+    db = _db()
+    if not _backfill_done(db, tenant_id):
+        return  # the backfill queues the fill when it ends
+    with db.session() as session:
+        left = backfill.items_without_suggestions(session, tenant_id, 1, written_before=utcnow() - LEFT_BEHIND)
+    if left:
+        queue_suggestions(tenant_id)
 
 
 def enqueue_reconcile(connection: Redis, tenant_id: int) -> bool:

@@ -328,8 +328,10 @@ def _read_site(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any]
         _backfill_jira(db, tenant, client, owner, progress)
 
 
-def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0) -> list[int]:
-    """Ids above `after` of the tenant's items that have no stored suggestions yet, in id order."""
+def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0,
+                              written_before: datetime | None = None) -> list[int]:
+    """Ids above `after` of the tenant's items (last written before `written_before`) that have no
+    stored suggestions yet, in id order."""
     # Scoped by tenant so the (tenant, item, kind) unique index answers each probe: by item alone
     # every probe scanned the table (25.8 s per call at 20,000 items, 15,000 of them done).
     stored = select(StoredSuggestion.id).where(
@@ -339,7 +341,8 @@ def items_without_suggestions(session: Session, tenant_id: int, limit: int, afte
         session.scalars(
             # `tenant_id + 0`: walk the ids from `after` on by primary key, not the tenant's index.
             select(Item.id)
-            .where((Item.tenant_id + 0) == tenant_id, Item.id > after, ~stored.exists())
+            .where((Item.tenant_id + 0) == tenant_id, Item.id > after, ~stored.exists(),
+                   *([Item.indexed_at < written_before] if written_before else []))
             .order_by(Item.id)
             .limit(limit)
         )

@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from redis import Redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from connect.db import utcnow
 from connect.host_client import PACE
@@ -38,6 +39,11 @@ def state(site: Site) -> BackfillState:
 def stored_keys(site: Site) -> list[str]:
     with site.db.session() as session:
         return list(session.scalars(select(Item.key).where(Item.tenant_id == site.tenant_id)))
+
+
+def unfilled(site: Site) -> list[int]:
+    with site.db.session() as session:
+        return backfill.items_without_suggestions(session, site.tenant_id, 100)
 
 
 def start_cli_backfill(site: Site) -> subprocess.Popen[bytes]:
@@ -192,8 +198,7 @@ def test_install_requests_a_backfill_that_the_worker_runs_then_stores_suggestion
         status = backfill.backfill_status(session, site.tenant_id)
         count = session.scalar(select(func.count(Item.id)).where(Item.tenant_id == site.tenant_id))
     assert status["status"] == "done" and status["items_done"] == count == len(keys)
-    with site.db.session() as session:
-        assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
+    assert unfilled(site) == []
 
 
 def test_a_backfill_job_killed_after_its_last_commit_still_stores_suggestions_when_retried(
@@ -208,8 +213,7 @@ def test_a_backfill_job_killed_after_its_last_commit_still_stores_suggestions_wh
     assert Job.fetch(f"suggestions-{site.tenant_id}", connection=Redis.from_url(redis_url),
                      serializer=JSONSerializer).get_status() == "queued"
     run_worker(redis_url)
-    with site.db.session() as session:
-        assert backfill.items_without_suggestions(session, site.tenant_id, 100) == []
+    assert unfilled(site) == []
 
 
 def test_a_backfill_job_that_cannot_queue_its_suggestions_fails_so_that_rq_retries_it(
@@ -243,3 +247,46 @@ def test_cli_backfill_shows_progress_on_stderr_and_rejects_unknown_tenants(
         [*command, "no-such-site"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert unknown.returncode == 2 and "no tenant" in unknown.stderr
+
+
+def _fill_queued(site: Site, redis_url: str) -> bool:
+    connection = Redis.from_url(redis_url)
+    if not connection.exists(f"rq:job:suggestions-{site.tenant_id}"):
+        return False
+    job = Job.fetch(f"suggestions-{site.tenant_id}", connection=connection, serializer=JSONSerializer)
+    return job.get_status() == "queued"
+
+
+def test_cli_backfill_queues_the_suggestions_for_the_workers(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    site.host.load_jira_dataset("apache-zookeeper", limit=20)
+    env = {**os.environ, "DATABASE_URL": site.database_url, "INFLOW_APP_KEY": site.host.app_key,
+           "REDIS_URL": redis_url}
+    done = subprocess.run([sys.executable, "-m", "plugin.cli", "backfill", "--tenant", site.auth.client_key],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "suggestions: queued for the workers" in done.stderr
+    run_worker(redis_url)
+    assert unfilled(site) == []
+
+
+def test_reconciliation_queues_the_fill_for_items_left_without_suggestions_an_hour_on(
+    sqlite_url: str, make_site: Any, redis_url: str
+) -> None:
+    site = make_site(sqlite_url, redis_url=redis_url)
+    site.host.load_jira_dataset("apache-zookeeper", limit=20)
+    # Read with no fill queued after it (as `inflow backfill` without Redis, or a fill that failed for good).
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    jobs.reconcile_tenant(site.tenant_id)
+    assert not _fill_queued(site, redis_url)  # just written: their refresh may still come
+    with site.db.session() as session:
+        session.execute(update(Item).where(Item.tenant_id == site.tenant_id)
+                        .values(indexed_at=utcnow() - timedelta(hours=2)))
+    jobs.reconcile_tenant(site.tenant_id)
+    assert _fill_queued(site, redis_url)
+    run_worker(redis_url)
+    assert unfilled(site) == []
+    jobs.reconcile_tenant(site.tenant_id)
+    assert not _fill_queued(site, redis_url)  # every item has its suggestions: nothing queued
