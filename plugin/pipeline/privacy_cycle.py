@@ -34,7 +34,7 @@ from plugin.services import accounts, people, privacy
 BATCH = 90
 DEFAULT_PERIOD = 7 * 24 * 3600
 REPORT_PATH = "/app/report-accounts/"
-# People of unknown activity (Jira) or account type (Confluence) asked per cycle (100 per call):
+# People of unknown account type (Confluence) asked per cycle (100 per call):
 # a site upgraded with many people learns theirs over a few cycles instead of in one long job.
 ACTIVITY_LIMIT = 2_000
 
@@ -126,7 +126,7 @@ def _refresh_person(session: Session, tenant: Tenant, client: Any, account_id: s
         profile = {}
     person.display_name = profile.get("displayName") or None
     # Jira's user says `active`, Confluence's its `accountStatus`: a deactivated one is not suggested.
-    said = profile["active"] if isinstance(profile.get("active"), bool) else people.confluence_active(profile)
+    said = people.said_active(profile)
     if said is not None:
         person.active = said
     person.avatar_url = _avatar(client, profile, tenant.display_url)
@@ -180,10 +180,9 @@ def report_tenant(
                 erased(gone)
         closed += len(gone)
     with db.session() as session:
-        if tenant.product_type == "jira":
-            learned = people.learn_activity(session, tenant_id, client, ACTIVITY_LIMIT)
-        else:  # people its pages named before Inflow asked who is an app
-            learned = accounts.learn(session, tenant_id, client, ACTIVITY_LIMIT)
+        learned = people.check_activity(session, tenant_id, client, tenant.product_type)
+        if tenant.product_type == "confluence":  # people its pages named before Inflow asked who is an app
+            learned += accounts.learn(session, tenant_id, client, ACTIVITY_LIMIT)
     _schedule(db, tenant_id, now, period, len(held), closed)
     return {"reported": len(held), "closed": closed, "updated": updated, "learned": learned}
 

@@ -217,23 +217,31 @@ class People:
         return {account: self.name(account) for account in accounts}
 
 
-def learn_activity(session: Session, tenant_id: int, client: Requester, limit: int) -> int:
-    """Ask Jira whether up to `limit` people of unknown activity are active; how many it told.
+def said_active(user: dict[str, Any]) -> bool | None:
+    """Whether a Jira or Confluence user object says the account is active; None when it does not say."""
+    return user["active"] if isinstance(user.get("active"), bool) else confluence_active(user)
 
-    People stored before Inflow kept `active`, and those only Confluence named (its payloads do
-    not say), are suggested as if active until Jira's bulk user lookup tells.
+
+def check_activity(session: Session, tenant_id: int, client: Requester, product: str) -> int:
+    """Ask the site whether each of the tenant's people is active (in bulk); how many changed.
+
+    Payloads tell only of people who appear in them, and Confluence's never do: someone
+    deactivated after their last appearance would be suggested until asked.
     """
-    unknown = list(session.scalars(select(Person.account_id).where(
-        Person.tenant_id == tenant_id, Person.active.is_(None)).order_by(Person.id).limit(limit)))
-    told = 0
-    for chunk in _chunks(unknown, BATCH):
-        for user in _jira_users(client, chunk):
-            if isinstance(user.get("active"), bool):
-                session.execute(update(Person).where(
-                    Person.tenant_id == tenant_id, Person.account_id == user["accountId"],
-                ).values(active=user["active"]))
-                told += 1
-    return told
+    stored = dict(session.execute(select(Person.account_id, Person.active).where(
+        Person.tenant_id == tenant_id)).tuples().all())
+    changed: dict[bool, list[str]] = {True: [], False: []}
+    for chunk in _chunks(sorted(stored), BATCH):
+        users = confluence_users(client, chunk) if product == "confluence" else _jira_users(client, chunk)
+        for user in users:
+            said = said_active(user)
+            if said is not None and stored.get(user["accountId"]) is not said:
+                changed[said].append(user["accountId"])
+    for value, accounts in changed.items():
+        for chunk in _chunks(accounts, 500):
+            session.execute(update(Person).where(Person.tenant_id == tenant_id, Person.account_id.in_(chunk))
+                            .values(active=value))
+    return len(changed[True]) + len(changed[False])
 
 
 def is_known(session: Session, tenant_id: int, account_id: str) -> bool:

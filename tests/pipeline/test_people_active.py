@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
 from jobs import pipeline as jobs
@@ -121,3 +122,25 @@ def test_a_payload_without_active_keeps_what_is_stored(sqlite_url: str, make_sit
     with site.db.session() as session:
         upsert_item(session, site.tenant_id, jira_issue_to_doc(issue, site.host.base_url("jira")))
     assert active(site, "dana") is True and eligible(site, "dana")
+
+
+@pytest.mark.parametrize("product", ["jira", "confluence"])
+def test_the_privacy_cycle_asks_who_left_since_they_last_appeared(
+    sqlite_url: str, make_site: Any, product: str
+) -> None:
+    site = make_site(sqlite_url, product)
+    if product == "jira":
+        site.host.load_jira_dataset("apache-activemq", limit=100)
+    else:
+        site.host.load_confluence_dataset(limit=100)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:
+        people = list(session.scalars(select(Person.account_id).where(
+            Person.tenant_id == site.tenant_id, Person.active.is_(True)).order_by(Person.account_id)))
+    gone = people[0]
+    site.host.deactivate(gone)  # no event names them again, nor does the reporting API
+    assert active(site, gone) is True
+
+    assert jobs.run_privacy_reporting() == 1
+    assert active(site, gone) is False and not eligible(site, gone)
+    assert all(active(site, other) is True for other in people[1:])
