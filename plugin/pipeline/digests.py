@@ -111,10 +111,21 @@ def _message(digest: dict[str, Any]) -> dict[str, str]:
     ]
     html = "".join(f"<p>{escape(line)}</p>" for line in lines)
     return {
-        "subject": f"Your week in Inflow ({digest['week_start']})",
+        "subject": f"Your week in Inflow: {_week_named(digest['week_start'])}",
         "textBody": "\n".join(lines),
         "htmlBody": html,
     }
+
+
+def _week_named(start: str) -> str:
+    """A week as a reader's date range ("24 to 30 Nov 2025"), not the ISO date it starts on."""
+    first = date.fromisoformat(start)
+    last = first + timedelta(days=6)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day} to {last.day} {last:%b %Y}"
+    if first.year == last.year:
+        return f"{first.day} {first:%b} to {last.day} {last:%b %Y}"
+    return f"{first.day} {first:%b %Y} to {last.day} {last:%b %Y}"
 
 
 def _worth_sending(digest: dict[str, Any]) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
+import pytest
+
 from connect.db import utcnow
 from jobs import pipeline as jobs
 from plugin.models.social import Kudos
@@ -89,3 +91,13 @@ def test_a_digest_the_site_refuses_does_not_hold_up_the_other_subscribers(
     assert [n["to"]["users"] for n in site.host.notifications] == [[{"accountId": "bob"}]]
     assert jobs.send_weekly_digests() == {"sent": 1}  # alice's comes on the next run
     assert len(site.host.notifications) == 2
+
+
+@pytest.mark.parametrize(("start", "named"), [
+    ("2026-11-23", "23 to 29 Nov 2026"),
+    ("2026-11-30", "30 Nov to 6 Dec 2026"),
+    ("2026-12-28", "28 Dec 2026 to 3 Jan 2027"),
+])
+def test_a_digests_subject_names_its_week_as_people_read_dates(start: str, named: str) -> None:
+    digest = {"summary": "You answered 1 question", "kudos": [], "week_start": start}
+    assert digests._message(digest)["subject"] == f"Your week in Inflow: {named}"
