@@ -640,7 +640,7 @@ def _fill_left_behind(tenant_id: int) -> None:
     if not _backfill_done(db, tenant_id):
         return  # the backfill queues the fill when it ends
     with db.session() as session:
-        left = backfill.items_without_suggestions(session, tenant_id, 1, written_before=utcnow() - LEFT_BEHIND)
+        left = backfill.left_without_suggestions(session, tenant_id, utcnow() - LEFT_BEHIND)
     if left:
         queue_suggestions(tenant_id)
 

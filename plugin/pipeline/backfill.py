@@ -328,10 +328,8 @@ def _read_site(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any]
         _backfill_jira(db, tenant, client, owner, progress)
 
 
-def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0,
-                              written_before: datetime | None = None) -> list[int]:
-    """Ids above `after` of the tenant's items (last written before `written_before`) that have no
-    stored suggestions yet, in id order."""
+def items_without_suggestions(session: Session, tenant_id: int, limit: int, after: int = 0) -> list[int]:
+    """Ids above `after` of the tenant's items that have no stored suggestions yet, in id order."""
     # Scoped by tenant so the (tenant, item, kind) unique index answers each probe: by item alone
     # every probe scanned the table (25.8 s per call at 20,000 items, 15,000 of them done).
     stored = select(StoredSuggestion.id).where(
@@ -341,12 +339,23 @@ def items_without_suggestions(session: Session, tenant_id: int, limit: int, afte
         session.scalars(
             # `tenant_id + 0`: walk the ids from `after` on by primary key, not the tenant's index.
             select(Item.id)
-            .where((Item.tenant_id + 0) == tenant_id, Item.id > after, ~stored.exists(),
-                   *([Item.indexed_at < written_before] if written_before else []))
+            .where((Item.tenant_id + 0) == tenant_id, Item.id > after, ~stored.exists())
             .order_by(Item.id)
             .limit(limit)
         )
     )
+
+
+def left_without_suggestions(session: Session, tenant_id: int, written_before: datetime) -> bool:
+    """Whether an item of the tenant last written before that moment still has no stored suggestions."""
+    stored = select(StoredSuggestion.id).where(
+        StoredSuggestion.tenant_id == tenant_id, StoredSuggestion.item_id == Item.id
+    )
+    # Through the tenant's own index: walking ids by primary key, as the fill does from where
+    # it stopped, would read every other site's items too.
+    found = session.scalar(select(Item.id).where(
+        Item.tenant_id == tenant_id, Item.indexed_at < written_before, ~stored.exists()).limit(1))
+    return found is not None
 
 
 def fill_suggestions(db: Database, tenant_id: int, batch: int = 50) -> int:
