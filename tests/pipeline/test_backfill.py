@@ -25,6 +25,7 @@ from plugin.pipeline import backfill
 from tests.conftest import ROOT
 from tests.pipeline.conftest import Site
 from tests.pipeline.test_relay import run_worker
+from tests.sandbox_site import install_into
 
 ACTIVEMQ_ISSUES = 4649
 
@@ -290,3 +291,20 @@ def test_reconciliation_queues_the_fill_for_items_left_without_suggestions_an_ho
     assert unfilled(site) == []
     jobs.reconcile_tenant(site.tenant_id)
     assert not _fill_queued(site, redis_url)  # every item has its suggestions: nothing queued
+
+
+def test_a_fill_stores_every_item_of_its_own_tenant_among_others_on_the_database(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    jira = site.host.load_jira_dataset("apache-zookeeper", limit=30)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    wiki = install_into(site.host, site.db, "confluence")  # its items stored after Jira's
+    site.host.load_confluence_dataset(limit=30)
+    assert backfill.run_backfill(site.db, wiki.tenant_id, jobs.client_for)
+
+    assert backfill.fill_suggestions(site.db, wiki.tenant_id) == 30
+    with site.db.session() as session:
+        assert backfill.items_without_suggestions(session, wiki.tenant_id, 100) == []
+        assert len(backfill.items_without_suggestions(session, site.tenant_id, 100)) == len(jira)
+    assert backfill.fill_suggestions(site.db, wiki.tenant_id) == 0  # idempotent
