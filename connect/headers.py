@@ -19,6 +19,7 @@ from connect.strings import all_storable, cleaned
 log = logging.getLogger(__name__)
 
 ALL_JS_ORIGIN = "https://connect-cdn.atl-paas.net"
+ALL_JS_URL = f"{ALL_JS_ORIGIN}/all.js"  # Atlassian asks apps to load it from there, never a copy
 # Unauthenticated pages may still be framed by any Atlassian Cloud site (e.g. an error page).
 DEFAULT_FRAME_ANCESTORS = ("'self'", "https://*.atlassian.net", "https://*.jira.com")
 # The rest of the policy: our own assets plus Atlassian's all.js; no plugins, no foreign forms.

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 from redis import Redis
 
+from connect.headers import ALL_JS_URL
 from plugin.matching.experts import work_groups
 from plugin.services.people import UNKNOWN
 from plugin.services.permissions import SharedAnswers
@@ -50,4 +51,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["number"] = number
     app.jinja_env.globals["unknown_user"] = UNKNOWN
+    app.jinja_env.globals["connect_js"] = ALL_JS_URL  # Atlassian's all.js (`inflow demo` serves its own)
     app.jinja_env.globals["work_groups"] = work_groups  # an expert's evidence grouped by what they did

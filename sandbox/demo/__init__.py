@@ -15,3 +15,5 @@ def init_app(app: Flask, sandbox_url: str) -> None:
 
     app.extensions[views.SITE_KEY] = SiteClient(sandbox_url)
     app.register_blueprint(views.bp)
+    # The frames load Atlassian's all.js from here, not its CDN: the demo works offline.
+    app.jinja_env.globals["connect_js"] = views.ALL_JS_PATH

@@ -6,10 +6,21 @@ answers all.js inside the frames (demo.js). Everything in the frames is the app,
 """
 from __future__ import annotations
 
+import gzip
 import re
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 
 from connect.auth import get_db
 from connect.descriptor import build_descriptor
@@ -20,6 +31,8 @@ bp = Blueprint("demo", __name__, url_prefix="/demo", template_folder="templates"
                static_folder="static", static_url_path="/static")
 
 SITE_KEY = "inflow.sandbox_site"
+ALL_JS_PATH = "/demo/all.js"
+ALL_JS = Path(__file__).parent / "vendor" / "all.js.gz"  # atlassian-connect-js's (vendor/README.md)
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}-[0-9]{1,9}$")
 PAGE_ID = re.compile(r"^[0-9]{1,20}$")
 MODULE_KEY = re.compile(r"^[a-z0-9-]{1,100}$")  # Connect's module keys
@@ -138,6 +151,20 @@ def sent_view() -> Any:
     viewer = _viewer(catalog["jira"]["people"])
     return _page("demo/sent.html", catalog, "sent", viewer, catalog["jira"]["people"],
                  activity=site().activity())
+
+
+@bp.get("/all.js")
+def all_js() -> Any:
+    """Atlassian's all.js for the demo's frames, as its CDN serves it (gzip, cached a day)."""
+    packed = ALL_JS.read_bytes()
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    response = Response(packed if gzipped else gzip.decompress(packed),
+                        mimetype="text/javascript")
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    response.cache_control.public, response.cache_control.max_age = True, 86400
+    return response
 
 
 @bp.get("/token")

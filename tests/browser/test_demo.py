@@ -1,10 +1,12 @@
 """`inflow demo` as a new user meets it: the real command, Chromium on /demo, Atlassian's all.js.
 
-The frames load all.js from the atlassian-connect-js package (what Atlassian's CDN serves), so
-the page's host side (sandbox/demo/static/demo.js) is checked against the real client.
+The frames load all.js from the demo (sandbox/demo/vendor: the atlassian-connect-js package's
+client, what Atlassian's CDN serves), so the page's host side (sandbox/demo/static/demo.js) is
+checked against the real client, and with Atlassian's CDN out of reach, as offline.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import signal
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.browser
 
 CONNECT_JS = (ROOT / "tests" / "node" / "node_modules" / "atlassian-connect-js" / "dist"
               / "iframe.js")
+VENDORED = ROOT / "sandbox" / "demo" / "vendor" / "all.js.gz"
 # A slice keeps the suite quick; the banner must then say it is one.
 ISSUES, PAGES = 1500, 300
 ISSUE = "AMQ-2319"  # has a known earlier duplicate (AMQ-2094) within the slice
@@ -71,15 +74,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             proc.wait()
 
 
+def test_the_demos_all_js_is_the_atlassian_connect_js_packages() -> None:
+    assert CONNECT_JS.exists(), f"{CONNECT_JS} is missing: run `make node`"
+    assert gzip.decompress(VENDORED.read_bytes()) == CONNECT_JS.read_bytes()
+
+
 @pytest.fixture
 def page(browser: Any, demo: Demo) -> Iterator[Any]:
-    """A browser page whose frames get Atlassian's all.js from the npm package."""
-    assert CONNECT_JS.exists(), f"{CONNECT_JS} is missing: run `make node`"
+    """A browser page that cannot reach Atlassian's CDN: the demo serves its frames all.js."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(int(os.environ.get("PWTO", "20000")))
-    tab.route(ALL_JS, lambda route: route.fulfill(status=200, path=str(CONNECT_JS),
-                                                  content_type="application/javascript"))
+    tab.route(ALL_JS, lambda route: route.abort())
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab

@@ -1,6 +1,7 @@
 """The sandbox site as a host: signed installs, signed frames and tokens, its own endpoints."""
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import threading
@@ -22,7 +23,7 @@ from sandbox.site.install import install_payload
 from sandbox.site.server import FakeHost
 from sandbox.site.signing import InstallSigner
 from sandbox.site.views import _mentions_named
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 ISSUES = 300
 
@@ -87,6 +88,21 @@ def test_the_site_installs_the_app_with_a_signed_install_and_its_frames_are_trus
     assert api.status_code == 200 and api.json()["panel"] == "reuse"
     tampered = src.replace("projectKey=AMQ", "projectKey=ZOO")  # the qsh covers the query
     assert requests.get(app.url + tampered, timeout=30).status_code == 401
+
+
+def test_the_demos_frames_load_atlassians_all_js_from_the_demo_not_its_cdn(
+        fake_host: FakeHost, app: App) -> None:
+    assert _control(fake_host, "POST", "/install", json={"app_url": app.url}).status_code == 200
+    src = _control(fake_host, "GET", "/frame/jira/inflow-reuse-panel", params={
+        "as": "chirino", "issue.key": "AMQ-1", "project.key": "AMQ"}).json()["src"]
+    panel = requests.get(app.url + src, timeout=30).text
+    assert '<script src="/demo/all.js"' in panel and "connect-cdn" not in panel  # works offline
+    served = requests.get(f"{app.url}/demo/all.js", timeout=30)
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/javascript")
+    assert served.headers["Content-Encoding"] == "gzip" and "AP" in served.text  # requests unzips
+    plain = requests.get(f"{app.url}/demo/all.js", timeout=30, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and plain.content == served.content
+    assert hashlib.sha256(plain.content).hexdigest() in (ROOT / "sandbox/demo/vendor/README.md").read_text()
 
 
 def test_the_demo_signs_the_byline_dialog_when_it_is_opened_not_with_the_page(
