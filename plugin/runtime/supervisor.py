@@ -21,6 +21,7 @@ from types import FrameType
 log = logging.getLogger("inflow.serve")
 
 PR_SET_PDEATHSIG = 1
+PATIENCE = 2.0  # seconds of a graceful stop before saying what it waits for
 
 
 def die_with_parent() -> None:
@@ -103,13 +104,20 @@ class Supervisor:
         for child in children:
             if child.proc.poll() is None:
                 _signal_process(child.pid, signum)
-        deadline = time.monotonic() + self.stop_timeout
+        started = time.monotonic()
+        deadline, told = started + self.stop_timeout, False
         while any(c.proc.poll() is None for c in children):
+            names = [c.name for c in children if c.proc.poll() is None]
             # Another Ctrl-C, or the timeout, skips the rest of the graceful stop.
             if time.monotonic() > deadline or len(self.signals) > signals_before:
-                names = [c.name for c in children if c.proc.poll() is None]
                 log.warning("killing %s", ", ".join(names))
                 break
+            if not told and time.monotonic() - started > PATIENCE:
+                # A worker finishes the job it is running first, and a backfill or a fill runs
+                # for minutes: say why nothing seems to happen, and how not to wait.
+                log.warning("waiting up to %.0f s for %s to finish its work; press Ctrl-C again "
+                            "to stop at once", self.stop_timeout, ", ".join(names))
+                told = True
             time.sleep(0.1)
         for child in children:
             # Kill what is left of the group too: stray grandchildren must not outlive serve.

@@ -5,6 +5,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +111,26 @@ def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path, caplog: Any)
         env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
         assert serve(Supervisor(), env) == 2
     assert f"port {port} is in use" in caplog.text and "set PORT" in caplog.text
+
+
+def test_a_child_slow_to_stop_is_named_and_a_second_signal_stops_it_at_once(caplog: Any) -> None:
+    from plugin.runtime.supervisor import PATIENCE, Supervisor
+
+    supervisor = Supervisor(stop_timeout=60.0)
+    busy = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: None); "
+            "print('ready', flush=True); time.sleep(120)")  # a worker finishing a long job
+    child = supervisor.spawn("worker", [sys.executable, "-c", busy], dict(os.environ), stdout=subprocess.PIPE)
+    assert child.proc.stdout is not None and child.proc.stdout.readline() == b"ready\n"
+
+    def second_signal() -> None:
+        wait_for(lambda: "waiting up to" in caplog.text, 30, "the stop's explanation")
+        supervisor.signals.append(signal.SIGINT)  # what the handler records of a second Ctrl-C
+
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="inflow.serve"):
+        pressed = threading.Thread(target=second_signal)
+        pressed.start()
+        supervisor.stop_all()
+        pressed.join()
+    assert "waiting up to 60 s for worker to finish its work; press Ctrl-C again to stop at once" in caplog.text
+    assert PATIENCE <= time.monotonic() - started < 30 and child.proc.returncode is not None
