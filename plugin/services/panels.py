@@ -171,6 +171,23 @@ def _record_view(session: Session, tenant_id: int, panel: str, source: str, key:
                                                shown))
 
 
+TURNED_OFF = "A project admin has turned this off for this project."
+
+
+def _turned_off(session: Session, tenant_id: int, panel: str, source: str, key: str,
+                settings: dict[str, Any], visible: Visible, fetch: Fetch | None,
+                watch: Watch | None, **empty: Any) -> dict[str, Any]:
+    """A panel its project's admin turned off: whether its item is there to see, nothing more.
+
+    Why: whoever asks (the JSON API, Forge's panel, a macro) must get nothing the admin turned
+    off, and a view of it is no view of suggestions on the adoption dashboard.
+    """
+    item = _subject(session, tenant_id, source, key, fetch, visible, with_stored=False,
+                    watch=watch).item
+    return {"panel": panel, "item": _item_summary(item), "purpose": settings["purpose"],
+            "enabled": False, **empty, "empty_reason": TURNED_OFF}
+
+
 def experts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
             viewer: str | None, visible: Visible, eligible: Eligible, fetch: Fetch | None = None,
             topic: str | None = None, record: bool = True,
@@ -178,6 +195,9 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     """Up to five people to ask, with reasons and evidence, and the questions asked here."""
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
+    if not settings["panels"]["experts"]:
+        return _turned_off(session, tenant_id, "experts", source, key, settings, visible, fetch,
+                           watch, experts=[], questions=[])
     subject = _subject(session, tenant_id, source, key, fetch, visible, with_stored=not topic,
                        computing=True, watch=watch)
     raised = _reporters(session, tenant_id, subject.item)
@@ -416,6 +436,9 @@ def reuse(session: Session, tenant_id: int, source: str, key: str, project: str 
           record: bool = True, watch: Watch | None = None) -> dict[str, Any]:
     """Up to five similar earlier items with why they matched and this viewer's verdicts."""
     settings = project_settings(session, tenant_id, project)
+    if not settings["panels"]["reuse"]:
+        return _turned_off(session, tenant_id, "reuse", source, key, settings, visible, fetch,
+                           watch, suggestions=[])
     subject = _subject(session, tenant_id, source, key, fetch, visible, computing=True,
                        watch=watch)
     found = _reuse_candidates(session, tenant_id, subject,
@@ -544,6 +567,9 @@ def contributors(session: Session, tenant_id: int, source: str, key: str, projec
     now = now or utcnow()
     names = names or People(session, tenant_id)
     settings = project_settings(session, tenant_id, project)
+    if not settings["panels"]["contributors"]:
+        return _turned_off(session, tenant_id, "contributors", source, key, settings, visible,
+                           None, watch, contributors=[], thanks=[], impact=None, viewer=viewer)
     item = _subject(session, tenant_id, source, key, None, visible, with_stored=False,
                     watch=watch).item
     thanks = recognition.kudos_on(session, tenant_id, source, key) if item is not None else []

@@ -219,3 +219,25 @@ def test_the_dashboard_counts_kudos_on_the_projects_own_issues(site: Site) -> No
     dashboard = site.get("/api/admin/projects/A_B/dashboard", sub=ADMIN)
     assert dashboard.status_code == 200
     assert dashboard.get_json()["weeks"][-1]["kudos"] == 1
+
+
+def test_a_panel_turned_off_serves_nothing_and_counts_no_view(site: Site) -> None:
+    key = site.stored()
+    _save(site, panels={"experts": False, "reuse": False, "contributors": False})
+    with site.db.session() as session:
+        session.add(Kudos(tenant_id=site.tenant.tenant_id, source="jira", item_key=key,
+                          from_account_id="aco", to_account_id="jstrachan", kind="thanks",
+                          message="Private thanks.", created_at=utcnow()))
+    for panel, lists in (("experts", ("experts", "questions")), ("reuse", ("suggestions",)),
+                         ("contributors", ("contributors", "thanks"))):
+        data = site.get(f"/api/content/jira/{key}/{panel}").get_json()
+        assert data["enabled"] is False and data["item"]["key"] == key
+        assert all(data[name] == [] for name in lists), (panel, data)
+        page = site.page(f"/jira/panels/{panel}?issueKey={key}&projectKey=AMQ")
+        assert "turned this panel off" in page.get_data(as_text=True)
+    assert site.get("/api/content/jira/AMQ-999999/experts").status_code == 404  # still no such issue
+    EVENTS.flush()
+    week = site.get("/api/admin/projects/AMQ/dashboard", sub=ADMIN).get_json()["weeks"][-1]
+    assert (week["viewed"], week["shown_share"]) == (0, 0.0)  # nothing was shown to anyone
+    _save(site, panels={"reuse": True})  # on again: served at once, not the cached "off"
+    assert site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
