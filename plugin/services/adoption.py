@@ -13,6 +13,8 @@ from connect.db import utcnow
 from plugin.models.social import Kudos, PanelEvent, Question
 
 WEEKS = 12
+# The panels whose "shown" is a suggestion shown; the contributors panel lists the issue's own people.
+SUGGESTING = ("experts", "reuse")
 
 
 def record(session: Session, tenant_id: int, panel: str, kind: str, source: str, key: str,
@@ -44,6 +46,8 @@ def _issue_shares(session: Session, tenant_id: int, project: str,
     sets: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     clicks: dict[date, int] = defaultdict(int)
     for kind, key, panel, at in rows:
+        if kind == "shown" and panel not in SUGGESTING:
+            kind = "viewed"  # still an issue viewed: the share's denominator
         sets[week_start(at)][kind].add(key)
         if kind == "clicked" and panel == "reuse":
             clicks[week_start(at)] += 1

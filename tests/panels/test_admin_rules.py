@@ -241,3 +241,12 @@ def test_a_panel_turned_off_serves_nothing_and_counts_no_view(site: Site) -> Non
     assert (week["viewed"], week["shown_share"]) == (0, 0.0)  # nothing was shown to anyone
     _save(site, panels={"reuse": True})  # on again: served at once, not the cached "off"
     assert site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
+
+
+def test_contributors_listed_are_no_suggestion_shown_on_the_dashboard(site: Site) -> None:
+    key = site.keys[-1]
+    _save(site, panels={"experts": False, "reuse": False})  # only the contributors panel shows
+    assert site.get(f"/api/content/jira/{key}/contributors").get_json()["contributors"]
+    EVENTS.flush()
+    week = site.get("/api/admin/projects/AMQ/dashboard", sub=ADMIN).get_json()["weeks"][-1]
+    assert (week["viewed"], week["shown_share"]) == (1, 0.0)
