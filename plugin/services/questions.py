@@ -164,11 +164,19 @@ def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
     if not won:
         return question
     session.add(Kudos(tenant_id=tenant_id, source=question.source, item_key=question.item_key,
-                      from_account_id=account_id, to_account_id=question.expert_account_id,
-                      kind="answer", message="", created_at=now))
+                      space=_space(session, question), from_account_id=account_id,
+                      to_account_id=question.expert_account_id, kind="answer", message="",
+                      created_at=now))
     _event(session, question, "accepted", account_id, now)
     session.flush()
     return question
+
+
+def _space(session: Session, question: Question) -> str | None:
+    """The space of the page a question is on, as its thanks store it: a space's board counts it."""
+    return session.scalar(select(Item.space).where(
+        Item.tenant_id == question.tenant_id, Item.source == question.source,
+        Item.key == question.item_key))
 
 
 def due_followups(session: Session, now: datetime) -> list[int]:

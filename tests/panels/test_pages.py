@@ -524,3 +524,17 @@ def test_page_permissions_are_asked_several_at_a_time(wiki: Site) -> None:
     assert answers_to(client, tenant.id, VIEWER, cache=TTLCache())(refs) == one_by_one
     arrived = [c.at for c in wiki.host.calls[start:] if c.path.endswith("/permission/check")]
     assert len(arrived) == 6 and max(arrived) - min(arrived) < 0.5  # all asked before one was answered
+
+
+def test_an_accepted_answer_on_a_page_counts_on_its_space_board(wiki: Site) -> None:
+    with wiki.db.session() as session:
+        page = next(key for key in reversed(wiki.keys)
+                    if (item := get_item(session, wiki.tenant.tenant_id, "confluence", key)) and item.space)
+        space = get_item(session, wiki.tenant.tenant_id, "confluence", page).space
+    [expert, *_] = wiki.get(f"/api/content/confluence/{page}/experts").get_json()["experts"]
+    asked = wiki.post("/api/questions", {"source": "confluence", "key": page, "text": "Still so?",
+                                         "expert_account_id": expert["account_id"]}).get_json()
+    assert wiki.post(f"/api/questions/{asked['id']}/accept", {}).status_code == 200
+    html = wiki.page(f"/confluence/macros/recognition?pageId={page}&spaceKey={space}&scope=space"
+                     "&period=week&outputType=display").get_data(True)
+    assert f"Space {space}" in html and "1 kudos" in html
