@@ -24,6 +24,7 @@ from plugin.services import adoption, feedback, panels, questions, recognition
 from plugin.services.errors import Refused
 from plugin.services.panels import names_of
 from plugin.services.people import is_known
+from plugin.services.settings import project_settings
 from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def ask_question() -> Any:
         # The item under its own key: asked by an issue's id, the question had no project, so
         # the project's people rules let anyone be asked, and its panel never listed it.
         key = _viewable(session, source, body["key"]).key
+        _turned_on(session, "experts", source, key)
         project = project_of(source, key)
         # The same question asked again while open (a double click) is the one already asked.
         asked = questions.open_question(session, tenant_id, source=source, key=key,
@@ -151,6 +153,7 @@ def give_feedback() -> Any:
     _same_product(body["source"])
     with get_db().session() as session:
         viewed = _judged(session, body["source"], body["key"], body["target_item_id"])
+        _turned_on(session, "reuse", body["source"], viewed.key)
         row = feedback.give(session, g.tenant.id, source=body["source"], key=viewed.key,
                             project=project_of(body["source"], viewed.key),
                             target_item_id=body["target_item_id"], verdict=body["verdict"],
@@ -177,6 +180,11 @@ def _judged(session: Any, source: str, key: str, target_item_id: int) -> Item | 
     if not _seen(allowed, target):
         raise Refused(422, feedback.UNKNOWN_SUGGESTION, "target_item_id")
     return viewed
+
+def _turned_on(session: Any, panel: str, source: str, key: str) -> None:
+    """Refuse an action of a panel its project's admin turned off (from a page opened before)."""
+    if not project_settings(session, g.tenant.id, project_of(source, key))["panels"][panel]:
+        raise Refused(403, panels.TURNED_OFF)
 
 
 def _refresh_ranking(tenant_id: int, item_id: int) -> None:
@@ -220,6 +228,7 @@ def give_kudos() -> Any:
             raise Refused(422, "Inflow knows no one by this account on this site.", "to_account_id")
         found = _viewable(session, body["source"], body["key"])
         space, key = found.space, found.key  # the item's own key: an id or other spelling is one item
+        _turned_on(session, "contributors", body["source"], key)
         kudos = recognition.thank(session, g.tenant.id, source=body["source"], key=key,
                                   space=space, giver=giver, receiver=body["to_account_id"],
                                   message=body["message"])
