@@ -608,16 +608,19 @@ def _impact(session: Session, tenant_id: int, viewer: str, now: datetime,
     return found
 
 
-def counts(session: Session, tenant_id: int, source: str, key: str, viewer: str | None,
-           visible: Visible, eligible: Eligible, watch: Watch | None = None) -> dict[str, int]:
-    """How many experts and related items a page has (the byline's title)."""
+def counts(session: Session, tenant_id: int, source: str, key: str, project: str | None,
+           viewer: str | None, visible: Visible, eligible: Eligible,
+           watch: Watch | None = None) -> dict[str, int]:
+    """How many experts and related items a page has (the byline's title), of the panels on."""
+    shown = project_settings(session, tenant_id, project)["panels"]
     subject = _subject(session, tenant_id, source, key, None, visible, watch=watch)
     if subject.item is None:
         return {"experts": 0, "related": 0}
     found = _expert_candidates(session, tenant_id, subject, None, viewer, visible, eligible,
-                               watch)
-    return {"experts": len(found), "related": len(_reuse_candidates(session, tenant_id, subject,
-                                                                    visible, watch))}
+                               watch) if shown["experts"] else []
+    related = _reuse_candidates(session, tenant_id, subject, visible, watch) \
+        if shown["reuse"] else []
+    return {"experts": len(found), "related": len(related)}
 
 
 def open_questions_count(session: Session, tenant_id: int, source: str, key: str) -> int:

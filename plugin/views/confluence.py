@@ -135,8 +135,9 @@ def byline_context() -> Any:
     def render_title() -> Any:
         try:
             with get_db().session() as session:
-                n = panels.counts(session, g.tenant.id, "confluence", page_id, g.account_id,
-                                  visible(), eligible(session, space), watch=fragments.watch())
+                n = panels.counts(session, g.tenant.id, "confluence", page_id, space,
+                                  g.account_id, visible(), eligible(session, space),
+                                  watch=fragments.watch())
             title = f"{n['experts']} expert{'s' * (n['experts'] != 1)} · {n['related']} related"
         except HostError:  # no permission answers, so no counts; the byline opens and explains
             fragments.not_kept()

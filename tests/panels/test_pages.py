@@ -538,3 +538,23 @@ def test_an_accepted_answer_on_a_page_counts_on_its_space_board(wiki: Site) -> N
     html = wiki.page(f"/confluence/macros/recognition?pageId={page}&spaceKey={space}&scope=space"
                      "&period=week&outputType=display").get_data(True)
     assert f"Space {space}" in html and "1 kudos" in html
+
+
+def test_the_byline_title_counts_nothing_its_space_turned_off(wiki: Site) -> None:
+    from plugin.services.settings import save_project_settings
+
+    with wiki.db.session() as session:
+        page = next(key for key in reversed(wiki.keys)
+                    if (item := get_item(session, wiki.tenant.tenant_id, "confluence", key)) and item.space)
+        space = get_item(session, wiki.tenant.tenant_id, "confluence", page).space
+
+    def title() -> str:
+        return wiki.page(f"/confluence/byline/context?pageId={page}").get_json()["title"]["value"]
+
+    assert title() != "0 experts · 0 related"
+    with wiki.db.session() as session:
+        save_project_settings(session, wiki.tenant.tenant_id, space,
+                              {"panels": {"experts": False, "reuse": False}}, "admin")
+    assert title() == "0 experts · 0 related"
+    html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)
+    assert 'name="expert_account_id"' not in html and "turned this off" in html
