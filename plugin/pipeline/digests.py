@@ -104,11 +104,20 @@ def _claim(db: Database, tenant_id: int, account_id: str, week: date) -> bool:
         return False  # already sent (or being sent) this week
 
 
+# Each kind of kudos in its own words: a "helped" verdict or an accepted answer is no thank-you,
+# and the message stored with a verdict names the item by key, a page by its id.
+SAID = {"thanks": "thanked you on {on}", "helped": "found your work on {on} helpful",
+        "answer": "accepted your answer on {on}"}
+
+
+def _line(kudos: dict[str, Any]) -> str:
+    said = SAID.get(kudos["kind"], SAID["thanks"]).format(on=kudos["on"])
+    message = kudos["message"] if kudos["kind"] == "thanks" else ""
+    return f"{kudos['from']} {said}" + (f": {message}" if message else "")
+
+
 def _message(digest: dict[str, Any]) -> dict[str, str]:
-    lines = [digest["summary"]] + [
-        f"{k['from']} thanked you on {k['on']}" + (f": {k['message']}" if k["message"] else "")
-        for k in digest["kudos"]
-    ]
+    lines = [digest["summary"]] + [_line(k) for k in digest["kudos"]]
     html = "".join(f"<p>{escape(line)}</p>" for line in lines)
     return {
         "subject": f"Your week in Inflow: {_week_named(digest['week_start'])}",

@@ -16,7 +16,7 @@ from plugin import search
 from plugin.matching.store import get_item
 from plugin.models.social import Feedback, Kudos, Question
 from plugin.pipeline import backfill, digests
-from plugin.services import recognition
+from plugin.services import feedback, questions, recognition
 from plugin.services.panel_cache import FRAGMENTS
 from sandbox.site import data
 from tests.conftest import TenantAuth
@@ -144,3 +144,23 @@ def test_a_cached_whole_site_board_shows_thanks_given_in_jira(both: Both) -> Non
     assert "1 kudos" in shown
     both.thank(site.tenant_id, "jira", "AMQ-1", "dan", "", utcnow())
     assert "2 kudos" in board()
+
+
+def test_the_digest_says_a_verdict_or_an_accepted_answer_in_its_own_words(both: Both) -> None:
+    site, wiki, at = both.site, both.wiki.tenant_id, _last_week_noon()
+    with site.db.session() as session:
+        issue = get_item(session, site.tenant_id, "jira", "AMQ-1")
+        assert issue is not None
+        # On the page, carol said bob's issue helped, and accepted his answer to her question.
+        feedback.give(session, wiki, source="confluence", key=PAGE_ID, project=both.space,
+                      target_item_id=issue.id, verdict="helped", account_id="carol", now=at)
+        question = Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
+                            project="AMQ", asker_account_id="carol", expert_account_id=RECEIVER,
+                            text="Still so?", state="answered", asked_at=at, answered_at=at)
+        session.add(question)
+        session.flush()
+        questions.accept(session, site.tenant_id, question.id, "carol", now=at)
+
+    lines = _sent_digest(site)["textBody"].splitlines()[1:]
+    assert sorted(lines) == ["Someone accepted your answer on AMQ-1",
+                             "Someone found your work on AMQ-1 helpful"]
