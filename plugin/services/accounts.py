@@ -4,7 +4,7 @@ the host (one bulk call per batch of pages) before its work is credited.
 Jira's payloads carry `accountType`, and `normalize` leaves apps out as it reads them. An app's
 account (an automation, an integration that writes pages) or a portal customer's is never
 credited nor suggested: what it wrote is kept as text, without it as a contributor. An account
-found to be one after its work was stored loses that credit (`store.uncredit`).
+found to be one after its work was stored loses that credit (`store.uncredit`) and its kudos.
 """
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ import logging
 from dataclasses import replace
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from plugin.content.model import ItemDoc
 from plugin.content.normalize import NOT_PEOPLE
 from plugin.matching import store
 from plugin.models.content import Person
+from plugin.models.social import Kudos
+from plugin.search.sites import of_site
 from plugin.services import people
 from plugin.services.permissions import Requester
 
@@ -57,6 +59,17 @@ def record(session: Session, tenant_id: int, learned: Learned, credited: set[str
     for account, (kind, _, _) in sorted(learned.items()):
         if kind in NOT_PEOPLE and account in credited:
             store.uncredit(session, tenant_id, account)
+            _unthank(session, tenant_id, account)
+
+
+def _unthank(session: Session, tenant_id: int, account_id: str) -> None:
+    """Take back the kudos an app's account received while taken for a person's.
+
+    Why: credited for a page it wrote ("helped") or thanked then, it would stay on the site's
+    recognition board and in impact counts, where no app may be.
+    """
+    session.execute(delete(Kudos).where(of_site(Kudos.tenant_id, tenant_id),
+                                        Kudos.to_account_id == account_id))
 
 
 def screened(session: Session, tenant_id: int, client: Requester, docs: list[ItemDoc]) -> list[ItemDoc]:

@@ -1,16 +1,18 @@
 """An app's account (Automation for Jira, an integration) is never suggested or credited."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 
+from connect.db import utcnow
 from jobs import pipeline as jobs
 from plugin import search
 from plugin.matching.service import suggest_experts
 from plugin.models.content import Contribution, Item, Person, StoredSuggestion
 from plugin.pipeline import backfill
-from plugin.services import accounts
+from plugin.services import accounts, feedback, recognition
 from plugin.services.settings import is_eligible
 from tests.pipeline.conftest import Site
 from tests.pipeline.test_people_active import LEFT, issue_of
@@ -193,3 +195,27 @@ def test_reconciling_changed_pages_does_not_credit_an_app(sqlite_url: str, make_
 
     assert reconcile.reconcile_tenant(site.db, site.tenant_id, jobs.client_for) == {"changed": 1}
     assert credited(site, bot) == 0 and credited(site, person) == 1
+
+
+def test_an_app_found_after_it_was_credited_leaves_the_board(sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url, "confluence")
+    site.host.load_confluence_dataset(limit=150)
+    bot = busiest_author(150)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    with site.db.session() as session:  # as a host that did not answer at the time left them
+        session.execute(update(Person).where(Person.tenant_id == site.tenant_id).values(account_type=None))
+        page = session.scalar(select(Item).where(Item.tenant_id == site.tenant_id,
+                                                 Item.key == page_of(site, bot)))
+        reader = next(iter(other_authors(site, bot)))
+        # Someone said the page helped them (crediting its authors, the app among them).
+        feedback.give(session, site.tenant_id, source="confluence", key=page_of(site, reader),
+                      project=None, target_item_id=page.id, verdict="helped", account_id=reader)
+        week_ago = utcnow() - timedelta(days=7)
+        assert bot in [row["account_id"] for row in recognition.board(session, site.tenant_id, week_ago)]
+
+    site.host.make_app(bot)
+    with site.db.session() as session:
+        assert accounts.learn(session, site.tenant_id, site.client(), 1000) > 0
+    with site.db.session() as session:
+        assert bot not in [row["account_id"] for row in recognition.board(session, site.tenant_id, week_ago)]
+        assert recognition.impact(session, site.tenant_id, bot, week_ago)["kudos_received"] == 0
