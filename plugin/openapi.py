@@ -222,8 +222,7 @@ EVERY_ROUTE = (400, 413)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/content/<source>/<key>/<panel>", "get"):
-        Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema,
-                  query=("project",)),
+        Operation("The data an experts, reuse or contributors panel renders", 200, PanelSchema),
     ("/api/questions", "post"):
         Operation("Ask an expert (posted as the viewer's comment); 200 with the open question "
                   "when it was asked already", 201, QuestionAskedSchema, QuestionSchema,
@@ -283,9 +282,6 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 QUERY: dict[str, dict[str, Any]] = {
     "projectKey": {"required": True, "description": "The project whose admins may do this",
                    "schema": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]{0,49}$"}},
-    "project": {"required": False, "schema": {"type": "string", "maxLength": 255},
-                "description": "Confluence: the page's space key (Jira takes the project "
-                               "from the issue key)"},
 }
 
 

@@ -103,7 +103,7 @@ def ask_question() -> Any:
         # the project's people rules let anyone be asked, and its panel never listed it.
         key = _viewable(session, source, body["key"]).key
         _turned_on(session, "experts", source, key)
-        project = project_of(source, key)
+        project = project_of(source, key, session)
         # The same question asked again while open (a double click) is the one already asked.
         asked = questions.open_question(session, tenant_id, source=source, key=key,
                                         asker_account_id=asker, expert_account_id=expert,
@@ -155,7 +155,7 @@ def give_feedback() -> Any:
         viewed = _judged(session, body["source"], body["key"], body["target_item_id"])
         _turned_on(session, "reuse", body["source"], viewed.key)
         row = feedback.give(session, g.tenant.id, source=body["source"], key=viewed.key,
-                            project=project_of(body["source"], viewed.key),
+                            project=project_of(body["source"], viewed.key, session),
                             target_item_id=body["target_item_id"], verdict=body["verdict"],
                             account_id=viewer)
         answer = {"target_item_id": row.target_item_id, "verdict": row.verdict}
@@ -183,7 +183,7 @@ def _judged(session: Any, source: str, key: str, target_item_id: int) -> Item | 
 
 def _turned_on(session: Any, panel: str, source: str, key: str) -> None:
     """Refuse an action of a panel its project's admin turned off (from a page opened before)."""
-    if not project_settings(session, g.tenant.id, project_of(source, key))["panels"][panel]:
+    if not project_settings(session, g.tenant.id, project_of(source, key, session))["panels"][panel]:
         raise Refused(403, panels.TURNED_OFF)
 
 
@@ -245,5 +245,6 @@ def panel_event() -> Any:
         # Clicks count on the project's board: a made-up key would add them to any project.
         key = _viewable(session, body["source"], body["key"]).key
         adoption.record(session, g.tenant.id, body["panel"], body["kind"], body["source"],
-                        key, project_of(body["source"], key), g.account_id, target=body["target"])
+                        key, project_of(body["source"], key, session), g.account_id,
+                        target=body["target"])
     return "", 204

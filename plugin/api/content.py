@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, g, jsonify
 
 from connect.auth import get_db, require_jwt
 from plugin.api.common import register_errors
@@ -60,7 +60,7 @@ def content_panel(source: str, key: str, panel: str) -> Any:
         # By its id or in lower case an issue is read from the site all the same, but its
         # project (excluded people, panels turned off, hidden evidence) was unknown: none held.
         abort(404, description=f"No {panels.NOUNS[source]} {key} that you may see.")
-    project = project_of(source, key, request.args.get("project"))
+    project = project_of(source, key)
     g.inflow_viewed = (source, key)
 
     def render() -> Any:

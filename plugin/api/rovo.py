@@ -105,7 +105,7 @@ def find_similar() -> Any:
     body = load(RovoPayloadSchema())
     source, key = _target(body)
     with get_db().session() as session:
-        data = panels.reuse(session, g.tenant.id, source, key, project_of(source, key),
+        data = panels.reuse(session, g.tenant.id, source, key, project_of(source, key, session),
                             g.account_id, visible(), fetcher(source, key), record=False)
     found = [{"key": s["key"], "title": s["title"], "url": s["url"],
               "status": s["resolution"] or s["status"], "why": s["reasons"]}
@@ -120,7 +120,7 @@ def who_contributed() -> Any:
     body = load(RovoPayloadSchema())
     source, key = _target(body)
     with get_db().session() as session:
-        data = panels.contributors(session, g.tenant.id, source, key, project_of(source, key),
+        data = panels.contributors(session, g.tenant.id, source, key, project_of(source, key, session),
                                    g.account_id, visible(), names=people(session), record=False)
     found = [{"name": c["display_name"], "accountId": c["account_id"], "roles": c["roles"],
               "kudos": c["kudos"]} for c in data["contributors"]]

@@ -5,8 +5,10 @@ import logging
 from collections.abc import Callable
 
 from flask import current_app, g
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connect.auth import get_db
 from connect.host_client import HostClient, HostError
 from plugin.content.model import ItemDoc
 from plugin.models.content import Item
@@ -121,9 +123,16 @@ def fetcher(source: str, key: str) -> Callable[[], ItemDoc | None]:
     return fetch
 
 
-def project_of(source: str, key: str, given: str | None = None) -> str | None:
-    """The Jira project of an issue key (the key's prefix is authoritative)."""
-    if source == "jira" and "-" in key:
-        return key.rsplit("-", 1)[0]
-    # A space key no Confluence has is no space: it reaches the adoption events' 255 characters.
-    return given if given and len(given) <= 255 else None
+def project_of(source: str, key: str, session: Session | None = None) -> str | None:
+    """Whose settings hold for an item: an issue's project (its key's prefix), a page's space as
+    Inflow stored it (none for a page not learned yet).
+
+    Never a space the request names: whoever sends it would pick which rules hold.
+    """
+    if source == "jira":
+        return key.rsplit("-", 1)[0] if "-" in key else None
+    if session is None:
+        with get_db().session() as own:
+            return project_of(source, key, own)
+    return session.scalar(select(Item.space).where(
+        Item.tenant_id == g.tenant.id, Item.source == source, Item.key == key))

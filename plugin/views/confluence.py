@@ -10,10 +10,9 @@ from connect.auth import get_db, require_jwt
 from connect.db import utcnow
 from connect.host_client import HostError
 from plugin.api.content import panel_data
-from plugin.matching.store import get_item
 from plugin.services import panels, recognition
 from plugin.views import fragments
-from plugin.views.common import eligible, people, visible
+from plugin.views.common import eligible, people, project_of, visible
 from plugin.views.pages import HEADINGS, error_page, render, render_personal_page
 
 bp = Blueprint("confluence_pages", __name__, url_prefix="/confluence")
@@ -91,13 +90,6 @@ def macro_export() -> Any:
     return "<p>" + render("confluence/export.html", heading=HEADINGS[macro]) + "</p>"
 
 
-def _space_of(page_id: str) -> str | None:
-    """The page's space as Inflow stored it: the byline's URL names the page only."""
-    with get_db().session() as session:
-        item = get_item(session, g.tenant.id, "confluence", page_id)
-        return item.space if item is not None else None
-
-
 @bp.get("/byline")
 @require_jwt(product="confluence")
 def byline() -> Any:
@@ -106,7 +98,7 @@ def byline() -> Any:
     if not page_id:
         return error_page("This view needs a page.", 400)
     views = ("experts", "reuse", "contributors")
-    space = _space_of(page_id)  # its settings (excluded people, panels off) hold here as in a macro
+    space = project_of("confluence", page_id)  # its settings hold here as in a macro
 
     def render_byline() -> Any:
         with get_db().session() as session:
@@ -130,7 +122,7 @@ def byline_context() -> Any:
     page_id = _page_id()
     if not page_id:
         return jsonify({"error": "bad_request", "message": "This view needs a page."}), 400
-    space = _space_of(page_id)
+    space = project_of("confluence", page_id)
 
     def render_title() -> Any:
         try:

@@ -34,7 +34,7 @@ def issue_panel(panel: str) -> Any:
     key = request.args.get("issueKey", "").strip()
     if not key or len(key) > 255:
         return error_page("This panel needs an issue.", 400, HEADINGS[panel])
-    project = project_of("jira", key, request.args.get("projectKey"))
+    project = project_of("jira", key)
     # Jira shows an issue's panels only to people who may browse it, and this URL's issue key is
     # covered by the token's qsh: the host has vouched for the issue, so it is not asked again.
     g.inflow_vouched = ("jira", key)

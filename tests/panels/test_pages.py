@@ -558,3 +558,26 @@ def test_the_byline_title_counts_nothing_its_space_turned_off(wiki: Site) -> Non
     assert title() == "0 experts · 0 related"
     html = wiki.page(f"/confluence/byline?pageId={page}").get_data(True)
     assert 'name="expert_account_id"' not in html and "turned this off" in html
+
+
+def test_the_pages_space_settings_hold_in_the_json_api_whatever_space_it_names(wiki: Site) -> None:
+    """Forge's page panel asks the JSON API with the page alone, as the byline's URL names it."""
+    from plugin.services.settings import save_project_settings
+
+    with wiki.db.session() as session:
+        page = next(key for key in reversed(wiki.keys)
+                    if (item := get_item(session, wiki.tenant.tenant_id, "confluence", key)) and item.space)
+        space = get_item(session, wiki.tenant.tenant_id, "confluence", page).space
+
+    def experts(query: str = "") -> list[str]:
+        data = wiki.get(f"/api/content/confluence/{page}/experts{query}").get_json()
+        return [expert["account_id"] for expert in data["experts"]]
+
+    first, *_ = experts()
+    with wiki.db.session() as session:
+        save_project_settings(session, wiki.tenant.tenant_id, space,
+                              {"exclude_people": [first], "panels": {"reuse": False}}, "admin")
+    assert first not in experts() and experts()
+    assert first not in experts("?project=ELSEWHERE")  # a client's word does not pick the rules
+    assert first not in experts("?project=" + "P" * 256)  # nor reaches the adoption events
+    assert wiki.get(f"/api/content/confluence/{page}/reuse?project=ELSEWHERE").get_json()["enabled"] is False
