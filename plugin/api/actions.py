@@ -244,6 +244,7 @@ def panel_event() -> Any:
     with get_db().session() as session:
         # Clicks count on the project's board: a made-up key would add them to any project.
         key = _viewable(session, body["source"], body["key"]).key
+        _turned_on(session, body["panel"], body["source"], key)
         adoption.record(session, g.tenant.id, body["panel"], body["kind"], body["source"],
                         key, project_of(body["source"], key, session), g.account_id,
                         target=body["target"])

@@ -465,7 +465,7 @@ def test_no_one_unknown_to_the_site_can_be_asked_or_thanked(site: Site) -> None:
         assert session.scalar(select(func.count()).select_from(Kudos)) == 0
 
 
-def test_a_panel_turned_off_takes_no_questions_verdicts_or_thanks(site: Site) -> None:
+def test_a_panel_turned_off_takes_no_questions_verdicts_thanks_or_clicks(site: Site) -> None:
     key = site.keys[-1]
     [target, *_] = site.get(f"/api/content/jira/{key}/reuse").get_json()["suggestions"]
     site.host.set_project_admin("chirino", "AMQ")
@@ -474,7 +474,8 @@ def test_a_panel_turned_off_takes_no_questions_verdicts_or_thanks(site: Site) ->
     for path, body in (
             ("/api/questions", {"expert_account_id": EXPERT, "text": "How do reconnects work?"}),
             ("/api/feedback", {"target_item_id": target["item_id"], "verdict": "helped"}),
-            ("/api/kudos", {"to_account_id": EXPERT, "message": "Thanks!"})):
+            ("/api/kudos", {"to_account_id": EXPERT, "message": "Thanks!"}),
+            ("/api/events", {"panel": "reuse", "kind": "clicked", "target": target["key"]})):
         response = site.post(path, {"source": "jira", "key": key, **body})
         assert response.status_code == 403, (path, response.get_json())
         assert "turned" in response.get_json()["message"]
@@ -482,3 +483,5 @@ def test_a_panel_turned_off_takes_no_questions_verdicts_or_thanks(site: Site) ->
     with site.db.session() as session:
         assert [session.scalar(select(func.count()).select_from(model))
                 for model in (Question, Feedback, Kudos)] == [0, 0, 0]
+        assert session.scalar(select(func.count()).select_from(PanelEvent).where(
+            PanelEvent.kind == "clicked")) == 0
