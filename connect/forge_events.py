@@ -19,8 +19,9 @@ JIRA_EVENTS = {
     "avi:jira:created:issue": "jira:issue_created",
     "avi:jira:updated:issue": "jira:issue_updated",
     "avi:jira:deleted:issue": "jira:issue_deleted",
-    "avi:jira:created:comment": "comment_created",
-    "avi:jira:updated:comment": "comment_updated",
+    # Jira sends one event for a comment added or edited (its times tell which); Forge has no
+    # `created:comment` or `updated:comment` for Jira, a trigger naming them is never called.
+    "avi:jira:commented:issue": "comment_created",
     "avi:jira:deleted:comment": "comment_deleted",
 }
 CONFLUENCE_EVENTS = {
@@ -119,6 +120,8 @@ def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
         raise UnsupportedEvent("Jira event without an issue")
     fields = as_object(issue.get("fields"))
     comment = as_object(body.get("comment"))
+    if connect_type == "comment_created" and _edited(comment):
+        connect_type = "comment_updated"
     ts = _timestamp_ms(body.get("timestamp"), comment.get("updated"), fields.get("updated"),
                        fields.get("created"))
     payload: dict[str, Any] = {"timestamp": ts, "webhookEvent": connect_type, "issue": issue}
@@ -133,6 +136,12 @@ def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
             raise UnsupportedEvent("Comment event without a comment")
         payload["comment"] = comment
     return ConnectEvent(connect_type, "jira", jira_item_ref(payload), ts, payload, event_key(body))
+
+
+def _edited(comment: dict[str, Any]) -> bool:
+    """Whether a Jira comment was edited since it was added (Jira writes both times alike)."""
+    created, updated = comment.get("created"), comment.get("updated")
+    return bool(created and updated and created != updated)
 
 
 def _page_shape(content: dict[str, Any]) -> dict[str, Any]:

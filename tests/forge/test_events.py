@@ -75,15 +75,35 @@ def test_forge_and_connect_deliveries_of_one_change_store_the_same_event(
 
 def test_jira_comment_events_become_comment_webhooks(forge_app: Flask,
                                                      forge_install: ForgeInstall) -> None:
+    """Jira's documented comment events: `commented:issue` (added or edited), `deleted:comment`."""
     comment = {"id": "20001", "author": {"accountId": "acc-2"}, "body": "Clear the cache first.",
                "created": "2024-03-03T08:00:00.000+0000", "updated": "2024-03-03T08:00:00.000+0000"}
-    body = {"eventType": "avi:jira:created:comment", "atlassianId": "acc-2", "issue": ISSUE,
-            "comment": comment}
-    assert forge_app.test_client().post("/forge/events", json=body,
-                                        headers=forge_install.headers(ui=False)).status_code == 202
-    [event] = stored(forge_app)
-    assert (event.event_type, event.item_ref) == ("comment_created", "jira:INF-7")
-    assert event.payload["comment"] == comment and event.payload["webhookEvent"] == "comment_created"
+    edited = {**comment, "body": "Clear both caches first.", "updated": "2024-03-03T09:30:00.000+0000"}
+    client = forge_app.test_client()
+    for event_type, body in (("avi:jira:commented:issue", comment),
+                             ("avi:jira:commented:issue", edited),
+                             ("avi:jira:deleted:comment", edited)):
+        response = client.post("/forge/events", headers=forge_install.headers(ui=False), json={
+            "eventType": event_type, "atlassianId": "acc-2", "issue": ISSUE, "comment": body})
+        assert response.status_code == 202, response.get_json()
+    added, changed, deleted = stored(forge_app)
+    assert (added.event_type, added.item_ref) == ("comment_created", "jira:INF-7")
+    assert added.payload["comment"] == comment and added.payload["webhookEvent"] == "comment_created"
+    assert (changed.event_type, changed.payload["webhookEvent"]) == ("comment_updated", "comment_updated")
+    assert changed.payload["comment"]["body"] == "Clear both caches first."
+    assert deleted.event_type == "comment_deleted"
+
+
+def test_the_manifest_subscribes_to_the_jira_comment_events_forge_sends() -> None:
+    """Forge documents no `avi:jira:created:comment`: a trigger on it deploys but never fires."""
+    import yaml
+
+    from connect.forge_routes import render_manifest
+
+    triggers = yaml.safe_load(render_manifest(BASE_URL))["modules"]["trigger"]
+    events = {event for trigger in triggers for event in trigger["events"]}
+    assert {"avi:jira:commented:issue", "avi:jira:deleted:comment"} <= events
+    assert not events & {"avi:jira:created:comment", "avi:jira:updated:comment"}
 
 
 def test_confluence_page_and_comment_events_become_connect_webhooks(
