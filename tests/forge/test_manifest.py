@@ -87,6 +87,15 @@ def test_unregistered_apps_get_a_placeholder_id_and_bad_config_is_refused() -> N
         render_manifest("https://inflow.example.com", 'x"\nmodules: {}')
 
 
+def test_endpoint_and_remote_keys_are_within_atlassians_23_characters() -> None:
+    """Forge documents at most 23 characters for these keys; @forge/manifest does not check it."""
+    manifest = yaml.safe_load(render_manifest(BASE_URL))
+    keys = [e["key"] for e in manifest["modules"]["endpoint"]] + [r["key"] for r in manifest["remotes"]]
+    assert [key for key in keys if len(key) > 23] == []
+    actions = {a["endpoint"] for a in manifest["modules"]["action"]}
+    assert actions <= {e["key"] for e in manifest["modules"]["endpoint"]}
+
+
 def test_the_trigger_only_routes_know_every_trigger_of_the_manifest() -> None:
     import yaml
 
