@@ -73,6 +73,19 @@ def delivered(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != RETRY_FIELD}
 
 
+def lifecycle_type(body: dict[str, Any]) -> Any:
+    """A lifecycle event's type: its `eventType`, else the one its payload describes.
+
+    Atlassian documents both payloads without `eventType`: an install names its
+    `installerAccountId`, an upgrade its `upgraderAccountId`. Only our lifecycle trigger's calls
+    reach the route, so a body that names no type is still one of the two.
+    """
+    event = delivered(body)
+    if "eventType" in event:
+        return event["eventType"]
+    return "avi:forge:upgraded:app" if "upgraderAccountId" in event else "avi:forge:installed:app"
+
+
 def retry_count(body: dict[str, Any]) -> int:
     """Which redelivery this is (0 for the first delivery)."""
     for holder in (body, body.get("payload")):

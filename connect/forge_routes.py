@@ -27,6 +27,7 @@ from connect.forge_events import (
     UnsupportedEvent,
     delivered,
     event_key,
+    lifecycle_type,
     map_event,
     retry_count,
 )
@@ -105,7 +106,7 @@ def events() -> Any:
 def app_lifecycle() -> Any:
     """`avi:forge:installed:app` / `upgraded:app`: the verified call made/refreshed the tenant."""
     verified = verify_forge_request(trigger=True)
-    forge_type = delivered(read_json_object()).get("eventType")
+    forge_type = lifecycle_type(read_json_object())
     if forge_type not in LIFECYCLE_EVENTS:
         abort(400, description=f"Unsupported Forge lifecycle event: {forge_type!r}")
     g.tenant = verified.tenant

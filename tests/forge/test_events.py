@@ -178,6 +178,26 @@ def test_install_and_upgrade_create_then_refresh_the_forge_tenant(
     assert stored(forge_app) == []
 
 
+def test_lifecycle_payloads_as_atlassian_documents_them_install_and_upgrade(
+        forge_app: Flask, forge_install: ForgeInstall) -> None:
+    """The documented payloads carry no `eventType`: who installed or upgraded tells which."""
+    notified: list[tuple[str, int]] = []
+    lifecycle.set_lifecycle_handler(forge_app, lambda event, tenant: notified.append((event, tenant)))
+    client = forge_app.test_client()
+    app = {"id": "406d303d-0393-4ec4-ad7c-1435be94583a", "version": "2.0.0"}
+    installed = client.post("/forge/lifecycle", headers=forge_install.headers(ui=False), json={
+        "id": forge_install.installation_id, "installerAccountId": "admin-1", "app": app,
+        "environment": {"id": "env-1"}})
+    assert installed.get_json()["event"] == "avi:forge:installed:app"
+    upgraded = client.post("/forge/lifecycle", headers=forge_install.headers(ui=False), json={
+        "id": forge_install.installation_id, "upgraderAccountId": "admin-1", "app": app})
+    assert upgraded.get_json()["event"] == "avi:forge:upgraded:app"
+    assert [event for event, _ in notified] == ["installed"]  # one backfill, at the install
+    unknown = client.post("/forge/lifecycle", headers=forge_install.headers(ui=False),
+                          json={"eventType": "avi:forge:exploded:app"})
+    assert unknown.status_code == 400
+
+
 def test_forge_tenants_and_events_store_on_each_database(database_url: str, jwks: Any,
                                                          forge_install: ForgeInstall) -> None:
     from tests.forge.conftest import connect_only_app
