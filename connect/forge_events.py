@@ -193,7 +193,9 @@ def _confluence_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
     if not content.get("id"):
         raise UnsupportedEvent("Confluence event without content")
     shaped = _page_shape(content)
-    ts = _timestamp_ms(body.get("timestamp"), shaped.get("modificationDate"))
+    # When it happened, as Confluence documents it: a trash or a restore leaves the page's
+    # version time as it was, older than a comment added since, so it would lose to that comment.
+    ts = _timestamp_ms(body.get("timestamp"), body.get("eventCreatedDate"), shaped.get("modificationDate"))
     # Confluence webhooks carry no `webhookEvent`: the event name is the one subscribed to.
     payload: dict[str, Any] = {"timestamp": ts}
     if body.get("atlassianId"):

@@ -9,8 +9,10 @@ from sqlalchemy import select
 from connect.host_client import HostClient
 from connect.models import Tenant, WebhookEvent
 from plugin import search
-from plugin.pipeline import reconcile
+from plugin.models.content import Item
+from plugin.pipeline import backfill, reconcile
 from sandbox import datasets
+from sandbox.site import data
 from sandbox.site.server import FakeHost
 from tests.conftest import BASE_URL, TenantAuth, install_tenant
 from tests.forge.conftest import ForgeInstall
@@ -108,3 +110,48 @@ def test_a_forge_site_is_reconciled_without_connects_failed_webhooks(
     result = reconcile.reconcile_tenant(db, tenant_id, lambda t: HostClient.for_tenant(t, "io.inflow.app"))
     assert result == {"changed": 0}
     assert not [c for c in fake_host.calls if "webhook/failed" in c.path]
+
+
+def test_a_page_commented_after_its_last_edit_then_trashed_leaves_inflow(
+    full_app: Flask, forge_key: SigningKey, fake_host: FakeHost
+) -> None:
+    """A trash keeps the page's version time; Confluence dates the event by `eventCreatedDate`."""
+    page_id = fake_host.load_confluence_pages(data.confluence_pages()[:3])[0]  # edited 2024-10-03
+    forge = ForgeInstall(forge_key, product="confluence", ids=(installation()[0], fake_host.cloud_id),
+                         api_host=fake_host.url, system_token=fake_host.issue_forge_token("confluence"))
+    db, client, headers = full_app.extensions["inflow.db"], full_app.test_client(), forge.headers(ui=False)
+    assert client.post("/forge/lifecycle", json={"id": forge.installation_id}, headers=headers).status_code == 200
+    with db.session() as session:
+        tenant_id = session.scalar(select(Tenant.id))
+    assert backfill.run_backfill(db, tenant_id, client_for)
+    author = {"accountId": "synthetic:87a2e8805eca432de55cc9da"}
+    fake_host.add_footer_comment(page_id, author["accountId"], "<p>Run it with coverage on</p>")
+    edited = {"when": "2024-10-03T00:00:00.000Z", "number": 3}
+    comment = {"id": "100000", "type": "comment", "title": "Re: Code coverage",
+               "history": {"createdBy": author, "createdDate": "2024-10-04T00:00:00.000Z"},
+               "version": {"when": "2024-10-04T00:00:00.000Z", "number": 1},
+               "container": {"id": int(page_id), "type": "page", "version": edited}}
+    trashed = {"id": page_id, "type": "page", "status": "trashed", "version": edited}
+    for event_type, content, at in (("avi:confluence:created:comment", comment, "2024-10-04T00:00:01.000Z"),
+                                    ("avi:confluence:trashed:page", trashed, "2024-10-05T00:00:00.000Z")):
+        response = client.post("/forge/events", headers=headers, json={
+            "eventType": event_type, "eventCreatedDate": at, "content": content})
+        assert response.status_code == 202, response.get_json()
+        apply_stored(db)
+    with db.session() as session:
+        assert page_id not in set(session.scalars(select(Item.key)))
+
+
+def client_for(tenant: Tenant) -> HostClient:
+    return HostClient.for_tenant(tenant, "io.inflow.app")
+
+
+def apply_stored(db: Any) -> None:
+    """Apply every stored event as the drain job does, re-reading from the site."""
+    from plugin.pipeline.events import process_event
+
+    with db.session() as session:
+        pending = list(session.scalars(select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None))))
+    for event_id in pending:
+        with db.session() as session:
+            assert process_event(session, event_id, client_for)
