@@ -23,6 +23,9 @@ JIRA_EVENTS = {
     # `created:comment` or `updated:comment` for Jira, a trigger naming them is never called.
     "avi:jira:commented:issue": "comment_created",
     "avi:jira:deleted:comment": "comment_deleted",
+    # A link changes both issues' links (what the reuse panel says of a suggestion already linked).
+    "avi:jira:created:issuelink": "issuelink_created",
+    "avi:jira:deleted:issuelink": "issuelink_deleted",
 }
 CONFLUENCE_EVENTS = {
     "avi:confluence:created:page": "page_created",
@@ -38,6 +41,8 @@ CONFLUENCE_EVENTS = {
     "avi:confluence:created:comment": "comment_created",
     "avi:confluence:updated:comment": "comment_updated",
     "avi:confluence:deleted:comment": "comment_removed",
+    "avi:confluence:added:label": "label_added",
+    "avi:confluence:removed:label": "label_removed",
 }
 LIFECYCLE_EVENTS = ("avi:forge:installed:app", "avi:forge:upgraded:app")
 
@@ -128,6 +133,8 @@ def map_event(body: dict[str, Any]) -> ConnectEvent:
 
 
 def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
+    if connect_type.startswith("issuelink_"):
+        return _link_event(body, connect_type)
     issue = as_object(body.get("issue"))
     if not issue.get("key") and not issue.get("id"):
         raise UnsupportedEvent("Jira event without an issue")
@@ -148,6 +155,16 @@ def _jira_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
         if not comment:
             raise UnsupportedEvent("Comment event without a comment")
         payload["comment"] = comment
+    return ConnectEvent(connect_type, "jira", jira_item_ref(payload), ts, payload, event_key(body))
+
+
+def _link_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
+    """An issue link event: Forge sends the link's fields where Connect nests them in `issueLink`."""
+    link = {k: body[k] for k in ("id", "sourceIssueId", "destinationIssueId", "issueLinkType") if k in body}
+    if not link.get("sourceIssueId") and not link.get("destinationIssueId"):
+        raise UnsupportedEvent("Issue link event without its issues")
+    ts = _timestamp_ms(body.get("timestamp"))  # Jira dates no link event: received now
+    payload = {"timestamp": ts, "webhookEvent": connect_type, "issueLink": link}
     return ConnectEvent(connect_type, "jira", jira_item_ref(payload), ts, payload, event_key(body))
 
 
@@ -190,7 +207,8 @@ def _comment_parent(content: dict[str, Any]) -> dict[str, Any] | None:
 
 def _confluence_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
     content = as_object(body.get("content"))
-    if not content.get("id"):
+    labeled = connect_type.startswith("label_")
+    if not content.get("id") and not (labeled and as_object(body.get("label"))):
         raise UnsupportedEvent("Confluence event without content")
     shaped = _page_shape(content)
     # When it happened, as Confluence documents it: a trash or a restore leaves the page's
@@ -200,7 +218,11 @@ def _confluence_event(body: dict[str, Any], connect_type: str) -> ConnectEvent:
     payload: dict[str, Any] = {"timestamp": ts}
     if body.get("atlassianId"):
         payload["userAccountId"] = body["atlassianId"]
-    if connect_type.startswith("comment_"):
+    if labeled:  # on a page or blog post; a space's or a template's label changes no item
+        payload["label"] = as_object(body.get("label"))
+        if shaped:
+            payload["labeled"] = shaped
+    elif connect_type.startswith("comment_"):
         parent = _comment_parent(content)
         if parent:
             shaped["parent"] = parent

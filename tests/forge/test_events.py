@@ -133,6 +133,25 @@ def test_confluence_page_and_comment_events_become_connect_webhooks(
     assert "parent" not in stored(forge_app)[-1].payload["comment"]
 
 
+def test_confluence_label_events_become_label_webhooks(forge_app: Flask,
+                                                      forge_confluence: ForgeInstall) -> None:
+    """A page's label is re-read like Connect's label_added; a space's label names no item."""
+    client = forge_app.test_client()
+    label = {"id": "7", "name": "kafka", "prefix": "global"}
+    page = {"id": "98765", "type": "page", "title": "Runbook: resets", "space": {"key": "OPS"}}
+    for body in ({"eventType": "avi:confluence:added:label", "label": label, "content": page},
+                 {"eventType": "avi:confluence:removed:label", "label": label, "space": {"key": "OPS"}}):
+        response = client.post("/forge/events", headers=forge_confluence.headers(ui=False), json=body)
+        assert response.status_code == 202, response.get_json()
+    added, removed = stored(forge_app)
+    assert (added.event_type, added.item_ref) == ("label_added", "confluence:98765")
+    assert added.payload["labeled"]["contentType"] == "page" and added.payload["label"] == label
+    assert (removed.event_type, removed.item_ref) == ("label_removed", None)
+    missing = client.post("/forge/events", headers=forge_confluence.headers(ui=False),
+                          json={"eventType": "avi:confluence:added:label", "space": {"key": "OPS"}})
+    assert missing.status_code == 400 and len(stored(forge_app)) == 2
+
+
 def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask,
                                                                 forge_install: ForgeInstall) -> None:
     client = forge_app.test_client()
@@ -140,7 +159,8 @@ def test_events_that_cannot_be_mapped_get_400_and_store_nothing(forge_app: Flask
     misshapen = {**forge_issue_event(), "issue": {**ISSUE, "fields": "not an object"}}
     for body in ({"eventType": "avi:jira:created:worklog"}, {"eventType": "avi:jira:updated:issue"},
                  {"issue": ISSUE}, ["not", "an", "object"], misshapen,
-                 {"eventType": [], "issue": ISSUE}, {"eventType": {}, "issue": ISSUE}):
+                 {"eventType": [], "issue": ISSUE}, {"eventType": {}, "issue": ISSUE},
+                 {"eventType": "avi:jira:created:issuelink", "id": "10500"}):
         response = client.post("/forge/events", json=body, headers=headers)
         assert response.status_code == 400 and response.get_json()["error"] == "bad_request", body
     assert client.post("/forge/events", data=b"{nope", headers={**headers, "Content-Type": "application/json"}

@@ -155,3 +155,33 @@ def apply_stored(db: Any) -> None:
     for event_id in pending:
         with db.session() as session:
             assert process_event(session, event_id, client_for)
+
+
+def test_a_link_made_in_the_reuse_panel_reaches_both_issues(
+    full_app: Flask, forge_key: SigningKey, fake_host: FakeHost
+) -> None:
+    """Forge's issue link events re-read both issues, as Connect's issuelink webhooks do."""
+    first, second = fake_host.load_jira_issues(data.jira_dataset("apache-activemq")[:5])[:2]
+    forge = ForgeInstall(forge_key, ids=(installation()[0], fake_host.cloud_id),
+                         api_host=fake_host.url, system_token=fake_host.issue_forge_token("jira"))
+    db, client = full_app.extensions["inflow.db"], full_app.test_client()
+    assert client.post("/forge/lifecycle", json={"id": forge.installation_id},
+                       headers=forge.headers(ui=False)).status_code == 200
+    with db.session() as session:
+        tenant_id = session.scalar(select(Tenant.id))
+    assert backfill.run_backfill(db, tenant_id, client_for)
+    viewer = "557058:linker"
+    as_viewer = {**forge.headers(principal=viewer),
+                 "x-forge-oauth-user": f"Bearer {fake_host.issue_forge_token('jira', account_id=viewer)}"}
+    linked = client.post("/api/links", headers=as_viewer,
+                         json={"key": first, "target_key": second, "link_type": "duplicate"})
+    assert linked.status_code == 201, linked.get_json()
+    ids = {key: issue_id for issue_id, key in fake_host.store.issue_ids.items()}
+    response = client.post("/forge/events", headers=forge.headers(ui=False), json={
+        "eventType": "avi:jira:created:issuelink", "id": "10500", "sourceIssueId": ids[first],
+        "destinationIssueId": ids[second], "issueLinkType": {"id": "10002", "name": "Duplicate"}})
+    assert response.status_code == 202, response.get_json()
+    apply_stored(db)
+    with db.session() as session:
+        links = dict(session.execute(select(Item.key, Item.links).where(Item.key.in_([first, second]))).all())
+    assert second in links[first] and first in links[second]
