@@ -23,6 +23,7 @@ from plugin.content.model import ItemDoc
 from plugin.matching import precompute, service, store
 from plugin.models.content import Item
 from plugin.models.pipeline import ItemVersion
+from plugin.services import questions
 
 # Items whose stored suggestions are refreshed after one item changes: its nearest neighbours,
 # whose top lists it most likely enters or leaves (similarity is symmetric). Bounded: each refresh
@@ -177,6 +178,7 @@ def apply_changes(session: Session, tenant_id: int, changes: Iterable[Change],
         else:
             docs.append(change.doc)
     stored = store.store_items(session, tenant_id, docs)
+    questions.answered_in(session, tenant_id, docs)
     for change in deletions:
         neighbours = _delete(session, tenant_id, change.source, change.key)
         if affected is None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from connect.db import utcnow
 from connect.host_client import HostError, segment
 from connect.models import Tenant
+from plugin.content.model import ItemDoc
 from plugin.models.content import Item, Person
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.pipeline import fetch
@@ -136,10 +137,50 @@ def on_comment(session: Session, tenant_id: int, source: str, key: str,
         return []
     questions = session.scalars(select(Question).where(Question.id.in_(ids)).order_by(Question.id)).all()
     for question in questions:
-        question.state, question.answered_at, question.follow_up_at = "answered", at, None
-        _event(session, question, "answered", author_account_id, at)
+        _answered(session, question, author_account_id, at)
     session.flush()
     return [q.id for q in questions]
+
+
+def answered_in(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[int]:
+    """Open questions that stored items show answered by their expert's comment; their ids.
+
+    The comment's own event answers at once; this finds answers whose event never came (a lost
+    webhook read back by reconciliation, an issue event carrying the comments).
+    """
+    comments = {(doc.source, doc.key): [(c.account_id, c.at) for c in doc.contributions
+                                        if c.role == "commenter"] for doc in docs}
+    comments = {ref: found for ref, found in comments.items() if found}
+    if not comments:
+        return []
+    candidates = session.scalars(select(Question).where(
+        Question.tenant_id == tenant_id, Question.state.in_(OPEN_STATES),
+        Question.item_key.in_({key for _, key in comments})).order_by(Question.id)).all()
+    answered = []
+    for question in candidates:
+        times = [at for account, at in comments.get((question.source, question.item_key), [])
+                 if account == question.expert_account_id]
+        since = _asked_since(session, question) if times else None
+        answers = [at for at in times if since is not None and at >= since]
+        if answers:
+            _answered(session, question, question.expert_account_id, min(answers))
+            answered.append(question.id)
+    session.flush()
+    return answered
+
+
+def _asked_since(session: Session, question: Question) -> datetime:
+    """When the current expert was asked: their comments before that answered something else."""
+    passed = session.scalar(select(QuestionEvent.at).where(
+        QuestionEvent.question_id == question.id, QuestionEvent.kind == "passed",
+        QuestionEvent.account_id == question.expert_account_id)
+        .order_by(QuestionEvent.at.desc()).limit(1))
+    return passed or question.asked_at
+
+
+def _answered(session: Session, question: Question, account_id: str, at: datetime) -> None:
+    question.state, question.answered_at, question.follow_up_at = "answered", at, None
+    _event(session, question, "answered", account_id, at)
 
 
 def accept(session: Session, tenant_id: int, question_id: int, account_id: str,

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import update
 
 from connect.db import utcnow
+from connect.host_client import HostClient
 from jobs import pipeline as jobs
-from plugin.models.social import Question
+from plugin.models.social import Question, QuestionEvent
 from plugin.services import questions
 from tests.pipeline.conftest import Site, v2_issue
 from tests.pipeline.test_events import jira_time
@@ -115,5 +116,66 @@ def test_an_answer_in_a_restricted_comment_leaves_the_question_open(sqlite_url: 
         assert session.get(Question, question_id).state == "asked"
 
     post_comment_webhook(site, "AMQ-1", "bob")
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "answered"
+
+
+def _asked_two_days_ago(site: Site) -> int:
+    """Alice asked Bob about AMQ-1, Carol next, more than a follow-up period ago."""
+    with site.db.session() as session:
+        return questions.ask(session, site.tenant_id, source="jira", key="AMQ-1", project="AMQ",
+                             asker_account_id="alice", expert_account_id="bob", expert_name="Bob",
+                             text="Why does the broker drop messages?", client=site.client(),
+                             next_experts=["carol"], now=utcnow() - timedelta(hours=49)).id
+
+
+def _comment_as(site: Site, account_id: str, key: str, text: str) -> None:
+    """A comment someone writes on the issue in Jira, its webhook never delivered."""
+    body = {"type": "doc", "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
+    client = HostClient.for_tenant(site.tenant(), site.host.app_key, auth_server=site.host.url)
+    client.as_user(account_id).request("POST", f"/rest/api/3/issue/{key}/comment",
+                                       json={"body": body})
+
+
+def test_an_answer_whose_webhook_was_lost_is_found_by_reconciliation(
+    sqlite_url: str, make_site: Any
+) -> None:
+    """The expert answered: they are not reminded of it, nor is the question passed on."""
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    question_id = _asked_two_days_ago(site)
+    _comment_as(site, "bob", "AMQ-1", "Restart it")
+
+    jobs.reconcile_tenant(site.tenant_id)
+    with site.db.session() as session:
+        assert session.get(Question, question_id).state == "answered"
+    assert jobs.run_question_followups() == {}
+    assert mentions(site, "AMQ-1") == ["bob"]
+
+
+def test_a_comment_from_before_an_expert_was_asked_does_not_answer_for_them(
+    sqlite_url: str, make_site: Any
+) -> None:
+    """Carol commented before the question passed to her: that was no answer to it."""
+    site = make_site(sqlite_url)
+    earlier = {"author": {"accountId": "carol", "displayName": "Carol"}, "body": "Build is green",
+               "created": jira_time(utcnow() - timedelta(hours=2)), "id": "5"}
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()),
+                                         comment={"comments": [earlier], "total": 1})])
+    question_id = _asked_two_days_ago(site)
+    with site.db.session() as session:  # Bob was reminded: the next step passes it on
+        session.execute(update(Question).values(reminded_at=utcnow() - timedelta(hours=1)))
+    assert jobs.run_question_followups() == {"passed": 1}
+    with site.db.session() as session:  # passed a minute ago: the site's times are to the second
+        session.execute(update(QuestionEvent).where(QuestionEvent.kind == "passed")
+                        .values(at=utcnow() - timedelta(minutes=1)))
+
+    jobs.reconcile_tenant(site.tenant_id)
+    with site.db.session() as session:
+        question = session.get(Question, question_id)
+        assert (question.state, question.expert_account_id) == ("asked", "carol")
+    _comment_as(site, "carol", "AMQ-1", "Restart it")
+    jobs.reconcile_tenant(site.tenant_id)
     with site.db.session() as session:
         assert session.get(Question, question_id).state == "answered"
