@@ -1,6 +1,8 @@
 """Request bodies of the panel actions: ask, accept, feedback, link, kudos, events."""
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 SOURCES = ("jira", "confluence")
@@ -19,11 +21,19 @@ class ItemRefSchema(Schema):
     key = fields.String(required=True, validate=KEY)
 
 
+class Trimmed(fields.String):
+    """Text without the spaces around it, so that spaces alone are too short."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
 class QuestionSchema(ItemRefSchema):
     """Ask an expert about an item."""
 
     expert_account_id = fields.String(required=True, validate=ACCOUNT)
-    text = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+    # Blank, the question would be a bare mention of the expert: nothing to answer.
+    text = Trimmed(required=True, validate=validate.Length(min=3, max=2000))
 
 
 class FeedbackSchema(ItemRefSchema):

@@ -54,6 +54,8 @@ def test_ask_posts_a_comment_as_the_asker_that_mentions_the_expert(site: Site) -
     ({"source": "jira", "key": "AMQ-1", "expert_account_id": "", "text": "help me"},
      "expert_account_id"),
     ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "x" * 2001}, "text"),
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": " \n\t  "}, "text"),
+    ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "  ?\n "}, "text"),
     ({"source": "jira", "key": "AMQ-1", "expert_account_id": EXPERT, "text": "hi there",
       "admin": True}, "admin"),
 ])
