@@ -25,7 +25,15 @@ from plugin.services.errors import Refused
 from plugin.services.panels import names_of
 from plugin.services.people import is_known
 from plugin.services.settings import project_settings
-from plugin.views.common import as_viewer, eligible, fetcher, people, project_of, visible
+from plugin.views.common import (
+    as_viewer,
+    eligible,
+    fetcher,
+    people,
+    project_of,
+    visible,
+    visible_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +109,8 @@ def ask_question() -> Any:
         expert = body["expert_account_id"]
         # The item under its own key: asked by an issue's id, the question had no project, so
         # the project's people rules let anyone be asked, and its panel never listed it.
-        key = _viewable(session, source, body["key"]).key
+        item = _viewable(session, source, body["key"])
+        key = item.key
         _turned_on(session, "experts", source, key)
         project = project_of(source, key, session)
         # The same question asked again while open (a double click) is the one already asked.
@@ -113,6 +122,9 @@ def ask_question() -> Any:
         # Only someone who worked on this site: the question is the asker's comment mentioning them.
         if not is_known(session, tenant_id, expert) or not eligible(session, project)(expert):
             raise Refused(422, "This person cannot be asked here.", "expert_account_id")
+        # Mentioned where they may not look, they would never see the question nor answer it.
+        if not visible_for(expert)([item]):
+            raise Refused(422, "This person cannot see this issue or page.", "expert_account_id")
         name = names_of(session, tenant_id, {expert}, people(session))[expert]
         question = questions.ask(
             session, tenant_id, source=source, key=key, project=project,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, g
 from sqlalchemy import select
@@ -76,6 +77,12 @@ def visible() -> Callable[[list[Item]], list[Item]]:
         shared.saw(g.tenant.id, viewed, g.account_id)  # the worker asks ahead for them (jobs.warming)
     return permissions.visible_to(host, g.tenant.id, g.account_id, horizon=g.get("inflow_watch"),
                                   clients=_clients, vouched=vouched, shared=shared)
+
+
+def visible_for(account_id: str) -> Callable[[list[Any]], list[Any]]:
+    """Someone else's permission filter (an expert's), asked as `visible()` asks the viewer's."""
+    return permissions.visible_to(host, g.tenant.id, account_id, clients=_clients,
+                                  shared=current_app.extensions.get("inflow.answers"))
 
 
 def answers(horizon: Expiry) -> Callable[[set[Ref]], dict[Ref, bool]]:

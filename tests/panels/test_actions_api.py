@@ -487,3 +487,15 @@ def test_a_panel_turned_off_takes_no_questions_verdicts_thanks_or_clicks(site: S
                 for model in (Question, Feedback, Kudos)] == [0, 0, 0]
         assert session.scalar(select(func.count()).select_from(PanelEvent).where(
             PanelEvent.kind == "clicked")) == 0
+
+
+def test_someone_who_cannot_see_the_issue_or_page_cannot_be_asked_about_it(site: Site) -> None:
+    """Mentioned where they may not look, they could never answer: refused, nothing posted."""
+    key = site.keys[-1]
+    site.host.deny(EXPERT, key)
+    asked = site.post("/api/questions", {"source": "jira", "key": key, "expert_account_id": EXPERT,
+                                         "text": "How do reconnects work here?"}, sub=ASKER)
+    assert asked.status_code == 422 and "expert_account_id" in asked.get_json()["errors"]
+    assert site.host.comments(key) == []
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Question)) == 0

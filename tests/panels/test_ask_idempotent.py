@@ -66,3 +66,12 @@ def test_the_repeat_answer_is_in_the_api_description(app: Flask) -> None:
     spec = app.test_client().get("/api/openapi.json").get_json()
     responses = spec["paths"]["/api/questions"]["post"]["responses"]
     assert responses["200"]["content"] == responses["201"]["content"]
+
+
+def test_someone_who_cannot_read_the_page_cannot_be_asked_about_it(wiki: Site) -> None:
+    key = wiki.keys[0]
+    wiki.host.deny(EXPERT, key)
+    asked = _ask(wiki, key)
+    assert asked.status_code == 422 and "expert_account_id" in asked.get_json()["errors"]
+    assert wiki.host.comments(key) == []
+    assert _count(wiki, Question) == 0
