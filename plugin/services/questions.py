@@ -14,6 +14,7 @@ from connect.db import utcnow
 from connect.host_client import HostError, segment
 from connect.models import Tenant
 from plugin.content.model import ItemDoc
+from plugin.matching.store import get_item
 from plugin.models.content import Item, Person
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.pipeline import fetch
@@ -282,14 +283,18 @@ def _claim(session: Session, question: Question, now: datetime) -> bool:
 
 def _allowed(session: Session, tenant: Tenant, client: Any, question: Question,
              now: datetime) -> Callable[[str], bool]:
-    """Who may be reminded or asked now: preferences and project rules, as on the panels."""
+    """Who may be reminded or asked now: preferences and project rules, as on the panels, and
+    the item's permissions: mentioned where they may not look, no one could answer."""
     # Group rules need each person's groups, read from the host for the site's product.
     groups = permissions.groups_lookup(client, tenant.id, tenant.product_type)
     rules = eligibility(session, tenant.id, question.project, now, groups_of=groups)
+    # Checked by the stored item: Jira checks an issue by its id, which the question lacks.
+    item = get_item(session, tenant.id, question.source, question.item_key)
 
     def allowed(account_id: str) -> bool:
         try:
-            return rules(account_id)
+            return rules(account_id) and (
+                item is None or bool(permissions.visible_to(client, tenant.id, account_id)([item])))
         except HostError as exc:
             if exc.status != 404:
                 raise

@@ -281,3 +281,17 @@ def test_a_reminder_quotes_the_question_whatever_order_comments_are_read_in(
     assert jobs.run_question_followups() == {"reminded": 1}
     reminder = json.dumps(site.host.comments("AMQ-1")[-1]["body"])
     assert "a gentle reminder of this question: Why?" in reminder and "above" not in reminder
+
+
+def test_no_one_is_reminded_of_or_passed_an_issue_they_may_no_longer_see(
+        database_url: str, make_site: Any) -> None:
+    """Mentioned where they may not look, they would never answer: the next one who can is asked."""
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    jobs.reconcile_tenant(site.tenant_id)  # stored, with the issue id permissions are checked by
+    question_id = _ask(site, "AMQ-1", next_experts=("mallory", "carol"))
+    site.host.deny("bob", "AMQ")  # moved out of the project since being asked
+    site.host.deny("mallory", "AMQ-1")
+    assert jobs.run_question_followups() == {"passed": 1}
+    assert mentions(site, "AMQ-1") == ["bob", "carol"]
+    assert _question(site, question_id).expert_account_id == "carol"
