@@ -42,6 +42,7 @@ from plugin.services import accounts, questions
 ClientFactory = Callable[[Tenant], fetch.Requester]
 
 CONFLUENCE_DELETES = ("_removed", "_trashed")
+COMMENT_DELETES = ("comment_deleted", "comment_removed")  # Jira's, Confluence's
 # Re-reads one batch runs at once. Bounded because Atlassian's burst limit counts a tenant's calls
 # to one endpoint per second; a Retry-After holds all of them (connect.host_client.PACE).
 REREADS = 16
@@ -200,7 +201,14 @@ def _comment_author(product: str, payload: dict[str, Any]) -> tuple[str | None, 
 def _answer_questions(
     session: Session, tenant_id: int, event: WebhookEvent, found: list[Target]
 ) -> None:
-    """A new comment by the asked expert answers their open question on that item."""
+    """A new comment by the asked expert answers their open question on that item; a deleted
+    question's comment withdraws it."""
+    if event.event_type in COMMENT_DELETES and found:
+        comment_id = as_object((event.payload or {}).get("comment")).get("id")
+        if isinstance(comment_id, str | int) and not isinstance(comment_id, bool):
+            questions.withdraw(session, tenant_id, found[0].source, _question_key(event, found),
+                               str(comment_id))
+        return
     if event.event_type != "comment_created" or not found:
         return
     # A Jira comment restricted to a role or group may be hidden from the asker: no answer to
@@ -210,10 +218,15 @@ def _answer_questions(
     author, at = _comment_author(event.product, event.payload or {})
     if not author:
         return
-    key = found[0].ref
+    questions.on_comment(session, tenant_id, found[0].source, _question_key(event, found), author,
+                         parse_time(at))
+
+
+def _question_key(event: WebhookEvent, found: list[Target]) -> str:
+    """The key questions are stored under: a Jira issue's key, even when the event names its id."""
     if event.product == "jira":
-        key = str(((event.payload or {}).get("issue") or {}).get("key") or key)
-    questions.on_comment(session, tenant_id, found[0].source, key, author, parse_time(at))
+        return str(((event.payload or {}).get("issue") or {}).get("key") or found[0].ref)
+    return found[0].ref
 
 
 def process_events(

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -182,6 +182,21 @@ def _asked_since(session: Session, question: Question) -> datetime:
 def _answered(session: Session, question: Question, account_id: str, at: datetime) -> None:
     question.state, question.answered_at, question.follow_up_at = "answered", at, None
     _event(session, question, "answered", account_id, at)
+
+
+def withdraw(session: Session, tenant_id: int, source: str, key: str, comment_id: str) -> list[int]:
+    """Delete the open questions posted as this comment, now deleted; returns their ids.
+
+    The asker took the question back (or an admin removed it): reminding the expert of it, or
+    passing it on, would ask what the item no longer asks, and listing it would show its text.
+    """
+    ids = list(session.scalars(select(Question.id).where(
+        Question.tenant_id == tenant_id, Question.source == source, Question.item_key == key,
+        Question.comment_id == comment_id, Question.state.in_(OPEN_STATES))))
+    if ids:
+        session.execute(delete(QuestionEvent).where(QuestionEvent.question_id.in_(ids)))
+        session.execute(delete(Question).where(Question.id.in_(ids)))
+    return ids
 
 
 def accept(session: Session, tenant_id: int, question_id: int, account_id: str,

@@ -13,7 +13,7 @@ from jobs import pipeline as jobs
 from plugin.models.social import Question, QuestionEvent
 from plugin.services import questions
 from tests.pipeline.conftest import Site, v2_issue
-from tests.pipeline.test_events import jira_time
+from tests.pipeline.test_events import confluence_script, deliver_and_apply, jira_time
 
 
 def mentions(site: Site, key: str) -> list[str]:
@@ -179,3 +179,34 @@ def test_a_comment_from_before_an_expert_was_asked_does_not_answer_for_them(
     jobs.reconcile_tenant(site.tenant_id)
     with site.db.session() as session:
         assert session.get(Question, question_id).state == "answered"
+
+
+def test_a_question_whose_comment_the_asker_deleted_is_withdrawn(sqlite_url: str, make_site: Any) -> None:
+    """Not reminded, not passed on, not listed: what the asker took back is gone from Inflow too."""
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    question_id, other_id = _asked_two_days_ago(site), _asked_two_days_ago(site)
+    with site.db.session() as session:
+        comment_id = session.get_one(Question, question_id).comment_id
+    deliver_and_apply(site, "/webhooks/jira/comment_deleted", {
+        "webhookEvent": "comment_deleted", "timestamp": int(utcnow().timestamp() * 1000),
+        "comment": {"id": comment_id}, "issue": {"id": "1001", "key": "AMQ-1"}})
+    with site.db.session() as session:
+        assert session.get(Question, question_id) is None
+        assert session.get_one(Question, other_id).state == "asked"
+    assert jobs.run_question_followups() == {"reminded": 1}  # the other question only
+
+
+def test_a_page_question_whose_comment_was_removed_is_withdrawn(sqlite_url: str, make_site: Any) -> None:
+    site = make_site(sqlite_url, "confluence")
+    confluence_script(site)  # page 777
+    with site.db.session() as session:
+        question = questions.ask(session, site.tenant_id, source="confluence", key="777", project=None,
+                                 asker_account_id="alice", expert_account_id="dave", expert_name="Dave",
+                                 text="Which broker?", client=site.client(), next_experts=[])
+        question_id, comment_id = question.id, question.comment_id
+    deliver_and_apply(site, "/webhooks/confluence/comment_removed", {
+        "timestamp": int(utcnow().timestamp() * 1000),
+        "comment": {"id": int(comment_id), "parent": {"id": 777, "contentType": "page"}}})
+    with site.db.session() as session:
+        assert session.get(Question, question_id) is None
