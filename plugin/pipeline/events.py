@@ -22,9 +22,10 @@ Design (why duplicates and reordering give the in-order result):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ ClientFactory = Callable[[Tenant], fetch.Requester]
 
 CONFLUENCE_DELETES = ("_removed", "_trashed")
 COMMENT_DELETES = ("comment_deleted", "comment_removed")  # Jira's, Confluence's
+ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[0-9]+\Z")
 # Re-reads one batch runs at once. Bounded because Atlassian's burst limit counts a tenant's calls
 # to one endpoint per second; a Retry-After holds all of them (connect.host_client.PACE).
 REREADS = 16
@@ -222,6 +224,24 @@ def _answer_questions(
                          parse_time(at))
 
 
+def _moved_issue(event: WebhookEvent) -> tuple[str, str] | None:
+    """(old key, new key) when the event is a Jira issue's move to another project."""
+    if event.product != "jira" or event.event_type != "jira:issue_updated":
+        return None
+    items = as_object((event.payload or {}).get("changelog")).get("items")
+    for item in items if isinstance(items, list) else []:
+        change = as_object(item)
+        old, new = change.get("fromString"), change.get("toString")
+        if str(change.get("field")).lower() == "key" and _issue_key(old) and _issue_key(new):
+            return old, new
+    return None
+
+
+def _issue_key(value: Any) -> TypeGuard[str]:
+    """Whether a signed value is an issue key a question can be stored under."""
+    return isinstance(value, str) and len(value) <= 255 and ISSUE_KEY.match(value) is not None
+
+
 def _question_key(event: WebhookEvent, found: list[Target]) -> str:
     """The key questions are stored under: a Jira issue's key, even when the event names its id."""
     if event.product == "jira":
@@ -255,6 +275,8 @@ def process_events(
     stored = versions.apply_changes(session, tenant_id, [c for _, _, cs in planned for c in cs],
                                     changed)
     for event, found, _ in planned:
+        if (move := _moved_issue(event)) is not None:
+            questions.moved(session, tenant_id, *move)
         _answer_questions(session, tenant_id, event, found)
     if changed is None:
         for item_id in stored:

@@ -199,6 +199,17 @@ def withdraw(session: Session, tenant_id: int, source: str, key: str, comment_id
     return ids
 
 
+def moved(session: Session, tenant_id: int, old_key: str, new_key: str) -> None:
+    """Questions on a Jira issue follow it to its new key and project (a move).
+
+    Under the old key, the expert's answer on the moved issue (its events name the new key)
+    answered nothing, and the new key's panel did not list them.
+    """
+    session.execute(update(Question).where(
+        Question.tenant_id == tenant_id, Question.source == "jira", Question.item_key == old_key)
+        .values(item_key=new_key, project=new_key.rsplit("-", 1)[0]))
+
+
 def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
            now: datetime | None = None) -> Question:
     """The asker accepts the answer: the question closes and the expert gets credit."""

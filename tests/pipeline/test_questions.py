@@ -210,3 +210,22 @@ def test_a_page_question_whose_comment_was_removed_is_withdrawn(sqlite_url: str,
         "comment": {"id": int(comment_id), "parent": {"id": 777, "contentType": "page"}}})
     with site.db.session() as session:
         assert session.get(Question, question_id) is None
+
+
+def test_a_question_follows_its_issue_to_another_project(sqlite_url: str, make_site: Any) -> None:
+    """Moved, the issue answers to its new key: the expert's answer there closes the question."""
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    question_id = _asked_two_days_ago(site)
+    site.host.load_jira_issues([v2_issue("ART-7", 1001, "Broker drops messages", jira_time(utcnow()))])
+    deliver_and_apply(site, "/webhooks/jira/issue_updated", {
+        "webhookEvent": "jira:issue_updated", "timestamp": int(utcnow().timestamp() * 1000),
+        "issue": {"id": "1001", "key": "ART-7"}, "changelog": {"items": [
+            {"field": "Key", "fieldtype": "jira", "fromString": "AMQ-1", "toString": "ART-7"},
+            {"field": "project", "fieldtype": "jira", "fromString": "ActiveMQ", "toString": "Artemis"}]}})
+    with site.db.session() as session:
+        question = session.get_one(Question, question_id)
+        assert (question.item_key, question.project, question.state) == ("ART-7", "ART", "asked")
+    post_comment_webhook(site, "ART-7", "bob")
+    with site.db.session() as session:
+        assert session.get_one(Question, question_id).state == "answered"
