@@ -155,8 +155,9 @@ def answered_in(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
     if not comments:
         return []
     candidates = session.scalars(select(Question).where(
-        Question.tenant_id == tenant_id, Question.state.in_(OPEN_STATES),
-        Question.item_key.in_({key for _, key in comments})).order_by(Question.id)).all()
+        Question.tenant_id == tenant_id, Question.source.in_({source for source, _ in comments}),
+        Question.item_key.in_({key for _, key in comments}), Question.state.in_(OPEN_STATES))
+        .order_by(Question.id)).all()
     answered = []
     for question in candidates:
         times = [at for account, at in comments.get((question.source, question.item_key), [])
