@@ -323,9 +323,11 @@ def _allowed(session: Session, tenant: Tenant, client: Any, question: Question,
             return rules(account_id) and (
                 item is None or bool(permissions.visible_to(client, tenant.id, account_id)([item])))
         except HostError as exc:
-            if exc.status != 404:
+            # The site no longer knows them (or will not check an account it does not know):
+            # no one to mention. Raised, the question would be retried for ever.
+            if exc.status not in (400, 404):
                 raise
-            return False  # the site no longer knows them: no one to mention
+            return False
 
     return allowed
 

@@ -295,3 +295,14 @@ def test_no_one_is_reminded_of_or_passed_an_issue_they_may_no_longer_see(
     assert jobs.run_question_followups() == {"passed": 1}
     assert mentions(site, "AMQ-1") == ["bob", "carol"]
     assert _question(site, question_id).expert_account_id == "carol"
+
+
+def test_an_account_the_site_will_not_check_is_passed_over_not_retried_for_ever(
+        database_url: str, make_site: Any) -> None:
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    jobs.reconcile_tenant(site.tenant_id)
+    question_id = _ask(site, "AMQ-1")
+    site.host.inject("/rest/api/3/permissions/check", 400)  # Bob's check: "no such user"
+    assert jobs.run_question_followups() == {"passed": 1}
+    assert _question(site, question_id).expert_account_id == "carol"
