@@ -13,6 +13,7 @@ from connect.db import Database
 from connect.host_client import HostClient
 from connect.models import Tenant
 from jobs import core
+from plugin.services import permissions
 from sandbox.site.server import FakeHost
 from tests.conftest import TenantAuth, build_app
 from tests.sandbox_site import install_into
@@ -63,6 +64,7 @@ def make_site(
     for app in apps:
         app.extensions["inflow.db"].dispose()
     core._database_for.cache_clear()  # jobs build their Database from the env per test
+    permissions.CACHE.clear()  # the next test's tenant has the same id, its people other rights
 
 
 def v2_issue(key: str, issue_id: int, summary: str, updated: str, **fields: Any) -> dict[str, Any]:
