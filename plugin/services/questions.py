@@ -280,8 +280,12 @@ def follow_up(session: Session, question_id: int, client_factory: Callable[[Tena
         return "nothing"
     tenant = session.get_one(Tenant, question.tenant_id)
     client = client_factory(tenant)
-    allowed = _allowed(session, tenant, client, question, now)
+    sees = _sees(session, tenant, client, question)
+    allowed = _allowed(session, tenant, client, question, now, sees)
     try:
+        # An answer the asker could not read is no one's to chase.
+        if not sees(question.asker_account_id):
+            raise _Unreachable("asker_forbidden")
         return _step(session, question, client, allowed, now)
     except _Unreachable as exc:
         return _close(session, question, exc.reason, now)
@@ -308,26 +312,41 @@ def _claim(session: Session, question: Question, now: datetime) -> bool:
     return bool(won)
 
 
-def _allowed(session: Session, tenant: Tenant, client: Any, question: Question,
-             now: datetime) -> Callable[[str], bool]:
-    """Who may be reminded or asked now: preferences and project rules, as on the panels, and
-    the item's permissions: mentioned where they may not look, no one could answer."""
-    # Group rules need each person's groups, read from the host for the site's product.
-    groups = permissions.groups_lookup(client, tenant.id, tenant.product_type)
-    rules = eligibility(session, tenant.id, question.project, now, groups_of=groups)
+def _sees(session: Session, tenant: Tenant, client: Any,
+          question: Question) -> Callable[[str], bool]:
+    """Whether someone may open the question's item now, as the host says."""
     # Checked by the stored item: Jira checks an issue by its id, which the question lacks.
+    # An item not stored yet is not checked.
     item = get_item(session, tenant.id, question.source, question.item_key)
 
-    def allowed(account_id: str) -> bool:
+    def sees(account_id: str) -> bool:
         try:
-            return rules(account_id) and (
-                item is None or bool(permissions.visible_to(client, tenant.id, account_id)([item])))
+            return item is None or bool(permissions.visible_to(client, tenant.id, account_id)([item]))
         except HostError as exc:
-            # The site no longer knows them (or will not check an account it does not know):
-            # no one to mention. Raised, the question would be retried for ever.
+            # The site will not check an account it does not know: it is no one to mention.
+            # Raised, the question would be retried for ever.
             if exc.status not in (400, 404):
                 raise
             return False
+
+    return sees
+
+
+def _allowed(session: Session, tenant: Tenant, client: Any, question: Question,
+             now: datetime, sees: Callable[[str], bool]) -> Callable[[str], bool]:
+    """Who may be reminded or asked now: preferences and project rules, as on the panels, and
+    who may see the item: mentioned where they may not look, no one could answer."""
+    # Group rules need each person's groups, read from the host for the site's product.
+    groups = permissions.groups_lookup(client, tenant.id, tenant.product_type)
+    rules = eligibility(session, tenant.id, question.project, now, groups_of=groups)
+
+    def allowed(account_id: str) -> bool:
+        try:
+            return rules(account_id) and sees(account_id)
+        except HostError as exc:
+            if exc.status != 404:
+                raise
+            return False  # the site no longer knows them: no one to mention
 
     return allowed
 

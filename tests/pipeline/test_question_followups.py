@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 from connect.db import utcnow
 from connect.models import Tenant
 from jobs import pipeline as jobs
+from plugin.matching.store import get_item
 from plugin.models.social import Question, QuestionEvent
-from plugin.services import questions
+from plugin.services import permissions, questions
 from plugin.services.settings import save_project_settings
 from sandbox.site import data
 from tests.pipeline.conftest import Site, v2_issue
@@ -303,6 +304,22 @@ def test_an_account_the_site_will_not_check_is_passed_over_not_retried_for_ever(
     _issues(site, "AMQ-1")
     jobs.reconcile_tenant(site.tenant_id)
     question_id = _ask(site, "AMQ-1")
+    with site.db.session() as session:  # Alice's access to it was checked a moment ago
+        item = get_item(session, site.tenant_id, "jira", "AMQ-1")
+        assert permissions.visible_to(site.client(), site.tenant_id, "alice")([item])
     site.host.inject("/rest/api/3/permissions/check", 400)  # Bob's check: "no such user"
     assert jobs.run_question_followups() == {"passed": 1}
     assert _question(site, question_id).expert_account_id == "carol"
+
+
+def test_a_question_closes_when_its_asker_may_no_longer_see_the_issue(
+        database_url: str, make_site: Any) -> None:
+    """No one is chased for an answer the asker could not read."""
+    site = make_site(database_url)
+    _issues(site, "AMQ-1")
+    jobs.reconcile_tenant(site.tenant_id)
+    question_id = _ask(site, "AMQ-1")
+    site.host.deny("alice", "AMQ")
+    assert jobs.run_question_followups() == {"closed": 1}
+    assert mentions(site, "AMQ-1") == ["bob"]
+    _closed(site, question_id, "asker_forbidden")
