@@ -284,13 +284,18 @@ def test_a_reminder_quotes_the_question_whatever_order_comments_are_read_in(
     assert "a gentle reminder of this question: Why?" in reminder and "above" not in reminder
 
 
+def _ask_on_stored(site: Site, next_experts: tuple[str, ...] = ("carol",)) -> int:
+    """A due question on AMQ-1 as Inflow stored it, with the issue id permissions are checked by."""
+    _issues(site, "AMQ-1")
+    jobs.reconcile_tenant(site.tenant_id)
+    return _ask(site, "AMQ-1", next_experts=next_experts)
+
+
 def test_no_one_is_reminded_of_or_passed_an_issue_they_may_no_longer_see(
         database_url: str, make_site: Any) -> None:
     """Mentioned where they may not look, they would never answer: the next one who can is asked."""
     site = make_site(database_url)
-    _issues(site, "AMQ-1")
-    jobs.reconcile_tenant(site.tenant_id)  # stored, with the issue id permissions are checked by
-    question_id = _ask(site, "AMQ-1", next_experts=("mallory", "carol"))
+    question_id = _ask_on_stored(site, next_experts=("mallory", "carol"))
     site.host.deny("bob", "AMQ")  # moved out of the project since being asked
     site.host.deny("mallory", "AMQ-1")
     assert jobs.run_question_followups() == {"passed": 1}
@@ -301,9 +306,7 @@ def test_no_one_is_reminded_of_or_passed_an_issue_they_may_no_longer_see(
 def test_an_account_the_site_will_not_check_is_passed_over_not_retried_for_ever(
         database_url: str, make_site: Any) -> None:
     site = make_site(database_url)
-    _issues(site, "AMQ-1")
-    jobs.reconcile_tenant(site.tenant_id)
-    question_id = _ask(site, "AMQ-1")
+    question_id = _ask_on_stored(site)
     with site.db.session() as session:  # Alice's access to it was checked a moment ago
         item = get_item(session, site.tenant_id, "jira", "AMQ-1")
         assert permissions.visible_to(site.client(), site.tenant_id, "alice")([item])
@@ -316,9 +319,7 @@ def test_a_question_closes_when_its_asker_may_no_longer_see_the_issue(
         database_url: str, make_site: Any) -> None:
     """No one is chased for an answer the asker could not read."""
     site = make_site(database_url)
-    _issues(site, "AMQ-1")
-    jobs.reconcile_tenant(site.tenant_id)
-    question_id = _ask(site, "AMQ-1")
+    question_id = _ask_on_stored(site)
     site.host.deny("alice", "AMQ")
     assert jobs.run_question_followups() == {"closed": 1}
     assert mentions(site, "AMQ-1") == ["bob"]
