@@ -123,24 +123,28 @@ _ON_ITEM = (select(Question).where(Question.tenant_id == bindparam("tenant"), Qu
 
 # Built once, and ids only: every comment event a drain applies asks it, almost always in vain,
 # and building the statement or loading through the ORM cost more than the database's answer.
-_ANSWERED_BY = select(Question.id).where(
+_OPEN_ON = select(Question.id).where(
     Question.tenant_id == bindparam("tenant"), Question.source == bindparam("source"),
-    Question.item_key == bindparam("key"), Question.expert_account_id == bindparam("author"),
-    Question.state.in_(OPEN_STATES), Question.asked_at <= bindparam("at"))
+    Question.item_key == bindparam("key"), Question.state.in_(OPEN_STATES),
+    Question.asked_at <= bindparam("at"))
 
 
 def on_comment(session: Session, tenant_id: int, source: str, key: str,
                author_account_id: str, at: datetime) -> list[int]:
-    """A comment by the expert answers their open questions on that item; returns their ids."""
-    ids = session.connection().execute(_ANSWERED_BY, {"tenant": tenant_id, "source": source, "key": key,
-                                                      "author": author_account_id, "at": at}).scalars().all()
+    """A comment by someone the question was put to answers it (`_asked`); returns their ids."""
+    ids = session.connection().execute(_OPEN_ON, {"tenant": tenant_id, "source": source, "key": key,
+                                                  "at": at}).scalars().all()
     if not ids:
         return []
     questions = session.scalars(select(Question).where(Question.id.in_(ids)).order_by(Question.id)).all()
+    answered = []
     for question in questions:
-        _answered(session, question, author_account_id, at)
+        since = _asked(session, question).get(author_account_id)
+        if since is not None and at >= since:
+            _answered(session, question, author_account_id, at)
+            answered.append(question.id)
     session.flush()
-    return [q.id for q in questions]
+    return answered
 
 
 def answered_in(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[int]:
@@ -160,28 +164,36 @@ def answered_in(session: Session, tenant_id: int, docs: list[ItemDoc]) -> list[i
         .order_by(Question.id)).all()
     answered = []
     for question in candidates:
-        times = [at for account, at in comments.get((question.source, question.item_key), [])
-                 if account == question.expert_account_id]
-        since = _asked_since(session, question) if times else None
-        answers = [at for at in times if since is not None and at >= since]
+        asked = _asked(session, question)
+        answers = [(at, account) for account, at in comments.get((question.source, question.item_key), [])
+                   if account in asked and at >= asked[account]]
         if answers:
-            _answered(session, question, question.expert_account_id, min(answers))
+            at, account = min(answers)
+            _answered(session, question, account, at)
             answered.append(question.id)
     session.flush()
     return answered
 
 
-def _asked_since(session: Session, question: Question) -> datetime:
-    """When the current expert was asked: their comments before that answered something else."""
-    passed = session.scalar(select(QuestionEvent.at).where(
-        QuestionEvent.question_id == question.id, QuestionEvent.kind == "passed",
-        QuestionEvent.account_id == question.expert_account_id)
-        .order_by(QuestionEvent.at.desc()).limit(1))
-    return passed or question.asked_at
+def _asked(session: Session, question: Question) -> dict[str, datetime]:
+    """Everyone the question was put to, and since when: the first expert since it was asked,
+    each next one since it was passed to them (their comments before that answered nothing)."""
+    steps = session.execute(select(QuestionEvent.kind, QuestionEvent.account_id, QuestionEvent.at)
+                            .where(QuestionEvent.question_id == question.id,
+                                   QuestionEvent.kind.in_(("reminded", "passed")))
+                            .order_by(QuestionEvent.at, QuestionEvent.id)).all()
+    asked: dict[str, datetime] = {}
+    for kind, account_id, at in steps:
+        if account_id:
+            asked.setdefault(account_id, at if kind == "passed" else question.asked_at)
+    asked.setdefault(question.expert_account_id, question.asked_at)
+    return asked
 
 
 def _answered(session: Session, question: Question, account_id: str, at: datetime) -> None:
+    """The question answered by `account_id`, who becomes its expert: credited if accepted."""
     question.state, question.answered_at, question.follow_up_at = "answered", at, None
+    question.expert_account_id = account_id
     _event(session, question, "answered", account_id, at)
 
 

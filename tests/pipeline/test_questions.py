@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from connect.db import utcnow
@@ -229,3 +230,26 @@ def test_a_question_follows_its_issue_to_another_project(sqlite_url: str, make_s
     post_comment_webhook(site, "ART-7", "bob")
     with site.db.session() as session:
         assert session.get_one(Question, question_id).state == "answered"
+
+
+@pytest.mark.parametrize("delivered", [True, False])
+def test_the_first_experts_late_answer_closes_a_question_passed_on(
+    sqlite_url: str, make_site: Any, delivered: bool
+) -> None:
+    """Bob answers after it went to Carol: no one is chased further, and Bob is the one credited."""
+    site = make_site(sqlite_url)
+    site.host.load_jira_issues([v2_issue("AMQ-1", 1001, "Broker drops messages", jira_time(utcnow()))])
+    question_id = _asked_two_days_ago(site)
+    assert jobs.run_question_followups() == {"reminded": 1}
+    with site.db.session() as session:  # the next follow-up period has passed
+        session.execute(update(Question).values(follow_up_at=utcnow() - timedelta(minutes=1)))
+    assert jobs.run_question_followups() == {"passed": 1}
+
+    if delivered:
+        post_comment_webhook(site, "AMQ-1", "bob")
+    else:  # its webhook lost: reconciliation reads it back
+        _comment_as(site, "bob", "AMQ-1", "Restart it")
+        jobs.reconcile_tenant(site.tenant_id)
+    with site.db.session() as session:
+        question = session.get_one(Question, question_id)
+        assert (question.state, question.expert_account_id) == ("answered", "bob")
