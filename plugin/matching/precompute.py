@@ -16,8 +16,9 @@ from connect.db import utcnow
 from plugin.matching.experts import Evidence, ExpertSuggestion
 from plugin.matching.reuse import ReuseSuggestion
 from plugin.matching.service import suggest_experts, suggest_reuse
-from plugin.matching.store import insert_for
-from plugin.models.content import IndexState, Item, StoredSuggestion
+from plugin.matching.store import hold_seq, insert_for
+from plugin.models.content import Contribution, IndexState, Item, StoredSuggestion
+from plugin.search.sites import of_site
 
 STORED = 10  # more than a panel shows, so read-time filtering still leaves enough
 
@@ -61,10 +62,27 @@ def refresh_suggestions(session: Session, tenant_id: int, item_id: int) -> list[
     seq = session.scalar(_SEQ, {"tenant": tenant_id}) or 0
     reuse = suggest_reuse(session, tenant_id, item, limit=STORED)
     experts = suggest_experts(session, tenant_id, item, limit=STORED, min_confidence=0.0)
+    hold_seq(session, tenant_id)
+    experts = _still_credited(session, tenant_id, experts)
     _store(session, tenant_id, item_id, {"reuse": [_plain(s) for s in reuse],
                                          "experts": [_plain(s) for s in experts]}, seq)
     session.flush()
     return [s.item_id for s in reuse]
+
+
+def _still_credited(session: Session, tenant_id: int,
+                    experts: list[ExpertSuggestion]) -> list[ExpertSuggestion]:
+    """The experts who still have work on the site, read under the sequence lock.
+
+    Someone erased (or uncredited) while this refresh ranked them had their stored entries
+    removed already: stored now, they would be suggested again, and named in the database.
+    """
+    accounts = [e.account_id for e in experts]
+    if not accounts:
+        return experts
+    credited = set(session.scalars(select(Contribution.account_id).distinct().where(
+        of_site(Contribution.tenant_id, tenant_id), Contribution.account_id.in_(accounts))))
+    return [e for e in experts if e.account_id in credited]
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {kind: tuple(f.name for f in fields(kind))

@@ -75,6 +75,18 @@ def next_seq(session: Session, tenant_id: int) -> int:
     return int(seq)
 
 
+_HOLD = update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant")).values(seq=_STATE.c.seq)
+
+
+def hold_seq(session: Session, tenant_id: int) -> None:
+    """Take the tenant's change-sequence lock without moving the sequence, until commit.
+
+    Whoever takes it after `next_seq` in a transaction (an erasure) has then either committed,
+    and what it removed is seen, or waits: a write is not lost between a read and a store.
+    """
+    session.connection().execute(_HOLD, {"tenant": tenant_id})
+
+
 def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
     """The stored item for a source and key, or None."""
     return session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.source == source,

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, or_, select
 
 from connect.db import utcnow
 from jobs import pipeline as jobs
-from plugin.models.content import Contribution, Person
+from plugin import search
+from plugin.matching import precompute
+from plugin.models.content import Contribution, Person, StoredSuggestion
 from plugin.models.pipeline import PrivacyCycle
 from plugin.models.social import Kudos, Question
 from plugin.pipeline import backfill
@@ -102,3 +105,37 @@ def test_an_erasure_request_removes_the_person(sqlite_url: str, make_site: Any) 
     assert traces(site, ERASED) > 0
     jobs.erase_person(site.tenant_id, ERASED)
     assert traces(site, ERASED) == 0
+
+
+def test_a_refresh_racing_an_erasure_does_not_store_the_erased_person_again(
+    sqlite_url: str, make_site: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(sqlite_url)
+    site.host.load_jira_dataset("apache-activemq", limit=100)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    assert search.catch_up(site.db)
+    with site.db.session() as session:  # an item they are suggested on
+        item_id = next(item for item in session.scalars(select(Contribution.item_id).where(
+            Contribution.tenant_id == site.tenant_id, Contribution.account_id == ERASED))
+            if ERASED in named_on(session, site.tenant_id, item))
+    computed = precompute.suggest_experts
+
+    def erased_meanwhile(*args: Any, **kwargs: Any) -> list[Any]:
+        found = computed(*args, **kwargs)  # ranked before the erasure commits
+        assert any(e.account_id == ERASED for e in found)
+        jobs.erase_person(site.tenant_id, ERASED)
+        return found
+
+    monkeypatch.setattr(precompute, "suggest_experts", erased_meanwhile)
+    with site.db.session() as session:
+        precompute.refresh_suggestions(session, site.tenant_id, item_id)
+    with site.db.session() as session:
+        stored = session.scalar(select(StoredSuggestion.payload).where(
+            StoredSuggestion.item_id == item_id, StoredSuggestion.kind == "experts"))
+    assert stored and ERASED not in {e["account_id"] for e in stored}
+
+
+def named_on(session: Any, tenant_id: int, item_id: int) -> set[str]:
+    """Who the item's stored experts name, once refreshed."""
+    precompute.refresh_suggestions(session, tenant_id, item_id)
+    return {e.account_id for e in precompute.stored_suggestions(session, tenant_id, item_id)["experts"]}
