@@ -191,7 +191,7 @@ def suggest_experts(session: Session, tenant_id: int, target: Item | ItemDoc | s
         picked.append((account, score))
         if len(picked) >= limit:
             break
-    people = _people(session, tenants, [a for a, _ in picked])
+    people = profiles(session, tenants, [a for a, _ in picked])
     answered = _answered_here(session, tenants, goal.source, goal.project or getattr(target, "space", None),
                               [a for a, _ in picked])
     return [_expert(account, score, scores[account] / available, votes[account], items, people.get(account),
@@ -211,7 +211,7 @@ def _answered_here(session: Session, tenants: Sequence[int], source: str | None,
     return {account: int(n) for account, n in rows}
 
 
-def _people(session: Session, tenants: Sequence[int], accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
+def profiles(session: Session, tenants: Sequence[int], accounts: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """(display name, avatar url) of each known account: plain rows, no ORM objects to build."""
     if not accounts:
         return {}

@@ -16,7 +16,7 @@ from plugin.content.model import ItemDoc
 from plugin.matching.experts import reason_for
 from plugin.matching.precompute import stored_suggestions
 from plugin.matching.reuse import named_keys
-from plugin.matching.service import CONFIDENCE_FLOOR, suggest_experts, suggest_reuse
+from plugin.matching.service import CONFIDENCE_FLOOR, profiles, suggest_experts, suggest_reuse
 from plugin.models.content import Contribution, Item
 from plugin.models.social import Kudos, Question
 from plugin.search import sites
@@ -24,6 +24,7 @@ from plugin.services import feedback, freshness, questions, recognition
 from plugin.services.freshness import Fact
 from plugin.services.panel_cache import EVENTS, Watch, view_events
 from plugin.services.people import People
+from plugin.services.privacy import site_tenants
 from plugin.services.settings import project_settings
 
 Visible = Callable[[list[Any]], list[Any]]  # Items and fetched ItemDocs alike
@@ -356,7 +357,22 @@ def _filter_stored_experts(session: Session, tenant_id: int, stored: list[Any],
         # Someone known only from work this viewer cannot see stays hidden from them.
         if expert.evidence:
             kept.append(_recounted(expert, seen))
-    return kept[:LIMIT]
+    return _as_named_now(session, tenant_id, kept[:LIMIT])
+
+
+def _as_named_now(session: Session, tenant_id: int, experts: list[Any]) -> list[Any]:
+    """Stored experts with the name and avatar the site's people rows hold now.
+
+    The stored ones are copies taken when the item was refreshed: a person who changed their
+    name or took their picture down (the personal-data cycle reads it again) kept the old ones
+    on every item not refreshed since. Without a row, the panel asks the host.
+    """
+    if not experts:
+        return experts
+    now = profiles(session, site_tenants(session, tenant_id), [e.account_id for e in experts])
+    for expert in experts:
+        expert.display_name, expert.avatar_url = now.get(expert.account_id, (None, None))
+    return experts
 
 
 def _recounted(expert: Any, seen: set[int]) -> Any:

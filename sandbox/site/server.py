@@ -320,6 +320,10 @@ class FakeHost:
         appears, Confluence's user lookups `accountStatus: inactive`."""
         self._change_user(account_id, active=False)
 
+    def rename(self, account_id: str, display_name: str) -> None:
+        """The person changed the name their profile shows, wherever it appears."""
+        self._change_user(account_id, displayName=display_name)
+
     def make_app(self, account_id: str) -> None:
         """The account is an app's (Automation for Jira, an integration): `accountType: app` wherever it appears."""
         self._change_user(account_id, accountType="app")

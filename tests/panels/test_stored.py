@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
+from connect.host_client import HostClient
+from connect.models import Tenant
 from plugin.matching.precompute import refresh_suggestions, stored_suggestions
 from plugin.matching.service import suggest_experts
 from plugin.matching.store import get_item
 from plugin.models.content import Contribution, Item, StoredSuggestion
+from plugin.pipeline import privacy_cycle
 from plugin.services.permissions import CACHE
 from tests.panels.conftest import VIEWER, Site
 
@@ -104,3 +107,17 @@ def test_an_issues_reporter_is_never_suggested_as_its_expert(site: Site) -> None
         served = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
         for shown in (computed, served):
             assert shown and reporter not in [e["account_id"] for e in shown], key
+
+
+def test_a_stored_expert_is_shown_under_the_name_the_site_gives_now(site: Site) -> None:
+    key = site.stored()
+    named = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"][0]
+    account = named["account_id"]
+    assert named["display_name"] != "Their Chosen Name"
+    site.host.rename(account, "Their Chosen Name")
+    site.host.set_account_status(account, "updated")
+    with site.db.session() as session:
+        client = HostClient.for_tenant(session.get(Tenant, site.tenant.tenant_id), site.host.app_key)
+    privacy_cycle.report_tenant(site.db, site.tenant.tenant_id, client)
+    shown = site.get(f"/api/content/jira/{key}/experts").get_json()["experts"]
+    assert {e["account_id"]: e["display_name"] for e in shown}[account] == "Their Chosen Name"
