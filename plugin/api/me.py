@@ -1,6 +1,7 @@
 """The viewer's own data: what Inflow knows, preferences, export and erasure."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from plugin.schemas.settings import EraseSchema, PreferencesSchema
 from plugin.services import privacy, recognition
 from plugin.services.errors import Refused
 from plugin.services.settings import preference, set_preference
+from plugin.views.common import visible
 
 bp = Blueprint("api_me", __name__, url_prefix="/api/me")
 register_errors(bp)
@@ -25,18 +27,26 @@ def _viewer() -> str:
     return g.account_id
 
 
-def about(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]:
-    """The personal page's data: topics, evidence, impact and preferences."""
+def about(session: Any, tenant_id: int, account_id: str,
+          visible: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
+    """The personal page's data: topics, evidence on items `visible` keeps, impact, preferences."""
+    evidence = privacy.contributions(session, tenant_id, account_id, limit=60, visible=visible)
+    return {"account_id": account_id,
+            "topics": privacy.topics(session, tenant_id, account_id),
+            "evidence": _by_item(evidence),
+            "impact": recognition.impact(session, tenant_id, account_id,
+                                         utcnow() - timedelta(days=30)),
+            "preferences": preferences(session, tenant_id, account_id)}
+
+
+def preferences(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]:
+    """The person's choices as the personal page shows them (a pause over is no pause)."""
     pref = preference(session, tenant_id, account_id)
     now = utcnow()
     paused = pref.paused_until if pref and pref.paused_until and pref.paused_until > now else None
-    return {"account_id": account_id,
-            "topics": privacy.topics(session, tenant_id, account_id),
-            "evidence": _by_item(privacy.contributions(session, tenant_id, account_id, limit=60)),
-            "impact": recognition.impact(session, tenant_id, account_id, now - timedelta(days=30)),
-            "preferences": {"opted_out": bool(pref and pref.opted_out),
-                            "paused_until": paused.isoformat() if paused else None,
-                            "weekly_digest": is_subscribed(session, tenant_id, account_id)}}
+    return {"opted_out": bool(pref and pref.opted_out),
+            "paused_until": paused.isoformat() if paused else None,
+            "weekly_digest": is_subscribed(session, tenant_id, account_id)}
 
 
 def _by_item(rows: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
@@ -55,7 +65,7 @@ def get_me() -> Any:
     """What Inflow knows about the viewer."""
     viewer = _viewer()
     with get_db().session() as session:
-        return jsonify(about(session, g.tenant.id, viewer))
+        return jsonify(about(session, g.tenant.id, viewer, visible()))
 
 
 @bp.post("/preferences")
@@ -78,7 +88,7 @@ def post_preferences() -> Any:
         set_preference(session, g.tenant.id, viewer, body["opted_out"], until)
         if body["weekly_digest"] is not None:
             set_subscription(session, g.tenant.id, viewer, body["weekly_digest"])
-        return jsonify(about(session, g.tenant.id, viewer)["preferences"])
+        return jsonify(preferences(session, g.tenant.id, viewer))
 
 
 @bp.get("/export")

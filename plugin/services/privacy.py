@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,14 +33,20 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def contributions(session: Session, tenant_id: int, account_id: str,
-                  limit: int | None = None) -> list[dict[str, Any]]:
+def contributions(session: Session, tenant_id: int, account_id: str, limit: int | None = None,
+                  visible: Callable[[list[Item]], list[Item]] | None = None) -> list[dict[str, Any]]:
     """A person's recorded contributions on the site (both products) with the item each is on,
-    newest first."""
+    newest first; with `visible`, only those on items it keeps."""
     query = (select(Contribution, Item).join(Item, Item.id == Contribution.item_id)
              .where(of_site(Contribution.tenant_id, tenant_id), Contribution.account_id == account_id)
              .order_by(Contribution.at.desc(), Contribution.item_id.desc(), Contribution.id))
-    rows = session.execute(query.limit(limit) if limit else query).all()
+    rows: list[tuple[Contribution, Item]] = [
+        (c, i) for c, i in session.execute(query.limit(limit) if limit else query)]
+    if visible is not None:
+        # Working on an item once is no right to read it now: it may have moved to a project
+        # they are not in, or been restricted since; its title and key are not shown then.
+        seen = {item.id for item in visible(list({i.id: i for _, i in rows}.values()))}
+        rows = [(c, i) for c, i in rows if i.id in seen]
     return [{"role": c.role, "at": _iso(c.at), "source": i.source, "key": i.key,
              "title": i.title, "url": i.url, "project": i.project, "space": i.space}
             for c, i in rows]

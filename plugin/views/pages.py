@@ -7,6 +7,7 @@ from flask import g, render_template
 
 from connect.auth import get_db
 from plugin.api.me import about
+from plugin.views.common import visible
 
 HEADINGS = {"experts": "Ask an expert", "reuse": "Reuse suggestions",
             "related": "Related work", "contributors": "Contributors & kudos",
@@ -28,5 +29,5 @@ def render_personal_page(source: str) -> Any:
     if not g.account_id:
         return error_page("Log in to see what Inflow knows about you.", 403)
     with get_db().session() as session:
-        me = about(session, g.tenant.id, g.account_id)
+        me = about(session, g.tenant.id, g.account_id, visible())
     return render("me.html", me=me, source=source, key="")

@@ -10,6 +10,7 @@ from plugin.models.pipeline import DigestDelivery, DigestSubscription
 from plugin.models.social import Kudos, PersonPreference, ProjectSettings, Question
 from plugin.pipeline import digests
 from plugin.services.panel_cache import EVENTS
+from plugin.services.permissions import CACHE
 from tests.conftest import install_tenant
 from tests.panels.conftest import Site
 
@@ -216,6 +217,18 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
                      sub="jstrachan").get_json()["paused_until"] is None
     bad = site.post("/api/me/preferences", {"opted_out": "true", "pause_days": -1})
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
+
+
+def test_the_personal_page_names_no_item_the_person_can_no_longer_see(site: Site) -> None:
+    evidence = site.get("/api/me", sub="jstrachan").get_json()["evidence"]
+    hidden = evidence[0]["key"]
+    site.host.deny("jstrachan", hidden)  # the issue moved to a project they are not in
+    CACHE.clear()
+    evidence = site.get("/api/me", sub="jstrachan").get_json()["evidence"]
+    assert evidence and hidden not in [e["key"] for e in evidence]
+    title = site.host.issue_view(hidden)["fields"]["summary"]
+    page = site.page("/jira/me", sub="jstrachan").get_data(as_text=True)
+    assert evidence[0]["title"] in page and title not in page
 
 
 def test_a_save_that_loses_a_race_for_a_new_row_is_a_409_and_keeps_the_winner(
