@@ -29,7 +29,7 @@ from plugin.models.pipeline import BackfillState
 from plugin.pipeline import fetch, versions
 from plugin.pipeline.site_url import site_url
 from plugin.search import FRESH_WAIT
-from plugin.services import accounts
+from plugin.services import accounts, privacy
 
 JQL = 'created >= "1970-01-01" ORDER BY created ASC, key ASC'
 JIRA_PAGE = 100
@@ -319,6 +319,8 @@ def _read_site(db: Database, tenant_id: int, client_for: Callable[[Tenant], Any]
                progress: Progress | None) -> None:
     with db.session() as session:
         tenant = session.get(Tenant, tenant_id)
+        if tenant is not None:  # before any of its work is stored
+            privacy.inherit_erasures(session, tenant_id)
     if tenant is None or not tenant.installed:
         raise LookupError(f"tenant {tenant_id} is not installed")
     client = client_for(tenant)

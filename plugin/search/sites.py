@@ -77,18 +77,28 @@ def of_site(column: Any, tenant: Any) -> ColumnElement[bool]:
 def partner(session: Session, tenant: Tenant) -> Tenant | None:
     """The installed, enabled installation of the other product on the tenant's site, if any."""
     other = "confluence" if tenant.product_type == "jira" else "jira"
+    return next(iter(_same_site(session, tenant, Tenant.product_type == other,
+                                Tenant.installed.is_(True), Tenant.enabled.is_(True))), None)
+
+
+def linked(session: Session, tenant_id: int) -> list[int]:
+    """Every installation of the tenant's site, itself included: either product, installed or
+    not, indexed yet or not (`of_site` knows a tenant's partner only once both are indexed)."""
+    tenant = session.get(Tenant, tenant_id)
+    others = _same_site(session, tenant) if tenant is not None else []
+    return sorted({tenant_id, *(t.id for t in others)})
+
+
+def _same_site(session: Session, tenant: Tenant, *conditions: Any) -> list[Tenant]:
+    """The other tenants sharing a link with this one (and `conditions`), oldest first."""
     mine = set(_link(tenant.cloud_id, tenant.base_url))
     if not mine:
-        return None
+        return []
     # Narrowed in the database (a panel asks this on every render; a shard holds many sites),
     # then confirmed on the same links `site_keys` uses.
     host = host_of(tenant.base_url)
     same = [Tenant.cloud_id == tenant.cloud_id] if tenant.cloud_id else []
     same += [Tenant.base_url.like(f"{scheme}://{host}%") for scheme in ("https", "http") if host]
-    for candidate in session.scalars(select(Tenant).where(Tenant.product_type == other,
-                                                          Tenant.installed.is_(True),
-                                                          Tenant.enabled.is_(True), or_(*same))
-                                     .order_by(Tenant.id)):
-        if mine & set(_link(candidate.cloud_id, candidate.base_url)):
-            return candidate
-    return None
+    found = session.scalars(select(Tenant).where(Tenant.id != tenant.id, or_(*same), *conditions)
+                            .order_by(Tenant.id))
+    return [t for t in found if mine & set(_link(t.cloud_id, t.base_url))]

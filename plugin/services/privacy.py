@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from connect.db import utcnow
@@ -24,7 +24,7 @@ from plugin.models.social import (
     QuestionEvent,
 )
 from plugin.pipeline.digests import is_subscribed, set_subscription
-from plugin.search.sites import of_site
+from plugin.search.sites import linked, of_site
 from plugin.services import feedback
 from plugin.services.settings import PEOPLE_RULES, preference, set_preference
 
@@ -88,9 +88,27 @@ def _settings_naming(session: Session, tenants: list[int], account_id: str) -> l
 
 
 def site_tenants(session: Session, tenant_id: int) -> list[int]:
-    """The tenant and the other product's installation linked to it as one site, if any."""
-    return list(session.scalars(select(Tenant.id).where(of_site(Tenant.id, tenant_id))
-                                .order_by(Tenant.id)))
+    """The tenant and every other installation of its site: indexed as one, or sharing its
+    cloud id or host (a product installed since, not indexed yet; one no longer installed)."""
+    indexed = session.scalars(select(Tenant.id).where(of_site(Tenant.id, tenant_id)))
+    return sorted({*indexed, *linked(session, tenant_id)})
+
+
+def inherit_erasures(session: Session, tenant_id: int) -> int:
+    """Give a tenant the erasures made in its site's other installations; how many it lacked.
+
+    A product installed after someone erased their data would otherwise learn their earlier
+    work from its own pages or issues, as if they had never asked.
+    """
+    others = [t for t in site_tenants(session, tenant_id) if t != tenant_id]
+    known = set(session.scalars(select(Erasure.account_id).where(Erasure.tenant_id == tenant_id)))
+    latest = session.execute(select(Erasure.account_id, func.max(Erasure.erased_at))
+                             .where(Erasure.tenant_id.in_(others)).group_by(Erasure.account_id))
+    missing = [(account, at) for account, at in latest if account not in known]
+    session.add_all(Erasure(tenant_id=tenant_id, account_id=account, erased_at=at)
+                    for account, at in missing)
+    session.flush()
+    return len(missing)
 
 
 def export_person(session: Session, tenant_id: int, account_id: str) -> dict[str, Any]:

@@ -12,11 +12,15 @@ from connect.db import utcnow
 from jobs import pipeline as jobs
 from plugin import search
 from plugin.matching import precompute
-from plugin.models.content import Contribution, Person, StoredSuggestion
+from plugin.matching.store import remember_people
+from plugin.models.content import Contribution, Erasure, Person, StoredSuggestion
 from plugin.models.pipeline import PrivacyCycle
 from plugin.models.social import Kudos, Question
 from plugin.pipeline import backfill
+from sandbox.site import data
+from tests.conftest import install_tenant
 from tests.pipeline.conftest import Site
+from tests.sandbox_site import install_into
 
 ERASED = "chirino"  # an ActiveMQ committer, present on many issues
 
@@ -37,12 +41,17 @@ def traces(site: Site, account_id: str) -> int:
         )
 
 
+def backfilled(site: Site, issues: int) -> Site:
+    """The site with its first ActiveMQ issues learned by a backfill."""
+    site.host.load_jira_dataset("apache-activemq", limit=issues)
+    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    return site
+
+
 def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the_cycle_period(
     sqlite_url: str, make_site: Any
 ) -> None:
-    site = make_site(sqlite_url)
-    site.host.load_jira_dataset("apache-activemq", limit=400)
-    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    site = backfilled(make_site(sqlite_url), 400)
     with site.db.session() as session:
         session.add(
             Kudos(
@@ -99,9 +108,7 @@ def test_closed_accounts_are_erased_everywhere_and_the_next_report_waits_for_the
 
 
 def test_an_erasure_request_removes_the_person(sqlite_url: str, make_site: Any) -> None:
-    site = make_site(sqlite_url)
-    site.host.load_jira_dataset("apache-activemq", limit=100)
-    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    site = backfilled(make_site(sqlite_url), 100)
     assert traces(site, ERASED) > 0
     jobs.erase_person(site.tenant_id, ERASED)
     assert traces(site, ERASED) == 0
@@ -110,9 +117,7 @@ def test_an_erasure_request_removes_the_person(sqlite_url: str, make_site: Any) 
 def test_a_refresh_racing_an_erasure_does_not_store_the_erased_person_again(
     sqlite_url: str, make_site: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = make_site(sqlite_url)
-    site.host.load_jira_dataset("apache-activemq", limit=100)
-    assert backfill.run_backfill(site.db, site.tenant_id, jobs.client_for)
+    site = backfilled(make_site(sqlite_url), 100)
     assert search.catch_up(site.db)
     with site.db.session() as session:  # an item they are suggested on
         item_id = next(item for item in session.scalars(select(Contribution.item_id).where(
@@ -139,3 +144,36 @@ def named_on(session: Any, tenant_id: int, item_id: int) -> set[str]:
     """Who the item's stored experts name, once refreshed."""
     precompute.refresh_suggestions(session, tenant_id, item_id)
     return {e.account_id for e in precompute.stored_suggestions(session, tenant_id, item_id)["experts"]}
+
+
+def test_a_product_installed_after_an_erasure_does_not_learn_the_erased_person(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = backfilled(make_site(sqlite_url), 20)
+    author = data.confluence_pages()[0]["authorId"]  # erases from Jira's personal page
+    jobs.erase_person(site.tenant_id, author)
+    wiki = install_into(site.host, site.db, "confluence")  # the site adds Confluence later
+    site.host.load_confluence_dataset(limit=60)
+    assert backfill.run_backfill(site.db, wiki.tenant_id, jobs.client_for)
+    with site.db.session() as session:
+        learned = set(session.scalars(select(Contribution.account_id).where(
+            Contribution.tenant_id == wiki.tenant_id)))
+        named = session.scalar(select(func.count()).select_from(Person).where(
+            Person.account_id == author))
+    assert learned and author not in learned and named == 0
+
+
+def test_an_erasure_reaches_a_second_installation_of_the_same_product(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = backfilled(make_site(sqlite_url), 20)
+    # The site's Forge installation, beside the Connect one it did not adopt.
+    forge = install_tenant(site.db, "jira", base_url=site.host.base_url("jira"))
+    with site.db.session() as session:
+        remember_people(session, forge.tenant_id, [(ERASED, "Hiram Chirino")])
+    jobs.erase_person(site.tenant_id, ERASED)
+    with site.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Person).where(
+            Person.account_id == ERASED)) == 0
+        assert session.scalar(select(Erasure.tenant_id).where(
+            Erasure.tenant_id == forge.tenant_id, Erasure.account_id == ERASED))
