@@ -204,6 +204,8 @@ def experts(session: Session, tenant_id: int, source: str, key: str, project: st
     raised = _reporters(session, tenant_id, subject.item)
     found = _expert_candidates(session, tenant_id, subject, topic, viewer, _riding(visible, subject),
                                lambda account: account not in raised and eligible(account), watch)
+    if not topic and subject.stored is not None:  # their names as of their refresh: named as now
+        found = _as_named_now(session, tenant_id, found)
     subject = _confirmed(subject, visible)
     target, found = subject.item, found if subject.item is not None else []
     asked = questions.questions_on(session, tenant_id, source, key) if target else []
@@ -357,7 +359,7 @@ def _filter_stored_experts(session: Session, tenant_id: int, stored: list[Any],
         # Someone known only from work this viewer cannot see stays hidden from them.
         if expert.evidence:
             kept.append(_recounted(expert, seen))
-    return _as_named_now(session, tenant_id, kept[:LIMIT])
+    return kept[:LIMIT]
 
 
 def _as_named_now(session: Session, tenant_id: int, experts: list[Any]) -> list[Any]:
