@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Engine, Table, insert, select
 
 from connect.db import utcnow
+from plugin.models.content import Erasure
 from plugin.models.social import PanelEvent
 from plugin.services import freshness
 from plugin.services.freshness import Fact
@@ -85,7 +86,8 @@ class EventBuffer:
                 pending, self._pending = self._pending, {}
             for engine, events in pending.items():
                 with engine.begin() as conn:
-                    conn.execute(RECORD, events)
+                    if kept := _not_erased(conn, events):
+                        conn.execute(RECORD, kept)
 
     def _run(self) -> None:
         while True:
@@ -95,6 +97,24 @@ class EventBuffer:
                 self.flush()
             except Exception:  # a locked or lost database: these events are lost, serving goes on
                 log.exception("could not write adoption events")
+
+
+def _not_erased(conn: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events but those of a viewer who erased their data after the view.
+
+    Queued up to a second (in any process), a view written after its viewer's erasure named
+    them again in the adoption events, which the erasure had emptied of them.
+    """
+    viewers = {e["account_id"] for e in events if e["account_id"]}
+    if not viewers:
+        return events
+    erased = {(tenant, account): at for tenant, account, at in conn.execute(
+        select(Erasure.tenant_id, Erasure.account_id, Erasure.erased_at).where(
+            Erasure.tenant_id.in_({e["tenant_id"] for e in events}), Erasure.account_id.in_(viewers)))}
+    if not erased:
+        return events
+    return [e for e in events
+            if (at := erased.get((e["tenant_id"], e["account_id"]))) is None or e["at"] > at]
 
 
 EVENTS = EventBuffer()
