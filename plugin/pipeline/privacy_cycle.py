@@ -59,7 +59,7 @@ def accounts_held(
             .group_by(Contribution.account_id)
         ).all()
     )
-    accounts = set(latest)
+    accounts = set(latest) | privacy.named_in_rules(session, [tenant_id])
     for column in _ACCOUNT_COLUMNS:
         accounts.update(a for a in session.scalars(
             select(column).where(column.table.c.tenant_id == tenant_id).distinct()) if a)
@@ -67,8 +67,8 @@ def accounts_held(
 
 
 # Every stored account id, not only the people who worked on items: someone who only asked,
-# thanked, gave feedback, viewed a panel, made a choice or saved a project's settings is reported
-# too, and erased if closed.
+# thanked, gave feedback, viewed a panel, made a choice, saved a project's settings or is named
+# in its rules is reported too, and erased if closed.
 _ACCOUNT_COLUMNS = (
     Person.account_id, Question.asker_account_id, Question.expert_account_id,
     QuestionEvent.account_id, Kudos.from_account_id, Kudos.to_account_id, Feedback.account_id,
@@ -169,7 +169,7 @@ def report_tenant(
             for answer in answers:
                 account = str(answer.get("accountId") or "")
                 if answer.get("status") == "closed" and account:
-                    privacy.erase_person(session, tenant_id, account)
+                    privacy.erase_person(session, tenant_id, account, closed=True)
                     gone.append(account)
                 elif answer.get("status") == "updated" and account:
                     _refresh_person(session, tenant, client, account)

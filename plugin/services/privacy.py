@@ -167,9 +167,11 @@ def _product(session: Session, tenant_id: int) -> str | None:
     return session.scalar(select(Tenant.product_type).where(Tenant.id == tenant_id))
 
 
-def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]:
+def erase_person(session: Session, tenant_id: int, account_id: str,
+                 closed: bool = False) -> list[int]:
     """Remove a person's data from Inflow on the tenant's site (both products): social records,
-    events, and matching's evidence. Returns the tenants erased in."""
+    events, and matching's evidence (and, for an account `closed`, the project rules naming
+    it). Returns the tenants erased in."""
     tenants = site_tenants(session, tenant_id)
     opted_out = _still_opted_out(session, tenant_id, account_id)
     question_ids = select(Question.id).where(Question.tenant_id.in_(tenants), or_(
@@ -179,7 +181,10 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]
     session.execute(delete(Question).where(Question.id.in_(question_ids)))
     _drop_from_next_experts(session, tenants, account_id)
     # Who saved a project's settings goes; the admins' rules naming them stay: they are the
-    # site's choices, and an exclusion keeps the person out, as an opt-out kept does.
+    # site's choices, and an exclusion keeps the person out, as an opt-out kept does. A closed
+    # account can be suggested nowhere again: its id is kept for nothing, and goes too.
+    if closed:
+        _unname_in_rules(session, tenants, account_id)
     session.execute(update(ProjectSettings).where(ProjectSettings.tenant_id.in_(tenants),
                                                   ProjectSettings.updated_by == account_id)
                     .values(updated_by=None, updated_at=ProjectSettings.updated_at)
@@ -200,6 +205,25 @@ def erase_person(session: Session, tenant_id: int, account_id: str) -> list[int]
         set_preference(session, tenant_id, account_id, True, None)
     session.flush()
     return tenants
+
+
+def named_in_rules(session: Session, tenants: list[int]) -> set[str]:
+    """The accounts the tenants' project rules name ("never suggest", "also suggest")."""
+    rows = session.scalars(select(ProjectSettings.data).where(ProjectSettings.tenant_id.in_(tenants)))
+    return {a for data in rows for rule in PEOPLE_RULES for a in (data or {}).get(rule) or []}
+
+
+def _unname_in_rules(session: Session, tenants: list[int], account_id: str) -> None:
+    """Take the account out of every project rule of these tenants (not a save: its time stays)."""
+    rows = session.execute(select(ProjectSettings.id, ProjectSettings.data)
+                           .where(ProjectSettings.tenant_id.in_(tenants))).all()
+    for row_id, data in rows:
+        if any(account_id in ((data or {}).get(rule) or []) for rule in PEOPLE_RULES):
+            kept = {rule: [a for a in data[rule] if a != account_id] for rule in PEOPLE_RULES
+                    if data.get(rule)}
+            session.execute(update(ProjectSettings).where(ProjectSettings.id == row_id)
+                            .values(data={**data, **kept}, updated_at=ProjectSettings.updated_at)
+                            .execution_options(synchronize_session=False))
 
 
 def _mark_erased(session: Session, tenant_id: int, account_id: str) -> None:

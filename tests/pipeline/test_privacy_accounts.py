@@ -30,6 +30,12 @@ from tests.pipeline.test_events import jira_time
 from tests.pipeline.test_privacy import ERASED, traces
 
 
+def reported_accounts(site: Site) -> set[str]:
+    """Every account the site's reports to Atlassian named so far."""
+    return {a["accountId"] for call in site.host.calls_to("/app/report-accounts/", "POST")
+            for a in call.json["accounts"]}
+
+
 def _question(site: Site, asker: str, expert: str, next_experts: list[str]) -> int:
     with site.db.session() as session:
         question = Question(tenant_id=site.tenant_id, source="jira", item_key="AMQ-1",
@@ -52,8 +58,7 @@ def test_an_account_that_only_asked_viewed_and_chose_is_reported_and_erased_when
     site.host.set_account_status("zed", "closed")
 
     assert jobs.run_privacy_reporting() == 1
-    reported = {a["accountId"] for call in site.host.calls_to("/app/report-accounts/", "POST")
-                for a in call.json["accounts"]}
+    reported = reported_accounts(site)
     assert {"zed", "chirino"} <= reported
     with site.db.session() as session:
         left = [session.scalar(select(func.count()).select_from(model).where(condition))
@@ -185,11 +190,27 @@ def test_an_admin_who_only_saved_settings_is_reported_and_forgotten_when_closed(
     site.host.set_account_status("root", "closed")
 
     assert jobs.run_privacy_reporting() == 1
-    reported = {a["accountId"] for call in site.host.calls_to("/app/report-accounts/", "POST")
-                for a in call.json["accounts"]}
+    reported = reported_accounts(site)
     assert "root" in reported
     with site.db.session() as session:
         assert project_row(session, site.tenant_id).updated_by is None
+
+
+def test_an_account_named_only_in_a_project_rule_is_reported_and_unnamed_when_closed(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = make_site(sqlite_url)
+    with site.db.session() as session:
+        save_project_settings(session, site.tenant_id, "AMQ", {
+            "exclude_people": ["gone", "kept"], "include_people": ["gone"]}, None)
+    site.host.set_account_status("gone", "closed")
+
+    assert jobs.run_privacy_reporting() == 1
+    reported = reported_accounts(site)
+    assert {"gone", "kept"} <= reported
+    with site.db.session() as session:
+        rules = project_settings(session, site.tenant_id, "AMQ")
+    assert (rules["exclude_people"], rules["include_people"]) == (["kept"], [])
 
 
 def test_an_updated_account_whose_profile_is_gone_loses_its_name_and_avatar(
