@@ -75,7 +75,9 @@ def next_seq(session: Session, tenant_id: int) -> int:
     return int(seq)
 
 
-_HOLD = update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant")).values(seq=_STATE.c.seq)
+# PostgreSQL locks the row; SQLite has no row locks, and a write takes its one write lock.
+_HOLD = {"postgresql": select(_STATE.c.seq).where(_STATE.c.tenant_id == bindparam("tenant")).with_for_update(),
+         "sqlite": update(_STATE).where(_STATE.c.tenant_id == bindparam("tenant")).values(seq=_STATE.c.seq)}
 
 
 def hold_seq(session: Session, tenant_id: int) -> None:
@@ -84,7 +86,8 @@ def hold_seq(session: Session, tenant_id: int) -> None:
     Whoever takes it after `next_seq` in a transaction (an erasure) has then either committed,
     and what it removed is seen, or waits: a write is not lost between a read and a store.
     """
-    session.connection().execute(_HOLD, {"tenant": tenant_id})
+    connection = session.connection()
+    connection.execute(_HOLD[connection.dialect.name], {"tenant": tenant_id})
 
 
 def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:

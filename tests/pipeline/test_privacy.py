@@ -115,9 +115,9 @@ def test_an_erasure_request_removes_the_person(sqlite_url: str, make_site: Any) 
 
 
 def test_a_refresh_racing_an_erasure_does_not_store_the_erased_person_again(
-    sqlite_url: str, make_site: Any, monkeypatch: pytest.MonkeyPatch
+    database_url: str, make_site: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = backfilled(make_site(sqlite_url), 100)
+    site = backfilled(make_site(database_url), 100)
     assert search.catch_up(site.db)
     with site.db.session() as session:  # an item they are suggested on
         item_id = next(item for item in session.scalars(select(Contribution.item_id).where(
