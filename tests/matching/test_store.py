@@ -122,6 +122,24 @@ def test_erase_person_removes_contributions_person_and_their_stored_suggestions(
         assert stored and [e.account_id for e in stored["experts"]] == ["bob"]
 
 
+@pytest.mark.parametrize("erased", ["o_n%e", 'o\'n"e\\'])
+def test_erasure_finds_the_stored_entries_of_any_account_id_and_only_theirs(
+        database_url: str, erased: str) -> None:
+    db, tenant = database(database_url)
+    # "oXnYe" is what `o_n%e` matches as a LIKE pattern; the quote and backslash are escaped in JSON.
+    people = {erased: "assignee", "oXnYe": "commenter", "bob": "reporter"}
+    with db.session() as s:
+        upsert_item(s, tenant, doc("APP-1", "Cache eviction bug", people=people))
+        target = upsert_item(s, tenant, doc("APP-2", "Cache eviction bug again"))
+    indexed(db)
+    with db.session() as s:
+        refresh_suggestions(s, tenant, target.id)
+        erase_person(s, tenant, erased)
+    with db.session() as s:
+        stored = stored_suggestions(s, tenant, target.id)
+    assert stored and sorted(e.account_id for e in stored["experts"]) == ["bob", "oXnYe"]
+
+
 def test_erasure_and_new_contributions_reach_another_process(database_url: str) -> None:
     from datetime import datetime
 
