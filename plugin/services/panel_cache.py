@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, delete, insert, select
 
 from connect.db import utcnow
 from plugin.models.content import Erasure
@@ -86,8 +86,8 @@ class EventBuffer:
                 pending, self._pending = self._pending, {}
             for engine, events in pending.items():
                 with engine.begin() as conn:
-                    if kept := _not_erased(conn, events):
-                        conn.execute(RECORD, kept)
+                    conn.execute(RECORD, events)
+                    _drop_erased(conn, events)
 
     def _run(self) -> None:
         while True:
@@ -99,22 +99,23 @@ class EventBuffer:
                 log.exception("could not write adoption events")
 
 
-def _not_erased(conn: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events but those of a viewer who erased their data after the view.
+def _drop_erased(conn: Any, events: list[dict[str, Any]]) -> None:
+    """Delete the events just written of viewers who erased their data after the view.
 
     Queued up to a second (in any process), a view written after its viewer's erasure named
-    them again in the adoption events, which the erasure had emptied of them.
+    them again in the adoption events the erasure had emptied. Looked for after the write:
+    holding the write lock (SQLite), an erasure committed since the view is seen, and one not
+    yet committed deletes these rows itself.
     """
     viewers = {e["account_id"] for e in events if e["account_id"]}
     if not viewers:
-        return events
-    erased = {(tenant, account): at for tenant, account, at in conn.execute(
-        select(Erasure.tenant_id, Erasure.account_id, Erasure.erased_at).where(
-            Erasure.tenant_id.in_({e["tenant_id"] for e in events}), Erasure.account_id.in_(viewers)))}
-    if not erased:
-        return events
-    return [e for e in events
-            if (at := erased.get((e["tenant_id"], e["account_id"]))) is None or e["at"] > at]
+        return
+    erased = conn.execute(select(Erasure.tenant_id, Erasure.account_id, Erasure.erased_at).where(
+        Erasure.tenant_id.in_({e["tenant_id"] for e in events}), Erasure.account_id.in_(viewers))).all()
+    for tenant_id, account_id, erased_at in erased:
+        conn.execute(delete(PanelEvent).where(PanelEvent.tenant_id == tenant_id,
+                                              PanelEvent.account_id == account_id,
+                                              PanelEvent.at <= erased_at))
 
 
 EVENTS = EventBuffer()
