@@ -84,6 +84,9 @@ def _state(session: Session, tenant_id: int, lock: bool = False) -> BackfillStat
 
 def request_backfill(session: Session, tenant_id: int, restart: bool = False) -> BackfillState:
     """Ask for a backfill; a finished one starts over, a queued or running one is left as it is."""
+    # At install, before any event of the site is stored: a page edited before the backfill
+    # runs must not credit someone who erased their data in the site's other product.
+    privacy.inherit_erasures(session, tenant_id)
     state = _state(session, tenant_id, lock=True)
     if state is None:
         state = BackfillState(

@@ -9,17 +9,20 @@ import pytest
 from sqlalchemy import func, or_, select
 
 from connect.db import utcnow
+from connect.host_client import HostClient
+from connect.models import Tenant
 from jobs import pipeline as jobs
-from plugin import search
+from plugin import hooks, search
 from plugin.matching import precompute
 from plugin.matching.store import remember_people
 from plugin.models.content import Contribution, Erasure, Person, StoredSuggestion
 from plugin.models.pipeline import PrivacyCycle
 from plugin.models.social import Kudos, Question
-from plugin.pipeline import backfill
+from plugin.pipeline import backfill, events
 from sandbox.site import data
 from tests.conftest import install_tenant
 from tests.pipeline.conftest import Site
+from tests.pipeline.test_events import store_events
 from tests.sandbox_site import install_into
 
 ERASED = "chirino"  # an ActiveMQ committer, present on many issues
@@ -177,3 +180,23 @@ def test_an_erasure_reaches_a_second_installation_of_the_same_product(
             Person.account_id == ERASED)) == 0
         assert session.scalar(select(Erasure.tenant_id).where(
             Erasure.tenant_id == forge.tenant_id, Erasure.account_id == ERASED))
+
+
+def test_an_event_stored_before_the_new_products_backfill_credits_no_erased_person(
+    sqlite_url: str, make_site: Any
+) -> None:
+    site = backfilled(make_site(sqlite_url), 20)
+    page = data.confluence_pages()[0]
+    jobs.erase_person(site.tenant_id, page["authorId"])
+    wiki = install_into(site.host, site.db, "confluence")
+    site.host.load_confluence_dataset(limit=60)
+    hooks.start_backfill(site.app, wiki.tenant_id)  # as the install asks; the backfill waits
+    event = ("page_updated", {"page": {"id": int(page["id"]), "contentType": "page"}}, 1_700_000_000_000)
+    [event_id] = store_events(site, wiki.tenant_id, "confluence", [event])
+    with site.db.session() as session:
+        client = HostClient.for_tenant(session.get(Tenant, wiki.tenant_id), site.host.app_key)
+        events.process_event(session, event_id, lambda tenant: client)
+    with site.db.session() as session:
+        credited = set(session.scalars(select(Contribution.account_id).where(
+            Contribution.tenant_id == wiki.tenant_id)))
+    assert credited and page["authorId"] not in credited
