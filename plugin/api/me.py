@@ -18,6 +18,7 @@ from plugin.services.settings import preference, set_preference
 from plugin.views.common import visible
 
 bp = Blueprint("api_me", __name__, url_prefix="/api/me")
+EVIDENCE = 10  # items the personal page lists the person's work on
 register_errors(bp)
 
 
@@ -30,10 +31,11 @@ def _viewer() -> str:
 def about(session: Any, tenant_id: int, account_id: str,
           visible: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
     """The personal page's data: topics, evidence on items `visible` keeps, impact, preferences."""
-    evidence = privacy.contributions(session, tenant_id, account_id, limit=60, visible=visible)
+    evidence = privacy.contributions(session, tenant_id, account_id, limit=60, visible=visible,
+                                     items=EVIDENCE)
     return {"account_id": account_id,
             "topics": privacy.topics(session, tenant_id, account_id),
-            "evidence": _by_item(evidence),
+            "evidence": _by_item(evidence, EVIDENCE),
             "impact": recognition.impact(session, tenant_id, account_id,
                                          utcnow() - timedelta(days=30)),
             "preferences": preferences(session, tenant_id, account_id)}
@@ -49,7 +51,7 @@ def preferences(session: Any, tenant_id: int, account_id: str) -> dict[str, Any]
             "weekly_digest": is_subscribed(session, tenant_id, account_id)}
 
 
-def _by_item(rows: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
+def _by_item(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     """One entry per item, with every role the person had on it (newest items first)."""
     items: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:

@@ -34,9 +34,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def contributions(session: Session, tenant_id: int, account_id: str, limit: int | None = None,
-                  visible: Callable[[list[Item]], list[Item]] | None = None) -> list[dict[str, Any]]:
+                  visible: Callable[[list[Item]], list[Item]] | None = None,
+                  items: int = 10) -> list[dict[str, Any]]:
     """A person's recorded contributions on the site (both products) with the item each is on,
-    newest first; with `visible`, only those on items it keeps."""
+    newest first; with `visible`, only those on the first `items` items it keeps."""
     query = (select(Contribution, Item).join(Item, Item.id == Contribution.item_id)
              .where(of_site(Contribution.tenant_id, tenant_id), Contribution.account_id == account_id)
              .order_by(Contribution.at.desc(), Contribution.item_id.desc(), Contribution.id))
@@ -45,11 +46,22 @@ def contributions(session: Session, tenant_id: int, account_id: str, limit: int 
     if visible is not None:
         # Working on an item once is no right to read it now: it may have moved to a project
         # they are not in, or been restricted since; its title and key are not shown then.
-        seen = {item.id for item in visible(list({i.id: i for _, i in rows}.values()))}
+        seen = _first_seen(list({i.id: i for _, i in rows}.values()), visible, items)
         rows = [(c, i) for c, i in rows if i.id in seen]
     return [{"role": c.role, "at": _iso(c.at), "source": i.source, "key": i.key,
              "title": i.title, "url": i.url, "project": i.project, "space": i.space}
             for c, i in rows]
+
+
+def _first_seen(items: list[Item], visible: Callable[[list[Item]], list[Item]], wanted: int) -> set[int]:
+    """The ids of the first `wanted` items `visible` keeps, asked `wanted` at a time (each
+    Confluence page is a request of its own: the rest need not be asked)."""
+    seen: set[int] = set()
+    for start in range(0, len(items), wanted):
+        if len(seen) >= wanted:
+            break
+        seen.update(item.id for item in visible(items[start:start + wanted]))
+    return seen
 
 
 def topics(session: Session, tenant_id: int, account_id: str, limit: int = 8) -> list[str]:

@@ -219,13 +219,20 @@ def test_me_shows_what_inflow_knows_and_preferences_take_effect(site: Site) -> N
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"opted_out", "pause_days"}
 
 
+CHECKS = "/rest/api/3/permissions/check"
+
+
 def test_the_personal_page_names_no_item_the_person_can_no_longer_see(site: Site) -> None:
     evidence = site.get("/api/me", sub="jstrachan").get_json()["evidence"]
     hidden = evidence[0]["key"]
     site.host.deny("jstrachan", hidden)  # the issue moved to a project they are not in
     CACHE.clear()
+    before = len(site.host.calls_to(CHECKS, "POST"))
     evidence = site.get("/api/me", sub="jstrachan").get_json()["evidence"]
     assert evidence and hidden not in [e["key"] for e in evidence]
+    # Asked about the items listed (and the next ones in place of the hidden), not all their work.
+    asked = [c.json["projectPermissions"][0]["issues"] for c in site.host.calls_to(CHECKS, "POST")[before:]]
+    assert asked and all(len(issues) <= 10 for issues in asked)
     title = site.host.issue_view(hidden)["fields"]["summary"]
     page = site.page("/jira/me", sub="jstrachan").get_data(as_text=True)
     assert evidence[0]["title"] in page and title not in page
