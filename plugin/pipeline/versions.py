@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Insert, Table, case
+from sqlalchemy import Insert, Table, and_, case, or_
 from sqlalchemy.orm import Session
 
 from connect.db import Database, utcnow
@@ -115,12 +115,15 @@ _VERSIONS = cast(Table, ItemVersion.__table__)
 def _advance(dialect: str) -> Insert:
     """The upsert that advances version rows, built once per kind of database (see below)."""
     insert = store.insert_for(dialect, _VERSIONS)
-    newer = insert.excluded.version_ms >= _VERSIONS.c.version_ms
+    new, old = insert.excluded, _VERSIONS.c
+    # A tie advances unless it would bring a deleted item back: see `_wins`.
+    newer = or_(new.version_ms > old.version_ms,
+                and_(new.version_ms == old.version_ms, or_(new.deleted, ~old.deleted)))
     return insert.on_conflict_do_update(
         index_elements=["tenant_id", "source", "key"],
-        set_={name: case((newer, insert.excluded[name]), else_=_VERSIONS.c[name])
+        set_={name: case((newer, new[name]), else_=old[name])
               for name in ("version_ms", "deleted", "updated_at")},
-    ).returning(_VERSIONS.c.source, _VERSIONS.c.key, _VERSIONS.c.version_ms)
+    ).returning(old.source, old.key, old.version_ms, old.deleted)
 
 
 def _advance_versions(
@@ -131,7 +134,7 @@ def _advance_versions(
     One upsert creates the missing rows and locks the existing ones in (source, key) order, the
     same order in every worker, so two workers whose batches share items wait for each other
     instead of deadlocking (locking the existing rows first and inserting the missing ones after
-    took locks out of order). A tie advances: the later of two equal versions wins. The rows are
+    took locks out of order). A tie advances, but for a document over a deletion (`_wins`). The rows are
     bound to a statement built once (SQLAlchemy writes them as one multi-row statement): a
     statement built around each batch's values cost more than the database's work.
     """
@@ -141,15 +144,28 @@ def _advance_versions(
             for (s, k), c in sorted(newest.items())]
     connection = session.connection()
     result = connection.execute(_advance(connection.dialect.name), rows)
-    return {(s, k) for s, k, version in result if version == newest[(s, k)].version_ms}
+    return {(s, k) for s, k, version, deleted in result
+            if (version, bool(deleted)) == (newest[(s, k)].version_ms, newest[(s, k)].doc is None)}
+
+
+def _wins(change: Change, last: Change) -> bool:
+    """Whether `change` replaces `last`: newer, or as new and not a document over a deletion.
+
+    Why a deletion wins a tie: a re-read is versioned by the item's `updated` time, which can
+    equal its deletion's, and which of the two was applied last depended on delivery order. A
+    restore is newer than the deletion, so it still brings the item back.
+    """
+    if change.version_ms != last.version_ms:
+        return change.version_ms > last.version_ms
+    return change.doc is None or last.doc is not None
 
 
 def _newest(changes: Iterable[Change]) -> dict[tuple[str, str], Change]:
-    """Per item, the change sequential application would leave: the newest, the later on a tie."""
+    """Per item, the change sequential application would leave (`_wins`)."""
     newest: dict[tuple[str, str], Change] = {}
     for change in changes:
         ref = (change.source, change.key)
-        if ref not in newest or change.version_ms >= newest[ref].version_ms:
+        if ref not in newest or _wins(change, newest[ref]):
             newest[ref] = change
     return newest
 

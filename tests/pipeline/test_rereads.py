@@ -320,3 +320,19 @@ def test_a_batch_of_page_comments_reads_each_page_once(sqlite_url: str, make_sit
     assert sorted(c.path for c in page_reads) == sorted(f"/wiki/api/v2/pages/{p['id']}"
                                                         for p in pages)
     assert set(final_state(site, site.tenant_id)) == {p["id"] for p in pages}
+
+
+def test_a_deletion_as_new_as_a_reread_wins_in_every_delivery_order(jira_site: Site) -> None:
+    """Found by the property above: re-reads versioned by the issue's `updated`, equal to the
+    deletion's time, brought the deleted issue back when delivered after it."""
+    site = jira_site
+    shown = load_issues(site)
+    specs = [("created", 0, -1), ("created", 0, -2), ("created", 0, -3), ("removed", 0, 0)]
+    script = [event_for(shown, spec) for spec in specs]
+    by_time = add_tenant(site, next(TENANTS))
+    process_all(site, store_events(site, by_time, "jira", sorted(script, key=lambda e: e[2])))
+    assert "AMQ-1" not in final_state(site, by_time)
+    for order in itertools.permutations(script):
+        tenant = add_tenant(site, next(TENANTS))
+        process_all(site, store_events(site, tenant, "jira", list(order)))
+        assert final_state(site, tenant) == final_state(site, by_time), order
