@@ -94,6 +94,12 @@ def hold_seq(session: Session, tenant_id: int) -> None:
     connection.execute(_HOLD[connection.dialect.name], {"tenant": tenant_id})
 
 
+def space_of(session: Session, tenant_id: int, source: str, key: str) -> str | None:
+    """The stored item's space (None for an issue, or an item not stored)."""
+    return session.scalar(select(Item.space).where(Item.tenant_id == tenant_id, Item.source == source,
+                                                   Item.key == key))
+
+
 def get_item(session: Session, tenant_id: int, source: str, key: str) -> Item | None:
     """The stored item for a source and key, or None."""
     return session.scalar(select(Item).where(Item.tenant_id == tenant_id, Item.source == source,

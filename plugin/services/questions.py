@@ -14,7 +14,7 @@ from connect.db import utcnow
 from connect.host_client import HostError, segment
 from connect.models import Tenant
 from plugin.content.model import ItemDoc
-from plugin.matching.store import get_item
+from plugin.matching.store import get_item, space_of
 from plugin.models.content import Item, Person
 from plugin.models.social import Kudos, Question, QuestionEvent
 from plugin.pipeline import fetch
@@ -245,19 +245,13 @@ def accept(session: Session, tenant_id: int, question_id: int, account_id: str,
     if not won:
         return question
     session.add(Kudos(tenant_id=tenant_id, source=question.source, item_key=question.item_key,
-                      space=_space(session, question), from_account_id=account_id,
+                      space=space_of(session, question.tenant_id, question.source, question.item_key),
+                      from_account_id=account_id,
                       to_account_id=question.expert_account_id, kind="answer", message="",
                       created_at=now))
     _event(session, question, "accepted", account_id, now)
     session.flush()
     return question
-
-
-def _space(session: Session, question: Question) -> str | None:
-    """The space of the page a question is on, as its thanks store it: a space's board counts it."""
-    return session.scalar(select(Item.space).where(
-        Item.tenant_id == question.tenant_id, Item.source == question.source,
-        Item.key == question.item_key))
 
 
 def due_followups(session: Session, now: datetime) -> list[int]:

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, g
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connect.auth import get_db
 from connect.host_client import HostClient, HostError
 from plugin.content.model import ItemDoc
+from plugin.matching.store import space_of
 from plugin.models.content import Item
 from plugin.pipeline import fetch as fetch_content
 from plugin.search import sites
@@ -141,5 +141,4 @@ def project_of(source: str, key: str, session: Session | None = None) -> str | N
     if session is None:
         with get_db().session() as own:
             return project_of(source, key, own)
-    return session.scalar(select(Item.space).where(
-        Item.tenant_id == g.tenant.id, Item.source == source, Item.key == key))
+    return space_of(session, g.tenant.id, source, key)
